@@ -1,0 +1,1 @@
+"""The `tfft` command line: parse, call the API, print. See `tfft --help`."""

@@ -1,0 +1,68 @@
+"""Core commands: train, config show, models."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _parse_cfg(config: str, overrides: tuple[str, ...]):
+    from tfft.config import load_config
+
+    return load_config(config, overrides=list(overrides))
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set data.batch_size=16 (repeatable).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write the run (default: runs/NAME, numbered if taken).")
+@click.option("--resume", is_flag=True, help="Continue the unfinished run in --run-dir (or the latest runs/NAME*).")
+@click.option("--overwrite", is_flag=True, help="Replace a finished run in --run-dir.")
+def train(config: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, overwrite: bool) -> None:
+    """Train a classifier as CONFIG says; prints `run dir: PATH` last."""
+    cfg = _parse_cfg(config, overrides)
+    from tfft.train.run import train as run_train
+
+    result = run_train(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite)
+    click.echo(f"run dir: {result.run_dir}")
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect configs."""
+
+
+@config_group.command("show")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+def config_show(config: str, overrides: tuple[str, ...]) -> None:
+    """Print the fully resolved CONFIG, defaults included, as YAML."""
+    click.echo(_parse_cfg(config, overrides).to_yaml(), nl=False)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
+@click.option("--count-params/--no-count-params", default=True,
+              help="Build each backbone (weights: null) to count its parameters.")
+def models(as_json: bool, count_params: bool) -> None:
+    """Every backbone: name, parameters, default input size, blocks."""
+    from tfft import backbones
+
+    rows = backbones.describe(count_params=count_params)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'name':<22} {'params':>12} {'default':>8} {'min':>5}  blocks")
+    for row in rows:
+        params = f"{row['parameters']:,}" if row.get("parameters") is not None else "-"
+        click.echo(f"{row['name']:<22} {params:>12} {row['default_size']:>8} {row['min_size']:>5}  "
+                   f"{len(row['blocks'])}: {', '.join(row['blocks'])}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(train)
+    cli.add_command(config_group)
+    cli.add_command(models)

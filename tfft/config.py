@@ -1,0 +1,493 @@
+"""The run configuration: typed, defaulted, validated once at the edge.
+
+A config is YAML (or a dict) with the sections `data`, `model`, `schedule`, `augment`,
+`performance`, `distribute`, `training` and `evaluate`. Every field has a default, unknown keys
+are rejected with a "did you mean", and `--set KEY=VALUE` overrides take dotted keys with list
+indices (`schedule.phases[1].lr=1e-5`). Builders receive their own section; only the run and
+the CLI see the whole `Config`.
+
+This module imports neither TensorFlow nor Keras, so `tfft config show` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tfft.errors import UserError, did_you_mean
+
+UNFREEZE_PATTERN = re.compile(r"^(none|all|top:[1-9][0-9]*|from:.+)$")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+LR_SCHEDULES = ("constant", "cosine", "one_cycle", "step", "plateau")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the images come from and how they are batched."""
+
+    source: str = "builtin:shapes"
+    image_size: tuple[int, int] = (224, 224)
+    batch_size: int = Field(32, gt=0)
+    val_split: float = Field(0.2, ge=0.0, lt=1.0)
+    test_split: float = Field(0.0, ge=0.0, lt=1.0)
+    on_bad_image: Literal["skip", "error"] = "skip"
+    limit_per_class: Optional[int] = Field(None, gt=0)
+    builtin_per_class: int = Field(120, gt=0)
+    shuffle_buffer: int = Field(2048, gt=0)
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            return (value, value)
+        return value
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive_size(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 8:
+            raise ValueError(f"expected [height, width] of at least 8 pixels, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _splits(self) -> "DataConfig":
+        if self.val_split + self.test_split >= 1.0:
+            raise ValueError("val_split + test_split must leave some images for training")
+        return self
+
+
+class ModelConfig(_Section):
+    """The backbone and the classification head."""
+
+    backbone: str = "resnet50"
+    weights: Optional[str] = "imagenet"
+    pooling: Literal["avg", "max", "flatten"] = "avg"
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    hidden_units: list[int] = Field(default_factory=list)
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _null_weights(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
+            return None
+        return value
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value: str) -> str:
+        from tfft import backbones  # pure data, no TensorFlow
+
+        if value.startswith("keras:"):
+            return value
+        if value not in backbones.names():
+            hint = did_you_mean(value, backbones.names()) or "run `tfft models` for the list"
+            raise ValueError(f"unknown backbone {value!r}; {hint}")
+        return value
+
+
+class PhaseConfig(_Section):
+    """One phase of the freezing schedule; unset fields inherit from `schedule`."""
+
+    name: str
+    epochs: int = Field(ge=1)
+    unfreeze: str = "none"
+    lr: Optional[float] = Field(None, gt=0)
+    optimizer: Optional[Literal["adam", "adamw", "sgd", "rmsprop"]] = None
+    lr_schedule: Optional[Literal["constant", "cosine", "one_cycle", "step", "plateau"]] = None
+    warmup_epochs: Optional[float] = Field(None, ge=0)
+    weight_decay: Optional[float] = Field(None, ge=0)
+    layer_decay: Optional[float] = Field(None, gt=0, le=1)
+    early_stopping: Optional[int] = Field(None, ge=1)
+
+    @field_validator("unfreeze", mode="before")
+    @classmethod
+    def _unfreeze(cls, value: Any) -> Any:
+        if value is None:
+            return "none"
+        value = str(value).strip()
+        if not UNFREEZE_PATTERN.match(value):
+            raise ValueError(
+                f"expected none | all | top:N | from:LAYER_NAME, got {value!r}"
+            )
+        return value
+
+
+class ScheduleConfig(_Section):
+    """The freezing schedule: a preset, or explicit phases, plus defaults phases inherit."""
+
+    preset: Literal["feature_extraction", "full", "two_phase", "gradual"] = "two_phase"
+    phases: Optional[list[PhaseConfig]] = None
+    bn: Literal["frozen", "train"] = "frozen"
+    # Preset parameters.
+    epochs: int = Field(5, ge=1)
+    head_epochs: int = Field(3, ge=1)
+    finetune_epochs: int = Field(5, ge=1)
+    finetune_unfreeze: str = "top:1"
+    finetune_factor: float = Field(10.0, ge=1.0)
+    gradual_every: int = Field(1, ge=1)
+    gradual_blocks: Optional[int] = Field(None, ge=1)
+    # Defaults every phase inherits.
+    lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    lr_schedule: Literal["constant", "cosine", "one_cycle", "step", "plateau"] = "constant"
+    warmup_epochs: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    layer_decay: float = Field(1.0, gt=0, le=1)
+    step_every: int = Field(2, ge=1)
+    step_factor: float = Field(0.1, gt=0, le=1)
+    early_stopping: Optional[int] = Field(None, ge=1)
+    carry_optimizer: bool = False
+
+    @field_validator("finetune_unfreeze")
+    @classmethod
+    def _finetune_unfreeze(cls, value: str) -> str:
+        return PhaseConfig._unfreeze(value)
+
+
+class AugmentConfig(_Section):
+    """ImageDataGenerator keywords (same names, same meanings) and modern policies."""
+
+    rotation_range: float = Field(0.0, ge=0)
+    width_shift_range: Union[float, list[float]] = 0.0
+    height_shift_range: Union[float, list[float]] = 0.0
+    shear_range: float = Field(0.0, ge=0)
+    zoom_range: Union[float, tuple[float, float]] = 0.0
+    horizontal_flip: bool = True
+    vertical_flip: bool = False
+    brightness_range: Optional[tuple[float, float]] = None
+    channel_shift_range: float = Field(0.0, ge=0)
+    fill_mode: Literal["constant", "nearest", "reflect", "wrap"] = "nearest"
+    cval: float = 0.0
+    rescale: Optional[float] = None
+    featurewise_center: bool = False
+    featurewise_std_normalization: bool = False
+    samplewise_center: bool = False
+    samplewise_std_normalization: bool = False
+    zca_whitening: bool = False
+    preprocessing_function: Optional[str] = None
+    # Modern policies.
+    random_resized_crop: Optional[tuple[float, float]] = None  # area scale range, e.g. [0.08, 1]
+    color_jitter: float = Field(0.0, ge=0, le=1)
+    rand_augment: Optional[tuple[int, int]] = None  # (N, M)
+    mixup: float = Field(0.0, ge=0)  # Beta(alpha, alpha); 0 = off
+    cutmix: float = Field(0.0, ge=0)
+    random_erasing: float = Field(0.0, ge=0, le=1)
+    placement: Literal["auto", "pipeline", "model"] = "auto"
+
+    @field_validator("zca_whitening")
+    @classmethod
+    def _no_zca(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "zca_whitening is not supported: it needs a full covariance of the training set "
+                "and harms pretrained backbones; remove it (the backbone's own preprocessing is "
+                "inside the model)"
+            )
+        return value
+
+    @field_validator("preprocessing_function")
+    @classmethod
+    def _no_function(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            raise ValueError(
+                "preprocessing_function cannot be given in YAML (nothing in a config is "
+                "executed); use the Python API: tfft.data.build(...).map(your_function)"
+            )
+        return value
+
+
+class PerformanceConfig(_Section):
+    """Speed knobs that never change what is learned (beyond float rounding)."""
+
+    cache_features: Literal["auto", "on", "off"] = "auto"
+    cache_copies: int = Field(1, ge=1)
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    jit_compile: Literal["auto", "on", "off"] = "auto"
+    steps_per_execution: int = Field(1, ge=1)
+
+    @field_validator("jit_compile", "cache_features", mode="before")
+    @classmethod
+    def _yaml_bools(cls, value: Any) -> Any:
+        # YAML reads on/off as booleans.
+        if value is True:
+            return "on"
+        if value is False:
+            return "off"
+        return value
+
+
+class DistributeConfig(_Section):
+    """Which tf.distribute strategy runs the training."""
+
+    strategy: Literal["auto", "none", "mirrored", "multi_worker", "tpu"] = "auto"
+    virtual_cpus: int = Field(0, ge=0)
+    scale_lr: bool = False
+    tpu_address: Optional[str] = None
+
+
+class TrainingConfig(_Section):
+    """The loop: determinism, what is saved, regularisation that is not augmentation."""
+
+    deterministic: bool = False
+    save: Literal["best", "last"] = "best"
+    checkpoint_every_steps: Optional[int] = Field(None, ge=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weight: Literal["none", "balanced"] = "none"
+    steps_per_epoch: Optional[int] = Field(None, ge=1)
+    verbose: Literal["auto", "bar", "line", "quiet"] = "auto"
+    runs_dir: str = "runs"
+
+
+class EvaluateConfig(_Section):
+    """What is measured when training ends."""
+
+    splits: list[str] = Field(default_factory=lambda: ["val", "test"])
+    top_k: int = Field(5, ge=1)
+
+
+class Config(_Section):
+    """A whole tfft run. Every field has a default; see `tfft config show`."""
+
+    name: str = "run"
+    seed: int = 42
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    distribute: DistributeConfig = Field(default_factory=DistributeConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):
+            raise ValueError(
+                f"expected letters, digits, '.', '_' or '-' (a folder name under runs/), got {value!r}"
+            )
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (lists, not tuples), ready for YAML."""
+        return _plain(self.model_dump(mode="python"))
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML, defaults included."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+_KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[-?\d+\])*)")
+
+
+def _parse_key(key: str) -> list[Union[str, int]]:
+    parts: list[Union[str, int]] = []
+    for piece in key.split("."):
+        match = _KEY_PART.fullmatch(piece.strip())
+        if not match:
+            raise UserError(
+                f"--set {key}", "expected a dotted key such as data.batch_size or "
+                "schedule.phases[1].lr", "write KEY=VALUE with no spaces around '='"
+            )
+        parts.append(match.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(-?\d+)\]", match.group(2)))
+    return parts
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one `KEY=VALUE` override in place; VALUE is a YAML scalar or flow value.
+
+    Args:
+        raw: the config as plain data (from YAML).
+        override: e.g. `data.image_size=[96,96]` or `schedule.phases[1].lr=1e-5`.
+
+    Example:
+    >>> raw = {}
+    >>> apply_override(raw, "data.batch_size=16")
+    >>> raw
+    {'data': {'batch_size': 16}}
+    """
+    if "=" not in override:
+        raise UserError(f"--set {override}", "expected KEY=VALUE", "e.g. --set data.batch_size=16")
+    key, _, text = override.partition("=")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise UserError(f"--set {key}", f"cannot read {text!r} as a YAML value ({exc.problem})",
+                        "quote strings; lists look like [96,96]") from None
+    parts = _parse_key(key)
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(part, int):
+            if not isinstance(node, list) or not -len(node) <= part < len(node):
+                raise UserError(f"--set {key}", f"index [{part}] is out of range",
+                                "the list has %d items" % (len(node) if isinstance(node, list) else 0))
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
+            raise UserError(f"--set {key}", f"{part!r} is not inside a mapping")
+        if node.get(part) is None:
+            node[part] = [] if isinstance(nxt, int) else {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or not -len(node) <= last < len(node):
+            raise UserError(f"--set {key}", f"index [{last}] is out of range")
+        node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise UserError(f"--set {key}", f"{last!r} is not inside a mapping")
+
+
+def _loc_to_key(loc: tuple[Any, ...]) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif str(part).startswith(("function-", "literal[", "tuple[", "list[", "union[")):
+            continue
+        else:
+            key += ("." if key else "") + str(part)
+    return key or "config"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            break
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", ()) + (annotation,):
+            inner = getattr(candidate, "__args__", ())
+            for sub in (candidate,) + tuple(inner):
+                if isinstance(sub, type) and issubclass(sub, BaseModel):
+                    model = sub
+                    break
+    return list(getattr(model, "model_fields", {}))
+
+
+def _user_error(exc: pydantic.ValidationError) -> UserError:
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    key = _loc_to_key(loc)
+    received = error.get("input")
+    if error["type"] == "extra_forbidden":
+        hint = did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
+        return UserError(key, "unknown key", hint or f"valid keys here: {', '.join(_fields_at(loc[:-1]))}")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] not in ("value_error", "assertion_error") and not isinstance(received, dict):
+        message += f", got {received!r}"
+    hint = None
+    if key.endswith("batch_size"):
+        hint = "a positive integer such as 32"
+    elif key.endswith("image_size"):
+        hint = "two integers, e.g. [224, 224]"
+    more = len(exc.errors()) - 1
+    if more:
+        hint = (hint + "; " if hint else "") + f"{more} more problem(s) after this one"
+    return UserError(key, message, hint)
+
+
+def _load_raw(source: Union[str, os.PathLike, dict, None]) -> tuple[dict[str, Any], Optional[Path]]:
+    if source is None:
+        return {}, None
+    if isinstance(source, dict):
+        return _plain(dict(source)), None
+    text = str(source)
+    path = Path(text).expanduser()
+    is_path = isinstance(source, os.PathLike) or ("\n" not in text and (
+        path.suffix in (".yaml", ".yml") or path.exists()))
+    if is_path:
+        if not path.is_file():
+            raise UserError(str(path), "config file not found",
+                            "give the path of a YAML file, e.g. configs/quickstart.yaml")
+        text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path if is_path else 'config'}" + (f":{mark.line + 1}" if mark else "")
+        raise UserError(where, f"YAML syntax error: {getattr(exc, 'problem', exc)}",
+                        "check indentation and colons on that line") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(str(path) if is_path else "config", f"expected a YAML mapping at the top, got {type(raw).__name__}")
+    return raw, (path if is_path else None)
+
+
+def load_config(
+    source: Union[str, os.PathLike, dict, Config, None] = None,
+    overrides: Optional[list[str]] = None,
+) -> Config:
+    """Read, override and validate a config.
+
+    Args:
+        source: a YAML file path, YAML text, a dict, a `Config` (copied), or None (all defaults).
+        overrides: `KEY=VALUE` strings applied in order, as `tfft train --set` does.
+
+    Returns:
+        A validated `Config` with every default filled in.
+
+    Raises:
+        UserError: naming the first bad key with what was expected.
+
+    Example:
+    >>> cfg = load_config({"data": {"source": "builtin:shapes"}}, overrides=["data.batch_size=16"])
+    >>> cfg.data.batch_size
+    16
+    """
+    if isinstance(source, Config):
+        raw, path = source.to_dict(), None
+    else:
+        raw, path = _load_raw(source)
+    for override in overrides or []:
+        apply_override(raw, override)
+    try:
+        config = Config.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise _user_error(exc) from None
+    if path is not None:
+        config = _resolve_relative_paths(config, path.parent)
+    return config
+
+
+def _resolve_relative_paths(config: Config, base: Path) -> Config:
+    """Paths in a config file are relative to the current directory first, then to the file."""
+    source = config.data.source
+    for prefix in ("", "csv:"):
+        if source.startswith(prefix) and ":" not in source[len(prefix):].split("/")[0]:
+            rel = source[len(prefix):]
+            if rel and not Path(rel).is_absolute() and not Path(rel).exists() and (base / rel).exists():
+                config.data.source = prefix + str(base / rel)
+            break
+    return config
+
+
+def schema() -> dict[str, Any]:
+    """The JSON schema of the config (for editors and docs)."""
+    return Config.model_json_schema()
