@@ -24,7 +24,7 @@ def _parse_cfg(config: str, overrides: tuple[str, ...]):
 def train(config: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, overwrite: bool) -> None:
     """Train a classifier as CONFIG says; prints `run dir: PATH` last."""
     cfg = _parse_cfg(config, overrides)
-    from tfft.train.run import train as run_train
+    from tfft.training.run import train as run_train
 
     result = run_train(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite)
     click.echo(f"run dir: {result.run_dir}")

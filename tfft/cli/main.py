@@ -15,7 +15,8 @@ import click
 
 from tfft.errors import TrainingInterrupted, UserError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) buries the progress lines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 class _Group(click.Group):
@@ -65,7 +66,7 @@ def _register() -> None:
     # Each command family lives in its own module; a module that is absent is simply skipped.
     import importlib
 
-    for name in ("commands_data", "commands_evaluate", "commands_schedule"):
+    for name in ("commands_data", "commands_augment", "commands_evaluate", "commands_schedule"):
         try:
             module = importlib.import_module(f"tfft.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -1,0 +1,127 @@
+"""Fixtures for tfft.data tests: folders of odd and broken image files, created in tmp dirs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _rgb(seed: int, height: int = 24, width: int = 32) -> np.ndarray:
+    """A smooth, JPEG-friendly colour image (so lossy formats stay close to the original)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = rng.uniform(40, 200, 3)
+    image = base + 50 * np.stack([np.sin(xx / 5.0), np.cos(yy / 4.0), np.sin((xx + yy) / 7.0)], -1)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_odd_images(folder: Path) -> dict[str, dict]:
+    """Write one file of each odd kind to `folder`; returns name -> {path, expected, tol, kinds}.
+
+    `expected` is the HxWx3 uint8 array a correct decoder gives (None for files that must be
+    skipped); `tol` the max abs difference allowed (lossy formats).
+    """
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, dict] = {}
+    rgb = _rgb(1)
+
+    def add(name, expected, tol=0, **extra):
+        out[name] = {"path": folder / name, "expected": expected, "tol": tol, **extra}
+
+    Image.fromarray(rgb).save(folder / "plain.png")
+    add("plain.png", rgb)
+
+    Image.fromarray(rgb).save(folder / "plain.jpg", quality=95)
+    add("plain.jpg", rgb, tol=40)
+
+    Image.fromarray(rgb).save(folder / "progressive.jpg", quality=95, progressive=True)
+    add("progressive.jpg", rgb, tol=40)
+
+    gray = rgb[..., 1]
+    Image.fromarray(gray).save(folder / "gray.png")
+    add("gray.png", np.repeat(gray[..., None], 3, -1))
+
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+    add("cmyk.jpg", rgb, tol=40, kind="cmyk")
+
+    deep = (rgb[..., 0].astype(np.uint16) * 257 + 100).astype(np.uint16)
+    Image.fromarray(deep).save(folder / "deep16.png")  # mode I;16
+    add("deep16.png", np.repeat((deep >> 8).astype(np.uint8)[..., None], 3, -1), kind="16bit")
+
+    alpha = np.linspace(0, 255, rgb.shape[0] * rgb.shape[1]).reshape(rgb.shape[:2]).astype(np.uint8)
+    Image.fromarray(np.dstack([rgb, alpha])).save(folder / "rgba.png")
+    add("rgba.png", rgb, kind="alpha")  # alpha dropped, colour kept
+
+    palette = Image.fromarray(rgb).quantize(16)
+    palette.save(folder / "palette.gif")
+    add("palette.gif", np.asarray(palette.convert("RGB")), kind="palette")
+
+    palette.save(folder / "palette_t.gif", transparency=0)
+    add("palette_t.gif", np.asarray(palette.convert("RGB")), kind="palette")
+
+    palette.save(folder / "palette.png")
+    add("palette.png", np.asarray(palette.convert("RGB")), kind="palette")
+
+    Image.fromarray(rgb).save(folder / "lossless.webp", lossless=True)
+    add("lossless.webp", rgb, kind="webp")
+
+    Image.fromarray(rgb).save(folder / "plain.bmp")
+    add("plain.bmp", rgb, kind="bmp")
+
+    palette.save(folder / "palette.bmp")
+    add("palette.bmp", np.asarray(palette.convert("RGB")), kind="bmp")
+
+    # EXIF orientation 6: stored landscape, displayed rotated 90 degrees clockwise.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(folder / "rotated.jpg", quality=95, exif=exif.tobytes())
+    from PIL import ImageOps
+
+    add("rotated.jpg", np.asarray(ImageOps.exif_transpose(Image.open(folder / "rotated.jpg")).convert("RGB")),
+        tol=0, kind="exif_rotated")
+
+    # Broken files: must be skipped with a reason.
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb(2, 64, 64)).save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    add("truncated.jpg", None)
+    (folder / "empty.jpg").write_bytes(b"")
+    add("empty.jpg", None)
+    (folder / "text.jpg").write_text("this is not an image\n")
+    add("text.jpg", None)
+    return out
+
+
+@pytest.fixture
+def odd_images(tmp_path: Path) -> dict[str, dict]:
+    """One file of each odd or broken kind in tmp_path/odd/."""
+    return write_odd_images(tmp_path / "odd")
+
+
+@pytest.fixture
+def messy_folder(tmp_path: Path) -> Path:
+    """Classes a (6 good + 3 bad + hidden + .txt) and b (5 good incl. odd formats) and an empty c."""
+    from PIL import Image
+
+    root = tmp_path / "messy"
+    for index, (name, count) in enumerate({"a": 6, "b": 3}.items()):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(_rgb(10 * index + i)).save(root / name / f"{name}_{i:03d}.jpg", quality=90)
+    odd = write_odd_images(tmp_path / "odd_src")
+    for name in ("truncated.jpg", "empty.jpg", "text.jpg"):
+        (root / "a" / name).write_bytes(odd[name]["path"].read_bytes())
+    for name in ("cmyk.jpg", "deep16.png"):
+        (root / "b" / name).write_bytes(odd[name]["path"].read_bytes())
+    (root / "a" / ".hidden.jpg").write_bytes(b"junk")
+    (root / "a" / "notes.txt").write_text("not an image")
+    # An exact duplicate of a good file.
+    (root / "b" / "copy.jpg").write_bytes((root / "b" / "b_000.jpg").read_bytes())
+    (root / "c").mkdir()
+    return root

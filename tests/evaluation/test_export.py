@@ -1,0 +1,113 @@
+"""SavedModel (bytes in, fresh process) and TFLite exports, with parity against model.keras."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tfft.errors import UserError
+from tfft.evaluation.export import export
+from tfft.evaluation.rundir import load_model, open_run, read_image
+
+SERVE = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    files = json.loads(sys.stdin.read())
+    data = [open(f, "rb").read() for f in files]
+    out = fn(image_bytes=tf.constant(data))
+    print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
+                      "dtype": out["probabilities"].dtype.name,
+                      "label": [s.decode() for s in out["label"].numpy().tolist()],
+                      "inputs": sorted(fn.structured_input_signature[1])}))
+""")
+
+
+@pytest.mark.slow
+def test_savedmodel_serves_jpeg_bytes_in_a_fresh_process(run_dir, pets_mini, tmp_path):
+    result = export(run_dir, format="savedmodel", out=tmp_path / "sm", parity_images=40)
+    assert result.parity_top1 == 100.0 and result.parity_max_abs_diff < 1e-4
+    assert result.size_bytes > 10_000 and result.latency_ms > 0
+    files = [str(p) for p in sorted((pets_mini / "val" / "cat").glob("*.jpg"))[:6]]
+    files += [str(p) for p in sorted((pets_mini / "val" / "dog").glob("*.jpg"))[:6]]
+    proc = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "sm")], input=json.dumps(files),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served["inputs"] == ["image_bytes"] and served["dtype"] == "float32"
+    run = open_run(run_dir)
+    model = load_model(run)
+    expected = model.predict(np.stack([read_image(f, run.image_size) for f in files]), verbose=0)
+    probs = np.asarray(served["probabilities"])
+    assert probs.shape == (12, 2)
+    assert np.abs(probs - expected).max() < 1e-4
+    assert served["label"] == [run.class_names[i] for i in expected.argmax(axis=1)]
+
+
+@pytest.mark.parametrize("quantize", ["none", "dynamic", "float16",
+                                      pytest.param("int8", marks=pytest.mark.slow)])
+def test_tflite_parity(run_dir, tmp_path, quantize):
+    out = tmp_path / f"m_{quantize}.tflite"
+    result = export(run_dir, format="tflite", quantize=quantize, out=out)
+    assert out.is_file() and result.size_bytes == out.stat().st_size
+    assert result.parity_images == 200
+    if quantize == "int8":
+        assert result.parity_top1 >= 90.0
+        assert result.parity_max_abs_diff < 0.2
+    else:
+        assert result.parity_top1 >= 99.0
+        assert result.parity_max_abs_diff < (1e-5 if quantize == "none" else 5e-3)
+    line = result.parity_line()
+    assert line.startswith("parity: top1 agreement ") and "%, max abs diff " in line
+
+    # The .tflite takes the raw 0-255 RGB float batch, like model.keras.
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(out))
+    detail = interpreter.get_input_details()[0]
+    assert detail["dtype"] == np.float32 and list(detail["shape"][1:]) == [64, 64, 3]
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+
+
+def test_bad_arguments_are_user_errors(run_dir, tmp_path):
+    with pytest.raises(UserError, match="quantization applies to --format tflite"):
+        export(run_dir, format="savedmodel", quantize="int8")
+    with pytest.raises(UserError, match="expected one of"):
+        export(run_dir, format="pb")
+    with pytest.raises(UserError, match="run directory not found"):
+        export(tmp_path / "absent", format="tflite")
+    try:
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="pip install tf2onnx"):
+            export(run_dir, format="onnx")
+
+
+def test_cli_export_ends_with_parity_line(cli_runner, run_dir, tmp_path):
+    result = cli_runner("export", run_dir, "--format", "tflite", "--out", tmp_path / "m.tflite")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("parity: top1 agreement 100.00%, max abs diff ")
+    assert any(l.startswith("wrote ") for l in lines) and any(l.startswith("size: ") for l in lines)
+
+
+def test_cli_exit_codes(cli_runner, run_dir, tmp_path):
+    missing = tmp_path / "no-run"
+    for args in (("evaluate", missing), ("predict", missing, "x.jpg"),
+                 ("export", missing, "--format", "savedmodel")):
+        result = cli_runner(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "run directory not found" in result.output
+    result = cli_runner("export", run_dir, "--format", "onnx")
+    try:
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        assert result.exit_code == 2 and "tf2onnx" in result.output
+    result = cli_runner("evaluate", run_dir, "--split", "val", "--top-k", "1")
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "macro avg" in result.output

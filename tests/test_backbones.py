@@ -1,0 +1,287 @@
+"""The backbone registry: every keras.applications model builds, blocks cover every layer."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tfft import backbones
+from tfft.errors import UserError
+
+# One backbone per block table runs by default (about 40 s on 2 CPU cores); the other sizes of
+# the same families differ only in depth and run with the slow tests (about 100 s more).
+DEFAULT = {
+    "resnet50", "resnet50_v2", "vgg16", "densenet121", "efficientnet_b0", "efficientnet_v2_b0",
+    "inception_v3", "inception_resnet_v2", "xception", "mobilenet", "mobilenet_v2",
+    "mobilenet_v3_small", "mobilenet_v3_large", "nasnet_mobile", "convnext_tiny",
+}
+ALL = [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in backbones.names()]
+
+_BUILT: dict[str, keras.Model] = {}
+
+
+def built(name: str) -> keras.Model:
+    """resnet50 / vgg16 at 32x32, built once for the tests that only read layer names."""
+    if name not in _BUILT:
+        _BUILT[name] = backbones.get(name).build((32, 32, 3), weights=None)
+    return _BUILT[name]
+
+
+# ---------------------------------------------------------------- the registry as data
+
+
+def test_registry_covers_every_keras_application():
+    constructors = {n for n in dir(keras.applications) if n[:1].isupper()}
+    specs = backbones.all_specs()
+    assert {s.constructor for s in specs} == constructors
+    assert len(specs) == len(constructors) == len(set(backbones.names()))
+    assert backbones.list() == specs
+    for spec in specs:
+        assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", spec.name), spec.name
+        assert spec.preprocess in ("caffe", "tf", "torch", "none")
+        assert hasattr(getattr(keras.applications, spec.module), "preprocess_input")
+        assert 32 <= spec.min_size <= spec.default_size
+        assert len(spec.blocks) >= 4 and len(set(spec.block_names)) == len(spec.blocks)
+        for block in spec.blocks:
+            re.compile(block.pattern)
+
+
+def test_import_does_not_load_tensorflow():
+    code = ("import sys, tfft.backbones as b; assert len(b.names()) >= 38; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, "
+            "[m for m in sys.modules if m.startswith(('keras', 'tensorflow'))][:5]")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_get_unknown_name_suggests():
+    with pytest.raises(UserError) as info:
+        backbones.get("resnet5")
+    assert info.value.where == "model.backbone"
+    assert "resnet50" in str(info.value)
+
+
+def test_get_accepts_constructor_spelling():
+    assert backbones.get("ResNet50V2").name == "resnet50_v2"
+    assert backbones.get("EfficientNetV2S").name == "efficientnet_v2_s"
+    assert backbones.get("mobilenetv3small").name == "mobilenet_v3_small"
+
+
+def test_describe_rows():
+    rows = backbones.describe(count_params=False)
+    assert [r["name"] for r in rows] == backbones.names()
+    for row in rows:
+        assert {"name", "parameters", "default_size", "min_size", "blocks"} <= set(row)
+        assert row["parameters"] is None and row["blocks"]
+    counted = {r["name"]: r["parameters"] for r in backbones.describe()}
+    assert counted["resnet50"] == 23587712 and counted["vgg16"] == 14714688
+
+
+def test_count_parameters_builds_and_caches():
+    start = time.perf_counter()
+    assert backbones.count_parameters("vgg16") == backbones.get("vgg16").parameters
+    assert backbones.count_parameters("vgg16") == 14714688
+    rows = {r["name"]: r for r in backbones.describe(count_params=True)}
+    assert rows["vgg16"]["parameters"] == 14714688
+    assert time.perf_counter() - start < 20
+
+
+# ---------------------------------------------------------------- every backbone builds
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_builds_at_min_size_with_blocks(name):
+    spec = backbones.get(name)
+    small = spec.min_size - 1
+    with pytest.raises(UserError) as info:
+        spec.build((small, spec.min_size, 3), weights=None)
+    assert info.value.where == "data.image_size"
+    assert name in info.value.message and str(spec.min_size) in info.value.message
+    # min_size is Keras' own limit, not ours: one pixel less is refused by the constructor.
+    constructor = getattr(keras.applications, spec.constructor)
+    with pytest.raises(ValueError):
+        constructor(include_top=False, weights=None, input_shape=(small, small, 3),
+                    **dict(spec.kwargs))
+
+    model = spec.build((spec.min_size, spec.min_size, 3), weights=None)
+    try:
+        assert len(model.output.shape) == 4 and min(model.output.shape[1:3]) >= 1
+        assert model.count_params() == spec.parameters
+
+        of = spec.block_of_layers(model)
+        layer_names = [layer.name for layer in model.layers]
+        assert len(set(layer_names)) == len(layer_names)
+        assert list(of) == layer_names  # every layer, in layer order
+        order = [of[n] for n in layer_names]
+        assert all(a <= b for a, b in zip(order, order[1:])), "blocks must not go backwards"
+        assert order[0] == 0 and order[-1] == len(spec.blocks) - 1
+        groups = spec.layer_blocks(model)
+        assert len(groups) == len(spec.blocks)
+        for block, group in zip(spec.blocks, groups):
+            assert any(layer.weights for layer in group), f"block {block.name} has no weights"
+        assert spec.layers_in_top(model, 1) == groups[-1]
+        assert len(spec.layers_in_top(model, len(spec.blocks))) == len(layer_names)
+    finally:
+        del model
+        keras.backend.clear_session()
+
+
+# ---------------------------------------------------------------- the contract's blocks
+
+
+def test_resnet50_top1_is_exactly_conv5():
+    model = built("resnet50")
+    spec = backbones.get("resnet50")
+    assert spec.block_names == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    top = [layer.name for layer in spec.layers_in_top(model, 1)]
+    assert top == [layer.name for layer in model.layers if layer.name.startswith("conv5_")]
+    assert len(top) > 20
+
+
+def test_vgg16_top2_is_block4_and_block5():
+    model = built("vgg16")
+    spec = backbones.get("vgg16")
+    top = [layer.name for layer in spec.layers_in_top(model, 2)]
+    assert top == [layer.name for layer in model.layers
+                   if layer.name.startswith(("block4_", "block5_"))]
+    assert spec.layers_in_top(model, 0) == []
+    assert len(spec.layers_in_top(model, 99)) == len(model.layers)
+
+
+def test_below_min_size_names_the_key():
+    with pytest.raises(UserError) as info:
+        backbones.get("inception_v3").build((64, 64, 3))
+    assert info.value.where == "data.image_size"
+    assert "inception_v3" in str(info.value) and "75" in str(info.value)
+
+
+# ---------------------------------------------------------------- weights
+
+
+@pytest.fixture
+def offline_keras_cache(tmp_path, monkeypatch):
+    """An empty Keras cache folder and a download that fails at once (no network touched)."""
+    from keras.src.backend import config as keras_config
+    from keras.src.utils import file_utils
+
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras_home"))
+    (tmp_path / "keras_home").mkdir()
+
+    def no_network(url, *args, **kwargs):
+        raise OSError(f"[Errno -2] Name or service not known: {url}")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", no_network)
+    return tmp_path / "keras_home" / "models"
+
+
+@pytest.mark.parametrize("name, fname", [
+    ("resnet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    ("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+])
+def test_imagenet_offline_names_file_url_and_folder(offline_keras_cache, name, fname):
+    from keras.src.utils import file_utils
+
+    real = file_utils.get_file
+    start = time.perf_counter()
+    with pytest.raises(UserError) as info:
+        backbones.get(name).build((32, 32, 3), weights="imagenet")
+    assert time.perf_counter() - start < 30
+    error = info.value
+    assert error.where == "model.weights"
+    assert fname in str(error)
+    assert str(offline_keras_cache) in str(error)
+    assert "https://storage.googleapis.com/" in str(error)
+    assert "KERAS_HOME" in str(error) and error.hint
+    assert file_utils.get_file is real  # the recording wrapper is removed again
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")
+def test_weights_file_missing_and_present(tmp_path):
+    spec = backbones.get("vgg16")
+    with pytest.raises(UserError) as info:
+        spec.build((32, 32, 3), weights=str(tmp_path / "nope.weights.h5"))
+    assert info.value.where == "model.weights" and "nope.weights.h5" in str(info.value)
+
+    source = spec.build((32, 32, 3), weights=None)
+    path = tmp_path / "vgg16.weights.h5"
+    source.save_weights(str(path))
+    loaded = spec.build((32, 32, 3), weights=str(path))
+    for a, b in zip(source.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    bad = backbones.get("mobilenet").build((32, 32, 3), weights=None)
+    bad_path = tmp_path / "mobilenet.weights.h5"
+    bad.save_weights(str(bad_path))
+    with pytest.raises(UserError) as info:
+        spec.build((32, 32, 3), weights=str(bad_path))
+    assert info.value.where == "model.weights"
+    keras.backend.clear_session()
+
+
+# ---------------------------------------------------------------- keras: user backbones
+
+
+def _save_tiny_model(path: Path, input_shape=(None, None, 3)) -> Path:
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="stem_conv")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="mid_conv")(x)
+    x = keras.layers.BatchNormalization(name="mid_bn")(x)
+    x = keras.layers.ReLU(name="mid_relu")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="top_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(2, activation="softmax", name="head")(x)
+    keras.Model(inputs, outputs, name="tiny").save(str(path))
+    return path
+
+
+def test_keras_file_backbone_cut_at_named_layer(tmp_path):
+    path = _save_tiny_model(tmp_path / "tiny.keras")
+    original = keras.models.load_model(str(path), compile=False)
+
+    spec = backbones.get(f"keras:{path}#mid_relu")
+    assert isinstance(spec, backbones.BackboneSpec) and spec.preprocess == "none"
+    assert spec.min_size == 32 and spec.block_names == ["part1", "part2", "part3"]
+    model = spec.build((32, 32, 3), weights="imagenet")  # the config default: keep the file's
+    assert model.layers[-1].name == "mid_relu"
+    assert model(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 16, 16, 8)
+    np.testing.assert_array_equal(model.get_layer("mid_conv").get_weights()[0],
+                                  original.get_layer("mid_conv").get_weights()[0])
+    of = spec.block_of_layers(model)
+    assert of["stem_conv"] == 0 and of["mid_conv"] == 1 and of["mid_relu"] == 2
+    assert [layer.name for layer in spec.layers_in_top(model, 1)] == ["mid_bn", "mid_relu"]
+
+    fresh = spec.build((32, 32, 3), weights=None)
+    assert [layer.name for layer in fresh.layers] == [layer.name for layer in model.layers]
+    assert not np.array_equal(fresh.get_layer("mid_conv").get_weights()[0],
+                              original.get_layer("mid_conv").get_weights()[0])
+
+
+def test_keras_file_backbone_default_cut_and_errors(tmp_path):
+    path = _save_tiny_model(tmp_path / "tiny.keras")
+    spec = backbones.spec_for_keras_model(f"keras:{path}")
+    assert spec.layer == "top_conv"
+    assert len(spec.blocks) == 4  # stem_conv, mid_conv, mid_bn, top_conv
+
+    with pytest.raises(UserError) as info:
+        backbones.get(f"keras:{tmp_path / 'missing.keras'}")
+    assert "missing.keras" in str(info.value)
+    with pytest.raises(UserError) as info:
+        backbones.get(f"keras:{path}#mid_con")
+    assert "did you mean mid_conv?" in str(info.value)
+    with pytest.raises(UserError) as info:
+        backbones.get(f"keras:{path}#head")
+    assert "4-D" in str(info.value)
+
+    fixed = _save_tiny_model(tmp_path / "fixed.keras", input_shape=(48, 48, 3))
+    fixed_spec = backbones.get(f"keras:{fixed}")
+    assert fixed_spec.default_size == 48
+    with pytest.raises(UserError) as info:
+        fixed_spec.build((64, 64, 3))
+    assert info.value.where == "data.image_size" and "48" in str(info.value)
+    keras.backend.clear_session()

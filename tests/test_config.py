@@ -1,0 +1,128 @@
+"""Config: defaults, strict keys with hints, --set overrides, YAML errors, `tfft config show`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tfft.config import Config, apply_override, load_config
+from tfft.errors import UserError
+
+
+def test_three_line_config_gets_every_default(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  source: builtin:shapes\n")
+    cfg = load_config(path)
+    assert cfg.model.backbone == "resnet50"
+    assert cfg.schedule.preset == "two_phase"
+    assert cfg.data.image_size == (224, 224)
+    resolved = yaml.safe_load(cfg.to_yaml())
+    assert set(resolved) == {"name", "seed", "data", "model", "schedule", "augment", "performance",
+                             "distribute", "training", "evaluate"}
+    assert resolved["data"]["image_size"] == [224, 224]
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config({"schedule": {"phases": [{"name": "a", "epochs": 2, "unfreeze": "top:2"}]}})
+    again = load_config(cfg.to_yaml())
+    assert again == cfg
+
+
+@pytest.mark.parametrize("override, key, expected", [
+    ("data.batch_size=16", ("data", "batch_size"), 16),
+    ("data.image_size=[96,96]", ("data", "image_size"), (96, 96)),
+    ("model.weights=null", ("model", "weights"), None),
+    ("augment.zoom_range=[0.8,1.2]", ("augment", "zoom_range"), (0.8, 1.2)),
+    ("schedule.lr=1e-4", ("schedule", "lr"), 1e-4),
+])
+def test_set_overrides(override, key, expected):
+    cfg = load_config({}, overrides=[override])
+    assert getattr(getattr(cfg, key[0]), key[1]) == expected
+
+
+def test_set_list_index():
+    base = {"schedule": {"phases": [{"name": "head", "epochs": 1}, {"name": "ft", "epochs": 2, "lr": 1e-3}]}}
+    cfg = load_config(base, overrides=["schedule.phases[1].lr=1e-5"])
+    assert cfg.schedule.phases[1].lr == 1e-5
+    with pytest.raises(UserError, match=r"index \[5\]"):
+        load_config(base, overrides=["schedule.phases[5].lr=1e-5"])
+
+
+@pytest.mark.parametrize("raw, where, needle", [
+    ({"data": {"batch_sise": 3}}, "data.batch_sise", "did you mean batch_size"),
+    ({"modle": {}}, "modle", "did you mean model"),
+    ({"data": {"batch_size": -3}}, "data.batch_size", "greater than 0"),
+    ({"data": {"batch_size": "many"}}, "data.batch_size", "'many'"),
+    ({"model": {"backbone": "resnet5"}}, "model.backbone", "did you mean resnet50"),
+    ({"schedule": {"phases": [{"name": "x", "epochs": 1, "unfreeze": "top:x"}]}}, "schedule.phases[0].unfreeze", "top:N"),
+    ({"schedule": {"preset": "fast"}}, "schedule.preset", "two_phase"),
+    ({"augment": {"zca_whitening": True}}, "augment.zca_whitening", "not supported"),
+    ({"name": "../escape"}, "name", "folder name"),
+    ({"data": {"image_size": [4, 4]}}, "data.image_size", "at least 8"),
+])
+def test_user_mistakes_name_the_key(raw, where, needle):
+    with pytest.raises(UserError) as info:
+        load_config(raw)
+    assert info.value.where == where
+    assert needle in str(info.value)
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("data:\n  source: [unclosed\nmodel: {}\n")
+    with pytest.raises(UserError) as info:
+        load_config(path)
+    assert str(path) in info.value.where and "YAML" in info.value.message
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("bad", ["nokey", "data..x=1", "data.batch_size=[1,"])
+def test_malformed_set(bad):
+    with pytest.raises(UserError):
+        apply_override({}, bad)
+
+
+def test_relative_source_resolves_against_config_file(tmp_path):
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    (tmp_path / "c.yaml").write_text("data:\n  source: imgs\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.data.source == str(tmp_path / "imgs")
+
+
+def test_config_show_is_fast_and_complete(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: demo\n")
+    started = time.time()
+    out = subprocess.run([sys.executable, "-m", "tfft.cli.main", "config", "show", str(path),
+                          "--set", "data.batch_size=8"], capture_output=True, text=True, check=True)
+    elapsed = time.time() - started
+    shown = yaml.safe_load(out.stdout)
+    assert shown["name"] == "demo" and shown["data"]["batch_size"] == 8
+    assert "tensorflow" not in out.stderr.lower()
+    assert elapsed < 10  # a loose bound: TensorFlow is never imported (it alone takes ~5 s)
+
+
+def test_config_show_user_error_exit_2(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  batch_sise: 3\n")
+    out = subprocess.run([sys.executable, "-m", "tfft.cli.main", "config", "show", str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "data.batch_sise" in out.stderr and "batch_size" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_schema_is_json_schema():
+    from tfft.config import schema
+
+    assert schema()["title"] == "Config"
+    assert isinstance(Config().model_dump(), dict)

@@ -1,0 +1,89 @@
+"""A deterministic run killed with SIGKILL in two phases and resumed twice ends bitwise equal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import tiny_config
+
+CONFIG = tiny_config(
+    name="resume",
+    data={"image_size": [32, 32], "batch_size": 16, "builtin_per_class": 12},
+    schedule={"preset": "two_phase", "head_epochs": 2, "finetune_epochs": 3, "lr": 1e-3},
+    augment={"horizontal_flip": True, "rotation_range": 15},
+    model={"dropout": 0.3},
+    training={"deterministic": True, "steps_per_epoch": None, "save": "last", "verbose": "quiet"},
+    evaluate={"splits": ["val"]},
+)
+
+
+def _train_cmd(config: Path, run_dir: Path, resume: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "tfft.cli.main", "train", str(config), "--run-dir", str(run_dir)]
+    return cmd + (["--resume"] if resume else [])
+
+
+def _kill_after_epoch(config: Path, run_dir: Path, epoch: int, resume: bool) -> None:
+    """Start training and SIGKILL it as soon as the checkpoint for `epoch` is on disk."""
+    process = subprocess.Popen(_train_cmd(config, run_dir, resume), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"training ended before the kill: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if json.loads(state.read_text())["epoch"] >= epoch:
+                break
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _weights(run_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(run_dir / "checkpoints" / "last.weights.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.mark.slow
+def test_killed_twice_resumed_twice_is_bitwise_equal(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(_train_cmd(config, straight), check=True, capture_output=True)
+
+    _kill_after_epoch(config, killed, epoch=1, resume=False)          # in the head phase
+    _kill_after_epoch(config, killed, epoch=3, resume=True)           # in the finetune phase
+    out = subprocess.run(_train_cmd(config, killed, resume=True), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resuming" in out.stdout
+
+    a, b = _weights(straight), _weights(killed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
+    history_a = (straight / "history.csv").read_text()
+    history_b = (killed / "history.csv").read_text()
+    assert history_a == history_b
+
+
+def test_resume_refuses_a_changed_config(tmp_path, cli_runner):
+    config = tmp_path / "c.yaml"
+    cfg = dict(CONFIG, schedule={"preset": "full", "epochs": 1}, training={"steps_per_epoch": 1, "verbose": "quiet"})
+    config.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    assert cli_runner("train", config, "--run-dir", run).exit_code == 0
+    (run / "metrics.json").unlink()  # pretend it never finished
+    result = cli_runner("train", config, "--run-dir", run, "--resume", "--set", "data.batch_size=8")
+    assert result.exit_code == 2 and "data.batch_size" in result.output

@@ -1,0 +1,127 @@
+"""tfft: fine-tune pretrained keras.applications image models from a YAML file.
+
+The public API (TensorFlow is imported only when a function needs it):
+
+>>> import tfft
+>>> cfg = tfft.load_config({"data": {"source": "builtin:shapes", "image_size": [64, 64]},
+...                         "model": {"backbone": "mobilenet_v3_small", "weights": None}})
+>>> model = tfft.build_model(cfg)            # doctest: +SKIP
+>>> result = tfft.train(cfg)                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Optional, Union
+
+from tfft.config import Config, load_config
+from tfft.errors import UserError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "UserError",
+    "__version__",
+    "backbones",
+    "build_model",
+    "data",
+    "evaluate",
+    "export",
+    "load_config",
+    "predict",
+    "train",
+]
+
+_LAZY_MODULES = ("data", "backbones", "augment", "models", "schedule")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"tfft.{name}")
+    raise AttributeError(f"module 'tfft' has no attribute {name!r}")
+
+
+def build_model(config: Union[Config, dict, str, None] = None, num_classes: Optional[int] = None) -> Any:
+    """Build the classifier a config describes: a plain functional `keras.Model`.
+
+    Input: raw RGB images, 0-255 float32, `data.image_size`; the backbone's preprocessing is
+    inside; output: class probabilities. Compile and fit it yourself, or use `tfft.train`.
+
+    Args:
+        config: a `Config`, dict, YAML path or text.
+        num_classes: the number of classes; when None, read from `data.source`.
+
+    Example:
+    >>> import tfft
+    >>> model = tfft.build_model({"model": {"backbone": "mobilenet_v3_small", "weights": None},
+    ...                           "data": {"image_size": [32, 32]}}, num_classes=3)
+    >>> model.output_shape
+    (None, 3)
+    """
+    cfg = load_config(config)
+    if num_classes is None:
+        from tfft import data
+
+        num_classes = len(data.load_splits(cfg.data, cfg.seed).class_names)
+    from tfft.models.build import build_classifier
+
+    return build_classifier(cfg.model, num_classes, cfg.data.image_size)
+
+
+def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] = None,
+          resume: bool = False, overwrite: bool = False) -> Any:
+    """Train as the config says; returns a `TrainResult` (`run_dir`, `metrics`, `history`).
+
+    Args:
+        config: a `Config`, dict, YAML path or text.
+        run_dir: where to write the run (default `runs/NAME`, numbered when taken).
+        resume: continue an unfinished run from its last checkpoint.
+        overwrite: replace a finished run in `run_dir`.
+
+    Example:
+    >>> import tfft
+    >>> result = tfft.train("configs/quickstart.yaml")  # doctest: +SKIP
+    >>> result.metrics["val"]["accuracy"]  # doctest: +SKIP
+    """
+    from tfft.training.run import train as _train
+
+    return _train(config, run_dir=run_dir, resume=resume, overwrite=overwrite)
+
+
+def evaluate(run_dir: str, data: Optional[str] = None, split: str = "val") -> dict:
+    """Evaluate a run's model.keras on a split; writes `RUN_DIR/eval/<split>/`.
+
+    Args:
+        run_dir: a run directory written by `tfft.train`.
+        data: another data source to evaluate on (replaces `data.source`).
+        split: `val`, `test` or `train`.
+
+    Example:
+    >>> tfft.evaluation("runs/quickstart", split="val")["accuracy"]  # doctest: +SKIP
+    """
+    from tfft.evaluation import evaluate_run
+
+    return evaluate_run(run_dir, data=data, split=split)
+
+
+def predict(run_dir: str, paths: list, top_k: int = 3, tta: bool = False) -> list:
+    """Top-k labels and probabilities for image files, folders or globs.
+
+    Example:
+    >>> tfft.predict("runs/quickstart", ["photo.jpg"], top_k=2)  # doctest: +SKIP
+    """
+    from tfft.evaluation.predict import predict as _predict
+
+    return _predict(run_dir, list(paths), top_k=top_k, tta=tta)
+
+
+def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out: Optional[str] = None) -> Any:
+    """Export a run's model as a SavedModel (bytes in) or TFLite, checking parity.
+
+    Example:
+    >>> tfft.export("runs/quickstart", format="tflite", quantize="int8")  # doctest: +SKIP
+    """
+    from tfft.evaluation.export import export as _export
+
+    return _export(run_dir, format=format, quantize=quantize, out=out)

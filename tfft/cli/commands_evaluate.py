@@ -1,0 +1,62 @@
+"""Commands that read a finished run: evaluate, predict, export."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("run_dir", type=str)
+@click.option("--data", "data", default=None, metavar="SPEC",
+              help="Evaluate on this data instead of the run's data.source.")
+@click.option("--split", default="val", show_default=True, help="train | val | test.")
+@click.option("--top-k", "top_k", type=int, default=None, help="k of top-k accuracy (default: evaluate.top_k).")
+@click.option("--batch-size", type=int, default=None, help="Default: the run's data.batch_size.")
+def evaluate(run_dir: str, data: str | None, split: str, top_k: int | None, batch_size: int | None) -> None:
+    """Metrics of RUN_DIR's model on a split; writes RUN_DIR/eval/<split>/."""
+    from tfft.evaluation.core import evaluate_run
+    from tfft.evaluation.metrics import format_table
+
+    metrics = evaluate_run(run_dir, data=data, split=split, batch_size=batch_size, top_k=top_k)
+    skipped = len(metrics.get("skipped") or [])
+    title = f"{split}: {metrics['num_examples']} images" + (f" ({skipped} unreadable skipped)" if skipped else "")
+    click.echo(format_table(metrics, title=title))
+    click.echo(f"wrote {metrics['out_dir']}")
+
+
+@click.command()
+@click.argument("run_dir", type=str)
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--top-k", "top_k", type=int, default=3, show_default=True, help="Labels per image.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--tta", is_flag=True, help="Average with the horizontally flipped image.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: bool, batch_size: int) -> None:
+    """Top-k labels for images: files, folders (recursive) or globs."""
+    from tfft.evaluation.predict import format_rows, predict as run_predict
+
+    rows = run_predict(run_dir, list(paths), top_k=top_k, tta=tta, batch_size=batch_size)
+    click.echo(format_rows(rows, fmt))
+
+
+@click.command()
+@click.argument("run_dir", type=str)
+@click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "onnx"]), required=True)
+@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default="none",
+              show_default=True, help="TFLite only.")
+@click.option("--out", default=None, help="Where to write (default: RUN_DIR/export/...).")
+def export(run_dir: str, fmt: str, quantize: str, out: str | None) -> None:
+    """Export RUN_DIR's model; the last line is the parity check against model.keras."""
+    from tfft.evaluation.export import export as run_export
+
+    result = run_export(run_dir, format=fmt, quantize=quantize, out=out)
+    click.echo(f"wrote {result.path}")
+    click.echo(f"size: {result.size_bytes / 1e6:.3f} MB ({result.size_bytes} bytes)")
+    click.echo(f"latency: {result.latency_ms:.3f} ms per image (median of 20, batch 1, this CPU)")
+    click.echo(result.parity_line())
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(evaluate)
+    cli.add_command(predict)
+    cli.add_command(export)

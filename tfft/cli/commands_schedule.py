@@ -1,0 +1,35 @@
+"""Schedule commands: `tfft lr-find`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("lr-find")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set data.batch_size=16 (repeatable).")
+@click.option("--phase", default=None, metavar="NAME|INDEX",
+              help="The phase to test: its name or index (from 0, as in schedule.phases[INDEX]). "
+                   "Default: the first phase that unfreezes part of the backbone, else the first.")
+@click.option("--steps", type=int, default=200, show_default=True,
+              help="Batches to train, one rate each (the training set repeats as needed).")
+@click.option("--start-lr", type=float, default=1e-7, show_default=True, help="The first rate.")
+@click.option("--end-lr", type=float, default=10.0, show_default=True, help="The last rate.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write lr_find.png and lr_find.json (default: runs/NAME-lr-find).")
+def lr_find(config: str, overrides: tuple[str, ...], phase: str | None, steps: int, start_lr: float,
+            end_lr: float, run_dir: str | None) -> None:
+    """Learning-rate range test: train a throwaway model with a growing rate and suggest one.
+
+    Prints `suggested lr: X` (the steepest descent of the smoothed loss) and the plot's path.
+    """
+    from tfft.config import load_config
+    from tfft.schedule.lr_find import find_lr
+
+    cfg = load_config(config, overrides=list(overrides))
+    find_lr(cfg, phase=phase, start_lr=start_lr, end_lr=end_lr, steps=steps, run_dir=run_dir)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(lr_find)

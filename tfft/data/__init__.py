@@ -1,0 +1,42 @@
+"""tfft.data: image sources, robust decoding and deterministic tf.data pipelines.
+
+`load_splits` lists and scans a source (folder, CSV, TFDS, `builtin:shapes`) into `DataSplits`;
+`make_dataset` / `build` turn a split into batched `(images float32 0..255, labels int32)`;
+`decode_and_resize` is the single decode+resize rule shared with evaluate, predict and export;
+`check_folder` powers `tfft data check`.
+
+TensorFlow is imported only when a pipeline function is first used, so `import tfft.data` is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfft.data.check import check_folder
+from tfft.data.decode import IMAGE_EXTENSIONS, Probe, is_image_file, pil_decode, probe_header, scan_files
+from tfft.data.sources import DataSplits, Split, data_report, load_splits
+
+_LAZY = {
+    "make_dataset": "tfft.data.pipeline",
+    "build": "tfft.data.pipeline",
+    "steps_per_epoch": "tfft.data.pipeline",
+    "epoch_permutation": "tfft.data.pipeline",
+    "augment_seed": "tfft.data.pipeline",
+    "decode_and_resize": "tfft.data.decode",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tfft.data' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "DataSplits", "Split", "load_splits", "data_report", "make_dataset", "build", "steps_per_epoch",
+    "epoch_permutation", "augment_seed", "decode_and_resize", "check_folder", "scan_files",
+    "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
+]

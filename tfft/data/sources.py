@@ -1,0 +1,526 @@
+"""Data sources: image folders, CSV manifests, TFDS datasets and `builtin:shapes` -> `DataSplits`.
+
+`load_splits(data_cfg, seed)` lists (but never loads) the images, scans them once for unreadable
+files, and splits them into train / val / test. Everything is deterministic in `seed`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from tfft.config import DataConfig
+from tfft.data import decode as _decode
+from tfft.data import shapes as _shapes
+from tfft.errors import DataError, UserError
+
+SPLIT_NAMES = ("train", "val", "test")
+MAX_SKIPPED_PRINTED = 10
+
+
+@dataclass
+class Split:
+    """The examples of one split.
+
+    For files (`kind == "files"`): `paths` (str), `labels` (int32), `routes` (int8: 0 TF decode,
+    1 PIL decode) and `sizes` ((width, height) int32) are parallel numpy arrays. For
+    `kind == "builtin"`: `ids` are `builtin:shapes` image ids. For `kind == "tfds"`: `tfds` holds
+    `{"builder", "split", "image_key", "label_key"}`, and `labels` may be None until counted.
+    """
+
+    name: str
+    kind: str = "files"
+    paths: Optional[np.ndarray] = None
+    labels: Optional[np.ndarray] = None
+    routes: Optional[np.ndarray] = None
+    sizes: Optional[np.ndarray] = None
+    ids: Optional[np.ndarray] = None
+    tfds: Optional[dict[str, Any]] = None
+    num_examples: int = 0
+    builtin_per_class: int = 0
+
+    def __len__(self) -> int:
+        if self.labels is not None:
+            return int(len(self.labels))
+        return int(self.num_examples)
+
+
+@dataclass
+class DataSplits:
+    """Class names, the examples of each split, and the files that were skipped.
+
+    Example:
+    >>> from tfft.config import DataConfig
+    >>> splits = load_splits(DataConfig(source="builtin:shapes", builtin_per_class=10), seed=0)
+    >>> splits.class_names[:3], len(splits.splits["train"])
+    (['circle', 'square', 'triangle'], 64)
+    """
+
+    class_names: list[str]
+    splits: dict[str, Split]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    source: str = ""
+    kind: str = "files"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __getitem__(self, name: str) -> Split:
+        return self.splits[name]
+
+    def counts(self, split: str) -> dict[str, int]:
+        """Images per class in `split` (every class listed, zeros included)."""
+        labels = _labels_of(self.splits[split])
+        found = np.bincount(labels, minlength=len(self.class_names)) if len(labels) else \
+            np.zeros(len(self.class_names), dtype=np.int64)
+        return {name: int(found[i]) for i, name in enumerate(self.class_names)}
+
+
+def _labels_of(split: Split) -> np.ndarray:
+    if split.labels is None and split.kind == "tfds":
+        split.labels = _tfds_labels(split)
+    return split.labels if split.labels is not None else np.zeros(0, np.int32)
+
+
+def data_report(splits: DataSplits) -> dict[str, Any]:
+    """The content of `data_report.json`: images used per split and class, and skipped files.
+
+    Example:
+    >>> report = data_report(splits)  # doctest: +SKIP
+    >>> report["splits"]["train"]["images"], report["skipped"][:1]
+    (800, [{'path': 'x/cat/bad.jpg', 'reason': 'empty file (0 bytes)'}])
+    """
+    return {
+        "source": splits.source,
+        "classes": list(splits.class_names),
+        "splits": {name: {"images": len(split), "per_class": splits.counts(name)}
+                   for name, split in splits.splits.items()},
+        "skipped_count": len(splits.skipped),
+        "skipped": list(splits.skipped),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def load_splits(data_cfg: DataConfig, seed: int) -> DataSplits:
+    """Resolve `data_cfg.source` into class names, train/val/test examples and skipped files.
+
+    Sources:
+        - `path/to/folder`: class subfolders; with `train/` (and optional `val/`, `test/`) inside
+          those are used, otherwise a stratified split by `val_split` / `test_split`.
+        - `csv:path/to/manifest.csv`: columns `path,label[,split]`, paths relative to the CSV.
+        - `tfds:NAME[:SPLIT]`: a prepared TensorFlow Datasets dataset (never downloaded here).
+        - `builtin:shapes`: a generated 8-class dataset (`data.builtin_per_class` per class).
+
+    Args:
+        data_cfg: the `data` section of the config.
+        seed: the run seed; splits and `limit_per_class` subsets depend only on it.
+
+    Returns:
+        A `DataSplits`. Unreadable files are in `.skipped` (and printed once to stderr).
+
+    Raises:
+        UserError: a missing source, an unknown scheme, mismatched train/val classes.
+        DataError: a class with no images; any unreadable file when `on_bad_image: error`.
+
+    Example:
+    >>> cfg = DataConfig(source="photos/", val_split=0.2)  # doctest: +SKIP
+    >>> splits = load_splits(cfg, seed=42)  # doctest: +SKIP
+    >>> splits.class_names, splits.counts("val")  # doctest: +SKIP
+    (['cat', 'dog'], {'cat': 80, 'dog': 80})
+    """
+    source = data_cfg.source.strip()
+    if source.startswith("builtin:"):
+        result = _load_builtin(source, data_cfg, seed)
+    elif source.startswith("tfds:"):
+        result = _load_tfds(source, data_cfg, seed)
+    elif source.startswith("csv:"):
+        result = _load_csv(source, data_cfg, seed)
+    else:
+        if ":" in source.split("/")[0] and not os.path.exists(source) and len(source.split(":")[0]) > 1:
+            scheme = source.split(":")[0]
+            raise UserError("data.source", f"unknown source scheme {scheme + ':'!r} in {source!r}",
+                            "use a folder path, csv:FILE, tfds:NAME[:SPLIT] or builtin:shapes")
+        result = _load_folder(source, data_cfg, seed)
+    _report_skipped(result.skipped)
+    return result
+
+
+def _report_skipped(skipped: list[dict[str, str]]) -> None:
+    if not skipped:
+        return
+    lines = [f"warning: skipped {len(skipped)} unreadable file(s) (listed in data_report.json):"]
+    for item in skipped[:MAX_SKIPPED_PRINTED]:
+        lines.append(f"  {item['path']}: {item['reason']}")
+    if len(skipped) > MAX_SKIPPED_PRINTED:
+        lines.append(f"  ... and {len(skipped) - MAX_SKIPPED_PRINTED} more")
+    print("\n".join(lines), file=sys.stderr)
+
+
+# -- folders -------------------------------------------------------------------------------------
+
+
+def list_class_folders(root: Path) -> list[str]:
+    """Sorted, non-hidden subfolder names of `root`."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def list_images(folder: Path) -> list[str]:
+    """Image files under `folder` (recursively, sorted; hidden files/folders and other extensions
+    ignored)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if _decode.is_image_file(name):
+                found.append(os.path.join(dirpath, name))
+    return found
+
+
+def _class_seed(seed: int, name: str, salt: int = 0) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode("utf-8")), salt])
+
+
+def _stratified(per_class: dict[str, list[Any]], val_split: float, test_split: float,
+                seed: int) -> dict[str, dict[str, list[Any]]]:
+    """Split each class's items by fractions, with a permutation seeded by (seed, class)."""
+    out: dict[str, dict[str, list[Any]]] = {"train": {}, "val": {}, "test": {}}
+    for name, items in per_class.items():
+        n = len(items)
+        order = _class_seed(seed, name).permutation(n)
+        shuffled = [items[i] for i in order]
+        n_val = int(round(n * val_split))
+        n_test = int(round(n * test_split))
+        if n_val + n_test >= n:  # keep at least one training image
+            overflow = n_val + n_test - (n - 1)
+            n_test = max(0, n_test - overflow)
+            n_val = max(0, min(n_val, n - 1 - n_test))
+        out["val"][name] = sorted(shuffled[:n_val])
+        out["test"][name] = sorted(shuffled[n_val:n_val + n_test])
+        out["train"][name] = sorted(shuffled[n_val + n_test:])
+    return out
+
+
+def _limit(items: list[Any], limit: Optional[int], seed: int, name: str, split: str) -> list[Any]:
+    if limit is None or len(items) <= limit:
+        return items
+    salt = zlib.crc32(split.encode())
+    keep = np.sort(_class_seed(seed, name, salt).permutation(len(items))[:limit])
+    return [items[i] for i in keep]
+
+
+def _hint_missing(source: str) -> str:
+    return ("give a folder of class subfolders (e.g. photos/cat/*.jpg, photos/dog/*.jpg), "
+            "csv:manifest.csv, tfds:NAME or builtin:shapes; relative paths are resolved "
+            f"from the current directory ({os.getcwd()})")
+
+
+def _load_folder(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+    root = Path(source).expanduser()
+    if not root.exists():
+        raise UserError("data.source", f"folder not found: {source!r}", _hint_missing(source))
+    if not root.is_dir():
+        raise UserError("data.source", f"expected a folder of class subfolders, got the file {source!r}",
+                        "for a manifest write csv:" + source if source.endswith(".csv") else _hint_missing(source))
+    folders = {s: root / s for s in SPLIT_NAMES if (root / s).is_dir()}
+    per_split: dict[str, dict[str, list[str]]]
+    if "train" in folders:
+        class_names = list_class_folders(folders["train"])
+        if not class_names:
+            raise DataError(str(folders["train"]), "no class subfolders",
+                            "put each class's images in its own subfolder, e.g. train/cat/, train/dog/")
+        listed: dict[str, dict[str, list[str]]] = {}
+        for split_name, folder in folders.items():
+            names = list_class_folders(folder)
+            if split_name != "train" and names != class_names:
+                raise UserError(
+                    str(folder), f"classes differ from train/: {split_name}/ has {names}, "
+                    f"train/ has {class_names}",
+                    f"give {split_name}/ the same class subfolders as train/ (an empty folder is fine "
+                    "for val/test only if you remove it)")
+            listed[split_name] = {c: list_images(folder / c) for c in class_names}
+        for c in class_names:
+            if not listed["train"][c]:
+                raise DataError(str(folders["train"] / c), "no images",
+                                f"add images ({', '.join(_decode.IMAGE_EXTENSIONS)}) or remove the folder")
+        carve_val = "val" not in listed and data_cfg.val_split > 0
+        carve_test = "test" not in listed and data_cfg.test_split > 0
+        if carve_val or carve_test:
+            carved = _stratified(listed["train"], data_cfg.val_split if carve_val else 0.0,
+                                 data_cfg.test_split if carve_test else 0.0, seed)
+            listed["train"] = carved["train"]
+            if carve_val:
+                listed["val"] = carved["val"]
+            if carve_test:
+                listed["test"] = carved["test"]
+        per_split = listed
+    else:
+        class_names = list_class_folders(root)
+        if not class_names:
+            loose = list_images(root)
+            raise DataError(str(root), "no class subfolders" + (f" ({len(loose)} loose images)" if loose else ""),
+                            "put each class's images in its own subfolder, e.g. "
+                            f"{root}/cat/*.jpg and {root}/dog/*.jpg")
+        per_class = {c: list_images(root / c) for c in class_names}
+        for c, files in per_class.items():
+            if not files:
+                raise DataError(str(root / c), "no images",
+                                f"add images ({', '.join(_decode.IMAGE_EXTENSIONS)}) or remove the folder")
+        per_split = _stratified(per_class, data_cfg.val_split, data_cfg.test_split, seed)
+        if data_cfg.test_split <= 0:
+            per_split.pop("test")
+        if data_cfg.val_split <= 0:
+            per_split.pop("val")
+    return _finish_files(source, class_names, per_split, data_cfg, seed, [], where_root=root)
+
+
+def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict[str, list[str]]],
+                  data_cfg: DataConfig, seed: int, skipped: list[dict[str, str]],
+                  where_root: Optional[Path] = None) -> DataSplits:
+    """Apply the per-class limit, scan the chosen files, drop unreadable ones, build `Split`s."""
+    for split_name, per_class in per_split.items():
+        for c in class_names:
+            per_class[c] = _limit(per_class.get(c, []), data_cfg.limit_per_class, seed, c, split_name)
+    every = [p for per_class in per_split.values() for c in class_names for p in per_class[c]]
+    probes = {p.path: p for p in _decode.scan_files(every)}
+    bad = [probes[p] for p in every if not probes[p].ok]
+    if bad and data_cfg.on_bad_image == "error":
+        first = bad[0]
+        raise DataError(first.path, f"unreadable image: {first.reason}"
+                        + (f" ({len(bad) - 1} more unreadable)" if len(bad) > 1 else ""),
+                        "remove or fix the file, or set data.on_bad_image: skip to skip unreadable files")
+    skipped = list(skipped) + [{"path": p.path, "reason": p.reason or "unreadable"} for p in bad]
+    splits: dict[str, Split] = {}
+    for split_name in SPLIT_NAMES:
+        if split_name not in per_split:
+            continue
+        paths, labels, routes, sizes = [], [], [], []
+        for index, c in enumerate(class_names):
+            for p in per_split[split_name][c]:
+                probe = probes[p]
+                if not probe.ok:
+                    continue
+                paths.append(p)
+                labels.append(index)
+                routes.append(probe.route)
+                sizes.append((probe.width, probe.height))
+        if split_name == "train":
+            counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
+            empty = [c for c, n in zip(class_names, counts) if n == 0]
+            if empty:
+                where = str((where_root / "train" / empty[0]) if where_root and (where_root / "train").is_dir()
+                            else (where_root / empty[0]) if where_root else source)
+                raise DataError(where, f"no readable images for class(es) {empty} in the training split",
+                                "every class needs at least one readable training image; "
+                                "see the skipped files above")
+        splits[split_name] = Split(
+            name=split_name, kind="files",
+            paths=np.asarray(paths, dtype=object),
+            labels=np.asarray(labels, dtype=np.int32),
+            routes=np.asarray(routes, dtype=np.int8),
+            sizes=np.asarray(sizes, dtype=np.int32).reshape(-1, 2))
+    return DataSplits(class_names=list(class_names), splits=splits, skipped=skipped, source=source,
+                      kind="files")
+
+
+# -- csv -----------------------------------------------------------------------------------------
+
+
+def _load_csv(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+    path = Path(source[len("csv:"):]).expanduser()
+    if not path.is_file():
+        raise UserError("data.source", f"CSV manifest not found: {str(path)!r}",
+                        "write csv:path/to/manifest.csv with a header line `path,label[,split]`")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        if "path" not in header or "label" not in header:
+            raise UserError(str(path), f"expected a header with columns path,label[,split], got {header}",
+                            "the first line of the CSV must name the columns")
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    base = path.parent
+    has_split = "split" in header
+    skipped: list[dict[str, str]] = []
+    per_split: dict[str, dict[str, list[str]]] = {}
+    labels_seen: set[str] = set()
+    entries: list[tuple[str, str, str]] = []
+    for line, row in enumerate(rows, start=2):
+        if not row.get("path"):
+            continue
+        label = row.get("label", "")
+        if not label:
+            raise UserError(f"{path}:{line}", f"empty label for {row['path']!r}", "every row needs a label")
+        split_name = (row.get("split") or "train").lower() if has_split else "train"
+        if split_name in ("validation", "valid"):
+            split_name = "val"
+        if split_name not in SPLIT_NAMES:
+            raise UserError(f"{path}:{line}", f"unknown split {row.get('split')!r}", "use train, val or test")
+        file_path = Path(row["path"]).expanduser()
+        if not file_path.is_absolute():
+            file_path = base / file_path
+        labels_seen.add(label)
+        if not file_path.is_file():
+            skipped.append({"path": os.path.normpath(str(file_path)), "reason": "file not found"})
+            continue
+        entries.append((split_name, label, os.path.normpath(str(file_path))))
+    class_names = sorted(labels_seen)
+    if not class_names:
+        raise DataError(str(path), "no images", "the manifest lists no rows")
+    for split_name, label, file_path in entries:
+        per_split.setdefault(split_name, {c: [] for c in class_names})[label].append(file_path)
+    if "train" not in per_split:
+        raise DataError(str(path), "no training images", "give rows with split=train (or no split column)")
+    carve_val = "val" not in per_split and data_cfg.val_split > 0
+    carve_test = "test" not in per_split and data_cfg.test_split > 0
+    if carve_val or carve_test:
+        carved = _stratified(per_split["train"], data_cfg.val_split if carve_val else 0.0,
+                             data_cfg.test_split if carve_test else 0.0, seed)
+        per_split["train"] = carved["train"]
+        if carve_val:
+            per_split["val"] = carved["val"]
+        if carve_test:
+            per_split["test"] = carved["test"]
+    if data_cfg.on_bad_image == "error" and skipped:
+        raise DataError(skipped[0]["path"], "file listed in the manifest was not found",
+                        "fix the path (relative paths are resolved against the CSV's folder) or set "
+                        "data.on_bad_image: skip")
+    return _finish_files(source, class_names, per_split, data_cfg, seed, skipped)
+
+
+# -- builtin -------------------------------------------------------------------------------------
+
+
+def _load_builtin(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+    name = source[len("builtin:"):]
+    if name != "shapes":
+        raise UserError("data.source", f"unknown builtin dataset {name!r}", "the builtin dataset is builtin:shapes")
+    per_class = int(data_cfg.builtin_per_class)
+    if data_cfg.limit_per_class is not None:
+        per_class = min(per_class, int(data_cfg.limit_per_class))
+    ids = {c: list(range(i * per_class, (i + 1) * per_class)) for i, c in enumerate(_shapes.CLASSES)}
+    parts = _stratified(ids, data_cfg.val_split, data_cfg.test_split, seed)
+    splits = {}
+    for split_name in SPLIT_NAMES:
+        if split_name == "val" and data_cfg.val_split <= 0 or split_name == "test" and data_cfg.test_split <= 0:
+            continue
+        chosen = np.asarray([i for c in _shapes.CLASSES for i in parts[split_name][c]], dtype=np.int64)
+        splits[split_name] = Split(name=split_name, kind="builtin", ids=chosen,
+                                   labels=(chosen // per_class).astype(np.int32),
+                                   builtin_per_class=per_class)
+    return DataSplits(class_names=list(_shapes.CLASSES), splits=splits, skipped=[], source=source,
+                      kind="builtin")
+
+
+# -- tfds ----------------------------------------------------------------------------------------
+
+
+def tfds_data_dir() -> str:
+    """Where TFDS looks for prepared datasets: $TFDS_DATA_DIR or ~/tensorflow_datasets."""
+    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+
+
+def _tfds_offline_error(name: str, data_dir: str, detail: str = "") -> UserError:
+    return UserError(
+        "data.source",
+        f"TFDS dataset {name!r} is not prepared in {data_dir}" + (f" ({detail})" if detail else "")
+        + "; tfft never downloads datasets during training",
+        f"on a machine with internet run `tfds build {name}` (or tfds.load('{name}')), then copy "
+        f"its ~/tensorflow_datasets/{name.split('/')[0].split(':')[0]} folder into {data_dir}, "
+        "or set TFDS_DATA_DIR to the folder that holds it")
+
+
+def _load_tfds(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+    spec = source[len("tfds:"):]
+    name, _, split_spec = spec.partition(":")
+    version = re.match(r"^(\d+\.\d+\.\d+)(?::|$)", split_spec)
+    if version:  # tfds:NAME:1.2.3[:SPLIT]
+        name = f"{name}:{version.group(1)}"
+        split_spec = split_spec[version.end():]
+    if not name:
+        raise UserError("data.source", f"expected tfds:NAME[:SPLIT], got {source!r}", "e.g. tfds:tf_flowers")
+    data_dir = tfds_data_dir()
+    folder = os.path.join(data_dir, name.split("/")[0].split(":")[0])
+    # Check before touching tfds: building an unprepared dataset may try the network.
+    if not os.path.isdir(folder) or not any(
+            "dataset_info.json" in files for _, _, files in os.walk(folder)):
+        raise _tfds_offline_error(name, data_dir)
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise UserError("data.source", "tensorflow_datasets is not installed",
+                        "pip install tensorflow-datasets") from None
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        info = builder.info
+        if not os.path.isdir(str(builder.data_path)):
+            raise FileNotFoundError(str(builder.data_path))
+    except UserError:
+        raise
+    except Exception as exc:  # unknown name, version mismatch, ...
+        raise _tfds_offline_error(name, data_dir, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    image_key, label_key = "image", "label"
+    if info.supervised_keys:
+        keys = info.supervised_keys
+        image_key, label_key = str(keys[0]), str(keys[1])
+    try:
+        class_names = list(info.features[label_key].names)
+    except Exception:
+        raise UserError("data.source", f"TFDS dataset {name!r} has no class-label feature {label_key!r}",
+                        "use an image classification dataset such as tf_flowers") from None
+    available = list(info.splits.keys())
+    specs: dict[str, str] = {}
+    val_name = next((s for s in ("validation", "val", "valid") if s in available), None)
+    test_name = "test" if "test" in available else None
+    if split_spec:
+        # tfds:NAME:TRAIN[,VAL[,TEST]] with TFDS split syntax, e.g. train[:80%],train[80%:]
+        given = [part.strip() for part in split_spec.split(",") if part.strip()]
+        specs = dict(zip(SPLIT_NAMES, given))
+        if "val" not in specs and val_name is not None:
+            specs["val"] = val_name
+        elif "val" not in specs and data_cfg.val_split > 0 and "[" not in specs["train"]:
+            pct = int(round(data_cfg.val_split * 100))
+            base = specs["train"]
+            specs["train"], specs["val"] = f"{base}[:{100 - pct}%]", f"{base}[{100 - pct}%:]"
+    else:
+        train_spec = "train" if "train" in available else available[0]
+        if val_name is not None:
+            specs["train"], specs["val"] = train_spec, val_name
+        elif data_cfg.val_split > 0:
+            pct = int(round(data_cfg.val_split * 100))
+            specs["train"] = f"{train_spec}[:{100 - pct}%]"
+            specs["val"] = f"{train_spec}[{100 - pct}%:]"
+        else:
+            specs["train"] = train_spec
+        if test_name and test_name != train_spec:
+            specs["test"] = test_name
+    splits = {}
+    for split_name, tspec in specs.items():
+        try:
+            n = int(info.splits[tspec].num_examples)
+        except Exception as exc:
+            raise UserError("data.source", f"bad TFDS split {tspec!r} for {name}: {exc}",
+                            f"available splits: {available}; slicing like train[:80%] is allowed") from None
+        splits[split_name] = Split(name=split_name, kind="tfds", num_examples=n,
+                                   tfds={"builder": builder, "split": tspec, "image_key": image_key,
+                                         "label_key": label_key})
+    return DataSplits(class_names=class_names, splits=splits, skipped=[], source=source, kind="tfds")
+
+
+def _tfds_labels(split: Split) -> np.ndarray:
+    import tensorflow_datasets as tfds
+
+    info = split.tfds
+    ds = info["builder"].as_dataset(split=info["split"], shuffle_files=False,
+                                    decoders={info["image_key"]: tfds.decode.SkipDecoding()})
+    labels = [int(x) for x in ds.map(lambda ex: ex[info["label_key"]]).as_numpy_iterator()]
+    return np.asarray(labels, dtype=np.int32)

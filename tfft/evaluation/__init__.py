@@ -1,0 +1,34 @@
+"""Evaluate a run: metrics, plots, predictions, exports and a report.
+
+TensorFlow is imported only inside the functions that need it.
+
+>>> from tfft.evaluation import evaluate_run, format_table
+>>> print(format_table(evaluate_run("runs/quickstart")))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from tfft.evaluation.core import evaluate_model, evaluate_run, predict_files
+from tfft.evaluation.export import ExportResult, export
+from tfft.evaluation.metrics import binary_roc_auc, compute_metrics, confusion_matrix, format_table
+from tfft.evaluation.plots import plot_confusion_matrix, plot_curves, plot_gallery
+from tfft.evaluation.predict import format_rows, predict
+from tfft.evaluation.report import write_report
+
+__all__ = [
+    "ExportResult",
+    "binary_roc_auc",
+    "compute_metrics",
+    "confusion_matrix",
+    "evaluate_model",
+    "evaluate_run",
+    "export",
+    "format_rows",
+    "format_table",
+    "plot_confusion_matrix",
+    "plot_curves",
+    "plot_gallery",
+    "predict",
+    "predict_files",
+    "write_report",
+]

@@ -1,0 +1,183 @@
+"""Evaluating a model on a split: `evaluate_run` (a run directory) and `evaluate_model` (the
+trainer's end-of-training call). Both write metrics.json and confusion-matrix PNGs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from tfft.evaluation.metrics import compute_metrics, format_table
+from tfft.evaluation.plots import plot_confusion_matrix, plot_gallery
+from tfft.evaluation.rundir import (_tfft_data_decode, atomic_write_json, decode_function,
+                                  load_model, open_run, split_files)
+
+
+def predict_files(model, paths: Sequence[str], labels: Sequence[int], image_size,
+                  batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode files as training does and run the model; unreadable files are dropped.
+
+    Returns:
+        (probs [M, C] float32, labels [M], kept [M] indices into `paths`).
+    """
+    import tensorflow as tf
+
+    size = (int(image_size[0]), int(image_size[1]))
+    paths = [str(p) for p in paths]
+    labels = np.asarray(labels, dtype=np.int64)
+    index = np.arange(len(paths), dtype=np.int64)
+    module = _tfft_data_decode()
+    if module is not None and hasattr(module, "scan_files") and hasattr(module, "decode_path"):
+        # Exactly the training pipeline: a route per file (TF or PIL), unreadable files dropped.
+        probes = module.scan_files(paths)
+        ok = np.asarray([p.ok for p in probes], dtype=bool)
+        routes = np.asarray([p.route if p.ok else 0 for p in probes], dtype=np.int32)
+        ds = tf.data.Dataset.from_tensor_slices(
+            ([paths[i] for i in np.flatnonzero(ok)], routes[ok], labels[ok], index[ok]))
+        ds = ds.map(lambda p, r, y, i: (module.decode_path(p, r, size), y, i),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        decode = decode_function()
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels, index))
+        ds = ds.map(lambda p, y, i: (decode(tf.io.read_file(p), size), y, i),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.ignore_errors().batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    probs, ys, kept = [], [], []
+    for images, y, index in ds:
+        probs.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))
+        ys.append(y.numpy())
+        kept.append(index.numpy())
+    if not probs:
+        return (np.zeros((0, int(model.output_shape[-1])), np.float32), np.zeros(0, np.int64),
+                np.zeros(0, np.int64))
+    return np.concatenate(probs), np.concatenate(ys), np.concatenate(kept)
+
+
+def _worst(y: np.ndarray, probs: np.ndarray, limit: int = 16) -> tuple[np.ndarray, str]:
+    """Indices of the most confident mistakes (or, without mistakes, the least confident hits)."""
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != y)
+    if len(wrong):
+        order = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")]
+        return order[:limit], "most confident mistakes"
+    order = np.argsort(probs[np.arange(len(y)), y], kind="stable")
+    return order[:limit], "no mistakes: least confident correct predictions"
+
+
+def _write_split(out_dir: Path, split: str, metrics: dict[str, Any], cm_name: str,
+                 merge: bool) -> None:
+    path = out_dir / "metrics.json"
+    existing: dict[str, Any] = {}
+    if merge and path.is_file():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            existing = {}
+    existing[split] = metrics
+    atomic_write_json(path, existing)
+    plot_confusion_matrix(metrics["confusion_matrix"], metrics["class_names"], out_dir / cm_name,
+                          title=f"confusion matrix ({split}, {metrics['num_examples']} images)")
+
+
+def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: str = "val",
+                 batch_size: Optional[int] = None, top_k: Optional[int] = None) -> dict[str, Any]:
+    """Evaluate a run's model.keras on one split and write RUN_DIR/eval/<split>/.
+
+    Writes `metrics.json` (`{"<split>": {...}}`, the run directory's metrics.json schema),
+    `confusion_matrix.png`, `confusion_matrix_normalized.png` and `worst.png`.
+
+    Args:
+        run_dir: a folder written by `tfft train`.
+        data: a data spec replacing the config's `data.source` (a folder of class subfolders
+            with no train/ val/ test/ inside is evaluated whole).
+        split: train | val | test.
+        batch_size: default: the run's `data.batch_size`.
+        top_k: default: the run's `evaluate.top_k`.
+
+    Returns:
+        The split's metrics (see `compute_metrics`) plus `split`, `data`, `skipped`, `out_dir`.
+
+    Example:
+    >>> m = evaluate_run("runs/quickstart", split="val")  # doctest: +SKIP
+    >>> print(format_table(m))  # doctest: +SKIP
+    """
+    run = open_run(run_dir)
+    paths, labels = split_files(run, split, data)
+    model = load_model(run)
+    batch_size = int(batch_size or run.config.data.batch_size)
+    top_k = int(top_k or run.config.evaluate.top_k)
+    probs, y, kept = predict_files(model, paths, labels, run.image_size, batch_size)
+    if len(kept) == 0:
+        from tfft.errors import UserError
+
+        raise UserError(str(data or run.config.data.source), f"none of the {len(paths)} images of "
+                        f"split {split!r} could be decoded", "run `tfft data check` on it")
+    metrics = compute_metrics(y, probs, run.class_names, top_k=top_k)
+    kept_set = set(kept.tolist())
+    metrics.update({
+        "split": split,
+        "data": str(data if data is not None else run.config.data.source),
+        "skipped": [paths[i] for i in range(len(paths)) if i not in kept_set],
+    })
+    out_dir = run.run_dir / "eval" / split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_split(out_dir, split, metrics, "confusion_matrix.png", merge=False)
+    plot_confusion_matrix(metrics["confusion_matrix"], run.class_names,
+                          out_dir / "confusion_matrix_normalized.png", normalize=True)
+    worst, caption = _worst(y, probs)
+    plot_gallery([paths[kept[i]] for i in worst], y[worst], probs[worst].argmax(axis=1),
+                 probs[worst], run.class_names, out_dir / "worst.png", title=f"{split}: {caption}")
+    metrics["out_dir"] = str(out_dir)
+    return metrics
+
+
+def evaluate_model(model, data: Any, class_names: Sequence[str], out_dir: str | os.PathLike,
+                   top_k: int = 5, split: str = "val") -> dict[str, Any]:
+    """Evaluate an in-memory model and merge the split into OUT_DIR/metrics.json.
+
+    The trainer calls this once per evaluated split at the end of training; the `val` split also
+    draws `confusion_matrix.png` (other splits: `confusion_matrix_<split>.png`).
+
+    Args:
+        model: a Keras model taking raw 0-255 RGB images and returning probabilities.
+        data: a `tf.data.Dataset` of batches `(images, labels[, weights])` (labels int [B] or
+            one-hot [B, C]), or a tuple `(images [N, H, W, 3], labels [N])` of arrays.
+        class_names: in output index order.
+        out_dir: the run directory.
+        top_k: k of the top-k accuracy.
+        split: the key under which metrics.json holds the result.
+
+    Returns:
+        The split's metrics (see `compute_metrics`).
+
+    Example:
+    >>> evaluate_model(model, val_ds, ["cat", "dog"], "runs/x", top_k=5)  # doctest: +SKIP
+    """
+    probs, ys = [], []
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not hasattr(data, "element_spec"):
+        images, labels = np.asarray(data[0]), np.asarray(data[1])
+        for start in range(0, len(images), 64):
+            probs.append(np.asarray(model.predict_on_batch(images[start:start + 64]), np.float32))
+        ys.append(labels)
+    else:
+        for batch in data:
+            images, labels = batch[0], batch[1]
+            probs.append(np.asarray(model.predict_on_batch(images), np.float32))
+            ys.append(np.asarray(labels))
+    probs_all = np.concatenate(probs) if probs else np.zeros((0, len(class_names)), np.float32)
+    y = np.concatenate([l.reshape(len(l), -1) if l.ndim > 1 else l for l in ys]) if ys else np.zeros(0)
+    if y.ndim == 2:  # one-hot or smoothed labels
+        y = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0]
+    metrics = compute_metrics(y.astype(np.int64), probs_all, class_names, top_k=top_k)
+    metrics["split"] = split
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cm_name = "confusion_matrix.png" if split == "val" else f"confusion_matrix_{split}.png"
+    _write_split(out, split, metrics, cm_name, merge=True)
+    return metrics
+
+
+__all__ = ["evaluate_run", "evaluate_model", "format_table", "predict_files"]

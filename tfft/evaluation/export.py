@@ -1,0 +1,355 @@
+"""Exports of a run's model.keras: a SavedModel that takes encoded image bytes, and TFLite.
+
+Every export is checked against model.keras on validation images (top-1 agreement and the
+largest absolute difference of probabilities), timed on one image, and ends with the line
+`parity: top1 agreement A%, max abs diff D`.
+
+TFLite int8 is full-integer quantization (weights and activations int8, calibrated on ~100
+training images) with float32 input and output kept, so the .tflite takes the same raw 0-255 RGB
+batch as model.keras and returns probabilities; quantize/dequantize ops sit at the edges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from tfft.errors import UserError
+from tfft.evaluation.rundir import (Run, decode_bytes, load_model, open_run, read_images,
+                                  split_files)
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+PARITY_IMAGES = 200
+CALIBRATION_IMAGES = 100
+LATENCY_RUNS = 20
+
+
+@dataclass
+class ExportResult:
+    """What `export` wrote and measured."""
+
+    path: str
+    size_bytes: int
+    latency_ms: float
+    parity_top1: float  # % of validation images where the export's top-1 equals model.keras'
+    parity_max_abs_diff: float
+    format: str = "savedmodel"
+    quantize: str = "none"
+    parity_images: int = 0
+
+    def parity_line(self) -> str:
+        """`parity: top1 agreement A%, max abs diff D` (the contract's last line)."""
+        return (f"parity: top1 agreement {self.parity_top1:.2f}%, "
+                f"max abs diff {self.parity_max_abs_diff:.3g}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str = "none",
+           out: Optional[str | os.PathLike] = None, parity_images: int = PARITY_IMAGES,
+           ) -> ExportResult:
+    """Export a run's model.keras and check it against the original.
+
+    Args:
+        run_dir: a folder written by `tfft train`.
+        format: "savedmodel" (serving signature on encoded image bytes), "tflite" (raw 0-255
+            RGB float32 batch in, probabilities out) or "onnx" (needs tf2onnx).
+        quantize: TFLite only: "none", "dynamic" (int8 weights), "float16" (float16 weights)
+            or "int8" (full-integer, calibrated on training images; float32 I/O kept).
+        out: where to write (default `RUN_DIR/export/savedmodel`, `RUN_DIR/export/model.tflite`,
+            `RUN_DIR/export/model_<quantize>.tflite`).
+        parity_images: at most this many validation images for the parity check.
+
+    Returns:
+        An `ExportResult(path, size_bytes, latency_ms, parity_top1, parity_max_abs_diff)`.
+
+    Raises:
+        UserError: a missing run directory or model, an unknown format or quantization, or
+            ONNX without tf2onnx.
+
+    Example:
+    >>> result = export("runs/quickstart", format="tflite", quantize="int8")  # doctest: +SKIP
+    >>> print(result.parity_line())  # doctest: +SKIP
+    parity: top1 agreement 99.50%, max abs diff 0.0312
+    """
+    if format not in FORMATS:
+        raise UserError("--format", f"expected one of {', '.join(FORMATS)}, got {format!r}")
+    if quantize not in QUANTIZATIONS:
+        raise UserError("--quantize", f"expected one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    if format != "tflite" and quantize != "none":
+        raise UserError("--quantize", f"quantization applies to --format tflite, got --format {format} "
+                        f"with --quantize {quantize}", "drop --quantize or use --format tflite")
+    run = open_run(run_dir)
+    if format == "onnx":
+        _require_tf2onnx()
+    model = load_model(run)
+    default_name = {"savedmodel": "savedmodel", "onnx": "model.onnx",
+                    "tflite": "model.tflite" if quantize == "none" else f"model_{quantize}.tflite"}
+    path = Path(out).expanduser() if out is not None else run.run_dir / "export" / default_name[format]
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    val_paths, val_images = _parity_images(run, parity_images)
+    if format == "savedmodel":
+        _write_savedmodel(model, run, path)
+        runner = _savedmodel_runner(path)
+        parity_inputs = [Path(p).read_bytes() for p in val_paths]  # end to end: bytes in
+    elif format == "tflite":
+        _write_tflite(model, run, quantize, path)
+        runner = _tflite_runner(path)
+        parity_inputs = val_images
+    else:
+        _write_onnx(model, run, path)
+        runner = _onnx_runner(path)
+        parity_inputs = val_images
+    single = parity_inputs[:1]
+
+    reference = _keras_probs(model, val_images)
+    exported = np.concatenate([runner(parity_inputs[i:i + 32]) for i in range(0, len(parity_inputs), 32)])
+    top1 = float((exported.argmax(axis=1) == reference.argmax(axis=1)).mean() * 100.0)
+    max_diff = float(np.abs(exported.astype(np.float64) - reference).max())
+    latency = _latency_ms(runner, single)
+    return ExportResult(path=str(path), size_bytes=_size(path), latency_ms=latency,
+                        parity_top1=top1, parity_max_abs_diff=max_diff, format=format,
+                        quantize=quantize, parity_images=len(val_paths))
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _parity_images(run: Run, limit: int) -> tuple[list[str], list[np.ndarray]]:
+    """Up to `limit` validation images (every n-th file), decoded as in training."""
+    for split in ("val", "test", "train"):
+        try:
+            paths, _ = split_files(run, split)
+        except UserError:
+            continue
+        step = max(1, len(paths) // limit)
+        good, images = read_images(paths[::step][:limit], run.image_size)
+        if good:
+            return good, images
+    raise UserError(str(run.config.data.source), "no validation images to check parity on",
+                    "the run's data.source must still exist where it was when training")
+
+
+def _calibration_images(run: Run, count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
+    for split in ("train", "val"):
+        try:
+            paths, _ = split_files(run, split)
+        except UserError:
+            continue
+        rng = np.random.default_rng(run.config.seed)
+        order = rng.permutation(len(paths))[: int(count * 1.2) + 1]
+        _, images = read_images([paths[int(i)] for i in order], run.image_size)
+        if images:
+            return images[:count]
+    raise UserError(str(run.config.data.source), "no training images to calibrate int8 on",
+                    "the run's data.source must still exist, or use --quantize dynamic")
+
+
+def _keras_probs(model, images: list[np.ndarray]) -> np.ndarray:
+    out = [np.asarray(model.predict_on_batch(np.stack(images[i:i + 32]).astype(np.float32)), np.float64)
+           for i in range(0, len(images), 32)]
+    return np.concatenate(out)
+
+
+def _latency_ms(runner: Callable[[list], np.ndarray], single: list, runs: int = LATENCY_RUNS) -> float:
+    runner(single)  # warm-up (tracing, allocation)
+    runner(single)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(single)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(statistics.median(times))
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Move a finished export into place (an existing one is replaced)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- SavedModel
+
+
+def _serving_module(model, class_names: list[str], image_size: tuple[int, int]):
+    import tensorflow as tf
+
+    height, width = int(image_size[0]), int(image_size[1])
+
+    class Serving(tf.Module):
+        """Encoded image bytes in; probabilities and the top-1 label out."""
+
+        def __init__(self):
+            super().__init__(name="tfft_serving")
+            self.model = model
+            self.labels = tf.constant(class_names, dtype=tf.string)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(self, image_bytes):
+            images = tf.map_fn(lambda data: decode_bytes(data, (height, width)), image_bytes,
+                               fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+            probabilities = tf.cast(self.model(images, training=False), tf.float32)
+            label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
+            return {"probabilities": probabilities, "label": label}
+
+    return Serving()
+
+
+def _write_savedmodel(model, run: Run, path: Path) -> None:
+    import tensorflow as tf
+
+    module = _serving_module(model, run.class_names, run.image_size)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        (tmp / "assets").mkdir(exist_ok=True)
+        (tmp / "assets" / "labels.txt").write_text("\n".join(run.class_names) + "\n", encoding="utf-8")
+        _replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _savedmodel_runner(path: Path) -> Callable[[list], np.ndarray]:
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+
+    def run(batch: list) -> np.ndarray:
+        return fn(image_bytes=tf.constant(batch, dtype=tf.string))["probabilities"].numpy()
+
+    return run
+
+
+# --------------------------------------------------------------------------- TFLite
+
+
+def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
+    import tensorflow as tf
+
+    # from_keras_model freezes the weights into the flatbuffer (a plain concrete function keeps
+    # Keras 3 variables as resources, which int8 calibration cannot read).
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        images = _calibration_images(run)
+
+        def representative():
+            for image in images:
+                yield [image[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # inference_input_type / inference_output_type stay float32: the raw 0-255 input holds.
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints its temporary export
+            data = converter.convert()
+    except Exception as exc:
+        raise RuntimeError(f"TFLite conversion ({quantize}) failed: {type(exc).__name__}: {exc}") from exc
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, 0o644)
+    _replace(Path(tmp), path)
+
+
+def _tflite_interpreter(path: Path):
+    import tensorflow as tf
+
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        return Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+
+
+def _tflite_runner(path: Path) -> Callable[[list], np.ndarray]:
+    interpreter = _tflite_interpreter(path)
+    state = {"batch": None}
+    input_index = interpreter.get_input_details()[0]["index"]
+
+    def run(batch: list) -> np.ndarray:
+        x = np.stack(batch).astype(np.float32)
+        if state["batch"] != len(x):
+            interpreter.resize_tensor_input(input_index, list(x.shape), strict=False)
+            interpreter.allocate_tensors()
+            state["batch"] = len(x)
+        interpreter.set_tensor(input_index, x)
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+
+    return run
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+def _require_tf2onnx() -> None:
+    try:
+        import tf2onnx  # noqa: F401  # type: ignore[import-not-found]
+    except ImportError:
+        raise UserError("--format onnx", "ONNX export needs tf2onnx, which is not installed",
+                        "pip install tf2onnx onnxruntime (tf2onnx 1.17, the latest, targets "
+                        "TensorFlow <= 2.15 and pins protobuf 3.x, so it may not work with this "
+                        "TensorFlow; --format savedmodel or tflite always works)") from None
+
+
+def _write_onnx(model, run: Run, path: Path) -> None:
+    import tensorflow as tf
+    import tf2onnx  # type: ignore[import-not-found]
+
+    height, width = run.image_size
+    spec = (tf.TensorSpec([None, int(height), int(width), 3], tf.float32, name="image"),)
+    fn = tf.function(lambda image: model(image, training=False))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(tmp))
+    _replace(tmp, path)
+
+
+def _onnx_runner(path: Path) -> Callable[[list], np.ndarray]:
+    try:
+        import onnxruntime  # type: ignore[import-not-found]
+    except ImportError:
+        raise UserError("--format onnx", "checking the ONNX export needs onnxruntime",
+                        "pip install onnxruntime") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run(batch: list) -> np.ndarray:
+        return np.asarray(session.run(None, {name: np.stack(batch).astype(np.float32)})[0])
+
+    return run
+
+
+__all__ = ["ExportResult", "export", "FORMATS", "QUANTIZATIONS"]

@@ -1,0 +1,1 @@
+"""Training: the run directory, the phase loop over `model.fit`, callbacks, distribution."""

@@ -1,0 +1,129 @@
+"""Choose and describe the tf.distribute strategy and the precision policy.
+
+`data.batch_size` is the GLOBAL batch: each of R replicas sees batch_size / R examples a step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from tfft.config import DistributeConfig, PerformanceConfig
+from tfft.errors import UserError
+
+
+def configure_virtual_cpus(count: int) -> None:
+    """Split the CPU into `count` logical devices (before TensorFlow initialises its devices)."""
+    if count <= 1:
+        return
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        current = tf.config.get_logical_device_configuration(cpus[0])
+        if current and len(current) == count:
+            return
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    except RuntimeError as exc:
+        raise UserError("distribute.virtual_cpus",
+                        f"cannot split the CPU into {count} devices after TensorFlow started ({exc})",
+                        "set it before anything else runs in this Python process (a fresh process)") from None
+
+
+def make_strategy(cfg: DistributeConfig) -> Any:
+    """Build the strategy `distribute.strategy` asks for.
+
+    `auto`: a TPU if one is reachable (TPU_NAME or `tpu_address` set), MirroredStrategy on more
+    than one GPU or more than one virtual CPU, the default strategy otherwise.
+    """
+    import tensorflow as tf
+
+    configure_virtual_cpus(cfg.virtual_cpus)
+    kind = cfg.strategy
+    if kind == "auto":
+        if cfg.tpu_address or os.environ.get("TPU_NAME"):
+            kind = "tpu"
+        elif len(tf.config.list_logical_devices("GPU")) > 1 or cfg.virtual_cpus > 1:
+            kind = "mirrored"
+        elif os.environ.get("TF_CONFIG"):
+            kind = "multi_worker"
+        else:
+            kind = "none"
+    if kind == "none":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if kind == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UserError("distribute.strategy", "multi_worker needs the TF_CONFIG environment variable",
+                            'set TF_CONFIG=\'{"cluster": {"worker": [...]}, "task": {"type": "worker", "index": 0}}\'')
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=cfg.tpu_address or "")
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as exc:
+            raise UserError("distribute.strategy", f"no TPU reachable ({exc})",
+                            "on Colab choose a TPU runtime; elsewhere set distribute.tpu_address") from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise AssertionError(kind)
+
+
+def is_chief(strategy: Any) -> bool:
+    """True on the worker that writes the run directory (always true without multi_worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not os.environ.get("TF_CONFIG"):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    if "chief" in cluster:
+        return task_type == "chief"
+    return task_type in (None, "worker") and task_id == 0
+
+
+def resolve_precision(perf: PerformanceConfig, strategy: Any) -> str:
+    """`auto`: mixed_float16 on GPUs of compute capability 7.0+, mixed_bfloat16 on TPU, else float32."""
+    import tensorflow as tf
+
+    if perf.precision != "auto":
+        return perf.precision
+    if type(strategy).__name__.startswith("TPU"):
+        return "mixed_bfloat16"
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        if details.get("compute_capability", (0, 0)) >= (7, 0):
+            return "mixed_float16"
+    return "float32"
+
+
+def has_accelerator() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def environment(strategy: Any, precision: str) -> dict[str, Any]:
+    """What ran: for `environment.json`."""
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    from tfft import __version__
+
+    return {
+        "strategy": type(strategy).__name__,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "precision": precision,
+        "devices": [d.name for d in tf.config.list_logical_devices()],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tfft": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

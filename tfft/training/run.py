@@ -1,0 +1,397 @@
+"""`tfft.train`: one run from a config to a complete run directory.
+
+The loop: resolve the run directory, record the config and the environment, read the data, build
+the model in the strategy's scope, then for each phase of the schedule apply its freezing,
+compile a fresh optimizer and `fit` over the phase's epochs with checkpoints after every epoch.
+At the end: the best (or last) weights into `model.keras`, evaluation, plots and a report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from tfft.config import Config, load_config
+from tfft.errors import TrainingInterrupted, UserError
+from tfft.training import rundir
+from tfft.training.rundir import write_csv, write_json, write_text
+
+# Keys a resumed run may change; everything else must match the interrupted run's config.
+_RESUMABLE_CHANGES = ("training.verbose", "evaluate.", "performance.jit_compile", "performance.steps_per_execution")
+HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `tfft.train` returns: where the run is and how good the model is."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    phases: list[dict[str, Any]]
+
+    def __repr__(self) -> str:
+        val = self.metrics.get("val", {})
+        return f"TrainResult(run_dir={str(self.run_dir)!r}, val_accuracy={val.get('accuracy')})"
+
+
+def _verbosity(setting: str) -> int:
+    if setting == "quiet":
+        return 0
+    if setting == "line":
+        return 2
+    if setting == "bar":
+        return 1
+    return 1 if (sys.stdout.isatty() or "ipykernel" in sys.modules) else 2
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _check_resumable(saved: Config, new: Config) -> None:
+    old, cur = _flatten(saved.to_dict()), _flatten(new.to_dict())
+    changed = [k for k in sorted(set(old) | set(cur)) if old.get(k) != cur.get(k)
+               and not k.startswith(_RESUMABLE_CHANGES)]
+    if changed:
+        raise UserError(", ".join(changed[:5]), "cannot change when resuming a run",
+                        "resume with the run's own config.yaml, or start a new run")
+
+
+def _steps(count: int, batch: int) -> int:
+    return max(1, math.ceil(count / batch))
+
+
+def train(
+    config: Union[Config, dict, str, None] = None,
+    run_dir: Optional[str] = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train a classifier as the config says and write the run directory.
+
+    Args:
+        config: a `Config`, a dict, a YAML path or text (see `tfft.load_config`).
+        run_dir: where to write (default `runs/NAME`, numbered `-2`, `-3`... when taken).
+        resume: continue the unfinished run in `run_dir` (or the newest unfinished
+            `runs/NAME*`) from its last checkpoint.
+        overwrite: replace a finished run in `run_dir`.
+
+    Returns:
+        A `TrainResult` with `run_dir`, `metrics` (per evaluated split), `history`, `phases`.
+
+    Example:
+    >>> result = train({"data": {"source": "builtin:shapes", "image_size": [32, 32]},
+    ...                 "model": {"backbone": "mobilenet_v3_small", "weights": None},
+    ...                 "schedule": {"preset": "full", "epochs": 1}})  # doctest: +SKIP
+    >>> sorted(result.metrics)  # doctest: +SKIP
+    ['val']
+    """
+    cfg = load_config(config)
+    path = rundir.choose_run_dir(cfg.training.runs_dir, cfg.name, run_dir, resume, overwrite)
+    if resume:
+        _check_resumable(load_config(path / "config.yaml"), cfg)
+    try:
+        return _Run(cfg, path, resume).execute()
+    except KeyboardInterrupt:
+        command = f"tfft train {path / 'config.yaml'} --run-dir {path} --resume"
+        raise TrainingInterrupted(str(path), command) from None
+
+
+class _Run:
+    """The state of one training run (an object only to keep `train` readable)."""
+
+    def __init__(self, cfg: Config, path: Path, resume: bool):
+        self.cfg = cfg
+        self.path = path
+        self.resume = resume
+        self.history: list[dict[str, Any]] = []
+        self.phase_rows: list[dict[str, Any]] = []
+        self.state: dict[str, Any] = {}
+
+    # -- setup -------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        from tfft.training import distribute
+
+        cfg = self.cfg
+        self.strategy = distribute.make_strategy(cfg.distribute)  # before TF touches devices
+        import keras
+        import tensorflow as tf
+
+        self.chief = distribute.is_chief(self.strategy)
+        if not self.chief:
+            import tempfile
+
+            self.path = Path(tempfile.mkdtemp(prefix="tfft-worker-"))
+        self.path.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(cfg.seed)
+        if cfg.training.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.precision = distribute.resolve_precision(cfg.performance, self.strategy)
+        keras.mixed_precision.set_global_policy(self.precision)
+        self.accelerator = distribute.has_accelerator()
+        if not self.resume:
+            write_text(self.path / "config.yaml", cfg.to_yaml())
+        write_json(self.path / "environment.json", distribute.environment(self.strategy, self.precision))
+
+    def _data(self) -> None:
+        from tfft import data
+
+        cfg = self.cfg
+        self.splits = data.load_splits(cfg.data, cfg.seed)
+        self.class_names = list(self.splits.class_names)
+        if len(self.class_names) < 2:
+            raise UserError("data.source", f"found {len(self.class_names)} class(es) in {cfg.data.source}",
+                            "a classifier needs at least 2 class folders")
+        write_text(self.path / "labels.txt", "\n".join(self.class_names) + "\n")
+        write_json(self.path / "data_report.json", data.data_report(self.splits))
+        self.num_train = len(self.splits.splits["train"])
+        if self.num_train == 0:
+            raise UserError("data.source", "no training images", "check the folder and data.val_split")
+        self.has_val = "val" in self.splits.splits and len(self.splits.splits["val"]) > 0
+        counts = {name: len(split) for name, split in self.splits.splits.items()}
+        print("data: " + ", ".join(f"{n} {k}" for k, n in counts.items()) +
+              f" images, {len(self.class_names)} classes" +
+              (f", {len(self.splits.skipped)} unreadable file(s) skipped (see data_report.json)"
+               if self.splits.skipped else ""))
+
+    def _augmenter(self) -> None:
+        cfg = self.cfg
+        self.augmenter = None
+        self.placement = "pipeline"
+        try:
+            from tfft import augment
+        except ImportError:  # pragma: no cover - augment ships with tfft
+            return
+        self.augmenter = augment.build_augmenter(cfg.augment, tuple(cfg.data.image_size), len(self.class_names))
+        if self.augmenter is not None:
+            placement = cfg.augment.placement
+            self.placement = ("model" if self.accelerator else "pipeline") if placement == "auto" else placement
+            print(f"augment ({self.placement}): {self.augmenter.describe()}")
+
+    def _model(self) -> None:
+        import keras
+
+        from tfft.models.build import build_classifier, resolve_backbone
+
+        cfg = self.cfg
+        self.spec = resolve_backbone(cfg.model)
+        extra = []
+        if self.augmenter is not None and hasattr(self.augmenter, "standardization_layers"):
+            extra = self.augmenter.standardization_layers(self._train_images_for_stats)
+        with self.strategy.scope():
+            self.model = build_classifier(cfg.model, len(self.class_names), cfg.data.image_size, extra)
+            if self.augmenter is not None and self.placement == "model":
+                from tfft.augment import AugmentLayer
+
+                image = keras.Input(self.model.input_shape[1:], name="image")
+                seed = keras.Input((2,), dtype="int32", name="seed")
+                augmented = AugmentLayer(self.augmenter)([image, seed])
+                self.train_model = keras.Model([image, seed], self.model(augmented), name="train_wrapper")
+            else:
+                self.train_model = self.model
+
+    def _train_images_for_stats(self):
+        from tfft import data
+
+        return data.make_dataset(self.splits, "train", self.cfg.data, seed=self.cfg.seed, training=False)
+
+    # -- datasets ----------------------------------------------------------------------------
+    def _dataset(self, split: str, epochs: Optional[range]) -> Any:
+        import tensorflow as tf
+
+        from tfft import data
+
+        num_classes = len(self.class_names)
+        training = epochs is not None
+        augmenter = self.augmenter if training else None
+        model_placement = augmenter is not None and self.placement == "model"
+
+        def prepare(images, labels, seed):
+            labels = tf.one_hot(labels, num_classes)
+            if augmenter is not None and not model_placement:
+                images, labels = augmenter(images, labels, seed)
+            if model_placement:
+                return (images, tf.cast(seed, tf.int32)), labels
+            return images, labels
+
+        dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed,
+                                    training=training, epochs=epochs, augment_fn=prepare if training else None)
+        if not training:
+            dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
+            if model_placement:
+                raise AssertionError("validation never runs through the augmenting wrapper")
+        return dataset
+
+    # -- phases ------------------------------------------------------------------------------
+    def _compile(self, phase: Any, steps_per_epoch: int) -> None:
+        import keras
+
+        from tfft.schedule.optimizers import layer_decay_multipliers, make_optimizer
+
+        multipliers = layer_decay_multipliers(self.model, self.spec, phase.layer_decay)
+        perf = self.cfg.performance
+        jit = {"on": True, "off": False, "auto": "auto" if self.accelerator else False}[perf.jit_compile]
+        with self.strategy.scope():
+            optimizer = make_optimizer(phase, steps_per_epoch, multipliers)
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=self.cfg.training.label_smoothing)
+            top_k = min(self.cfg.evaluate.top_k, len(self.class_names) - 1)
+            metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+            if top_k >= 2:
+                metrics.append(keras.metrics.TopKCategoricalAccuracy(k=top_k, name=f"top{top_k}"))
+            self.train_model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit,
+                                     steps_per_execution=perf.steps_per_execution)
+
+    def _class_weight(self) -> Optional[dict[int, float]]:
+        if self.cfg.training.class_weight != "balanced":
+            return None
+        counts = self.splits.counts("train")
+        total, k = sum(counts.values()), len(self.class_names)
+        return {i: total / (k * max(counts.get(name, 0), 1)) for i, name in enumerate(self.class_names)}
+
+    def _write_history(self, rows: list[dict[str, Any]]) -> None:
+        columns = list(HISTORY_COLUMNS)
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+        write_csv(self.path / "history.csv", rows, columns)
+
+    def _run_phases(self) -> None:
+        import keras
+
+        from tfft.schedule.freezing import apply_freezing
+        from tfft.schedule.phases import resolve_phases
+        from tfft.training import checkpoint
+        from tfft.training.callbacks import EpochRecorder
+
+        cfg = self.cfg
+        phases = resolve_phases(cfg.schedule, len(self.spec.blocks))
+        if self.resume:
+            self.state = checkpoint.load_state(self.path)
+            self.history = list(self.state.get("history", []))
+            self.phase_rows = list(self.state.get("phase_rows", []))
+            checkpoint.load_variables(self.path / checkpoint.WEIGHTS, self.model.variables)
+            print(f"resuming {self.path} at epoch {self.state['epoch'] + 1}, phase {self.state['phase'] + 1}")
+        else:
+            self.state = {"epoch": 0, "phase": 0, "phase_start": 0, "best": math.inf}
+        steps = cfg.training.steps_per_epoch or _steps(self.num_train, cfg.data.batch_size)
+        val = self._dataset("val", None) if self.has_val else None
+        monitor = "val_loss" if self.has_val else "loss"
+        verbose = _verbosity(cfg.training.verbose)
+        for index, phase in enumerate(phases):
+            if index < self.state["phase"]:
+                continue
+            start = self.state["phase_start"]
+            end = start + phase.epochs
+            first = self.state["epoch"]
+            report = apply_freezing(self.model, self.spec, phase.unfreeze, cfg.schedule.bn)
+            row = {"name": phase.name, "epochs": phase.epochs, "unfreeze": phase.unfreeze, "lr": phase.lr,
+                   "optimizer": phase.optimizer, "lr_schedule": phase.lr_schedule,
+                   "layer_decay": phase.layer_decay, "first_epoch": start + 1,
+                   "trainable_params": report.trainable_params,
+                   "non_trainable_params": report.non_trainable_params}
+            self.phase_rows = [r for r in self.phase_rows if r["name"] != phase.name or r["first_epoch"] != start + 1]
+            self.phase_rows.append(row)
+            self.state["phase_rows"] = self.phase_rows
+            if self.chief:
+                write_json(self.path / "phases.json", self.phase_rows)
+            print(f"phase {index + 1}/{len(phases)} {phase.name}: epochs {start + 1}-{end}, "
+                  f"unfreeze {phase.unfreeze}, lr {phase.lr:g} ({phase.optimizer}, {phase.lr_schedule}), "
+                  f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
+            self._compile(phase, steps)
+            if first > start and first < end:
+                with self.strategy.scope():
+                    self.train_model.optimizer.build(self.train_model.trainable_variables)
+                checkpoint.load_variables(self.path / checkpoint.OPTIMIZER, self.train_model.optimizer.variables)
+            if first < end and not self.state.get("early_stopped"):
+                recorder = EpochRecorder(self.path if self.chief else None, phase.name, self.history,
+                                         self.state, self.model, monitor, phase.early_stopping,
+                                         self._write_history)
+                callbacks: list[Any] = [recorder]
+                if self.chief:
+                    callbacks.append(keras.callbacks.TensorBoard(str(self.path / "tensorboard"),
+                                                                 write_graph=False, profile_batch=0))
+                if phase.lr_schedule == "plateau":
+                    callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=phase.step_factor,
+                                                                       patience=phase.step_every, verbose=1))
+                train = self._dataset("train", range(first, end))
+                self.train_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
+                                     validation_data=val, callbacks=callbacks, verbose=verbose, shuffle=False,
+                                     class_weight=self._class_weight())
+                if recorder.nan:
+                    checkpoint.load_variables(self.path / checkpoint.WEIGHTS, self.model.variables) \
+                        if (self.path / checkpoint.WEIGHTS).exists() else None
+                    raise UserError(f"schedule.phases[{index}].lr",
+                                    f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
+                                    f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
+                                    f"{self.path / 'checkpoints'}")
+            self.state.update(phase=index + 1, phase_start=self.state["epoch"], phase_best=math.inf,
+                              phase_wait=0, early_stopped=False)
+            if self.chief:
+                checkpoint.save_state(self.path, self.state)
+
+    # -- the end -----------------------------------------------------------------------------
+    def _finish(self) -> dict[str, Any]:
+        from tfft.training import checkpoint
+
+        cfg = self.cfg
+        best = self.path / checkpoint.BEST
+        if cfg.training.save == "best" and best.exists():
+            checkpoint.load_variables(best, self.model.variables)
+            print(f"model.keras: best weights (epoch {self.state.get('best_epoch')}, "
+                  f"{'val_loss' if self.has_val else 'loss'} {self.state.get('best'):.4f})")
+        if not self.chief:
+            return {}
+        with rundir.atomic_path(self.path / "model.keras", suffix=".keras") as tmp:
+            self.model.save(tmp)
+        metrics = self._evaluate()
+        self._plots()
+        write_json(self.path / "metrics.json", metrics)
+        try:
+            from tfft.evaluation.report import write_report
+
+            write_report(self.path)
+        except ImportError:  # pragma: no cover
+            pass
+        return metrics
+
+    def _evaluate(self) -> dict[str, Any]:
+        from tfft.evaluation import evaluate_model
+
+        metrics = {}
+        for split in self.cfg.evaluate.splits:
+            if split in self.splits.splits and len(self.splits.splits[split]) > 0:
+                from tfft import data
+
+                dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
+                out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
+                metrics[split] = evaluate_model(self.model, dataset, self.class_names, out_dir,
+                                                top_k=self.cfg.evaluate.top_k)
+                print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}, "
+                      f"macro F1 {metrics[split]['macro_f1']:.4f}")
+        return metrics
+
+    def _plots(self) -> None:
+        from tfft.evaluation.plots import plot_curves
+
+        plot_curves(self.history, self.path / "curves.png", phases=self.phase_rows)
+
+    def execute(self) -> TrainResult:
+        started = time.time()
+        self._setup()
+        self._data()
+        self._augmenter()
+        self._model()
+        self._run_phases()
+        metrics = self._finish()
+        print(f"trained in {time.time() - started:.0f} s")
+        return TrainResult(self.path, metrics, self.history, self.phase_rows)
