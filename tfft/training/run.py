@@ -186,9 +186,7 @@ class _Run:
 
         cfg = self.cfg
         self.spec = resolve_backbone(cfg.model)
-        extra = []
-        if self.augmenter is not None and hasattr(self.augmenter, "standardization_layers"):
-            extra = self.augmenter.standardization_layers(self._train_images_for_stats)
+        extra = self._standardization_layers()
         with self.strategy.scope():
             self.model = build_classifier(cfg.model, len(self.class_names), cfg.data.image_size, extra)
             if self.augmenter is not None and self.placement == "model":
@@ -201,10 +199,25 @@ class _Run:
             else:
                 self.train_model = self.model
 
-    def _train_images_for_stats(self):
-        from tfft import data
+    def _standardization_layers(self) -> list:
+        """IDG's featurewise/samplewise standardizations, as layers inside the saved model."""
+        from tfft.augment import standardize
 
-        return data.make_dataset(self.splits, "train", self.cfg.data, seed=self.cfg.seed, training=False)
+        cfg = self.cfg.augment
+        if not (standardize.wants_featurewise(cfg) or standardize.wants_samplewise(cfg)):
+            return []
+        stats = None
+        if standardize.wants_featurewise(cfg):
+            from tfft import data
+
+            images = data.make_dataset(self.splits, "train", self.cfg.data, seed=self.cfg.seed, training=False)
+            stats = standardize.fit_statistics(cfg, (batch for batch, _ in images))
+            print(f"featurewise statistics from {stats['count']} training images: "
+                  f"mean {[round(float(m), 2) for m in stats['mean']]}, std {[round(float(v), 2) for v in stats['std']]}")
+        if self.cfg.model.weights == "imagenet":
+            print("warning: augment standardization moves pixels away from the 0-255 range the "
+                  f"{self.cfg.model.backbone} imagenet preprocessing expects")
+        return standardize.standardization_layers(cfg, stats)
 
     # -- datasets ----------------------------------------------------------------------------
     def _dataset(self, split: str, epochs: Optional[range]) -> Any:
@@ -251,6 +264,8 @@ class _Run:
                 metrics.append(keras.metrics.TopKCategoricalAccuracy(k=top_k, name=f"top{top_k}"))
             self.train_model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit,
                                      steps_per_execution=perf.steps_per_execution)
+            # Built here, Keras need not build it inside the first step (which traces it twice).
+            optimizer.build(self.train_model.trainable_variables)
 
     def _class_weight(self) -> Optional[dict[int, float]]:
         if self.cfg.training.class_weight != "balanced":
@@ -309,8 +324,6 @@ class _Run:
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
             self._compile(phase, steps)
             if first > start and first < end:
-                with self.strategy.scope():
-                    self.train_model.optimizer.build(self.train_model.trainable_variables)
                 checkpoint.load_variables(self.path / checkpoint.OPTIMIZER, self.train_model.optimizer.variables)
             if first < end and not self.state.get("early_stopped"):
                 recorder = EpochRecorder(self.path if self.chief else None, phase.name, self.history,
@@ -324,9 +337,16 @@ class _Run:
                     callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=phase.step_factor,
                                                                        patience=phase.step_every, verbose=1))
                 train = self._dataset("train", range(first, end))
-                self.train_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
-                                     validation_data=val, callbacks=callbacks, verbose=verbose, shuffle=False,
-                                     class_weight=self._class_weight())
+                from tfft.training import custom_loop
+
+                if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
+                    custom_loop.fit(self.train_model, self.strategy, train, epochs=end, initial_epoch=first,
+                                    steps_per_epoch=steps, validation_data=val, callbacks=callbacks,
+                                    verbose=verbose, class_weight=self._class_weight())
+                else:
+                    self.train_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
+                                         validation_data=val, callbacks=callbacks, verbose=verbose,
+                                         shuffle=False, class_weight=self._class_weight())
                 if recorder.nan:
                     checkpoint.load_variables(self.path / checkpoint.WEIGHTS, self.model.variables) \
                         if (self.path / checkpoint.WEIGHTS).exists() else None
