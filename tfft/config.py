@@ -73,6 +73,9 @@ class ModelConfig(_Section):
     pooling: Literal["avg", "max", "flatten"] = "avg"
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     hidden_units: list[int] = Field(default_factory=list)
+    # BatchNormalization momentum in the backbone; None keeps the architecture's (often 0.99 or
+    # 0.999, too slow for short runs from scratch: the moving statistics never catch up).
+    bn_momentum: Optional[float] = Field(None, gt=0, lt=1)
 
     @field_validator("weights", mode="before")
     @classmethod

@@ -61,6 +61,10 @@ def build_classifier(
     height, width = int(image_size[0]), int(image_size[1])
     backbone = spec.build((height, width, 3), weights=model_cfg.weights)
     backbone.name = BACKBONE_LAYER_NAME  # freezing finds it by this name
+    if model_cfg.bn_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = model_cfg.bn_momentum
 
     inputs = keras.Input(shape=(height, width, 3), dtype="float32", name="image")
     x = inputs

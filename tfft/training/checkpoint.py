@@ -29,12 +29,18 @@ def save_variables(path: Path, variables: list[Any]) -> None:
             np.savez(handle, **arrays)
 
 
-def load_variables(path: Path, variables: list[Any]) -> None:
-    """Assign saved values to `variables`; raise if the saved set does not match."""
+def load_variables(path: Path, variables: list[Any], match_paths: bool = True) -> None:
+    """Assign saved values to `variables`; raise if the saved set does not match.
+
+    Optimizer variables are matched by order and shape only (`match_paths=False`): their names
+    carry a per-process counter (`adam`, `adam_1`, ...) that differs after a restart.
+    """
     with np.load(path, allow_pickle=False) as data:
         paths = [str(p) for p in data["paths"]]
         current = [v.path for v in variables]
-        if paths != current:
+        shapes_match = len(paths) == len(current) and all(
+            tuple(data[f"v{i:05d}"].shape) == tuple(v.shape) for i, v in enumerate(variables))
+        if not shapes_match or (match_paths and paths != current):
             raise RuntimeError(f"checkpoint {path} holds {len(paths)} variables that do not match "
                                f"the model's {len(current)}")
         for i, variable in enumerate(variables):

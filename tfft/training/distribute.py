@@ -107,6 +107,13 @@ def has_accelerator() -> bool:
     return bool(tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
+def strategy_name(strategy: Any) -> str:
+    """The public name of the strategy (tf.distribute.MultiWorkerMirroredStrategy's class is
+    CollectiveAllReduceStrategy; the default strategy's is _DefaultDistributionStrategy)."""
+    name = type(strategy).__name__
+    return {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"}.get(name, name)
+
+
 def environment(strategy: Any, precision: str) -> dict[str, Any]:
     """What ran: for `environment.json`."""
     import platform
@@ -117,7 +124,7 @@ def environment(strategy: Any, precision: str) -> dict[str, Any]:
     from tfft import __version__
 
     return {
-        "strategy": type(strategy).__name__,
+        "strategy": strategy_name(strategy),
         "replicas": int(strategy.num_replicas_in_sync),
         "precision": precision,
         "devices": [d.name for d in tf.config.list_logical_devices()],

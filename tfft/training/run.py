@@ -324,7 +324,8 @@ class _Run:
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
             self._compile(phase, steps)
             if first > start and first < end:
-                checkpoint.load_variables(self.path / checkpoint.OPTIMIZER, self.train_model.optimizer.variables)
+                checkpoint.load_variables(self.path / checkpoint.OPTIMIZER, self.train_model.optimizer.variables,
+                                          match_paths=False)
             if first < end and not self.state.get("early_stopped"):
                 recorder = EpochRecorder(self.path if self.chief else None, phase.name, self.history,
                                          self.state, self.model, monitor, phase.early_stopping,

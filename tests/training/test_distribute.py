@@ -1,0 +1,161 @@
+"""tf.distribute: MirroredStrategy over virtual CPUs, MultiWorkerMirroredStrategy over loopback.
+
+Virtual CPUs must be configured before TensorFlow initialises its devices and a MWMS worker owns
+its process, so every run here is a subprocess of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import REPO, tiny_config
+
+TRAIN = "import json, sys; from tfft.training.run import train; train(json.loads(sys.argv[1]), run_dir=sys.argv[2])"
+CLI = "import sys; from tfft.cli.main import cli; cli(prog_name='tfft')"
+TIMEOUT = 150
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "TFFT_CUSTOM_LOOP")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _run(args: list[str], env: dict[str, str], log: Path) -> None:
+    with open(log, "w") as out:
+        proc = subprocess.run([sys.executable, "-c", *args], env=env, cwd=REPO, stdout=out,
+                              stderr=subprocess.STDOUT, timeout=TIMEOUT)
+    assert proc.returncode == 0, log.read_text()[-4000:]
+
+
+def _deterministic_config(strategy: str, virtual_cpus: int = 0) -> dict:
+    # 8 classes x 10: 64 train (4 global batches of 16, 8 a replica), 16 val; nothing random but the init.
+    return tiny_config(
+        data={"builtin_per_class": 10, "val_split": 0.2, "batch_size": 16},
+        model={"backbone": "mobilenet_v3_small", "weights": None, "dropout": 0.0},
+        schedule={"preset": "full", "epochs": 2, "bn": "frozen", "lr": 1e-3},
+        augment={"horizontal_flip": False},
+        training={"deterministic": True, "steps_per_epoch": None, "verbose": "line"},
+        distribute={"strategy": strategy, "virtual_cpus": virtual_cpus},
+    )
+
+
+def _weights(run_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(run_dir / "checkpoints" / "last.weights.npz", allow_pickle=False) as data:
+        return {k: np.asarray(data[k]) for k in data.files}
+
+
+def _assert_same_weights(a: Path, b: Path, tolerance: float = 1e-3) -> float:
+    wa, wb = _weights(a), _weights(b)
+    assert list(wa["paths"]) == list(wb["paths"])
+    worst = 0.0
+    for key in wa:
+        if key == "paths" or wa[key].dtype.kind not in "fc":
+            continue
+        scale = max(float(np.abs(wa[key]).max()), 1e-6)
+        worst = max(worst, float(np.abs(wa[key] - wb[key]).max()) / scale)
+    assert worst < tolerance, f"largest relative weight difference {worst:.2e}"
+    return worst
+
+
+@pytest.fixture(scope="module")
+def single_device_run(tmp_path_factory) -> Path:
+    """The reference: the same deterministic run on the default strategy."""
+    root = tmp_path_factory.mktemp("single")
+    _run([TRAIN, json.dumps(_deterministic_config("none")), str(root / "run")], _env(), root / "log.txt")
+    return root / "run"
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_virtual_cpus_matches_single_device(tmp_path, single_device_run):
+    _run([TRAIN, json.dumps(_deterministic_config("mirrored", 2)), str(tmp_path / "run")], _env(),
+         tmp_path / "log.txt")
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert env["strategy"] == "MirroredStrategy" and env["replicas"] == 2
+    reference = json.loads((single_device_run / "environment.json").read_text())
+    assert reference["replicas"] == 1
+    _assert_same_weights(single_device_run, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_custom_loop_under_mirrored_matches_fit(tmp_path, single_device_run):
+    """The multi-worker loop (strategy.run of the compiled train_step) trains as `fit` does."""
+    _run([TRAIN, json.dumps(_deterministic_config("mirrored", 2)), str(tmp_path / "run")],
+         _env(TFFT_CUSTOM_LOOP="1"), tmp_path / "log.txt")
+    assert "epoch 2/2:" in (tmp_path / "log.txt").read_text()  # the custom loop's line, not fit's
+    _assert_same_weights(single_device_run, tmp_path / "run")
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert {"loss", "val_loss", "accuracy", "val_accuracy", "lr"} <= set(header) and len(rows) == 3
+
+
+def _launch_workers(tmp_path: Path, config_path: Path, run_dirs: list[Path]) -> list[subprocess.Popen]:
+    ports = _free_ports(len(run_dirs))
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index, run_dir in enumerate(run_dirs):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(tmp_path / f"worker{index}.log", "w")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", CLI, "train", str(config_path), "--run-dir", str(run_dir)],
+            env=_env(TF_CONFIG=tf_config), cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def _wait_all(procs: list[subprocess.Popen], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    try:
+        return [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_two_local_workers(tmp_path):
+    cfg = tiny_config(
+        name="mwms",
+        data={"builtin_per_class": 10, "val_split": 0.2, "batch_size": 16},
+        model={"backbone": "mobilenet_v3_small", "weights": None, "dropout": 0.0},
+        schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1, "finetune_unfreeze": "top:1", "bn": "frozen"},
+        training={"steps_per_epoch": None, "verbose": "line"},
+        distribute={"strategy": "multi_worker"},
+    )
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(cfg))
+    chief_dir, worker_dir = tmp_path / "chief", tmp_path / "worker"
+    procs = _launch_workers(tmp_path, config_path, [chief_dir, worker_dir])
+    codes = _wait_all(procs, TIMEOUT)
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], "\n\n".join(log[-3000:] for log in logs)
+    assert not worker_dir.exists()
+    env = json.loads((chief_dir / "environment.json").read_text())
+    assert env["strategy"] == "MultiWorkerMirroredStrategy" and env["replicas"] == 2
+    for name in ("model.keras", "metrics.json", "history.csv", "phases.json", "checkpoints/last.weights.npz"):
+        assert (chief_dir / name).is_file(), name
+    rows = (chief_dir / "history.csv").read_text().splitlines()
+    assert len(rows) == 3 and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0].split(","))
+    assert f"run dir: {chief_dir}" in logs[0]
