@@ -92,3 +92,18 @@ def test_cli_train_prints_run_dir_last(tmp_path, cli_runner):
     assert result.output.strip().splitlines()[-1] == f"run dir: {tmp_path / 'run'}"
     again = cli_runner("train", path, "--run-dir", tmp_path / "run")
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_builtin_run_evaluates_and_exports(tmp_path, cli_runner):
+    """Sources that are not files (builtin:, tfds:) evaluate and export like folders do."""
+    from tfft.training.run import train
+
+    run = train(tiny_config(), run_dir=str(tmp_path / "run")).run_dir
+    result = cli_runner("evaluate", run, "--split", "val")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "eval" / "val" / "metrics.json").read_text())["val"]
+    assert saved["accuracy"] == pytest.approx(json.loads((run / "metrics.json").read_text())["val"]["accuracy"])
+    assert (run / "eval" / "val" / "worst.png").stat().st_size > 1000
+    result = cli_runner("export", run, "--format", "tflite")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("parity: top1 agreement 100.00%")

@@ -12,6 +12,7 @@ import numpy as np
 
 from tfft.evaluation.metrics import compute_metrics, format_table
 from tfft.evaluation.plots import plot_confusion_matrix, plot_gallery
+from tfft.errors import UserError
 from tfft.evaluation.rundir import (_tfft_data_decode, atomic_write_json, decode_function,
                                   load_model, open_run, split_files)
 
@@ -105,10 +106,13 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     >>> print(format_table(m))  # doctest: +SKIP
     """
     run = open_run(run_dir)
-    paths, labels = split_files(run, split, data)
-    model = load_model(run)
     batch_size = int(batch_size or run.config.data.batch_size)
     top_k = int(top_k or run.config.evaluate.top_k)
+    source = str(data if data is not None else run.config.data.source)
+    if source.startswith(("builtin:", "tfds:")):
+        return _evaluate_generated(run, source, split, batch_size, top_k)
+    paths, labels = split_files(run, split, data)
+    model = load_model(run)
     probs, y, kept = predict_files(model, paths, labels, run.image_size, batch_size)
     if len(kept) == 0:
         from tfft.errors import UserError
@@ -130,6 +134,45 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     worst, caption = _worst(y, probs)
     plot_gallery([paths[kept[i]] for i in worst], y[worst], probs[worst].argmax(axis=1),
                  probs[worst], run.class_names, out_dir / "worst.png", title=f"{split}: {caption}")
+    metrics["out_dir"] = str(out_dir)
+    return metrics
+
+
+def _evaluate_generated(run: Any, source: str, split: str, batch_size: int, top_k: int) -> dict[str, Any]:
+    """evaluate_run for sources that are not files on disk (builtin:, tfds:)."""
+    from tfft import data as tfft_data
+
+    data_cfg = run.config.data.model_copy(update={"source": source, "batch_size": batch_size})
+    splits = tfft_data.load_splits(data_cfg, run.config.seed)
+    if split not in splits.splits or len(splits.splits[split]) == 0:
+        raise UserError(f"{source} [{split}]", f"this source has no {split!r} split",
+                        f"choose --split from {sorted(splits.splits)}")
+    if list(splits.class_names) != list(run.class_names):
+        raise UserError(source, f"classes {list(splits.class_names)} differ from the model's {run.class_names}",
+                        "evaluate on data with the same classes")
+    model = load_model(run)
+    dataset = tfft_data.make_dataset(splits, split, data_cfg, seed=run.config.seed, training=False)
+    out_dir = run.run_dir / "eval" / split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probs, ys = [], []
+    for images, labels in dataset:
+        probs.append(np.asarray(model.predict_on_batch(images), np.float32))
+        ys.append(np.asarray(labels))
+    probs_all, y = np.concatenate(probs), np.concatenate(ys).astype(np.int64)
+    metrics = compute_metrics(y, probs_all, run.class_names, top_k=top_k)
+    metrics.update({"split": split, "data": source, "skipped": []})
+    _write_split(out_dir, split, metrics, "confusion_matrix.png", merge=False)
+    plot_confusion_matrix(metrics["confusion_matrix"], run.class_names,
+                          out_dir / "confusion_matrix_normalized.png", normalize=True)
+    worst, caption = _worst(y, probs_all)
+    wanted, gallery, offset = set(int(i) for i in worst), {}, 0
+    for images, _ in dataset:  # a second pass keeps only the gallery's images in memory
+        for j in range(int(images.shape[0])):
+            if offset + j in wanted:
+                gallery[offset + j] = np.asarray(images[j]).astype(np.uint8)
+        offset += int(images.shape[0])
+    plot_gallery([gallery[int(i)] for i in worst], y[worst], probs_all[worst].argmax(axis=1),
+                 probs_all[worst], run.class_names, out_dir / "worst.png", title=f"{split}: {caption}")
     metrics["out_dir"] = str(out_dir)
     return metrics
 

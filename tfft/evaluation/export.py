@@ -128,11 +128,42 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
 # --------------------------------------------------------------------------- data
 
 
+def _generated_files(run: Run, split: str, limit: int) -> list[str]:
+    """For sources that are not files (builtin:, tfds:): up to `limit` images as lossless PNGs."""
+    import tempfile
+
+    from PIL import Image
+
+    from tfft import data as tfft_data
+
+    splits = tfft_data.load_splits(run.config.data, run.config.seed)
+    if split not in splits.splits or len(splits.splits[split]) == 0:
+        raise UserError(str(run.config.data.source), f"no {split!r} split")
+    folder = Path(tempfile.mkdtemp(prefix=f"tfft-{split}-"))
+    paths: list[str] = []
+    dataset = tfft_data.make_dataset(splits, split, run.config.data, seed=run.config.seed, training=False)
+    for images, _ in dataset:
+        for image in np.asarray(images):
+            if len(paths) >= limit:
+                return paths
+            path = folder / f"{len(paths):05d}.png"
+            Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8)).save(path)
+            paths.append(str(path))
+    return paths
+
+
+def _split_paths(run: Run, split: str, limit: int) -> list[str]:
+    if str(run.config.data.source).startswith(("builtin:", "tfds:")):
+        return _generated_files(run, split, limit)
+    paths, _ = split_files(run, split)
+    return paths
+
+
 def _parity_images(run: Run, limit: int) -> tuple[list[str], list[np.ndarray]]:
     """Up to `limit` validation images (every n-th file), decoded as in training."""
     for split in ("val", "test", "train"):
         try:
-            paths, _ = split_files(run, split)
+            paths = _split_paths(run, split, limit)
         except UserError:
             continue
         step = max(1, len(paths) // limit)
@@ -146,7 +177,7 @@ def _parity_images(run: Run, limit: int) -> tuple[list[str], list[np.ndarray]]:
 def _calibration_images(run: Run, count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
     for split in ("train", "val"):
         try:
-            paths, _ = split_files(run, split)
+            paths = _split_paths(run, split, int(count * 1.2) + 1)
         except UserError:
             continue
         rng = np.random.default_rng(run.config.seed)
