@@ -61,3 +61,19 @@ def test_layer_decay_scales_each_blocks_rate(name):
         assert np.max(step4) == pytest.approx(1e-2 * 0.25, rel=1e-3)
     else:
         assert np.max(step5) > 0 and np.max(step4) > 0
+
+
+def test_carry_state_copies_slots_of_shared_variables():
+    from tfft.schedule.optimizers import carry_state
+
+    a, b = keras.Variable(np.ones((2, 2)), name="a"), keras.Variable(np.ones(3), name="b")
+    old = keras.optimizers.Adam(0.1)
+    old.build([a])
+    old.apply([np.full((2, 2), 0.5, "float32")], [a])
+    new = keras.optimizers.Adam(0.1)
+    new.build([a, b])
+    assert carry_state(old, new) == 1
+    assert np.allclose(new._momentums[0].numpy(), old._momentums[0].numpy())
+    assert np.allclose(new._momentums[0].numpy(), 0.05)  # (1 - beta_1) * g
+    assert np.all(new._momentums[1].numpy() == 0)
+    assert int(new.iterations.numpy()) == 1

@@ -107,3 +107,13 @@ def test_builtin_run_evaluates_and_exports(tmp_path, cli_runner):
     result = cli_runner("export", run, "--format", "tflite")
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1].startswith("parity: top1 agreement 100.00%")
+
+
+def test_carried_optimizer_continues_the_iteration_count(tmp_path, capsys):
+    from tfft.training.run import train
+
+    cfg = tiny_config(schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1,
+                                "carry_optimizer": True, "lr_schedule": "cosine"})
+    result = train(cfg, run_dir=str(tmp_path / "run"))
+    assert "optimizer state carried over for" in capsys.readouterr().out
+    assert [row["phase"] for row in result.history] == ["head", "finetune"]

@@ -180,3 +180,39 @@ def make_optimizer(phase: Phase, steps_per_epoch: int, lr_multipliers: Mapping[s
 def current_lr(optimizer: keras.optimizers.Optimizer) -> float:
     """The rate the optimizer uses at its current iteration."""
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def carry_state(old: keras.optimizers.Optimizer, new: keras.optimizers.Optimizer) -> int:
+    """Copy the per-variable slots (moments, velocities) of `old` into the built `new` optimizer.
+
+    Works for any Keras optimizer that keeps its slots as lists aligned with its trainable
+    variables (Adam, AdamW, SGD, RMSprop and the rest of `keras.optimizers`). Variables that
+    `old` did not train start from zero; the iteration count carries on.
+
+    Args:
+        old: the previous phase's optimizer (built).
+        new: this phase's optimizer, built on this phase's trainable variables.
+
+    Returns:
+        How many model variables had their slots carried over.
+
+    Example:
+    >>> # between phases, with schedule.carry_optimizer: true
+    >>> carry_state(previous_optimizer, model.optimizer)  # doctest: +SKIP
+    """
+    old_vars, new_vars = old._trainable_variables, new._trainable_variables
+    old_index = {v.path: i for i, v in enumerate(old_vars)}
+    carried = set()
+    for name, slots in vars(new).items():
+        old_slots = getattr(old, name, None)
+        aligned = (isinstance(slots, list) and len(slots) == len(new_vars) and slots
+                   and isinstance(old_slots, list) and len(old_slots) == len(old_vars))
+        if not aligned or not all(isinstance(s, keras.Variable) for s in slots):
+            continue
+        for j, variable in enumerate(new_vars):
+            i = old_index.get(variable.path)
+            if i is not None and tuple(old_slots[i].shape) == tuple(slots[j].shape):
+                slots[j].assign(old_slots[i])
+                carried.add(variable.path)
+    new.iterations.assign(old.iterations)
+    return len(carried)

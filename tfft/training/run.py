@@ -255,8 +255,11 @@ class _Run:
         multipliers = layer_decay_multipliers(self.model, self.spec, phase.layer_decay)
         perf = self.cfg.performance
         jit = {"on": True, "off": False, "auto": "auto" if self.accelerator else False}[perf.jit_compile]
+        previous = getattr(self.train_model, "optimizer", None)
+        carry = self.cfg.schedule.carry_optimizer and previous is not None and previous.built
+        offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
         with self.strategy.scope():
-            optimizer = make_optimizer(phase, steps_per_epoch, multipliers)
+            optimizer = make_optimizer(phase, steps_per_epoch, multipliers, offset=offset)
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=self.cfg.training.label_smoothing)
             top_k = min(self.cfg.evaluate.top_k, len(self.class_names) - 1)
             metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
@@ -266,6 +269,11 @@ class _Run:
                                      steps_per_execution=perf.steps_per_execution)
             # Built here, Keras need not build it inside the first step (which traces it twice).
             optimizer.build(self.train_model.trainable_variables)
+            if carry:
+                from tfft.schedule.optimizers import carry_state
+
+                count = carry_state(previous, optimizer)
+                print(f"optimizer state carried over for {count} variables (from iteration {offset})")
 
     def _class_weight(self) -> Optional[dict[int, float]]:
         if self.cfg.training.class_weight != "balanced":
