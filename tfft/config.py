@@ -244,7 +244,6 @@ class TrainingConfig(_Section):
 
     deterministic: bool = False
     save: Literal["best", "last"] = "best"
-    checkpoint_every_steps: Optional[int] = Field(None, ge=1)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     class_weight: Literal["none", "balanced"] = "none"
     steps_per_epoch: Optional[int] = Field(None, ge=1)

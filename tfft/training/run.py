@@ -9,6 +9,7 @@ At the end: the best (or last) weights into `model.keras`, evaluation, plots and
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import sys
 import time
@@ -101,11 +102,22 @@ def train(
     path = rundir.choose_run_dir(cfg.training.runs_dir, cfg.name, run_dir, resume, overwrite)
     if resume:
         _check_resumable(load_config(path / "config.yaml"), cfg)
+    command = f"tfft train {path / 'config.yaml'} --run-dir {path} --resume"
     try:
         return _Run(cfg, path, resume).execute()
     except KeyboardInterrupt:
-        command = f"tfft train {path / 'config.yaml'} --run-dir {path} --resume"
         raise TrainingInterrupted(str(path), command) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise UserError(str(path), "the disk is full; the last complete checkpoint is kept",
+                            f"free space, then continue with: {command}") from None
+        raise
+    except Exception as exc:  # out of memory surfaces as TensorFlow's ResourceExhaustedError
+        if type(exc).__name__ == "ResourceExhaustedError":
+            raise UserError("data.batch_size", f"out of memory at batch size {cfg.data.batch_size}",
+                            "lower data.batch_size or data.image_size, or set performance.precision: "
+                            f"mixed_float16 on a GPU; then continue with: {command}") from None
+        raise
 
 
 class _Run:
