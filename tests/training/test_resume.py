@@ -87,3 +87,24 @@ def test_resume_refuses_a_changed_config(tmp_path, cli_runner):
     (run / "metrics.json").unlink()  # pretend it never finished
     result = cli_runner("train", config, "--run-dir", run, "--resume", "--set", "data.batch_size=8")
     assert result.exit_code == 2 and "data.batch_size" in result.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_exits_130_with_the_resume_command(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    run = tmp_path / "run"
+    process = subprocess.Popen(_train_cmd(config, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = run / "checkpoints" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if state.exists():
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "--resume" in stderr and str(run) in stderr
+    out = subprocess.run(_train_cmd(config, run, resume=True), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (run / "model.keras").exists()
