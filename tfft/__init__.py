@@ -98,7 +98,7 @@ def evaluate(run_dir: str, data: Optional[str] = None, split: str = "val") -> di
         split: `val`, `test` or `train`.
 
     Example:
-    >>> tfft.evaluation("runs/quickstart", split="val")["accuracy"]  # doctest: +SKIP
+    >>> tfft.evaluate("runs/quickstart", split="val")["accuracy"]  # doctest: +SKIP
     """
     from tfft.evaluation import evaluate_run
 

@@ -21,8 +21,10 @@ NAMES = ["01_quickstart", "02_your_own_images", "03_freezing_schedules", "04_exp
 CELL_TIMEOUT_S = 300
 
 
-def _kernel_env() -> dict[str, str]:
-    env = dict(os.environ, TFFT_SMOKE="1", TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
+def _kernel_env(tmp_path: Path) -> dict[str, str]:
+    # TMPDIR: the notebooks' tempfile.mkdtemp() folders land in pytest's tmp_path.
+    env = dict(os.environ, TFFT_SMOKE="1", TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg",
+               TMPDIR=str(tmp_path))
     # The kernel must import the tfft under test, whichever directory it starts in.
     repo = str(NOTEBOOKS.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
@@ -49,7 +51,7 @@ def test_notebooks_are_committed_without_outputs():
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_in_smoke_mode(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    env = _kernel_env()
+    env = _kernel_env(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)
