@@ -149,11 +149,4 @@ def fit(model: Any, strategy: Any, dataset: Any, *, epochs: int, initial_epoch: 
         if model.stop_training or exhausted:
             break
     callback_list.on_train_end(logs)
-    if is_multi_worker(strategy):
-        # Only the chief evaluates and saves after training: its predict calls must not wait on
-        # collectives the other workers never join, so they run in the default (local) strategy.
-        local = tf.distribute.get_strategy()
-        for layer in model._flatten_layers(include_self=True):
-            if isinstance(layer, keras.Model):
-                layer._distribute_strategy = local
     return history

@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from tfft.config import DistributeConfig, PerformanceConfig
@@ -84,6 +86,35 @@ def is_chief(strategy: Any) -> bool:
     if "chief" in cluster:
         return task_type == "chief"
     return task_type in (None, "worker") and task_id == 0
+
+
+@contextlib.contextmanager
+def training_under(strategy: Any, model: Any) -> Iterator[None]:
+    """Train `model` (and the models inside it) under `strategy`; afterwards predict locally.
+
+    Keras 3 runs `predict_on_batch(x)` through `strategy.run` with `x` undistributed, so under
+    MirroredStrategy every replica predicts the whole batch (2 replicas: 32 rows for 16 images),
+    and under MultiWorkerMirroredStrategy a chief-only prediction waits on collectives the other
+    workers never join. Between and after the `fit` calls the models use the default strategy:
+    their mirrored variables are read as plain values, in this process only.
+    """
+    import keras
+    import tensorflow as tf
+
+    replicated = int(getattr(strategy, "num_replicas_in_sync", 1)) > 1 and not type(strategy).__name__.startswith("TPU")
+    if not replicated:  # the default strategy (and TPUs): Keras as it is
+        yield
+        return
+    models = [layer for layer in model._flatten_layers(include_self=True) if isinstance(layer, keras.Model)]
+    for m in models:
+        m._distribute_strategy = strategy
+    try:
+        yield
+    finally:
+        local = tf.distribute.get_strategy()
+        for m in models:
+            m._distribute_strategy = local
+            m.predict_function = None
 
 
 def resolve_precision(perf: PerformanceConfig, strategy: Any) -> str:

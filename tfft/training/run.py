@@ -358,16 +358,17 @@ class _Run:
                     callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=phase.step_factor,
                                                                        patience=phase.step_every, verbose=1))
                 train = self._dataset("train", range(first, end))
-                from tfft.training import custom_loop
+                from tfft.training import custom_loop, distribute
 
-                if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
-                    custom_loop.fit(self.train_model, self.strategy, train, epochs=end, initial_epoch=first,
-                                    steps_per_epoch=steps, validation_data=val, callbacks=callbacks,
-                                    verbose=verbose, class_weight=self._class_weight())
-                else:
-                    self.train_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
-                                         validation_data=val, callbacks=callbacks, verbose=verbose,
-                                         shuffle=False, class_weight=self._class_weight())
+                with distribute.training_under(self.strategy, self.train_model):
+                    if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
+                        custom_loop.fit(self.train_model, self.strategy, train, epochs=end, initial_epoch=first,
+                                        steps_per_epoch=steps, validation_data=val, callbacks=callbacks,
+                                        verbose=verbose, class_weight=self._class_weight())
+                    else:
+                        self.train_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
+                                             validation_data=val, callbacks=callbacks, verbose=verbose,
+                                             shuffle=False, class_weight=self._class_weight())
                 if recorder.nan:
                     checkpoint.load_variables(self.path / checkpoint.WEIGHTS, self.model.variables) \
                         if (self.path / checkpoint.WEIGHTS).exists() else None
