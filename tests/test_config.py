@@ -126,3 +126,9 @@ def test_schema_is_json_schema():
 
     assert schema()["title"] == "Config"
     assert isinstance(Config().model_dump(), dict)
+
+
+def test_feature_cache_on_is_refused_until_it_exists():
+    assert load_config({"performance": {"cache_features": "off"}}).performance.cache_features == "off"
+    with pytest.raises(UserError, match="not implemented"):
+        load_config({"performance": {"cache_features": True}})

@@ -213,8 +213,8 @@ class AugmentConfig(_Section):
 class PerformanceConfig(_Section):
     """Speed knobs that never change what is learned (beyond float rounding)."""
 
+    # The frozen-feature cache is not built yet: `auto` means off; `on` is refused (see below).
     cache_features: Literal["auto", "on", "off"] = "auto"
-    cache_copies: int = Field(1, ge=1)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: Literal["auto", "on", "off"] = "auto"
     steps_per_execution: int = Field(1, ge=1)
@@ -227,6 +227,14 @@ class PerformanceConfig(_Section):
             return "on"
         if value is False:
             return "off"
+        return value
+
+    @field_validator("cache_features")
+    @classmethod
+    def _cache_not_built(cls, value: str) -> str:
+        if value == "on":
+            raise ValueError("the frozen-feature cache is not implemented in this tfft version; "
+                             "use auto or off (both train the full model every epoch)")
         return value
 
 
