@@ -13,7 +13,7 @@ import numpy as np
 from tfft.evaluation.metrics import compute_metrics, format_table
 from tfft.evaluation.plots import plot_confusion_matrix, plot_gallery
 from tfft.errors import UserError
-from tfft.evaluation.rundir import (_tfft_data_decode, atomic_write_json, decode_function,
+from tfft.evaluation.rundir import (atomic_write_json, decoded_files,
                                   load_model, open_run, split_files)
 
 
@@ -26,26 +26,10 @@ def predict_files(model, paths: Sequence[str], labels: Sequence[int], image_size
     """
     import tensorflow as tf
 
-    size = (int(image_size[0]), int(image_size[1]))
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, dtype=np.int64)
-    index = np.arange(len(paths), dtype=np.int64)
-    module = _tfft_data_decode()
-    if module is not None and hasattr(module, "scan_files") and hasattr(module, "decode_path"):
-        # Exactly the training pipeline: a route per file (TF or PIL), unreadable files dropped.
-        probes = module.scan_files(paths)
-        ok = np.asarray([p.ok for p in probes], dtype=bool)
-        routes = np.asarray([p.route if p.ok else 0 for p in probes], dtype=np.int32)
-        ds = tf.data.Dataset.from_tensor_slices(
-            ([paths[i] for i in np.flatnonzero(ok)], routes[ok], labels[ok], index[ok]))
-        ds = ds.map(lambda p, r, y, i: (module.decode_path(p, r, size), y, i),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        decode = decode_function()
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels, index))
-        ds = ds.map(lambda p, y, i: (decode(tf.io.read_file(p), size), y, i),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.ignore_errors().batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    ds = decoded_files(paths, image_size, labels).map(lambda image, i, y: (image, y, i))
+    ds = ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
     probs, ys, kept = [], [], []
     for images, y, index in ds:
         probs.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))

@@ -94,42 +94,11 @@ def load_model(run: Run):
 # --------------------------------------------------------------------------- decoding
 
 
-def _decode_resize(data, image_size):
-    """Encoded image bytes -> float32 [H, W, 3], 0..255, bilinear with antialias.
-
-    TODO: fallback only; `tfft.data.decode_and_resize` is the one function training uses.
-    """
-    import tensorflow as tf
-
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize(image, tuple(image_size), method="bilinear", antialias=True)
-    image = tf.cast(image, tf.float32)
-    image.set_shape((int(image_size[0]), int(image_size[1]), 3))
-    return image
-
-
-def _tfft_data_decode():
-    """tfft.data's decode module (the training decoder), or None while it is absent."""
-    try:
-        from tfft.data import decode as module  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return module if hasattr(module, "decode_and_resize") else None
-
-
-def decode_function():
-    """The decode+resize function shared with training: tfft.data's when present.
-
-    Called with a scalar tf.string of encoded bytes and (height, width); returns float32
-    [H, W, 3] in 0..255.
-    """
-    module = _tfft_data_decode()
-    return module.decode_and_resize if module is not None else _decode_resize
-
-
 def decode_bytes(data, image_size):
     """Encoded bytes (a scalar tf.string) -> float32 [H, W, 3] 0..255, as in training."""
-    return decode_function()(data, tuple(image_size))
+    from tfft.data import decode
+
+    return decode.decode_and_resize(data, tuple(image_size))
 
 
 def read_image(path: str | os.PathLike, image_size) -> np.ndarray:
@@ -138,35 +107,36 @@ def read_image(path: str | os.PathLike, image_size) -> np.ndarray:
     Raises:
         Exception: the file is missing or not a readable image.
     """
-    module = _tfft_data_decode()
-    if module is not None:  # probes the header: odd files (CMYK, EXIF-rotated) go through PIL
-        return np.asarray(module.decode_and_resize(os.fspath(path), tuple(image_size)))
+    from tfft.data import decode  # probes the header: odd files (CMYK, EXIF-rotated) go through PIL
+
+    return np.asarray(decode.decode_and_resize(os.fspath(path), tuple(image_size)))
+
+
+def decoded_files(paths: list[str], image_size, *extra: np.ndarray):
+    """A dataset of (image float32 [H, W, 3], index into `paths`, *extra[index]) for the files
+    that decode, each decoded by the route training uses (TF or PIL); unreadable files dropped."""
     import tensorflow as tf
 
-    return _decode_resize(tf.io.read_file(str(path)), image_size).numpy()
+    from tfft.data import decode
+
+    size = (int(image_size[0]), int(image_size[1]))
+    probes = decode.scan_files(paths)
+    ok = np.asarray([p.ok for p in probes], dtype=bool)
+    routes = np.asarray([p.route if p.ok else 0 for p in probes], dtype=np.int32)
+    index = np.arange(len(paths), dtype=np.int64)[ok]
+    columns = ([paths[i] for i in index], routes[ok], index) + tuple(np.asarray(e)[ok] for e in extra)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
+    ds = ds.map(lambda p, r, i, *rest: (decode.decode_path(p, r, size), i, *rest),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.ignore_errors()
 
 
 def read_images(paths: list[str], image_size) -> tuple[list[str], list[np.ndarray]]:
     """Many files -> (readable paths, float32 [H, W, 3] images), decoded in parallel as in
     training; unreadable files are left out."""
-    import tensorflow as tf
-
-    size = (int(image_size[0]), int(image_size[1]))
     paths = [str(p) for p in paths]
-    index = np.arange(len(paths), dtype=np.int64)
-    module = _tfft_data_decode()
-    if module is not None and hasattr(module, "scan_files") and hasattr(module, "decode_path"):
-        probes = module.scan_files(paths)
-        ok = np.asarray([p.ok for p in probes], dtype=bool)
-        routes = np.asarray([p.route if p.ok else 0 for p in probes], dtype=np.int32)
-        ds = tf.data.Dataset.from_tensor_slices(([paths[i] for i in np.flatnonzero(ok)], routes[ok], index[ok]))
-        ds = ds.map(lambda p, r, i: (module.decode_path(p, r, size), i), num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((paths, index))
-        ds = ds.map(lambda p, i: (_decode_resize(tf.io.read_file(p), size), i),
-                    num_parallel_calls=tf.data.AUTOTUNE)
     kept, images = [], []
-    for image, i in ds.ignore_errors().as_numpy_iterator():
+    for image, i in decoded_files(paths, image_size).as_numpy_iterator():
         kept.append(paths[int(i)])
         images.append(image)
     return kept, images
