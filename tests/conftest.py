@@ -60,6 +60,13 @@ def cli_runner():
     return invoke
 
 
+def checkpoint_weights(run_dir: Path) -> dict[str, np.ndarray]:
+    """The model variables of a run's resumable checkpoint, by variable path (in saved order)."""
+    with np.load(run_dir / "checkpoints" / "last.npz", allow_pickle=False) as data:
+        paths = [str(p) for p in data["model/paths"]]
+        return {path: np.asarray(data[f"model/{i:05d}"]) for i, path in enumerate(paths)}
+
+
 def tiny_config(**sections) -> dict:
     """A config dict that trains in seconds here: builtin data, tiny images, one short phase."""
     config = {

@@ -128,7 +128,9 @@ def test_schema_is_json_schema():
     assert isinstance(Config().model_dump(), dict)
 
 
-def test_feature_cache_on_is_refused_until_it_exists():
+def test_feature_cache_settings():
     assert load_config({"performance": {"cache_features": "off"}}).performance.cache_features == "off"
-    with pytest.raises(UserError, match="not implemented"):
-        load_config({"performance": {"cache_features": True}})
+    assert load_config({"performance": {"cache_features": True}}).performance.cache_features == "on"
+    assert load_config({}).performance.cache_augmented_copies == 0
+    with pytest.raises(UserError, match="cache_augmented_copies"):
+        load_config({"performance": {"cache_augmented_copies": -1}})

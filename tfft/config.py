@@ -213,8 +213,11 @@ class AugmentConfig(_Section):
 class PerformanceConfig(_Section):
     """Speed knobs that never change what is learned (beyond float rounding)."""
 
-    # The frozen-feature cache is not built yet: `auto` means off; `on` is refused (see below).
+    # In a phase whose backbone is frozen, compute its features once and train the head on them
+    # (tfft/training/feature_cache.py). `auto` caches when that is exact (no augmentation) or when
+    # `cache_augmented_copies` says how many augmented passes to cache.
     cache_features: Literal["auto", "on", "off"] = "auto"
+    cache_augmented_copies: int = Field(0, ge=0)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: Literal["auto", "on", "off"] = "auto"
     steps_per_execution: int = Field(1, ge=1)
@@ -227,14 +230,6 @@ class PerformanceConfig(_Section):
             return "on"
         if value is False:
             return "off"
-        return value
-
-    @field_validator("cache_features")
-    @classmethod
-    def _cache_not_built(cls, value: str) -> str:
-        if value == "on":
-            raise ValueError("the frozen-feature cache is not implemented in this tfft version; "
-                             "use auto or off (both train the full model every epoch)")
         return value
 
 
@@ -255,6 +250,8 @@ class TrainingConfig(_Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     class_weight: Literal["none", "balanced"] = "none"
     steps_per_epoch: Optional[int] = Field(None, ge=1)
+    # Also commit a resumable checkpoint every N training steps inside an epoch (None: at epoch ends only).
+    checkpoint_steps: Optional[int] = Field(None, ge=1)
     verbose: Literal["auto", "bar", "line", "quiet"] = "auto"
     runs_dir: str = "runs"
 

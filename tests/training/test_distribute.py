@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, checkpoint_weights, tiny_config
 
 TRAIN = "import json, sys; from tfft.training.run import train; train(json.loads(sys.argv[1]), run_dir=sys.argv[2])"
 CLI = "import sys; from tfft.cli.main import cli; cli(prog_name='tfft')"
@@ -62,17 +62,12 @@ def _deterministic_config(strategy: str, virtual_cpus: int = 0) -> dict:
     )
 
 
-def _weights(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "checkpoints" / "last.weights.npz", allow_pickle=False) as data:
-        return {k: np.asarray(data[k]) for k in data.files}
-
-
 def _assert_same_weights(a: Path, b: Path, tolerance: float = 1e-3) -> float:
-    wa, wb = _weights(a), _weights(b)
-    assert list(wa["paths"]) == list(wb["paths"])
+    wa, wb = checkpoint_weights(a), checkpoint_weights(b)
+    assert list(wa) == list(wb)
     worst = 0.0
     for key in wa:
-        if key == "paths" or wa[key].dtype.kind not in "fc":
+        if wa[key].dtype.kind not in "fc":
             continue
         scale = max(float(np.abs(wa[key]).max()), 1e-6)
         worst = max(worst, float(np.abs(wa[key] - wb[key]).max()) / scale)
@@ -111,7 +106,7 @@ def test_custom_loop_under_mirrored_matches_fit(tmp_path, single_device_run):
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "lr"} <= set(header) and len(rows) == 3
 
 
-def _launch_workers(tmp_path: Path, config_path: Path, run_dirs: list[Path]) -> list[subprocess.Popen]:
+def _launch_workers(tmp_path: Path, config_path: Path, run_dirs: list[Path], *flags: str) -> list[subprocess.Popen]:
     ports = _free_ports(len(run_dirs))
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
@@ -119,7 +114,7 @@ def _launch_workers(tmp_path: Path, config_path: Path, run_dirs: list[Path]) -> 
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         log = open(tmp_path / f"worker{index}.log", "w")
         procs.append(subprocess.Popen(
-            [sys.executable, "-c", CLI, "train", str(config_path), "--run-dir", str(run_dir)],
+            [sys.executable, "-c", CLI, "train", str(config_path), "--run-dir", str(run_dir), *flags],
             env=_env(TF_CONFIG=tf_config), cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
     return procs
 
@@ -136,7 +131,10 @@ def _wait_all(procs: list[subprocess.Popen], timeout: float) -> list[int]:
 
 
 @pytest.mark.slow
-def test_multi_worker_mirrored_two_local_workers(tmp_path):
+def test_multi_worker_two_local_workers_killed_and_resumed(tmp_path):
+    """Two MultiWorkerMirroredStrategy workers on loopback ports, one run directory (as on a shared
+    filesystem): killed together after epoch 1, restarted with --resume, both rejoin and finish;
+    only the chief writes the run directory."""
     cfg = tiny_config(
         name="mwms",
         data={"builtin_per_class": 10, "val_split": 0.2, "batch_size": 16},
@@ -148,16 +146,34 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path):
     )
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(cfg))
-    chief_dir, worker_dir = tmp_path / "chief", tmp_path / "worker"
-    procs = _launch_workers(tmp_path, config_path, [chief_dir, worker_dir])
+    run_dir = tmp_path / "run"
+    procs = _launch_workers(tmp_path, config_path, [run_dir, run_dir])
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        try:
+            if json.loads(state.read_text())["epoch"] >= 1:
+                break
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.05)
+    for p in procs:  # the job is preempted: every worker dies at once
+        p.kill()
+    _wait_all(procs, 30)
+    assert json.loads(state.read_text())["epoch"] == 1, "the kill did not land between the epochs"
+    assert not (run_dir / "model.keras").exists()
+
+    procs = _launch_workers(tmp_path, config_path, [run_dir, run_dir], "--resume")
     codes = _wait_all(procs, TIMEOUT)
     logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
     assert codes == [0, 0], "\n\n".join(log[-3000:] for log in logs)
-    assert not worker_dir.exists()
-    env = json.loads((chief_dir / "environment.json").read_text())
+    assert all(f"resuming {run_dir} at epoch 2" in log for log in logs)
+    env = json.loads((run_dir / "environment.json").read_text())
     assert env["strategy"] == "MultiWorkerMirroredStrategy" and env["replicas"] == 2
-    for name in ("model.keras", "metrics.json", "history.csv", "phases.json", "checkpoints/last.weights.npz"):
-        assert (chief_dir / name).is_file(), name
-    rows = (chief_dir / "history.csv").read_text().splitlines()
-    assert len(rows) == 3 and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0].split(","))
-    assert f"run dir: {chief_dir}" in logs[0]
+    for name in ("model.keras", "metrics.json", "history.csv", "phases.json", "checkpoints/last.npz"):
+        assert (run_dir / name).is_file(), name
+    rows = (run_dir / "history.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+    assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0].split(","))
+    assert f"run dir: {run_dir}" in logs[0]
+    assert f"run dir: {run_dir}" not in logs[1] and "run dir: " in logs[1]  # the worker wrote to a temp folder

@@ -1,4 +1,4 @@
-"""A deterministic run killed with SIGKILL in two phases and resumed twice ends bitwise equal."""
+"""A deterministic run killed with SIGKILL inside epochs of two phases and resumed twice ends bitwise equal."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import tiny_config
+from tests.conftest import checkpoint_weights, tiny_config
 
 CONFIG = tiny_config(
     name="resume",
@@ -22,7 +22,9 @@ CONFIG = tiny_config(
     schedule={"preset": "two_phase", "head_epochs": 2, "finetune_epochs": 3, "lr": 1e-3},
     augment={"horizontal_flip": True, "rotation_range": 15},
     model={"dropout": 0.3},
-    training={"deterministic": True, "steps_per_epoch": None, "save": "last", "verbose": "quiet"},
+    # A checkpoint after every step: the kills below land inside epochs (and sometimes mid-write).
+    training={"deterministic": True, "steps_per_epoch": None, "save": "last", "verbose": "quiet",
+              "checkpoint_steps": 1},
     evaluate={"splits": ["val"]},
 )
 
@@ -32,8 +34,8 @@ def _train_cmd(config: Path, run_dir: Path, resume: bool = False) -> list[str]:
     return cmd + (["--resume"] if resume else [])
 
 
-def _kill_after_epoch(config: Path, run_dir: Path, epoch: int, resume: bool) -> None:
-    """Start training and SIGKILL it as soon as the checkpoint for `epoch` is on disk."""
+def _kill_inside_epoch(config: Path, run_dir: Path, epoch: int, step: int, resume: bool) -> None:
+    """Start training and SIGKILL it once the checkpoint of `step` steps into epoch `epoch + 1` is on disk."""
     process = subprocess.Popen(_train_cmd(config, run_dir, resume), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, start_new_session=True)
     state = run_dir / "checkpoints" / "state.json"
@@ -42,18 +44,14 @@ def _kill_after_epoch(config: Path, run_dir: Path, epoch: int, resume: bool) -> 
         if process.poll() is not None:
             raise AssertionError(f"training ended before the kill: {process.stderr.read().decode()[-2000:]}")
         try:
-            if json.loads(state.read_text())["epoch"] >= epoch:
+            progress = json.loads(state.read_text())
+            if (progress["epoch"], progress["step"]) >= (epoch, step):
                 break
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             pass
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-
-
-def _weights(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "checkpoints" / "last.weights.npz") as data:
-        return {k: data[k] for k in data.files}
 
 
 @pytest.mark.slow
@@ -63,14 +61,14 @@ def test_killed_twice_resumed_twice_is_bitwise_equal(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(_train_cmd(config, straight), check=True, capture_output=True)
 
-    _kill_after_epoch(config, killed, epoch=1, resume=False)          # in the head phase
-    _kill_after_epoch(config, killed, epoch=3, resume=True)           # in the finetune phase
+    _kill_inside_epoch(config, killed, epoch=1, step=2, resume=False)  # inside epoch 2 (head phase)
+    _kill_inside_epoch(config, killed, epoch=3, step=1, resume=True)   # inside epoch 4 (finetune phase)
     out = subprocess.run(_train_cmd(config, killed, resume=True), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming" in out.stdout
 
-    a, b = _weights(straight), _weights(killed)
-    assert a.keys() == b.keys()
+    a, b = checkpoint_weights(straight), checkpoint_weights(killed)
+    assert list(a) == list(b)
     for key in a:
         assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
     history_a = (straight / "history.csv").read_text()

@@ -112,7 +112,8 @@ def _tfds_base(split: Split, image_size: tuple[int, int]):
 
 def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: int, training: bool,
                  epochs: Optional[range] = None,
-                 augment_fn: Optional[Callable[[Any, Any, Any], Any]] = None) -> tf.data.Dataset:
+                 augment_fn: Optional[Callable[[Any, Any, Any], Any]] = None,
+                 skip_batches: int = 0) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` of (images float32 [B, H, W, 3] in 0..255, labels int32 [B]).
 
     Args:
@@ -126,6 +127,9 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
             at epoch 3); None means one epoch, epoch 0. Ignored when not training.
         augment_fn: `augment_fn(images, labels, seed) -> (images, labels)` applied to each
             training batch; `seed` is a [2] int32 tensor `[seed, e * 100003 + batch_index]`.
+        skip_batches: training only: batches left out at the start of the first epoch in
+            `epochs` (resuming inside an epoch); the others keep their index, so their content
+            and augmentation are those of an uninterrupted run.
 
     Returns:
         A prefetched `tf.data.Dataset`; with training, `ceil(n / batch_size)` batches per epoch.
@@ -160,9 +164,10 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         def tfds_epoch(epoch):
             shuffle_seed = tf.cast(tf.math.floormod(tf.constant(int(seed) % _INT31, tf.int64) * 1000003
                                                     + epoch, 2**62), tf.int64)
+            skip = _skip_for(epoch, epoch_list, skip_batches)
             inner = base.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
             inner = inner.map(decode_pair, num_parallel_calls=autotune, deterministic=True).batch(batch)
-            return _augment_epoch(inner, epoch, seed, augment_fn)
+            return _augment_epoch(inner.skip(skip), epoch, seed, augment_fn, skip)
 
         ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(tfds_epoch)
         return ds.prefetch(autotune).with_options(options)
@@ -181,15 +186,23 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
     def one_epoch(epoch):
         order = tf.numpy_function(permutation, [epoch], tf.int64, stateful=False)
         order.set_shape([n])
-        inner = tf.data.Dataset.from_tensor_slices(order)
+        skip = _skip_for(epoch, epoch_list, skip_batches)
+        inner = tf.data.Dataset.from_tensor_slices(order[skip * batch:])
         inner = inner.map(decode_index, num_parallel_calls=autotune, deterministic=True).batch(batch)
-        return _augment_epoch(inner, epoch, seed_value, augment_fn)
+        return _augment_epoch(inner, epoch, seed_value, augment_fn, skip)
 
     ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(one_epoch)
     return ds.prefetch(autotune).with_options(options)
 
 
-def _augment_epoch(batches: tf.data.Dataset, epoch, seed: int, augment_fn) -> tf.data.Dataset:
+def _skip_for(epoch, epoch_list: np.ndarray, skip_batches: int):
+    """The batches to leave out of `epoch` (an int64 tensor): `skip_batches` in the first epoch only."""
+    first = int(epoch_list[0]) if len(epoch_list) else 0
+    return tf.where(tf.equal(epoch, first), tf.constant(int(skip_batches), tf.int64), tf.constant(0, tf.int64))
+
+
+def _augment_epoch(batches: tf.data.Dataset, epoch, seed: int, augment_fn, first_index=0) -> tf.data.Dataset:
+    """Augment an epoch's batches; the first one has index `first_index` (its seed follows from it)."""
     if augment_fn is None:
         return batches
 
@@ -197,7 +210,8 @@ def _augment_epoch(batches: tf.data.Dataset, epoch, seed: int, augment_fn) -> tf
         images, labels = pair
         return augment_fn(images, labels, augment_seed(seed, epoch, index))
 
-    return batches.enumerate().map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    indexed = tf.data.Dataset.zip((tf.data.Dataset.range(first_index, 2**62), batches))
+    return indexed.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _pipeline_augmenter(cfg: Any, num_classes: int):

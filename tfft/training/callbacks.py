@@ -13,7 +13,7 @@ from tfft.training import checkpoint
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """At each epoch end: a history row, the resumable checkpoint, best weights, early stopping.
+    """History rows, resumable checkpoints (every epoch, and every N steps), best weights, early stopping.
 
     Args:
         run_dir: the run directory (None on non-chief workers: nothing is written).
@@ -24,11 +24,17 @@ class EpochRecorder(keras.callbacks.Callback):
         monitor: `val_loss`, or `loss` when there is no validation split.
         patience: early-stopping patience in epochs within this phase (None: off).
         on_rows: called with the rows after each epoch (writes history.csv).
+        checkpoint_steps: also commit a checkpoint every this many steps inside an epoch.
+        resume_step: the steps of epoch `state["epoch"]` already done by the run being resumed:
+            that epoch's step count starts there and its metric totals are restored from the
+            checkpoint, so its logs equal an uninterrupted run's.
     """
 
     def __init__(self, run_dir: Path | None, phase_name: str, history: list[dict[str, Any]],
                  state: dict[str, Any], inference_model: keras.Model, monitor: str,
-                 patience: int | None, on_rows: Callable[[list[dict[str, Any]]], None]):
+                 patience: int | None, on_rows: Callable[[list[dict[str, Any]]], None],
+                 checkpoint_steps: int | None = None, resume_step: int = 0,
+                 resume_from: Path | None = None):
         super().__init__()
         self.run_dir = run_dir
         self.phase_name = phase_name
@@ -38,7 +44,38 @@ class EpochRecorder(keras.callbacks.Callback):
         self.monitor = monitor
         self.patience = patience
         self.on_rows = on_rows
+        self.checkpoint_steps = checkpoint_steps
+        self.resume_epoch = int(state.get("epoch", 0)) if resume_step else None
+        self.resume_step = int(resume_step)
+        self.resume_from = resume_from
         self.nan = False
+        self.step = self.saved_step = 0
+
+    def _commit(self, step: int) -> None:
+        """Commit the checkpoint: model, optimizer (and, inside an epoch, the metric totals), progress."""
+        self.state["step"] = step
+        self.state["history"] = self.history
+        if self.run_dir is not None:
+            checkpoint.save(self.run_dir, self.state, self.inference_model.variables,
+                            self.model.optimizer.variables, self.model.metrics_variables if step else ())
+        self.saved_step = step
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.step = self.saved_step = 0
+        if epoch == self.resume_epoch:
+            self.step = self.saved_step = self.resume_step
+            # After fit's reset_metrics: the epoch's totals so far. On several replicas the totals are
+            # per-replica variables that one saved sum cannot be split back into; those epochs log
+            # the metrics of their resumed part only.
+            replicas = getattr(self.model.distribute_strategy, "num_replicas_in_sync", 1)
+            if self.resume_from is not None and replicas == 1:
+                checkpoint.restore(self.resume_from, self.model.metrics_variables, "metrics", match_paths=False)
+            self.resume_epoch = None
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.step += 1
+        if self.checkpoint_steps and self.step - self.saved_step >= self.checkpoint_steps:
+            self._commit(self.step)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
@@ -61,14 +98,10 @@ class EpochRecorder(keras.callbacks.Callback):
             self.state["phase_best"], self.state["phase_wait"] = value, 0
         else:
             self.state["phase_wait"] = self.state.get("phase_wait", 0) + 1
+        if self.run_dir is not None and improved:
+            checkpoint.save_variables(self.run_dir / checkpoint.BEST, self.inference_model.variables)
+        self._commit(0)
         if self.run_dir is not None:
-            variables = self.inference_model.variables
-            if improved:
-                checkpoint.save_variables(self.run_dir / checkpoint.BEST, variables)
-            checkpoint.save_variables(self.run_dir / checkpoint.WEIGHTS, variables)
-            checkpoint.save_variables(self.run_dir / checkpoint.OPTIMIZER, self.model.optimizer.variables)
-            self.state["history"] = self.history
-            checkpoint.save_state(self.run_dir, self.state)
             self.on_rows(self.history)
         if self.patience is not None and self.state["phase_wait"] >= self.patience:
             print(f"early stopping: {self.monitor} has not improved for {self.patience} epoch(s)")

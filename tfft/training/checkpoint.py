@@ -1,55 +1,88 @@
-"""Resumable state: model and optimizer variables as .npz (no pickle), progress as JSON.
+"""Resumable state: one .npz (no pickle) holding everything, committed by one atomic rename.
 
-Checkpoints are written at the end of every epoch, atomically. The model's variables include
-the dropout seed generators' states, and the data order of epoch `e` depends only on
-`(seed, e)`, so a resumed deterministic run continues bitwise where the killed one was.
+`checkpoints/last.npz` holds the model variables (including the dropout seed generators'
+states), the optimizer variables, the compiled metrics' running totals (for a checkpoint taken
+inside an epoch) and the progress as JSON. Because it is one file written to a temporary name and
+renamed, a process killed at any moment leaves either the previous checkpoint or the new one,
+never a mix of the two. `checkpoints/state.json` is a readable copy of the progress, written
+after the commit. The data order and augmentation of epoch `e` (and of its batch `i`) depend only
+on `(seed, e, i)`, so a resumed deterministic run continues bitwise where the killed one was.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tfft.training.rundir import STATE_FILE, atomic_path, write_json
+from tfft.training.rundir import CHECKPOINT_FILE, STATE_FILE, atomic_path, write_json
 
-WEIGHTS = "checkpoints/last.weights.npz"
+LAST = CHECKPOINT_FILE
 BEST = "checkpoints/best.weights.npz"
-OPTIMIZER = "checkpoints/optimizer.npz"
+GROUPS = ("model", "optimizer", "metrics")
 
 
-def save_variables(path: Path, variables: list[Any]) -> None:
-    """Save variables (in order, with their paths for checking) to an .npz atomically."""
-    arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
-    arrays["paths"] = np.array([v.path for v in variables])
+def _arrays(prefix: str, variables: Sequence[Any]) -> dict[str, np.ndarray]:
+    arrays = {f"{prefix}/{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
+    arrays[f"{prefix}/paths"] = np.array([v.path for v in variables], dtype=str)
+    return arrays
+
+
+def _write(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 
 
-def load_variables(path: Path, variables: list[Any], match_paths: bool = True) -> None:
-    """Assign saved values to `variables`; raise if the saved set does not match.
-
-    Optimizer variables are matched by order and shape only (`match_paths=False`): their names
-    carry a per-process counter (`adam`, `adam_1`, ...) that differs after a restart.
-    """
-    with np.load(path, allow_pickle=False) as data:
-        paths = [str(p) for p in data["paths"]]
-        current = [v.path for v in variables]
-        shapes_match = len(paths) == len(current) and all(
-            tuple(data[f"v{i:05d}"].shape) == tuple(v.shape) for i, v in enumerate(variables))
-        if not shapes_match or (match_paths and paths != current):
-            raise RuntimeError(f"checkpoint {path} holds {len(paths)} variables that do not match "
-                               f"the model's {len(current)}")
-        for i, variable in enumerate(variables):
-            variable.assign(data[f"v{i:05d}"])
-
-
-def save_state(run_dir: Path, state: dict[str, Any]) -> None:
+def save(run_dir: Path, state: dict[str, Any], model: Sequence[Any], optimizer: Sequence[Any] = (),
+         metrics: Sequence[Any] = ()) -> None:
+    """Commit a resumable checkpoint (variables and progress) to `run_dir/checkpoints/last.npz`."""
+    arrays: dict[str, np.ndarray] = {"state": np.array(json.dumps(state))}
+    for group, variables in zip(GROUPS, (model, optimizer, metrics)):
+        arrays.update(_arrays(group, variables))
+    _write(run_dir / LAST, arrays)
     write_json(run_dir / STATE_FILE, state)
 
 
+def save_variables(path: Path, variables: Sequence[Any]) -> None:
+    """Save model variables alone (the best weights) atomically."""
+    _write(path, _arrays("model", variables))
+
+
 def load_state(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / STATE_FILE).read_text())
+    """The progress of the last committed checkpoint."""
+    with np.load(run_dir / LAST, allow_pickle=False) as data:
+        return json.loads(str(data["state"]))
+
+
+def restore(path: Path, variables: Sequence[Any], group: str = "model", match_paths: bool = True) -> None:
+    """Assign one group of a checkpoint's values to `variables`; raise if they do not match.
+
+    Optimizer and metric variables are matched by order and shape only (`match_paths=False`):
+    their names carry a per-process counter (`adam`, `adam_1`, ...) that differs after a restart.
+
+    Args:
+        path: `last.npz` or `best.weights.npz`.
+        variables: what to assign, in the order they were saved.
+        group: `model`, `optimizer` or `metrics`.
+        match_paths: also require the variables' paths to match.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        paths = [str(p) for p in data[f"{group}/paths"]]
+        current = [v.path for v in variables]
+        shapes_match = len(paths) == len(current) and all(
+            tuple(data[f"{group}/{i:05d}"].shape) == tuple(v.shape) for i, v in enumerate(variables))
+        if not shapes_match or (match_paths and paths != current):
+            raise RuntimeError(f"checkpoint {path} holds {len(paths)} {group} variables that do not match "
+                               f"the {len(current)} here")
+        for i, variable in enumerate(variables):
+            variable.assign(data[f"{group}/{i:05d}"])
+
+
+def has(path: Path, group: str) -> bool:
+    """True when the checkpoint at `path` holds a non-empty `group`."""
+    with np.load(path, allow_pickle=False) as data:
+        return f"{group}/paths" in data.files and len(data[f"{group}/paths"]) > 0

@@ -58,8 +58,12 @@ def _distribute(strategy: Any, dataset: Any) -> Any:
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
-def _build(model: Any, strategy: Any, dataset: Any) -> None:
-    """Create the compiled loss/metric state from the dataset's spec (what fit's symbolic build does)."""
+def build_compiled_state(model: Any, strategy: Any, dataset: Any) -> None:
+    """Create the compiled loss/metric state from the dataset's spec (what fit's symbolic build does).
+
+    Keras' `fit` builds it lazily inside the first step on the default strategy; a resumed epoch
+    needs it earlier, to restore the epoch's metric totals before that step.
+    """
     import keras
 
     if getattr(model, "_compile_metrics", None) is not None and model._compile_metrics.built \
@@ -102,7 +106,7 @@ def fit(model: Any, strategy: Any, dataset: Any, *, epochs: int, initial_epoch: 
     import tensorflow as tf
 
     train = _with_sample_weight(dataset, class_weight)
-    _build(model, strategy, train)
+    build_compiled_state(model, strategy, train)
     train_dist = _distribute(strategy, train)
     val_dist = _distribute(strategy, validation_data) if validation_data is not None else None
 

@@ -81,16 +81,29 @@ def is_chief(strategy: Any) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not os.environ.get("TF_CONFIG"):
         return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-    if "chief" in cluster:
+    return is_chief_task()
+
+
+def is_chief_task() -> bool:
+    """What `is_chief` says, read from `TF_CONFIG` alone (before any strategy exists).
+
+    The chief is the `chief` task when the cluster has one, else worker 0; without `TF_CONFIG`
+    this process is the only one.
+    """
+    raw = os.environ.get("TF_CONFIG", "").strip()
+    if not raw:
+        return True
+    config = json.loads(raw)
+    task = config.get("task", {})
+    task_type, task_id = task.get("type"), int(task.get("index", 0))
+    if "chief" in config.get("cluster", {}):
         return task_type == "chief"
     return task_type in (None, "worker") and task_id == 0
 
 
 @contextlib.contextmanager
-def training_under(strategy: Any, model: Any) -> Iterator[None]:
-    """Train `model` (and the models inside it) under `strategy`; afterwards predict locally.
+def training_under(strategy: Any, *models_to_train: Any) -> Iterator[None]:
+    """Train the models (and the models inside them) under `strategy`; afterwards predict locally.
 
     Keras 3 runs `predict_on_batch(x)` through `strategy.run` with `x` undistributed, so under
     MirroredStrategy every replica predicts the whole batch (2 replicas: 32 rows for 16 images),
@@ -105,7 +118,8 @@ def training_under(strategy: Any, model: Any) -> Iterator[None]:
     if not replicated:  # the default strategy (and TPUs): Keras as it is
         yield
         return
-    models = [layer for layer in model._flatten_layers(include_self=True) if isinstance(layer, keras.Model)]
+    models = [layer for model in models_to_train for layer in model._flatten_layers(include_self=True)
+              if isinstance(layer, keras.Model)]
     for m in models:
         m._distribute_strategy = strategy
     try:

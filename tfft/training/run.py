@@ -22,7 +22,8 @@ from tfft.training import rundir
 from tfft.training.rundir import write_csv, write_json, write_text
 
 # Keys a resumed run may change; everything else must match the interrupted run's config.
-_RESUMABLE_CHANGES = ("training.verbose", "evaluate.", "performance.jit_compile", "performance.steps_per_execution")
+_RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
+                      "performance.steps_per_execution")
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr")
 
 
@@ -98,8 +99,13 @@ def train(
     >>> sorted(result.metrics)  # doctest: +SKIP
     ['val']
     """
+    from tfft.training.distribute import is_chief_task
+
     cfg = load_config(config)
-    path = rundir.choose_run_dir(cfg.training.runs_dir, cfg.name, run_dir, resume, overwrite)
+    if is_chief_task() or resume:
+        path = rundir.choose_run_dir(cfg.training.runs_dir, cfg.name, run_dir, resume, overwrite)
+    else:  # a multi-worker non-chief: it writes to a temporary folder (see _Run._setup), reads nothing
+        path = Path(run_dir) if run_dir else Path(cfg.training.runs_dir) / cfg.name
     if resume:
         _check_resumable(load_config(path / "config.yaml"), cfg)
     command = f"tfft train {path / 'config.yaml'} --run-dir {path} --resume"
@@ -141,6 +147,7 @@ class _Run:
         import tensorflow as tf
 
         self.chief = distribute.is_chief(self.strategy)
+        self.source = self.path  # where a resumed run's checkpoint is read (shared by all workers)
         if not self.chief:
             import tempfile
 
@@ -210,6 +217,7 @@ class _Run:
                 self.train_model = keras.Model([image, seed], self.model(augmented), name="train_wrapper")
             else:
                 self.train_model = self.model
+        self.fit_model = self.train_model  # what the current phase fits (see _feature_cache)
 
     def _standardization_layers(self) -> list:
         """IDG's featurewise/samplewise standardizations, as layers inside the saved model."""
@@ -232,7 +240,8 @@ class _Run:
         return standardize.standardization_layers(cfg, stats)
 
     # -- datasets ----------------------------------------------------------------------------
-    def _dataset(self, split: str, epochs: Optional[range]) -> Any:
+    def _dataset(self, split: str, epochs: Optional[range], in_pipeline: bool = False, skip: int = 0) -> Any:
+        """Batches of (images, one-hot labels); training ones augmented (`in_pipeline`: never in the model)."""
         import tensorflow as tf
 
         from tfft import data
@@ -240,7 +249,7 @@ class _Run:
         num_classes = len(self.class_names)
         training = epochs is not None
         augmenter = self.augmenter if training else None
-        model_placement = augmenter is not None and self.placement == "model"
+        model_placement = augmenter is not None and self.placement == "model" and not in_pipeline
 
         def prepare(images, labels, seed):
             labels = tf.one_hot(labels, num_classes)
@@ -250,8 +259,8 @@ class _Run:
                 return (images, tf.cast(seed, tf.int32)), labels
             return images, labels
 
-        dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed,
-                                    training=training, epochs=epochs, augment_fn=prepare if training else None)
+        dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=training,
+                                    epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip)
         if not training:
             dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
             if model_placement:
@@ -259,7 +268,8 @@ class _Run:
         return dataset
 
     # -- phases ------------------------------------------------------------------------------
-    def _compile(self, phase: Any, steps_per_epoch: int) -> None:
+    def _compile(self, phase: Any, steps_per_epoch: int, model: Any) -> None:
+        """Compile `model` (the classifier, its augmenting wrapper or the cached-feature head) for a phase."""
         import keras
 
         from tfft.schedule.optimizers import layer_decay_multipliers, make_optimizer
@@ -267,7 +277,7 @@ class _Run:
         multipliers = layer_decay_multipliers(self.model, self.spec, phase.layer_decay)
         perf = self.cfg.performance
         jit = {"on": True, "off": False, "auto": "auto" if self.accelerator else False}[perf.jit_compile]
-        previous = getattr(self.train_model, "optimizer", None)
+        previous = getattr(self.fit_model, "optimizer", None)
         carry = self.cfg.schedule.carry_optimizer and previous is not None and previous.built
         offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
         with self.strategy.scope():
@@ -277,15 +287,47 @@ class _Run:
             metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
             if top_k >= 2:
                 metrics.append(keras.metrics.TopKCategoricalAccuracy(k=top_k, name=f"top{top_k}"))
-            self.train_model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit,
-                                     steps_per_execution=perf.steps_per_execution)
+            model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit,
+                          steps_per_execution=perf.steps_per_execution)
             # Built here, Keras need not build it inside the first step (which traces it twice).
-            optimizer.build(self.train_model.trainable_variables)
+            optimizer.build(model.trainable_variables)
             if carry:
                 from tfft.schedule.optimizers import carry_state
 
                 count = carry_state(previous, optimizer)
                 print(f"optimizer state carried over for {count} variables (from iteration {offset})")
+        self.fit_model = model
+
+    def _feature_cache(self, phase: Any, start: int, first: int, end: int) -> Optional[Any]:
+        """For a frozen-backbone phase, compute the backbone's features once (`performance.cache_features`).
+
+        Returns the filled `FeatureCache` with its `head` model to fit, or None to fit the full model.
+        """
+        from tfft.training import feature_cache
+
+        perf = self.cfg.performance
+        feature_size = int(math.prod(self.model.get_layer(feature_cache.POOL_LAYER_NAME).output.shape[1:])) \
+            if feature_cache.POOL_LAYER_NAME in [layer.name for layer in self.model.layers] else 0
+        decision = feature_cache.decide(perf.cache_features, perf.cache_augmented_copies,
+                                        backbone_frozen=feature_cache.backbone_frozen(self.model),
+                                        augmenting=self.augmenter is not None, feature_size=feature_size,
+                                        num_examples=self.num_train)
+        print(f"feature cache: {decision.reason}")
+        if not decision.use:
+            return None
+        with self.strategy.scope():
+            feature_model, head = feature_cache.split_model(self.model)
+        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
+        if self.augmenter is None:
+            # One pass in file order; each epoch is gathered in its (seed, epoch) order.
+            passes = [self._dataset("train", None)]
+        else:
+            passes = [self._dataset("train", range(start + j, start + j + 1), in_pipeline=True)
+                      for j in range(decision.copies)]
+        cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=self.augmenter is not None)
+        if self.has_val:
+            cache.fill_val(self._dataset("val", None), len(self.splits.splits["val"]))
+        return cache
 
     def _class_weight(self) -> Optional[dict[int, float]]:
         if self.cfg.training.class_weight != "balanced":
@@ -310,14 +352,17 @@ class _Run:
 
         cfg = self.cfg
         phases = resolve_phases(cfg.schedule, len(self.spec.blocks))
+        last = self.source / checkpoint.LAST
         if self.resume:
-            self.state = checkpoint.load_state(self.path)
+            self.state = checkpoint.load_state(self.source)
             self.history = list(self.state.get("history", []))
             self.phase_rows = list(self.state.get("phase_rows", []))
-            checkpoint.load_variables(self.path / checkpoint.WEIGHTS, self.model.variables)
-            print(f"resuming {self.path} at epoch {self.state['epoch'] + 1}, phase {self.state['phase'] + 1}")
+            checkpoint.restore(last, self.model.variables)
+            step = self.state.get("step", 0)
+            print(f"resuming {self.source} at epoch {self.state['epoch'] + 1}" + (f", step {step + 1}" if step else "")
+                  + f", phase {self.state['phase'] + 1}")
         else:
-            self.state = {"epoch": 0, "phase": 0, "phase_start": 0, "best": math.inf}
+            self.state = {"epoch": 0, "step": 0, "phase": 0, "phase_start": 0, "best": math.inf}
         steps = cfg.training.steps_per_epoch or _steps(self.num_train, cfg.data.batch_size)
         val = self._dataset("val", None) if self.has_val else None
         monitor = "val_loss" if self.has_val else "loss"
@@ -342,14 +387,16 @@ class _Run:
             print(f"phase {index + 1}/{len(phases)} {phase.name}: epochs {start + 1}-{end}, "
                   f"unfreeze {phase.unfreeze}, lr {phase.lr:g} ({phase.optimizer}, {phase.lr_schedule}), "
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
-            self._compile(phase, steps)
-            if first > start and first < end:
-                checkpoint.load_variables(self.path / checkpoint.OPTIMIZER, self.train_model.optimizer.variables,
-                                          match_paths=False)
+            skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
+            cache = self._feature_cache(phase, start, first, end) if first < end else None
+            self._compile(phase, steps, cache.head if cache is not None else self.train_model)
+            if (first > start or skip) and first < end:
+                checkpoint.restore(last, self.fit_model.optimizer.variables, "optimizer", match_paths=False)
             if first < end and not self.state.get("early_stopped"):
                 recorder = EpochRecorder(self.path if self.chief else None, phase.name, self.history,
                                          self.state, self.model, monitor, phase.early_stopping,
-                                         self._write_history)
+                                         self._write_history, cfg.training.checkpoint_steps,
+                                         resume_step=skip, resume_from=last if skip else None)
                 callbacks: list[Any] = [recorder]
                 if self.chief:
                     callbacks.append(keras.callbacks.TensorBoard(str(self.path / "tensorboard"),
@@ -357,29 +404,45 @@ class _Run:
                 if phase.lr_schedule == "plateau":
                     callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=phase.step_factor,
                                                                        patience=phase.step_every, verbose=1))
-                train = self._dataset("train", range(first, end))
-                from tfft.training import custom_loop, distribute
-
-                with distribute.training_under(self.strategy, self.train_model):
-                    if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
-                        custom_loop.fit(self.train_model, self.strategy, train, epochs=end, initial_epoch=first,
-                                        steps_per_epoch=steps, validation_data=val, callbacks=callbacks,
-                                        verbose=verbose, class_weight=self._class_weight())
-                    else:
-                        self.train_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
-                                             validation_data=val, callbacks=callbacks, verbose=verbose,
-                                             shuffle=False, class_weight=self._class_weight())
+                val_data = (cache.val_dataset() if val else None) if cache is not None else val
+                if skip:  # the rest of the interrupted epoch, from its next batch, as its own fit
+                    self._fit(cache, first, first + 1, skip, steps - skip, val_data, callbacks, verbose)
+                    first += 1
+                if first < end and not (recorder.nan or self.state.get("early_stopped")):
+                    self._fit(cache, first, end, 0, steps, val_data, callbacks, verbose)
                 if recorder.nan:
-                    checkpoint.load_variables(self.path / checkpoint.WEIGHTS, self.model.variables) \
-                        if (self.path / checkpoint.WEIGHTS).exists() else None
+                    if (self.path / checkpoint.LAST).exists():
+                        checkpoint.restore(self.path / checkpoint.LAST, self.model.variables)
                     raise UserError(f"schedule.phases[{index}].lr",
                                     f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
                                     f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
                                     f"{self.path / 'checkpoints'}")
-            self.state.update(phase=index + 1, phase_start=self.state["epoch"], phase_best=math.inf,
+            self.state.update(phase=index + 1, phase_start=self.state["epoch"], step=0, phase_best=math.inf,
                               phase_wait=0, early_stopped=False)
             if self.chief:
-                checkpoint.save_state(self.path, self.state)
+                checkpoint.save(self.path, self.state, self.model.variables)
+
+    def _fit(self, cache: Optional[Any], first: int, end: int, skip: int, steps: int, val_data: Any,
+             callbacks: list[Any], verbose: int) -> None:
+        """Fit epochs `first..end-1` (the first one from its batch `skip`) with Keras' fit or the custom loop."""
+        from tfft.training import custom_loop, distribute
+
+        if cache is not None:
+            train = cache.train_dataset(range(first, end), skip_batches=skip)
+        else:
+            train = self._dataset("train", range(first, end), skip=skip)
+        if skip:  # the metric variables must exist before the first step, to take the epoch's totals
+            custom_loop.build_compiled_state(self.fit_model, self.strategy, train)
+        # The classifier too: with the cache it is built in scope but never fit.
+        with distribute.training_under(self.strategy, self.fit_model, self.model):
+            if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
+                custom_loop.fit(self.fit_model, self.strategy, train, epochs=end, initial_epoch=first,
+                                steps_per_epoch=steps, validation_data=val_data, callbacks=callbacks,
+                                verbose=verbose, class_weight=self._class_weight())
+            else:
+                self.fit_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
+                                   validation_data=val_data, callbacks=callbacks, verbose=verbose,
+                                   shuffle=False, class_weight=self._class_weight())
 
     # -- the end -----------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
@@ -388,7 +451,7 @@ class _Run:
         cfg = self.cfg
         best = self.path / checkpoint.BEST
         if cfg.training.save == "best" and best.exists():
-            checkpoint.load_variables(best, self.model.variables)
+            checkpoint.restore(best, self.model.variables)
             print(f"model.keras: best weights (epoch {self.state.get('best_epoch')}, "
                   f"{'val_loss' if self.has_val else 'loss'} {self.state.get('best'):.4f})")
         if not self.chief:

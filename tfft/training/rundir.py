@@ -19,6 +19,7 @@ from tfft.errors import UserError
 
 FINISHED_MARKER = "metrics.json"
 STATE_FILE = "checkpoints/state.json"
+CHECKPOINT_FILE = "checkpoints/last.npz"  # the resumable checkpoint (tfft.training.checkpoint)
 
 
 @contextlib.contextmanager
@@ -85,7 +86,7 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def has_state(run_dir: Path) -> bool:
-    return (run_dir / STATE_FILE).exists()
+    return (run_dir / CHECKPOINT_FILE).exists()
 
 
 def choose_run_dir(runs_dir: str, name: str, run_dir: str | None, resume: bool, overwrite: bool) -> Path:
