@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=10, help="cache: epochs of the frozen phase")
     parser.add_argument("--backbone", default="resnet50", help="cache: the backbone")
-    parser.add_argument("--backbones", default="resnet50,vgg16,mobilenet_v2,efficientnetb0")
+    parser.add_argument("--backbones", default="resnet50,vgg16,mobilenet_v2,efficientnet_b0")
     parser.add_argument("--precisions", default="float32", help="steps: e.g. float32,mixed_bfloat16")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)

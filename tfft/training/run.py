@@ -119,11 +119,23 @@ def train(
                             f"free space, then continue with: {command}") from None
         raise
     except Exception as exc:  # out of memory surfaces as TensorFlow's ResourceExhaustedError
+        if _caused_by_interrupt(exc):  # Ctrl-C inside an import or a callback, re-raised as another error
+            raise TrainingInterrupted(str(path), command) from None
         if type(exc).__name__ == "ResourceExhaustedError":
             raise UserError("data.batch_size", f"out of memory at batch size {cfg.data.batch_size}",
                             "lower data.batch_size or data.image_size, or set performance.precision: "
                             f"mixed_float16 on a GPU; then continue with: {command}") from None
         raise
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class _Run:
@@ -406,10 +418,10 @@ class _Run:
                                                                        patience=phase.step_every, verbose=1))
                 val_data = (cache.val_dataset() if val else None) if cache is not None else val
                 if skip:  # the rest of the interrupted epoch, from its next batch, as its own fit
-                    self._fit(cache, first, first + 1, skip, steps - skip, val_data, callbacks, verbose)
+                    self._fit(cache, start, first, first + 1, skip, steps, val_data, callbacks, verbose)
                     first += 1
                 if first < end and not (recorder.nan or self.state.get("early_stopped")):
-                    self._fit(cache, first, end, 0, steps, val_data, callbacks, verbose)
+                    self._fit(cache, start, first, end, 0, steps, val_data, callbacks, verbose)
                 if recorder.nan:
                     if (self.path / checkpoint.LAST).exists():
                         checkpoint.restore(self.path / checkpoint.LAST, self.model.variables)
@@ -422,15 +434,26 @@ class _Run:
             if self.chief:
                 checkpoint.save(self.path, self.state, self.model.variables)
 
-    def _fit(self, cache: Optional[Any], first: int, end: int, skip: int, steps: int, val_data: Any,
+    def _fit(self, cache: Optional[Any], start: int, first: int, end: int, skip: int, steps: int, val_data: Any,
              callbacks: list[Any], verbose: int) -> None:
-        """Fit epochs `first..end-1` (the first one from its batch `skip`) with Keras' fit or the custom loop."""
+        """Fit epochs `first..end-1` of the phase that began at epoch `start`, the first one from its step
+        `skip`, with Keras' fit or the custom loop.
+
+        The phase reads one stream of data epochs `start, start+1, ...` (each a pass in its own
+        (seed, epoch) order); fit epoch `k` takes its `steps` batches from position
+        `(k - start) * steps`, so `training.steps_per_epoch` may be shorter or longer than a pass
+        and a resumed run still reads exactly the batches an uninterrupted one reads.
+        """
         from tfft.training import custom_loop, distribute
 
+        per_pass = _steps(self.num_train, self.cfg.data.batch_size)
+        position = (first - start) * steps + skip
+        needed = range(start + position // per_pass, start + math.ceil((end - start) * steps / per_pass))
         if cache is not None:
-            train = cache.train_dataset(range(first, end), skip_batches=skip)
+            train = cache.train_dataset(needed, skip_batches=position % per_pass)
         else:
-            train = self._dataset("train", range(first, end), skip=skip)
+            train = self._dataset("train", needed, skip=position % per_pass)
+        steps -= skip
         if skip:  # the metric variables must exist before the first step, to take the epoch's totals
             custom_loop.build_compiled_state(self.fit_model, self.strategy, train)
         # The classifier too: with the cache it is built in scope but never fit.

@@ -99,7 +99,7 @@ def choose_run_dir(runs_dir: str, name: str, run_dir: str | None, resume: bool, 
         path = Path(run_dir)
         if resume:
             if not has_state(path):
-                raise UserError(str(path), "nothing to resume here (no checkpoints/state.json)",
+                raise UserError(str(path), f"nothing to resume here (no {CHECKPOINT_FILE})",
                                 "drop --resume to start a new run")
             return path
         if path.exists() and any(path.iterdir()):
