@@ -458,14 +458,19 @@ class _Run:
             custom_loop.build_compiled_state(self.fit_model, self.strategy, train)
         # The classifier too: with the cache it is built in scope but never fit.
         with distribute.training_under(self.strategy, self.fit_model, self.model):
-            if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
-                custom_loop.fit(self.fit_model, self.strategy, train, epochs=end, initial_epoch=first,
-                                steps_per_epoch=steps, validation_data=val_data, callbacks=callbacks,
-                                verbose=verbose, class_weight=self._class_weight())
-            else:
-                self.fit_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
-                                   validation_data=val_data, callbacks=callbacks, verbose=verbose,
-                                   shuffle=False, class_weight=self._class_weight())
+            try:
+                if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
+                    custom_loop.fit(self.fit_model, self.strategy, train, epochs=end, initial_epoch=first,
+                                    steps_per_epoch=steps, validation_data=val_data, callbacks=callbacks,
+                                    verbose=verbose, class_weight=self._class_weight())
+                else:
+                    self.fit_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
+                                       validation_data=val_data, callbacks=callbacks, verbose=verbose,
+                                       shuffle=False, class_weight=self._class_weight())
+            except BaseException:
+                if verbose:
+                    print(flush=True)  # end a progress bar cut mid-line, so the error starts its own
+                raise
 
     # -- the end -----------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
