@@ -127,24 +127,6 @@ def bench_cache(args: argparse.Namespace) -> None:
         print(f"| {setting} | {seconds:.0f} | {rows[0][1] / seconds:.1f}x | {accuracy:.4f} |")
 
 
-class _EpochTimer:
-    def __init__(self):
-        import keras
-
-        class Timer(keras.callbacks.Callback):
-            def __init__(inner):
-                super().__init__()
-                inner.times = []
-
-            def on_epoch_begin(inner, epoch, logs=None):
-                inner.start = time.perf_counter()
-
-            def on_epoch_end(inner, epoch, logs=None):
-                inner.times.append(time.perf_counter() - inner.start)
-
-        self.callback = Timer()
-
-
 def plain_keras_recipe(data: Path, size: int, epochs: int, weights) -> tuple[float, list[float], float]:
     """The transfer-learning recipe most Keras code still uses, verbatim in spirit."""
     import warnings
@@ -167,7 +149,17 @@ def plain_keras_recipe(data: Path, size: int, epochs: int, weights) -> tuple[flo
     outputs = keras.layers.Dense(train.num_classes, activation="softmax")(x)
     model = keras.Model(base.input, outputs)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-    timer = _EpochTimer().callback
+    class EpochTimes(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.start)
+
+    timer = EpochTimes()
     model.fit(train, epochs=epochs, validation_data=val, callbacks=[timer], verbose=2)
     accuracy = model.evaluate(val, verbose=0)[1]
     return time.perf_counter() - start, timer.times, accuracy

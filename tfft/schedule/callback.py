@@ -36,12 +36,13 @@ class FreezingSchedule(keras.callbacks.Callback):
     def __init__(self, model: keras.Model, schedule: Union[ScheduleConfig, dict, None] = None,
                  backbone: Optional[str] = None):
         super().__init__()
-        from tfft import backbones
+        from tfft.config import ModelConfig
+        from tfft.models.build import resolve_backbone
 
         if not isinstance(schedule, ScheduleConfig):
             schedule = ScheduleConfig.model_validate(schedule or {})
         name = backbone or model.name.removeprefix("tfft_")
-        self.spec = backbones.spec_for_keras_model(name) if name.startswith("keras:") else backbones.get(name)
+        self.spec = resolve_backbone(ModelConfig.model_construct(backbone=name))  # unknown names: its UserError
         self.schedule = schedule
         self.phases: list[Phase] = resolve_phases(schedule, len(self.spec.blocks))
         self.starts = []

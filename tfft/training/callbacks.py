@@ -49,7 +49,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.resume_step = int(resume_step)
         self.resume_from = resume_from
         self.nan = False
-        self.step = self.saved_step = self.epoch_offset = 0
+        self.saved_step = self.epoch_offset = 0
 
     def _commit(self, step: int) -> None:
         """Commit the checkpoint: model, optimizer (and, inside an epoch, the metric totals), progress."""
@@ -61,9 +61,9 @@ class EpochRecorder(keras.callbacks.Callback):
         self.saved_step = step
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.step = self.saved_step = self.epoch_offset = 0
+        self.saved_step = self.epoch_offset = 0
         if epoch == self.resume_epoch:
-            self.step = self.saved_step = self.epoch_offset = self.resume_step
+            self.saved_step = self.epoch_offset = self.resume_step
             # After fit's reset_metrics: the epoch's totals so far. On several replicas the totals are
             # per-replica variables that one saved sum cannot be split back into; those epochs log
             # the metrics of their resumed part only.
@@ -75,11 +75,11 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         # `batch` is the last step of this call (several with steps_per_execution), counted from
         # the start of this fit's epoch; a resumed epoch's fit starts `resume_step` steps in.
-        self.step = self.epoch_offset + batch + 1
-        if self.checkpoint_steps and self.step - self.saved_step >= self.checkpoint_steps:
+        step = self.epoch_offset + batch + 1
+        if self.checkpoint_steps and step - self.saved_step >= self.checkpoint_steps:
             if not math.isfinite(float((logs or {}).get("loss", 0.0))):
                 return  # never replace the last good checkpoint with NaN weights
-            self._commit(self.step)
+            self._commit(step)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})

@@ -81,8 +81,3 @@ def restore(path: Path, variables: Sequence[Any], group: str = "model", match_pa
         for i, variable in enumerate(variables):
             variable.assign(data[f"{group}/{i:05d}"])
 
-
-def has(path: Path, group: str) -> bool:
-    """True when the checkpoint at `path` holds a non-empty `group`."""
-    with np.load(path, allow_pickle=False) as data:
-        return f"{group}/paths" in data.files and len(data[f"{group}/paths"]) > 0

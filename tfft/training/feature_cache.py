@@ -82,13 +82,23 @@ def decide(setting: str, copies: int, *, backbone_frozen: bool, augmenting: bool
     return Decision(True, passes, f"on: backbone features computed once ({what}, {size / 2**20:.1f} MiB)")
 
 
+def _pool_index(model: keras.Model) -> Optional[int]:
+    names = [layer.name for layer in model.layers]
+    return names.index(POOL_LAYER_NAME) if POOL_LAYER_NAME in names else None
+
+
 def backbone_frozen(model: keras.Model) -> bool:
     """True when nothing up to and including the pool layer trains (so features are fixed)."""
-    names = [layer.name for layer in model.layers]
-    if POOL_LAYER_NAME not in names:
+    index = _pool_index(model)
+    if index is None:
         return False
-    upstream = model.layers[:names.index(POOL_LAYER_NAME) + 1]
-    return not any(weight.trainable for layer in upstream for weight in layer.weights)
+    return not any(weight.trainable for layer in model.layers[:index + 1] for weight in layer.weights)
+
+
+def feature_size(model: keras.Model) -> int:
+    """Values per example at the pool layer (0 for a model without one)."""
+    index = _pool_index(model)
+    return 0 if index is None else int(np.prod(model.layers[index].output.shape[1:]))
 
 
 def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:

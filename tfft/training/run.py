@@ -70,10 +70,6 @@ def _check_resumable(saved: Config, new: Config) -> None:
                         "resume with the run's own config.yaml, or start a new run")
 
 
-def _steps(count: int, batch: int) -> int:
-    return max(1, math.ceil(count / batch))
-
-
 def train(
     config: Union[Config, dict, str, None] = None,
     run_dir: Optional[str] = None,
@@ -318,11 +314,10 @@ class _Run:
         from tfft.training import feature_cache
 
         perf = self.cfg.performance
-        feature_size = int(math.prod(self.model.get_layer(feature_cache.POOL_LAYER_NAME).output.shape[1:])) \
-            if feature_cache.POOL_LAYER_NAME in [layer.name for layer in self.model.layers] else 0
         decision = feature_cache.decide(perf.cache_features, perf.cache_augmented_copies,
                                         backbone_frozen=feature_cache.backbone_frozen(self.model),
-                                        augmenting=self.augmenter is not None, feature_size=feature_size,
+                                        augmenting=self.augmenter is not None,
+                                        feature_size=feature_cache.feature_size(self.model),
                                         num_examples=self.num_train)
         print(f"feature cache: {decision.reason}")
         if not decision.use:
@@ -375,7 +370,9 @@ class _Run:
                   + f", phase {self.state['phase'] + 1}")
         else:
             self.state = {"epoch": 0, "step": 0, "phase": 0, "phase_start": 0, "best": math.inf}
-        steps = cfg.training.steps_per_epoch or _steps(self.num_train, cfg.data.batch_size)
+        from tfft.data import steps_per_epoch
+
+        steps = cfg.training.steps_per_epoch or steps_per_epoch(self.splits, "train", cfg.data.batch_size)
         val = self._dataset("val", None) if self.has_val else None
         monitor = "val_loss" if self.has_val else "loss"
         verbose = _verbosity(cfg.training.verbose)
@@ -446,7 +443,9 @@ class _Run:
         """
         from tfft.training import custom_loop, distribute
 
-        per_pass = _steps(self.num_train, self.cfg.data.batch_size)
+        from tfft.data import steps_per_epoch
+
+        per_pass = steps_per_epoch(self.splits, "train", self.cfg.data.batch_size)
         position = (first - start) * steps + skip
         needed = range(start + position // per_pass, start + math.ceil((end - start) * steps / per_pass))
         if cache is not None:
