@@ -10,11 +10,16 @@ process. Rows:
 
 (a) `keras.src.legacy.preprocessing.image.ImageDataGenerator(...).flow_from_directory`
 (b) `tfft.data.make_dataset(..., training=True)`: decode + resize, no augmentation
-(c) the same with `augment_fn=tfft.augment.build_augmenter(...)` (fused warp in tf.data)
-(d) augmentation alone on one decoded batch held in memory (the augmenter's own cost)
+(c) the same with tfft's augmentation as `tfft train` runs it in the pipeline: the warp per
+    image as it is decoded (`Augmenter.per_image_warp`, the numba loop), the rest per batch
+(c0) the same augmentation with the warp applied to whole batches (`augment_fn=augmenter`: the
+    batched XLA warp, what tfft did before the per-image warp)
+(d) augmentation alone on one decoded batch held in memory (the batched XLA warp)
 
-Each row: one warm-up pass, then `repeats` timings of 2 passes; the median is printed as a
-markdown table.
+Each row: one warm-up pass, then `repeats` rounds; a round times 2 passes of every row in turn
+(a, b, c, c0, d, a, b, ...). The table gives the median rate of each row and, for the ratios,
+the median of the per-round ratios (paired within a round, so a drift of this shared machine's
+speed cancels).
 """
 
 from __future__ import annotations
@@ -35,57 +40,71 @@ RECIPE = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, 
 SIZE, BATCH = (224, 224), 32
 
 
-def _time(run_pass, images_per_pass: int, repeats: int, passes: int = 2) -> tuple[float, float]:
-    """Median (images per wall second, images per CPU second of this process, all threads)."""
-    run_pass()  # warm-up
-    rates, cpu_rates = [], []
+def _time_rounds(rows: dict, repeats: int, passes: int = 2) -> dict:
+    """{name: (run_pass, images_per_pass)} -> {name: ([images/s wall], [images per CPU-second])}.
+
+    One list entry per round; a round times every row in turn, so rows of one round saw the
+    same machine. CPU time is this process's (all threads).
+    """
+    for run_pass, _ in rows.values():
+        run_pass()  # warm-up (and compilation)
+    rates: dict = {name: ([], []) for name in rows}
     for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(passes):
-            run_pass()
-        rates.append(passes * images_per_pass / (time.perf_counter() - start))
-        cpu_rates.append(passes * images_per_pass / max(time.process_time() - cpu, 1e-9))
-    return statistics.median(rates), statistics.median(cpu_rates)
+        for name, (run_pass, n) in rows.items():
+            start, cpu = time.perf_counter(), time.process_time()
+            for _ in range(passes):
+                run_pass()
+            rates[name][0].append(passes * n / (time.perf_counter() - start))
+            rates[name][1].append(passes * n / max(time.process_time() - cpu, 1e-9))
+    return rates
 
 
-def bench_idg(train_dir: Path, repeats: int):
+def _ratio(rates: dict, row: str, base: str, i: int) -> float:
+    """Median over rounds of row/base (wall: i=0, CPU: i=1): paired, so machine drift cancels."""
+    return statistics.median(r / b for r, b in zip(rates[row][i], rates[base][i]))
+
+
+def idg_pass(train_dir: Path):
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
     warnings.filterwarnings("ignore")
     gen = ImageDataGenerator(**RECIPE)
     flow = gen.flow_from_directory(str(train_dir), target_size=SIZE, batch_size=BATCH,
                                    class_mode="sparse", seed=1)
-    n = flow.n
 
     def one_pass():
         for i in range(len(flow)):
             flow[i]
 
-    return _time(one_pass, n, repeats), n
+    return one_pass, flow.n
 
 
-def bench_tf(data_dir: Path, repeats: int, augment: bool):
+def tf_pass(data_dir: Path, augment: str):
+    """augment: "none", "per_image" (as `tfft train`) or "batched" (the warp on whole batches)."""
     from tfft import augment as tfft_augment
     from tfft import data as tfft_data
     from tfft.config import AugmentConfig, DataConfig
 
     data_cfg = DataConfig(source=str(data_dir), image_size=SIZE, batch_size=BATCH)
     splits = tfft_data.load_splits(data_cfg, seed=1)
-    n = len(splits.splits["train"].labels) if hasattr(splits.splits["train"], "labels") else None
     augmenter = (tfft_augment.build_augmenter(AugmentConfig(**RECIPE), SIZE, splits.num_classes)
-                 if augment else None)
-    ds = tfft_data.make_dataset(splits, "train", data_cfg, seed=1, training=True, augment_fn=augmenter)
-    count = sum(int(x.shape[0]) for x, _ in ds)  # also the first warm-up
-    n = count
+                 if augment != "none" else None)
+    per_image = augmenter.per_image_warp() if augment == "per_image" else None
+
+    def augment_fn(images, labels, seed):
+        return augmenter(images, labels, seed, warped=per_image is not None)
+
+    ds = tfft_data.make_dataset(splits, "train", data_cfg, seed=1, training=True,
+                                augment_fn=augment_fn if augmenter else None, per_image=per_image)
 
     def one_pass():
         for _ in ds:
             pass
 
-    return _time(one_pass, n, repeats), n
+    return one_pass, len(splits.splits["train"])
 
 
-def bench_augment_only(data_dir: Path, repeats: int):
+def augment_only_pass(data_dir: Path):
     import tensorflow as tf
 
     from tfft import augment as tfft_augment
@@ -102,7 +121,7 @@ def bench_augment_only(data_dir: Path, repeats: int):
         for s in range(25):
             step(tf.constant(s)).numpy()
 
-    return _time(twenty_five_batches, 25 * BATCH, repeats, passes=1)
+    return twenty_five_batches, 25 * BATCH
 
 
 def main() -> None:
@@ -113,28 +132,30 @@ def main() -> None:
     data = Path(args.data)
     import tensorflow as tf
 
-    a, n = bench_idg(data / "train", args.repeats)
-    b, _ = bench_tf(data, args.repeats, augment=False)
-    c, _ = bench_tf(data, args.repeats, augment=True)
-    d = bench_augment_only(data, args.repeats)
+    names = {"a": "(a) legacy ImageDataGenerator.flow_from_directory (seed recipe)",
+             "b": "(b) tfft.data decode+resize, no augmentation",
+             "c": "(c) tfft.data decode+resize + tfft.augment, warp per image (as `tfft train`)",
+             "c0": "(c0) tfft.data decode+resize + tfft.augment, batched XLA warp",
+             "d": "(d) tfft.augment alone, batched XLA warp, decoded batch in memory"}
+    rows = {"a": idg_pass(data / "train"), "b": tf_pass(data, "none"), "c": tf_pass(data, "per_image"),
+            "c0": tf_pass(data, "batched"), "d": augment_only_pass(data)}
+    n = rows["b"][1]
+    rates = _time_rounds(rows, args.repeats)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"pets-mini train: {n} JPEGs -> {SIZE[0]}x{SIZE[1]}, batch {BATCH}, "
           f"{os.cpu_count()} CPU cores (load average {load:.1f} at the end), TF {tf.__version__}; "
-          f"median of {args.repeats} x 2 passes\n")
+          f"{args.repeats} interleaved rounds of 2 passes: medians of the rates and of the per-round ratios\n")
     print("| pipeline | images/s (wall) | vs (a) | vs (b) | images per CPU-second | vs (a) | vs (b) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    rows = [("(a) legacy ImageDataGenerator.flow_from_directory (seed recipe)", a),
-            ("(b) tfft.data decode+resize, no augmentation", b),
-            ("(c) tfft.data decode+resize + tfft.augment fused warp (seed recipe)", c),
-            ("(d) tfft.augment alone, decoded batch in memory", d)]
-    for name, (rate, cpu) in rows:
-        print(f"| {name} | {rate:.0f} | {rate / a[0]:.1f}x | {rate / b[0]:.2f}x | {cpu:.0f} | "
-              f"{cpu / a[1]:.1f}x | {cpu / b[1]:.2f}x |")
+    for key, name in names.items():
+        wall, cpu = (statistics.median(v) for v in rates[key])
+        print(f"| {name} | {wall:.0f} | {_ratio(rates, key, 'a', 0):.1f}x | {_ratio(rates, key, 'b', 0):.2f}x | "
+              f"{cpu:.0f} | {_ratio(rates, key, 'a', 1):.1f}x | {_ratio(rates, key, 'b', 1):.2f}x |")
+    print("\nper-round (c)/(b), wall:", " ".join(f"{c / b:.2f}" for c, b in zip(rates["c"][0], rates["b"][0])))
     for label, i in (("wall", 0), ("CPU", 1)):
-        print(f"\ntargets ({label}): (c) >= 5x (a): {'met' if c[i] >= 5 * a[i] else 'NOT met'} "
-              f"({c[i] / a[i]:.1f}x); (c) >= 0.5x (b): {'met' if c[i] >= 0.5 * b[i] else 'NOT met'} "
-              f"({c[i] / b[i]:.2f}x)")
-
+        vs_a, vs_b = _ratio(rates, "c", "a", i), _ratio(rates, "c", "b", i)
+        print(f"targets ({label}): (c) >= 5x (a): {'met' if vs_a >= 5 else 'NOT met'} ({vs_a:.1f}x); "
+              f"(c) >= 0.5x (b): {'met' if vs_b >= 0.5 else 'NOT met'} ({vs_b:.2f}x)")
 
 if __name__ == "__main__":
     main()

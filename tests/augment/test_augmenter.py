@@ -52,6 +52,11 @@ def test_pipeline_and_model_placement_agree():
     np.testing.assert_allclose(piped, in_model, atol=1e-4)
     traced = tf.function(lambda a, s: aug(a, y, s)[0])(x, seed).numpy()
     np.testing.assert_allclose(piped, traced, atol=1e-4)
+    # what `tfft train` runs in the pipeline: the warp per image (CPU loop), the rest per batch
+    step = aug.per_image_warp()
+    rows = step.sample(seed, 8)
+    per_image = aug(tf.stack([step.apply(x[i], rows[i]) for i in range(8)]), y, seed, warped=True)[0].numpy()
+    assert np.abs(per_image - in_model).max() < 0.01  # float32 rounding of the sample coordinates
     # inference: untouched
     np.testing.assert_array_equal(model([x, tf.tile(seed[None], [8, 1])], training=False).numpy(), x.numpy())
 
@@ -69,21 +74,34 @@ def test_layer_counter_mode_advances():
 def test_parameter_ranges_follow_idg():
     aug = Augmenter(AugmentConfig(**SEED_RECIPE), (32, 48), 2)
     n = 2000
-    s = tf.constant([1, 1], tf.int64)
-    seeds = dict(zip(__import__("tfft.augment.augmenter", fromlist=["_SLOTS"])._SLOTS,
-                     tf.random.experimental.stateless_split(s, 16)))
-    theta = tf.random.stateless_uniform([n], seeds["theta"], -40, 40).numpy()
-    assert theta.min() >= -40 and theta.max() <= 40 and theta.std() > 20
-    tx = sample_shift(0.2, 48, n, seeds["tx"], seeds["tx_sign"]).numpy()
-    assert np.abs(tx).max() <= 0.2 * 48 and np.abs(tx).max() > 0.18 * 48
-    px = sample_shift(3.0, 48, n, seeds["tx"], seeds["tx_sign"]).numpy()  # float >= 1: pixels
+    rng = np.random.default_rng(0)
+    u, u_sign = (tf.constant(rng.uniform(0, 1, n), tf.float32) for _ in range(2))
+    tx = sample_shift(0.2, 48, u, u_sign).numpy()
+    assert np.abs(tx).max() <= 0.2 * 48 and np.abs(tx).max() > 0.18 * 48 and abs(tx.mean()) < 0.5
+    px = sample_shift(3.0, 48, u, u_sign).numpy()  # float >= 1: pixels
     assert np.abs(px).max() <= 3.0 and np.abs(px).max() > 2.8
-    ints = sample_shift(3, 48, n, seeds["tx"], seeds["tx_sign"]).numpy()  # int: choice(range(3)) * sign
-    assert set(np.unique(ints)) <= {-2.0, -1.0, 0.0, 1.0, 2.0}
-    listed = sample_shift([0.1, 0.25], 40, n, seeds["tx"], seeds["tx_sign"]).numpy()
+    ints = sample_shift(3, 48, u, u_sign).numpy()  # int: choice(range(3)) * sign
+    assert set(np.unique(ints)) == {-2.0, -1.0, 0.0, 1.0, 2.0}
+    listed = sample_shift([0.1, 0.25], 40, u, u_sign).numpy()
     assert set(np.unique(listed)) == {-10.0, -4.0, 4.0, 10.0}
+    assert sample_shift(3, 48, tf.constant([0.9999]), tf.constant([0.9]))[0] == 2.0  # never v itself
+    s = tf.constant([1, 1], tf.int64)
     m = aug.sample_matrices(n, 32, 48, s).numpy()
     assert np.all(np.isfinite(m)) and m.shape == (n, 3, 3)
+    # rotation: the linear part of a zoom-free, shear-free draw is a rotation within +-40 degrees
+    rot = Augmenter(AugmentConfig(rotation_range=40, horizontal_flip=False), (32, 48), 2)
+    r = rot.sample_matrices(n, 32, 48, s).numpy()
+    theta = np.degrees(np.arctan2(r[:, 1, 0], r[:, 0, 0]))
+    assert np.abs(theta).max() <= 40 + 1e-3 and np.abs(theta).max() > 39 and theta.std() > 20
+
+
+def test_matrices_do_not_depend_on_the_batch_size():
+    aug = Augmenter(AugmentConfig(**SEED_RECIPE, vertical_flip=True, random_resized_crop=(0.5, 1.0),
+                                  rand_augment=(2, 9)), (32, 48), 2)
+    s = tf.constant([3, 9], tf.int64)
+    # the same draws; the batched matrix products may round differently in the last bit
+    np.testing.assert_allclose(aug.sample_matrices(3, 32, 48, s).numpy(),
+                               aug.sample_matrices(8, 32, 48, s).numpy()[:3], rtol=1e-6, atol=1e-4)
 
 
 def test_channel_shift_and_brightness_clip_like_idg():

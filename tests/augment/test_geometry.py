@@ -88,7 +88,7 @@ def test_zoom_scales_about_the_centre():
 
 
 @pytest.mark.parametrize("mode", ["constant", "nearest", "reflect", "wrap"])
-@pytest.mark.parametrize("backend", ["xla", "kernel"])
+@pytest.mark.parametrize("backend", ["xla", "kernel", "cpu"])
 def test_fill_modes(mode, backend):
     x = np.arange(8, dtype=np.float32)[None, :, None] * np.ones((4, 1, 3), np.float32)  # cols 0..7
     out = _warp_params(x, fill_mode=mode, cval=99.0, backend=backend, tx=-3)  # content moves right by 3
@@ -98,7 +98,7 @@ def test_fill_modes(mode, backend):
     np.testing.assert_array_equal(out[1, 3:, 0], np.arange(5))
 
 
-@pytest.mark.parametrize("backend", ["xla", "kernel"])
+@pytest.mark.parametrize("backend", ["xla", "kernel", "cpu"])
 def test_matches_legacy_image_data_generator(backend):
     pytest.importorskip("scipy")
     from keras.src.legacy.preprocessing.image import ImageDataGenerator

@@ -9,6 +9,23 @@ import numpy as np
 import pytest
 
 
+def offset_steps():
+    """A per-image step and the same step on whole batches: add one stateless offset per image."""
+    import tensorflow as tf
+
+    from tfft.data import PerImageAugment
+
+    def offsets(seed, batch_size):
+        return tf.random.stateless_uniform([batch_size], seed=seed, maxval=1000.0)
+
+    per_image = PerImageAugment(sample=offsets, apply=lambda image, offset: image + offset)
+
+    def batched(images, labels, seed):
+        return images + offsets(seed, tf.shape(images)[0])[:, None, None, None], labels
+
+    return per_image, batched
+
+
 def _rgb(seed: int, height: int = 24, width: int = 32) -> np.ndarray:
     """A smooth, JPEG-friendly colour image (so lossy formats stay close to the original)."""
     rng = np.random.default_rng(seed)

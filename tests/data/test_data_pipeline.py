@@ -10,6 +10,8 @@ import pytest
 from tfft.config import DataConfig
 from tfft.data import load_splits
 
+from tests.data.conftest import offset_steps
+
 CFG = DataConfig(source="builtin:shapes", image_size=(32, 32), batch_size=8, builtin_per_class=5,
                  val_split=0.2)
 
@@ -79,6 +81,21 @@ def test_augment_fn_gets_stateless_per_batch_seeds(splits):
     b = [x.numpy() for x, _, _ in resumed]
     for xa, xb in zip(a, b):
         np.testing.assert_array_equal(xa, xb)
+
+
+@pytest.mark.parametrize("skip", [0, 2])
+def test_per_image_step_equals_the_step_on_batches(splits, skip):
+    from tfft.data import make_dataset
+
+    per_image, batched = offset_steps()
+    cfg = CFG.model_copy(update={"batch_size": 7})  # 32 training images: batches 7, 7, 7, 7, 4
+    kwargs = dict(seed=5, training=True, epochs=range(1, 3), skip_batches=skip)
+    a = _batches(make_dataset(splits, "train", cfg, augment_fn=batched, **kwargs))
+    b = _batches(make_dataset(splits, "train", cfg, per_image=per_image, **kwargs))
+    assert [len(y) for _, y in a] == [len(y) for _, y in b] == [7, 7, 7, 7, 4][skip:] + [7, 7, 7, 7, 4]
+    for (xa, ya), (xb, yb) in zip(a, b):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)  # the same offset reached the same image
 
 
 def test_folder_pipeline_with_odd_files(messy_folder):

@@ -2,8 +2,10 @@
 
 `build_augmenter(cfg.augment, image_size, num_classes)` returns an `Augmenter` whose
 `__call__(images, labels, seed)` depends only on its inputs and the [2] seed: every geometric
-keyword is composed into ONE projective matrix per image and applied in one batched bilinear
-warp. `AugmentLayer` runs the same augmenter inside a training model; `fit_statistics` and
+keyword is composed into ONE projective matrix per image and applied in one bilinear warp
+(batched XLA in a model; per image as it decodes in the input pipeline, through
+`Augmenter.per_image_warp` and the compiled loop of `cpu_warp`). `AugmentLayer` runs the same
+augmenter inside a training model; `fit_statistics` and
 `standardization_layers` turn IDG's featurewise/samplewise standardizations into built-in layers
 for the saved model; `preview_grid` draws a PNG of augmented samples.
 """

@@ -5,7 +5,8 @@ Order of operations (IDG's `apply_transform` order, then the modern policies):
 1. one projective warp per image, composing in output-to-input order
    random_resized_crop @ IDG affine (rotation, shift, shear, zoom, about the centre)
    @ RandAugment geometric ops @ flips; bilinear, `fill_mode`/`cval` as IDG
-   (skipped when nothing geometric is on; flips alone are a `tf.where(reverse)`);
+   (skipped when nothing geometric is on; flips alone are a `tf.where(reverse)`); in the
+   input pipeline it runs per image as each is decoded (`per_image_warp`), in a model batched;
 2. `channel_shift_range`: one uniform intensity per image added to all channels, clipped to
    that image's min/max (IDG `apply_channel_shift`);
 3. `brightness_range`: multiply by one uniform factor per image, clipped to 0..255 (IDG's PIL
@@ -31,14 +32,18 @@ from typing import Optional, Union
 import keras
 import tensorflow as tf
 
-from tfft.augment import geometry, policies
+from tfft.augment import cpu_warp, geometry, policies
 from tfft.augment.policies import RNG_ALG
 from tfft.config import AugmentConfig
+from tfft.data.pipeline import PerImageAugment
 
-# Fixed seed slots: never reorder (reordering changes every run's augmentation).
-_SLOTS = ("theta", "tx", "tx_sign", "ty", "ty_sign", "shear", "zoom", "flip_h", "flip_v",
-          "channel_shift", "brightness", "random_resized_crop", "color_jitter", "rand_augment",
-          "random_erasing", "spare")
+# Fixed seed slots: never reorder (reordering changes every run's augmentation). The IDG
+# geometric parameters and the flips are the columns of ONE [B, 10] uniform draw from slot
+# "geometry" (one random op instead of ten: the pipeline samples these for every batch); slots
+# 1-8 held one of them each before and stay empty, so the later slots keep their seeds.
+_SLOTS = ("geometry", *(f"retired_{k}" for k in range(1, 9)), "channel_shift", "brightness",
+          "random_resized_crop", "color_jitter", "rand_augment", "random_erasing", "spare")
+_COLUMNS = ("theta", "tx", "tx_sign", "ty", "ty_sign", "shear", "zx", "zy", "flip_h", "flip_v")
 
 
 def zoom_bounds(zoom_range: Union[float, tuple[float, float], list[float]]) -> tuple[float, float]:
@@ -54,30 +59,43 @@ def _enabled(spec) -> bool:
     return bool(spec)
 
 
-def sample_shift(spec, size, batch, seed, sign_seed) -> tf.Tensor:
+def _draw(batch, geometry_seed) -> dict:
+    """The columns of the one [B, 10] uniform draw behind the IDG geometry and flips."""
+    u = policies.uniform([batch, len(_COLUMNS)], geometry_seed)
+    return {name: u[:, i] for i, name in enumerate(_COLUMNS)}
+
+
+def sample_shift(spec, size, u, u_sign) -> tf.Tensor:
     """[B] pixel shifts following IDG's `get_random_transform` rules for one shift keyword.
+
+    `u` and `u_sign` are [B] uniform draws in [0, 1) (columns of the augmenter's one draw).
 
     * float: `U(-v, v)`; times `size` when `v < 1` (a fraction), pixels otherwise;
     * int (Python int, not float): `choice(range(v)) * choice([-1, 1])` pixels, as IDG's
       `np.random.choice(int)` does (0 included, v excluded);
     * list: `choice(values) * choice([-1, 1])`; times `size` when `max(values) < 1`.
+
+    Example:
+    >>> sample_shift(3, 32, tf.constant([0.0, 0.5, 0.99]), tf.constant([0.9, 0.1, 0.9])).numpy()
+    array([ 0., -1.,  2.], dtype=float32)
     """
     if not _enabled(spec):
-        return tf.zeros([batch])
+        return tf.zeros_like(u)
+    sign = tf.where(u_sign < 0.5, -1.0, 1.0)
+
+    def choice(count: int) -> tf.Tensor:  # uniform index in range(count)
+        return tf.minimum(tf.floor(u * count), count - 1.0)
+
     if isinstance(spec, (list, tuple)):
         values = tf.constant([float(v) for v in spec], tf.float32)
-        index = tf.random.stateless_uniform([batch], seed=seed, minval=0, maxval=len(spec),
-                                            dtype=tf.int32, alg=RNG_ALG)
-        shift = tf.gather(values, index) * policies.random_sign(batch, sign_seed)
+        shift = tf.gather(values, tf.cast(choice(len(spec)), tf.int32)) * sign
         fraction = max(float(v) for v in spec) < 1
     elif isinstance(spec, int) and not isinstance(spec, bool):
-        index = tf.random.stateless_uniform([batch], seed=seed, minval=0, maxval=abs(spec),
-                                            dtype=tf.int32, alg=RNG_ALG)
-        shift = tf.cast(index, tf.float32) * policies.random_sign(batch, sign_seed)
+        shift = choice(abs(spec)) * sign
         fraction = False
     else:
         v = abs(float(spec))
-        shift = policies.uniform([batch], seed, -v, v)
+        shift = u * (2.0 * v) - v
         fraction = float(spec) < 1
     if fraction:
         shift = shift * tf.cast(size, tf.float32)
@@ -160,23 +178,25 @@ class Augmenter:
     # ------------------------------------------------------------------ sampling
 
     def sample_matrices(self, batch, height, width, seed) -> Optional[tf.Tensor]:
-        """[B, 3, 3] output-to-input matrices of step 1 (None when nothing geometric is on)."""
+        """[B, 3, 3] output-to-input matrices of step 1 (None when nothing geometric is on).
+
+        `batch` leads every random draw's shape, so the first k images get the same draws
+        whatever the batch size (the matrices then agree to float rounding).
+        """
         if not self.geometric:
             return None
         c = self.cfg
         s = dict(zip(_SLOTS, policies.split(seed, len(_SLOTS))))
+        u = _draw(batch, s["geometry"])
         zeros, ones = tf.zeros([batch]), tf.ones([batch])
-        theta = (policies.uniform([batch], s["theta"], -c.rotation_range, c.rotation_range)
-                 if c.rotation_range else zeros)
-        tx = sample_shift(c.width_shift_range, width, batch, s["tx"], s["tx_sign"])
-        ty = sample_shift(c.height_shift_range, height, batch, s["ty"], s["ty_sign"])
-        shear = (policies.uniform([batch], s["shear"], -c.shear_range, c.shear_range)
-                 if c.shear_range else zeros)
-        if self.zoom == (1.0, 1.0):
-            zx = zy = ones
-        else:
-            z = policies.uniform([2, batch], s["zoom"], self.zoom[0], self.zoom[1])
-            zx, zy = z[0], z[1]
+        r = float(c.rotation_range)
+        theta = u["theta"] * (2.0 * r) - r if r else zeros
+        tx = sample_shift(c.width_shift_range, width, u["tx"], u["tx_sign"])
+        ty = sample_shift(c.height_shift_range, height, u["ty"], u["ty_sign"])
+        shear = u["shear"] * (2.0 * c.shear_range) - c.shear_range if c.shear_range else zeros
+        lo, hi = self.zoom
+        zx, zy = ((ones, ones) if (lo, hi) == (1.0, 1.0)
+                  else (lo + u["zx"] * (hi - lo), lo + u["zy"] * (hi - lo)))
         m = geometry.affine_matrix(theta, tx, ty, shear, zx, zy, height, width)
         if c.random_resized_crop:
             crop = policies.random_resized_crop_matrix(batch, height, width, c.random_resized_crop,
@@ -187,20 +207,50 @@ class Augmenter:
                                               s["rand_augment"])
             m = m @ policies.rand_augment_matrix(plan, height, width)
         if self.flips:
-            fh, fv = self._flips(batch, s)
+            fh, fv = self._flips(u)
             m = m @ geometry.flip_matrix(fh, fv, height, width)
         return m
 
-    def _flips(self, batch, s) -> tuple[tf.Tensor, tf.Tensor]:
-        false = tf.zeros([batch], tf.bool)
-        fh = policies.uniform([batch], s["flip_h"]) < 0.5 if self.cfg.horizontal_flip else false
-        fv = policies.uniform([batch], s["flip_v"]) < 0.5 if self.cfg.vertical_flip else false
+    def _flips(self, u: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        false = tf.zeros_like(u["flip_h"], tf.bool)
+        fh = u["flip_h"] < 0.5 if self.cfg.horizontal_flip else false
+        fv = u["flip_v"] < 0.5 if self.cfg.vertical_flip else false
         return fh, fv
+
+    def per_image_warp(self) -> Optional[PerImageAugment]:
+        """Step 1 as a `tfft.data.PerImageAugment`: the warp of each image as it is decoded.
+
+        For `make_dataset(..., per_image=...)`, with `warped=True` in the calls on the batches.
+        The matrices are the batch's (`sample_matrices` from the batch seed, row j for image j);
+        the warp is `cpu_warp.warp_image`, which agrees with the batched XLA warp to float32
+        rounding. None when nothing geometric is on (flips alone stay a batched reverse).
+
+        Example:
+        >>> from tfft.config import AugmentConfig
+        >>> step = Augmenter(AugmentConfig(rotation_range=20), (16, 16), 2).per_image_warp()
+        >>> step.sample(tf.constant([1, 2]), 4).shape
+        TensorShape([4, 3, 3])
+        """
+        if not self.geometric:
+            return None
+        height, width = self.image_size
+
+        def sample(seed, batch_size):
+            seed_img, _ = policies.split(seed, 2)
+            return self.sample_matrices(batch_size, height, width, seed_img)
+
+        def apply(image, matrix):
+            return cpu_warp.warp_image(image, matrix, self.cfg.fill_mode, self.cfg.cval)
+
+        return PerImageAugment(sample, apply)
 
     # ------------------------------------------------------------------ applying
 
-    def augment_images(self, images: tf.Tensor, seed) -> tf.Tensor:
-        """Steps 1-4 (everything but MixUp/CutMix): images float32 [B, H, W, 3] 0..255."""
+    def augment_images(self, images: tf.Tensor, seed, warped: bool = False) -> tf.Tensor:
+        """Steps 1-4 (everything but MixUp/CutMix): images float32 [B, H, W, 3] 0..255.
+
+        `warped=True`: step 1 was already applied per image (`per_image_warp`).
+        """
         c = self.cfg
         images = tf.cast(images, tf.float32)
         seed_img, _ = policies.split(seed, 2)
@@ -209,10 +259,11 @@ class Augmenter:
         s = dict(zip(_SLOTS, policies.split(seed_img, len(_SLOTS))))
         x = images
         if self.geometric:
-            m = self.sample_matrices(batch, height, width, seed_img)
-            x = geometry.warp(x, m, c.fill_mode, c.cval)
+            if not warped:
+                m = self.sample_matrices(batch, height, width, seed_img)
+                x = geometry.warp(x, m, c.fill_mode, c.cval)
         elif self.flips:
-            fh, fv = self._flips(batch, s)
+            fh, fv = self._flips(_draw(batch, s["geometry"]))
             x = tf.where(fh[:, None, None, None], tf.reverse(x, [2]), x)
             x = tf.where(fv[:, None, None, None], tf.reverse(x, [1]), x)
         if c.channel_shift_range:
@@ -250,13 +301,15 @@ class Augmenter:
         return policies.mix(tf.cast(images, tf.float32), self.one_hot(labels), seed_mix,
                             float(self.cfg.mixup), float(self.cfg.cutmix))
 
-    def __call__(self, images: tf.Tensor, labels: tf.Tensor, seed) -> tuple[tf.Tensor, tf.Tensor]:
+    def __call__(self, images: tf.Tensor, labels: tf.Tensor, seed,
+                 warped: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """Augment one batch.
 
         Args:
             images: float32 [B, H, W, 3], raw RGB 0..255.
             labels: int [B] or one-hot float [B, C].
             seed: int32/int64 tensor of shape [2]; the output depends only on it and the inputs.
+            warped: the images went through `per_image_warp` already (in `make_dataset`).
 
         Returns:
             `(images, labels)`: images float32 [B, H, W, 3]; labels unchanged, or one-hot float32
@@ -269,7 +322,7 @@ class Augmenter:
         >>> y.shape
         TensorShape([4, 3])
         """
-        x = self.augment_images(images, seed)
+        x = self.augment_images(images, seed, warped)
         return self.mix_batch(x, labels, seed)
 
 

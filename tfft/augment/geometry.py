@@ -29,8 +29,8 @@ FILL_MODES = {"constant": "CONSTANT", "nearest": "NEAREST", "reflect": "REFLECT"
 
 
 def _mat(rows: list[list[tf.Tensor]]) -> tf.Tensor:
-    """Stack a 3x3 nested list of [B] tensors into [B, 3, 3]."""
-    return tf.stack([tf.stack(row, axis=-1) for row in rows], axis=-2)
+    """Stack a 3x3 nested list of [B] tensors into [B, 3, 3] (one stack: few ops per batch)."""
+    return tf.reshape(tf.stack([v for row in rows for v in row], axis=-1), [-1, 3, 3])
 
 
 def identity(batch: tf.Tensor) -> tf.Tensor:
@@ -112,7 +112,9 @@ def warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest", cva
         interpolation: `BILINEAR` (IDG's `order=1`); `NEAREST` only with backend `kernel`.
         backend: `xla` (default): an XLA-compiled gather warp, about 3x less CPU than TF's
             kernel and usable inside a `jit_compile`d model; `kernel`:
-            `tf.raw_ops.ImageProjectiveTransformV3` (no XLA kernel; `wrap` always uses gathers).
+            `tf.raw_ops.ImageProjectiveTransformV3` (no XLA kernel; `wrap` always uses gathers);
+            `cpu`: `cpu_warp.warp_batch`, the compiled loop the input pipeline runs per image
+            (CPU only, not inside a compiled model; bilinear only).
 
     Returns:
         [B, H, W, C] float32.
@@ -127,6 +129,10 @@ def warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest", cva
     images = tf.cast(images, tf.float32)
     if backend == "xla" and interpolation == "BILINEAR":
         return _xla_gather_warp(images, matrices, fill_mode, float(cval))
+    if backend == "cpu" and interpolation == "BILINEAR":
+        from tfft.augment import cpu_warp
+
+        return cpu_warp.warp_batch(images, matrices, fill_mode, cval)
     if fill_mode == "wrap":
         return _gather_warp(images, matrices, "wrap", float(cval))
     transforms = tf.reshape(matrices, [-1, 9])[:, :8]

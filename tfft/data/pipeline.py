@@ -11,7 +11,7 @@ batches an uninterrupted run would. Decoding is parallel (`AUTOTUNE`) but ordere
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +24,20 @@ from tfft.errors import UserError
 
 EPOCH_STRIDE = 100003
 _INT31 = 2**31 - 1
+
+
+class PerImageAugment(NamedTuple):
+    """The part of a batch's augmentation that `make_dataset` applies to each image as it decodes.
+
+    `sample(seed, batch_size)` gives the per-image parameters of one batch (a tensor whose first
+    axis is `batch_size`, e.g. [B, 3, 3] warp matrices) from the batch's augmentation seed, the
+    seed `augment_fn` gets for that batch; `apply(image, params)` transforms one decoded image
+    ([H, W, 3] float32) with its row. Working per image, next to the decode, keeps each image in
+    the core's cache; the result equals applying the same step to the whole batch.
+    """
+
+    sample: Callable[[Any, Any], Any]
+    apply: Callable[[Any, Any], Any]
 
 
 def steps_per_epoch(splits: DataSplits, split: str, batch_size: int) -> int:
@@ -113,7 +127,7 @@ def _tfds_base(split: Split, image_size: tuple[int, int]):
 def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: int, training: bool,
                  epochs: Optional[range] = None,
                  augment_fn: Optional[Callable[[Any, Any, Any], Any]] = None,
-                 skip_batches: int = 0) -> tf.data.Dataset:
+                 skip_batches: int = 0, per_image: Optional[PerImageAugment] = None) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` of (images float32 [B, H, W, 3] in 0..255, labels int32 [B]).
 
     Args:
@@ -130,6 +144,9 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         skip_batches: training only: batches left out at the start of the first epoch in
             `epochs` (resuming inside an epoch); the others keep their index, so their content
             and augmentation are those of an uninterrupted run.
+        per_image: training only: a step applied to each image before batching, with the
+            parameters `per_image.sample` draws from its batch's augmentation seed (the one
+            `augment_fn` then gets); see `PerImageAugment`.
 
     Returns:
         A prefetched `tf.data.Dataset`; with training, `ceil(n / batch_size)` batches per epoch.
@@ -165,9 +182,9 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
             shuffle_seed = tf.cast(tf.math.floormod(tf.constant(int(seed) % _INT31, tf.int64) * 1000003
                                                     + epoch, 2**62), tf.int64)
             skip = _skip_for(epoch, epoch_list, skip_batches)
-            inner = base.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
-            inner = inner.map(decode_pair, num_parallel_calls=autotune, deterministic=True).batch(batch)
-            return _augment_epoch(inner.skip(skip), epoch, seed, augment_fn, skip)
+            inner = base.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False).skip(skip * batch)
+            inner = _decode_epoch(inner, decode_pair, per_image, epoch, seed, skip, batch, len(part), True)
+            return _augment_epoch(inner.batch(batch), epoch, seed, augment_fn, skip)
 
         ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(tfds_epoch)
         return ds.prefetch(autotune).with_options(options)
@@ -188,11 +205,38 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         order.set_shape([n])
         skip = _skip_for(epoch, epoch_list, skip_batches)
         inner = tf.data.Dataset.from_tensor_slices(order[skip * batch:])
-        inner = inner.map(decode_index, num_parallel_calls=autotune, deterministic=True).batch(batch)
-        return _augment_epoch(inner, epoch, seed_value, augment_fn, skip)
+        inner = _decode_epoch(inner, decode_index, per_image, epoch, seed_value, skip, batch, n, False)
+        return _augment_epoch(inner.batch(batch), epoch, seed_value, augment_fn, skip)
 
     ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(one_epoch)
     return ds.prefetch(autotune).with_options(options)
+
+
+def _decode_epoch(elements: tf.data.Dataset, decode: Callable, per_image: Optional[PerImageAugment],
+                  epoch, seed: int, first_batch, batch: int, n: int, pairs: bool) -> tf.data.Dataset:
+    """Decode an epoch's elements (from batch `first_batch` on), each followed by `per_image`.
+
+    `pairs`: elements are `(data, label)` tuples (TFDS) rather than indices. The parameters of
+    batch k are drawn for its true size (the last one may be partial) and unbatched beside the
+    elements, so image j of batch k gets row j of `per_image.sample(seed_k, size_k)`.
+    """
+    autotune = tf.data.AUTOTUNE
+    if per_image is None:
+        return elements.map(decode, num_parallel_calls=autotune, deterministic=True)
+
+    def params(k):
+        size = tf.minimum(tf.constant(batch, tf.int64), tf.constant(n, tf.int64) - k * batch)
+        return per_image.sample(augment_seed(seed, epoch, k), tf.cast(size, tf.int32))
+
+    batches = tf.data.Dataset.range(first_batch, math.ceil(n / batch) if n else 0)
+    rows = batches.map(params).unbatch()
+
+    def decode_and_apply(element, row):
+        image, label = decode(*element) if pairs else decode(element)
+        return per_image.apply(image, row), label
+
+    return tf.data.Dataset.zip((elements, rows)).map(decode_and_apply, num_parallel_calls=autotune,
+                                                      deterministic=True)
 
 
 def _skip_for(epoch, epoch_list: np.ndarray, skip_batches: int):
@@ -255,8 +299,14 @@ def build(cfg: Any, split: str = "train", *, epoch: int = 0) -> tf.data.Dataset:
         cfg = load_config(cfg)
     splits = load_splits(cfg.data, cfg.seed)
     training = split == "train"
-    augment_fn = None
+    augmenter = per_image = None
     if training and cfg.augment.placement == "pipeline":
-        augment_fn = _pipeline_augmenter(cfg, splits.num_classes)  # None when nothing is enabled
+        augmenter = _pipeline_augmenter(cfg, splits.num_classes)  # None when nothing is enabled
+        per_image = augmenter.per_image_warp() if augmenter is not None else None
+
+    def augment_fn(images, labels, seed):
+        return augmenter(images, labels, seed, warped=per_image is not None)
+
     return make_dataset(splits, split, cfg.data, seed=cfg.seed, training=training,
-                        epochs=range(int(epoch), int(epoch) + 1), augment_fn=augment_fn)
+                        epochs=range(int(epoch), int(epoch) + 1),
+                        augment_fn=augment_fn if augmenter is not None else None, per_image=per_image)

@@ -411,16 +411,18 @@ def _range_test(cfg: Config, spec: Any, phase: Phase, start_lr: float, end_lr: f
         extra = augmenter.standardization_layers(
             data.make_dataset(splits, "train", cfg.data, seed=cfg.seed, training=False))
 
+    per_image = augmenter.per_image_warp() if augmenter is not None else None
+
     def prepare(images, labels, seed):
         labels = tf.one_hot(labels, num_classes)
         if augmenter is not None:
-            images, labels = augmenter(images, labels, seed)
+            images, labels = augmenter(images, labels, seed, warped=per_image is not None)
         return images, labels
 
     per_epoch = data.steps_per_epoch(splits, "train", cfg.data.batch_size)
     epochs = math.ceil(steps / per_epoch)
     dataset = data.make_dataset(splits, "train", cfg.data, seed=cfg.seed, training=True,
-                                epochs=range(0, epochs + 1), augment_fn=prepare)
+                                epochs=range(0, epochs + 1), augment_fn=prepare, per_image=per_image)
     if num_train >= cfg.data.batch_size:
         # Only full batches: one traced train step (a partial batch costs a retrace per shape)
         # and no noisier small-batch loss among the points. `epochs + 1` covers the dropped ones.

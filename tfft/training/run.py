@@ -258,17 +258,20 @@ class _Run:
         training = epochs is not None
         augmenter = self.augmenter if training else None
         model_placement = augmenter is not None and self.placement == "model" and not in_pipeline
+        # In the pipeline the warp runs per image as it is decoded; the rest on the batch.
+        per_image = augmenter.per_image_warp() if augmenter is not None and not model_placement else None
 
         def prepare(images, labels, seed):
             labels = tf.one_hot(labels, num_classes)
             if augmenter is not None and not model_placement:
-                images, labels = augmenter(images, labels, seed)
+                images, labels = augmenter(images, labels, seed, warped=per_image is not None)
             if model_placement:
                 return (images, tf.cast(seed, tf.int32)), labels
             return images, labels
 
         dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=training,
-                                    epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip)
+                                    epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip,
+                                    per_image=per_image)
         if not training:
             dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
             if model_placement:
