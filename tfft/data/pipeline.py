@@ -33,7 +33,7 @@ class PerImageAugment(NamedTuple):
     axis is `batch_size`, e.g. [B, 3, 3] warp matrices) from the batch's augmentation seed, the
     seed `augment_fn` gets for that batch; `apply(image, params)` transforms one decoded image
     ([H, W, 3] float32) with its row. Working per image, next to the decode, keeps each image in
-    the core's cache; the result equals applying the same step to the whole batch.
+    the core's cache; image j of a batch gets what the same step would give it on the whole batch.
     """
 
     sample: Callable[[Any, Any], Any]
