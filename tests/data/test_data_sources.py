@@ -201,6 +201,7 @@ def test_tfds_source_real_code_path(tfds_dir, monkeypatch):
     from tests.data.conftest import offset_steps
 
     per_image, batched = offset_steps()
+    runs = {}
     for epochs, skip in ((range(0, 2), 0), (range(1, 2), 1)):
         a = [x.numpy() for x, _ in make_dataset(splits, "train", cfg, seed=1, training=True, epochs=epochs,
                                                 augment_fn=batched, skip_batches=skip)]
@@ -208,5 +209,7 @@ def test_tfds_source_real_code_path(tfds_dir, monkeypatch):
                                                 per_image=per_image, skip_batches=skip)]
         assert len(a) == len(b) == 4 - 2 * epochs.start - skip
         assert all(np.array_equal(xa, xb) for xa, xb in zip(a, b))
+        runs[skip] = b
+    np.testing.assert_array_equal(runs[1][0], runs[0][3])  # resumed inside epoch 1: its batch 1
     sliced = load_splits(cfg.model_copy(update={"source": "tfds:dummy_mnist:train[:50%],train[50%:]"}), seed=1)
     assert {k: len(v) for k, v in sliced.splits.items()} == {"train": 10, "val": 10}
