@@ -89,13 +89,11 @@ def tf_pass(data_dir: Path, augment: str):
     splits = tfft_data.load_splits(data_cfg, seed=1)
     augmenter = (tfft_augment.build_augmenter(AugmentConfig(**RECIPE), SIZE, splits.num_classes)
                  if augment != "none" else None)
-    per_image = augmenter.per_image_warp() if augment == "per_image" else None
-
-    def augment_fn(images, labels, seed):
-        return augmenter(images, labels, seed, warped=per_image is not None)
-
+    per_image, augment_fn = None, augmenter  # "batched": the whole augmenter on each batch
+    if augment == "per_image":
+        per_image, augment_fn = augmenter.pipeline_steps()
     ds = tfft_data.make_dataset(splits, "train", data_cfg, seed=1, training=True,
-                                augment_fn=augment_fn if augmenter else None, per_image=per_image)
+                                augment_fn=augment_fn, per_image=per_image)
 
     def one_pass():
         for _ in ds:

@@ -27,7 +27,7 @@ another. The output depends only on (images, labels, seed): the same in a `tf.da
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import keras
 import tensorflow as tf
@@ -243,6 +243,25 @@ class Augmenter:
             return cpu_warp.warp_image(image, matrix, self.cfg.fill_mode, self.cfg.cval)
 
         return PerImageAugment(sample, apply)
+
+    def pipeline_steps(self) -> tuple[Optional[PerImageAugment], Callable]:
+        """What the input pipeline runs: `(per_image, on_batch)` for `make_dataset`.
+
+        `per_image` is `per_image_warp()` (None when nothing geometric is on); `on_batch(images,
+        labels, seed)` is this augmenter with `warped=True` exactly when `per_image` is used.
+
+        Example:
+        >>> from tfft.config import AugmentConfig
+        >>> per_image, on_batch = Augmenter(AugmentConfig(rotation_range=20), (16, 16), 2).pipeline_steps()
+        >>> per_image is not None
+        True
+        """
+        per_image = self.per_image_warp()
+
+        def on_batch(images, labels, seed):
+            return self(images, labels, seed, warped=per_image is not None)
+
+        return per_image, on_batch
 
     # ------------------------------------------------------------------ applying
 

@@ -39,33 +39,31 @@ def available() -> bool:
     return _kernel() is not None
 
 
-def warp_numpy(image: np.ndarray, matrix: np.ndarray, fill_mode: str = "nearest", cval: float = 0.0) -> np.ndarray:
-    """Warp one [H, W, 3] image by one [3, 3] output-to-input matrix (numpy in, float32 out).
-
-    Example:
-    >>> x = np.random.rand(8, 8, 3).astype("float32")
-    >>> bool((warp_numpy(x, np.eye(3, dtype="float32")) == x).all())
-    True
-    """
-    kernel = _kernel()
+def _warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str, cval: float) -> tf.Tensor:
+    """The loop over images [..., H, W, 3] with matrices [..., 3, 3] (one image or a batch)."""
+    if fill_mode not in _MODES:
+        raise ValueError(f"fill_mode must be one of {sorted(_MODES)}, got {fill_mode!r}")
+    if images.shape[-1] != 3:
+        raise ValueError(f"the CPU warp takes RGB images [..., H, W, 3], got shape {images.shape}")
+    kernel, mode, fill = _kernel(), _MODES[fill_mode], np.float32(cval)
     if kernel is None:  # pragma: no cover - numba is a dependency
         from tfft.augment import geometry
 
-        return geometry.warp(image[None], matrix[None], fill_mode, cval).numpy()[0]
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"the CPU warp takes one [H, W, 3] image, got shape {image.shape}")
-    matrix = np.asarray(matrix, np.float32)
-    out = np.empty(image.shape, np.float32)
-    kernel(np.ascontiguousarray(image), matrix / matrix[2, 2], _MODES[fill_mode], np.float32(cval), out)
+        if images.shape.rank == 3:
+            return geometry.warp(images[None], matrices[None], fill_mode, cval)[0]
+        return geometry.warp(images, matrices, fill_mode, cval)
+    matrices = tf.cast(matrices, tf.float32)
+
+    def run(src, mats):  # per image in the pipeline: kept lean (TF hands over contiguous arrays)
+        out = np.empty(src.shape, np.float32)
+        shape = src.shape[-3:]
+        for image, m, dst in zip(src.reshape(-1, *shape), mats.reshape(-1, 3, 3), out.reshape(-1, *shape)):
+            kernel(image, m, mode, fill, dst)
+        return out
+
+    out = tf.numpy_function(run, [images, matrices / matrices[..., 2:3, 2:3]], tf.float32, stateful=False)
+    out.set_shape(images.shape)
     return out
-
-
-def _checked(image: tf.Tensor, fill_mode: str) -> int:
-    if fill_mode not in _MODES:
-        raise ValueError(f"fill_mode must be one of {sorted(_MODES)}, got {fill_mode!r}")
-    if image.shape[-1] != 3:
-        raise ValueError(f"the CPU warp takes RGB images [..., H, W, 3], got shape {image.shape}")
-    return _MODES[fill_mode]
 
 
 def warp_image(image: tf.Tensor, matrix: tf.Tensor, fill_mode: str = "nearest", cval: float = 0.0) -> tf.Tensor:
@@ -85,23 +83,7 @@ def warp_image(image: tf.Tensor, matrix: tf.Tensor, fill_mode: str = "nearest", 
     >>> bool(tf.reduce_all(warp_image(x, tf.eye(3)) == x))
     True
     """
-    mode = _checked(image, fill_mode)
-    kernel = _kernel()
-    if kernel is None:  # pragma: no cover - numba is a dependency
-        from tfft.augment import geometry
-
-        return geometry.warp(image[None], matrix[None], fill_mode, cval)[0]
-    matrix = tf.cast(matrix, tf.float32)
-    fill = np.float32(cval)
-
-    def run(src, m):  # called per image: kept lean (TF hands over contiguous arrays)
-        out = np.empty(src.shape, np.float32)
-        kernel(src, m, mode, fill, out)
-        return out
-
-    out = tf.numpy_function(run, [image, matrix / matrix[2, 2]], tf.float32, stateful=False)
-    out.set_shape(image.shape)
-    return out
+    return _warp(image, matrix, fill_mode, cval)
 
 
 def warp_batch(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest", cval: float = 0.0) -> tf.Tensor:
@@ -112,17 +94,7 @@ def warp_batch(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest
     >>> bool(tf.reduce_all(warp_batch(x, tf.eye(3, batch_shape=[2])) == x))
     True
     """
-    _checked(images, fill_mode)
-
-    def run(batch, mats):
-        out = np.empty(batch.shape, np.float32)
-        for i in range(len(batch)):
-            out[i] = warp_numpy(batch[i], mats[i], fill_mode, cval)
-        return out
-
-    out = tf.numpy_function(run, [images, tf.cast(matrices, tf.float32)], tf.float32, stateful=False)
-    out.set_shape(images.shape)
-    return out
+    return _warp(images, matrices, fill_mode, cval)
 
 
-__all__ = ["available", "warp_batch", "warp_image", "warp_numpy"]
+__all__ = ["available", "warp_batch", "warp_image"]

@@ -228,7 +228,7 @@ def _decode_epoch(elements: tf.data.Dataset, decode: Callable, per_image: Option
         size = tf.minimum(tf.constant(batch, tf.int64), tf.constant(n, tf.int64) - k * batch)
         return per_image.sample(augment_seed(seed, epoch, k), tf.cast(size, tf.int32))
 
-    batches = tf.data.Dataset.range(first_batch, math.ceil(n / batch) if n else 0)
+    batches = tf.data.Dataset.range(first_batch, math.ceil(n / batch))
     rows = batches.map(params).unbatch()
 
     def decode_and_apply(element, row):
@@ -299,14 +299,10 @@ def build(cfg: Any, split: str = "train", *, epoch: int = 0) -> tf.data.Dataset:
         cfg = load_config(cfg)
     splits = load_splits(cfg.data, cfg.seed)
     training = split == "train"
-    augmenter = per_image = None
+    per_image = augment_fn = None
     if training and cfg.augment.placement == "pipeline":
         augmenter = _pipeline_augmenter(cfg, splits.num_classes)  # None when nothing is enabled
-        per_image = augmenter.per_image_warp() if augmenter is not None else None
-
-    def augment_fn(images, labels, seed):
-        return augmenter(images, labels, seed, warped=per_image is not None)
-
+        if augmenter is not None:
+            per_image, augment_fn = augmenter.pipeline_steps()
     return make_dataset(splits, split, cfg.data, seed=cfg.seed, training=training,
-                        epochs=range(int(epoch), int(epoch) + 1),
-                        augment_fn=augment_fn if augmenter is not None else None, per_image=per_image)
+                        epochs=range(int(epoch), int(epoch) + 1), augment_fn=augment_fn, per_image=per_image)

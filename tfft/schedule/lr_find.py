@@ -411,12 +411,12 @@ def _range_test(cfg: Config, spec: Any, phase: Phase, start_lr: float, end_lr: f
         extra = augmenter.standardization_layers(
             data.make_dataset(splits, "train", cfg.data, seed=cfg.seed, training=False))
 
-    per_image = augmenter.per_image_warp() if augmenter is not None else None
+    per_image, on_batch = augmenter.pipeline_steps() if augmenter is not None else (None, None)
 
     def prepare(images, labels, seed):
         labels = tf.one_hot(labels, num_classes)
-        if augmenter is not None:
-            images, labels = augmenter(images, labels, seed, warped=per_image is not None)
+        if on_batch is not None:
+            images, labels = on_batch(images, labels, seed)
         return images, labels
 
     per_epoch = data.steps_per_epoch(splits, "train", cfg.data.batch_size)

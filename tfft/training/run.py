@@ -259,12 +259,13 @@ class _Run:
         augmenter = self.augmenter if training else None
         model_placement = augmenter is not None and self.placement == "model" and not in_pipeline
         # In the pipeline the warp runs per image as it is decoded; the rest on the batch.
-        per_image = augmenter.per_image_warp() if augmenter is not None and not model_placement else None
+        per_image, on_batch = (augmenter.pipeline_steps() if augmenter is not None and not model_placement
+                               else (None, None))
 
         def prepare(images, labels, seed):
             labels = tf.one_hot(labels, num_classes)
-            if augmenter is not None and not model_placement:
-                images, labels = augmenter(images, labels, seed, warped=per_image is not None)
+            if on_batch is not None:
+                images, labels = on_batch(images, labels, seed)
             if model_placement:
                 return (images, tf.cast(seed, tf.int32)), labels
             return images, labels
