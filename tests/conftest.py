@@ -74,7 +74,7 @@ def tiny_config(**sections) -> dict:
         "seed": 1,
         "data": {"source": "builtin:shapes", "image_size": [32, 32], "batch_size": 16,
                  "builtin_per_class": 16},
-        "model": {"backbone": "mobilenet_v3_small", "weights": None},
+        "model": {"backbone": "mobilenet", "weights": None},
         "schedule": {"preset": "full", "epochs": 1},
         "augment": {"horizontal_flip": False},
         "training": {"steps_per_epoch": 2},

@@ -23,7 +23,7 @@ def _cfg_dict(**augment) -> dict:
         "seed": 3,
         "data": {"source": "builtin:shapes", "image_size": [SIZE, SIZE], "batch_size": 8,
                  "builtin_per_class": 8},
-        "model": {"backbone": "mobilenet_v3_small", "weights": None},
+        "model": {"backbone": "mobilenet", "weights": None},
         "augment": {"horizontal_flip": False, **augment},
     }
 

@@ -25,7 +25,7 @@ def _config() -> dict:
         "seed": 1,
         "data": {"source": "builtin:shapes", "image_size": [32, 32], "batch_size": 16,
                  "builtin_per_class": 16},
-        "model": {"backbone": "mobilenet_v3_small", "weights": None},
+        "model": {"backbone": "mobilenet", "weights": None},
         "schedule": {"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1},
         "augment": {"horizontal_flip": False},
     }
