@@ -46,9 +46,14 @@ def test_identity_is_bitwise_and_uint8_sources_work():
     np.testing.assert_array_equal(out.numpy(), tf.cast(as_uint8, tf.float32).numpy())
 
 
-def test_unknown_fill_mode_is_rejected():
+def test_unknown_fill_mode_and_oversized_images_are_rejected():
     with pytest.raises(ValueError, match="fill_mode"):
         cpu_warp.warp_image(_batch(1)[0], tf.eye(3), "mirror")
+    # The kernel's flat offsets are int32: an image of 2**31 values or more is refused at trace time.
+    huge = tf.function(lambda image: cpu_warp.warp_image(image, tf.eye(3)),
+                       input_signature=[tf.TensorSpec([32768, 32768, 3], tf.float32)])
+    with pytest.raises(ValueError, match="2\\*\\*31"):
+        huge.get_concrete_function()
 
 
 def test_per_image_warp_draws_the_batch_matrices():

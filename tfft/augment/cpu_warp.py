@@ -3,12 +3,13 @@
 `geometry.warp` (an XLA gather) serves whole batches, on any device, inside models. In the input
 pipeline the warp instead runs per image, right after that image is decoded and resized, while
 it is still in the core's cache: `warp_image` below. Its arithmetic is `geometry._gather_warp`'s,
-written as one loop over output pixels (12 loads and 12 fused multiply-adds a pixel, no
-intermediate arrays, one compiled loop per fill mode); `fastmath={"contract"}` lets LLVM fuse
-multiply-adds as XLA does. The two agree to the float32 rounding of the sample coordinates:
-max abs difference about 2e-3 on 0-255 images (tests hold it under 0.01, all fill modes).
-Measured on 224x224 RGB on this project's 2-core machine: 0.39 ms an image (the XLA warp: about
-1.3 ms of CPU an image), see `benchmarks/bench_augment.py`.
+in two passes per output row: the sample coordinates, bilinear weights and clamped offsets of the
+row (a loop LLVM vectorises), then 12 loads and 12 fused multiply-adds a pixel; one compiled
+loop per fill mode. `fastmath={"contract"}` lets LLVM fuse multiply-adds as XLA does. The two
+agree to the float32 rounding of the sample coordinates: max abs difference about 2e-3 on 0-255
+images (tests hold it under 0.01, all fill modes). Measured on 224x224 RGB on this project's
+2-core machine: about 0.3 ms an image for `nearest` (the XLA warp: about 1.3 ms of CPU an
+image), see `benchmarks/bench_warp_kernel.py` and `benchmarks/bench_augment.py`.
 
 numba is a dependency of tfft; if it cannot be imported, `warp_image` falls back to the XLA warp
 of a batch of one (the same numbers to rounding, several times the CPU time).
@@ -45,6 +46,9 @@ def _warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str, cval: float) -
         raise ValueError(f"fill_mode must be one of {sorted(_MODES)}, got {fill_mode!r}")
     if images.shape[-1] != 3:
         raise ValueError(f"the CPU warp takes RGB images [..., H, W, 3], got shape {images.shape}")
+    if images.shape[-3:].num_elements() is not None and images.shape[-3:].num_elements() >= 2**31:
+        raise ValueError(f"the CPU warp takes images of fewer than 2**31 values, got shape {images.shape}; "
+                         "use geometry.warp(backend='xla') for larger ones")
     kernel, mode, fill = _kernel(), _MODES[fill_mode], np.float32(cval)
     if kernel is None:  # pragma: no cover - numba is a dependency
         from tfft.augment import geometry
