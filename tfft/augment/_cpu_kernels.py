@@ -34,6 +34,18 @@ def scipy_wrap(c, top):
 
 
 @numba.njit(**_JIT)
+def _source_xy(mt, xj, yi, affine):
+    """The input coordinate (x, y) output pixel (xj, yi) samples; mt: the 9 matrix entries."""
+    x = mt[0] * xj + mt[1] * yi + mt[2]
+    y = mt[3] * xj + mt[4] * yi + mt[5]
+    if not affine:
+        w = mt[6] * xj + mt[7] * yi + mt[8]
+        x = min(max(x / w, -COORD_LIMIT), COORD_LIMIT)
+        y = min(max(y / w, -COORD_LIMIT), COORD_LIMIT)
+    return x, y
+
+
+@numba.njit(**_JIT)
 def _blend(src, p00, p01, p10, p11, fx, fy, out, k):
     """out[k:k+3] = bilinear blend of the RGB pixels at flat offsets p.. (unsigned: no wraparound)."""
     gx, gy = f32(1.0) - fx, f32(1.0) - fy
@@ -51,17 +63,11 @@ def _row_coords(m, yi, mode, affine, height, width, fxa, fya, ix0, ix1, iy0, iy1
     Branch-free per pixel for `nearest` and `constant` (int32 arithmetic), so LLVM vectorises it
     (AVX2: 8 pixels an instruction); the expressions are those of the XLA warp, in its order.
     """
-    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]
+    mt = (m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8])  # scalars: no aliasing with the outputs
     tol, top_x, top_y = f32(1e-3), f32(width - 1), f32(height - 1)
     zero, one, three, last_x, last_y, row = i32(0), i32(1), i32(3), i32(width - 1), i32(height - 1), i32(width * 3)
     for j in range(fxa.shape[0]):
-        xj = f32(j)
-        x = m00 * xj + m01 * yi + m02
-        y = m10 * xj + m11 * yi + m12
-        if not affine:
-            w = m20 * xj + m21 * yi + m22
-            x = min(max(x / w, -COORD_LIMIT), COORD_LIMIT)
-            y = min(max(y / w, -COORD_LIMIT), COORD_LIMIT)
+        x, y = _source_xy(mt, f32(j), yi, affine)
         if mode == CONSTANT:
             inside[j] = (x >= -tol) & (x <= top_x + tol) & (y >= -tol) & (y <= top_y + tol)
         x0f, y0f = np.floor(x), np.floor(y)
@@ -106,18 +112,11 @@ def _warp_wrap(src, height, width, m, affine, out, out_height, out_width):
     """`wrap` mode, one fused loop per pixel: in `_warp_rows`' first pass scipy's wrap made the
     warp 1.6x slower than this loop, so `wrap` keeps it."""
     top_x, top_y = f32(width - 1), f32(height - 1)
-    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]
+    mt = (m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8])
     k = u64(0)
     for i in range(out_height):
-        yi = f32(i)
         for j in range(out_width):
-            xj = f32(j)
-            x = m00 * xj + m01 * yi + m02
-            y = m10 * xj + m11 * yi + m12
-            if not affine:
-                w = m20 * xj + m21 * yi + m22
-                x = min(max(x / w, -COORD_LIMIT), COORD_LIMIT)
-                y = min(max(y / w, -COORD_LIMIT), COORD_LIMIT)
+            x, y = _source_xy(mt, f32(j), f32(i), affine)
             x, y = scipy_wrap(x, top_x), scipy_wrap(y, top_y)
             x0f, y0f = np.floor(x), np.floor(y)
             x0, y0 = int(x0f), int(y0f)
