@@ -13,6 +13,8 @@ from tfft.config import DataConfig
 from tfft.data import data_report, load_splits
 from tfft.errors import DataError, UserError
 
+from tests.data.conftest import offset_steps
+
 
 def _folder(root: Path, classes: dict[str, int], size: int = 16) -> Path:
     for index, (name, count) in enumerate(classes.items()):
@@ -198,8 +200,6 @@ def test_tfds_source_real_code_path(tfds_dir, monkeypatch):
     assert [len(y) for _, y in full] == [8, 8, 8, 8] and full[0][0].shape == (8, 16, 16, 3)
     resumed = [y.numpy() for _, y in make_dataset(splits, "train", cfg, seed=1, training=True, epochs=range(1, 2))]
     np.testing.assert_array_equal(np.concatenate(resumed), np.concatenate([y for _, y in full[2:]]))
-    from tests.data.conftest import offset_steps
-
     per_image, batched = offset_steps()
     runs = {}
     for epochs, skip in ((range(0, 2), 0), (range(1, 2), 1)):
