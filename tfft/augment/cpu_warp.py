@@ -22,6 +22,8 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from tfft.data import pyfunc
+
 _MODES = {"nearest": 0, "constant": 1, "reflect": 2, "wrap": 3}
 
 
@@ -65,7 +67,7 @@ def _warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str, cval: float) -
             kernel(image, m, mode, fill, dst)
         return out
 
-    out = tf.numpy_function(run, [images, matrices / matrices[..., 2:3, 2:3]], tf.float32, stateful=False)
+    out = pyfunc.numpy_function(run, [images, matrices / matrices[..., 2:3, 2:3]], tf.float32)
     out.set_shape(images.shape)
     return out
 

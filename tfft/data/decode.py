@@ -41,6 +41,8 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from tfft.data import pyfunc
+
 ROUTE_TF = 0
 ROUTE_PIL = 1
 
@@ -478,8 +480,7 @@ def decode_path_pil(path, image_size: Sequence[int]):
     """Decode one file in-graph through PIL (`tf.numpy_function`): uint8 [H, W, 3]."""
     import tensorflow as tf
 
-    image = tf.numpy_function(_pil_numpy, [path, int(image_size[0]), int(image_size[1])], tf.uint8,
-                              stateful=False)
+    image = pyfunc.numpy_function(_pil_numpy, [path, int(image_size[0]), int(image_size[1])], tf.uint8)
     image.set_shape([None, None, 3])
     return image
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfft.config import DataConfig
 from tfft.data import decode as _decode
+from tfft.data import pyfunc as _pyfunc
 from tfft.data import shapes as _shapes
 from tfft.data.sources import DataSplits, Split, load_splits
 from tfft.errors import UserError
@@ -97,7 +98,7 @@ def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callabl
             return _shapes.render_id(int(global_id), per_class)
 
         def decode_builtin(index):
-            image = tf.numpy_function(render, [tf.gather(ids, index)], tf.uint8, stateful=False)
+            image = _pyfunc.numpy_function(render, [tf.gather(ids, index)], tf.uint8)
             image.set_shape([_shapes.NATIVE_SIZE, _shapes.NATIVE_SIZE, 3])
             return _decode.resize(image, size), tf.gather(labels, index)
 
@@ -201,7 +202,7 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         return epoch_permutation(n, seed_value, int(epoch))
 
     def one_epoch(epoch):
-        order = tf.numpy_function(permutation, [epoch], tf.int64, stateful=False)
+        order = _pyfunc.numpy_function(permutation, [epoch], tf.int64)
         order.set_shape([n])
         skip = _skip_for(epoch, epoch_list, skip_batches)
         inner = tf.data.Dataset.from_tensor_slices(order[skip * batch:])
