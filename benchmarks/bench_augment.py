@@ -19,6 +19,12 @@ process. Rows:
     batched XLA warp, what tfft did before the per-image warp)
 (d) augmentation alone on one decoded batch held in memory (the batched XLA warp)
 
+With `--one-iterator`, a pass of (b), (b0), (c) or (c0) reads one epoch's batches from a single
+iterator over back-to-back epochs, the way `tfft train` reads its data, instead of building a
+fresh iterator per pass (which adds each pipeline's start-up and drain to every pass). In each
+round that iterator is made and run for one epoch before the row's passes are timed and deleted
+after them, untimed.
+
 Each row: one warm-up pass, then `repeats` rounds; a round times 2 passes of every row in turn
 (a, b, b0, c, c0, d, a, b, ...). The table gives the median rate of each row and, for the ratios,
 the median of the per-round ratios (paired within a round, so a drift of this shared machine's
@@ -54,11 +60,15 @@ def _time_rounds(rows: dict, repeats: int, passes: int = 2) -> dict:
     rates: dict = {name: ([], []) for name in rows}
     for _ in range(repeats):
         for name, (run_pass, n) in rows.items():
+            if isinstance(run_pass, _LongIterator):
+                run_pass.start()
             start, cpu = time.perf_counter(), time.process_time()
             for _ in range(passes):
                 run_pass()
             rates[name][0].append(passes * n / (time.perf_counter() - start))
             rates[name][1].append(passes * n / max(time.process_time() - cpu, 1e-9))
+            if isinstance(run_pass, _LongIterator):
+                run_pass.stop()
     return rates
 
 
@@ -82,22 +92,56 @@ def idg_pass(train_dir: Path):
     return one_pass, flow.n
 
 
-def keras_pass(train_dir: Path):
-    import keras
-    import tensorflow as tf
+class _LongIterator:
+    """A pass reads `batches` (an epoch) from one iterator over back-to-back epochs.
 
-    files = keras.utils.image_dataset_from_directory(str(train_dir), image_size=SIZE, batch_size=BATCH, seed=1,
-                                                     verbose=False)
-    ds = files.prefetch(tf.data.AUTOTUNE)
+    `start()`, untimed before a row's passes in a round, makes a fresh iterator and reads one epoch
+    to get it going; `stop()`, untimed after them, deletes it, so no pipeline runs while another
+    row is timed.
+    """
+
+    def __init__(self, ds, batches: int):
+        self.ds, self.batches, self.it = ds, batches, None
+
+    def start(self):
+        self.it = iter(self.ds)
+        self()
+
+    def stop(self):
+        self.it = None
+
+    def __call__(self):
+        if self.it is None:  # the warm-up pass, on an iterator of its own
+            self.start()
+            self.stop()
+            return
+        for _ in range(self.batches):
+            next(self.it)
+
+
+def _pass_over(ds, batches: int, one_iterator: bool):
+    """A pass: a fresh iterator over `ds` (one epoch), or a `_LongIterator`'s next epoch."""
+    if one_iterator:
+        return _LongIterator(ds, batches)
 
     def one_pass():
         for _ in ds:
             pass
 
-    return one_pass, len(files.file_paths)  # the images Keras found
+    return one_pass
 
 
-def tf_pass(data_dir: Path, augment: str):
+def keras_pass(train_dir: Path, one_iterator: bool = False):
+    import keras
+    import tensorflow as tf
+
+    files = keras.utils.image_dataset_from_directory(str(train_dir), image_size=SIZE, batch_size=BATCH, seed=1,
+                                                     verbose=False)
+    ds = (files.repeat() if one_iterator else files).prefetch(tf.data.AUTOTUNE)
+    return _pass_over(ds, len(files), one_iterator), len(files.file_paths)  # the images Keras found
+
+
+def tf_pass(data_dir: Path, augment: str, one_iterator: bool = False):
     """augment: "none", "per_image" (as `tfft train`) or "batched" (the warp on whole batches)."""
     from tfft import augment as tfft_augment
     from tfft import data as tfft_data
@@ -110,14 +154,11 @@ def tf_pass(data_dir: Path, augment: str):
     per_image, augment_fn = None, augmenter  # "batched": the whole augmenter on each batch
     if augment == "per_image":
         per_image, augment_fn = augmenter.pipeline_steps()
-    ds = tfft_data.make_dataset(splits, "train", data_cfg, seed=1, training=True,
+    n = len(splits.splits["train"])
+    epochs = range(0, 1000) if one_iterator else None  # back to back, as `tfft train` reads them
+    ds = tfft_data.make_dataset(splits, "train", data_cfg, seed=1, training=True, epochs=epochs,
                                 augment_fn=augment_fn, per_image=per_image)
-
-    def one_pass():
-        for _ in ds:
-            pass
-
-    return one_pass, len(splits.splits["train"])
+    return _pass_over(ds, tfft_data.steps_per_epoch(splits, "train", BATCH), one_iterator), n
 
 
 def augment_only_pass(data_dir: Path):
@@ -144,6 +185,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/pets-mini"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--one-iterator", action="store_true",
+                        help="rows (b), (b0), (c), (c0): each pass reads one epoch from a single iterator over "
+                             "back-to-back epochs (as `tfft train` does) instead of a fresh iterator per pass")
     args = parser.parse_args()
     data = Path(args.data)
     import tensorflow as tf
@@ -154,15 +198,16 @@ def main() -> None:
              "c": "(c) tfft.data decode+resize + tfft.augment, warp per image (as `tfft train`)",
              "c0": "(c0) tfft.data decode+resize + tfft.augment, batched XLA warp",
              "d": "(d) tfft.augment alone, batched XLA warp, decoded batch in memory"}
-    rows = {"a": idg_pass(data / "train"), "b": tf_pass(data, "none"), "b0": keras_pass(data / "train"),
-            "c": tf_pass(data, "per_image"),
-            "c0": tf_pass(data, "batched"), "d": augment_only_pass(data)}
+    one = args.one_iterator
+    rows = {"a": idg_pass(data / "train"), "b": tf_pass(data, "none", one), "b0": keras_pass(data / "train", one),
+            "c": tf_pass(data, "per_image", one), "c0": tf_pass(data, "batched", one), "d": augment_only_pass(data)}
     n = rows["b"][1]
     rates = _time_rounds(rows, args.repeats)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"pets-mini train: {n} JPEGs -> {SIZE[0]}x{SIZE[1]}, batch {BATCH}, "
           f"{os.cpu_count()} CPU cores (load average {load:.1f} at the end), TF {tf.__version__}; "
-          f"{args.repeats} interleaved rounds of 2 passes: medians of the rates and of the per-round ratios\n")
+          f"{args.repeats} interleaved rounds of 2 passes: medians of the rates and of the per-round ratios"
+          f"{'; one iterator per row over back-to-back epochs' if one else ''}\n")
     print("| pipeline | images/s (wall) | vs (a) | vs (b) | images per CPU-second | vs (a) | vs (b) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key, name in names.items():
