@@ -9,14 +9,16 @@ horizontal_flip, fill_mode nearest; 224x224, batch 32, the train/ JPEGs of pets-
 process. Rows:
 
 (a) `keras.src.legacy.preprocessing.image.ImageDataGenerator(...).flow_from_directory`
-(b) `tfft.data.make_dataset(..., training=True)`: decode + resize, no augmentation
+(b) `tfft.data.make_dataset(..., training=True)`: decode, batch as decoded, resize each batch
+    in one compiled call (bitwise `decode.resize`), no augmentation
 (b0) `keras.utils.image_dataset_from_directory(...).prefetch(AUTOTUNE)`: the decode + resize
-    users write today (Keras' transfer-learning guide), for reference; the targets use (b),
-    which is faster (DCT-scaled JPEG decoding, float32 resize)
-(c) the same with tfft's augmentation as `tfft train` runs it in the pipeline: the warp per
-    image as it is decoded (`Augmenter.per_image_warp`, the numba loop), the rest per batch
-(c0) the same augmentation with the warp applied to whole batches (`augment_fn=augmenter`: the
-    batched XLA warp, what tfft did before the per-image warp)
+    users write today (Keras' transfer-learning guide: plain bilinear), for reference; the
+    targets use (b)
+(c) the same with tfft's augmentation as `tfft train` runs it in the pipeline: each batch as
+    decoded (`tfft.data.DecodedBatch`) resized and warped in one compiled call
+    (`Augmenter.decoded_warp`: `cpu_warp.resize_and_warp_batch`), the rest per batch
+(c0) the same augmentation on (b)'s batches, with the batched XLA warp of model placement run
+    in the pipeline (`augment_fn=augmenter`)
 (d) augmentation alone on one decoded batch held in memory (the batched XLA warp)
 
 With `--one-iterator`, a pass of (b), (b0), (c) or (c0) reads one epoch's batches from a single
@@ -142,7 +144,8 @@ def keras_pass(train_dir: Path, one_iterator: bool = False):
 
 
 def tf_pass(data_dir: Path, augment: str, one_iterator: bool = False):
-    """augment: "none", "per_image" (as `tfft train`) or "batched" (the warp on whole batches)."""
+    """augment: "none", "fused" (as `tfft train`: resize and warp in one call per batch as decoded) or
+    "batched" (the resize, then the XLA warp on whole batches)."""
     from tfft import augment as tfft_augment
     from tfft import data as tfft_data
     from tfft.config import AugmentConfig, DataConfig
@@ -151,13 +154,15 @@ def tf_pass(data_dir: Path, augment: str, one_iterator: bool = False):
     splits = tfft_data.load_splits(data_cfg, seed=1)
     augmenter = (tfft_augment.build_augmenter(AugmentConfig(**RECIPE), SIZE, splits.num_classes)
                  if augment != "none" else None)
-    per_image, augment_fn = None, augmenter  # "batched": the whole augmenter on each batch
-    if augment == "per_image":
-        per_image, augment_fn = augmenter.pipeline_steps()
+    if augment not in ("none", "fused", "batched"):
+        raise ValueError(f"augment must be none, fused or batched, got {augment!r}")
+    on_decoded, augment_fn = None, augmenter  # "batched": the whole augmenter on each batch
+    if augment == "fused":
+        on_decoded, augment_fn = augmenter.pipeline_steps()
     n = len(splits.splits["train"])
     epochs = range(0, 1000) if one_iterator else None  # back to back, as `tfft train` reads them
     ds = tfft_data.make_dataset(splits, "train", data_cfg, seed=1, training=True, epochs=epochs,
-                                augment_fn=augment_fn, per_image=per_image)
+                                augment_fn=augment_fn, on_decoded=on_decoded)
     return _pass_over(ds, tfft_data.steps_per_epoch(splits, "train", BATCH), one_iterator), n
 
 
@@ -195,12 +200,12 @@ def main() -> None:
     names = {"a": "(a) legacy ImageDataGenerator.flow_from_directory (seed recipe)",
              "b": "(b) tfft.data decode+resize, no augmentation",
              "b0": "(b0) keras.utils.image_dataset_from_directory decode+resize, no augmentation",
-             "c": "(c) tfft.data decode+resize + tfft.augment, warp per image (as `tfft train`)",
+             "c": "(c) tfft.data decode + tfft.augment, resize and warp fused per batch (as `tfft train`)",
              "c0": "(c0) tfft.data decode+resize + tfft.augment, batched XLA warp",
              "d": "(d) tfft.augment alone, batched XLA warp, decoded batch in memory"}
     one = args.one_iterator
     rows = {"a": idg_pass(data / "train"), "b": tf_pass(data, "none", one), "b0": keras_pass(data / "train", one),
-            "c": tf_pass(data, "per_image", one), "c0": tf_pass(data, "batched", one), "d": augment_only_pass(data)}
+            "c": tf_pass(data, "fused", one), "c0": tf_pass(data, "batched", one), "d": augment_only_pass(data)}
     n = rows["b"][1]
     rates = _time_rounds(rows, args.repeats)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

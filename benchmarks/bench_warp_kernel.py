@@ -9,7 +9,9 @@ image (the output of the pipeline's resize) with a rotation+shear+zoom+shift mat
 batched XLA warp (`geometry.warp`) on a batch of 32 of the same, per image. With `--against REF`,
 also the `_cpu_kernels.py` of that git commit, compiled beside the current one (not cached).
 Rows are interleaved within a round; the table gives medians, and for `--against` the median of
-the per-round ratios (paired: a drift of this shared machine's speed cancels).
+the per-round ratios (paired: a drift of this shared machine's speed cancels). A second table
+times the resize the pipeline fuses with the warp (`_cpu_kernels.resize`, bitwise
+`decode.resize`) against `decode.resize` itself, TF's ops.
 """
 
 from __future__ import annotations
@@ -91,6 +93,43 @@ def main() -> None:
             ratio = statistics.median(a / b for a, b in zip(times["current"], times[args.against]))
             line += f" {ratio:.2f} |"
         print(line)
+    _resize_table(args.repeats, args.calls)
+
+
+def _resize_table(repeats: int, calls: int) -> None:
+    """The compiled resize the pipeline fuses with the warp against `decode.resize` (TF's ops).
+
+    CPU time per image: TF's resizes run 32 to a `tf.function` call (so its call overhead, about
+    0.3 ms, is spread over 32 images), the compiled one an image a call.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from tfft.augment import _cpu_kernels
+    from tfft.data import decode
+
+    print(f"\nresize of a uint8 photo to 224x224 float32, ms of CPU per image, median of {repeats} rounds")
+    print("| source | kind | compiled (`_cpu_kernels.resize`) | `decode.resize` (TF ops, 32 per call) | ratio |")
+    print("|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for (h, w), kind in (((180, 180), "bilinear (upscale)"), ((375, 500), "antialiased (downscale)")):
+        images = rng.integers(0, 256, (32, h, w, 3), dtype=np.uint8)
+        out, tensors = np.empty((224, 224, 3), np.float32), tf.constant(images)
+        tf_resize = tf.function(lambda x: [decode.resize(x[i], (224, 224)) for i in range(32)])
+        rows = {"compiled": (lambda: _cpu_kernels.resize(images[0], out), calls, 1),
+                "tf": (lambda: tf_resize(tensors), max(1, calls // 32), 32)}
+        for run, _, _ in rows.values():
+            run()
+        times: dict = {name: [] for name in rows}
+        for _ in range(repeats):
+            for name, (run, n, per_call) in rows.items():
+                start = time.process_time()
+                for _ in range(n):
+                    run()
+                times[name].append((time.process_time() - start) / (n * per_call) * 1e3)
+        ratio = statistics.median(a / b for a, b in zip(times["compiled"], times["tf"]))
+        print(f"| {h}x{w} | {kind} | {statistics.median(times['compiled']):.3f} | "
+              f"{statistics.median(times['tf']):.3f} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -52,11 +52,16 @@ def test_pipeline_and_model_placement_agree():
     np.testing.assert_allclose(piped, in_model, atol=1e-4)
     traced = tf.function(lambda a, s: aug(a, y, s)[0])(x, seed).numpy()
     np.testing.assert_allclose(piped, traced, atol=1e-4)
-    # what `tfft train` runs in the pipeline: the warp per image (CPU loop), the rest per batch
-    step = aug.per_image_warp()
-    rows = step.sample(seed, 8)
-    per_image = aug(tf.stack([step.apply(x[i], rows[i]) for i in range(8)]), y, seed, warped=True)[0].numpy()
-    assert np.abs(per_image - in_model).max() < 0.01  # float32 rounding of the sample coordinates
+    # what `tfft train` runs in the pipeline: resize and warp (CPU loop) on the batch as decoded, the rest after
+    from tfft.data import DecodedBatch
+
+    whole = tf.round(x)  # decoded images are uint8
+    decoded = DecodedBatch(tf.reshape(tf.cast(whole, tf.uint8), [8, -1]), tf.constant([[32, 32, 3]] * 8),
+                           tf.zeros([8, 0]))
+    on_decoded, on_batch = aug.pipeline_steps()
+    fused = on_batch(on_decoded(decoded, seed), y, seed)[0].numpy()
+    layer_on_whole = model([whole, tf.tile(seed[None], [8, 1])], training=True).numpy()
+    assert np.abs(fused - layer_on_whole).max() < 0.01  # float32 rounding of the sample coordinates
     # inference: untouched
     np.testing.assert_array_equal(model([x, tf.tile(seed[None], [8, 1])], training=False).numpy(), x.numpy())
 

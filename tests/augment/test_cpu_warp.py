@@ -1,4 +1,4 @@
-"""The per-image CPU warp of the input pipeline agrees with the batched XLA warp."""
+"""The input pipeline's CPU warp agrees with the batched XLA warp; its resize is `decode.resize`, bitwise."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from tfft.augment import Augmenter, cpu_warp, geometry
 from tfft.config import AugmentConfig
+
+from tests.data.test_resize_kernels import assert_as_tf_resizes
 
 STRONG = dict(rotation_range=90, width_shift_range=0.4, height_shift_range=0.4, shear_range=30,
               zoom_range=0.5, horizontal_flip=True, vertical_flip=True)
@@ -56,14 +58,75 @@ def test_unknown_fill_mode_and_oversized_images_are_rejected():
         huge.get_concrete_function()
 
 
-def test_per_image_warp_draws_the_batch_matrices():
+def test_decoded_warp_draws_the_batch_matrices():
+    from tfft.data import DecodedBatch
+
     aug = Augmenter(AugmentConfig(**STRONG), (40, 56), 2)
     seed = tf.constant([9, 11])
-    x = _batch(5)
-    step = aug.per_image_warp()
-    rows = step.sample(seed, 5)
-    warped = tf.stack([step.apply(x[i], rows[i]) for i in range(5)])
-    a = aug.augment_images(warped, seed, warped=True).numpy()
+    x = tf.round(_batch(5))
+    decoded = DecodedBatch(tf.reshape(tf.cast(x, tf.uint8), [5, -1]), tf.constant([[40, 56, 3]] * 5),
+                           tf.zeros([5, 0]))
+    a = aug.augment_images(aug.decoded_warp()(decoded, seed), seed, warped=True).numpy()
     b = aug.augment_images(x, seed).numpy()
     assert np.abs(a - b).max() < 0.01
-    assert Augmenter(AugmentConfig(horizontal_flip=True), (40, 56), 2).per_image_warp() is None
+    assert Augmenter(AugmentConfig(horizontal_flip=True), (40, 56), 2).decoded_warp() is None
+
+
+@pytest.mark.parametrize("mode", ["nearest", "constant", "reflect", "wrap"])
+def test_resize_and_warp_batch_is_resize_then_warp(mode):
+    """Padded raw images of three sizes and one that comes already resized, in one call."""
+    from tfft.data import DecodedBatch, decode
+    from tfft.data.pipeline import _resize_decoded_tf
+
+    rng = np.random.default_rng(1)
+    size = (40, 56)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(30, 20, 3), (90, 70, 3), (40, 56, 3)]]
+    longest = max(image.size for image in images)
+    raw = np.zeros((4, longest), np.uint8)
+    for i, image in enumerate(images):
+        raw[i, :image.size] = image.reshape(-1)
+    large = decode.resize(tf.constant(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)), size)
+    resized = np.zeros((4, 40 * 56 * 3), np.float32)
+    resized[3] = large.numpy().reshape(-1)
+    shapes = np.array([image.shape for image in images] + [(0, 0, 3)], np.int32)
+    decoded = DecodedBatch(tf.constant(raw), tf.constant(shapes), tf.constant(resized))
+    m = Augmenter(AugmentConfig(**STRONG), size, 2).sample_matrices(4, *size, tf.constant([3, 4]))
+    fused = cpu_warp.resize_and_warp_batch(decoded, m, size, mode, 17.0).numpy()
+    resized_by_tf = _resize_decoded_tf(decoded, size)
+    assert_as_tf_resizes(fused, cpu_warp.warp_batch(resized_by_tf, m, mode, 17.0).numpy())
+    assert np.abs(fused - resized_by_tf.numpy()).mean() > 10  # it did move the content
+
+
+def test_fused_pipeline_matches_resize_then_xla_warp(tmp_path):
+    """`tfft train`'s pipeline (resize and warp fused, per batch as decoded) against the resize alone
+    and the batched XLA warp of model placement: photos of mixed sizes, one too large to pass as
+    decoded, and the odd files PIL decodes (CMYK, EXIF-rotated, 16-bit)."""
+    from PIL import Image
+
+    from tfft.augment import build_augmenter
+    from tfft.config import DataConfig
+    from tfft.data import load_splits, make_dataset
+
+    from tests.data.conftest import write_odd_images
+
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "data" / "a"
+    folder.mkdir(parents=True)
+    for i, (h, w) in enumerate([(30, 20), (90, 70), (40, 56), (12, 300), (400, 300)]):
+        smooth = np.kron(rng.integers(0, 256, (h // 2 + 1, w // 2 + 1, 3)), np.ones((2, 2, 1)))[:h, :w]
+        Image.fromarray(smooth.astype(np.uint8)).save(folder / f"{i}.png")
+    odd = write_odd_images(tmp_path / "odd")
+    for name in ("cmyk.jpg", "rotated.jpg", "deep16.png"):
+        (folder / name).write_bytes(odd[name]["path"].read_bytes())
+    cfg = DataConfig(source=str(tmp_path / "data"), image_size=(40, 56), batch_size=3, val_split=0.0)
+    splits = load_splits(cfg, seed=0)
+    assert len(splits.splits["train"]) == 8
+    aug = build_augmenter(AugmentConfig(**STRONG, fill_mode="reflect"), (40, 56), 1)
+    on_decoded, on_batch = aug.pipeline_steps()
+    kwargs = dict(seed=3, training=True, epochs=range(0, 2))
+    fused = [x.numpy() for x, _ in make_dataset(splits, "train", cfg, on_decoded=on_decoded, augment_fn=on_batch,
+                                                **kwargs)]
+    xla = [x.numpy() for x, _ in make_dataset(splits, "train", cfg, augment_fn=aug, **kwargs)]
+    assert [x.shape[0] for x in fused] == [x.shape[0] for x in xla] == [3, 3, 2] * 2
+    for a, b in zip(fused, xla):
+        assert np.abs(a - b).max() < 0.01  # float32 rounding of the sample coordinates

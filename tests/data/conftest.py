@@ -9,21 +9,23 @@ import numpy as np
 import pytest
 
 
-def offset_steps():
-    """A per-image step and the same step on whole batches: add one stateless offset per image."""
+def offset_steps(image_size):
+    """An `on_decoded` step and the same step on resized batches: one stateless offset per image."""
     import tensorflow as tf
 
-    from tfft.data import PerImageAugment
+    from tfft.data import resize_decoded
 
     def offsets(seed, batch_size):
-        return tf.random.stateless_uniform([batch_size], seed=seed, maxval=1000.0)
+        return tf.random.stateless_uniform([batch_size], seed=seed, maxval=1000.0)[:, None, None, None]
 
-    per_image = PerImageAugment(sample=offsets, apply=lambda image, offset: image + offset)
+    def on_decoded(decoded, seed):
+        images = resize_decoded(decoded, image_size)
+        return images + offsets(seed, tf.shape(images)[0])
 
     def batched(images, labels, seed):
-        return images + offsets(seed, tf.shape(images)[0])[:, None, None, None], labels
+        return images + offsets(seed, tf.shape(images)[0]), labels
 
-    return per_image, batched
+    return on_decoded, batched
 
 
 def _rgb(seed: int, height: int = 24, width: int = 32) -> np.ndarray:

@@ -11,6 +11,7 @@ from tfft.config import DataConfig
 from tfft.data import load_splits
 
 from tests.data.conftest import offset_steps
+from tests.data.test_resize_kernels import assert_as_tf_resizes
 
 CFG = DataConfig(source="builtin:shapes", image_size=(32, 32), batch_size=8, builtin_per_class=5,
                  val_split=0.2)
@@ -84,18 +85,55 @@ def test_augment_fn_gets_stateless_per_batch_seeds(splits):
 
 
 @pytest.mark.parametrize("skip", [0, 2])
-def test_per_image_step_equals_the_step_on_batches(splits, skip):
+def test_on_decoded_step_equals_the_step_on_batches(splits, skip):
     from tfft.data import make_dataset
 
-    per_image, batched = offset_steps()
+    on_decoded, batched = offset_steps(CFG.image_size)
     cfg = CFG.model_copy(update={"batch_size": 7})  # 32 training images: batches 7, 7, 7, 7, 4
     kwargs = dict(seed=5, training=True, epochs=range(1, 3), skip_batches=skip)
     a = _batches(make_dataset(splits, "train", cfg, augment_fn=batched, **kwargs))
-    b = _batches(make_dataset(splits, "train", cfg, per_image=per_image, **kwargs))
+    b = _batches(make_dataset(splits, "train", cfg, on_decoded=on_decoded, **kwargs))
     assert [len(y) for _, y in a] == [len(y) for _, y in b] == [7, 7, 7, 7, 4][skip:] + [7, 7, 7, 7, 4]
     for (xa, ya), (xb, yb) in zip(a, b):
         np.testing.assert_array_equal(ya, yb)
-        np.testing.assert_array_equal(xa, xb)  # the same offset reached the same image
+        np.testing.assert_array_equal(xa, xb)  # the same offset reached the same, identically resized image
+
+
+def test_batches_resize_as_decode_resize_and_bound_their_memory(tmp_path):
+    """Mixed sizes (up, down, one axis each way, the same) and a PNG too large to pass as decoded."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from tfft.data import decode, make_dataset
+
+    rng = np.random.default_rng(0)
+    sizes = {"up.png": (20, 30), "down.png": (60, 50), "mixed.png": (12, 200), "same.png": (32, 40),
+             "large.png": (150, 130)}  # 150*130 pixels > 4 * 32*40: resized as it is decoded
+    (tmp_path / "a").mkdir()
+    for name, (h, w) in sizes.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "a" / name)
+    cfg = DataConfig(source=str(tmp_path), image_size=(32, 40), batch_size=3, val_split=0.0)
+    splits = load_splits(cfg, seed=0)
+
+    val = _batches(make_dataset(splits, "train", cfg, seed=0, training=False))  # the split's own order
+    assert [x.shape for x, _ in val] == [(3, 32, 40, 3), (2, 32, 40, 3)]
+    part = splits.splits["train"]
+    by_tf = [decode.decode_path(tf.constant(path), tf.constant(route), (32, 40)).numpy()
+             for path, route in zip(part.paths, part.routes)]
+    assert_as_tf_resizes(np.concatenate([x for x, _ in val]), np.stack(by_tf))  # the large PNG included
+
+    def layout(decoded, seed):  # per image: its height as passed, its batch's raw and resized widths
+        n = tf.shape(decoded.shapes)[0]
+        info = tf.stack([tf.cast(decoded.shapes[:, 0], tf.float32),
+                         tf.fill([n], tf.cast(tf.shape(decoded.raw)[1], tf.float32)),
+                         tf.fill([n], tf.cast(tf.shape(decoded.resized)[1], tf.float32))], 1)
+        return tf.broadcast_to(info[:, None, None, :], [n, 32, 40, 3])
+
+    epoch = make_dataset(splits, "train", cfg, seed=0, training=True, on_decoded=layout)
+    info = np.concatenate([x[:, 0, 0] for x, _ in _batches(epoch)])
+    assert sorted(info[:, 0].tolist()) == [0.0, 12.0, 20.0, 32.0, 60.0]  # large.png comes resized
+    assert info[:, 1].max() <= 4 * 32 * 40 * 3  # no batch holds more raw values than its float32 output
+    assert set(info[info[:, 0] == 0, 2].tolist()) == {32 * 40 * 3}
 
 
 def test_folder_pipeline_with_odd_files(messy_folder):

@@ -200,13 +200,13 @@ def test_tfds_source_real_code_path(tfds_dir, monkeypatch):
     assert [len(y) for _, y in full] == [8, 8, 8, 8] and full[0][0].shape == (8, 16, 16, 3)
     resumed = [y.numpy() for _, y in make_dataset(splits, "train", cfg, seed=1, training=True, epochs=range(1, 2))]
     np.testing.assert_array_equal(np.concatenate(resumed), np.concatenate([y for _, y in full[2:]]))
-    per_image, batched = offset_steps()
+    on_decoded, batched = offset_steps(cfg.image_size)
     runs = {}
     for epochs, skip in ((range(0, 2), 0), (range(1, 2), 1)):
         a = [x.numpy() for x, _ in make_dataset(splits, "train", cfg, seed=1, training=True, epochs=epochs,
                                                 augment_fn=batched, skip_batches=skip)]
         b = [x.numpy() for x, _ in make_dataset(splits, "train", cfg, seed=1, training=True, epochs=epochs,
-                                                per_image=per_image, skip_batches=skip)]
+                                                on_decoded=on_decoded, skip_batches=skip)]
         assert len(a) == len(b) == 4 - 2 * epochs.start - skip
         assert all(np.array_equal(xa, xb) for xa, xb in zip(a, b))
         runs[skip] = b

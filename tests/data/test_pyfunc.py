@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -14,7 +15,7 @@ from tfft.data import pyfunc
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Peeks at one batch (the warp per image and the builtin renderer are both numpy functions) and
+# Peeks at one batch (the fused resize and warp and the builtin renderer are both numpy functions) and
 # returns with the iterator alive. Without the atexit hook this hung in 4 runs of 4.
 PEEK_AND_EXIT = """
 import tfft.data
@@ -50,3 +51,14 @@ def test_quiesce_returns_after_one_quiet_window_when_idle(monkeypatch):
     start = time.monotonic()
     pyfunc._quiesce()
     assert pyfunc._state["closing"] and time.monotonic() - start < pyfunc._QUIET_S + 0.5
+
+
+@pytest.mark.parametrize("module", ["tfft.data._resize_kernels", "tfft.augment._cpu_kernels"])
+def test_the_compiled_loops_import(module):
+    assert pyfunc.compiled(module) is not None  # numba is a dependency: the fast paths are the tested ones
+
+
+def test_aligned_empty_is_float32_and_64_byte_aligned():
+    for shape in [(1,), (3, 5, 7, 3), (32, 224, 224, 3)]:
+        array = pyfunc.aligned_empty(shape)
+        assert array.shape == shape and array.dtype == np.float32 and array.ctypes.data % 64 == 0

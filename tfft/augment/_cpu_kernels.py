@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from tfft.data._resize_kernels import EXACT, resize_into
+
 f32, i32, u64 = np.float32, np.int32, np.uint64
 COORD_LIMIT = f32(1.0e7)  # keeps float -> int conversions defined for degenerate matrices
 _JIT = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -148,3 +150,17 @@ def warp(src, m, mode, cval, out):
         _warp_rows(flat, height, width, mm, REFLECT, affine, cval, dst, oh, ow)
     else:
         _warp_wrap(flat, height, width, mm, affine, dst, oh, ow)
+
+
+# --------------------------------------------------------------------------------------------
+# The warp fused with the pipeline's resize (`tfft.data._resize_kernels`, bitwise `decode.resize`).
+
+
+@numba.njit(**EXACT)
+def resize_warp_batch(raw, shapes, resized, m, mode, cval, out):
+    """Resize each image of a decoded batch to out's size (`resize_into`) and warp it by m[i] into
+    out[i]; one scratch image, reused, holds each resized image while it is warped."""
+    scratch = np.empty(out.shape[1:], f32)
+    for i in range(out.shape[0]):
+        resize_into(raw, shapes, resized, i, scratch)
+        warp(scratch, m[i], mode, cval, out[i])

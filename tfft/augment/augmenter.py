@@ -6,7 +6,8 @@ Order of operations (IDG's `apply_transform` order, then the modern policies):
    random_resized_crop @ IDG affine (rotation, shift, shear, zoom, about the centre)
    @ RandAugment geometric ops @ flips; bilinear, `fill_mode`/`cval` as IDG
    (skipped when nothing geometric is on; flips alone are a `tf.where(reverse)`); in the
-   input pipeline it runs per image as each is decoded (`per_image_warp`), in a model batched;
+   input pipeline fused with the resize, on each batch as decoded (`decoded_warp`), in a model
+   batched;
 2. `channel_shift_range`: one uniform intensity per image added to all channels, clipped to
    that image's min/max (IDG `apply_channel_shift`);
 3. `brightness_range`: multiply by one uniform factor per image, clipped to 0..255 (IDG's PIL
@@ -35,7 +36,6 @@ import tensorflow as tf
 from tfft.augment import cpu_warp, geometry, policies
 from tfft.augment.policies import RNG_ALG
 from tfft.config import AugmentConfig
-from tfft.data.pipeline import PerImageAugment
 
 # Fixed seed slots: never reorder (reordering changes every run's augmentation). The IDG
 # geometric parameters and the flips are the columns of ONE [B, 10] uniform draw from slot
@@ -217,58 +217,61 @@ class Augmenter:
         fv = u["flip_v"] < 0.5 if self.cfg.vertical_flip else false
         return fh, fv
 
-    def per_image_warp(self) -> Optional[PerImageAugment]:
-        """Step 1 as a `tfft.data.PerImageAugment`: the warp of each image as it is decoded.
+    def decoded_warp(self) -> Optional[Callable]:
+        """Step 1 on a batch as decoded: `warp(decoded, seed) -> images`, for `make_dataset(on_decoded=)`.
 
-        For `make_dataset(..., per_image=...)`, with `warped=True` in the calls on the batches.
-        The matrices are the batch's (`sample_matrices` from the batch seed, row j for image j);
-        the warp is `cpu_warp.warp_image`, which agrees with the batched XLA warp to float32
-        rounding. None when nothing geometric is on (flips alone stay a batched reverse).
+        Resizes the images of a `tfft.data.DecodedBatch` to this augmenter's `image_size` (bitwise
+        `decode.resize`) and warps them with the batch's matrices (`sample_matrices` from the
+        seed, as `augment_images` draws them), in one compiled call
+        (`cpu_warp.resize_and_warp_batch`), which agrees with the batched XLA warp to float32
+        rounding. Then call this augmenter on the result with `warped=True`. None when nothing
+        geometric is on (flips alone stay a batched reverse).
 
         Example:
         >>> from tfft.config import AugmentConfig
-        >>> step = Augmenter(AugmentConfig(rotation_range=20), (16, 16), 2).per_image_warp()
-        >>> step.sample(tf.constant([1, 2]), 4).shape
-        TensorShape([4, 3, 3])
+        >>> from tfft.data import DecodedBatch
+        >>> warp = Augmenter(AugmentConfig(rotation_range=20), (16, 16), 2).decoded_warp()
+        >>> decoded = DecodedBatch(tf.zeros([4, 8 * 8 * 3], tf.uint8), tf.constant([[8, 8, 3]] * 4), tf.zeros([4, 0]))
+        >>> warp(decoded, tf.constant([1, 2])).shape
+        TensorShape([4, 16, 16, 3])
         """
         if not self.geometric:
             return None
         height, width = self.image_size
 
-        def sample(seed, batch_size):
+        def warp(decoded, seed):
             seed_img, _ = policies.split(seed, 2)
-            return self.sample_matrices(batch_size, height, width, seed_img)
+            matrices = self.sample_matrices(tf.shape(decoded.shapes)[0], height, width, seed_img)
+            return cpu_warp.resize_and_warp_batch(decoded, matrices, self.image_size, self.cfg.fill_mode,
+                                                  self.cfg.cval)
 
-        def apply(image, matrix):
-            return cpu_warp.warp_image(image, matrix, self.cfg.fill_mode, self.cfg.cval)
+        return warp
 
-        return PerImageAugment(sample, apply)
+    def pipeline_steps(self) -> tuple[Optional[Callable], Callable]:
+        """What the input pipeline runs: `(on_decoded, on_batch)` for `make_dataset`.
 
-    def pipeline_steps(self) -> tuple[Optional[PerImageAugment], Callable]:
-        """What the input pipeline runs: `(per_image, on_batch)` for `make_dataset`.
-
-        `per_image` is `per_image_warp()` (None when nothing geometric is on); `on_batch(images,
-        labels, seed)` is this augmenter with `warped=True` exactly when `per_image` is used.
+        `on_decoded` is `decoded_warp()` (None when nothing geometric is on); `on_batch(images,
+        labels, seed)` is this augmenter with `warped=True` exactly when `on_decoded` is used.
 
         Example:
         >>> from tfft.config import AugmentConfig
-        >>> per_image, on_batch = Augmenter(AugmentConfig(rotation_range=20), (16, 16), 2).pipeline_steps()
-        >>> per_image is not None
+        >>> on_decoded, on_batch = Augmenter(AugmentConfig(rotation_range=20), (16, 16), 2).pipeline_steps()
+        >>> on_decoded is not None
         True
         """
-        per_image = self.per_image_warp()
+        on_decoded = self.decoded_warp()
 
         def on_batch(images, labels, seed):
-            return self(images, labels, seed, warped=per_image is not None)
+            return self(images, labels, seed, warped=on_decoded is not None)
 
-        return per_image, on_batch
+        return on_decoded, on_batch
 
     # ------------------------------------------------------------------ applying
 
     def augment_images(self, images: tf.Tensor, seed, warped: bool = False) -> tf.Tensor:
         """Steps 1-4 (everything but MixUp/CutMix): images float32 [B, H, W, 3] 0..255.
 
-        `warped=True`: step 1 was already applied per image (`per_image_warp`).
+        `warped=True`: step 1 was already applied, with the resize (`decoded_warp`).
         """
         c = self.cfg
         images = tf.cast(images, tf.float32)
@@ -328,7 +331,7 @@ class Augmenter:
             images: float32 [B, H, W, 3], raw RGB 0..255.
             labels: int [B] or one-hot float [B, C].
             seed: int32/int64 tensor of shape [2]; the output depends only on it and the inputs.
-            warped: the images went through `per_image_warp` already (in `make_dataset`).
+            warped: the images went through `decoded_warp` already (in `make_dataset`).
 
         Returns:
             `(images, labels)`: images float32 [B, H, W, 3]; labels unchanged, or one-hot float32

@@ -1,23 +1,24 @@
-"""The warp of one image on the CPU, for the `tf.data` pipeline: a compiled numba loop.
+"""The warp on the CPU, for the `tf.data` pipeline: compiled numba loops, fused with the resize.
 
 `geometry.warp` (an XLA gather) serves whole batches, on any device, inside models. In the input
-pipeline the warp instead runs per image, right after that image is decoded and resized, while
-it is still in the core's cache: `warp_image` below. Its arithmetic is `geometry._gather_warp`'s,
-in two passes per output row: the sample coordinates, bilinear weights and clamped offsets of the
-row (a loop LLVM vectorises), then 12 loads and 12 fused multiply-adds a pixel; one compiled
-loop per fill mode. `fastmath={"contract"}` lets LLVM fuse multiply-adds as XLA does. The two
-agree to the float32 rounding of the sample coordinates: max abs difference about 2e-3 on 0-255
-images (tests hold it under 0.01, all fill modes). Measured on 224x224 RGB on this project's
-2-core machine: about 0.3 ms an image for `nearest` (the XLA warp: about 1.3 ms of CPU an
-image), see `benchmarks/bench_warp_kernel.py` and `benchmarks/bench_augment.py`.
+pipeline `resize_and_warp_batch` instead takes a training batch as decoded (a
+`tfft.data.DecodedBatch`) and, in one call, resizes each image into one reused scratch image and
+warps that into the output batch. The resize is `decode.resize`'s, bitwise (TF's kernels'
+arithmetic in their order, `_cpu_kernels.resize`). The warp's arithmetic is
+`geometry._gather_warp`'s, in two passes per output row: the sample coordinates, bilinear weights
+and clamped offsets of the row (a loop LLVM vectorises), then 12 loads and 12 fused multiply-adds
+a pixel; one compiled loop per fill mode. `fastmath={"contract"}` lets LLVM fuse multiply-adds as
+XLA does. The two warps agree to the float32 rounding of the sample coordinates: max abs
+difference about 2e-3 on 0-255 images (tests hold it under 0.01, all fill modes).
+`warp_image` / `warp_batch` are the warp alone, on images already resized. Timings:
+`benchmarks/bench_warp_kernel.py` (the loop alone) and `benchmarks/bench_augment.py` (the
+pipelines), figures in `benchmarks/RESULTS.md`.
 
-numba is a dependency of tfft; if it cannot be imported, `warp_image` falls back to the XLA warp
-of a batch of one (the same numbers to rounding, several times the CPU time).
+numba is a dependency of tfft; if it cannot be imported, these fall back to `decode.resize` and
+the XLA warp (the same numbers to rounding, several times the CPU time).
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 import tensorflow as tf
@@ -27,40 +28,41 @@ from tfft.data import pyfunc
 _MODES = {"nearest": 0, "constant": 1, "reflect": 2, "wrap": 3}
 
 
-@functools.lru_cache(maxsize=1)
-def _kernel():
-    """The compiled loop (compiled on first use, then cached on disk by numba), or None."""
-    try:
-        from tfft.augment import _cpu_kernels
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return None
-    return _cpu_kernels.warp
+def _kernels():
+    """The compiled loops (`_cpu_kernels`), or None without numba."""
+    return pyfunc.compiled("tfft.augment._cpu_kernels")
 
 
 def available() -> bool:
     """True when the compiled CPU loop can be used (numba importable)."""
-    return _kernel() is not None
+    return _kernels() is not None
+
+
+def _check(fill_mode: str, warped: tf.TensorShape) -> None:
+    """Refuse what the loops cannot do: an unknown fill mode, warped images [..., H, W, C] that are
+    not RGB or hold 2**31 values or more each (the loops' flat offsets are int32)."""
+    if fill_mode not in _MODES:
+        raise ValueError(f"fill_mode must be one of {sorted(_MODES)}, got {fill_mode!r}")
+    if warped[-1] != 3:
+        raise ValueError(f"the CPU warp takes RGB images [..., H, W, 3], got shape {warped}")
+    if warped[-3:].num_elements() is not None and warped[-3:].num_elements() >= 2**31:
+        raise ValueError(f"the CPU warp takes images of fewer than 2**31 values, got shape {warped}; "
+                         "use geometry.warp(backend='xla') for larger ones")
 
 
 def _warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str, cval: float) -> tf.Tensor:
     """The loop over images [..., H, W, 3] with matrices [..., 3, 3] (one image or a batch)."""
-    if fill_mode not in _MODES:
-        raise ValueError(f"fill_mode must be one of {sorted(_MODES)}, got {fill_mode!r}")
-    if images.shape[-1] != 3:
-        raise ValueError(f"the CPU warp takes RGB images [..., H, W, 3], got shape {images.shape}")
-    if images.shape[-3:].num_elements() is not None and images.shape[-3:].num_elements() >= 2**31:
-        raise ValueError(f"the CPU warp takes images of fewer than 2**31 values, got shape {images.shape}; "
-                         "use geometry.warp(backend='xla') for larger ones")
-    kernel, mode, fill = _kernel(), _MODES[fill_mode], np.float32(cval)
-    if kernel is None:  # pragma: no cover - numba is a dependency
+    _check(fill_mode, images.shape)
+    kernels, mode, fill = _kernels(), _MODES[fill_mode], np.float32(cval)
+    if kernels is None:  # pragma: no cover - numba is a dependency
         from tfft.augment import geometry
 
         if images.shape.rank == 3:
             return geometry.warp(images[None], matrices[None], fill_mode, cval)[0]
         return geometry.warp(images, matrices, fill_mode, cval)
-    matrices = tf.cast(matrices, tf.float32)
+    kernel, matrices = kernels.warp, tf.cast(matrices, tf.float32)
 
-    def run(src, mats):  # per image in the pipeline: kept lean (TF hands over contiguous arrays)
+    def run(src, mats):  # kept lean (TF hands over contiguous arrays)
         out = np.empty(src.shape, np.float32)
         shape = src.shape[-3:]
         for image, m, dst in zip(src.reshape(-1, *shape), mats.reshape(-1, 3, 3), out.reshape(-1, *shape)):
@@ -103,4 +105,55 @@ def warp_batch(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest
     return _warp(images, matrices, fill_mode, cval)
 
 
-__all__ = ["available", "warp_batch", "warp_image"]
+def resize_and_warp_batch(decoded, matrices: tf.Tensor, image_size, fill_mode: str = "nearest",
+                          cval: float = 0.0) -> tf.Tensor:
+    """`warp_batch(tfft.data.resize_decoded(decoded, image_size), matrices, ...)` in one call.
+
+    The input pipeline's geometric step: the batch as decoded goes into one compiled call that
+    resizes each image exactly as `decode.resize` does (bitwise: TF's bilinear kernel when
+    upscaling, its antialiased `ScaleAndTranslate` and the clip when a side shrinks; see
+    `_cpu_kernels`) into one reused scratch image, and warps that into the batch. TF's
+    resize op, the float32 images it writes and their copy into the batch, and one Python call per
+    image are saved: `benchmarks/bench_augment.py`.
+
+    Args:
+        decoded: a `tfft.data.DecodedBatch`.
+        matrices: [B, 3, 3] output-to-input matrices in the coordinates of the resized images.
+        image_size: (height, width) to resize to.
+        fill_mode: `nearest`, `constant`, `reflect` or `wrap`.
+        cval: the fill value for `constant`.
+
+    Returns:
+        [B, height, width, 3] float32.
+
+    Example:
+    >>> from tfft.data import DecodedBatch, resize_decoded
+    >>> image = tf.random.uniform([12, 10, 3], 0, 255, tf.int32)
+    >>> decoded = DecodedBatch(tf.cast(tf.reshape(image, [1, -1]), tf.uint8), tf.constant([[12, 10, 3]]),
+    ...                        tf.zeros([1, 0]))
+    >>> y = resize_and_warp_batch(decoded, tf.eye(3, batch_shape=[1]), (16, 16))
+    >>> bool(tf.reduce_all(y == resize_decoded(decoded, (16, 16))))
+    True
+    """
+    size = (int(image_size[0]), int(image_size[1]))
+    _check(fill_mode, tf.TensorShape([*size, 3]))
+    kernels = _kernels()
+    if kernels is None:  # pragma: no cover - numba is a dependency
+        from tfft.data import resize_decoded
+
+        return _warp(resize_decoded(decoded, size), matrices, fill_mode, cval)
+    kernel, mode, fill = kernels.resize_warp_batch, _MODES[fill_mode], np.float32(cval)
+    matrices = tf.cast(matrices, tf.float32)
+
+    def run(raw, shapes, resized, mats):
+        out = pyfunc.aligned_empty((shapes.shape[0], *size, 3))
+        kernel(raw, shapes, resized, mats, mode, fill, out)
+        return out
+
+    out = pyfunc.numpy_function(run, [decoded.raw, decoded.shapes, decoded.resized,
+                                      matrices / matrices[..., 2:3, 2:3]], tf.float32)
+    out.set_shape([decoded.shapes.shape[0], *size, 3])
+    return out
+
+
+__all__ = ["available", "resize_and_warp_batch", "warp_batch", "warp_image"]

@@ -113,7 +113,7 @@ def warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest", cva
         backend: `xla` (default): an XLA-compiled gather warp, about 3x less CPU than TF's
             kernel and usable inside a `jit_compile`d model; `kernel`:
             `tf.raw_ops.ImageProjectiveTransformV3` (no XLA kernel; `wrap` always uses gathers);
-            `cpu`: `cpu_warp.warp_batch`, the compiled loop the input pipeline runs per image
+            `cpu`: `cpu_warp.warp_batch`, the compiled loop the input pipeline runs on each image
             (CPU only, not inside a compiled model; bilinear only).
 
     Returns:

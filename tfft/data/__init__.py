@@ -22,7 +22,8 @@ _LAZY = {
     "steps_per_epoch": "tfft.data.pipeline",
     "epoch_permutation": "tfft.data.pipeline",
     "augment_seed": "tfft.data.pipeline",
-    "PerImageAugment": "tfft.data.pipeline",
+    "DecodedBatch": "tfft.data.pipeline",
+    "resize_decoded": "tfft.data.pipeline",
     "decode_and_resize": "tfft.data.decode",
 }
 
@@ -38,6 +39,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DataSplits", "Split", "load_splits", "data_report", "make_dataset", "build", "steps_per_epoch",
-    "epoch_permutation", "augment_seed", "PerImageAugment", "decode_and_resize", "check_folder", "scan_files",
-    "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
+    "epoch_permutation", "augment_seed", "DecodedBatch", "resize_decoded", "decode_and_resize", "check_folder",
+    "scan_files", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
 ]

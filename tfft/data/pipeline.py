@@ -1,4 +1,9 @@
-"""tf.data input pipelines: deterministic per-epoch order, parallel decode, batched augmentation.
+"""tf.data input pipelines: deterministic per-epoch order, parallel decode, batched resize and augmentation.
+
+Images are decoded in parallel and batched as decoded (`DecodedBatch`); each batch is then resized
+in one compiled call (`resize_decoded`, bitwise `decode.resize`) or, with augmentation in the
+pipeline, resized and warped in one (`on_decoded`). No float32 image is made per element (but
+for the rare one too large to batch as decoded), and none is copied into a batch.
 
 Determinism: the order of training epoch `e` is `numpy.random.default_rng([seed, e])
 .permutation(n)`, batches are formed within the epoch (the last partial batch kept, so
@@ -27,18 +32,76 @@ EPOCH_STRIDE = 100003
 _INT31 = 2**31 - 1
 
 
-class PerImageAugment(NamedTuple):
-    """The part of a batch's augmentation that `make_dataset` applies to each image as it decodes.
+class DecodedBatch(NamedTuple):
+    """A batch as decoded, before the resize: what `resize_decoded` and an `on_decoded` step get.
 
-    `sample(seed, batch_size)` gives the per-image parameters of one batch (a tensor whose first
-    axis is `batch_size`, e.g. [B, 3, 3] warp matrices) from the batch's augmentation seed, the
-    seed `augment_fn` gets for that batch; `apply(image, params)` transforms one decoded image
-    ([H, W, 3] float32) with its row. Working per image, next to the decode, keeps each image in
-    the core's cache; image j of a batch gets what the same step would give it on the whole batch.
+    Image i is `raw[i, :h*w*3]` in HWC order with `(h, w, 3) = shapes[i]`, zero padded to the
+    batch's longest image. An image whose decoded values would take more memory than the resized
+    float32 image (h*w*3 > 4*H*W*3: a large PNG, say) is resized as it is decoded instead: its
+    `shapes[i]` is (0, 0, 3) and it is `resized[i]` ([B, H*W*3], else [B, 0]). So a batch never
+    holds more than twice its output's size. `resize_decoded` gives the images `decode.resize`
+    gives; `tfft.augment.cpu_warp.resize_and_warp_batch` resizes and warps them in one call.
     """
 
-    sample: Callable[[Any, Any], Any]
-    apply: Callable[[Any, Any], Any]
+    raw: Any
+    shapes: Any
+    resized: Any
+
+
+def _decoded_element(image, image_size: tuple[int, int]):
+    """One image as decoded (uint8 [h, w, 3]) as a `DecodedBatch` element: (raw, shape, resized)."""
+    height, width = image_size
+
+    def as_decoded():
+        return tf.reshape(image, [-1]), tf.shape(image), tf.zeros([0], tf.float32)
+
+    def resized():
+        return tf.zeros([0], tf.uint8), tf.constant([0, 0, 3]), tf.reshape(_decode.resize(image, image_size), [-1])
+
+    return tf.cond(tf.size(image) > 4 * height * width * 3, resized, as_decoded)
+
+
+def resize_decoded(decoded: DecodedBatch, image_size) -> tf.Tensor:
+    """The images of a `DecodedBatch` resized as `decode.resize` does: float32 [B, H, W, 3].
+
+    One compiled call for the batch (`_resize_kernels.resize_batch`: TF's kernels' arithmetic in
+    their order, bitwise `decode.resize`), written straight into the batch; TF's ops, image by
+    image, if numba cannot be imported.
+
+    Example:
+    >>> image = tf.random.uniform([5, 7, 3], 0, 255, tf.int32)
+    >>> decoded = DecodedBatch(tf.cast(tf.reshape(image, [1, -1]), tf.uint8), tf.constant([[5, 7, 3]]),
+    ...                        tf.zeros([1, 0]))
+    >>> resize_decoded(decoded, (8, 8)).shape
+    TensorShape([1, 8, 8, 3])
+    """
+    size = (int(image_size[0]), int(image_size[1]))
+    kernels = _pyfunc.compiled("tfft.data._resize_kernels")
+    if kernels is None:  # pragma: no cover - numba is a dependency
+        return _resize_decoded_tf(decoded, size)
+
+    def run(raw, shapes, resized):
+        out = _pyfunc.aligned_empty((shapes.shape[0], *size, 3))
+        kernels.resize_batch(raw, shapes, resized, out)
+        return out
+
+    images = _pyfunc.numpy_function(run, [decoded.raw, decoded.shapes, decoded.resized], tf.float32)
+    images.set_shape([decoded.shapes.shape[0], *size, 3])
+    return images
+
+
+def _resize_decoded_tf(decoded: DecodedBatch, size: tuple[int, int]) -> tf.Tensor:
+    """`resize_decoded` with TF's ops (`decode.resize`), image by image."""
+
+    def one(i):
+        shape = decoded.shapes[i]
+        return tf.cond(shape[0] > 0,
+                       lambda: _decode.resize(tf.reshape(decoded.raw[i, :tf.reduce_prod(shape)], shape), size),
+                       lambda: tf.reshape(decoded.resized[i], [*size, 3]))
+
+    images = tf.map_fn(one, tf.range(tf.shape(decoded.shapes)[0]), fn_output_signature=tf.float32)
+    images.set_shape([decoded.shapes.shape[0], *size, 3])
+    return images
 
 
 def steps_per_epoch(splits: DataSplits, split: str, batch_size: int) -> int:
@@ -70,7 +133,8 @@ def augment_seed(seed: int, epoch, batch_index):
 
 
 def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callable[[Any], Any], int]:
-    """A function index -> (image float32 [H, W, 3], label int32) for file/builtin splits."""
+    """A function index -> (image uint8 [h, w, 3] as decoded, not yet resized, label int32) for
+    file/builtin splits, and the number of elements."""
     size = (int(image_size[0]), int(image_size[1]))
     if split.kind == "files":
         paths = tf.constant(np.asarray(split.paths, dtype=str) if len(split) else np.zeros(0, dtype=str),
@@ -83,9 +147,9 @@ def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callabl
         def decode_file(index):
             path = tf.gather(paths, index)
             if all_native:  # the common case: no per-element branch at all
-                image = _decode.resize(_decode.decode_bytes_native(tf.io.read_file(path), size), size)
+                image = _decode.decode_bytes_native(tf.io.read_file(path), size)
             else:
-                image = _decode.decode_path(path, tf.gather(routes, index), size)
+                image = _decode.decode_path_raw(path, tf.gather(routes, index), size)
             return image, tf.gather(labels, index)
 
         return decode_file, len(split)
@@ -100,7 +164,7 @@ def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callabl
         def decode_builtin(index):
             image = _pyfunc.numpy_function(render, [tf.gather(ids, index)], tf.uint8)
             image.set_shape([_shapes.NATIVE_SIZE, _shapes.NATIVE_SIZE, 3])
-            return _decode.resize(image, size), tf.gather(labels, index)
+            return image, tf.gather(labels, index)
 
         return decode_builtin, len(split)
     raise ValueError(f"no element decoder for split kind {split.kind!r}")
@@ -120,7 +184,7 @@ def _tfds_base(split: Split, image_size: tuple[int, int]):
         return data, tf.cast(example[label_key], tf.int32)
 
     def decode(data, label):
-        return _decode.resize(_decode.decode_bytes_native(data, size), size), label
+        return _decode.decode_bytes_native(data, size), label
 
     return ds.map(to_pair), decode
 
@@ -128,7 +192,8 @@ def _tfds_base(split: Split, image_size: tuple[int, int]):
 def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: int, training: bool,
                  epochs: Optional[range] = None,
                  augment_fn: Optional[Callable[[Any, Any, Any], Any]] = None,
-                 skip_batches: int = 0, per_image: Optional[PerImageAugment] = None) -> tf.data.Dataset:
+                 skip_batches: int = 0,
+                 on_decoded: Optional[Callable[[DecodedBatch, Any], Any]] = None) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` of (images float32 [B, H, W, 3] in 0..255, labels int32 [B]).
 
     Args:
@@ -145,9 +210,10 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         skip_batches: training only: batches left out at the start of the first epoch in
             `epochs` (resuming inside an epoch); the others keep their index, so their content
             and augmentation are those of an uninterrupted run.
-        per_image: training only: a step applied to each image before batching, with the
-            parameters `per_image.sample` draws from its batch's augmentation seed (the one
-            `augment_fn` then gets); see `PerImageAugment`.
+        on_decoded: training only: `on_decoded(decoded, seed) -> images` makes each batch's
+            images [B, H, W, 3] float32 from the batch as decoded (a `DecodedBatch`, not yet
+            resized), in place of the resize; `augment_fn` then gets its images with the same
+            seed. Used to fuse the resize with the augmentation's warp.
 
     Returns:
         A prefetched `tf.data.Dataset`; with training, `ceil(n / batch_size)` batches per epoch.
@@ -172,9 +238,9 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
     options.experimental_optimization.map_parallelization = True
 
     if part.kind == "tfds":
-        base, decode_pair = _tfds_base(part, size)
+        base, decode = _tfds_base(part, size)
         if not training:
-            ds = base.map(decode_pair, num_parallel_calls=autotune, deterministic=True).batch(batch)
+            ds = _resized_batches(_decoded_batches(base, decode, size, batch), size)
             return ds.prefetch(autotune).with_options(options)
         epoch_list = np.asarray(list(epochs if epochs is not None else range(0, 1)), dtype=np.int64)
         buffer = int(data_cfg.shuffle_buffer)
@@ -184,16 +250,15 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
                                                     + epoch, 2**62), tf.int64)
             skip = _skip_for(epoch, epoch_list, skip_batches)
             inner = base.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False).skip(skip * batch)
-            inner = _decode_epoch(inner, decode_pair, per_image, epoch, seed, skip, batch, len(part), True)
-            return _augment_epoch(inner.batch(batch), epoch, seed, augment_fn, skip)
+            return _epoch_batches(inner, decode, size, batch, epoch, int(seed), skip, augment_fn, on_decoded)
 
         ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(tfds_epoch)
         return ds.prefetch(autotune).with_options(options)
 
-    decode_index, n = _element_decoder(part, size)
+    decode, n = _element_decoder(part, size)
     if not training:
-        ds = tf.data.Dataset.range(n).map(decode_index, num_parallel_calls=autotune, deterministic=True)
-        return ds.batch(batch).prefetch(autotune).with_options(options)
+        ds = _resized_batches(_decoded_batches(tf.data.Dataset.range(n), decode, size, batch), size)
+        return ds.prefetch(autotune).with_options(options)
 
     epoch_list = np.asarray(list(epochs if epochs is not None else range(0, 1)), dtype=np.int64)
     seed_value = int(seed)
@@ -206,57 +271,65 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         order.set_shape([n])
         skip = _skip_for(epoch, epoch_list, skip_batches)
         inner = tf.data.Dataset.from_tensor_slices(order[skip * batch:])
-        inner = _decode_epoch(inner, decode_index, per_image, epoch, seed_value, skip, batch, n, False)
-        return _augment_epoch(inner.batch(batch), epoch, seed_value, augment_fn, skip)
+        return _epoch_batches(inner, decode, size, batch, epoch, seed_value, skip, augment_fn, on_decoded)
 
     ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(one_epoch)
     return ds.prefetch(autotune).with_options(options)
 
 
-def _decode_epoch(elements: tf.data.Dataset, decode: Callable, per_image: Optional[PerImageAugment],
-                  epoch, seed: int, first_batch, batch: int, n: int, pairs: bool) -> tf.data.Dataset:
-    """Decode an epoch's elements (from batch `first_batch` on), each followed by `per_image`.
+def _decoded_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int],
+                     batch: int) -> tf.data.Dataset:
+    """Decode elements in parallel (`decode(*element)` -> (image as decoded, label)) and batch them
+    as decoded: (`DecodedBatch` fields, labels)."""
 
-    `pairs`: elements are `(data, label)` tuples (TFDS) rather than indices. The parameters of
-    batch k are drawn for its true size (the last one may be partial) and unbatched beside the
-    elements, so image j of batch k gets row j of `per_image.sample(seed_k, size_k)`.
+    def as_decoded(*element):
+        image, label = decode(*element)
+        return _decoded_element(image, image_size), label
+
+    decoded = elements.map(as_decoded, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return decoded.padded_batch(batch)
+
+
+def _resized_batches(batches: tf.data.Dataset, image_size: tuple[int, int]) -> tf.data.Dataset:
+    """(`DecodedBatch` fields, labels) -> (images float32 [B, H, W, 3], labels)."""
+
+    def resized(decoded, labels):
+        return resize_decoded(DecodedBatch(*decoded), image_size), labels
+
+    return batches.map(resized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _epoch_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int], batch: int, epoch,
+                   seed: int, first_index, augment_fn, on_decoded) -> tf.data.Dataset:
+    """Decode, batch, resize and augment an epoch's elements; its first batch has index `first_index`.
+
+    The batches are made as decoded; `on_decoded`, when given, makes their images (in place of
+    `resize_decoded`), then `augment_fn` runs, each with the batch's seed.
     """
-    autotune = tf.data.AUTOTUNE
-    if per_image is None:
-        return elements.map(decode, num_parallel_calls=autotune, deterministic=True)
+    batches = _decoded_batches(elements, decode, image_size, batch)
+    if on_decoded is None and augment_fn is None:
+        return _resized_batches(batches, image_size)
 
-    def params(k):
-        size = tf.minimum(tf.constant(batch, tf.int64), tf.constant(n, tf.int64) - k * batch)
-        return per_image.sample(augment_seed(seed, epoch, k), tf.cast(size, tf.int32))
+    def apply(index, pair):
+        fields, labels = pair
+        decoded, batch_seed = DecodedBatch(*fields), augment_seed(seed, epoch, index)
+        if on_decoded is None:
+            images = resize_decoded(decoded, image_size)
+        else:
+            images = on_decoded(decoded, batch_seed)
+            if not images.shape[1:].is_compatible_with([*image_size, 3]):
+                raise ValueError(f"on_decoded made images of shape {images.shape[1:]}, the data's image_size "
+                                 f"needs {(*image_size, 3)}: build the augmenter with data.image_size")
+        return augment_fn(images, labels, batch_seed) if augment_fn is not None else (images, labels)
 
-    batches = tf.data.Dataset.range(first_batch, math.ceil(n / batch))
-    rows = batches.map(params).unbatch()
-
-    def decode_and_apply(element, row):
-        image, label = decode(*element) if pairs else decode(element)
-        return per_image.apply(image, row), label
-
-    return tf.data.Dataset.zip((elements, rows)).map(decode_and_apply, num_parallel_calls=autotune,
-                                                      deterministic=True)
+    indexed = tf.data.Dataset.zip((tf.data.Dataset.range(first_index, 2**62), batches))
+    return indexed.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _skip_for(epoch, epoch_list: np.ndarray, skip_batches: int):
     """The batches to leave out of `epoch` (an int64 tensor): `skip_batches` in the first epoch only."""
     first = int(epoch_list[0]) if len(epoch_list) else 0
     return tf.where(tf.equal(epoch, first), tf.constant(int(skip_batches), tf.int64), tf.constant(0, tf.int64))
-
-
-def _augment_epoch(batches: tf.data.Dataset, epoch, seed: int, augment_fn, first_index=0) -> tf.data.Dataset:
-    """Augment an epoch's batches; the first one has index `first_index` (its seed follows from it)."""
-    if augment_fn is None:
-        return batches
-
-    def apply(index, pair):
-        images, labels = pair
-        return augment_fn(images, labels, augment_seed(seed, epoch, index))
-
-    indexed = tf.data.Dataset.zip((tf.data.Dataset.range(first_index, 2**62), batches))
-    return indexed.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _pipeline_augmenter(cfg: Any, num_classes: int):
@@ -300,10 +373,10 @@ def build(cfg: Any, split: str = "train", *, epoch: int = 0) -> tf.data.Dataset:
         cfg = load_config(cfg)
     splits = load_splits(cfg.data, cfg.seed)
     training = split == "train"
-    per_image = augment_fn = None
+    on_decoded = augment_fn = None
     if training and cfg.augment.placement == "pipeline":
         augmenter = _pipeline_augmenter(cfg, splits.num_classes)  # None when nothing is enabled
         if augmenter is not None:
-            per_image, augment_fn = augmenter.pipeline_steps()
+            on_decoded, augment_fn = augmenter.pipeline_steps()
     return make_dataset(splits, split, cfg.data, seed=cfg.seed, training=training,
-                        epochs=range(int(epoch), int(epoch) + 1), augment_fn=augment_fn, per_image=per_image)
+                        epochs=range(int(epoch), int(epoch) + 1), augment_fn=augment_fn, on_decoded=on_decoded)

@@ -1,4 +1,4 @@
-"""`tf.numpy_function` for tf.data pipelines, made safe for the interpreter's exit.
+"""`tf.numpy_function` for tf.data pipelines, made safe for the interpreter's exit, and its helpers.
 
 A tf.data iterator that is still alive when Python shuts down (a script that peeks at one batch
 of `tfft.data.build(...)` and ends, a notebook kernel stopped mid-epoch) is destroyed during
@@ -13,11 +13,16 @@ an `atexit` hook is registered; at exit, before finalization, it makes these fun
 once and releases the GIL until no call has come for 50 ms (3 s at most). The pipelines then
 fill their buffers with errors nobody reads and go quiet, so finalization finds no call in flight.
 A normal exit (no live iterator) pays one 50 ms wait.
+
+The compiled loops these functions run are imported through `compiled` (None without numba),
+and return their images in `aligned_empty` arrays.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
+import importlib
 import time
 from typing import Callable
 
@@ -57,6 +62,38 @@ def numpy_function(func: Callable, inp: list, Tout, name: str | None = None):
     return tf.numpy_function(guarded, inp, Tout, stateful=False, name=name)
 
 
+@functools.lru_cache(maxsize=None)
+def compiled(module: str):
+    """The numba kernels module `module`, or None when numba cannot be imported.
+
+    Its loops compile on first use, then load from numba's on-disk cache.
+
+    Example:
+    >>> compiled("tfft.data._resize_kernels") is not None
+    True
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+
+
+def aligned_empty(shape: tuple[int, ...]):
+    """An uninitialised float32 NumPy array whose data is 64-byte aligned, to return from
+    `numpy_function`: TF can then take its memory for the tensor without a copy.
+
+    Example:
+    >>> aligned_empty((2, 3)).ctypes.data % 64
+    0
+    """
+    import numpy as np
+
+    size = int(np.prod(shape)) * 4
+    buffer = np.empty(size + 64, np.uint8)
+    start = -buffer.ctypes.data % 64
+    return buffer[start:start + size].view(np.float32).reshape(shape)
+
+
 def _quiesce() -> None:
     """At exit: stop the pipelines' Python calls and wait until none has come for `_QUIET_S`."""
     _state["closing"] = True
@@ -68,4 +105,4 @@ def _quiesce() -> None:
             return
 
 
-__all__ = ["numpy_function"]
+__all__ = ["aligned_empty", "compiled", "numpy_function"]

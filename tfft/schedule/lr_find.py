@@ -411,7 +411,7 @@ def _range_test(cfg: Config, spec: Any, phase: Phase, start_lr: float, end_lr: f
         extra = augmenter.standardization_layers(
             data.make_dataset(splits, "train", cfg.data, seed=cfg.seed, training=False))
 
-    per_image, on_batch = augmenter.pipeline_steps() if augmenter is not None else (None, None)
+    on_decoded, on_batch = augmenter.pipeline_steps() if augmenter is not None else (None, None)
 
     def prepare(images, labels, seed):
         labels = tf.one_hot(labels, num_classes)
@@ -422,7 +422,7 @@ def _range_test(cfg: Config, spec: Any, phase: Phase, start_lr: float, end_lr: f
     per_epoch = data.steps_per_epoch(splits, "train", cfg.data.batch_size)
     epochs = math.ceil(steps / per_epoch)
     dataset = data.make_dataset(splits, "train", cfg.data, seed=cfg.seed, training=True,
-                                epochs=range(0, epochs + 1), augment_fn=prepare, per_image=per_image)
+                                epochs=range(0, epochs + 1), augment_fn=prepare, on_decoded=on_decoded)
     if num_train >= cfg.data.batch_size:
         # Only full batches: one traced train step (a partial batch costs a retrace per shape)
         # and no noisier small-batch loss among the points. `epochs + 1` covers the dropped ones.

@@ -258,9 +258,9 @@ class _Run:
         training = epochs is not None
         augmenter = self.augmenter if training else None
         model_placement = augmenter is not None and self.placement == "model" and not in_pipeline
-        # In the pipeline the warp runs per image as it is decoded; the rest on the batch.
-        per_image, on_batch = (augmenter.pipeline_steps() if augmenter is not None and not model_placement
-                               else (None, None))
+        # In the pipeline the warp runs on each batch as decoded, fused with the resize; the rest after.
+        on_decoded, on_batch = (augmenter.pipeline_steps() if augmenter is not None and not model_placement
+                                else (None, None))
 
         def prepare(images, labels, seed):
             labels = tf.one_hot(labels, num_classes)
@@ -272,7 +272,7 @@ class _Run:
 
         dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=training,
                                     epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip,
-                                    per_image=per_image)
+                                    on_decoded=on_decoded)
         if not training:
             dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
             if model_placement:
