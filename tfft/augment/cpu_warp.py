@@ -112,9 +112,9 @@ def resize_and_warp_batch(decoded, matrices: tf.Tensor, image_size, fill_mode: s
     The input pipeline's geometric step: the batch as decoded goes into one compiled call that
     resizes each image exactly as `decode.resize` does (bitwise: TF's bilinear kernel when
     upscaling, its antialiased `ScaleAndTranslate` and the clip when a side shrinks; see
-    `_cpu_kernels`) into one reused scratch image, and warps that into the batch. TF's
-    resize op, the float32 images it writes and their copy into the batch, and one Python call per
-    image are saved: `benchmarks/bench_augment.py`.
+    `tfft.data._resize_kernels`) into one reused scratch image, and warps that into the batch.
+    Against `resize_decoded` then `warp_batch`, the resized batch is never written out whole and
+    one Python call is saved (`benchmarks/bench_augment.py`).
 
     Args:
         decoded: a `tfft.data.DecodedBatch`.
