@@ -4,10 +4,10 @@
 `__call__(images, labels, seed)` depends only on its inputs and the [2] seed: every geometric
 keyword is composed into ONE projective matrix per image and applied in one bilinear warp
 (batched XLA in a model; in the input pipeline fused with the resize, on each batch as decoded,
-through `Augmenter.decoded_warp` and the compiled loops of `cpu_warp`). `AugmentLayer` runs the same
-augmenter inside a training model; `fit_statistics` and
-`standardization_layers` turn IDG's featurewise/samplewise standardizations into built-in layers
-for the saved model; `preview_grid` draws a PNG of augmented samples.
+through `Augmenter.decoded_warp` and the compiled loops of `cpu_warp`). `AugmentLayer` runs the
+same augmenter inside a training model; `fit_statistics` and `standardization_layers` turn IDG's
+featurewise/samplewise standardizations into built-in layers for the saved model; `preview_grid`
+draws a PNG of augmented samples.
 """
 
 from tfft.augment.augmenter import (
