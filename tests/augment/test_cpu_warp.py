@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfft.augment import Augmenter, cpu_warp, geometry
 from tfft.config import AugmentConfig
 
-from tests.data.test_resize_kernels import assert_as_tf_resizes
+from tests.data.test_resize_kernels import assert_as_tf_resizes, mixed_decoded_batch
 
 STRONG = dict(rotation_range=90, width_shift_range=0.4, height_shift_range=0.4, shear_range=30,
               zoom_range=0.5, horizontal_flip=True, vertical_flip=True)
@@ -75,21 +75,10 @@ def test_decoded_warp_draws_the_batch_matrices():
 @pytest.mark.parametrize("mode", ["nearest", "constant", "reflect", "wrap"])
 def test_resize_and_warp_batch_is_resize_then_warp(mode):
     """Padded raw images of three sizes and one that comes already resized, in one call."""
-    from tfft.data import DecodedBatch, decode
     from tfft.data.pipeline import _resize_decoded_tf
 
-    rng = np.random.default_rng(1)
     size = (40, 56)
-    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(30, 20, 3), (90, 70, 3), (40, 56, 3)]]
-    longest = max(image.size for image in images)
-    raw = np.zeros((4, longest), np.uint8)
-    for i, image in enumerate(images):
-        raw[i, :image.size] = image.reshape(-1)
-    large = decode.resize(tf.constant(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)), size)
-    resized = np.zeros((4, 40 * 56 * 3), np.float32)
-    resized[3] = large.numpy().reshape(-1)
-    shapes = np.array([image.shape for image in images] + [(0, 0, 3)], np.int32)
-    decoded = DecodedBatch(tf.constant(raw), tf.constant(shapes), tf.constant(resized))
+    decoded, _, _ = mixed_decoded_batch(size)
     m = Augmenter(AugmentConfig(**STRONG), size, 2).sample_matrices(4, *size, tf.constant([3, 4]))
     fused = cpu_warp.resize_and_warp_batch(decoded, m, size, mode, 17.0).numpy()
     resized_by_tf = _resize_decoded_tf(decoded, size)

@@ -36,19 +36,24 @@ def test_compiled_resize_is_decode_resize(source, target):
     assert_as_tf_resizes(out, decode.resize(tf.constant(image), target).numpy())
 
 
-def test_resize_decoded_is_decode_resize_per_image():
-    """A padded batch of three sizes and one image that comes already resized."""
-    rng = np.random.default_rng(1)
-    size = (40, 56)
-    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(30, 20, 3), (90, 70, 3), (40, 56, 3)]]
+def mixed_decoded_batch(size=(40, 56), seed=1):
+    """A `DecodedBatch` of three images (up-, down- and not scaled to `size`), zero padded, and a
+    fourth that comes already resized; with the three images and the fourth's resized pixels."""
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(30, 20, 3), (90, 70, 3), (*size, 3)]]
     raw = np.zeros((4, max(image.size for image in images)), np.uint8)
     for i, image in enumerate(images):
         raw[i, :image.size] = image.reshape(-1)
     large = decode.resize(tf.constant(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)), size).numpy()
-    resized = np.zeros((4, 40 * 56 * 3), np.float32)
+    resized = np.zeros((4, large.size), np.float32)
     resized[3] = large.reshape(-1)
     shapes = np.array([image.shape for image in images] + [(0, 0, 3)], np.int32)
-    decoded = DecodedBatch(tf.constant(raw), tf.constant(shapes), tf.constant(resized))
+    return DecodedBatch(tf.constant(raw), tf.constant(shapes), tf.constant(resized)), images, large
+
+
+def test_resize_decoded_is_decode_resize_per_image():
+    size = (40, 56)
+    decoded, images, large = mixed_decoded_batch(size)
     compiled = resize_decoded(decoded, size).numpy()
     assert compiled.shape == (4, 40, 56, 3)
     assert_as_tf_resizes(compiled, _resize_decoded_tf(decoded, size).numpy())
