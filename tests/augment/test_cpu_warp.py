@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfft.augment import Augmenter, cpu_warp, geometry
 from tfft.config import AugmentConfig
 
-from tests.data.test_resize_kernels import assert_as_tf_resizes, mixed_decoded_batch
+from tests.data.conftest import assert_as_tf_resizes, mixed_decoded_batch
 
 STRONG = dict(rotation_range=90, width_shift_range=0.4, height_shift_range=0.4, shear_range=30,
               zoom_range=0.5, horizontal_flip=True, vertical_flip=True)

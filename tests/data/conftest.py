@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,34 @@ def offset_steps(image_size):
         return images + offsets(seed, tf.shape(images)[0]), labels
 
     return on_decoded, batched
+
+
+def assert_as_tf_resizes(actual, expected):
+    """`actual` is what TF's resize gives (`expected`): bitwise on x86-64, whose TF wheels keep
+    every multiply and add of their resize kernels apart."""
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        np.testing.assert_array_equal(actual, expected)
+    else:  # pragma: no cover - other TF builds may fuse multiply-adds
+        np.testing.assert_allclose(actual, expected, atol=0.01)
+
+
+def mixed_decoded_batch(size=(40, 56), seed=1):
+    """A `DecodedBatch` of three images (up-, down- and not scaled to `size`), zero padded, and a
+    fourth that comes already resized; with the three images and the fourth's resized pixels."""
+    import tensorflow as tf
+
+    from tfft.data import DecodedBatch, decode
+
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(30, 20, 3), (90, 70, 3), (*size, 3)]]
+    raw = np.zeros((4, max(image.size for image in images)), np.uint8)
+    for i, image in enumerate(images):
+        raw[i, :image.size] = image.reshape(-1)
+    large = decode.resize(tf.constant(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)), size).numpy()
+    resized = np.zeros((4, large.size), np.float32)
+    resized[3] = large.reshape(-1)
+    shapes = np.array([image.shape for image in images] + [(0, 0, 3)], np.int32)
+    return DecodedBatch(tf.constant(raw), tf.constant(shapes), tf.constant(resized)), images, large
 
 
 def _rgb(seed: int, height: int = 24, width: int = 32) -> np.ndarray:

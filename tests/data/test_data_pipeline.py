@@ -10,8 +10,7 @@ import pytest
 from tfft.config import DataConfig
 from tfft.data import load_splits
 
-from tests.data.conftest import offset_steps
-from tests.data.test_resize_kernels import assert_as_tf_resizes
+from tests.data.conftest import assert_as_tf_resizes, offset_steps
 
 CFG = DataConfig(source="builtin:shapes", image_size=(32, 32), batch_size=8, builtin_per_class=5,
                  val_split=0.2)

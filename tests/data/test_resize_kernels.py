@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import platform
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfft.data import DecodedBatch, decode, resize_decoded
+from tfft.data import decode, resize_decoded
 from tfft.data.pipeline import _resize_decoded_tf
 
-
-def assert_as_tf_resizes(actual, expected):
-    """Bitwise on x86-64, whose TF wheels keep every multiply and add of their resize kernels apart."""
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        np.testing.assert_array_equal(actual, expected)
-    else:  # pragma: no cover - other TF builds may fuse multiply-adds
-        np.testing.assert_allclose(actual, expected, atol=0.01)
+from tests.data.conftest import assert_as_tf_resizes, mixed_decoded_batch
 
 
 # Upscaling (TF's bilinear kernel), downscaling (its antialiased ScaleAndTranslate and the clip),
@@ -34,21 +26,6 @@ def test_compiled_resize_is_decode_resize(source, target):
     out = np.empty((*target, 3), np.float32)
     _resize_kernels.resize(image, out)
     assert_as_tf_resizes(out, decode.resize(tf.constant(image), target).numpy())
-
-
-def mixed_decoded_batch(size=(40, 56), seed=1):
-    """A `DecodedBatch` of three images (up-, down- and not scaled to `size`), zero padded, and a
-    fourth that comes already resized; with the three images and the fourth's resized pixels."""
-    rng = np.random.default_rng(seed)
-    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(30, 20, 3), (90, 70, 3), (*size, 3)]]
-    raw = np.zeros((4, max(image.size for image in images)), np.uint8)
-    for i, image in enumerate(images):
-        raw[i, :image.size] = image.reshape(-1)
-    large = decode.resize(tf.constant(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)), size).numpy()
-    resized = np.zeros((4, large.size), np.float32)
-    resized[3] = large.reshape(-1)
-    shapes = np.array([image.shape for image in images] + [(0, 0, 3)], np.int32)
-    return DecodedBatch(tf.constant(raw), tf.constant(shapes), tf.constant(resized)), images, large
 
 
 def test_resize_decoded_is_decode_resize_per_image():

@@ -4,7 +4,7 @@
 pipeline `resize_and_warp_batch` instead takes a training batch as decoded (a
 `tfft.data.DecodedBatch`) and, in one call, resizes each image into one reused scratch image and
 warps that into the output batch. The resize is `decode.resize`'s, bitwise (TF's kernels'
-arithmetic in their order, `_cpu_kernels.resize`). The warp's arithmetic is
+arithmetic in their order, `tfft.data._resize_kernels`). The warp's arithmetic is
 `geometry._gather_warp`'s, in two passes per output row: the sample coordinates, bilinear weights
 and clamped offsets of the row (a loop LLVM vectorises), then 12 loads and 12 fused multiply-adds
 a pixel; one compiled loop per fill mode. `fastmath={"contract"}` lets LLVM fuse multiply-adds as

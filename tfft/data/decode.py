@@ -520,7 +520,6 @@ def decode_path_raw(path, route, image_size: Sequence[int]):
         tf.equal(route, ROUTE_PIL),
         lambda: decode_path_pil(path, image_size),
         lambda: decode_bytes_native(tf.io.read_file(path), image_size))
-    image.set_shape([None, None, 3])
     return image
 
 
