@@ -85,3 +85,47 @@ def tiny_config(**sections) -> dict:
         else:
             config[section] = values
     return config
+
+
+def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A detailed test picture: smooth shading, sharp-edged shapes and fine texture (a 1-2 pixel
+    pattern that a bad downscale aliases), uint8 RGB."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack([110 + 60 * np.sin(xx / 97 + c) * np.cos(yy / 71 - c) for c in (0.0, 1.3, 2.6)], -1)
+    for _ in range(40):  # rectangles with hard edges
+        y0, x0 = rng.integers(0, height - 8), rng.integers(0, width - 8)
+        h, w = rng.integers(8, height // 4), rng.integers(8, width // 4)
+        image[y0:y0 + h, x0:x0 + w] = rng.uniform(0, 255, 3)
+    image += 25 * np.sin(xx * 1.9 + yy * 0.7)[..., None]  # fine texture
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_large_jpegs(folder: Path) -> dict[str, Path]:
+    """Large JPEGs of every kind the decoders route differently: baseline, progressive, CMYK,
+    EXIF-rotated (stored portrait), and sizes that 8 does not divide."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    picture = photo_like(1200, 1600)
+    files = {}
+
+    def save(name, image, **kw):
+        files[name] = folder / name
+        image.save(files[name], quality=90, **kw)
+
+    save("plain.jpg", Image.fromarray(picture))
+    save("progressive.jpg", Image.fromarray(picture), progressive=True)
+    save("cmyk.jpg", Image.fromarray(picture).convert("CMYK"))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 1200 wide, 1600 high; shown rotated 90 degrees clockwise
+    save("rotated.jpg", Image.fromarray(np.ascontiguousarray(np.rot90(picture))), exif=exif.tobytes())
+    save("odd_size.jpg", Image.fromarray(picture[:1196, :1596]))  # 4 divides it, 8 does not
+    return files
+
+
+@pytest.fixture(scope="session")
+def large_jpegs(tmp_path_factory) -> dict[str, Path]:
+    """`write_large_jpegs` once per session, in a folder `photos/cat/` (a one-class image folder)."""
+    return write_large_jpegs(tmp_path_factory.mktemp("large") / "photos" / "cat")

@@ -22,11 +22,20 @@ Conventions (the same for every route, and for evaluate/predict/export through
   half-pixel centres); without it a 4x downscale aliases badly. The `tf.data` pipelines compute
   the same resize per batch with compiled loops (`tfft.data._resize_kernels`, TF's kernels'
   arithmetic in their order: bitwise equal, tested), several times faster when downscaling.
-- JPEG downscale-on-decode: when the target is at most half the stored size, JPEGs are decoded
-  with libjpeg's DCT scaling (`decode_jpeg(ratio=2|4|8)`, or PIL's `draft()` on the PIL route) to
-  the smallest scale that is still at least the target size, then resized with antialiasing.
-  This is 2-8x faster on large photos, keeps memory bounded, and is applied identically by the
-  training pipeline and `decode_and_resize` (set `DCT_SCALING = False` to disable everywhere).
+- JPEG downscale-on-decode (`data.fast_decode: auto`, the default): a JPEG is decoded with
+  libjpeg's DCT scaling (`decode_jpeg(ratio=2|4|8)`, or PIL's `draft()` on the PIL route) at the
+  largest reduction `r` that divides its stored height and width and still leaves it at least
+  `FAST_DECODE_MARGIN` (1.5) times its target size on both sides; then it is resized with
+  antialiasing as above (`dct_ratio` is the rule). A 4032x3024 photo for 224x224 is decoded at
+  504x378, about 4x less CPU than a full decode plus resize. The size comes from the JPEG header
+  (`tf.image.extract_jpeg_shape`, or the scan's probe), never from a decode. Why the divisibility
+  and the margin (measured in benchmarks/RESULTS.md, "issue 22"): a reduced image whose last
+  block is partial is resized on a grid 0.5 reduced pixels off (mean absolute error 6 grey
+  levels against a full decode on detailed photos, 2 when divisible); and at exactly the target
+  size the reduction alone does the filtering (4 grey levels), at 1.5x it is within 2.2 at 1/8
+  and 1.6 at 1/4 (the full decode's own IDCT noise is 0.9). `fast_decode=False` (config
+  `data.fast_decode: off`) decodes every pixel; training, evaluate, predict, the feature cache
+  and the SavedModel take the setting from the run's config, so they see the same pixels.
 - Unreadable files (empty, truncated, not an image, over `MAX_PIXELS`) are found when the folder
   is scanned (`scan_files`), never mid-epoch.
 """
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -57,8 +67,12 @@ LARGE_PIXELS = 24_000_000
 MAX_PIXELS = 178_956_970
 """Images with more pixels are skipped ("too large"); PIL's decompression-bomb limit."""
 
-DCT_SCALING = True
-"""Decode JPEGs at 1/2, 1/4 or 1/8 scale when the target size allows (see module docstring)."""
+FAST_DECODE_MARGIN = 1.5
+"""A JPEG is decoded at a reduced scale only when that leaves it this many times its target size
+(on both sides); see the module docstring and `dct_ratio`."""
+
+DCT_RATIOS = (8, 4, 2)
+"""The DCT-domain reductions libjpeg offers (and TF's `decode_jpeg(ratio=)` accepts), largest first."""
 
 
 def is_image_file(path: Union[str, os.PathLike]) -> bool:
@@ -240,27 +254,45 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
-def _draft_size(width: int, height: int, target: Optional[Sequence[int]]) -> Optional[tuple[int, int]]:
-    """The (w, h) to request from PIL's draft(), or None for a full-size decode."""
-    if not DCT_SCALING or target is None:
-        return None
-    th, tw = int(target[0]), int(target[1])
-    if width < 2 * tw or height < 2 * th:
-        return None
-    return (tw, th)
+def dct_ratio(height: int, width: int, target: Optional[Sequence[int]], fast_decode: bool = True) -> int:
+    """The DCT-domain reduction (1, 2, 4 or 8) to decode a stored `height` x `width` JPEG at.
+
+    The largest `r` of `DCT_RATIOS` that divides both sides and leaves them at least
+    `FAST_DECODE_MARGIN` times `target` (height, width); 1 (every pixel) when none does, when
+    `target` is None or when `fast_decode` is False. `decode_bytes_native` applies the same rule
+    in-graph.
+
+    Args:
+        height, width: the stored size (from the header).
+        target: the (height, width) the image will be resized to.
+        fast_decode: False decodes every pixel (`data.fast_decode: off`).
+
+    Example:
+    >>> dct_ratio(3024, 4032, (224, 224)), dct_ratio(1512, 2016, (224, 224)), dct_ratio(375, 500, (224, 224))
+    (8, 4, 1)
+    """
+    if not fast_decode or target is None:
+        return 1
+    need_h, need_w = (math.ceil(FAST_DECODE_MARGIN * int(t)) for t in target)
+    for r in DCT_RATIOS:
+        if height % r == 0 and width % r == 0 and height // r >= need_h and width // r >= need_w:
+            return r
+    return 1
 
 
-def pil_decode(source: Union[str, os.PathLike, bytes], target: Optional[Sequence[int]] = None) -> np.ndarray:
+def pil_decode(source: Union[str, os.PathLike, bytes], target: Optional[Sequence[int]] = None, *,
+               fast_decode: bool = True) -> np.ndarray:
     """Decode any PIL-readable image to an HxWx3 uint8 RGB array (the `ROUTE_PIL` decoder).
 
     EXIF orientation is applied, alpha dropped, CMYK converted, 16-bit reduced to its high byte,
-    GIFs give their first frame. With `target` (height, width), JPEGs are decoded at the smallest
-    DCT scale that is still at least the target, and other very large images are reduced by an
-    integer factor the same way, so memory stays bounded.
+    GIFs give their first frame. With `target` (height, width), JPEGs are decoded at the DCT
+    scale `dct_ratio` gives (the same rule as TF's route), and other images larger than
+    `LARGE_PIXELS` are reduced by an integer factor (`Image.reduce`), so memory stays bounded.
 
     Args:
         source: a file path or the encoded bytes.
-        target: optional (height, width) the caller will resize to.
+        target: optional (height, width) the caller will resize to, after EXIF rotation.
+        fast_decode: False decodes every pixel (`data.fast_decode: off`).
 
     Returns:
         A `numpy.ndarray` of shape (H, W, 3), dtype uint8.
@@ -269,6 +301,13 @@ def pil_decode(source: Union[str, os.PathLike, bytes], target: Optional[Sequence
     >>> pil_decode("scan_cmyk.jpg").shape  # doctest: +SKIP
     (480, 640, 3)
     """
+    return _pil_decode(source, target, fast_decode)
+
+
+def _pil_decode(source: Union[str, os.PathLike, bytes], target: Optional[Sequence[int]], fast_decode: bool,
+                verify: bool = False) -> np.ndarray:
+    """`pil_decode`; with `verify`, JPEGs at 1/8 scale whatever their size (the scan's check: the
+    entropy decoding, where truncation shows, is complete at any scale)."""
     from PIL import Image, ImageOps
 
     _quiet_pil()
@@ -276,20 +315,21 @@ def pil_decode(source: Union[str, os.PathLike, bytes], target: Optional[Sequence
     img = original = Image.open(handle)
     try:
         orientation = _orientation(img)
-        if img.format in ("JPEG", "MPO") and target is not None:
-            swap = orientation in (5, 6, 7, 8)
-            want = (int(target[0]), int(target[1])) if swap else (int(target[1]), int(target[0]))
-            request = _draft_size(img.size[0], img.size[1], (want[1], want[0]))
-            if request is not None:
-                img.draft("RGB", request)
-        img.load()
-        if target is not None and img.format not in ("JPEG", "MPO"):
-            w, h = img.size
-            th, tw = (int(target[1]), int(target[0])) if orientation in (5, 6, 7, 8) else (
-                int(target[0]), int(target[1]))
-            factor = min(w // max(tw, 1), h // max(th, 1))
-            if DCT_SCALING and w * h > LARGE_PIXELS and factor >= 2:
-                img = img.reduce(min(factor, 8))
+        # The stored image is rotated after decoding: its sides meet the target's swapped sides.
+        stored_target = None if target is None else (
+            (int(target[1]), int(target[0])) if orientation in (5, 6, 7, 8) else (int(target[0]), int(target[1])))
+        width, height = img.size
+        if img.format in ("JPEG", "MPO"):
+            ratio = 8 if verify else dct_ratio(height, width, stored_target, fast_decode)
+            if ratio > 1:  # PIL takes the largest scale that leaves at least the size asked for
+                img.draft("RGB", (max(1, width // ratio), max(1, height // ratio)))
+            img.load()
+        else:
+            img.load()
+            # Memory bound for huge PNG/TIFF/...: an integer reduction (no margin: these are rare).
+            factor = 1 if stored_target is None else min(width // stored_target[1], height // stored_target[0], 8)
+            if (fast_decode or verify) and width * height > LARGE_PIXELS and factor >= 2:
+                img = img.reduce(factor)
         if orientation != 1:
             img = ImageOps.exif_transpose(img)
         return _to_rgb(img)
@@ -318,7 +358,7 @@ def _to_rgb(img: Any) -> np.ndarray:
 def _verify_pil(probe: Probe) -> Probe:
     """Fully decode a PIL-routed file (cheaply, at 1/8 scale for JPEG) to catch truncation."""
     try:
-        arr = pil_decode(probe.path, target=(8, 8))
+        arr = _pil_decode(probe.path, (8, 8), True, verify=True)
         if arr.ndim != 3 or arr.shape[-1] != 3 or arr.size == 0:
             raise ValueError(f"decoded to shape {arr.shape}")
     except Exception as exc:
@@ -343,7 +383,7 @@ def _verify_tf(probes: list[Probe]) -> None:
         data = tf.io.read_file(path)
         image = tf.cond(
             tf.io.is_jpeg(data),
-            lambda: tf.io.decode_jpeg(data, channels=3, ratio=8 if DCT_SCALING else 1),
+            lambda: tf.io.decode_jpeg(data, channels=3, ratio=8),
             lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
         return index, tf.shape(image)
 
@@ -429,28 +469,32 @@ def clear_cache() -> None:
 # In-graph decoding (TensorFlow imported lazily).
 
 
-def _jpeg_ratio(height, width, size):
-    """The DCT scale index (0..3 for 1, 2, 4, 8) for a stored HxW and target (th, tw)."""
+def _jpeg_ratio_index(height, width, size, fast_decode: bool):
+    """`dct_ratio` in-graph: the index (0..3 for 1, 2, 4, 8) for a stored HxW (int32 tensors)."""
     import tensorflow as tf
 
-    th, tw = int(size[0]), int(size[1])
-    ratio = tf.constant(0)
-    if DCT_SCALING:
-        for index, r in enumerate((2, 4, 8), start=1):
-            fits = tf.logical_and(height // r >= th, width // r >= tw)
-            ratio = tf.where(fits, index, ratio)
-    return ratio
+    index = tf.constant(0)
+    if not fast_decode:
+        return index
+    need_h, need_w = (math.ceil(FAST_DECODE_MARGIN * int(t)) for t in size)
+    for r in reversed(DCT_RATIOS):  # the largest that fits wins: it is applied last
+        fits = tf.reduce_all(tf.stack([height % r == 0, width % r == 0, height // r >= need_h,
+                                       width // r >= need_w]))
+        index = tf.where(fits, {2: 1, 4: 2, 8: 3}[r], index)
+    return index
 
 
-def decode_bytes_native(data, image_size: Sequence[int]):
+def decode_bytes_native(data, image_size: Sequence[int], *, fast_decode: bool = True):
     """Decode one encoded image (a scalar tf.string) in-graph to uint8 [H, W, 3].
 
-    JPEGs use DCT scaling when `image_size` allows (see the module docstring); PNG, GIF (first
-    frame), BMP and WebP use `tf.io.decode_image`. Alpha is dropped.
+    JPEGs are decoded at the DCT scale `dct_ratio` gives for `image_size`, the size read from the
+    header (`extract_jpeg_shape`: no decoding); PNG, GIF (first frame), BMP and WebP use
+    `tf.io.decode_image`. Alpha is dropped.
 
     Args:
         data: a scalar `tf.string` tensor of file bytes.
         image_size: the (height, width) the image will be resized to.
+        fast_decode: False decodes every pixel (`data.fast_decode: off`).
 
     Returns:
         A uint8 tensor of shape [H, W, 3] (not yet resized).
@@ -458,8 +502,10 @@ def decode_bytes_native(data, image_size: Sequence[int]):
     import tensorflow as tf
 
     def jpeg():
+        if not fast_decode:
+            return tf.io.decode_jpeg(data, channels=3)
         shape = tf.image.extract_jpeg_shape(data)
-        index = _jpeg_ratio(shape[0], shape[1], image_size)
+        index = _jpeg_ratio_index(shape[0], shape[1], image_size, fast_decode)
         branches = [(lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r)) for r in (1, 2, 4, 8)]
         return tf.switch_case(index, branches)
 
@@ -471,18 +517,19 @@ def decode_bytes_native(data, image_size: Sequence[int]):
     return image
 
 
-def _pil_numpy(path, height, width):
+def _pil_numpy(path, height, width, fast_decode):
     if isinstance(path, np.ndarray):
         path = path.item()
     path = path.decode("utf-8") if isinstance(path, bytes) else str(path)
-    return pil_decode(path, target=(int(height), int(width)))
+    return pil_decode(path, target=(int(height), int(width)), fast_decode=bool(fast_decode))
 
 
-def decode_path_pil(path, image_size: Sequence[int]):
+def decode_path_pil(path, image_size: Sequence[int], *, fast_decode: bool = True):
     """Decode one file in-graph through PIL (`tf.numpy_function`): uint8 [H, W, 3]."""
     import tensorflow as tf
 
-    image = pyfunc.numpy_function(_pil_numpy, [path, int(image_size[0]), int(image_size[1])], tf.uint8)
+    image = pyfunc.numpy_function(_pil_numpy, [path, int(image_size[0]), int(image_size[1]), bool(fast_decode)],
+                                  tf.uint8)
     image.set_shape([None, None, 3])
     return image
 
@@ -511,24 +558,24 @@ def resize(image, image_size: Sequence[int]):
     return out
 
 
-def decode_path_raw(path, route, image_size: Sequence[int]):
+def decode_path_raw(path, route, image_size: Sequence[int], *, fast_decode: bool = True):
     """In-graph decode of one file given its route (0 TF, 1 PIL): uint8 [h, w, 3], not yet resized
-    (JPEGs DCT-scaled for `image_size` as the module docstring says)."""
+    (JPEGs DCT-scaled for `image_size` as the module docstring says, unless `fast_decode` is False)."""
     import tensorflow as tf
 
     image = tf.cond(
         tf.equal(route, ROUTE_PIL),
-        lambda: decode_path_pil(path, image_size),
-        lambda: decode_bytes_native(tf.io.read_file(path), image_size))
+        lambda: decode_path_pil(path, image_size, fast_decode=fast_decode),
+        lambda: decode_bytes_native(tf.io.read_file(path), image_size, fast_decode=fast_decode))
     return image
 
 
-def decode_path(path, route, image_size: Sequence[int]):
+def decode_path(path, route, image_size: Sequence[int], *, fast_decode: bool = True):
     """In-graph decode+resize of one file given its route (0 TF, 1 PIL): float32 [H, W, 3]."""
-    return resize(decode_path_raw(path, route, image_size), image_size)
+    return resize(decode_path_raw(path, route, image_size, fast_decode=fast_decode), image_size)
 
 
-def decode_and_resize(data, image_size: Sequence[int], *, kind: str = "auto"):
+def decode_and_resize(data, image_size: Sequence[int], *, kind: str = "auto", fast_decode: bool = True):
     """Decode and resize one image exactly as the training pipeline does.
 
     Use this in evaluate, predict and export so every stage sees the same pixels.
@@ -540,6 +587,8 @@ def decode_and_resize(data, image_size: Sequence[int], *, kind: str = "auto"):
         kind: "auto", "path" or "bytes". Python paths are probed first, so CMYK, EXIF-rotated
             and other odd files go through PIL like in training; tensors are decoded in-graph
             with TF's decoders (the SavedModel `image_bytes` signature).
+        fast_decode: False decodes every pixel of a JPEG (`data.fast_decode: off`); pass the
+            run's setting (`decode.fast_decode_on(cfg.data)`) so the pixels match training.
 
     Returns:
         A float32 tensor [height, width, 3] with values in 0..255.
@@ -563,14 +612,26 @@ def decode_and_resize(data, image_size: Sequence[int], *, kind: str = "auto"):
             raise DataError(os.fspath(data), probe.reason or "not a readable image",
                             "check the file opens in an image viewer")
         if probe.route == ROUTE_PIL:
-            return resize(tf.constant(pil_decode(data, target=size)), size)
-        return resize(decode_bytes_native(tf.io.read_file(os.fspath(data)), size), size)
+            return resize(tf.constant(pil_decode(data, target=size, fast_decode=fast_decode)), size)
+        return resize(decode_bytes_native(tf.io.read_file(os.fspath(data)), size, fast_decode=fast_decode), size)
     if isinstance(data, (bytes, bytearray)):
-        return resize(tf.constant(pil_decode(bytes(data), target=size)), size) \
-            if _bytes_need_pil(bytes(data)) else resize(decode_bytes_native(tf.constant(bytes(data)), size), size)
+        if _bytes_need_pil(bytes(data)):
+            return resize(tf.constant(pil_decode(bytes(data), target=size, fast_decode=fast_decode)), size)
+        return resize(decode_bytes_native(tf.constant(bytes(data)), size, fast_decode=fast_decode), size)
     if kind == "path":
-        return resize(decode_bytes_native(tf.io.read_file(data), size), size)
-    return resize(decode_bytes_native(data, size), size)
+        data = tf.io.read_file(data)
+    return resize(decode_bytes_native(data, size, fast_decode=fast_decode), size)
+
+
+def fast_decode_on(data_cfg: Any) -> bool:
+    """Whether a `DataConfig` (or its `fast_decode` value) asks for downscale-on-decode.
+
+    Example:
+    >>> fast_decode_on("auto"), fast_decode_on("off")
+    (True, False)
+    """
+    value = getattr(data_cfg, "fast_decode", data_cfg)
+    return str(value) != "off"
 
 
 def _bytes_need_pil(data: bytes) -> bool:
@@ -578,7 +639,8 @@ def _bytes_need_pil(data: bytes) -> bool:
 
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "LARGE_PIXELS", "MAX_PIXELS", "DCT_SCALING", "ROUTE_TF", "ROUTE_PIL",
+    "IMAGE_EXTENSIONS", "LARGE_PIXELS", "MAX_PIXELS", "FAST_DECODE_MARGIN", "DCT_RATIOS", "ROUTE_TF", "ROUTE_PIL",
+    "dct_ratio", "fast_decode_on",
     "Probe", "is_image_file", "probe_header", "pil_decode", "scan_files", "clear_cache",
     "decode_bytes_native", "decode_path", "decode_path_raw", "decode_path_pil", "decode_and_resize", "resize",
 ]

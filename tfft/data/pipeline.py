@@ -132,9 +132,11 @@ def augment_seed(seed: int, epoch, batch_index):
     return tf.cast(tf.stack([tf.constant(int(seed) % _INT31, tf.int64), second]), tf.int32)
 
 
-def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callable[[Any], Any], int]:
+def _element_decoder(split: Split, image_size: tuple[int, int],
+                     fast_decode: bool = True) -> tuple[Callable[[Any], Any], int]:
     """A function index -> (image uint8 [h, w, 3] as decoded, not yet resized, label int32) for
-    file/builtin splits, and the number of elements."""
+    file/builtin splits, and the number of elements. JPEGs are DCT-scaled for `image_size`
+    unless `fast_decode` is False (`decode.dct_ratio`)."""
     size = (int(image_size[0]), int(image_size[1]))
     if split.kind == "files":
         paths = tf.constant(np.asarray(split.paths, dtype=str) if len(split) else np.zeros(0, dtype=str),
@@ -147,9 +149,9 @@ def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callabl
         def decode_file(index):
             path = tf.gather(paths, index)
             if all_native:  # the common case: no per-element branch at all
-                image = _decode.decode_bytes_native(tf.io.read_file(path), size)
+                image = _decode.decode_bytes_native(tf.io.read_file(path), size, fast_decode=fast_decode)
             else:
-                image = _decode.decode_path_raw(path, tf.gather(routes, index), size)
+                image = _decode.decode_path_raw(path, tf.gather(routes, index), size, fast_decode=fast_decode)
             return image, tf.gather(labels, index)
 
         return decode_file, len(split)
@@ -170,7 +172,7 @@ def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callabl
     raise ValueError(f"no element decoder for split kind {split.kind!r}")
 
 
-def _tfds_base(split: Split, image_size: tuple[int, int]):
+def _tfds_base(split: Split, image_size: tuple[int, int], fast_decode: bool = True):
     import tensorflow_datasets as tfds
 
     info = split.tfds
@@ -184,7 +186,7 @@ def _tfds_base(split: Split, image_size: tuple[int, int]):
         return data, tf.cast(example[label_key], tf.int32)
 
     def decode(data, label):
-        return _decode.decode_bytes_native(data, size), label
+        return _decode.decode_bytes_native(data, size, fast_decode=fast_decode), label
 
     return ds.map(to_pair), decode
 
@@ -199,7 +201,7 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
     Args:
         splits: from `load_splits`.
         split: "train", "val" or "test".
-        data_cfg: gives `image_size` and `batch_size` (and `shuffle_buffer` for TFDS).
+        data_cfg: gives `image_size`, `batch_size` and `fast_decode` (and `shuffle_buffer` for TFDS).
         seed: the run seed.
         training: True: epoch `e` in a stateless order from (seed, e), augmented per batch;
             False: the split's fixed order, no augmentation, one pass.
@@ -232,13 +234,14 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
     part = splits.splits[split]
     size = (int(data_cfg.image_size[0]), int(data_cfg.image_size[1]))
     batch = int(data_cfg.batch_size)
+    fast_decode = _decode.fast_decode_on(data_cfg)
     autotune = tf.data.AUTOTUNE
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_optimization.map_parallelization = True
 
     if part.kind == "tfds":
-        base, decode = _tfds_base(part, size)
+        base, decode = _tfds_base(part, size, fast_decode)
         if not training:
             ds = _resized_batches(_decoded_batches(base, decode, size, batch), size)
             return ds.prefetch(autotune).with_options(options)
@@ -255,7 +258,7 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(tfds_epoch)
         return ds.prefetch(autotune).with_options(options)
 
-    decode, n = _element_decoder(part, size)
+    decode, n = _element_decoder(part, size, fast_decode)
     if not training:
         ds = _resized_batches(_decoded_batches(tf.data.Dataset.range(n), decode, size, batch), size)
         return ds.prefetch(autotune).with_options(options)

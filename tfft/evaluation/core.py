@@ -18,8 +18,9 @@ from tfft.evaluation.rundir import (atomic_write_json, decoded_files,
 
 
 def predict_files(model, paths: Sequence[str], labels: Sequence[int], image_size,
-                  batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode files as training does and run the model; unreadable files are dropped.
+                  batch_size: int = 32, *, fast_decode: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode files as training does (`fast_decode`: the run's `Run.fast_decode`) and run the
+    model; unreadable files are dropped.
 
     Returns:
         (probs [M, C] float32, labels [M], kept [M] indices into `paths`).
@@ -28,7 +29,7 @@ def predict_files(model, paths: Sequence[str], labels: Sequence[int], image_size
 
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, dtype=np.int64)
-    ds = decoded_files(paths, image_size, labels).map(lambda image, i, y: (image, y, i))
+    ds = decoded_files(paths, image_size, labels, fast_decode=fast_decode).map(lambda image, i, y: (image, y, i))
     ds = ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
     probs, ys, kept = [], [], []
     for images, y, index in ds:
@@ -97,7 +98,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
         return _evaluate_generated(run, source, split, batch_size, top_k)
     paths, labels = split_files(run, split, data)
     model = load_model(run)
-    probs, y, kept = predict_files(model, paths, labels, run.image_size, batch_size)
+    probs, y, kept = predict_files(model, paths, labels, run.image_size, batch_size, fast_decode=run.fast_decode)
     if len(kept) == 0:
         from tfft.errors import UserError
 

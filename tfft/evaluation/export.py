@@ -167,7 +167,7 @@ def _parity_images(run: Run, limit: int) -> tuple[list[str], list[np.ndarray]]:
         except UserError:
             continue
         step = max(1, len(paths) // limit)
-        good, images = read_images(paths[::step][:limit], run.image_size)
+        good, images = read_images(paths[::step][:limit], run.image_size, fast_decode=run.fast_decode)
         if good:
             return good, images
     raise UserError(str(run.config.data.source), "no validation images to check parity on",
@@ -182,7 +182,7 @@ def _calibration_images(run: Run, count: int = CALIBRATION_IMAGES) -> list[np.nd
             continue
         rng = np.random.default_rng(run.config.seed)
         order = rng.permutation(len(paths))[: int(count * 1.2) + 1]
-        _, images = read_images([paths[int(i)] for i in order], run.image_size)
+        _, images = read_images([paths[int(i)] for i in order], run.image_size, fast_decode=run.fast_decode)
         if images:
             return images[:count]
     raise UserError(str(run.config.data.source), "no training images to calibrate int8 on",
@@ -224,7 +224,7 @@ def _replace(tmp: Path, path: Path) -> None:
 # --------------------------------------------------------------------------- SavedModel
 
 
-def _serving_module(model, class_names: list[str], image_size: tuple[int, int]):
+def _serving_module(model, class_names: list[str], image_size: tuple[int, int], fast_decode: bool = True):
     import tensorflow as tf
 
     height, width = int(image_size[0]), int(image_size[1])
@@ -239,7 +239,7 @@ def _serving_module(model, class_names: list[str], image_size: tuple[int, int]):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve(self, image_bytes):
-            images = tf.map_fn(lambda data: decode_bytes(data, (height, width)), image_bytes,
+            images = tf.map_fn(lambda data: decode_bytes(data, (height, width), fast_decode=fast_decode), image_bytes,
                                fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
             probabilities = tf.cast(self.model(images, training=False), tf.float32)
             label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
@@ -251,7 +251,7 @@ def _serving_module(model, class_names: list[str], image_size: tuple[int, int]):
 def _write_savedmodel(model, run: Run, path: Path) -> None:
     import tensorflow as tf
 
-    module = _serving_module(model, run.class_names, run.image_size)
+    module = _serving_module(model, run.class_names, run.image_size, run.fast_decode)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})

@@ -67,7 +67,7 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
         try:
             if not os.path.isfile(path):
                 raise FileNotFoundError("file not found")
-            image = read_image(path, run.image_size)
+            image = read_image(path, run.image_size, fast_decode=run.fast_decode)
         except Exception as exc:  # one bad file must not stop the others
             rows[index] = {"path": path, "labels": [], "probabilities": [], "error": _reason(exc)}
             continue

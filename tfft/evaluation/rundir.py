@@ -38,6 +38,11 @@ class Run:
     def image_size(self) -> tuple[int, int]:
         return tuple(self.config.data.image_size)
 
+    @property
+    def fast_decode(self) -> bool:
+        """The run's `data.fast_decode` (JPEG downscale-on-decode) as the decoders take it."""
+        return str(self.config.data.fast_decode) != "off"
+
 
 def open_run(run_dir: str | os.PathLike) -> Run:
     """Check a run directory and read its config and labels.
@@ -94,27 +99,32 @@ def load_model(run: Run):
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_bytes(data, image_size):
-    """Encoded bytes (a scalar tf.string) -> float32 [H, W, 3] 0..255, as in training."""
+def decode_bytes(data, image_size, *, fast_decode: bool = True):
+    """Encoded bytes (a scalar tf.string) -> float32 [H, W, 3] 0..255, as in training.
+
+    `fast_decode` is the run's `data.fast_decode` (`Run.fast_decode`): JPEG downscale-on-decode.
+    """
     from tfft.data import decode
 
-    return decode.decode_and_resize(data, tuple(image_size))
+    return decode.decode_and_resize(data, tuple(image_size), fast_decode=fast_decode)
 
 
-def read_image(path: str | os.PathLike, image_size) -> np.ndarray:
-    """One file -> float32 [H, W, 3] 0..255, decoded as training decodes it.
+def read_image(path: str | os.PathLike, image_size, *, fast_decode: bool = True) -> np.ndarray:
+    """One file -> float32 [H, W, 3] 0..255, decoded as training decodes it (pass the run's
+    `Run.fast_decode`).
 
     Raises:
         Exception: the file is missing or not a readable image.
     """
     from tfft.data import decode  # probes the header: odd files (CMYK, EXIF-rotated) go through PIL
 
-    return np.asarray(decode.decode_and_resize(os.fspath(path), tuple(image_size)))
+    return np.asarray(decode.decode_and_resize(os.fspath(path), tuple(image_size), fast_decode=fast_decode))
 
 
-def decoded_files(paths: list[str], image_size, *extra: np.ndarray):
+def decoded_files(paths: list[str], image_size, *extra: np.ndarray, fast_decode: bool = True):
     """A dataset of (image float32 [H, W, 3], index into `paths`, *extra[index]) for the files
-    that decode, each decoded by the route training uses (TF or PIL); unreadable files dropped."""
+    that decode, each decoded by the route training uses (TF or PIL; JPEGs DCT-scaled unless
+    `fast_decode` is False); unreadable files dropped."""
     import tensorflow as tf
 
     from tfft.data import decode
@@ -126,17 +136,17 @@ def decoded_files(paths: list[str], image_size, *extra: np.ndarray):
     index = np.arange(len(paths), dtype=np.int64)[ok]
     columns = ([paths[i] for i in index], routes[ok], index) + tuple(np.asarray(e)[ok] for e in extra)
     ds = tf.data.Dataset.from_tensor_slices(columns)
-    ds = ds.map(lambda p, r, i, *rest: (decode.decode_path(p, r, size), i, *rest),
+    ds = ds.map(lambda p, r, i, *rest: (decode.decode_path(p, r, size, fast_decode=fast_decode), i, *rest),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.ignore_errors()
 
 
-def read_images(paths: list[str], image_size) -> tuple[list[str], list[np.ndarray]]:
+def read_images(paths: list[str], image_size, *, fast_decode: bool = True) -> tuple[list[str], list[np.ndarray]]:
     """Many files -> (readable paths, float32 [H, W, 3] images), decoded in parallel as in
-    training; unreadable files are left out."""
+    training (pass the run's `Run.fast_decode`); unreadable files are left out."""
     paths = [str(p) for p in paths]
     kept, images = [], []
-    for image, i in decoded_files(paths, image_size).as_numpy_iterator():
+    for image, i in decoded_files(paths, image_size, fast_decode=fast_decode).as_numpy_iterator():
         kept.append(paths[int(i)])
         images.append(image)
     return kept, images
