@@ -43,6 +43,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -144,14 +145,14 @@ def keras_pass(train_dir: Path, one_iterator: bool = False):
     return _pass_over(ds, len(files), one_iterator), len(files.file_paths)  # the images Keras found
 
 
-def tf_pass(data_dir: Path, augment: str, one_iterator: bool = False):
+def tf_pass(data_dir: Path, augment: str, one_iterator: bool = False, fast_decode: str = "auto"):
     """augment: "none", "fused" (as `tfft train`: resize and warp in one call per batch as decoded) or
-    "batched" (the resize, then the XLA warp on whole batches)."""
+    "batched" (the resize, then the XLA warp on whole batches). fast_decode: `data.fast_decode`."""
     from tfft import augment as tfft_augment
     from tfft import data as tfft_data
     from tfft.config import AugmentConfig, DataConfig
 
-    data_cfg = DataConfig(source=str(data_dir), image_size=SIZE, batch_size=BATCH)
+    data_cfg = DataConfig(source=str(data_dir), image_size=SIZE, batch_size=BATCH, fast_decode=fast_decode)
     splits = tfft_data.load_splits(data_cfg, seed=1)
     augmenter = (tfft_augment.build_augmenter(AugmentConfig(**RECIPE), SIZE, splits.num_classes)
                  if augment != "none" else None)
@@ -187,9 +188,10 @@ def augment_only_pass(data_dir: Path):
     return twenty_five_batches, 25 * BATCH
 
 
-def _reencoded(data: Path, size: str) -> Path:
-    """A temporary copy of the JPEG folder `data` with every image resized to `size` ("WxH"),
-    removed at exit."""
+def _reencoded(data: Path, size: str, cache: Optional[Path] = None, per_folder: Optional[int] = None) -> Path:
+    """A copy of the JPEG folder `data` with every image resized to `size` ("WxH"; PIL bicubic,
+    JPEG quality 90): temporary (removed at exit), or kept in `cache` and reused when complete.
+    `per_folder` keeps the first N files (sorted) of each folder."""
     import atexit
     import shutil
     import tempfile
@@ -197,12 +199,23 @@ def _reencoded(data: Path, size: str) -> Path:
     from PIL import Image
 
     width, height = (int(v) for v in size.lower().split("x"))
-    out = Path(tempfile.mkdtemp(prefix=f"bench_{width}x{height}_"))
-    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    if cache is not None:
+        out = Path(cache) / f"{data.name}_{width}x{height}_q90{'' if per_folder is None else f'_{per_folder}'}"
+        if (out / ".complete").is_file():
+            return out
+    else:
+        out = Path(tempfile.mkdtemp(prefix=f"bench_{width}x{height}_"))
+        atexit.register(shutil.rmtree, out, ignore_errors=True)
+    folders: dict = {}
     for path in sorted(data.rglob("*.jpg")):
-        target = out / path.relative_to(data)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.open(path).convert("RGB").resize((width, height), Image.BICUBIC).save(target, quality=90)
+        folders.setdefault(path.parent, []).append(path)
+    for files in folders.values():
+        for path in files[:per_folder]:
+            target = out / path.relative_to(data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.open(path).convert("RGB").resize((width, height), Image.BICUBIC).save(target, quality=90)
+    if cache is not None:
+        (out / ".complete").write_text("")
     return out
 
 

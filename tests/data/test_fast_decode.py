@@ -98,3 +98,27 @@ def test_pipeline_evaluate_and_predict_decode_the_same_pixels(large_jpegs, fast_
         for name in ("rotated.jpg", "cmyk.jpg", "progressive.jpg"):
             other = images[list(map(str, part.paths)).index(str(large_jpegs[name]))]
             assert np.abs(other - plain).mean() < 3.0, name
+
+
+def test_one_decode_op_when_the_headers_allow(large_jpegs, tmp_path):
+    """A split whose files share one reduction is decoded by one op (no branch in the element graph),
+    to the same pixels as the general decoder; mixed reductions keep the general one."""
+    import shutil
+
+    from tfft.data import load_splits, make_dataset, pipeline
+    from tfft.evaluation.rundir import read_image
+
+    # 1600x1200 at 1/8 is 200x150 (< 4x 96x128: batched as decoded); 1596x1196 at 1/4 is not.
+    for names, one_op, large in ((["plain.jpg", "progressive.jpg"], True, False),
+                                 (["plain.jpg", "odd_size.jpg"], False, True)):
+        folder = tmp_path / "-".join(names)
+        (folder / "a").mkdir(parents=True)
+        for name in names:
+            shutil.copy(large_jpegs[name], folder / "a" / name)
+        cfg = DataConfig(source=str(folder), image_size=SIZE, batch_size=4, val_split=0.0)
+        splits = load_splits(cfg, seed=0)
+        part = splits.splits["train"]
+        op, may_be_large = pipeline._files_plan(part, SIZE, True)
+        assert (op is not None) is one_op and may_be_large is large
+        images = next(make_dataset(splits, "train", cfg, seed=0, training=False).as_numpy_iterator())[0]
+        np.testing.assert_array_equal(images, np.stack([read_image(p, SIZE) for p in part.paths]))

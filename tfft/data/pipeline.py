@@ -48,8 +48,12 @@ class DecodedBatch(NamedTuple):
     resized: Any
 
 
-def _decoded_element(image, image_size: tuple[int, int]):
-    """One image as decoded (uint8 [h, w, 3]) as a `DecodedBatch` element: (raw, shape, resized)."""
+def _decoded_element(image, image_size: tuple[int, int], may_be_large: bool = True):
+    """One image as decoded (uint8 [h, w, 3]) as a `DecodedBatch` element: (raw, shape, resized).
+
+    `may_be_large=False` (the scan's headers say no image of the split decodes to more values than
+    4x its resized self) leaves out the branch, which each fresh iterator pays to instantiate.
+    """
     height, width = image_size
 
     def as_decoded():
@@ -58,6 +62,8 @@ def _decoded_element(image, image_size: tuple[int, int]):
     def resized():
         return tf.zeros([0], tf.uint8), tf.constant([0, 0, 3]), tf.reshape(_decode.resize(image, image_size), [-1])
 
+    if not may_be_large:
+        return as_decoded()
     return tf.cond(tf.size(image) > 4 * height * width * 3, resized, as_decoded)
 
 
@@ -132,11 +138,43 @@ def augment_seed(seed: int, epoch, batch_index):
     return tf.cast(tf.stack([tf.constant(int(seed) % _INT31, tf.int64), second]), tf.int32)
 
 
+def _files_plan(split: Split, image_size: tuple[int, int], fast_decode: bool) -> tuple[Optional[Callable], bool]:
+    """What the scan's headers tell about decoding a file split, so its per-element graph needs no
+    branch: (one decode op for every file, or None; whether an image may decode to more values than
+    4x its resized float32 self).
+
+    One op when every file takes TF's route and either every file is a JPEG with the same DCT
+    reduction (`decode_jpeg(ratio=r)`, what `decode_bytes_native` runs for each) or none is reduced
+    (`decode_image`: bitwise `decode_jpeg` on JPEGs, and what `decode_bytes_native` runs for the
+    rest). Each branch left out saves its instantiation in every fresh iterator (a training
+    epoch's validation pass makes one).
+    """
+    n = len(split)
+    if not n or split.formats is None or split.sizes is None or len(split.formats) != n or len(split.sizes) != n:
+        return None, True
+    width, height = split.sizes[:, 0].astype(np.int64), split.sizes[:, 1].astype(np.int64)
+    jpeg = np.asarray(split.formats == "JPEG", dtype=bool)
+    pil = np.asarray(split.routes == _decode.ROUTE_PIL, dtype=bool)
+    ratios = np.asarray([_decode.dct_ratio(int(h), int(w), image_size, fast_decode) if j else 1
+                         for h, w, j in zip(height, width, jpeg)], dtype=np.int64)
+    bound = np.where(pil, 1, ratios)  # PIL's route reduces as it rotates: no smaller than the stored size counts
+    may_be_large = bool(((height // bound) * (width // bound) > 4 * image_size[0] * image_size[1]).any())
+    if pil.any():
+        return None, may_be_large
+    if jpeg.all() and (ratios == ratios[0]).all():
+        ratio = int(ratios[0])
+        return (lambda data: tf.io.decode_jpeg(data, channels=3, ratio=ratio)), may_be_large
+    if (ratios == 1).all():
+        return (lambda data: tf.io.decode_image(data, channels=3, expand_animations=False)), may_be_large
+    return None, may_be_large
+
+
 def _element_decoder(split: Split, image_size: tuple[int, int],
-                     fast_decode: bool = True) -> tuple[Callable[[Any], Any], int]:
+                     fast_decode: bool = True) -> tuple[Callable[[Any], Any], int, bool]:
     """A function index -> (image uint8 [h, w, 3] as decoded, not yet resized, label int32) for
-    file/builtin splits, and the number of elements. JPEGs are DCT-scaled for `image_size`
-    unless `fast_decode` is False (`decode.dct_ratio`)."""
+    file/builtin splits, the number of elements, and whether an image may be too large to batch
+    as decoded. JPEGs are DCT-scaled for `image_size` unless `fast_decode` is False
+    (`decode.dct_ratio`)."""
     size = (int(image_size[0]), int(image_size[1]))
     if split.kind == "files":
         paths = tf.constant(np.asarray(split.paths, dtype=str) if len(split) else np.zeros(0, dtype=str),
@@ -145,16 +183,20 @@ def _element_decoder(split: Split, image_size: tuple[int, int],
         routes = tf.constant(split.routes.astype(np.int32), dtype=tf.int32)
 
         all_native = bool(len(split)) and not bool((split.routes == _decode.ROUTE_PIL).any())
+        one_op, may_be_large = _files_plan(split, size, fast_decode)
 
         def decode_file(index):
             path = tf.gather(paths, index)
-            if all_native:  # the common case: no per-element branch at all
+            if one_op is not None:  # the common case: no per-element branch at all
+                image = one_op(tf.io.read_file(path))
+                image.set_shape([None, None, 3])
+            elif all_native:
                 image = _decode.decode_bytes_native(tf.io.read_file(path), size, fast_decode=fast_decode)
             else:
                 image = _decode.decode_path_raw(path, tf.gather(routes, index), size, fast_decode=fast_decode)
             return image, tf.gather(labels, index)
 
-        return decode_file, len(split)
+        return decode_file, len(split), may_be_large
     if split.kind == "builtin":
         ids = tf.constant(split.ids, dtype=tf.int64)
         labels = tf.constant(split.labels, dtype=tf.int32)
@@ -168,7 +210,7 @@ def _element_decoder(split: Split, image_size: tuple[int, int],
             image.set_shape([_shapes.NATIVE_SIZE, _shapes.NATIVE_SIZE, 3])
             return image, tf.gather(labels, index)
 
-        return decode_builtin, len(split)
+        return decode_builtin, len(split), _shapes.NATIVE_SIZE**2 > 4 * size[0] * size[1]
     raise ValueError(f"no element decoder for split kind {split.kind!r}")
 
 
@@ -258,9 +300,9 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(tfds_epoch)
         return ds.prefetch(autotune).with_options(options)
 
-    decode, n = _element_decoder(part, size, fast_decode)
+    decode, n, may_be_large = _element_decoder(part, size, fast_decode)
     if not training:
-        ds = _resized_batches(_decoded_batches(tf.data.Dataset.range(n), decode, size, batch), size)
+        ds = _resized_batches(_decoded_batches(tf.data.Dataset.range(n), decode, size, batch, may_be_large), size)
         return ds.prefetch(autotune).with_options(options)
 
     epoch_list = np.asarray(list(epochs if epochs is not None else range(0, 1)), dtype=np.int64)
@@ -274,20 +316,21 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         order.set_shape([n])
         skip = _skip_for(epoch, epoch_list, skip_batches)
         inner = tf.data.Dataset.from_tensor_slices(order[skip * batch:])
-        return _epoch_batches(inner, decode, size, batch, epoch, seed_value, skip, augment_fn, on_decoded)
+        return _epoch_batches(inner, decode, size, batch, epoch, seed_value, skip, augment_fn, on_decoded,
+                              may_be_large)
 
     ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(one_epoch)
     return ds.prefetch(autotune).with_options(options)
 
 
 def _decoded_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int],
-                     batch: int) -> tf.data.Dataset:
+                     batch: int, may_be_large: bool = True) -> tf.data.Dataset:
     """Decode elements in parallel (`decode(*element)` -> (image as decoded, label)) and batch them
     as decoded: (`DecodedBatch` fields, labels)."""
 
     def as_decoded(*element):
         image, label = decode(*element)
-        return _decoded_element(image, image_size), label
+        return _decoded_element(image, image_size, may_be_large), label
 
     decoded = elements.map(as_decoded, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return decoded.padded_batch(batch)
@@ -303,13 +346,13 @@ def _resized_batches(batches: tf.data.Dataset, image_size: tuple[int, int]) -> t
 
 
 def _epoch_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int], batch: int, epoch,
-                   seed: int, first_index, augment_fn, on_decoded) -> tf.data.Dataset:
+                   seed: int, first_index, augment_fn, on_decoded, may_be_large: bool = True) -> tf.data.Dataset:
     """Decode, batch, resize and augment an epoch's elements; its first batch has index `first_index`.
 
     The batches are made as decoded; `on_decoded`, when given, makes their images (in place of
     `resize_decoded`), then `augment_fn` runs, each with the batch's seed.
     """
-    batches = _decoded_batches(elements, decode, image_size, batch)
+    batches = _decoded_batches(elements, decode, image_size, batch, may_be_large)
     if on_decoded is None and augment_fn is None:
         return _resized_batches(batches, image_size)
 

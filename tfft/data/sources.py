@@ -31,7 +31,8 @@ class Split:
     """The examples of one split.
 
     For files (`kind == "files"`): `paths` (str), `labels` (int32), `routes` (int8: 0 TF decode,
-    1 PIL decode) and `sizes` ((width, height) int32) are parallel numpy arrays. For
+    1 PIL decode), `sizes` ((width, height) int32) and `formats` (PIL's format name: "JPEG",
+    "PNG", ...) are parallel numpy arrays. For
     `kind == "builtin"`: `ids` are `builtin:shapes` image ids. For `kind == "tfds"`: `tfds` holds
     `{"builder", "split", "image_key", "label_key"}`, and `labels` may be None until counted.
     """
@@ -42,6 +43,7 @@ class Split:
     labels: Optional[np.ndarray] = None
     routes: Optional[np.ndarray] = None
     sizes: Optional[np.ndarray] = None
+    formats: Optional[np.ndarray] = None
     ids: Optional[np.ndarray] = None
     tfds: Optional[dict[str, Any]] = None
     num_examples: int = 0
@@ -304,7 +306,7 @@ def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict
     for split_name in SPLIT_NAMES:
         if split_name not in per_split:
             continue
-        paths, labels, routes, sizes = [], [], [], []
+        paths, labels, routes, sizes, formats = [], [], [], [], []
         for index, c in enumerate(class_names):
             for p in per_split[split_name][c]:
                 probe = probes[p]
@@ -314,6 +316,7 @@ def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict
                 labels.append(index)
                 routes.append(probe.route)
                 sizes.append((probe.width, probe.height))
+                formats.append(probe.format or "")
         if split_name == "train":
             counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
             empty = [c for c, n in zip(class_names, counts) if n == 0]
@@ -328,7 +331,8 @@ def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict
             paths=np.asarray(paths, dtype=object),
             labels=np.asarray(labels, dtype=np.int32),
             routes=np.asarray(routes, dtype=np.int8),
-            sizes=np.asarray(sizes, dtype=np.int32).reshape(-1, 2))
+            sizes=np.asarray(sizes, dtype=np.int32).reshape(-1, 2),
+            formats=np.asarray(formats, dtype=object))
     return DataSplits(class_names=list(class_names), splits=splits, skipped=skipped, source=source,
                       kind="files")
 
