@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tfft.atomic import atomic_path
 from tfft.config import AugmentConfig
 
 
@@ -29,7 +30,8 @@ def preview_grid(cfg_augment: AugmentConfig, images, labels, class_names: Sequen
 
     Example:
     >>> import numpy as np, tempfile, os
-    >>> from tfft.config import AugmentConfig
+    >>> from tfft.atomic import atomic_path
+from tfft.config import AugmentConfig
     >>> x = np.random.uniform(0, 255, [4, 16, 16, 3]).astype("float32")
     >>> p = preview_grid(AugmentConfig(rotation_range=30), x, [0, 0, 1, 1], ["a", "b"], 1,
     ...                  os.path.join(tempfile.mkdtemp(), "g.png"), per_class=2)
@@ -69,7 +71,7 @@ def preview_grid(cfg_augment: AugmentConfig, images, labels, class_names: Sequen
     fig.suptitle(textwrap.fill(title, width=int(22 * cols)), fontsize=7)
     fig.tight_layout()
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return out
