@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("TFFT_SHARED", REPO.parent / "shared"))  # worktrees: set TFFT_SHARED
 PETS_MINI = SHARED / "datasets" / "pets-mini"
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Optional
 
 import keras
@@ -97,7 +99,10 @@ from tfft.errors import UserError
     # The head stays float32 under mixed precision so logits, probabilities and the loss are exact.
     logits = keras.layers.Dense(num_classes, activation=None, dtype="float32", name=LOGITS_LAYER)(x)
     outputs = keras.layers.Activation(task.activation, dtype="float32", name=PROBABILITIES_LAYER)(logits)
-    return keras.Model(inputs, outputs, name=f"tfft_{spec.name}")
+    # A `keras:PATH` spec is named by its path; Keras names take no '/'.
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec.name.removeprefix("keras:")).stem if spec.name.startswith("keras:")
+                  else spec.name)
+    return keras.Model(inputs, outputs, name=f"tfft_{name}")
 
 
 def logits_model(model: keras.Model) -> keras.Model:
@@ -130,8 +135,6 @@ from tfft.errors import UserError
     >>> backbone_spec_of(keras.Model(model.inputs, model.outputs, name="mine")).blocks[0].name
     'block1'
     """
-    import re
-
     names = [layer.name for layer in get_backbone(model).layers]
     best, best_count = None, 0
     for name in backbones.names():
