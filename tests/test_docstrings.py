@@ -37,7 +37,8 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch):
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    tests = [t for t in finder.find(module, name, globs={"tfft": tfft}) if t.examples]
+    globs = {**vars(module), "tfft": tfft}
+    tests = [t for t in finder.find(module, name, globs=globs) if t.examples]
     for test in tests:
         runner.run(test)
     result = runner.summarize(verbose=False)
