@@ -26,6 +26,7 @@ __all__ = [
     "backbones",
     "build_model",
     "data",
+    "ensemble",
     "evaluate",
     "export",
     "load_config",
@@ -114,6 +115,29 @@ def predict(run_dir: str, paths: list, top_k: int = 3, tta: bool = False) -> lis
     from tfft.evaluation.predict import predict as _predict
 
     return _predict(run_dir, list(paths), top_k=top_k, tta=tta)
+
+
+def ensemble(run_dirs: list, out: str, data: Optional[str] = None, split: str = "val",
+             overwrite: bool = False) -> Any:
+    """Average finished runs into one model, written as a run directory; an `EnsembleResult`.
+
+    The model (plain Keras, built-in layers) takes the largest member input and resizes it for
+    each member inside; `evaluate`, `predict` and `export` accept its run directory.
+
+    Args:
+        run_dirs: two or more finished runs trained on the same classes.
+        out: the ensemble's run directory.
+        data: evaluate on this data spec instead of the members' common `split` images.
+        split: the split evaluated into metrics.json.
+        overwrite: replace `out` when it already holds files.
+
+    Example:
+    >>> result = tfft.ensemble(["runs/cv/fold-1", "runs/cv/fold-2"], out="runs/ens")  # doctest: +SKIP
+    >>> result.metrics["accuracy"], [m["accuracy"] for m in result.members]  # doctest: +SKIP
+    """
+    from tfft.studies.ensemble import ensemble as _ensemble
+
+    return _ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
 
 
 def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out: Optional[str] = None) -> Any:

@@ -235,6 +235,9 @@ def _serving_module(model, class_names: list[str], image_size: tuple[int, int]):
         def __init__(self):
             super().__init__(name="tfft_serving")
             self.model = model
+            # Listed explicitly so tf.saved_model reaches every variable: behind a Resizing layer,
+            # a nested model's Dropout seed state is otherwise "not reachable from root" (ensembles).
+            self.model_variables = list(model.variables)
             self.labels = tf.constant(class_names, dtype=tf.string)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
