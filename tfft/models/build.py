@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,7 +86,8 @@ def build_classifier(
         x = keras.layers.Dropout(model_cfg.dropout, name="dropout")(x)
     # The output stays float32 under mixed precision so probabilities and the loss are exact.
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"tfft_{spec.name}")
+    # A `keras:path/to/file.keras` spec's name holds '/', which Keras refuses in a model name.
+    return keras.Model(inputs, outputs, name="tfft_" + re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name))
 
 
 def get_backbone(model: keras.Model) -> keras.Model:

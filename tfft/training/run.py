@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from tfft.config import Config, load_config
-from tfft.errors import TrainingInterrupted, UserError
+from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.training import rundir
 from tfft.training.rundir import write_csv, write_json, write_text
 
@@ -75,6 +75,9 @@ def train(
     run_dir: Optional[str] = None,
     resume: bool = False,
     overwrite: bool = False,
+    callbacks: Optional[list[Any]] = None,
+    *,
+    feature_store: Optional[Any] = None,
 ) -> TrainResult:
     """Train a classifier as the config says and write the run directory.
 
@@ -84,6 +87,11 @@ def train(
         resume: continue the unfinished run in `run_dir` (or the newest unfinished
             `runs/NAME*`) from its last checkpoint.
         overwrite: replace a finished run in `run_dir`.
+        callbacks: `keras.callbacks.Callback`s added to every phase's `fit` (after tfft's own);
+            an exception raised in one propagates out of `train`.
+        feature_store: a `tfft.training.feature_cache.FeatureStore` shared by several runs in
+            one process (`tfft tune`'s trials): a frozen-backbone phase whose features are
+            already in it reuses them instead of running the backbone again.
 
     Returns:
         A `TrainResult` with `run_dir`, `metrics` (per evaluated split), `history`, `phases`.
@@ -106,7 +114,7 @@ def train(
         _check_resumable(load_config(path / "config.yaml"), cfg)
     command = f"tfft train {path / 'config.yaml'} --run-dir {path} --resume"
     try:
-        return _Run(cfg, path, resume).execute()
+        return _Run(cfg, path, resume, callbacks, feature_store).execute()
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except OSError as exc:
@@ -137,10 +145,13 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 class _Run:
     """The state of one training run (an object only to keep `train` readable)."""
 
-    def __init__(self, cfg: Config, path: Path, resume: bool):
+    def __init__(self, cfg: Config, path: Path, resume: bool, callbacks: Optional[list[Any]] = None,
+                 feature_store: Optional[Any] = None):
         self.cfg = cfg
         self.path = path
         self.resume = resume
+        self.callbacks = list(callbacks or [])
+        self.feature_store = feature_store
         self.history: list[dict[str, Any]] = []
         self.phase_rows: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {}
@@ -329,6 +340,15 @@ class _Run:
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
+        key = None
+        if self.feature_store is not None:
+            key = self.feature_store.key(feature_model, {
+                "data": self.cfg.data.model_dump(mode="json"), "seed": self.cfg.seed, "precision": self.precision,
+                "augment": self.cfg.augment.model_dump(mode="json") if self.augmenter is not None else None,
+                "copies": decision.copies, "first_epoch": start if self.augmenter is not None else 0})
+            if self.feature_store.restore(key, cache):
+                print("feature cache: reused the features an earlier run in this process computed")
+                return cache
         if self.augmenter is None:
             # One pass in file order; each epoch is gathered in its (seed, epoch) order.
             passes = [self._dataset("train", None)]
@@ -338,6 +358,8 @@ class _Run:
         cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=self.augmenter is not None)
         if self.has_val:
             cache.fill_val(self._dataset("val", None), len(self.splits.splits["val"]))
+        if key is not None:
+            self.feature_store.store(key, cache)
         return cache
 
     def _class_weight(self) -> Optional[dict[int, float]]:
@@ -417,6 +439,7 @@ class _Run:
                 if phase.lr_schedule == "plateau":
                     callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=phase.step_factor,
                                                                        patience=phase.step_every, verbose=1))
+                callbacks.extend(self.callbacks)
                 val_data = (cache.val_dataset() if val else None) if cache is not None else val
                 if skip:  # the rest of the interrupted epoch, from its next batch, as its own fit
                     self._fit(cache, start, first, first + 1, skip, steps, val_data, callbacks, verbose)
@@ -426,7 +449,7 @@ class _Run:
                 if recorder.nan:
                     if (self.path / checkpoint.LAST).exists():
                         checkpoint.restore(self.path / checkpoint.LAST, self.model.variables)
-                    raise UserError(f"schedule.phases[{index}].lr",
+                    raise TrainingDiverged(f"schedule.phases[{index}].lr",
                                     f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
                                     f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
                                     f"{self.path / 'checkpoints'}")

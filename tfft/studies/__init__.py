@@ -1,0 +1,1 @@
+"""Studies: many runs of one config (hyperparameter search, cross-validation), above `tfft.training`."""
