@@ -54,6 +54,7 @@ RUN_DIR = "tfft.run_dir"
 TRIALS_CSV = "trials.csv"
 BEST_CONFIG = "best_config.yaml"
 TUNE_PNG = "tune.png"
+PLOT_EVERY_S = 120  # tune.png is redrawn at most this often while trials run, and at the end
 HEARTBEAT_S = 30  # a killed process's trial is failed (and replaced) about 2 x this later
 
 
@@ -222,6 +223,7 @@ class _Study:
         self.poll_s = poll_s
         self.store = FeatureStore()
         self.ran = 0
+        self.plotted = time.monotonic()
 
     # -- trial bookkeeping -------------------------------------------------------------------
     def _trials(self) -> list[Any]:
@@ -315,7 +317,7 @@ class _Study:
         params = " ".join(f"{k}={_format(v)}" for k, v in trial.params.items())
         seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
         print(f"{head} | {params} | {seconds:.0f} s", flush=True)
-        self.write_outputs()
+        self.write_outputs(plot=time.monotonic() - self.plotted > PLOT_EVERY_S)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -338,8 +340,7 @@ class _Study:
                 continue
             waiting = False
             before = len(trials)
-            self.study.optimize(self.objective, n_trials=1, catch=(_Skip,), callbacks=[self.after_trial],
-                                gc_after_trial=True)
+            self.study.optimize(self.objective, n_trials=1, catch=(_Skip,), callbacks=[self.after_trial])
             mine = [t for t in self._trials()[before:] if SURPLUS in t.user_attrs]
             if mine:
                 time.sleep(self.poll_s)
@@ -356,7 +357,8 @@ class _Study:
             rows.append(row)
         return rows
 
-    def write_outputs(self) -> Optional[Path]:
+    def write_outputs(self, plot: bool = True) -> Optional[Path]:
+        """trials.csv and best_config.yaml (after every trial), tune.png (when `plot`), --keep."""
         trials = self._trials()
         write_csv(self.out / TRIALS_CSV, self.rows(), ["number", "value", "state"] + [p.key for p in self.params])
         best = _best(trials, self.optuna, self.direction)
@@ -366,7 +368,9 @@ class _Study:
             path = self.out / BEST_CONFIG
             write_text(path, f"# tfft tune: trial {best.number} of study {self.study.study_name!r}, "
                              f"val {self.metric} {best.value:.6g}\n" + cfg.to_yaml())
-        plot_study(trials, self.params, self.metric, self.direction, self.out / TUNE_PNG, self.optuna)
+        if plot:
+            plot_study(trials, self.params, self.metric, self.direction, self.out / TUNE_PNG, self.optuna)
+            self.plotted = time.monotonic()
         if self.keep is not None:
             self._prune_run_dirs(trials)
         return path
@@ -555,6 +559,7 @@ def tune(
         optuna.logging.set_verbosity(verbosity)
     best = _best(runner._trials(), optuna, direction)
     rows = runner.rows()
+    print(f"tune: {runner.finished()}/{trials} trials finished, {runner.ran} trained by this process")
     if best is not None:
         print(f"best: trial {best.number}, val {metric_name} {best.value:.4f}: "
               + " ".join(f"{k}={_format(v)}" for k, v in best.params.items()))
