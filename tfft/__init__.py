@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 from tfft.config import Config, load_config
 from tfft.errors import UserError
 
-__version__ = "0.1.0"
+from tfft.version import __version__
 
 __all__ = [
     "Config",
@@ -79,7 +79,8 @@ def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] 
         run_dir: where to write the run (default `runs/NAME`, numbered when taken).
         resume: continue an unfinished run from its last checkpoint.
         overwrite: replace a finished run in `run_dir`.
-        callbacks: `keras.callbacks.Callback`s added to every phase's `fit`.
+        callbacks: extra `keras.callbacks.Callback`s added to every phase's `fit`; an exception
+            one raises ends the run and propagates unchanged.
 
     Example:
     >>> import tfft

@@ -45,7 +45,7 @@ import yaml
 from tfft.config import Config, load_config
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.studies.space import Param, apply_params, check_space, load_space
-from tfft.training.rundir import atomic_path, write_csv, write_text
+from tfft.atomic import write_csv, write_text
 
 SURPLUS = "tfft.surplus"
 DIVERGED = "tfft.diverged"
