@@ -221,6 +221,8 @@ def test_continuing_a_study_with_another_metric_or_space_is_exit_2(tmp_path, fak
 @pytest.mark.parametrize("space, named", [
     ({"model.dropuot": {"uniform": [0.0, 0.5]}}, "model.dropuot: unknown key in the search space (hint: did you mean dropout?)"),
     ({"model.pooling": {"choice": ["avg", "mean"]}}, "model.pooling: the search space's value 'mean' is refused"),
+    ({"schedule.finetune_unfreeze": {"choice": ["top:1", "top:9"]}},  # resnet50 has 5 blocks
+     "schedule.finetune_unfreeze: the search space's value 'top:9' is refused"),
 ])
 def test_a_bad_space_is_exit_2_before_any_trial(tmp_path, fake_train, cli_runner, space, named):
     config = _write(tmp_path / "config.yaml", {"name": "bad"})

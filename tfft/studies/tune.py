@@ -87,6 +87,21 @@ def _require_optuna() -> Any:
     return optuna
 
 
+def _check_resolvable(params: list[Param], cfg: Config) -> None:
+    """Past the schema: resolve (backbone, phases against its blocks) the base config and each
+    dimension's extremes, as every run does before reading data, so no trial fails on them."""
+    from tfft.training.assembly import resolve
+
+    resolve(cfg)
+    for param in params:
+        for value in param.probes():
+            try:
+                resolve(apply_params(cfg, {param.key: value}))
+            except UserError as exc:
+                raise UserError(param.key, f"the search space's value {value!r} is refused ({exc.where}): "
+                                f"{exc.message}", exc.hint) from None
+
+
 def objective_of(metric: str) -> tuple[str, str]:
     """(the metrics.json key, `minimize` | `maximize`) of `--metric`: `val_loss` is minimised.
 
@@ -527,6 +542,7 @@ def tune(
     cfg = load_config(config)
     params = load_space(space)
     check_space(params, cfg)
+    _check_resolvable(params, cfg)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise UserError("--trials", f"expected a positive number of trials, got {trials!r}", "e.g. --trials 20")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
