@@ -20,7 +20,7 @@ from typing import Any, Optional, Union
 from tfft import layout
 from tfft.atomic import atomic_path, write_csv, write_json, write_text
 from tfft.config import Config, load_config
-from tfft.errors import TrainingInterrupted, UserError
+from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.evaluation.core import evaluate_model
 from tfft.evaluation.plots import plot_curves
 from tfft.evaluation.report import write_report
@@ -82,6 +82,8 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: Optional[Sequence[Any]] = None,
+    *,
+    feature_store: Optional[Any] = None,
 ) -> TrainResult:
     """Train a classifier as the config says and write the run directory.
 
@@ -95,6 +97,9 @@ def train(
             so at `on_epoch_end` the epoch is already in history.csv and the checkpoint). An
             exception a callback raises (a tuner's pruner, say) ends the run and propagates
             unchanged; the run directory keeps the last checkpoint, resumable with `resume`.
+        feature_store: a `tfft.training.feature_cache.FeatureStore` shared by several runs in
+            one process (`tfft tune`'s trials): a frozen-backbone phase whose features are
+            already in it reuses them instead of running the backbone again.
 
     Returns:
         A `TrainResult` with `run_dir`, `metrics` (per evaluated split), `history`, `phases`.
@@ -118,7 +123,7 @@ def train(
         _check_resumable(load_config(path / layout.CONFIG), cfg)
     command = f"tfft train {path / layout.CONFIG} --run-dir {path} --resume"
     try:
-        return _Run(resolved, path, resume, list(callbacks or [])).execute()
+        return _Run(resolved, path, resume, list(callbacks or []), feature_store).execute()
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except OSError as exc:
@@ -149,10 +154,12 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 class _Run:
     """The state of one training run (an object only to keep `train` readable)."""
 
-    def __init__(self, resolved: ResolvedRun, path: Path, resume: bool, callbacks: list[Any]):
+    def __init__(self, resolved: ResolvedRun, path: Path, resume: bool, callbacks: list[Any],
+                 feature_store: Optional[Any] = None):
         self.resolved = resolved
         self.cfg = resolved.config
         self.user_callbacks = callbacks
+        self.feature_store = feature_store
         self.path = path
         self.resume = resume
         self.history: list[dict[str, Any]] = []
@@ -236,6 +243,15 @@ class _Run:
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
+        key = None
+        if self.feature_store is not None:
+            key = self.feature_store.key(feature_model, {
+                "data": self.cfg.data.model_dump(mode="json"), "seed": self.cfg.seed, "precision": self.precision,
+                "augment": self.cfg.augment.model_dump(mode="json") if self.asm.augmenter is not None else None,
+                "copies": decision.copies, "first_epoch": start if self.asm.augmenter is not None else 0})
+            if self.feature_store.restore(key, cache):
+                print("feature cache: reused the features an earlier run in this process computed")
+                return cache
         if self.asm.augmenter is None:
             # One pass in file order; each epoch is gathered in its (seed, epoch) order.
             passes = [self.asm.dataset("train", None)]
@@ -245,6 +261,8 @@ class _Run:
         cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=self.asm.augmenter is not None)
         if self.has_val:
             cache.fill_val(self.asm.dataset("val", None), len(self.splits.splits["val"]))
+        if key is not None:
+            self.feature_store.store(key, cache)
         return cache
 
     def _write_history(self, rows: list[dict[str, Any]]) -> None:
@@ -326,7 +344,7 @@ class _Run:
                 if recorder.nan:
                     if (self.path / checkpoint.LAST).exists():
                         checkpoint.restore(self.path / checkpoint.LAST, self.model.variables)
-                    raise UserError(f"schedule.phases[{index}].lr",
+                    raise TrainingDiverged(f"schedule.phases[{index}].lr",
                                     f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
                                     f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
                                     f"{self.path / 'checkpoints'}")
