@@ -210,3 +210,44 @@ def limit_examples(labels: np.ndarray, limit: Optional[int], seed: int) -> np.nd
             keep.append(i)
             kept_per_label[groups] += 1
     return np.sort(np.asarray(keep, dtype=np.int64))
+
+
+def manifest_examples(source: str, class_names: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Every row of a `path,labels[,split]` manifest (any split) as paths and multi-hot labels.
+
+    What `tfft evaluate RUN --data csv:OTHER.csv` scores: the whole manifest, the way a plain
+    folder is evaluated whole, against the run's own classes.
+
+    Args:
+        source: `csv:PATH` (or PATH).
+        class_names: the run's classes (labels.txt order).
+
+    Raises:
+        UserError: a missing manifest, a header without `path,labels`, a malformed row or a
+            missing file (naming the row), a label the run does not know (naming the row).
+
+    Example:
+    >>> paths, y = manifest_examples("csv:other.csv", ["cat", "dog"])  # doctest: +SKIP
+    """
+    import csv
+
+    path = Path(source[len("csv:"):] if source.startswith("csv:") else source).expanduser()
+    if not path.is_file():
+        raise UserError(source, f"CSV manifest not found: {str(path)!r}",
+                        "give csv:path/to/manifest.csv with a header line `path,labels[,split]`")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        if "path" not in header or LABELS_COLUMN not in header:
+            raise UserError(str(path), f"expected a header with columns path,labels[,split], got {header}",
+                            "a multi-label run is evaluated on a manifest whose labels column lists each "
+                            "image's labels separated by spaces")
+        rows = read_rows(path, header, reader, ("train", "val", "test"))
+    check_files_exist(rows)
+    known = set(class_names)
+    for row in rows:
+        unknown = [label for label in row.labels if label not in known]
+        if unknown:
+            raise UserError(row.where, f"label(s) {unknown} are not among the model's labels {list(class_names)}",
+                            "evaluate on data labelled with the run's labels (labels.txt)")
+    return [row.path for row in rows], multi_hot([row.labels for row in rows], class_names)
