@@ -251,3 +251,41 @@ def manifest_examples(source: str, class_names: Sequence[str]) -> tuple[list[str
             raise UserError(row.where, f"label(s) {unknown} are not among the model's labels {list(class_names)}",
                             "evaluate on data labelled with the run's labels (labels.txt)")
     return [row.path for row in rows], multi_hot([row.labels for row in rows], class_names)
+
+
+def task_of_source(source: str, task: str = "auto") -> str:
+    """The task a config's `task` and `data.source` give, found before any image is scanned.
+
+    `auto` reads a `path,labels` manifest's labels cells (the CSV text only) and is multi-label
+    when a row has several labels or none; `builtin:shapes-multi` is multi-label; a folder, a
+    `path,label` manifest, TFDS and `builtin:shapes` are single-label. An explicit task is
+    checked against the manifest's rows.
+
+    Raises:
+        UserError: an unknown task; `task: single_label` on a manifest with several labels in a
+            row or on `builtin:shapes-multi` (naming the key and the row).
+
+    Example:
+    >>> task_of_source("builtin:shapes-multi"), task_of_source("photos/")
+    ('multi_label', 'single_label')
+    """
+    import csv
+
+    if task not in TASKS:
+        raise UserError("task", f"unknown task {task!r}", f"use one of {', '.join(TASKS)}")
+    source = source.strip()
+    if source == "builtin:shapes-multi":
+        if task == "single_label":
+            raise UserError("task", "task: single_label, but builtin:shapes-multi is multi-label data "
+                            "(an image shows several shapes)",
+                            "set task: multi_label (or auto), or use data.source: builtin:shapes")
+        return "multi_label"
+    if source.startswith("csv:"):
+        path = Path(source[len("csv:"):]).expanduser()
+        if path.is_file():
+            with open(path, newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                header = [h.strip() for h in (reader.fieldnames or [])]
+                if "path" in header and LABELS_COLUMN in header:
+                    return resolve_task(task, read_rows(path, header, reader, ("train", "val", "test")))
+    return "single_label" if task == "auto" else task
