@@ -246,3 +246,18 @@ def _lam(row, a, b):
         return 1.0 if np.allclose(row, a) else None
     k = differ[0]
     return float((row[k] - b[k]) / (a[k] - b[k]))
+
+
+def test_task_of_source_is_known_before_any_image_is_scanned(tmp_path):
+    from tfft.data.multilabel import task_of_source
+
+    multi = write_manifest(tmp_path / "m", [("a.png", "cat dog"), ("b.png", "cat")])
+    single = write_manifest(tmp_path / "s", [("a.png", "cat"), ("b.png", "dog")])
+    assert task_of_source(f"csv:{multi}") == "multi_label"
+    assert task_of_source(f"csv:{single}") == "single_label"
+    assert task_of_source(f"csv:{single}", "multi_label") == "multi_label"
+    assert task_of_source("builtin:shapes-multi") == "multi_label"
+    assert task_of_source(str(tmp_path), "auto") == "single_label"
+    with pytest.raises(UserError) as info:
+        task_of_source(f"csv:{multi}", "single_label")
+    assert info.value.where == "task" and f"{multi}:2" in info.value.message

@@ -111,3 +111,20 @@ def test_plots_are_written(tmp_path):
                  plot_label_cooccurrence(y, names, tmp_path / "co.png"),
                  plot_label_confusion(y, p, names, [0.5] * 5, tmp_path / "cm.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_savedmodel_label_strings_and_label_parity():
+    import tensorflow as tf
+
+    from tfft.evaluation.multilabel_eval import joined_labels, label_parity, prediction_row
+
+    probs = tf.constant([[0.9, 0.2, 0.6], [0.1, 0.1, 0.1], [0.5, 0.7, 0.0]])
+    names = tf.constant(["cat", "dog", "sofa"])
+    out = joined_labels(probs, names, tf.constant([0.5, 0.5, 0.4]))
+    assert [s.decode() for s in out.numpy()] == ["cat sofa", "", "cat dog"]
+    parity = label_parity(np.array([[0.6, 0.4], [0.2, 0.1]]), np.array([[0.6, 0.6], [0.2, 0.1]]),
+                          np.array([0.5, 0.5]), ["cat", "dog"])
+    assert parity == {"cat": 100.0, "dog": 50.0}
+    row = prediction_row("x.png", np.array([0.3, 0.8, 0.45]), ["cat", "dog", "sofa"], np.array([0.5, 0.5, 0.4]))
+    assert row["labels"] == ["dog", "sofa"] and row["probabilities"] == [0.8, 0.45]
+    assert row["all_probabilities"] == {"cat": 0.3, "dog": 0.8, "sofa": 0.45}
