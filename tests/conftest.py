@@ -11,7 +11,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TFFT_SHARED", REPO.parent / "shared"))  # worktrees: set TFFT_SHARED
+# /work/main/../shared, or from a worktree /work/wt/NAME/../../shared
+SHARED = next((p / "shared" for p in REPO.parents[:2] if (p / "shared").is_dir()),
+              REPO.parent / "shared")
 PETS_MINI = SHARED / "datasets" / "pets-mini"
 
 

@@ -6,13 +6,12 @@ The trainer's own end-of-training evaluation of an in-memory model is
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tfft.evaluation import multilabel_eval
 from tfft.errors import UserError
 from tfft.evaluation.rundir import decoded_files, load_model, open_run, split_files
 from tfft.reporting.evaluate import worst_examples, write_split
@@ -69,6 +68,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     run = open_run(run_dir)
     batch_size = int(batch_size or run.config.data.batch_size)
     top_k = int(top_k or run.config.evaluate.top_k)
+    if multilabel_eval.is_multi_label(run):  # metrics at the run's thresholds; --data csv: scores every row
+        return multilabel_eval.evaluate_run_multilabel(run, data, split, batch_size)
     source = str(data if data is not None else run.config.data.source)
     if source.startswith(("builtin:", "tfds:")):
         return _evaluate_generated(run, source, split, batch_size, top_k)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Optional
 
 import keras
@@ -99,10 +98,8 @@ from tfft.errors import UserError
     # The head stays float32 under mixed precision so logits, probabilities and the loss are exact.
     logits = keras.layers.Dense(num_classes, activation=None, dtype="float32", name=LOGITS_LAYER)(x)
     outputs = keras.layers.Activation(task.activation, dtype="float32", name=PROBABILITIES_LAYER)(logits)
-    # A `keras:PATH` spec is named by its path; Keras names take no '/'.
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec.name.removeprefix("keras:")).stem if spec.name.startswith("keras:")
-                  else spec.name)
-    return keras.Model(inputs, outputs, name=f"tfft_{name}")
+    # A `keras:path/to/file.keras` spec's name holds '/', which Keras refuses in a model name.
+    return keras.Model(inputs, outputs, name="tfft_" + re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name))
 
 
 def logits_model(model: keras.Model) -> keras.Model:
