@@ -30,8 +30,7 @@ def preview_grid(cfg_augment: AugmentConfig, images, labels, class_names: Sequen
 
     Example:
     >>> import numpy as np, tempfile, os
-    >>> from tfft.atomic import atomic_path
-from tfft.config import AugmentConfig
+    >>> from tfft.config import AugmentConfig
     >>> x = np.random.uniform(0, 255, [4, 16, 16, 3]).astype("float32")
     >>> p = preview_grid(AugmentConfig(rotation_range=30), x, [0, 0, 1, 1], ["a", "b"], 1,
     ...                  os.path.join(tempfile.mkdtemp(), "g.png"), per_class=2)

@@ -25,7 +25,6 @@ def resolve_backbone(model_cfg: ModelConfig) -> Any:
 
     Example:
     >>> from tfft.config import ModelConfig
-from tfft.errors import UserError
     >>> resolve_backbone(ModelConfig(backbone="vgg16")).name
     'vgg16'
     """
@@ -63,7 +62,6 @@ def build_classifier(
 
     Example:
     >>> from tfft.config import ModelConfig
-from tfft.errors import UserError
     >>> model = build_classifier(ModelConfig(backbone="mobilenet_v3_small", weights=None), 3, (32, 32))
     >>> model.output_shape
     (None, 3)
@@ -107,7 +105,6 @@ def logits_model(model: keras.Model) -> keras.Model:
 
     Example:
     >>> from tfft.config import ModelConfig
-from tfft.errors import UserError
     >>> model = build_classifier(ModelConfig(backbone="mobilenet_v3_small", weights=None), 3, (32, 32))
     >>> logits_model(model).output_shape
     (None, 3)
@@ -127,7 +124,6 @@ def backbone_spec_of(model: keras.Model) -> Any:
 
     Example:
     >>> from tfft.config import ModelConfig
-from tfft.errors import UserError
     >>> model = build_classifier(ModelConfig(backbone="vgg16", weights=None), 2, (32, 32))
     >>> backbone_spec_of(keras.Model(model.inputs, model.outputs, name="mine")).blocks[0].name
     'block1'
