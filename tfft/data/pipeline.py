@@ -226,7 +226,7 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
 
     Example:
     >>> splits = load_splits(cfg.data, seed=cfg.seed)  # doctest: +SKIP
-    >>> ds = make_dataset(splits, "train", cfg.data, seed=42, training=True, epochs=range(0, 5))
+    >>> ds = make_dataset(splits, "train", cfg.data, seed=42, training=True, epochs=range(0, 5))  # doctest: +SKIP
     >>> images, labels = next(iter(ds))  # doctest: +SKIP
     """
     if split not in splits.splits:

@@ -31,7 +31,7 @@ def preview_augmentation(config: Union[Config, dict, str, None], out_path: Union
     >>> path, text = preview_augmentation({"data": {"image_size": [32, 32], "builtin_per_class": 4},
     ...                                    "augment": {"rotation_range": 20}}, "grid.png", per_class=2)
     >>> path.name, text
-    ('grid.png', 'augment: rotation 20, horizontal flip')
+    ('grid.png', 'augment: rotation +-20deg...')
     """
     from tfft import data
     from tfft.augment import build_augmenter, preview_grid
