@@ -328,7 +328,10 @@ class _Run:
             return None
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
-        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
+        from tfft.training.feature_store import open_store
+
+        store = open_store(perf.feature_store, perf.feature_store_max_gb)
+        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, store)
         if self.augmenter is None:
             # One pass in file order; each epoch is gathered in its (seed, epoch) order.
             passes = [self._dataset("train", None)]

@@ -1,0 +1,2 @@
+"""Studies over many runs of one assembled config: cross-validation, ensembles, label issues and
+near-duplicates. Sits above tfft.training, below the run-directory commands and the CLI."""
