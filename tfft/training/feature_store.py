@@ -89,7 +89,8 @@ def model_digest(feature_model: Any) -> str:
         digest.update(np.ascontiguousarray(value).tobytes())
     shape = tuple(int(d) for d in feature_model.input_shape[1:])
     probe = np.random.default_rng(0).uniform(0, 255, (2,) + shape).astype(np.float32)
-    digest.update(np.asarray(keras.ops.convert_to_numpy(feature_model([probe], training=False)), np.float32).tobytes())
+    batch = [probe] if isinstance(feature_model.input, list) else probe  # the structure its inputs have
+    digest.update(np.asarray(keras.ops.convert_to_numpy(feature_model(batch, training=False)), np.float32).tobytes())
     return digest.hexdigest()
 
 
