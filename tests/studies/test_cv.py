@@ -102,6 +102,9 @@ def test_cv_writes_folds_oof_summary_and_reuses_features(tmp_path, cv_data, caps
     assert summary["groups"] == len(images) - 2 and summary["duplicate_pairs"]["exact"] == 2
     correct = np.mean([r["label"] == r["predicted"] for r in oof])
     assert summary["oof"]["accuracy"] == pytest.approx(correct)
+    for k in (1, 2, 3):  # the OOF rows of a fold agree with the fold's own evaluation
+        held_out = [r["label"] == r["predicted"] for r in oof if r["fold"] == str(k)]
+        assert np.mean(held_out) == pytest.approx(accuracy[k - 1])
     issues = _rows(root / "label_issues.csv")
     assert len(issues) == len(images) and list(issues[0])[:4] == ["path", "given", "suggested", "score"]
     assert (root / "cv.png").stat().st_size > 1000

@@ -316,16 +316,27 @@ def _run_fold(cfg: Config, folds_file: Path, k: int, folds: int, fold_dir: Path)
 
 
 def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
-    """fold-k/val_predictions.csv: the fold's model on its held-out images."""
+    """fold-k/val_predictions.csv: the fold's model.keras on its held-out images.
+
+    When the backbone stayed frozen, the features of those images are in the feature store (the
+    fold's training computed or read them), so only the head runs; the store is read, never written.
+    """
     import keras
 
     from tfft import data
     from tfft.data.sources import example_keys
+    from tfft.training import feature_cache, feature_store
 
     splits = data.load_splits(fold_cfg.data, fold_cfg.seed)
     model = keras.models.load_model(fold_dir / "model.keras", compile=False)
     dataset = data.make_dataset(splits, "val", fold_cfg.data, seed=fold_cfg.seed, training=False)
-    probs = np.concatenate([np.asarray(model.predict_on_batch(images), np.float64) for images, _ in dataset])
+    store = feature_store.open_store(fold_cfg.performance.feature_store, fold_cfg.performance.feature_store_max_gb)
+    predict = model.predict_on_batch
+    if store is not None and feature_cache.feature_size(model):
+        features, head = feature_cache.split_model(model)
+        stored = feature_store.StoredFeatures(store, features, features.predict_on_batch)
+        predict = lambda images: head.predict_on_batch(stored(images))  # noqa: E731
+    probs = np.concatenate([np.asarray(predict(images), np.float64) for images, _ in dataset])
     labels = np.asarray(splits["val"].labels)
     _write_predictions(fold_dir / FOLD_PREDICTIONS, example_keys(splits["val"]), labels,
                        np.full(len(labels), k), probs, splits.class_names)
