@@ -26,10 +26,16 @@ def _cv_config(source: Path, name: str = "cvt") -> dict:
 
 @pytest.fixture(scope="module")
 def cv_data(tmp_path_factory) -> Path:
-    """2 classes x 9 images, and two exact copies of images planted under new names."""
-    root = write_image_folder(tmp_path_factory.mktemp("cv") / "images", {"cat": 9, "dog": 9}, size=24)
+    """2 classes x 9 images, two exact copies under new names, and a scene with a resized JPEG copy of it."""
+    from PIL import Image
+
+    root = write_image_folder(tmp_path_factory.mktemp("cv") / "images", {"cat": 8, "dog": 9}, size=24)
     shutil.copy(root / "cat" / "cat_000.png", root / "cat" / "copy_of_cat_000.png")
     shutil.copy(root / "dog" / "dog_004.png", root / "dog" / "copy_of_dog_004.png")
+    y, x = np.mgrid[0:64, 0:64]
+    scene = np.stack([x * 4, y * 4, ((x - 20) ** 2 + (y - 40) ** 2 < 200) * 255], -1).clip(0, 255).astype(np.uint8)
+    Image.fromarray(scene).save(root / "cat" / "scene.png")
+    Image.fromarray(scene).resize((48, 48)).save(root / "cat" / "scene_small.jpg", quality=75)
     return root
 
 
@@ -61,7 +67,7 @@ def test_cv_writes_folds_oof_summary_and_reuses_features(tmp_path, cv_data, caps
     result = tfft.cv(_cv_config(cv_data), folds=3, run_dir=str(tmp_path / "cv"))
     out = capsys.readouterr().out
     root = result.run_dir
-    images = sorted(str(p.resolve()) for p in cv_data.rglob("*.png"))
+    images = sorted(str(p.resolve()) for p in cv_data.rglob("*.*"))
     # Every fold a complete run directory whose validation split is its fold.
     plan = _rows(root / "folds.csv")
     for k in (1, 2, 3):
@@ -79,9 +85,11 @@ def test_cv_writes_folds_oof_summary_and_reuses_features(tmp_path, cv_data, caps
         fold_of[str((cv_data / "cat" / "cat_000.png").resolve())]
     assert fold_of[str((cv_data / "dog" / "copy_of_dog_004.png").resolve())] == \
         fold_of[str((cv_data / "dog" / "dog_004.png").resolve())]
+    assert fold_of[str((cv_data / "cat" / "scene_small.jpg").resolve())] == \
+        fold_of[str((cv_data / "cat" / "scene.png").resolve())]
     for label in ("cat", "dog"):
         counts = [sum(r["label"] == label and r["fold"] == str(k) for r in plan) for k in (1, 2, 3)]
-        assert sum(counts) == 10 and max(counts) - min(counts) <= 2, (label, counts)
+        assert sum(counts) == {"cat": 11, "dog": 10}[label] and max(counts) - min(counts) <= 2, (label, counts)
     # Every train+val image exactly once out of fold, predicted by the fold that held it out.
     oof = _rows(root / "oof_predictions.csv")
     assert list(oof[0]) == ["path", "label", "predicted", "fold", "p_cat", "p_dog"]
@@ -99,7 +107,8 @@ def test_cv_writes_folds_oof_summary_and_reuses_features(tmp_path, cv_data, caps
     assert summary["metrics"]["accuracy"]["std"] == pytest.approx(np.std(accuracy, ddof=1))
     assert set(summary["metrics"]) >= {"accuracy", "macro_f1", "loss"}
     assert set(summary["per_class_f1"]) == {"cat", "dog"}
-    assert summary["groups"] == len(images) - 2 and summary["duplicate_pairs"]["exact"] == 2
+    assert summary["groups"] == len(images) - 3
+    assert summary["duplicate_pairs"] == {"exact": 2, "phash": 1}
     correct = np.mean([r["label"] == r["predicted"] for r in oof])
     assert summary["oof"]["accuracy"] == pytest.approx(correct)
     for k in (1, 2, 3):  # the OOF rows of a fold agree with the fold's own evaluation
@@ -149,7 +158,7 @@ def test_cv_killed_inside_fold_2_resumes_fold_2_and_keeps_fold_1(tmp_path, cv_da
     assert (tmp_path / "cv" / "fold-1" / "model.keras").stat().st_mtime_ns == fold_1
     history = _rows(tmp_path / "cv" / "fold-2" / "history.csv")
     assert [row["epoch"] for row in history] == ["1", "2"]
-    assert len(_rows(result.run_dir / "oof_predictions.csv")) == 20
+    assert len(_rows(result.run_dir / "oof_predictions.csv")) == 21
     assert result.summary["seconds"]["per_fold"][0] is None  # finished before the interruption
 
 

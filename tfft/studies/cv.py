@@ -489,7 +489,7 @@ def _plot(summary: dict[str, Any], out: Path) -> None:
     axes[1].set_xticks(x)
     axes[1].set_xlabel("fold")
     axes[1].set_title(f"validation loss {loss['mean']:.3f}±{loss['std']:.3f}")
-    fig.suptitle(f"{k}-fold cross-validation, {summary['images']} images, {summary['groups']} groups")
+    fig.suptitle(f"{k}-fold cross-validation, {summary['images']} images, {summary['groups']} groups", y=1.03)
     _save(fig, out)
 
 
