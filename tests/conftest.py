@@ -11,7 +11,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# /work/main/../shared, or from a worktree /work/wt/NAME/../../shared
+SHARED = next((p / "shared" for p in REPO.parents[:2] if (p / "shared").is_dir()),
+              REPO.parent / "shared")
 PETS_MINI = SHARED / "datasets" / "pets-mini"
 
 

@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 from tfft.config import Config, load_config
 from tfft.errors import UserError
 
-__version__ = "0.1.0"
+from tfft.version import __version__
 
 __all__ = [
     "Config",
@@ -71,7 +71,7 @@ def build_model(config: Union[Config, dict, str, None] = None, num_classes: Opti
 
 
 def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] = None,
-          resume: bool = False, overwrite: bool = False) -> Any:
+          resume: bool = False, overwrite: bool = False, callbacks: Optional[list] = None) -> Any:
     """Train as the config says; returns a `TrainResult` (`run_dir`, `metrics`, `history`).
 
     Args:
@@ -79,6 +79,8 @@ def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] 
         run_dir: where to write the run (default `runs/NAME`, numbered when taken).
         resume: continue an unfinished run from its last checkpoint.
         overwrite: replace a finished run in `run_dir`.
+        callbacks: extra `keras.callbacks.Callback`s added to every phase's `fit`; an exception
+            one raises ends the run and propagates unchanged.
 
     Example:
     >>> import tfft
@@ -87,7 +89,7 @@ def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] 
     """
     from tfft.training.run import train as _train
 
-    return _train(config, run_dir=run_dir, resume=resume, overwrite=overwrite)
+    return _train(config, run_dir=run_dir, resume=resume, overwrite=overwrite, callbacks=callbacks)
 
 
 def evaluate(run_dir: str, data: Optional[str] = None, split: str = "val") -> dict:

@@ -136,7 +136,9 @@ class ScheduleConfig(_Section):
 
     preset: Literal["feature_extraction", "full", "two_phase", "gradual"] = "two_phase"
     phases: Optional[list[PhaseConfig]] = None
-    bn: Literal["frozen", "train"] = "frozen"
+    # auto: `frozen` for pretrained weights (their statistics are worth keeping), `train` from
+    # scratch (initial statistics would never move); `tfft config show` prints the resolved value.
+    bn: Literal["auto", "frozen", "train"] = "auto"
     # Preset parameters.
     epochs: int = Field(5, ge=1)
     head_epochs: int = Field(3, ge=1)
@@ -297,6 +299,13 @@ class Config(_Section):
                 f"expected letters, digits, '.', '_' or '-' (a folder name under runs/), got {value!r}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _resolve_bn(self) -> "Config":
+        if self.schedule.bn == "auto":
+            pretrained = self.model.weights is not None or self.model.backbone.startswith("keras:")
+            self.schedule.bn = "frozen" if pretrained else "train"
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (lists, not tuples), ready for YAML."""

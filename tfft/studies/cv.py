@@ -26,9 +26,10 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from tfft import layout
+from tfft.atomic import write_csv, write_json, write_text
 from tfft.config import Config, load_config
 from tfft.errors import TrainingInterrupted, UserError
-from tfft.training.rundir import write_csv, write_json, write_text
 
 FOLDS_FILE = "folds.csv"
 SUMMARY_FILE = "cv_summary.json"
@@ -251,7 +252,9 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     >>> result.summary["metrics"]["accuracy"]["mean"]  # doctest: +SKIP
     0.93
     """
-    cfg = load_config(config)
+    from tfft.training.assembly import resolve
+
+    cfg = resolve(config).config  # every config mistake surfaces here, before any image is read
     _check_folds(folds)
     if cfg.data.fold_file is not None:
         raise UserError("data.fold_file", "is set: this config is already one fold of a cross-validation",
@@ -260,11 +263,11 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
         _ensemble_available()
     path = _choose_dir(cfg, run_dir, resume)
     folds_file = path / FOLDS_FILE
-    command = f"tfft cv {path / 'config.yaml'} --folds {folds} --run-dir {path} --resume"
+    command = f"tfft cv {path / layout.CONFIG} --folds {folds} --run-dir {path} --resume"
     if resume:
         from tfft.training.run import _check_resumable
 
-        _check_resumable(load_config(path / "config.yaml"), cfg)
+        _check_resumable(load_config(path / layout.CONFIG), cfg)
         saved = _read_plan(folds_file)
         if int(saved["folds"].max()) != folds:
             raise UserError("--folds", f"the cross-validation in {path} has {int(saved['folds'].max())} folds, "
@@ -273,7 +276,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     else:
         plan = plan_folds(cfg, folds)
         path.mkdir(parents=True, exist_ok=True)
-        write_text(path / "config.yaml", cfg.to_yaml())
+        write_text(path / layout.CONFIG, cfg.to_yaml())
         write_json(path / "cv_plan.json", {"folds": folds, "groups": plan.num_groups,
                                            "duplicate_pairs": plan.duplicate_pairs, "has_test": plan.has_test})
         _write_plan(folds_file, plan)  # last: its presence marks a study that can be resumed
@@ -288,24 +291,26 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     except TrainingInterrupted:
         raise TrainingInterrupted(str(path), command) from None
     summary = _summarize(cfg, path, fold_dirs, seconds, time.time() - started)
-    ensemble_dir = _ensemble(path, fold_dirs) if ensemble else None
+    ensemble_dir = None
+    if ensemble:
+        ensemble_dir, summary["ensemble"] = _ensemble(path, fold_dirs)
+        write_json(path / SUMMARY_FILE, summary)
     return CVResult(path, summary, fold_dirs, ensemble_dir)
 
 
 def _run_fold(cfg: Config, folds_file: Path, k: int, folds: int, fold_dir: Path) -> Optional[float]:
     """Train fold k (or finish it) and write its share of the OOF predictions; the seconds it took."""
-    from tfft.training import rundir
     from tfft.training.run import train
 
-    if rundir.is_finished(fold_dir) and (fold_dir / FOLD_PREDICTIONS).exists():
+    if layout.is_finished(fold_dir) and (fold_dir / FOLD_PREDICTIONS).exists():
         print(f"cv: fold {k}/{folds} already finished ({fold_dir})")
         return None
     started = time.time()
     fold_cfg = fold_config(cfg, folds_file, k)
-    if not rundir.is_finished(fold_dir):
+    if not layout.is_finished(fold_dir):
         import keras
 
-        again = rundir.has_state(fold_dir)
+        again = layout.has_checkpoint(fold_dir)
         print(f"cv: fold {k}/{folds}" + (" (resuming)" if again else ""), flush=True)
         # Each fold starts as in a fresh process: the previous folds' graphs freed, layer names (which
         # a checkpoint's variable paths hold) counted from scratch, so a fold resumes in any process.
@@ -328,7 +333,7 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
     from tfft.training import feature_cache, feature_store
 
     splits = data.load_splits(fold_cfg.data, fold_cfg.seed)
-    model = keras.models.load_model(fold_dir / "model.keras", compile=False)
+    model = keras.models.load_model(fold_dir / layout.MODEL, compile=False)
     dataset = data.make_dataset(splits, "val", fold_cfg.data, seed=fold_cfg.seed, training=False)
     store = feature_store.open_store(fold_cfg.performance.feature_store, fold_cfg.performance.feature_store_max_gb)
     predict = model.predict_on_batch
@@ -392,8 +397,8 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
     from tfft.evaluation.metrics import compute_metrics
 
     plan = json.loads((path / "cv_plan.json").read_text(encoding="utf-8"))
-    per_fold = [json.loads((d / "metrics.json").read_text(encoding="utf-8")) for d in fold_dirs]
-    class_names = (fold_dirs[0] / "labels.txt").read_text(encoding="utf-8").split()
+    per_fold = [json.loads((d / layout.METRICS).read_text(encoding="utf-8")) for d in fold_dirs]
+    class_names = (fold_dirs[0] / layout.LABELS).read_text(encoding="utf-8").splitlines()
     val = [m["val"] for m in per_fold]
     summary: dict[str, Any] = {
         "folds": len(fold_dirs),
@@ -503,9 +508,17 @@ def _ensemble_available() -> None:
         raise UserError("--ensemble", "this tfft has no `tfft ensemble` yet", "drop --ensemble")
 
 
-def _ensemble(path: Path, fold_dirs: list[Path]) -> Path:
+def _ensemble(path: Path, fold_dirs: list[Path]) -> tuple[Path, dict[str, Any]]:
+    """DIR/ensemble/: the K fold models averaged, measured on the test split (the only images no
+    fold trained on: the folds' validation images are each in K-1 members' training data)."""
     from tfft.studies import ensemble
 
     out = path / "ensemble"
-    ensemble.ensemble([str(d) for d in fold_dirs], out=str(out))
-    return out
+    result = ensemble.ensemble([str(d) for d in fold_dirs], out=str(out), split="test", overwrite=True)
+    found = {"run_dir": out.name, "evaluated_on": result.evaluated_on}
+    if result.metrics:
+        found["test"] = {name: result.metrics[name] for name in SUMMARY_METRICS}
+        print("ensemble of the folds on test: " + ", ".join(f"{m} {result.metrics[m]:.4f}" for m in SUMMARY_METRICS))
+    else:
+        print(f"ensemble of the folds: written to {out}, not evaluated ({result.evaluated_on})")
+    return out, found

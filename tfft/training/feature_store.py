@@ -138,7 +138,7 @@ class FeatureStore:
         """Write one shard of new features, then keep the store within its bound."""
         if len(keys) == 0:
             return
-        from tfft.training.rundir import atomic_path
+        from tfft.atomic import atomic_path
 
         folder = self.root / model_key
         folder.mkdir(parents=True, exist_ok=True)
