@@ -27,11 +27,13 @@ __all__ = [
     "build_model",
     "cv",
     "data",
+    "ensemble",
     "evaluate",
     "export",
     "load_config",
     "predict",
     "train",
+    "tune",
 ]
 
 _LAZY_MODULES = ("data", "backbones", "augment", "models", "schedule")
@@ -92,6 +94,38 @@ def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] 
     return _train(config, run_dir=run_dir, resume=resume, overwrite=overwrite, callbacks=callbacks)
 
 
+def tune(config: Union[Config, dict, str, None], space: Union[str, dict], trials: int,
+         storage: Optional[str] = None, study: Optional[str] = None, run_dir: Optional[str] = None,
+         metric: str = "accuracy", keep: Optional[int] = None, pruner: Any = "median", sampler: Any = None,
+         verbose: bool = False) -> Any:
+    """Hyperparameter search with Optuna until the study has `trials` finished trials (`tfft tune`).
+
+    Args:
+        config: the base config (a `Config`, dict, YAML path or text).
+        space: SPACE.yaml (path, text or dict): dotted keys to uniform / log_uniform / int / choice.
+        trials: N, the study's total of finished trials over every process sharing the storage.
+        storage: an Optuna storage URL (default `sqlite:///DIR/study.db`).
+        study: the study's name (default: the config's name).
+        run_dir: DIR for trials.csv, best_config.yaml, tune.png and trials/ (default `runs/NAME-tune`).
+        metric: the val metric to optimise (`loss` minimised, others maximised).
+        keep: keep only the best `keep` trials' run directories.
+        pruner: `median`, `none` or an `optuna.pruners` object.
+        sampler: None (TPE seeded by the config's seed) or an `optuna.samplers` object.
+        verbose: show each trial's training output.
+
+    Returns:
+        A `TuneResult` (`run_dir`, `best_trial`, `best_value`, `best_params`, `best_config`, `trials`).
+
+    Example:
+    >>> result = tfft.tune("configs/quickstart.yaml", "space.yaml", trials=20)  # doctest: +SKIP
+    >>> result.best_config  # doctest: +SKIP
+    """
+    from tfft.studies.tune import tune as _tune
+
+    return _tune(config, space, trials, storage=storage, study=study, run_dir=run_dir, metric=metric,
+                 keep=keep, pruner=pruner, sampler=sampler, verbose=verbose)
+
+
 def evaluate(run_dir: str, data: Optional[str] = None, split: str = "val") -> dict:
     """Evaluate a run's model.keras on a split; writes `RUN_DIR/eval/<split>/`.
 
@@ -117,6 +151,29 @@ def predict(run_dir: str, paths: list, top_k: int = 3, tta: bool = False) -> lis
     from tfft.evaluation.predict import predict as _predict
 
     return _predict(run_dir, list(paths), top_k=top_k, tta=tta)
+
+
+def ensemble(run_dirs: list, out: str, data: Optional[str] = None, split: str = "val",
+             overwrite: bool = False) -> Any:
+    """Average finished runs into one model, written as a run directory; an `EnsembleResult`.
+
+    The model (plain Keras, built-in layers) takes the largest member input and resizes it for
+    each member inside; `evaluate`, `predict` and `export` accept its run directory.
+
+    Args:
+        run_dirs: two or more finished runs trained on the same classes.
+        out: the ensemble's run directory.
+        data: evaluate on this data spec instead of the members' common `split` images.
+        split: the split evaluated into metrics.json.
+        overwrite: replace `out` when it already holds files.
+
+    Example:
+    >>> result = tfft.ensemble(["runs/cv/fold-1", "runs/cv/fold-2"], out="runs/ens")  # doctest: +SKIP
+    >>> result.metrics["accuracy"], [m["accuracy"] for m in result.members]  # doctest: +SKIP
+    """
+    from tfft.studies.ensemble import ensemble as _ensemble
+
+    return _ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
 
 
 def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out: Optional[str] = None) -> Any:

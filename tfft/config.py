@@ -282,6 +282,9 @@ class Config(_Section):
 
     name: str = "run"
     seed: int = 42
+    # auto: multi_label when a `path,labels` manifest row has several labels (or none), or for
+    # builtin:shapes-multi; single_label for folders and `path,label` manifests.
+    task: Literal["auto", "single_label", "multi_label"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -327,13 +330,13 @@ def _plain(value: Any) -> Any:
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[-?\d+\])*)")
 
 
-def _parse_key(key: str) -> list[Union[str, int]]:
+def _parse_key(key: str, label: Optional[str] = None) -> list[Union[str, int]]:
     parts: list[Union[str, int]] = []
     for piece in key.split("."):
         match = _KEY_PART.fullmatch(piece.strip())
         if not match:
             raise UserError(
-                f"--set {key}", "expected a dotted key such as data.batch_size or "
+                label or f"--set {key}", "expected a dotted key such as data.batch_size or "
                 "schedule.phases[1].lr", "write KEY=VALUE with no spaces around '='"
             )
         parts.append(match.group(1))
@@ -362,30 +365,52 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     except yaml.YAMLError as exc:
         raise UserError(f"--set {key}", f"cannot read {text!r} as a YAML value ({exc.problem})",
                         "quote strings; lists look like [96,96]") from None
-    parts = _parse_key(key)
+    set_key(raw, key, value, label=f"--set {key}")
+
+
+def set_key(raw: dict[str, Any], key: str, value: Any, label: Optional[str] = None) -> None:
+    """Set the dotted `key` of a raw config to an already parsed `value`, in place (no validation).
+
+    `apply_override` parses its text and calls this; `tfft tune` sets each trial's parameters
+    with it. Validate the result with `load_config`.
+
+    Args:
+        raw: the config as plain data.
+        key: a dotted key with optional list indices, e.g. `schedule.phases[1].lr`.
+        value: the value to store.
+        label: how error messages name the key (default `--set KEY`).
+
+    Example:
+    >>> raw = {}
+    >>> set_key(raw, "model.dropout", 0.3)
+    >>> raw
+    {'model': {'dropout': 0.3}}
+    """
+    label = label or f"--set {key}"
+    parts = _parse_key(key, label)
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
         if isinstance(part, int):
             if not isinstance(node, list) or not -len(node) <= part < len(node):
-                raise UserError(f"--set {key}", f"index [{part}] is out of range",
+                raise UserError(label, f"index [{part}] is out of range",
                                 "the list has %d items" % (len(node) if isinstance(node, list) else 0))
             node = node[part]
             continue
         if not isinstance(node, dict):
-            raise UserError(f"--set {key}", f"{part!r} is not inside a mapping")
+            raise UserError(label, f"{part!r} is not inside a mapping")
         if node.get(part) is None:
             node[part] = [] if isinstance(nxt, int) else {}
         node = node[part]
     last = parts[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or not -len(node) <= last < len(node):
-            raise UserError(f"--set {key}", f"index [{last}] is out of range")
+            raise UserError(label, f"index [{last}] is out of range")
         node[last] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise UserError(f"--set {key}", f"{last!r} is not inside a mapping")
+        raise UserError(label, f"{last!r} is not inside a mapping")
 
 
 def _loc_to_key(loc: tuple[Any, ...]) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_config
-from tfft.training.feature_store import FeatureStore, StoredFeatures, image_digests, model_digest
+from tfft.training.feature_store import DiskFeatureStore, StoredFeatures, image_digests, model_digest
 
 
 def _feature_model(size: int = 16, seed: int = 0):
@@ -37,7 +37,7 @@ def _images(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
 
 def test_second_view_reads_what_the_first_computed(tmp_path):
     model = _feature_model()
-    store = FeatureStore(tmp_path / "store", 2**30)
+    store = DiskFeatureStore(tmp_path / "store", 2**30)
     first = StoredFeatures(store, model, _Counting(model))
     images = _images(6)
     expected = np.asarray(model(images))
@@ -69,7 +69,7 @@ def test_keys_change_with_pixels_weights_and_size():
 
 
 def test_store_keeps_within_its_bound_dropping_least_recently_used(tmp_path):
-    store = FeatureStore(tmp_path, 10**9)
+    store = DiskFeatureStore(tmp_path, 10**9)
     keys = [image_digests(_images(50, seed=i)) for i in range(3)]
     for i, k in enumerate(keys):
         store.add(f"m{i}", k, np.ones((50, 256), np.float32))

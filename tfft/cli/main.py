@@ -66,7 +66,8 @@ def _register() -> None:
     # Each command family lives in its own module; a module that is absent is simply skipped.
     import importlib
 
-    for name in ("commands_data", "commands_augment", "commands_evaluate", "commands_schedule", "commands_cv"):
+    for name in ("commands_data", "commands_augment", "commands_evaluate", "commands_schedule",
+                 "commands_ensemble", "commands_tune", "commands_cv"):
         try:
             module = importlib.import_module(f"tfft.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -142,7 +142,10 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     from tfft.data.sources import example_keys, pooled
 
     _check_folds(folds)
-    splits = data.load_splits(cfg.data, cfg.seed)
+    splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
+    if splits.task != "single_label":
+        raise UserError("task", f"tfft cv takes single-label data; {cfg.data.source} is read as {splits.task}",
+                        "cross-validate a single-label source (multi-label folds are not supported yet)")
     pool = pooled(splits)
     keys = example_keys(pool)
     labels = np.asarray(pool.labels, dtype=np.int64)
@@ -332,7 +335,7 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
     from tfft.data.sources import example_keys
     from tfft.training import feature_cache, feature_store
 
-    splits = data.load_splits(fold_cfg.data, fold_cfg.seed)
+    splits = data.load_splits(fold_cfg.data, fold_cfg.seed, task=fold_cfg.task)
     model = keras.models.load_model(fold_dir / layout.MODEL, compile=False)
     dataset = data.make_dataset(splits, "val", fold_cfg.data, seed=fold_cfg.seed, training=False)
     store = feature_store.open_store(fold_cfg.performance.feature_store, fold_cfg.performance.feature_store_max_gb)

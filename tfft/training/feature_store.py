@@ -1,8 +1,11 @@
 """The persistent feature store: frozen backbone features that outlive a run.
 
 `tfft.training.feature_cache` computes a frozen backbone's features once per phase; this store
-keeps them on disk so that the next run over the same images with the same feature model (a
-cross-validation fold, a tuning trial, a repeated run) reads them instead of computing them.
+keeps them on disk, one row per image, so that the next run over the same images with the same
+feature model (a cross-validation fold on another subset, a tuning trial, a repeated run, in this
+process or another) reads them instead of computing them. (`feature_cache.FeatureStore` is the
+in-memory counterpart `tfft tune` passes to `tfft.train`: whole caches, augmented copies included,
+within one process.)
 
 Keys are exact, so a stale entry is never read:
 
@@ -42,7 +45,7 @@ def default_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tfft" / "features"
 
 
-def open_store(setting: str, max_gb: float) -> Optional["FeatureStore"]:
+def open_store(setting: str, max_gb: float) -> Optional["DiskFeatureStore"]:
     """The store `performance.feature_store` names (`auto`, `off` or a folder), or None for `off`.
 
     Example:
@@ -52,7 +55,7 @@ def open_store(setting: str, max_gb: float) -> Optional["FeatureStore"]:
     if setting == "off":
         return None
     root = default_root() if setting == "auto" else Path(setting).expanduser()
-    return FeatureStore(root, int(max_gb * 2**30))
+    return DiskFeatureStore(root, int(max_gb * 2**30))
 
 
 def image_digests(images: np.ndarray) -> np.ndarray:
@@ -103,7 +106,7 @@ def _layers(model: Any) -> list[Any]:
     return out
 
 
-class FeatureStore:
+class DiskFeatureStore:
     """Features on disk, by (feature model digest, image digest), bounded in size.
 
     Args:
@@ -116,7 +119,7 @@ class FeatureStore:
         self.max_bytes = int(max_bytes)
 
     def __repr__(self) -> str:
-        return f"FeatureStore({str(self.root)!r}, max_bytes={self.max_bytes})"
+        return f"DiskFeatureStore({str(self.root)!r}, max_bytes={self.max_bytes})"
 
     def load(self, model_key: str) -> dict[bytes, np.ndarray]:
         """Every stored feature vector of one feature model, by image digest."""
@@ -187,12 +190,12 @@ class StoredFeatures:
     """One feature model's view of a store: compute only the images the store does not hold.
 
     Args:
-        store: a `FeatureStore`.
+        store: a `DiskFeatureStore`.
         feature_model: the model whose features are stored (its digest is the key).
         compute: `compute(images) -> features` (the feature cache's compiled call).
     """
 
-    def __init__(self, store: FeatureStore, feature_model: Any, compute: Callable[[Any], Any]):
+    def __init__(self, store: DiskFeatureStore, feature_model: Any, compute: Callable[[Any], Any]):
         self.store = store
         self.key = model_digest(feature_model)
         self.compute = compute
