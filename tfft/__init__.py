@@ -25,6 +25,7 @@ __all__ = [
     "__version__",
     "backbones",
     "build_model",
+    "cv",
     "data",
     "ensemble",
     "evaluate",
@@ -32,6 +33,7 @@ __all__ = [
     "load_config",
     "predict",
     "train",
+    "tune",
 ]
 
 _LAZY_MODULES = ("data", "backbones", "augment", "models", "schedule")
@@ -90,6 +92,38 @@ def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] 
     from tfft.training.run import train as _train
 
     return _train(config, run_dir=run_dir, resume=resume, overwrite=overwrite, callbacks=callbacks)
+
+
+def tune(config: Union[Config, dict, str, None], space: Union[str, dict], trials: int,
+         storage: Optional[str] = None, study: Optional[str] = None, run_dir: Optional[str] = None,
+         metric: str = "accuracy", keep: Optional[int] = None, pruner: Any = "median", sampler: Any = None,
+         verbose: bool = False) -> Any:
+    """Hyperparameter search with Optuna until the study has `trials` finished trials (`tfft tune`).
+
+    Args:
+        config: the base config (a `Config`, dict, YAML path or text).
+        space: SPACE.yaml (path, text or dict): dotted keys to uniform / log_uniform / int / choice.
+        trials: N, the study's total of finished trials over every process sharing the storage.
+        storage: an Optuna storage URL (default `sqlite:///DIR/study.db`).
+        study: the study's name (default: the config's name).
+        run_dir: DIR for trials.csv, best_config.yaml, tune.png and trials/ (default `runs/NAME-tune`).
+        metric: the val metric to optimise (`loss` minimised, others maximised).
+        keep: keep only the best `keep` trials' run directories.
+        pruner: `median`, `none` or an `optuna.pruners` object.
+        sampler: None (TPE seeded by the config's seed) or an `optuna.samplers` object.
+        verbose: show each trial's training output.
+
+    Returns:
+        A `TuneResult` (`run_dir`, `best_trial`, `best_value`, `best_params`, `best_config`, `trials`).
+
+    Example:
+    >>> result = tfft.tune("configs/quickstart.yaml", "space.yaml", trials=20)  # doctest: +SKIP
+    >>> result.best_config  # doctest: +SKIP
+    """
+    from tfft.studies.tune import tune as _tune
+
+    return _tune(config, space, trials, storage=storage, study=study, run_dir=run_dir, metric=metric,
+                 keep=keep, pruner=pruner, sampler=sampler, verbose=verbose)
 
 
 def evaluate(run_dir: str, data: Optional[str] = None, split: str = "val") -> dict:
@@ -151,3 +185,27 @@ def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out
     from tfft.evaluation.export import export as _export
 
     return _export(run_dir, format=format, quantize=quantize, out=out)
+
+
+def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: Optional[str] = None,
+       resume: bool = False, ensemble: bool = False) -> Any:
+    """Stratified, grouped K-fold cross-validation; returns a `CVResult` (`run_dir`, `summary`).
+
+    Every fold is a `tfft.train` run in `DIR/fold-k/`; `DIR` also gets `cv_summary.json`,
+    `oof_predictions.csv`, `label_issues.csv` and `cv.png` (see `tfft.studies.cv`).
+
+    Args:
+        config: a `Config`, dict, YAML path or text.
+        folds: K >= 2.
+        run_dir: the study's folder (default `runs/NAME-cv`).
+        resume: finish an interrupted study, keeping its finished folds.
+        ensemble: also write `DIR/ensemble/`, the fold models averaged.
+
+    Example:
+    >>> import tfft
+    >>> result = tfft.cv("configs/quickstart.yaml", folds=5)  # doctest: +SKIP
+    >>> result.summary["metrics"]["accuracy"]["mean"]  # doctest: +SKIP
+    """
+    from tfft.studies.cv import cv as _cv
+
+    return _cv(config, folds=folds, run_dir=run_dir, resume=resume, ensemble=ensemble)

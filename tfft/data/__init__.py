@@ -3,7 +3,8 @@
 `load_splits` lists and scans a source (folder, CSV, TFDS, `builtin:shapes`) into `DataSplits`;
 `make_dataset` / `build` turn a split into batched `(images float32 0..255, labels int32)`;
 `decode_and_resize` is the single decode+resize rule shared with evaluate, predict and export;
-`check_folder` powers `tfft data check`.
+`check_folder` powers `tfft data check`; `iterative_stratification` / `iterative_kfold` split
+multi-label data per label.
 
 TensorFlow is imported only when a pipeline function is first used, so `import tfft.data` is cheap.
 """
@@ -15,6 +16,7 @@ from typing import Any
 from tfft.data.check import check_folder
 from tfft.data.decode import IMAGE_EXTENSIONS, Probe, is_image_file, pil_decode, probe_header, scan_files
 from tfft.data.sources import DataSplits, Split, data_report, load_splits
+from tfft.data.stratify import iterative_kfold, iterative_stratification
 
 _LAZY = {
     "make_dataset": "tfft.data.pipeline",
@@ -41,4 +43,5 @@ __all__ = [
     "DataSplits", "Split", "load_splits", "data_report", "make_dataset", "build", "steps_per_epoch",
     "epoch_permutation", "augment_seed", "DecodedBatch", "resize_decoded", "decode_and_resize", "check_folder",
     "scan_files", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
+    "iterative_stratification", "iterative_kfold",
 ]

@@ -157,9 +157,10 @@ def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callabl
         ids = tf.constant(split.ids, dtype=tf.int64)
         labels = tf.constant(split.labels, dtype=tf.int32)
         per_class = int(split.builtin_per_class)
+        multi = split.builtin == "shapes-multi"
 
         def render(global_id):
-            return _shapes.render_id(int(global_id), per_class)
+            return _shapes.render_multi(int(global_id)) if multi else _shapes.render_id(int(global_id), per_class)
 
         def decode_builtin(index):
             image = _pyfunc.numpy_function(render, [tf.gather(ids, index)], tf.uint8)
@@ -195,6 +196,8 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
                  skip_batches: int = 0,
                  on_decoded: Optional[Callable[[DecodedBatch, Any], Any]] = None) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` of (images float32 [B, H, W, 3] in 0..255, labels int32 [B]).
+
+    Multi-label splits give int32 [B, C] multi-hot label vectors instead.
 
     Args:
         splits: from `load_splits`.
@@ -371,7 +374,7 @@ def build(cfg: Any, split: str = "train", *, epoch: int = 0) -> tf.data.Dataset:
 
     if not isinstance(cfg, Config):
         cfg = load_config(cfg)
-    splits = load_splits(cfg.data, cfg.seed)
+    splits = load_splits(cfg.data, cfg.seed, task=cfg.task)
     training = split == "train"
     on_decoded = augment_fn = None
     if training and cfg.augment.placement == "pipeline":

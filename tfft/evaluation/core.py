@@ -10,6 +10,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tfft.evaluation import multilabel_eval
 from tfft.evaluation.metrics import compute_metrics, format_table
 from tfft.evaluation.plots import plot_confusion_matrix, plot_gallery
 from tfft.errors import UserError
@@ -92,6 +93,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     run = open_run(run_dir)
     batch_size = int(batch_size or run.config.data.batch_size)
     top_k = int(top_k or run.config.evaluate.top_k)
+    if multilabel_eval.is_multi_label(run):  # metrics at the run's thresholds; --data csv: scores every row
+        return multilabel_eval.evaluate_run_multilabel(run, data, split, batch_size)
     source = str(data if data is not None else run.config.data.source)
     if source.startswith(("builtin:", "tfds:")):
         return _evaluate_generated(run, source, split, batch_size, top_k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -94,7 +95,8 @@ def build_classifier(
     # The head stays float32 under mixed precision so logits, probabilities and the loss are exact.
     logits = keras.layers.Dense(num_classes, activation=None, dtype="float32", name=LOGITS_LAYER)(x)
     outputs = keras.layers.Activation(task.activation, dtype="float32", name=PROBABILITIES_LAYER)(logits)
-    return keras.Model(inputs, outputs, name=f"tfft_{spec.name}")
+    # A `keras:path/to/file.keras` spec's name holds '/', which Keras refuses in a model name.
+    return keras.Model(inputs, outputs, name="tfft_" + re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name))
 
 
 def logits_model(model: keras.Model) -> keras.Model:

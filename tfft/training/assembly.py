@@ -41,7 +41,9 @@ class ResolvedRun:
         spec: the backbone's `BackboneSpec`.
         image_size: `(height, width)`.
         phases: the resolved phases, each `unfreeze` checked against `spec.blocks`.
-        task: the `Task` (single-label for now).
+        task: the `Task`: `task: auto` is resolved from the source before any image is scanned
+            (a `path,labels` manifest with a row of several labels, or `builtin:shapes-multi`,
+            is multi-label; see `tfft.data.multilabel.task_of_source`).
     """
 
     config: Config
@@ -87,6 +89,7 @@ def resolve(config: Union[Config, dict, str, None]) -> ResolvedRun:
         UserError: a bad key or value, an unknown backbone, a `top:N` beyond the backbone's
             blocks, or `augment.placement: model` with MixUp/CutMix.
     """
+    from tfft.data.multilabel import task_of_source
     from tfft.models.build import resolve_backbone
 
     cfg = load_config(config)
@@ -99,8 +102,9 @@ def resolve(config: Union[Config, dict, str, None]) -> ResolvedRun:
         raise UserError(f"{key} with augment.placement: model",
                         "MixUp/CutMix mix the labels too, which a layer inside the model cannot see",
                         "set augment.placement: pipeline (or auto), or drop the mixing")
+    task = task_of_source(cfg.data.source, cfg.task)  # before any image is scanned
     return ResolvedRun(cfg, spec, (int(cfg.data.image_size[0]), int(cfg.data.image_size[1])), phases,
-                       task_for(getattr(cfg, "task", "auto")))
+                       task_for(task))
 
 
 class Assembly:
@@ -122,21 +126,24 @@ class Assembly:
         self.strategy = strategy
         self.accelerator = accelerator
         self.say = say
+        self.task = run.task  # with `class_weight: balanced`, re-made from the training counts (see _data)
 
     # -- data --------------------------------------------------------------------------------
     def _data(self) -> None:
         from tfft import data
 
         cfg = self.cfg
-        self.splits = data.load_splits(cfg.data, cfg.seed)
+        self.splits = data.load_splits(cfg.data, cfg.seed, task=self.run.task.name)
         self.class_names = list(self.splits.class_names)
-        if len(self.class_names) < 2:
+        if len(self.class_names) < (1 if self.splits.multi_label else 2):  # one label: present or not
             raise UserError("data.source", f"found {len(self.class_names)} class(es) in {cfg.data.source}",
                             "a classifier needs at least 2 class folders")
         self.num_train = len(self.splits.splits["train"]) if "train" in self.splits.splits else 0
         if self.num_train == 0:
             raise UserError("data.source", "no training images", "check the folder and data.val_split")
         self.has_val = "val" in self.splits.splits and len(self.splits.splits["val"]) > 0
+        if cfg.training.class_weight == "balanced":
+            self.task = self.run.task.balanced(self.splits.counts("train"), self.class_names, self.num_train)
 
     @property
     def num_classes(self) -> int:
@@ -179,7 +186,7 @@ class Assembly:
         extra = self.standardization_layers()
         with self.strategy.scope():
             self.model = build_classifier(self.cfg.model, self.num_classes, self.run.image_size, extra,
-                                          task=self.run.task, spec=self.run.spec)
+                                          task=self.task, spec=self.run.spec)
             if self.augmenter is not None and self.placement == "model":
                 from tfft.augment import AugmentLayer
 
@@ -208,7 +215,7 @@ class Assembly:
 
         from tfft import data
 
-        task, num_classes = self.run.task, self.num_classes
+        task, num_classes = self.task, self.num_classes
         training = epochs is not None
         augmenter = self.augmenter if training else None
         model_placement = augmenter is not None and self.placement == "model" and not in_pipeline
@@ -235,7 +242,7 @@ class Assembly:
     def class_weight(self) -> Optional[dict[int, float]]:
         if self.cfg.training.class_weight != "balanced":
             return None
-        return self.run.task.class_weight(self.splits.counts("train"), self.class_names)
+        return self.task.class_weight(self.splits.counts("train"), self.class_names)
 
     @property
     def jit_compile(self) -> Any:
@@ -244,7 +251,7 @@ class Assembly:
 
     def compile(self, model: Any, optimizer: Any, metrics: bool = True) -> None:
         """Compile `model` (the classifier, its wrapper or a cached-feature head) with the task's loss."""
-        task = self.run.task
+        task = self.task
         with self.strategy.scope():
             model.compile(optimizer=optimizer, loss=task.loss(self.cfg.training.label_smoothing),
                           metrics=task.metrics(self.num_classes, self.cfg.evaluate.top_k) if metrics else None,

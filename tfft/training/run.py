@@ -20,7 +20,8 @@ from typing import Any, Optional, Union
 from tfft import layout
 from tfft.atomic import atomic_path, write_csv, write_json, write_text
 from tfft.config import Config, load_config
-from tfft.errors import TrainingInterrupted, UserError
+from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
+from tfft.evaluation import multilabel_eval
 from tfft.evaluation.core import evaluate_model
 from tfft.evaluation.plots import plot_curves
 from tfft.evaluation.report import write_report
@@ -82,6 +83,8 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: Optional[Sequence[Any]] = None,
+    *,
+    feature_store: Optional[Any] = None,
 ) -> TrainResult:
     """Train a classifier as the config says and write the run directory.
 
@@ -95,6 +98,9 @@ def train(
             so at `on_epoch_end` the epoch is already in history.csv and the checkpoint). An
             exception a callback raises (a tuner's pruner, say) ends the run and propagates
             unchanged; the run directory keeps the last checkpoint, resumable with `resume`.
+        feature_store: a `tfft.training.feature_cache.FeatureStore` shared by several runs in
+            one process (`tfft tune`'s trials): a frozen-backbone phase whose features are
+            already in it reuses them instead of running the backbone again.
 
     Returns:
         A `TrainResult` with `run_dir`, `metrics` (per evaluated split), `history`, `phases`.
@@ -118,7 +124,7 @@ def train(
         _check_resumable(load_config(path / layout.CONFIG), cfg)
     command = f"tfft train {path / layout.CONFIG} --run-dir {path} --resume"
     try:
-        return _Run(resolved, path, resume, list(callbacks or [])).execute()
+        return _Run(resolved, path, resume, list(callbacks or []), feature_store).execute()
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except OSError as exc:
@@ -136,6 +142,18 @@ def train(
         raise
 
 
+def _portable(model: Any) -> Any:
+    """The model as model.keras holds it: compiled with a loss of tfft's own (the weighted binary
+    cross-entropy), it is saved as an uncompiled model of the same layers, so that it still loads
+    in a Python that never imports tfft (the compile state lives in the checkpoints)."""
+    import keras
+
+    loss = getattr(model, "loss", None)
+    if getattr(model, "compiled", False) and loss is not None and not type(loss).__module__.startswith("keras"):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    return model
+
+
 def _caused_by_interrupt(exc: BaseException) -> bool:
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -149,10 +167,13 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 class _Run:
     """The state of one training run (an object only to keep `train` readable)."""
 
-    def __init__(self, resolved: ResolvedRun, path: Path, resume: bool, callbacks: list[Any]):
+    def __init__(self, resolved: ResolvedRun, path: Path, resume: bool, callbacks: list[Any],
+                 feature_store: Optional[Any] = None):
         self.resolved = resolved
         self.cfg = resolved.config
         self.user_callbacks = callbacks
+        self.feature_store = feature_store
+        self.val_features: Optional[Any] = None  # the FeatureCache whose val features the final model shares
         self.path = path
         self.resume = resume
         self.history: list[dict[str, Any]] = []
@@ -235,7 +256,19 @@ class _Run:
             return None
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
-        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
+        from tfft.training.feature_store import open_store
+
+        disk = open_store(perf.feature_store, perf.feature_store_max_gb)
+        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
+        key = None
+        if self.feature_store is not None:
+            key = self.feature_store.key(feature_model, {
+                "data": self.cfg.data.model_dump(mode="json"), "seed": self.cfg.seed, "precision": self.precision,
+                "augment": self.cfg.augment.model_dump(mode="json") if self.asm.augmenter is not None else None,
+                "copies": decision.copies, "first_epoch": start if self.asm.augmenter is not None else 0})
+            if self.feature_store.restore(key, cache):
+                print("feature cache: reused the features an earlier run in this process computed")
+                return cache
         if self.asm.augmenter is None:
             # One pass in file order; each epoch is gathered in its (seed, epoch) order.
             passes = [self.asm.dataset("train", None)]
@@ -245,6 +278,8 @@ class _Run:
         cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=self.asm.augmenter is not None)
         if self.has_val:
             cache.fill_val(self.asm.dataset("val", None), len(self.splits.splits["val"]))
+        if key is not None:
+            self.feature_store.store(key, cache)
         return cache
 
     def _write_history(self, rows: list[dict[str, Any]]) -> None:
@@ -301,6 +336,8 @@ class _Run:
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
             skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
             cache = self._feature_cache(phase, start, first, end) if first < end else None
+            # Valid for the final model only while no later phase trains the backbone.
+            self.val_features = cache if cache is not None and cache.val is not None else None
             self._compile(phase, steps, cache.head if cache is not None else self.train_model)
             if (first > start or skip) and first < end:
                 checkpoint.restore(last, self.fit_model.optimizer.variables, "optimizer", match_paths=False)
@@ -326,7 +363,7 @@ class _Run:
                 if recorder.nan:
                     if (self.path / checkpoint.LAST).exists():
                         checkpoint.restore(self.path / checkpoint.LAST, self.model.variables)
-                    raise UserError(f"schedule.phases[{index}].lr",
+                    raise TrainingDiverged(f"schedule.phases[{index}].lr",
                                     f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
                                     f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
                                     f"{self.path / 'checkpoints'}")
@@ -388,7 +425,7 @@ class _Run:
         if not self.chief:
             return {}
         with atomic_path(self.path / layout.MODEL, suffix=".keras") as tmp:
-            self.model.save(tmp)
+            _portable(self.model).save(tmp)
         metrics = self._evaluate()
         self._plots()
         write_json(self.path / layout.METRICS, metrics)
@@ -396,17 +433,46 @@ class _Run:
         return metrics
 
     def _evaluate(self) -> dict[str, Any]:
+        if self.asm.task.name == "multi_label":
+            return self._evaluate_multilabel()
         metrics = {}
         for split in self.cfg.evaluate.splits:
             if split in self.splits.splits and len(self.splits.splits[split]) > 0:
                 from tfft import data
 
-                dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
                 out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
-                metrics[split] = evaluate_model(self.model, dataset, self.class_names, out_dir,
+                cached = self.val_features if split == "val" else None
+                if cached is not None:  # the last phase's backbone was frozen: its val features are the model's
+                    model, dataset = cached.head, cached.val
+                    print("val: scored on the cached backbone features")
+                else:
+                    model = self.model
+                    dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
+                metrics[split] = evaluate_model(model, dataset, self.class_names, out_dir,
                                                 top_k=self.cfg.evaluate.top_k)
                 print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}, "
                       f"macro F1 {metrics[split]['macro_f1']:.4f}")
+        return metrics
+
+    def _evaluate_multilabel(self) -> dict[str, Any]:
+        """Thresholds chosen on val (thresholds.json), then every evaluated split scored at them."""
+        from tfft import data
+
+        wanted = [s for s in self.cfg.evaluate.splits if s in self.splits.splits and len(self.splits.splits[s])]
+        scored = {}
+        for split in sorted(set(wanted) | ({"val"} if self.has_val else set())):
+            dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
+            scored[split] = multilabel_eval.collect(self.model, dataset)
+        thresholds = multilabel_eval.choose_thresholds(*scored.get("val", (None, None)), self.class_names, self.path)
+        metrics = {}
+        for split in wanted:
+            out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
+            metrics[split] = multilabel_eval.evaluate_multilabel(*scored[split], self.class_names, thresholds,
+                                                                 out_dir, split=split)
+            m = metrics[split]
+            print(f"{split}: mAP {m['mAP'] if m['mAP'] is None else round(m['mAP'], 4)}, micro F1 {m['micro_f1']:.4f}, "
+                  f"macro F1 {m['macro_f1']:.4f} at the tuned thresholds (at 0.5: {m['micro_f1_at_0.5']:.4f}, "
+                  f"{m['macro_f1_at_0.5']:.4f}), loss {m['loss']:.4f}")
         return metrics
 
     def _plots(self) -> None:
