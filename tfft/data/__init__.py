@@ -1,7 +1,9 @@
 """tfft.data: image sources, robust decoding and deterministic tf.data pipelines.
 
 `load_splits` lists and scans a source (folder, CSV, TFDS, `builtin:shapes`) into `DataSplits`;
-`make_dataset` / `build` turn a split into batched `(images float32 0..255, labels int32)`;
+`make_dataset` turns a split into batched `(images float32 0..255, labels int32)`; `build` (the
+contract's `tfft.data.build`, which augments and so sits above `tfft.augment`) is
+`tfft.training.assembly.build_dataset`, installed here by the package root;
 `decode_and_resize` is the single decode+resize rule shared with evaluate, predict and export;
 `check_folder` powers `tfft data check`; `iterative_stratification` / `iterative_kfold` split
 multi-label data per label.
@@ -20,7 +22,6 @@ from tfft.data.stratify import iterative_kfold, iterative_stratification
 
 _LAZY = {
     "make_dataset": "tfft.data.pipeline",
-    "build": "tfft.data.pipeline",
     "steps_per_epoch": "tfft.data.pipeline",
     "epoch_permutation": "tfft.data.pipeline",
     "augment_seed": "tfft.data.pipeline",

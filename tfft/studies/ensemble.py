@@ -73,7 +73,7 @@ def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
     for path in run_dirs:
         run = open_run(path)
         if not layout.is_finished(run.run_dir):
-            raise UserError(str(path), f"the run is not finished ({layout.METRICS} is missing)",
+            raise UserError(str(path), f"the run is not finished ({' or '.join(layout.FINISHED)} is missing)",
                             f"finish it with `tfft train {path}/config.yaml --run-dir {path} --resume`")
         runs.append(run)
     first = runs[0]
@@ -233,8 +233,8 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     >>> result = tfft.ensemble(["runs/a", "runs/b"], out="runs/ab")  # doctest: +SKIP
     >>> tfft.predict(result.run_dir, ["cat.jpg"])  # doctest: +SKIP
     """
-    from tfft.evaluation.metrics import compute_metrics
-    from tfft.evaluation.plots import plot_confusion_matrix
+    from tfft.reporting.metrics import compute_metrics
+    from tfft.reporting.plots import plot_confusion_matrix
 
     runs = _check_members(run_dirs)
     out_dir = Path(out).expanduser()
