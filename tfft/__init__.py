@@ -26,6 +26,7 @@ __all__ = [
     "__version__",
     "backbones",
     "build_model",
+    "cv",
     "data",
     "ensemble",
     "evaluate",
@@ -205,3 +206,27 @@ def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out
     from tfft.evaluation.export import export as _export
 
     return _export(run_dir, format=format, quantize=quantize, out=out)
+
+
+def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: Optional[str] = None,
+       resume: bool = False, ensemble: bool = False) -> Any:
+    """Stratified, grouped K-fold cross-validation; returns a `CVResult` (`run_dir`, `summary`).
+
+    Every fold is a `tfft.train` run in `DIR/fold-k/`; `DIR` also gets `cv_summary.json`,
+    `oof_predictions.csv`, `label_issues.csv` and `cv.png` (see `tfft.studies.cv`).
+
+    Args:
+        config: a `Config`, dict, YAML path or text.
+        folds: K >= 2.
+        run_dir: the study's folder (default `runs/NAME-cv`).
+        resume: finish an interrupted study, keeping its finished folds.
+        ensemble: also write `DIR/ensemble/`, the fold models averaged.
+
+    Example:
+    >>> import tfft
+    >>> result = tfft.cv("configs/quickstart.yaml", folds=5)  # doctest: +SKIP
+    >>> result.summary["metrics"]["accuracy"]["mean"]  # doctest: +SKIP
+    """
+    from tfft.studies.cv import cv as _cv
+
+    return _cv(config, folds=folds, run_dir=run_dir, resume=resume, ensemble=ensemble)

@@ -238,3 +238,31 @@ def test_without_optuna_tune_is_exit_2_naming_the_extra(tmp_path, cli_runner, mo
     space = _write(tmp_path / "space.yaml", SPACE)
     run = cli_runner("tune", config, "--space", space, "--trials", 3)
     assert run.exit_code == 2 and 'pip install "tfft[tune]"' in run.output
+
+
+def test_a_process_waits_for_the_last_slot_another_holds_and_never_overshoots(tmp_path, fake_train):
+    """N=2 with one trial finished and one running elsewhere: this process runs nothing, waits for
+    that trial and returns once the study has 2; a trial numbered past a full N is surplus."""
+    import threading
+
+    import tfft
+    from tfft.studies.tune import SURPLUS, tune
+
+    out = tmp_path / "tune"
+    tfft.tune({"name": "wait"}, SPACE, trials=1, run_dir=str(out))
+    storage = f"sqlite:///{(out / 'study.db').resolve()}"
+    study = optuna.load_study(study_name="wait", storage=storage)
+    elsewhere = study.ask()  # another process's trial, running
+    done = {}
+    thread = threading.Thread(target=lambda: done.update(result=tune(
+        {"name": "wait"}, SPACE, trials=2, run_dir=str(out), poll_seconds=0.1)))
+    thread.start()
+    thread.join(timeout=3)
+    assert thread.is_alive()  # waiting, not starting a third trial
+    elsewhere.suggest_float("schedule.lr", 1e-4, 3e-2, log=True)
+    elsewhere.suggest_float("model.dropout", 0.0, 0.5)
+    study.tell(elsewhere, 0.25)
+    thread.join(timeout=60)
+    assert not thread.is_alive() and len(done["result"].trials) == 2
+    assert len(fake_train["calls"]) == 1
+    assert not [t for t in study.get_trials() if SURPLUS in t.user_attrs]

@@ -101,3 +101,21 @@ def test_augmented_copies_reproduce_the_first_epochs_then_repeat(tmp_path, capsy
     for a, b in zip(cached[:2], plain[:2]):  # copies 0 and 1 are epochs 1 and 2's own batches
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), abs=1e-4)
     assert float(cached[2]["loss"]) != pytest.approx(float(plain[2]["loss"]), abs=1e-6)  # epoch 3 reuses a copy
+
+
+def test_a_cached_last_phase_is_evaluated_on_its_features_as_the_saved_model_scores(tmp_path, cli_runner, capsys):
+    """The val metrics of a run whose last phase trained on cached features come from those
+    features (the backbone is not run over val again) and equal what model.keras scores."""
+    import json
+
+    from tfft.training.run import train
+
+    cfg = tiny_config(name="cached-eval", data={"builtin_per_class": 8, "batch_size": 16},
+                      schedule={"preset": "feature_extraction", "epochs": 2, "bn": "frozen", "lr": 5e-3},
+                      training={"steps_per_epoch": None}, evaluate={"splits": ["val"]})
+    result = train(cfg, run_dir=str(tmp_path / "run"))
+    assert "val: scored on the cached backbone features" in capsys.readouterr().out
+    assert cli_runner("evaluate", result.run_dir, "--split", "val").exit_code == 0
+    again = json.loads((result.run_dir / "eval" / "val" / "metrics.json").read_text())["val"]
+    assert result.metrics["val"]["accuracy"] == again["accuracy"]
+    assert result.metrics["val"]["loss"] == pytest.approx(again["loss"], abs=1e-5)

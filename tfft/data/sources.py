@@ -182,7 +182,95 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSpli
     if task == "multi_label" and not result.multi_label:
         result = _as_multi_label(result)
     _report_skipped(result.skipped)
+    if data_cfg.fold_file is not None:
+        result = apply_folds(result, data_cfg.fold_file, int(data_cfg.fold))
     return result
+
+
+# -- cross-validation folds ----------------------------------------------------------------------
+
+FOLD_COLUMNS = ("path", "label", "fold")
+POOLED_SPLITS = ("train", "val")  # what cross-validation re-splits; a test split stays as it is
+
+
+def example_keys(split: Split) -> list[str]:
+    """One stable name per example of `split`: the absolute file path, or `builtin:shapes#ID`.
+
+    Example:
+    >>> splits = load_splits(DataConfig(source="builtin:shapes", builtin_per_class=4), seed=0)
+    >>> example_keys(splits["train"])[:2]
+    ['builtin:shapes#0', 'builtin:shapes#2']
+    """
+    if split.kind == "files":
+        return [os.path.abspath(str(p)) for p in split.paths]
+    if split.kind == "builtin":
+        return [f"builtin:shapes#{int(i)}" for i in split.ids]
+    raise UserError("data.source", f"cross-validation needs the examples listed one by one; a {split.kind} "
+                    "source gives them only as a stream",
+                    "use an image folder, csv:manifest.csv or builtin:shapes")
+
+
+def pooled(splits: DataSplits) -> Split:
+    """The train and val examples together (train first), as one `Split` named `pool`."""
+    parts = [splits.splits[name] for name in POOLED_SPLITS if name in splits.splits]
+    return _concat(parts, "pool")
+
+
+def _concat(parts: list[Split], name: str) -> Split:
+    first = parts[0]
+    joined = {}
+    for attr in ("paths", "labels", "routes", "sizes", "ids"):
+        values = [getattr(p, attr) for p in parts]
+        joined[attr] = None if any(v is None for v in values) else np.concatenate(values)
+    return Split(name=name, kind=first.kind, builtin_per_class=first.builtin_per_class, **joined)
+
+
+def _take(split: Split, index: np.ndarray, name: str) -> Split:
+    taken = {attr: (None if getattr(split, attr) is None else getattr(split, attr)[index])
+             for attr in ("paths", "labels", "routes", "sizes", "ids")}
+    return Split(name=name, kind=split.kind, builtin_per_class=split.builtin_per_class, **taken)
+
+
+def read_fold_file(path: str) -> dict[str, int]:
+    """`{example key: fold}` from a fold-assignment CSV (`path,label,fold`, folds from 1)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError("data.fold_file", f"fold assignment not found: {str(file)!r}",
+                        "it is written by `tfft cv`; run the fold through `tfft cv --resume`, or drop "
+                        "data.fold_file and data.fold")
+    with open(file, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not set(FOLD_COLUMNS) <= set(reader.fieldnames or []):
+            raise UserError(str(file), f"expected the columns {','.join(FOLD_COLUMNS)}, got {reader.fieldnames}",
+                            "the file is written by `tfft cv`")
+        return {row["path"]: int(row["fold"]) for row in reader}
+
+
+def apply_folds(splits: DataSplits, fold_file: str, fold: int) -> DataSplits:
+    """Re-split train+val by a fold assignment: fold `fold` becomes val, the other folds train.
+
+    Every train+val example must be in the file and the file must list no other (the same
+    source, seed and `limit_per_class` as when it was written); a test split is kept as it is.
+    """
+    assignment = read_fold_file(fold_file)
+    pool = pooled(splits)
+    keys = example_keys(pool)
+    missing = [k for k in keys if k not in assignment]
+    extra = len(assignment) - (len(keys) - len(missing))
+    if missing or extra:
+        raise UserError("data.fold_file", f"{fold_file} does not match {splits.source}: "
+                        f"{len(missing)} image(s) not in the file (e.g. {missing[:1]}), {extra} listed that the "
+                        "source does not give", "the data changed since `tfft cv` wrote it: start a new cv")
+    folds = np.asarray([assignment[k] for k in keys])
+    if fold not in set(folds.tolist()):
+        raise UserError("data.fold", f"fold {fold} is not in {fold_file} (folds {sorted(set(folds.tolist()))})",
+                        "choose one of those")
+    out = {"train": _take(pool, np.flatnonzero(folds != fold), "train"),
+           "val": _take(pool, np.flatnonzero(folds == fold), "val")}
+    if "test" in splits.splits:
+        out["test"] = splits.splits["test"]
+    return DataSplits(class_names=list(splits.class_names), splits=out, skipped=list(splits.skipped),
+                      source=splits.source, kind=splits.kind, task=splits.task)
 
 
 def _as_multi_label(splits: DataSplits) -> DataSplits:

@@ -238,6 +238,7 @@ class _Study:
         self.poll_s = poll_s
         self.store = FeatureStore()
         self.ran = 0
+        self.surplus = False
         self.plotted = time.monotonic()
 
     # -- trial bookkeeping -------------------------------------------------------------------
@@ -270,6 +271,7 @@ class _Study:
 
         if self._surplus(trial.number):
             trial.set_user_attr(SURPLUS, True)
+            self.surplus = True
             raise _Skip()
         if self.sampler is None:
             trial.study.sampler = self._seeded_sampler(trial.number)
@@ -354,10 +356,9 @@ class _Study:
                 time.sleep(self.poll_s)
                 continue
             waiting = False
-            before = len(trials)
+            self.surplus = False
             self.study.optimize(self.objective, n_trials=1, catch=(_Skip,), callbacks=[self.after_trial])
-            mine = [t for t in self._trials()[before:] if SURPLUS in t.user_attrs]
-            if mine:
+            if self.surplus:  # another process took the last slot first: wait for it
                 time.sleep(self.poll_s)
 
     # -- outputs -----------------------------------------------------------------------------

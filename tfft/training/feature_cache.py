@@ -16,6 +16,9 @@ computes the features once, and feeds the head batches that match the uncached r
   and augmentation diversity; `auto` does not cache an augmented phase unless K is set.
 
 Features live in memory as float32. Validation features are computed once per cached phase.
+Unaugmented passes (and validation) also go through the persistent store
+(`tfft.training.feature_store`, `performance.feature_store`) when one is given: features another
+run already computed for the same pixels and feature model are read, not recomputed.
 """
 
 from __future__ import annotations
@@ -173,9 +176,11 @@ class FeatureCache:
         head: from `split_model`: the model to fit on the cached features.
         seed: the run seed (the epoch order is `epoch_permutation(n, seed, e)`).
         batch_size: the global batch size.
+        store: a `feature_store.DiskFeatureStore` (on disk, per image) for the unaugmented passes, or None.
     """
 
-    def __init__(self, feature_model: keras.Model, head: keras.Model, seed: int, batch_size: int):
+    def __init__(self, feature_model: keras.Model, head: keras.Model, seed: int, batch_size: int,
+                 store: Optional[Any] = None):
         import tensorflow as tf
 
         self.head = head
@@ -187,14 +192,23 @@ class FeatureCache:
         self.first_epoch = 0
         self.shuffled_base = False
         self.val: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self._stored = None
+        if store is not None:
+            from tfft.training.feature_store import StoredFeatures
 
-    def _compute(self, batches: Iterable[Any], total: int, title: str) -> tuple[np.ndarray, np.ndarray]:
+            self._stored = StoredFeatures(store, feature_model, self._features)
+
+    def _compute(self, batches: Iterable[Any], total: int, title: str,
+                 persist: bool = False) -> tuple[np.ndarray, np.ndarray]:
         features, labels = [], []
         progress = Progress(title, total)
+        compute = self._stored if persist and self._stored is not None else self._features
         for images, y in batches:
-            features.append(np.asarray(keras.ops.convert_to_numpy(self._features(images)), np.float32))
+            features.append(np.asarray(keras.ops.convert_to_numpy(compute(images)), np.float32))
             labels.append(np.asarray(y))
             progress.add(int(images.shape[0]))
+        if compute is self._stored:
+            print(self._stored.flush())
         progress.done()
         return np.concatenate(features), np.concatenate(labels)
 
@@ -208,13 +222,13 @@ class FeatureCache:
             shuffled: True when the copies already hold epochs in their training order
                 (augmented copies); False for one pass in file order.
         """
-        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}")
-                       for i, ds in enumerate(passes)]
+        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}",
+                                     persist=not shuffled) for i, ds in enumerate(passes)]
         self.first_epoch = int(first_epoch)
         self.shuffled_base = bool(shuffled)
 
     def fill_val(self, dataset: Any, total: int) -> None:
-        self.val = self._compute(dataset, total, "feature cache: val")
+        self.val = self._compute(dataset, total, "feature cache: val", persist=True)
 
     def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         from tfft.data.pipeline import epoch_permutation

@@ -173,6 +173,7 @@ class _Run:
         self.cfg = resolved.config
         self.user_callbacks = callbacks
         self.feature_store = feature_store
+        self.val_features: Optional[Any] = None  # the FeatureCache whose val features the final model shares
         self.path = path
         self.resume = resume
         self.history: list[dict[str, Any]] = []
@@ -255,7 +256,10 @@ class _Run:
             return None
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
-        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
+        from tfft.training.feature_store import open_store
+
+        disk = open_store(perf.feature_store, perf.feature_store_max_gb)
+        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
         key = None
         if self.feature_store is not None:
             key = self.feature_store.key(feature_model, {
@@ -332,6 +336,8 @@ class _Run:
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
             skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
             cache = self._feature_cache(phase, start, first, end) if first < end else None
+            # Valid for the final model only while no later phase trains the backbone.
+            self.val_features = cache if cache is not None and cache.val is not None else None
             self._compile(phase, steps, cache.head if cache is not None else self.train_model)
             if (first > start or skip) and first < end:
                 checkpoint.restore(last, self.fit_model.optimizer.variables, "optimizer", match_paths=False)
@@ -434,9 +440,15 @@ class _Run:
             if split in self.splits.splits and len(self.splits.splits[split]) > 0:
                 from tfft import data
 
-                dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
                 out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
-                metrics[split] = evaluate_model(self.model, dataset, self.class_names, out_dir,
+                cached = self.val_features if split == "val" else None
+                if cached is not None:  # the last phase's backbone was frozen: its val features are the model's
+                    model, dataset = cached.head, cached.val
+                    print("val: scored on the cached backbone features")
+                else:
+                    model = self.model
+                    dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
+                metrics[split] = evaluate_model(model, dataset, self.class_names, out_dir,
                                                 top_k=self.cfg.evaluate.top_k)
                 print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}, "
                       f"macro F1 {metrics[split]['macro_f1']:.4f}")
