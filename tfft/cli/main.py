@@ -67,7 +67,7 @@ def _register() -> None:
     import importlib
 
     for name in ("commands_data", "commands_augment", "commands_evaluate", "commands_schedule",
-                 "commands_ensemble", "commands_tune", "commands_cv"):
+                 "commands_ensemble", "commands_tune", "commands_cv", "commands_issues"):
         try:
             module = importlib.import_module(f"tfft.cli.{name}")
         except ModuleNotFoundError as exc:
