@@ -221,7 +221,7 @@ def pooled(splits: DataSplits) -> Split:
 def _concat(parts: list[Split], name: str) -> Split:
     first = parts[0]
     joined = {}
-    for attr in ("paths", "labels", "routes", "sizes", "ids"):
+    for attr in ("paths", "labels", "routes", "sizes", "formats", "ids"):
         values = [getattr(p, attr) for p in parts]
         joined[attr] = None if any(v is None for v in values) else np.concatenate(values)
     return Split(name=name, kind=first.kind, builtin_per_class=first.builtin_per_class, **joined)
@@ -229,7 +229,7 @@ def _concat(parts: list[Split], name: str) -> Split:
 
 def _take(split: Split, index: np.ndarray, name: str) -> Split:
     taken = {attr: (None if getattr(split, attr) is None else getattr(split, attr)[index])
-             for attr in ("paths", "labels", "routes", "sizes", "ids")}
+             for attr in ("paths", "labels", "routes", "sizes", "formats", "ids")}
     return Split(name=name, kind=split.kind, builtin_per_class=split.builtin_per_class, **taken)
 
 
@@ -593,7 +593,8 @@ def _load_labels_manifest(source: str, path: Path, rows: list[_multilabel.Manife
             labels=part,
             routes=np.asarray([probes[rows[i].path].route for i in members], dtype=np.int8),
             sizes=np.asarray([(probes[rows[i].path].width, probes[rows[i].path].height) for i in members],
-                             dtype=np.int32).reshape(-1, 2))
+                             dtype=np.int32).reshape(-1, 2),
+            formats=np.asarray([probes[rows[i].path].format or "" for i in members], dtype=object))
     return DataSplits(class_names=class_names, splits=splits, skipped=skipped, source=source, kind="files",
                       task=task)
 
