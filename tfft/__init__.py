@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Optional, Union
 
+from tfft import data
 from tfft.config import Config, load_config
 from tfft.errors import UserError
 
@@ -36,7 +37,29 @@ __all__ = [
     "tune",
 ]
 
-_LAZY_MODULES = ("data", "backbones", "augment", "models", "schedule")
+_LAZY_MODULES = ("backbones", "augment", "models", "schedule")
+
+
+def _build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
+    from tfft.training.assembly import build_dataset
+
+    return build_dataset(cfg, split, epoch=epoch)
+
+
+_build_dataset.__doc__ = """The contract's `tfft.data.build(cfg, split="train", epoch=0)`: batches of (images, labels).
+
+    With `augment.placement: pipeline` training batches are augmented; see
+    `tfft.training.assembly.build_dataset`.
+
+    Example:
+    >>> import tfft
+    >>> cfg = tfft.load_config({"data": {"image_size": [64, 64], "builtin_per_class": 20}})
+    >>> images, labels = next(iter(tfft.data.build(cfg, "val")))
+    >>> images.dtype.name, labels.dtype.name
+    ('float32', 'int32')
+    """
+_build_dataset.__name__ = _build_dataset.__qualname__ = "build"
+data.build = _build_dataset  # above data and augment, so the package root provides it
 
 
 def __getattr__(name: str) -> Any:
@@ -64,8 +87,6 @@ def build_model(config: Union[Config, dict, str, None] = None, num_classes: Opti
     """
     cfg = load_config(config)
     if num_classes is None:
-        from tfft import data
-
         num_classes = len(data.load_splits(cfg.data, cfg.seed).class_names)
     from tfft.models.build import build_classifier
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from tfft.evaluation.multilabel import (average_precision, best_f1_threshold, compute_multilabel_metrics, decide,
+from tfft.reporting.multilabel import (average_precision, best_f1_threshold, compute_multilabel_metrics, decide,
                                         format_multilabel_table, precision_recall_curve, read_thresholds,
                                         thresholds_document, tune_thresholds)
-from tfft.evaluation.multilabel_plots import (cooccurrence, plot_label_confusion, plot_label_cooccurrence,
+from tfft.reporting.multilabel_plots import (cooccurrence, plot_label_confusion, plot_label_cooccurrence,
                                               plot_pr_curves)
 
 

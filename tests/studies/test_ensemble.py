@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, tiny_config, write_image_folder
+from tests.conftest import tiny_config, write_image_folder
 
-SIZES = {"a": ("mobilenet", 32), "b": ("mobilenet_v3_small", 40)}
+# Two backbones (few layers: saving and loading stay quick), two input sizes.
+SIZES = {"a": ("mobilenet", 32), "b": ("mobilenet_v2", 40)}
 
 
 def _write_run(run_dir: Path, folder: Path, backbone: str, size: int, seed: int) -> Path:
@@ -25,6 +26,7 @@ def _write_run(run_dir: Path, folder: Path, backbone: str, size: int, seed: int)
     from tfft.config import load_config
     from tfft.data import load_splits
     from tfft.models.build import build_classifier
+    from tfft.task import LOGITS_LAYER
 
     cfg = load_config(tiny_config(name=run_dir.name, seed=seed,
                                   data={"source": str(folder), "image_size": [size, size], "batch_size": 8},
@@ -32,7 +34,7 @@ def _write_run(run_dir: Path, folder: Path, backbone: str, size: int, seed: int)
     class_names = load_splits(cfg.data, cfg.seed).class_names
     keras.utils.set_random_seed(seed)
     model = build_classifier(cfg.model, len(class_names), cfg.data.image_size)
-    head = model.get_layer("probabilities")
+    head = model.get_layer(LOGITS_LAYER)
     kernel, bias = head.get_weights()
     rng = np.random.default_rng(seed)
     head.set_weights([rng.normal(0, 3.0, kernel.shape).astype(np.float32), bias])
@@ -68,29 +70,33 @@ def _images(size: int, n: int = 5) -> np.ndarray:
     return np.random.default_rng(7).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
 
 
-def _member_mean(members, images: np.ndarray, reorder_b=None) -> np.ndarray:
+@pytest.fixture(scope="module")
+def member_models(members) -> dict:
     import keras
+
+    return {name: keras.models.load_model(members[name] / "model.keras", compile=False) for name in SIZES}
+
+
+def _member_mean(member_models, images: np.ndarray, reorder_b=None) -> np.ndarray:
     import tensorflow as tf
 
     outputs = []
-    for name in ("a", "b"):
-        model = keras.models.load_model(members[name] / "model.keras", compile=False)
-        size = SIZES[name][1]
+    for name, (_, size) in SIZES.items():
         x = images if images.shape[1] == size else tf.image.resize(images, (size, size), method="bilinear").numpy()
-        probs = np.asarray(model.predict_on_batch(x))
+        probs = np.asarray(member_models[name].predict_on_batch(x))
         if name == "b" and reorder_b is not None:
             probs = probs[:, reorder_b]
         outputs.append(probs)
     return np.mean(outputs, axis=0)
 
 
-def test_ensemble_equals_the_mean_of_its_members(members, built):
+def test_ensemble_equals_the_mean_of_its_members(member_models, built):
     import keras
 
     model = keras.models.load_model(built / "model.keras", compile=False, safe_mode=True)
     assert model.input_shape == (None, 40, 40, 3)
     images = _images(40)
-    np.testing.assert_allclose(model.predict_on_batch(images), _member_mean(members, images), atol=1e-5)
+    np.testing.assert_allclose(model.predict_on_batch(images), _member_mean(member_models, images), atol=1e-5)
 
 
 def test_run_directory_files(members, built):
@@ -107,7 +113,7 @@ def test_run_directory_files(members, built):
     assert (built / "confusion_matrix.png").stat().st_size > 0
 
 
-def test_loads_in_a_python_that_never_imports_tfft(members, built, tmp_path):
+def test_loads_in_a_python_that_never_imports_tfft(member_models, built, tmp_path):
     images = _images(40, 3)
     np.save(tmp_path / "x.npy", images)
     script = (
@@ -120,28 +126,28 @@ def test_loads_in_a_python_that_never_imports_tfft(members, built, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), _member_mean(members, images), atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), _member_mean(member_models, images), atol=1e-5)
 
 
-def test_members_with_classes_in_another_order_are_reordered(members, tmp_path):
+def test_members_with_classes_in_another_order_are_reordered(members, member_models):
     import keras
 
-    from tfft.studies.ensemble import ensemble
+    from tfft.studies.ensemble import build_ensemble_model
 
-    shuffled = tmp_path / "b_shuffled"
-    shutil.copytree(members["b"], shuffled)
     names = (members["b"] / "labels.txt").read_text().split()
-    order = [names[i] for i in (2, 0, 1)]
-    (shuffled / "labels.txt").write_text("\n".join(order) + "\n")
-    result = ensemble([members["a"], shuffled], tmp_path / "out", evaluate=False)
-    model = keras.models.load_model(result.run_dir / "model.keras", compile=False)
+    order = [names[i] for i in (2, 0, 1)]  # as if b's labels.txt listed the classes so
+    clones = [keras.models.clone_model(member_models[n]) for n in SIZES]
+    for clone, name in zip(clones, SIZES):
+        clone.set_weights(member_models[name].get_weights())
+    model, _ = build_ensemble_model(clones, [names, order], (40, 40), names)
     images = _images(40)
-    # b's output column j now means order[j]; the ensemble's column i is names[i].
+    # b's output column j means order[j]; the ensemble's column i is names[i].
     np.testing.assert_allclose(model.predict_on_batch(images),
-                               _member_mean(members, images, reorder_b=[order.index(n) for n in names]),
+                               _member_mean(member_models, images, reorder_b=[order.index(n) for n in names]),
                                atol=1e-5)
 
 
+@pytest.mark.slow  # two exports with their parity checks: about a minute here
 def test_evaluate_predict_and_export_accept_the_ensemble(members, built, cli_runner, tmp_path):
     run = tmp_path / "ab"
     shutil.copytree(built, run)
@@ -158,13 +164,7 @@ def test_evaluate_predict_and_export_accept_the_ensemble(members, built, cli_run
         assert line.startswith("parity: top1 agreement 100.00%"), line
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "tfft.cli.main", *map(str, args)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_user_mistakes_exit_2_with_one_line(members, tmp_path):
+def test_user_mistakes_exit_2_with_one_line(members, tmp_path, cli_runner):
     unfinished = tmp_path / "unfinished"
     shutil.copytree(members["a"], unfinished)
     (unfinished / "metrics.json").unlink()
@@ -173,16 +173,17 @@ def test_user_mistakes_exit_2_with_one_line(members, tmp_path):
     (other / "labels.txt").write_text("cat\ndog\nfox\n")
     cases = [
         ((members["a"],), "at least 2 run directories"),
+        ((members["a"], members["a"]), "given twice"),
         ((members["a"], unfinished), "not finished"),
         ((members["a"], other), "['cat', 'dog', 'fox']"),
         ((members["a"], tmp_path / "missing"), "run directory not found"),
     ]
     for runs, expected in cases:
-        done = _cli("ensemble", *runs, "--out", tmp_path / "never")
-        assert done.returncode == 2, (runs, done.stderr)
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and expected in lines[0] and "hint" in lines[0], done.stderr
-    assert "['blue', 'green', 'red']" in _cli("ensemble", members["a"], other, "--out", tmp_path / "x").stderr
+        result = cli_runner("ensemble", *runs, "--out", tmp_path / "never")
+        assert result.exit_code == 2, (runs, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and "hint" in lines[0], result.stderr
+    assert "['blue', 'green', 'red']" in cli_runner("ensemble", members["a"], other, "--out", tmp_path / "x").stderr
     assert not (tmp_path / "never").exists()
 
 

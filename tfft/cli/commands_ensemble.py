@@ -14,7 +14,7 @@ import click
 @click.option("--overwrite", is_flag=True, help="Replace --out when it already holds files.")
 def ensemble(run_dirs: tuple[str, ...], out: str, data: str | None, split: str, overwrite: bool) -> None:
     """One model averaging the probabilities of RUN_DIRs (backbones and sizes may differ)."""
-    from tfft.evaluation.metrics import format_table
+    from tfft.reporting.metrics import format_table
     from tfft.studies.ensemble import ensemble as run_ensemble
 
     result = run_ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)

@@ -108,7 +108,7 @@ def data_report(splits: DataSplits) -> dict[str, Any]:
 
     Example:
     >>> report = data_report(splits)  # doctest: +SKIP
-    >>> report["splits"]["train"]["images"], report["skipped"][:1]
+    >>> report["splits"]["train"]["images"], report["skipped"][:1]  # doctest: +SKIP
     (800, [{'path': 'x/cat/bad.jpg', 'reason': 'empty file (0 bytes)'}])
     """
     report = {

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from tfft.atomic import current_umask, write_bytes
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
 from tfft.evaluation.rundir import (Run, decode_bytes, load_model, open_run, read_images,
@@ -276,6 +277,7 @@ def _write_savedmodel(model, run: Run, path: Path, thresholds: Optional[Any] = N
 
     module = _serving_module(model, run.class_names, run.image_size, thresholds)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700; give the usual folder mode
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         (tmp / "assets").mkdir(exist_ok=True)
@@ -331,11 +333,9 @@ def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
             data = converter.convert()
     except Exception as exc:
         raise RuntimeError(f"TFLite conversion ({quantize}) failed: {type(exc).__name__}: {exc}") from exc
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o644)
-    _replace(Path(tmp), path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    write_bytes(path, data)
 
 
 def _tflite_interpreter(path: Path):

@@ -397,7 +397,7 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
                total: float) -> dict[str, Any]:
     import json
 
-    from tfft.evaluation.metrics import compute_metrics
+    from tfft.reporting.metrics import compute_metrics
 
     plan = json.loads((path / "cv_plan.json").read_text(encoding="utf-8"))
     per_fold = [json.loads((d / layout.METRICS).read_text(encoding="utf-8")) for d in fold_dirs]
@@ -474,7 +474,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def _plot(summary: dict[str, Any], out: Path) -> None:
-    from tfft.evaluation.plots import _pyplot, _save
+    from tfft.reporting.plots import _pyplot, _save
 
     plt = _pyplot()
     k = summary["folds"]

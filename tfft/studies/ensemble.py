@@ -30,7 +30,7 @@ import numpy as np
 
 from tfft.errors import UserError
 from tfft.evaluation.rundir import Run, load_model, open_run, split_files
-from tfft.training import rundir as _rundir
+from tfft import atomic, layout
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -72,8 +72,8 @@ def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
     runs = []
     for path in run_dirs:
         run = open_run(path)
-        if not _rundir.is_finished(run.run_dir):
-            raise UserError(str(path), f"the run is not finished ({_rundir.FINISHED_MARKER} is missing)",
+        if not layout.is_finished(run.run_dir):
+            raise UserError(str(path), f"the run is not finished ({' or '.join(layout.FINISHED)} is missing)",
                             f"finish it with `tfft train {path}/config.yaml --run-dir {path} --resume`")
         runs.append(run)
     first = runs[0]
@@ -233,8 +233,8 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     >>> result = tfft.ensemble(["runs/a", "runs/b"], out="runs/ab")  # doctest: +SKIP
     >>> tfft.predict(result.run_dir, ["cat.jpg"])  # doctest: +SKIP
     """
-    from tfft.evaluation.metrics import compute_metrics
-    from tfft.evaluation.plots import plot_confusion_matrix
+    from tfft.reporting.metrics import compute_metrics
+    from tfft.reporting.plots import plot_confusion_matrix
 
     runs = _check_members(run_dirs)
     out_dir = Path(out).expanduser()
@@ -271,18 +271,18 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                 m = compute_metrics(y, member_probs, class_names, top_k=top_k)
                 member.update({key: m[key] for key in ("accuracy", "loss", "macro_f1")})
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _rundir.atomic_path(out_dir / "model.keras") as tmp:
+    with atomic.atomic_path(out_dir / layout.MODEL) as tmp:
         model.save(tmp)
-    _rundir.write_text(out_dir / "labels.txt", "\n".join(class_names) + "\n")
-    _rundir.write_text(out_dir / "config.yaml", config.to_yaml())
-    _rundir.write_json(out_dir / ENSEMBLE_FILE, {
+    atomic.write_text(out_dir / layout.LABELS, "\n".join(class_names) + "\n")
+    atomic.write_text(out_dir / layout.CONFIG, config.to_yaml())
+    atomic.write_json(out_dir / ENSEMBLE_FILE, {
         "members": members, "input_size": list(image_size), "combine": "mean of probabilities",
         "evaluated_on": description, "num_examples": count})
     if metrics:
-        plot_confusion_matrix(metrics["confusion_matrix"], class_names, out_dir / "confusion_matrix.png",
+        plot_confusion_matrix(metrics["confusion_matrix"], class_names, out_dir / layout.CONFUSION_MATRIX,
                               title=f"ensemble of {len(runs)}: confusion matrix ({split}, {count} images)")
     # metrics.json last: its presence marks the run directory finished.
-    _rundir.write_json(out_dir / "metrics.json", {split: metrics} if metrics else {})
+    atomic.write_json(out_dir / layout.METRICS, {split: metrics} if metrics else {})
     return EnsembleResult(run_dir=out_dir, metrics=metrics, members=members, split=split, num_examples=count,
                           evaluated_on=description)
 

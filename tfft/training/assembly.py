@@ -169,7 +169,7 @@ class Assembly:
 
             images = data.make_dataset(self.splits, "train", self.cfg.data, seed=self.cfg.seed, training=False)
             stats = standardize.fit_statistics(augment, (batch for batch, _ in images))
-            self.say(f"featurewise statistics from {stats['count']} training images: "
+            self.say(f"featurewise statistics from {self.num_train} training images: "
                      f"mean {[round(float(m), 2) for m in stats['mean']]}, "
                      f"std {[round(float(v), 2) for v in stats['std']]}")
         if self.cfg.model.weights == "imagenet":
@@ -285,3 +285,43 @@ def assemble(run: ResolvedRun, strategy: Any = None, accelerator: Optional[bool]
     assembly._augmenter()
     assembly._model()
     return assembly
+
+
+def build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
+    """The public data API (`tfft.data.build`): a batched dataset of (images float32 0..255, labels int32).
+
+    For `split == "train"` the order is epoch `epoch`'s stateless training order (the same
+    batches `tfft train` uses); with `augment.placement: pipeline` the images are augmented.
+    Other splits are in their fixed order, unaugmented. It is defined here, above both
+    `tfft.data` and `tfft.augment`, because it needs the two (the package root installs it as
+    `tfft.data.build`).
+
+    Args:
+        cfg: a `tfft.config.Config` (or anything `tfft.load_config` accepts).
+        split: "train", "val" or "test".
+        epoch: which training epoch's order (and augmentation) to yield.
+
+    Returns:
+        A `tf.data.Dataset`, one pass.
+
+    Example:
+    >>> import tfft
+    >>> cfg = tfft.load_config({"data": {"image_size": [64, 64], "builtin_per_class": 20}})
+    >>> images, labels = next(iter(tfft.data.build(cfg, "val")))
+    >>> images.dtype.name, labels.dtype.name
+    ('float32', 'int32')
+    """
+    from tfft import data
+    from tfft.augment import build_augmenter
+
+    cfg = load_config(cfg)
+    splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
+    training = split == "train"
+    on_decoded = augment_fn = None
+    if training and cfg.augment.placement == "pipeline":
+        augmenter = build_augmenter(cfg.augment, tuple(cfg.data.image_size), splits.num_classes)
+        if augmenter is not None:  # None when nothing is enabled
+            on_decoded, augment_fn = augmenter.pipeline_steps()
+    return data.make_dataset(splits, split, cfg.data, seed=cfg.seed, training=training,
+                             epochs=range(int(epoch), int(epoch) + 1), augment_fn=augment_fn,
+                             on_decoded=on_decoded)

@@ -24,6 +24,8 @@ run already computed for the same pixels and feature model are read, not recompu
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from collections.abc import Iterable
 from typing import Any, Optional
 
@@ -127,6 +129,45 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return feature_model, keras.Model(inputs, x, name="cached_head")
 
 
+class Progress:
+    """Progress of a long pass: Keras' bar on a terminal; plain lines elsewhere (a log file, CI).
+
+    Off a terminal it writes what Keras' own `verbose=2` writes: no ANSI escapes, no carriage
+    returns, one line at the start, one every `every` seconds, one at the end.
+
+    Example:
+    >>> progress = Progress("feature cache: val", 10, stream=sys.stdout)
+    feature cache: val
+    >>> progress.add(10); progress.done()  # doctest: +ELLIPSIS
+    feature cache: val: 10/10 images in ... s
+    """
+
+    def __init__(self, title: str, total: int, every: float = 30.0, stream: Any = None):
+        self.title, self.total, self.every = title, int(total), float(every)
+        self.stream = stream if stream is not None else sys.stdout
+        self.count = 0
+        self.started = self.last = time.monotonic()
+        interactive = getattr(self.stream, "isatty", lambda: False)() or "ipykernel" in sys.modules
+        print(title, file=self.stream, flush=True)
+        self.bar = keras.utils.Progbar(self.total, unit_name="image") if interactive else None
+
+    def add(self, count: int) -> None:
+        self.count += int(count)
+        if self.bar is not None:
+            self.bar.add(int(count))
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every and self.count < self.total:
+            self.last = now
+            print(f"{self.title}: {self.count}/{self.total} images, {now - self.started:.0f} s",
+                  file=self.stream, flush=True)
+
+    def done(self) -> None:
+        if self.bar is None:
+            print(f"{self.title}: {self.count}/{self.total} images in {time.monotonic() - self.started:.0f} s",
+                  file=self.stream, flush=True)
+
+
 class FeatureCache:
     """Backbone features of one phase's training passes and of the validation split.
 
@@ -160,15 +201,15 @@ class FeatureCache:
     def _compute(self, batches: Iterable[Any], total: int, title: str,
                  persist: bool = False) -> tuple[np.ndarray, np.ndarray]:
         features, labels = [], []
-        bar = keras.utils.Progbar(total, unit_name="image")
-        print(title)
+        progress = Progress(title, total)
         compute = self._stored if persist and self._stored is not None else self._features
         for images, y in batches:
             features.append(np.asarray(keras.ops.convert_to_numpy(compute(images)), np.float32))
             labels.append(np.asarray(y))
-            bar.add(int(images.shape[0]))
+            progress.add(int(images.shape[0]))
         if compute is self._stored:
             print(self._stored.flush())
+        progress.done()
         return np.concatenate(features), np.concatenate(labels)
 
     def fill_train(self, passes: list[Any], total: int, first_epoch: int, shuffled: bool) -> None:

@@ -21,10 +21,10 @@ from tfft import layout
 from tfft.atomic import atomic_path, write_csv, write_json, write_text
 from tfft.config import Config, load_config
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
-from tfft.evaluation import multilabel_eval
-from tfft.evaluation.core import evaluate_model
-from tfft.evaluation.plots import plot_curves
-from tfft.evaluation.report import write_report
+from tfft.reporting import multilabel_eval
+from tfft.reporting.evaluate import evaluate_model
+from tfft.reporting.plots import plot_curves
+from tfft.reporting.report import write_report
 from tfft.training import process_state, rundir
 from tfft.training.assembly import ResolvedRun, resolve
 

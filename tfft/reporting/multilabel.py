@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from tfft.evaluation.metrics import EPSILON, binary_roc_auc
+from tfft.reporting.metrics import EPSILON, binary_roc_auc
 
 DEFAULT_THRESHOLD = 0.5
 

@@ -1,6 +1,6 @@
 """Figures for multi-label runs: per-label precision-recall curves and label co-occurrence.
 
-Written like `tfft.evaluation.plots` (Agg backend, imported inside, atomic PNG writes).
+Written like `tfft.reporting.plots` (Agg backend, imported inside, atomic PNG writes).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from tfft.evaluation import multilabel as _metrics
-from tfft.evaluation.plots import _pyplot, _save
+from tfft.reporting import multilabel as _metrics
+from tfft.reporting.plots import _pyplot, _save
 
 
 def plot_pr_curves(y_true: Any, probs: Any, class_names: Sequence[str], path: str | os.PathLike,
