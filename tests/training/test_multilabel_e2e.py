@@ -10,8 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
+import yaml
 
 from tests.conftest import tiny_config
 
@@ -70,6 +70,7 @@ def test_run_writes_thresholds_metrics_and_figures(multi_run):
         assert row["threshold"] == pytest.approx(thresholds[name])
     for name in ("pr_curves.png", "label_cooccurrence.png", "confusion_matrix.png", "curves.png"):
         assert (run / name).read_bytes()[:4] == b"\x89PNG", name
+    assert yaml.safe_load((run / "config.yaml").read_text())["task"] == "multi_label"  # auto, resolved
     report = json.loads((run / "data_report.json").read_text())
     assert report["task"] == "multi_label" and sum(report["splits"]["val"]["labels_per_image"].values()) > 0
     history = list(csv.DictReader(open(run / "history.csv")))

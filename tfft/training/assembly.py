@@ -103,6 +103,7 @@ def resolve(config: Union[Config, dict, str, None]) -> ResolvedRun:
                         "MixUp/CutMix mix the labels too, which a layer inside the model cannot see",
                         "set augment.placement: pipeline (or auto), or drop the mixing")
     task = task_of_source(cfg.data.source, cfg.task)  # before any image is scanned
+    cfg.task = task  # config.yaml records the resolved task, as it does `schedule.bn: auto`
     return ResolvedRun(cfg, spec, (int(cfg.data.image_size[0]), int(cfg.data.image_size[1])), phases,
                        task_for(task))
 
