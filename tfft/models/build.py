@@ -35,6 +35,7 @@ def build_classifier(
     num_classes: int,
     image_size: Sequence[int],
     extra_input_layers: Sequence[keras.layers.Layer] = (),
+    spec: Any = None,
 ) -> keras.Model:
     """Build the functional classifier that tfft trains and saves.
 
@@ -50,6 +51,8 @@ def build_classifier(
         image_size: `(height, width)` of the input.
         extra_input_layers: built-in layers applied to the raw input before the backbone's
             preprocessing (featurewise standardization from `augment`).
+        spec: the `BackboneSpec` already resolved from `model_cfg` (a `keras:` file is then
+            not read again); default: resolved here.
 
     Example:
     >>> from tfft.config import ModelConfig
@@ -57,7 +60,7 @@ def build_classifier(
     >>> model.output_shape
     (None, 3)
     """
-    spec = resolve_backbone(model_cfg)
+    spec = spec if spec is not None else resolve_backbone(model_cfg)
     height, width = int(image_size[0]), int(image_size[1])
     backbone = spec.build((height, width, 3), weights=model_cfg.weights)
     backbone.name = BACKBONE_LAYER_NAME  # freezing finds it by this name
@@ -85,7 +88,7 @@ def build_classifier(
         x = keras.layers.Dropout(model_cfg.dropout, name="dropout")(x)
     # The output stays float32 under mixed precision so probabilities and the loss are exact.
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"tfft_{spec.name}")
+    return keras.Model(inputs, outputs, name=f"tfft_{spec.model_name}")
 
 
 def get_backbone(model: keras.Model) -> keras.Model:

@@ -215,7 +215,8 @@ class _Run:
         self.spec = resolve_backbone(cfg.model)
         extra = self._standardization_layers()
         with self.strategy.scope():
-            self.model = build_classifier(cfg.model, len(self.class_names), cfg.data.image_size, extra)
+            self.model = build_classifier(cfg.model, len(self.class_names), cfg.data.image_size, extra,
+                                          spec=self.spec)
             if self.augmenter is not None and self.placement == "model":
                 from tfft.augment import AugmentLayer
 
