@@ -13,7 +13,13 @@ computes the features once, and feeds the head batches that match the uncached r
   are computed from the augmented pipeline itself (the exact batches, MixUp/CutMix labels
   included); epoch `j >= K` of the phase reuses copy `j mod K`, its examples reshuffled by
   `(seed, epoch)`. K is the choice between speed (K forward passes instead of one per epoch)
-  and augmentation diversity; `auto` does not cache an augmented phase unless K is set.
+  and augmentation diversity; `auto` does not cache an augmented phase unless K is set;
+* with flips as the only augmentation (the default recipe: `horizontal_flip: true`): a flip has
+  two outcomes (four with vertical flips too), so the features of every image in each of its
+  flipped versions are computed once, in one pass; each epoch picks one version per image,
+  uniformly, by `(seed, epoch)`, then the epoch order. The head sees exactly the distribution
+  of augmented images the uncached run samples from (not the same draws), and a resumed run
+  the same epochs again.
 
 Features live in memory as float32. Validation features are computed once per cached phase.
 """
@@ -21,7 +27,7 @@ Features live in memory as float32. Validation features are computed once per ca
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
 import keras
@@ -38,10 +44,11 @@ class Decision:
     use: bool
     copies: int
     reason: str
+    flips: bool = False  # the copies are the flip outcomes of one pass (see `FeatureCache.fill_flips`)
 
 
 def decide(setting: str, copies: int, *, backbone_frozen: bool, augmenting: bool, feature_size: int,
-           num_examples: int) -> Decision:
+           num_examples: int, flip_outcomes: int = 0) -> Decision:
     """Apply `performance.cache_features` (`auto | on | off`) to one phase.
 
     Args:
@@ -51,6 +58,8 @@ def decide(setting: str, copies: int, *, backbone_frozen: bool, augmenting: bool
         augmenting: the run augments its training images.
         feature_size: values per example at the pool layer.
         num_examples: training examples.
+        flip_outcomes: when flips are the only augmentation, how many outcomes they have (2 or
+            4); 0 otherwise. Such a phase caches every outcome (exact) unless `copies` is set.
 
     Returns:
         A `Decision`; `copies` is the number of training passes to compute.
@@ -65,7 +74,8 @@ def decide(setting: str, copies: int, *, backbone_frozen: bool, augmenting: bool
         return Decision(False, 0, "off (performance.cache_features: off)")
     if not backbone_frozen:
         return Decision(False, 0, "off (the backbone trains in this phase)")
-    if augmenting and copies == 0:
+    flips = augmenting and copies == 0 and flip_outcomes > 1
+    if augmenting and copies == 0 and not flips:
         if setting == "on":
             raise UserError("performance.cache_augmented_copies",
                             "performance.cache_features: on with augmentation needs the number of augmented "
@@ -73,11 +83,14 @@ def decide(setting: str, copies: int, *, backbone_frozen: bool, augmenting: bool
                             "set performance.cache_augmented_copies: K (K >= 1), or switch augmentation off")
         return Decision(False, 0, "off (augmentation draws new images every epoch; set "
                                   "performance.cache_augmented_copies: K to cache K augmented passes)")
-    passes = copies if augmenting else 1
+    passes = flip_outcomes if flips else copies if augmenting else 1
     size = 4 * feature_size * num_examples * passes
     if setting == "auto" and size > AUTO_MAX_BYTES:
         return Decision(False, 0, f"off (the cache would take {size / 2**30:.1f} GiB; "
                                   "performance.cache_features: on forces it)")
+    if flips:
+        return Decision(True, passes, f"on: backbone features of every flip of every image computed "
+                                      f"once ({passes} versions, exact; {size / 2**20:.1f} MiB)", flips=True)
     what = f"{passes} augmented pass(es)" if augmenting else "one pass"
     return Decision(True, passes, f"on: backbone features computed once ({what}, {size / 2**20:.1f} MiB)")
 
@@ -145,17 +158,28 @@ class FeatureCache:
         self.copies: list[tuple[np.ndarray, np.ndarray]] = []
         self.first_epoch = 0
         self.shuffled_base = False
+        self.flip_versions = False  # copies are flip outcomes of one pass, mixed per epoch
         self.val: Optional[tuple[np.ndarray, np.ndarray]] = None
 
-    def _compute(self, batches: Iterable[Any], total: int, title: str) -> tuple[np.ndarray, np.ndarray]:
-        features, labels = [], []
+    def _compute(self, batches: Iterable[Any], total: int, title: str,
+                 flips: Sequence[tuple[bool, bool]] = ((False, False),)
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Features of each batch under each flip `(horizontal, vertical)`: one list per flip."""
+        import tensorflow as tf
+
+        features: list[list[np.ndarray]] = [[] for _ in flips]
+        labels = []
         bar = keras.utils.Progbar(total, unit_name="image")
         print(title)
         for images, y in batches:
-            features.append(np.asarray(keras.ops.convert_to_numpy(self._features(images)), np.float32))
+            for out, (horizontal, vertical) in zip(features, flips):
+                axes = [axis for axis, on in ((2, horizontal), (1, vertical)) if on]
+                flipped = tf.reverse(images, axes) if axes else images
+                out.append(np.asarray(keras.ops.convert_to_numpy(self._features(flipped)), np.float32))
             labels.append(np.asarray(y))
             bar.add(int(images.shape[0]))
-        return np.concatenate(features), np.concatenate(labels)
+        y_all = np.concatenate(labels)
+        return [(np.concatenate(out), y_all) for out in features]
 
     def fill_train(self, passes: list[Any], total: int, first_epoch: int, shuffled: bool) -> None:
         """Compute the training features.
@@ -167,18 +191,40 @@ class FeatureCache:
             shuffled: True when the copies already hold epochs in their training order
                 (augmented copies); False for one pass in file order.
         """
-        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}")
+        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}")[0]
                        for i, ds in enumerate(passes)]
         self.first_epoch = int(first_epoch)
         self.shuffled_base = bool(shuffled)
+        self.flip_versions = False
+
+    def fill_flips(self, dataset: Any, total: int, outcomes: Sequence[tuple[bool, bool]]) -> None:
+        """Compute the training features of every flip outcome, in one pass in file order.
+
+        Args:
+            dataset: one un-augmented pass over `train` in file order, (images, one-hot labels).
+            total: examples in the pass (for the progress bar).
+            outcomes: the `(horizontal, vertical)` flips, equally likely (`Augmenter.flip_outcomes`).
+        """
+        self.copies = self._compute(dataset, total, f"feature cache: train, {len(outcomes)} flip "
+                                    "versions of each image", flips=outcomes)
+        self.shuffled_base = False
+        self.flip_versions = True
 
     def fill_val(self, dataset: Any, total: int) -> None:
-        self.val = self._compute(dataset, total, "feature cache: val")
+        self.val = self._compute(dataset, total, "feature cache: val")[0]
 
     def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         from tfft.data.pipeline import epoch_permutation
 
         j = int(epoch) - self.first_epoch
+        if self.flip_versions:
+            labels = self.copies[0][1]
+            order = epoch_permutation(len(labels), self.seed, int(epoch))
+            # Which flip each image gets this epoch: uniform, a function of (seed, epoch) only.
+            rng = np.random.default_rng([self.seed, int(epoch), 0x0F119])
+            version = rng.integers(0, len(self.copies), len(labels))[order]
+            stacked = np.stack([features for features, _ in self.copies])
+            return stacked[version, order], labels[order]
         features, labels = self.copies[j % len(self.copies)]
         if self.shuffled_base and 0 <= j < len(self.copies):
             return features, labels  # exactly the batches the augmented pipeline gave for this epoch

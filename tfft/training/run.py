@@ -323,20 +323,23 @@ class _Run:
                                         backbone_frozen=feature_cache.backbone_frozen(self.model),
                                         augmenting=self.augmenter is not None,
                                         feature_size=feature_cache.feature_size(self.model),
-                                        num_examples=self.num_train)
+                                        num_examples=self.num_train,
+                                        flip_outcomes=len(self.augmenter.flip_outcomes) if self.augmenter else 0)
         print(f"feature cache: {decision.reason}")
         if not decision.use:
             return None
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
-        if self.augmenter is None:
+        if decision.flips:  # every flip of every image, one pass; each epoch picks one per image
+            cache.fill_flips(self._dataset("train", None), self.num_train, self.augmenter.flip_outcomes)
+        elif self.augmenter is None:
             # One pass in file order; each epoch is gathered in its (seed, epoch) order.
-            passes = [self._dataset("train", None)]
+            cache.fill_train([self._dataset("train", None)], self.num_train, first_epoch=start, shuffled=False)
         else:
             passes = [self._dataset("train", range(start + j, start + j + 1), in_pipeline=True)
                       for j in range(decision.copies)]
-        cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=self.augmenter is not None)
+            cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=True)
         if self.has_val:
             cache.fill_val(self._dataset("val", None), len(self.splits.splits["val"]))
         return cache
