@@ -119,12 +119,15 @@ def _run(tmp_path, name, cache, augment=None, copies=0, schedule=None):
     return model, rows
 
 
-def test_cached_head_phase_trains_what_the_full_model_trains(tmp_path, capsys):
+def test_cached_phases_train_what_the_full_model_trains(tmp_path, capsys):
     """No augmentation: the same batches in the same order, so the same weights (to float rounding),
-    and the next phase (which unfreezes the backbone) goes back to the full model."""
+    in the head phase (pooled features cached) and in the fine-tuning phase that unfreezes the
+    top block (the frozen bottom's activations cached, the top block trains on them)."""
     cached, cached_rows = _run(tmp_path, "cached", "auto")
     out = capsys.readouterr().out
-    assert "feature cache: on" in out and "feature cache: off (the backbone trains" in out
+    assert out.count("feature cache: on") == 2, out
+    assert "caching the pooled backbone features" in out
+    assert "caching the frozen backbone's activations entering conv_dw_12" in out
     plain, plain_rows = _run(tmp_path, "plain", "off")
     assert [r["phase"] for r in cached_rows] == ["head"] * 2 + ["finetune"]
     for a, b in zip(cached_rows, plain_rows):

@@ -1,5 +1,8 @@
 """The frozen-feature cache: in a phase whose backbone is frozen, run the backbone once.
 
+A phase that fine-tunes only the top blocks is cached too: the frozen bottom of the backbone runs
+once, and each epoch runs only the blocks that train (see `cache_point`).
+
 A frozen backbone (and frozen BatchNorm, which Keras keeps in inference mode) maps an image to
 the same pooled features every epoch, so recomputing them is wasted work. This module splits a
 tfft classifier at its `pool` layer into a feature model (input -> pooled features) and a head
@@ -73,7 +76,7 @@ def decide(setting: str, copies: int, *, backbone_frozen: bool, augmenting: bool
     if setting == "off":
         return Decision(False, 0, "off (performance.cache_features: off)")
     if not backbone_frozen:
-        return Decision(False, 0, "off (the backbone trains in this phase)")
+        return Decision(False, 0, "off (the backbone trains from its first layer in this phase)")
     flips = augmenting and copies == 0 and flip_outcomes > 1
     if augmenting and copies == 0 and not flips:
         if setting == "on":
@@ -100,24 +103,86 @@ def _pool_index(model: keras.Model) -> Optional[int]:
     return names.index(POOL_LAYER_NAME) if POOL_LAYER_NAME in names else None
 
 
-def backbone_frozen(model: keras.Model) -> bool:
-    """True when nothing up to and including the pool layer trains (so features are fixed)."""
+def _trains(layer: Any) -> bool:
+    return any(weight.trainable for weight in layer.weights)
+
+
+@dataclasses.dataclass
+class CachePoint:
+    """Where a phase's fixed computation ends: the pool layer, or a tensor inside the backbone.
+
+    `backbone_layer` is None when nothing up to the pool layer trains (the head phase); else it
+    is the first training layer of the backbone, and the cache holds the activations that enter
+    it (one tensor: every later layer depends on the input only through it), so a fine-tuning
+    phase that unfreezes the top blocks runs only those blocks each epoch.
+    """
+
+    backbone_layer: Optional[str]
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def cache_point(model: keras.Model) -> Optional[CachePoint]:
+    """The `CachePoint` of a tfft classifier as its trainable flags stand, or None (no fixed part).
+
+    Example:
+    >>> from tfft.config import ModelConfig
+    >>> from tfft.models.build import build_classifier
+    >>> model = build_classifier(ModelConfig(backbone="mobilenet_v3_small", weights=None), 3, (32, 32))
+    >>> cache_point(model).shape
+    (576,)
+    """
+    from tfft.models.build import BACKBONE_LAYER_NAME
+
     index = _pool_index(model)
-    if index is None:
-        return False
-    return not any(weight.trainable for layer in model.layers[:index + 1] for weight in layer.weights)
+    names = [layer.name for layer in model.layers]
+    if index is None or BACKBONE_LAYER_NAME not in names:
+        return None
+    if not any(_trains(layer) for layer in model.layers[:index + 1]):
+        return CachePoint(None, tuple(int(d) for d in model.layers[index].output.shape[1:]))
+    if any(_trains(layer) for layer in model.layers[:names.index(BACKBONE_LAYER_NAME)]):
+        return None
+    backbone = model.get_layer(BACKBONE_LAYER_NAME)
+    first = next(layer for layer in backbone.layers if _trains(layer))
+    if first is backbone.layers[0] or not hasattr(first, "input") or isinstance(first.input, (list, tuple)):
+        return None
+    try:  # a cut is only valid where one tensor carries everything the rest needs
+        keras.Model(first.input, backbone.output)
+    except Exception:  # noqa: BLE001 - Keras says "graph disconnected" in several ways
+        return None
+    if any(d is None for d in first.input.shape[1:]):
+        return None
+    return CachePoint(first.name, tuple(int(d) for d in first.input.shape[1:]))
+
+
+def backbone_frozen(model: keras.Model) -> bool:
+    """True when a fixed part of the model can be cached: nothing up to the pool layer trains, or
+    only the top of the backbone does (see `cache_point`)."""
+    return cache_point(model) is not None
 
 
 def feature_size(model: keras.Model) -> int:
-    """Values per example at the pool layer (0 for a model without one)."""
-    index = _pool_index(model)
-    return 0 if index is None else int(np.prod(model.layers[index].output.shape[1:]))
+    """Values per example at the cache point (0 for a model without one)."""
+    point = cache_point(model)
+    return 0 if point is None else point.size
+
+
+def describe_point(model: keras.Model) -> str:
+    """Where the cached features are taken, for the console."""
+    point = cache_point(model)
+    if point is None or point.backbone_layer is None:
+        return "the pooled backbone features"
+    return f"the frozen backbone's activations entering {point.backbone_layer} ({'x'.join(map(str, point.shape))})"
 
 
 def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """Split a tfft classifier at its pool layer into (feature model, head model).
+    """Split a tfft classifier at its cache point into (feature model, head model).
 
-    The head model calls the classifier's own head layers, so fitting it updates `model`.
+    The head model calls the classifier's own layers (the top of the backbone too, when only
+    that trains), so fitting it updates `model`.
 
     Example:
     >>> from tfft.config import ModelConfig
@@ -127,12 +192,31 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     >>> features.output_shape, head.output_shape
     ((None, 576), (None, 3))
     """
+    from tfft.models.build import BACKBONE_LAYER_NAME
+
     names = [layer.name for layer in model.layers]
-    pool = model.get_layer(POOL_LAYER_NAME)
-    feature_model = keras.Model(model.inputs, pool.output, name="cached_features")
-    inputs = keras.Input(tuple(pool.output.shape[1:]), dtype="float32", name="features")
-    x = inputs
-    for layer in model.layers[names.index(POOL_LAYER_NAME) + 1:]:
+    point = cache_point(model)
+    if point is None:
+        raise ValueError("nothing fixed to cache: the layers up to the backbone train")
+    if point.backbone_layer is None:
+        pool = model.get_layer(POOL_LAYER_NAME)
+        feature_model = keras.Model(model.inputs, pool.output, name="cached_features")
+        after = names.index(POOL_LAYER_NAME) + 1
+        inputs = keras.Input(point.shape, dtype="float32", name="features")
+        x = inputs
+    else:
+        backbone = model.get_layer(BACKBONE_LAYER_NAME)
+        cut = backbone.get_layer(point.backbone_layer).input
+        lower = keras.Model(backbone.inputs, cut, name="cached_backbone_bottom")
+        upper = keras.Model(cut, backbone.output, name="backbone_top")
+        x = model.inputs[0]
+        for layer in model.layers[1:names.index(BACKBONE_LAYER_NAME)]:
+            x = layer(x)  # the classifier's own input layers (preprocessing), frozen
+        feature_model = keras.Model(model.inputs, lower(x), name="cached_features")
+        after = names.index(BACKBONE_LAYER_NAME) + 1
+        inputs = keras.Input(point.shape, dtype="float32", name="features")
+        x = upper(inputs)
+    for layer in model.layers[after:]:
         x = layer(x)
     return feature_model, keras.Model(inputs, x, name="cached_head")
 

@@ -328,6 +328,7 @@ class _Run:
         print(f"feature cache: {decision.reason}")
         if not decision.use:
             return None
+        print(f"feature cache: caching {feature_cache.describe_point(self.model)}")
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
