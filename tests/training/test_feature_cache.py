@@ -147,3 +147,28 @@ def test_augmented_copies_reproduce_the_first_epochs_then_repeat(tmp_path, capsy
     for a, b in zip(cached[:2], plain[:2]):  # copies 0 and 1 are epochs 1 and 2's own batches
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), abs=1e-4)
     assert float(cached[2]["loss"]) != pytest.approx(float(plain[2]["loss"]), abs=1e-6)  # epoch 3 reuses a copy
+
+
+def test_end_of_run_evaluation_reuses_the_cached_val_features(tmp_path, cli_runner, monkeypatch):
+    """The metrics of a cached last phase come from the head on the cached val features; they
+    are the model's own: `tfft evaluate` on model.keras gives the same numbers."""
+    import json
+
+    from tfft.training import feature_cache
+    from tfft.training.run import train
+
+    checks = []
+    real = feature_cache.FeatureCache.val_still_valid
+    monkeypatch.setattr(feature_cache.FeatureCache, "val_still_valid",
+                        lambda self: checks.append(real(self)) or checks[-1])
+    cfg = tiny_config(name="reuse", data={"builtin_per_class": 8, "batch_size": 16},
+                      schedule={"preset": "feature_extraction", "epochs": 2, "lr": 5e-3},
+                      training={"steps_per_epoch": None})
+    run = train(cfg, run_dir=str(tmp_path / "reuse")).run_dir
+    assert checks == [True]
+    at_end = json.loads((run / "metrics.json").read_text())["val"]
+    result = cli_runner("evaluate", run, "--split", "val")
+    assert result.exit_code == 0, result.output
+    again = json.loads((run / "eval" / "val" / "metrics.json").read_text())["val"]
+    assert again["accuracy"] == at_end["accuracy"]
+    assert again["loss"] == pytest.approx(at_end["loss"], abs=1e-4)

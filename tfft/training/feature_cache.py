@@ -235,10 +235,12 @@ class FeatureCache:
         import tensorflow as tf
 
         self.head = head
+        self.feature_model = feature_model
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self._features = tf.function(lambda images: feature_model(images, training=False),
                                      reduce_retracing=True)
+        self.weights_fingerprint = self.fingerprint()
         self.copies: list[tuple[np.ndarray, np.ndarray]] = []
         self.first_epoch = 0
         self.shuffled_base = False
@@ -293,6 +295,20 @@ class FeatureCache:
                                     "versions of each image", flips=outcomes)
         self.shuffled_base = False
         self.flip_versions = True
+
+    def fingerprint(self) -> str:
+        """A digest of the feature model's weights: equal digests, equal cached features."""
+        import hashlib
+
+        digest = hashlib.sha1()
+        for weight in self.feature_model.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+        return digest.hexdigest()
+
+    def val_still_valid(self) -> bool:
+        """True when the cached val features still hold for the model's current weights (the
+        frozen part was not changed since, e.g. by restoring the best epoch of an earlier phase)."""
+        return self.val is not None and self.fingerprint() == self.weights_fingerprint
 
     def fill_val(self, dataset: Any, total: int) -> None:
         self.val = self._compute(dataset, total, "feature cache: val")[0]

@@ -144,6 +144,7 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.phase_rows: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {}
+        self.last_cache: Optional[Any] = None  # the last phase's FeatureCache, if it had one
 
     # -- setup -------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -407,6 +408,7 @@ class _Run:
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
             skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
             cache = self._feature_cache(phase, start, first, end) if first < end else None
+            self.last_cache = cache  # the end-of-run evaluation reuses its val features when still valid
             self._compile(phase, steps, cache.head if cache is not None else self.train_model)
             if (first > start or skip) and first < end:
                 checkpoint.restore(last, self.fit_model.optimizer.variables, "optimizer", match_paths=False)
@@ -513,9 +515,17 @@ class _Run:
             if split in self.splits.splits and len(self.splits.splits[split]) > 0:
                 from tfft import data
 
-                dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
+                cache = self.last_cache
+                if split == "val" and cache is not None and cache.val_still_valid():
+                    # The head on the cached val features gives the model's own probabilities
+                    # (the frozen part is unchanged), without a second pass through the backbone.
+                    model, dataset = cache.head, cache.val
+                else:
+                    model = self.model
+                    dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed,
+                                                training=False)
                 out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
-                metrics[split] = evaluate_model(self.model, dataset, self.class_names, out_dir,
+                metrics[split] = evaluate_model(model, dataset, self.class_names, out_dir,
                                                 top_k=self.cfg.evaluate.top_k)
                 print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}, "
                       f"macro F1 {metrics[split]['macro_f1']:.4f}")
