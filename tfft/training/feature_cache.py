@@ -178,6 +178,107 @@ def describe_point(model: keras.Model) -> str:
     return f"the frozen backbone's activations entering {point.backbone_layer} ({'x'.join(map(str, point.shape))})"
 
 
+def lowest_cut(model: keras.Model, points: Sequence[Optional[CachePoint]]) -> Optional[str]:
+    """The lowest backbone cut among the cached phases of a run, when two or more are cached.
+
+    One pass to that cut serves every such phase: each derives its own features from the stored
+    activations through the frozen layers between (see `SharedPass`).
+
+    Args:
+        model: the classifier.
+        points: `cache_point(model)` under each remaining phase's freezing (None: not cached).
+    """
+    from tfft.models.build import BACKBONE_LAYER_NAME
+
+    cached = [point for point in points if point is not None]
+    inside = [point.backbone_layer for point in cached if point.backbone_layer is not None]
+    if len(cached) < 2 or not inside:
+        return None
+    order = [layer.name for layer in model.get_layer(BACKBONE_LAYER_NAME).layers]
+    return min(inside, key=order.index)
+
+
+def _lower(model: keras.Model, layer_name: str) -> keras.Model:
+    """Classifier input -> the activations entering backbone layer `layer_name` (frozen part)."""
+    from tfft.models.build import BACKBONE_LAYER_NAME
+
+    names = [layer.name for layer in model.layers]
+    backbone = model.get_layer(BACKBONE_LAYER_NAME)
+    lower = keras.Model(backbone.inputs, backbone.get_layer(layer_name).input, name="shared_bottom")
+    x = model.inputs[0]
+    for layer in model.layers[1:names.index(BACKBONE_LAYER_NAME)]:
+        x = layer(x)
+    return keras.Model(model.inputs, lower(x), name="shared_features")
+
+
+def bridge(model: keras.Model, from_layer: str) -> Optional[keras.Model]:
+    """The frozen layers from the activations entering `from_layer` up to the model's own cache point.
+
+    Example: with `from_layer` = block7a_expand_conv and a head phase, the model runs block 7, the
+    top convolution and the pool layer: the pooled features, from the stored activations.
+    """
+    from tfft.models.build import BACKBONE_LAYER_NAME
+
+    point = cache_point(model)
+    backbone = model.get_layer(BACKBONE_LAYER_NAME)
+    start = backbone.get_layer(from_layer).input
+    if point.backbone_layer is None:
+        inputs = keras.Input(tuple(start.shape[1:]), dtype="float32", name="activations")
+        x = keras.Model(start, backbone.output, name="frozen_top")(inputs)
+        return keras.Model(inputs, model.get_layer(POOL_LAYER_NAME)(x), name="bridge")
+    if point.backbone_layer == from_layer:
+        return None  # the phase's own cut: the stored activations are its features
+    return keras.Model(start, backbone.get_layer(point.backbone_layer).input, name="bridge")
+
+
+@dataclasses.dataclass
+class SharedPass:
+    """The training and val activations at one backbone cut, shared by the phases above it.
+
+    `versions` holds one array per flip outcome (one in all without augmentation), in file order.
+    `fingerprint` is the digest of the weights below the cut when it was computed.
+    """
+
+    layer: str
+    versions: list[np.ndarray]
+    labels: np.ndarray
+    val: Optional[tuple[np.ndarray, np.ndarray]]
+    fingerprint: str
+    outcomes: int
+
+
+def weights_digest(weights: Sequence[Any]) -> str:
+    """A digest of the values of `weights` (equal digests: equal activations)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for weight in weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def shared_pass(model: keras.Model, layer: str, previous: Optional[SharedPass], train: Any, total: int,
+                outcomes: Sequence[tuple[bool, bool]], val: Any, val_total: int) -> SharedPass:
+    """The activations entering backbone `layer` for train (every flip outcome) and val.
+
+    Reuses `previous` when it is at the same cut and the weights below it are unchanged;
+    otherwise runs the frozen bottom once over `train` and `val` (un-augmented, file order).
+    """
+    lower = _lower(model, layer)
+    digest = weights_digest(lower.weights)
+    if previous is not None and previous.layer == layer and previous.fingerprint == digest:
+        print(f"feature cache: reusing the activations entering {layer} from the previous phase")
+        return previous
+    import tensorflow as tf
+
+    run = tf.function(lambda images: lower(images, training=False), reduce_retracing=True)
+    versions = compute_features(run, train, total, f"feature cache: the frozen bottom up to {layer}, "
+                                f"train ({len(outcomes)} version(s) of each image)", flips=outcomes)
+    val_rows = compute_features(run, val, val_total, "feature cache: the frozen bottom, val")[0] \
+        if val is not None else None
+    return SharedPass(layer, [v for v, _ in versions], versions[0][1], val_rows, digest, len(outcomes))
+
+
 def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     """Split a tfft classifier at its cache point into (feature model, head model).
 
@@ -221,6 +322,28 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return feature_model, keras.Model(inputs, x, name="cached_head")
 
 
+def compute_features(features: Any, batches: Iterable[Any], total: int, title: str,
+                     flips: Sequence[tuple[bool, bool]] = ((False, False),)
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`features(images)` of each batch under each flip `(horizontal, vertical)`: one
+    `(features, labels)` pair per flip, rows in the batches' order; prints a progress bar."""
+    import tensorflow as tf
+
+    rows: list[list[np.ndarray]] = [[] for _ in flips]
+    labels = []
+    bar = keras.utils.Progbar(total, unit_name="image")
+    print(title)
+    for images, y in batches:
+        for out, (horizontal, vertical) in zip(rows, flips):
+            axes = [axis for axis, on in ((2, horizontal), (1, vertical)) if on]
+            flipped = tf.reverse(images, axes) if axes else images
+            out.append(np.asarray(keras.ops.convert_to_numpy(features(flipped)), np.float32))
+        labels.append(np.asarray(y))
+        bar.add(int(images.shape[0]))
+    y_all = np.concatenate(labels)
+    return [(np.concatenate(out), y_all) for out in rows]
+
+
 class FeatureCache:
     """Backbone features of one phase's training passes and of the validation split.
 
@@ -250,22 +373,7 @@ class FeatureCache:
     def _compute(self, batches: Iterable[Any], total: int, title: str,
                  flips: Sequence[tuple[bool, bool]] = ((False, False),)
                  ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Features of each batch under each flip `(horizontal, vertical)`: one list per flip."""
-        import tensorflow as tf
-
-        features: list[list[np.ndarray]] = [[] for _ in flips]
-        labels = []
-        bar = keras.utils.Progbar(total, unit_name="image")
-        print(title)
-        for images, y in batches:
-            for out, (horizontal, vertical) in zip(features, flips):
-                axes = [axis for axis, on in ((2, horizontal), (1, vertical)) if on]
-                flipped = tf.reverse(images, axes) if axes else images
-                out.append(np.asarray(keras.ops.convert_to_numpy(self._features(flipped)), np.float32))
-            labels.append(np.asarray(y))
-            bar.add(int(images.shape[0]))
-        y_all = np.concatenate(labels)
-        return [(np.concatenate(out), y_all) for out in features]
+        return compute_features(self._features, batches, total, title, flips)
 
     def fill_train(self, passes: list[Any], total: int, first_epoch: int, shuffled: bool) -> None:
         """Compute the training features.
@@ -298,12 +406,28 @@ class FeatureCache:
 
     def fingerprint(self) -> str:
         """A digest of the feature model's weights: equal digests, equal cached features."""
-        import hashlib
+        return weights_digest(self.feature_model.weights)
 
-        digest = hashlib.sha1()
-        for weight in self.feature_model.weights:
-            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
-        return digest.hexdigest()
+    def fill_derived(self, shared: SharedPass, through: Optional[keras.Model]) -> None:
+        """This phase's features from a `SharedPass`, through the frozen layers between (`bridge`;
+        None when the phase's cut is the shared one)."""
+        import tensorflow as tf
+
+        run = tf.function(lambda x: through(x, training=False), reduce_retracing=True)
+
+        def derive(rows: np.ndarray) -> np.ndarray:
+            if through is None:
+                return rows
+            out = [np.asarray(keras.ops.convert_to_numpy(run(rows[i:i + 64])), np.float32)
+                   for i in range(0, len(rows), 64)]
+            return np.concatenate(out)
+
+        print(f"feature cache: derived from the activations entering {shared.layer}")
+        self.copies = [(derive(version), shared.labels) for version in shared.versions]
+        self.flip_versions = shared.outcomes > 1
+        self.shuffled_base = False
+        if shared.val is not None:
+            self.val = (derive(shared.val[0]), shared.val[1])
 
     def val_still_valid(self) -> bool:
         """True when the cached val features still hold for the model's current weights (the

@@ -145,6 +145,8 @@ class _Run:
         self.phase_rows: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {}
         self.last_cache: Optional[Any] = None  # the last phase's FeatureCache, if it had one
+        self.shared_cut: Optional[str] = None  # feature_cache.lowest_cut of the cached phases
+        self.shared: Optional[Any] = None  # their feature_cache.SharedPass
 
     # -- setup -------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -333,6 +335,16 @@ class _Run:
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
+        if self.shared_cut is not None and (decision.flips or self.augmenter is None):
+            # One pass to the lowest cut of the run's cached phases serves them all.
+            outcomes = self.augmenter.flip_outcomes if decision.flips else [(False, False)]
+            val = self._dataset("val", None) if self.has_val else None
+            with self.strategy.scope():
+                self.shared = feature_cache.shared_pass(
+                    self.model, self.shared_cut, self.shared, self._dataset("train", None), self.num_train,
+                    outcomes, val, len(self.splits.splits["val"]) if self.has_val else 0)
+                cache.fill_derived(self.shared, feature_cache.bridge(self.model, self.shared_cut))
+            return cache
         if decision.flips:  # every flip of every image, one pass; each epoch picks one per image
             cache.fill_flips(self._dataset("train", None), self.num_train, self.augmenter.flip_outcomes)
         elif self.augmenter is None:
@@ -386,6 +398,14 @@ class _Run:
         val = self._dataset("val", None) if self.has_val else None
         monitor = "val_loss" if self.has_val else "loss"
         verbose = _verbosity(cfg.training.verbose)
+        if cfg.performance.cache_features != "off":
+            from tfft.training import feature_cache
+
+            points = []
+            for phase in phases[self.state["phase"]:]:  # each phase's freezing is set again below
+                apply_freezing(self.model, self.spec, phase.unfreeze, cfg.schedule.bn)
+                points.append(feature_cache.cache_point(self.model))
+            self.shared_cut = feature_cache.lowest_cut(self.model, points)
         for index, phase in enumerate(phases):
             if index < self.state["phase"]:
                 continue
