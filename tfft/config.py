@@ -43,6 +43,10 @@ class DataConfig(_Section):
     limit_per_class: Optional[int] = Field(None, gt=0)
     builtin_per_class: int = Field(120, gt=0)
     shuffle_buffer: int = Field(2048, gt=0)
+    # Cross-validation (`tfft cv` writes both into each fold's config): the source's train+val
+    # images are re-split by `fold_file` (a CSV `path,label,fold`): fold `fold` is val, the rest train.
+    fold_file: Optional[str] = None
+    fold: Optional[int] = Field(None, ge=1)
 
     @field_validator("image_size", mode="before")
     @classmethod
@@ -62,6 +66,9 @@ class DataConfig(_Section):
     def _splits(self) -> "DataConfig":
         if self.val_split + self.test_split >= 1.0:
             raise ValueError("val_split + test_split must leave some images for training")
+        if (self.fold_file is None) != (self.fold is None):
+            raise ValueError("data.fold_file and data.fold go together: give both (a fold of a "
+                             "cross-validation) or neither")
         return self
 
 
@@ -129,7 +136,9 @@ class ScheduleConfig(_Section):
 
     preset: Literal["feature_extraction", "full", "two_phase", "gradual"] = "two_phase"
     phases: Optional[list[PhaseConfig]] = None
-    bn: Literal["frozen", "train"] = "frozen"
+    # auto: `frozen` for pretrained weights (their statistics are worth keeping), `train` from
+    # scratch (initial statistics would never move); `tfft config show` prints the resolved value.
+    bn: Literal["auto", "frozen", "train"] = "auto"
     # Preset parameters.
     epochs: int = Field(5, ge=1)
     head_epochs: int = Field(3, ge=1)
@@ -221,8 +230,13 @@ class PerformanceConfig(_Section):
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: Literal["auto", "on", "off"] = "auto"
     steps_per_execution: int = Field(1, ge=1)
+    # Frozen features that outlive the run (tfft/training/feature_store.py), keyed by the decoded
+    # image and the feature model's weights: `auto` ($TFFT_CACHE_DIR or ~/.cache/tfft, then
+    # features/), `off`, or a folder; least recently used entries go beyond `feature_store_max_gb`.
+    feature_store: str = "auto"
+    feature_store_max_gb: float = Field(2.0, gt=0)
 
-    @field_validator("jit_compile", "cache_features", mode="before")
+    @field_validator("jit_compile", "cache_features", "feature_store", mode="before")
     @classmethod
     def _yaml_bools(cls, value: Any) -> Any:
         # YAML reads on/off as booleans.
@@ -268,6 +282,9 @@ class Config(_Section):
 
     name: str = "run"
     seed: int = 42
+    # auto: multi_label when a `path,labels` manifest row has several labels (or none), or for
+    # builtin:shapes-multi; single_label for folders and `path,label` manifests.
+    task: Literal["auto", "single_label", "multi_label"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -285,6 +302,13 @@ class Config(_Section):
                 f"expected letters, digits, '.', '_' or '-' (a folder name under runs/), got {value!r}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _resolve_bn(self) -> "Config":
+        if self.schedule.bn == "auto":
+            pretrained = self.model.weights is not None or self.model.backbone.startswith("keras:")
+            self.schedule.bn = "frozen" if pretrained else "train"
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (lists, not tuples), ready for YAML."""
@@ -306,13 +330,13 @@ def _plain(value: Any) -> Any:
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[-?\d+\])*)")
 
 
-def _parse_key(key: str) -> list[Union[str, int]]:
+def _parse_key(key: str, label: Optional[str] = None) -> list[Union[str, int]]:
     parts: list[Union[str, int]] = []
     for piece in key.split("."):
         match = _KEY_PART.fullmatch(piece.strip())
         if not match:
             raise UserError(
-                f"--set {key}", "expected a dotted key such as data.batch_size or "
+                label or f"--set {key}", "expected a dotted key such as data.batch_size or "
                 "schedule.phases[1].lr", "write KEY=VALUE with no spaces around '='"
             )
         parts.append(match.group(1))
@@ -341,30 +365,52 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     except yaml.YAMLError as exc:
         raise UserError(f"--set {key}", f"cannot read {text!r} as a YAML value ({exc.problem})",
                         "quote strings; lists look like [96,96]") from None
-    parts = _parse_key(key)
+    set_key(raw, key, value, label=f"--set {key}")
+
+
+def set_key(raw: dict[str, Any], key: str, value: Any, label: Optional[str] = None) -> None:
+    """Set the dotted `key` of a raw config to an already parsed `value`, in place (no validation).
+
+    `apply_override` parses its text and calls this; `tfft tune` sets each trial's parameters
+    with it. Validate the result with `load_config`.
+
+    Args:
+        raw: the config as plain data.
+        key: a dotted key with optional list indices, e.g. `schedule.phases[1].lr`.
+        value: the value to store.
+        label: how error messages name the key (default `--set KEY`).
+
+    Example:
+    >>> raw = {}
+    >>> set_key(raw, "model.dropout", 0.3)
+    >>> raw
+    {'model': {'dropout': 0.3}}
+    """
+    label = label or f"--set {key}"
+    parts = _parse_key(key, label)
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
         if isinstance(part, int):
             if not isinstance(node, list) or not -len(node) <= part < len(node):
-                raise UserError(f"--set {key}", f"index [{part}] is out of range",
+                raise UserError(label, f"index [{part}] is out of range",
                                 "the list has %d items" % (len(node) if isinstance(node, list) else 0))
             node = node[part]
             continue
         if not isinstance(node, dict):
-            raise UserError(f"--set {key}", f"{part!r} is not inside a mapping")
+            raise UserError(label, f"{part!r} is not inside a mapping")
         if node.get(part) is None:
             node[part] = [] if isinstance(nxt, int) else {}
         node = node[part]
     last = parts[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or not -len(node) <= last < len(node):
-            raise UserError(f"--set {key}", f"index [{last}] is out of range")
+            raise UserError(label, f"index [{last}] is out of range")
         node[last] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise UserError(f"--set {key}", f"{last!r} is not inside a mapping")
+        raise UserError(label, f"{last!r} is not inside a mapping")
 
 
 def _loc_to_key(loc: tuple[Any, ...]) -> str:

@@ -39,6 +39,14 @@ class DataError(UserError):
     """The data is unusable as given (empty class, no images, mismatched classes)."""
 
 
+class TrainingDiverged(UserError):
+    """The loss became NaN/Inf: a user's setting (usually the rate) made training diverge.
+
+    `tfft train` exits 2 on it like any `UserError`; `tfft tune` records the trial as failed and
+    goes on with the search.
+    """
+
+
 class TrainingInterrupted(Exception):
     """Training stopped by Ctrl-C after the resumable state was saved (exit 130)."""
 

@@ -12,7 +12,7 @@ import yaml
 
 from tfft.config import ScheduleConfig
 from tfft.errors import UserError
-from tfft.schedule.lr_find import exponential_rates, select_phase, smooth, suggest_lr
+from tfft.schedule.lr_range import exponential_rates, select_phase, smooth, suggest_lr
 from tfft.schedule.phases import resolve_phases
 
 START, END, STEPS = 1e-6, 10.0, 30
@@ -33,7 +33,7 @@ def _config() -> dict:
 
 @pytest.fixture(scope="module")
 def lr_run(tmp_path_factory):
-    from tfft.schedule.lr_find import find_lr
+    from tfft.training.lr_find import find_lr
 
     run_dir = tmp_path_factory.mktemp("lrfind") / "run"
     return find_lr(_config(), start_lr=START, end_lr=END, steps=STEPS, run_dir=run_dir), run_dir

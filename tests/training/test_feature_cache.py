@@ -98,6 +98,27 @@ def test_on_with_augmentation_needs_a_copy_count():
         decide("on", 0, backbone_frozen=True, augmenting=True, feature_size=8, num_examples=10)
 
 
+def test_cache_progress_in_a_log_file_is_plain_lines(capsys):
+    """Off a terminal (a log file, CI) no ANSI escapes or carriage returns: plain lines, as verbose=2."""
+    import keras
+    import tensorflow as tf
+
+    from tfft.training.feature_cache import FeatureCache
+
+    inputs = keras.Input((4,))
+    features = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    head_in = keras.Input((3,))
+    head = keras.Model(head_in, keras.layers.Dense(2, activation="softmax")(head_in))
+    cache = FeatureCache(features, head, seed=0, batch_size=4)
+    data = tf.data.Dataset.from_tensor_slices((np.ones((10, 4), "float32"), np.eye(2)[[0, 1] * 5])).batch(4)
+    cache.fill_val(data, 10)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\b" not in out
+    assert out.splitlines()[0] == "feature cache: val"
+    assert out.splitlines()[-1].startswith("feature cache: val: 10/10 images in ")
+    assert cache.val[0].shape == (10, 3)
+
+
 def _run(tmp_path, name, cache, augment=None, copies=0, schedule=None):
     from tfft.training.run import train
 
@@ -152,26 +173,19 @@ def test_augmented_copies_reproduce_the_first_epochs_then_repeat(tmp_path, capsy
     assert float(cached[2]["loss"]) != pytest.approx(float(plain[2]["loss"]), abs=1e-6)  # epoch 3 reuses a copy
 
 
-def test_end_of_run_evaluation_reuses_the_cached_val_features(tmp_path, cli_runner, monkeypatch):
-    """The metrics of a cached last phase come from the head on the cached val features; they
-    are the model's own: `tfft evaluate` on model.keras gives the same numbers."""
+def test_a_cached_last_phase_is_evaluated_on_its_features_as_the_saved_model_scores(tmp_path, cli_runner, capsys):
+    """The val metrics of a run whose last phase trained on cached features come from those
+    features (the backbone is not run over val again) and equal what model.keras scores."""
     import json
 
-    from tfft.training import feature_cache
     from tfft.training.run import train
 
-    checks = []
-    real = feature_cache.FeatureCache.val_still_valid
-    monkeypatch.setattr(feature_cache.FeatureCache, "val_still_valid",
-                        lambda self: checks.append(real(self)) or checks[-1])
-    cfg = tiny_config(name="reuse", data={"builtin_per_class": 8, "batch_size": 16},
-                      schedule={"preset": "feature_extraction", "epochs": 2, "lr": 5e-3},
-                      training={"steps_per_epoch": None})
-    run = train(cfg, run_dir=str(tmp_path / "reuse")).run_dir
-    assert checks == [True]
-    at_end = json.loads((run / "metrics.json").read_text())["val"]
-    result = cli_runner("evaluate", run, "--split", "val")
-    assert result.exit_code == 0, result.output
-    again = json.loads((run / "eval" / "val" / "metrics.json").read_text())["val"]
-    assert again["accuracy"] == at_end["accuracy"]
-    assert again["loss"] == pytest.approx(at_end["loss"], abs=1e-4)
+    cfg = tiny_config(name="cached-eval", data={"builtin_per_class": 8, "batch_size": 16},
+                      schedule={"preset": "feature_extraction", "epochs": 2, "bn": "frozen", "lr": 5e-3},
+                      training={"steps_per_epoch": None}, evaluate={"splits": ["val"]})
+    result = train(cfg, run_dir=str(tmp_path / "run"))
+    assert "val: scored on the cached backbone features" in capsys.readouterr().out
+    assert cli_runner("evaluate", result.run_dir, "--split", "val").exit_code == 0
+    again = json.loads((result.run_dir / "eval" / "val" / "metrics.json").read_text())["val"]
+    assert result.metrics["val"]["accuracy"] == again["accuracy"]
+    assert result.metrics["val"]["loss"] == pytest.approx(again["loss"], abs=1e-5)

@@ -25,7 +25,7 @@ def lr_find(config: str, overrides: tuple[str, ...], phase: str | None, steps: i
     Prints `suggested lr: X` (the steepest descent of the smoothed loss) and the plot's path.
     """
     from tfft.config import load_config
-    from tfft.schedule.lr_find import find_lr
+    from tfft.training.lr_find import find_lr
 
     cfg = load_config(config, overrides=list(overrides))
     find_lr(cfg, phase=phase, start_lr=start_lr, end_lr=end_lr, steps=steps, run_dir=run_dir)

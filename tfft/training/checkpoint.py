@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from tfft.training.rundir import CHECKPOINT_FILE, STATE_FILE, atomic_path, write_json
+from tfft.atomic import atomic_path, write_json
+from tfft.layout import BEST_WEIGHTS, CHECKPOINT, STATE
 
-LAST = CHECKPOINT_FILE
-BEST = "checkpoints/best.weights.npz"
+LAST = CHECKPOINT
+BEST = BEST_WEIGHTS
 GROUPS = ("model", "optimizer", "metrics")
 
 
@@ -45,7 +46,7 @@ def save(run_dir: Path, state: dict[str, Any], model: Sequence[Any], optimizer: 
     for group, variables in zip(GROUPS, (model, optimizer, metrics)):
         arrays.update(_arrays(group, variables))
     _write(run_dir / LAST, arrays)
-    write_json(run_dir / STATE_FILE, state)
+    write_json(run_dir / STATE, state)
 
 
 def save_variables(path: Path, variables: Sequence[Any]) -> None:

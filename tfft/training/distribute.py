@@ -166,7 +166,7 @@ def environment(strategy: Any, precision: str) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    from tfft import __version__
+    from tfft.version import __version__
 
     return {
         "strategy": strategy_name(strategy),

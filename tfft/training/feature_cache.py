@@ -25,11 +25,16 @@ computes the features once, and feeds the head batches that match the uncached r
   the same epochs again.
 
 Features live in memory as float32. Validation features are computed once per cached phase.
+Unaugmented passes (and validation) also go through the persistent store
+(`tfft.training.feature_store`, `performance.feature_store`) when one is given: features another
+run already computed for the same pixels and feature model are read, not recomputed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
@@ -322,24 +327,66 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return feature_model, keras.Model(inputs, x, name="cached_head")
 
 
+class Progress:
+    """Progress of a long pass: Keras' bar on a terminal; plain lines elsewhere (a log file, CI).
+
+    Off a terminal it writes what Keras' own `verbose=2` writes: no ANSI escapes, no carriage
+    returns, one line at the start, one every `every` seconds, one at the end.
+
+    Example:
+    >>> progress = Progress("feature cache: val", 10, stream=sys.stdout)
+    feature cache: val
+    >>> progress.add(10); progress.done()  # doctest: +ELLIPSIS
+    feature cache: val: 10/10 images in ... s
+    """
+
+    def __init__(self, title: str, total: int, every: float = 30.0, stream: Any = None):
+        self.title, self.total, self.every = title, int(total), float(every)
+        self.stream = stream if stream is not None else sys.stdout
+        self.count = 0
+        self.started = self.last = time.monotonic()
+        interactive = getattr(self.stream, "isatty", lambda: False)() or "ipykernel" in sys.modules
+        print(title, file=self.stream, flush=True)
+        self.bar = keras.utils.Progbar(self.total, unit_name="image") if interactive else None
+
+    def add(self, count: int) -> None:
+        self.count += int(count)
+        if self.bar is not None:
+            self.bar.add(int(count))
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every and self.count < self.total:
+            self.last = now
+            print(f"{self.title}: {self.count}/{self.total} images, {now - self.started:.0f} s",
+                  file=self.stream, flush=True)
+
+    def done(self) -> None:
+        if self.bar is None:
+            print(f"{self.title}: {self.count}/{self.total} images in {time.monotonic() - self.started:.0f} s",
+                  file=self.stream, flush=True)
+
+
 def compute_features(features: Any, batches: Iterable[Any], total: int, title: str,
-                     flips: Sequence[tuple[bool, bool]] = ((False, False),)
-                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+                     flips: Sequence[tuple[bool, bool]] = ((False, False),),
+                     after: Optional[Any] = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """`features(images)` of each batch under each flip `(horizontal, vertical)`: one
-    `(features, labels)` pair per flip, rows in the batches' order; prints a progress bar."""
+    `(features, labels)` pair per flip, rows in the batches' order; prints progress (`Progress`);
+    calls `after()` once the pass is done."""
     import tensorflow as tf
 
     rows: list[list[np.ndarray]] = [[] for _ in flips]
     labels = []
-    bar = keras.utils.Progbar(total, unit_name="image")
-    print(title)
+    progress = Progress(title, total)
     for images, y in batches:
         for out, (horizontal, vertical) in zip(rows, flips):
             axes = [axis for axis, on in ((2, horizontal), (1, vertical)) if on]
             flipped = tf.reverse(images, axes) if axes else images
             out.append(np.asarray(keras.ops.convert_to_numpy(features(flipped)), np.float32))
         labels.append(np.asarray(y))
-        bar.add(int(images.shape[0]))
+        progress.add(int(images.shape[0]))
+    if after is not None:
+        after()
+    progress.done()
     y_all = np.concatenate(labels)
     return [(np.concatenate(out), y_all) for out in rows]
 
@@ -352,9 +399,11 @@ class FeatureCache:
         head: from `split_model`: the model to fit on the cached features.
         seed: the run seed (the epoch order is `epoch_permutation(n, seed, e)`).
         batch_size: the global batch size.
+        store: a `feature_store.DiskFeatureStore` (on disk, per image) for the unaugmented passes, or None.
     """
 
-    def __init__(self, feature_model: keras.Model, head: keras.Model, seed: int, batch_size: int):
+    def __init__(self, feature_model: keras.Model, head: keras.Model, seed: int, batch_size: int,
+                 store: Optional[Any] = None):
         import tensorflow as tf
 
         self.head = head
@@ -369,11 +418,20 @@ class FeatureCache:
         self.shuffled_base = False
         self.flip_versions = False  # copies are flip outcomes of one pass, mixed per epoch
         self.val: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self._stored = None
+        if store is not None:
+            from tfft.training.feature_store import StoredFeatures
 
-    def _compute(self, batches: Iterable[Any], total: int, title: str,
+            self._stored = StoredFeatures(store, feature_model, self._features)
+
+    def _compute(self, batches: Iterable[Any], total: int, title: str, persist: bool = False,
                  flips: Sequence[tuple[bool, bool]] = ((False, False),)
                  ) -> list[tuple[np.ndarray, np.ndarray]]:
-        return compute_features(self._features, batches, total, title, flips)
+        """One `(features, labels)` pair per flip; `persist`: through the on-disk store, if any."""
+        stored = persist and self._stored is not None
+        compute = self._stored if stored else self._features
+        after = (lambda: print(self._stored.flush())) if stored else None
+        return compute_features(compute, batches, total, title, flips, after)
 
     def fill_train(self, passes: list[Any], total: int, first_epoch: int, shuffled: bool) -> None:
         """Compute the training features.
@@ -385,8 +443,8 @@ class FeatureCache:
             shuffled: True when the copies already hold epochs in their training order
                 (augmented copies); False for one pass in file order.
         """
-        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}")[0]
-                       for i, ds in enumerate(passes)]
+        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}",
+                                     persist=not shuffled)[0] for i, ds in enumerate(passes)]
         self.first_epoch = int(first_epoch)
         self.shuffled_base = bool(shuffled)
         self.flip_versions = False
@@ -400,7 +458,7 @@ class FeatureCache:
             outcomes: the `(horizontal, vertical)` flips, equally likely (`Augmenter.flip_outcomes`).
         """
         self.copies = self._compute(dataset, total, f"feature cache: train, {len(outcomes)} flip "
-                                    "versions of each image", flips=outcomes)
+                                    "versions of each image", persist=True, flips=outcomes)
         self.shuffled_base = False
         self.flip_versions = True
 
@@ -435,7 +493,7 @@ class FeatureCache:
         return self.val is not None and self.fingerprint() == self.weights_fingerprint
 
     def fill_val(self, dataset: Any, total: int) -> None:
-        self.val = self._compute(dataset, total, "feature cache: val")[0]
+        self.val = self._compute(dataset, total, "feature cache: val", persist=True)[0]
 
     def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         from tfft.data.pipeline import epoch_permutation
@@ -482,3 +540,70 @@ class FeatureCache:
 
         features, labels = self.val
         return tf.data.Dataset.from_tensor_slices((features, labels)).batch(self.batch_size)
+
+
+class FeatureStore:
+    """Backbone features kept in memory across the runs of one process (`tfft tune`'s trials).
+
+    A head-only trial that changes the rate, dropout or epochs runs the same frozen backbone
+    over the same images as the trial before it; with a store passed to `tfft.train` only the
+    first trial computes the features. An entry's key is a digest of the feature model's
+    weights (so a different backbone, weights file, input size or pooling never matches) and
+    of everything else the features depend on (the data section, seed, precision and, for
+    augmented passes, the augmentation and the epochs they stand for).
+
+    Args:
+        max_entries: entries kept (the least recently used beyond this are dropped).
+
+    Example:
+    >>> store = FeatureStore()
+    >>> result = tfft.train(cfg, feature_store=store)  # doctest: +SKIP
+    >>> store.hits, store.misses  # doctest: +SKIP
+    (0, 1)
+    """
+
+    def __init__(self, max_entries: int = 4):
+        import collections
+
+        self.max_entries = int(max_entries)
+        self._entries: "collections.OrderedDict[str, dict[str, Any]]" = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, feature_model: keras.Model, depends_on: dict[str, Any]) -> str:
+        """A digest of `feature_model`'s input shape and weights and of `depends_on` (JSON-able)."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(depends_on, sort_keys=True, default=str).encode())
+        digest.update(repr(tuple(feature_model.input_shape)).encode())
+        for variable in feature_model.weights:
+            value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+            digest.update(f"{variable.path}:{value.dtype}:{value.shape}".encode())
+            digest.update(value.tobytes())
+        return digest.hexdigest()
+
+    def restore(self, key: str, cache: FeatureCache) -> bool:
+        """Fill `cache` from the entry `key`; False (a miss) when there is none."""
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return False
+        self._entries.move_to_end(key)
+        cache.copies = list(entry["copies"])
+        cache.first_epoch = entry["first_epoch"]
+        cache.shuffled_base = entry["shuffled_base"]
+        cache.val = entry["val"]
+        self.hits += 1
+        return True
+
+    def store(self, key: str, cache: FeatureCache) -> None:
+        """Keep `cache`'s features under `key`."""
+        self._entries[key] = {"copies": list(cache.copies), "first_epoch": cache.first_epoch,
+                              "shuffled_base": cache.shuffled_base, "val": cache.val}
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -14,12 +14,19 @@ import math
 import sys
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Optional, Union
 
+from tfft import layout
+from tfft.atomic import atomic_path, write_csv, write_json, write_text
 from tfft.config import Config, load_config
-from tfft.errors import TrainingInterrupted, UserError
-from tfft.training import rundir
-from tfft.training.rundir import write_csv, write_json, write_text
+from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
+from tfft.reporting import multilabel_eval
+from tfft.reporting.evaluate import evaluate_model
+from tfft.reporting.plots import plot_curves
+from tfft.reporting.report import write_report
+from tfft.training import process_state, rundir
+from tfft.training.assembly import ResolvedRun, resolve
 
 # Keys a resumed run may change; everything else must match the interrupted run's config.
 _RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
@@ -75,6 +82,9 @@ def train(
     run_dir: Optional[str] = None,
     resume: bool = False,
     overwrite: bool = False,
+    callbacks: Optional[Sequence[Any]] = None,
+    *,
+    feature_store: Optional[Any] = None,
 ) -> TrainResult:
     """Train a classifier as the config says and write the run directory.
 
@@ -84,6 +94,13 @@ def train(
         resume: continue the unfinished run in `run_dir` (or the newest unfinished
             `runs/NAME*`) from its last checkpoint.
         overwrite: replace a finished run in `run_dir`.
+        callbacks: `keras.callbacks.Callback`s added to every phase's `fit` (after tfft's own,
+            so at `on_epoch_end` the epoch is already in history.csv and the checkpoint). An
+            exception a callback raises (a tuner's pruner, say) ends the run and propagates
+            unchanged; the run directory keeps the last checkpoint, resumable with `resume`.
+        feature_store: a `tfft.training.feature_cache.FeatureStore` shared by several runs in
+            one process (`tfft tune`'s trials): a frozen-backbone phase whose features are
+            already in it reuses them instead of running the backbone again.
 
     Returns:
         A `TrainResult` with `run_dir`, `metrics` (per evaluated split), `history`, `phases`.
@@ -97,16 +114,17 @@ def train(
     """
     from tfft.training.distribute import is_chief_task
 
-    cfg = load_config(config)
+    resolved = resolve(config)  # every config mistake surfaces here, before any data is read
+    cfg = resolved.config
     if is_chief_task() or resume:
         path = rundir.choose_run_dir(cfg.training.runs_dir, cfg.name, run_dir, resume, overwrite)
     else:  # a multi-worker non-chief: it writes to a temporary folder (see _Run._setup), reads nothing
         path = Path(run_dir) if run_dir else Path(cfg.training.runs_dir) / cfg.name
     if resume:
-        _check_resumable(load_config(path / "config.yaml"), cfg)
-    command = f"tfft train {path / 'config.yaml'} --run-dir {path} --resume"
+        _check_resumable(load_config(path / layout.CONFIG), cfg)
+    command = f"tfft train {path / layout.CONFIG} --run-dir {path} --resume"
     try:
-        return _Run(cfg, path, resume).execute()
+        return _Run(resolved, path, resume, list(callbacks or []), feature_store).execute()
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except OSError as exc:
@@ -124,6 +142,18 @@ def train(
         raise
 
 
+def _portable(model: Any) -> Any:
+    """The model as model.keras holds it: compiled with a loss of tfft's own (the weighted binary
+    cross-entropy), it is saved as an uncompiled model of the same layers, so that it still loads
+    in a Python that never imports tfft (the compile state lives in the checkpoints)."""
+    import keras
+
+    loss = getattr(model, "loss", None)
+    if getattr(model, "compiled", False) and loss is not None and not type(loss).__module__.startswith("keras"):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    return model
+
+
 def _caused_by_interrupt(exc: BaseException) -> bool:
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -137,16 +167,20 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 class _Run:
     """The state of one training run (an object only to keep `train` readable)."""
 
-    def __init__(self, cfg: Config, path: Path, resume: bool):
-        self.cfg = cfg
+    def __init__(self, resolved: ResolvedRun, path: Path, resume: bool, callbacks: list[Any],
+                 feature_store: Optional[Any] = None):
+        self.resolved = resolved
+        self.cfg = resolved.config
+        self.user_callbacks = callbacks
+        self.feature_store = feature_store
+        self.val_features: Optional[Any] = None  # the FeatureCache whose val features the final model shares
+        self.shared_cut: Optional[str] = None  # feature_cache.lowest_cut of the run's cached phases
+        self.shared: Optional[Any] = None  # their feature_cache.SharedPass
         self.path = path
         self.resume = resume
         self.history: list[dict[str, Any]] = []
         self.phase_rows: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {}
-        self.last_cache: Optional[Any] = None  # the last phase's FeatureCache, if it had one
-        self.shared_cut: Optional[str] = None  # feature_cache.lowest_cut of the cached phases
-        self.shared: Optional[Any] = None  # their feature_cache.SharedPass
 
     # -- setup -------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -154,9 +188,6 @@ class _Run:
 
         cfg = self.cfg
         self.strategy = distribute.make_strategy(cfg.distribute)  # before TF touches devices
-        import keras
-        import tensorflow as tf
-
         self.chief = distribute.is_chief(self.strategy)
         self.source = self.path  # where a resumed run's checkpoint is read (shared by all workers)
         if not self.chief:
@@ -164,154 +195,49 @@ class _Run:
 
             self.path = Path(tempfile.mkdtemp(prefix="tfft-worker-"))
         self.path.mkdir(parents=True, exist_ok=True)
-        keras.utils.set_random_seed(cfg.seed)
-        if cfg.training.deterministic:
-            tf.config.experimental.enable_op_determinism()
         self.precision = distribute.resolve_precision(cfg.performance, self.strategy)
-        keras.mixed_precision.set_global_policy(self.precision)
         self.accelerator = distribute.has_accelerator()
         if not self.resume:
-            write_text(self.path / "config.yaml", cfg.to_yaml())
-        write_json(self.path / "environment.json", distribute.environment(self.strategy, self.precision))
+            write_text(self.path / layout.CONFIG, cfg.to_yaml())
+        write_json(self.path / layout.ENVIRONMENT, distribute.environment(self.strategy, self.precision))
 
-    def _data(self) -> None:
+    def _assemble(self) -> None:
         from tfft import data
+        from tfft.training.assembly import assemble
 
-        cfg = self.cfg
-        self.splits = data.load_splits(cfg.data, cfg.seed)
-        self.class_names = list(self.splits.class_names)
-        if len(self.class_names) < 2:
-            raise UserError("data.source", f"found {len(self.class_names)} class(es) in {cfg.data.source}",
-                            "a classifier needs at least 2 class folders")
-        write_text(self.path / "labels.txt", "\n".join(self.class_names) + "\n")
-        write_json(self.path / "data_report.json", data.data_report(self.splits))
-        self.num_train = len(self.splits.splits["train"])
-        if self.num_train == 0:
-            raise UserError("data.source", "no training images", "check the folder and data.val_split")
-        self.has_val = "val" in self.splits.splits and len(self.splits.splits["val"]) > 0
+        self.asm = asm = assemble(self.resolved, self.strategy, self.accelerator)
+        self.splits, self.class_names = asm.splits, asm.class_names
+        self.num_train, self.has_val = asm.num_train, asm.has_val
+        self.model, self.train_model = asm.model, asm.train_model
+        self.fit_model = self.train_model  # what the current phase fits (see _feature_cache)
+        write_text(self.path / layout.LABELS, "\n".join(self.class_names) + "\n")
+        write_json(self.path / layout.DATA_REPORT, data.data_report(self.splits))
         counts = {name: len(split) for name, split in self.splits.splits.items()}
         print("data: " + ", ".join(f"{n} {k}" for k, n in counts.items()) +
               f" images, {len(self.class_names)} classes" +
-              (f", {len(self.splits.skipped)} unreadable file(s) skipped (see data_report.json)"
+              (f", {len(self.splits.skipped)} unreadable file(s) skipped (see {layout.DATA_REPORT})"
                if self.splits.skipped else ""))
-
-    def _augmenter(self) -> None:
-        cfg = self.cfg
-        self.augmenter = None
-        self.placement = "pipeline"
-        try:
-            from tfft import augment
-        except ImportError:  # pragma: no cover - augment ships with tfft
-            return
-        self.augmenter = augment.build_augmenter(cfg.augment, tuple(cfg.data.image_size), len(self.class_names))
-        if self.augmenter is not None:
-            placement = cfg.augment.placement
-            self.placement = ("model" if self.accelerator else "pipeline") if placement == "auto" else placement
-            print(f"augment ({self.placement}): {self.augmenter.describe()}")
-
-    def _model(self) -> None:
-        import keras
-
-        from tfft.models.build import build_classifier, resolve_backbone
-
-        cfg = self.cfg
-        self.spec = resolve_backbone(cfg.model)
-        extra = self._standardization_layers()
-        with self.strategy.scope():
-            self.model = build_classifier(cfg.model, len(self.class_names), cfg.data.image_size, extra,
-                                          spec=self.spec)
-            if self.augmenter is not None and self.placement == "model":
-                from tfft.augment import AugmentLayer
-
-                image = keras.Input(self.model.input_shape[1:], name="image")
-                seed = keras.Input((2,), dtype="int32", name="seed")
-                augmented = AugmentLayer(self.augmenter)([image, seed])
-                self.train_model = keras.Model([image, seed], self.model(augmented), name="train_wrapper")
-            else:
-                self.train_model = self.model
-        self.fit_model = self.train_model  # what the current phase fits (see _feature_cache)
-
-    def _standardization_layers(self) -> list:
-        """IDG's featurewise/samplewise standardizations, as layers inside the saved model."""
-        from tfft.augment import standardize
-
-        cfg = self.cfg.augment
-        if not (standardize.wants_featurewise(cfg) or standardize.wants_samplewise(cfg)):
-            return []
-        stats = None
-        if standardize.wants_featurewise(cfg):
-            from tfft import data
-
-            images = data.make_dataset(self.splits, "train", self.cfg.data, seed=self.cfg.seed, training=False)
-            stats = standardize.fit_statistics(cfg, (batch for batch, _ in images))
-            print(f"featurewise statistics from {stats['count']} training images: "
-                  f"mean {[round(float(m), 2) for m in stats['mean']]}, std {[round(float(v), 2) for v in stats['std']]}")
-        if self.cfg.model.weights == "imagenet":
-            print("warning: augment standardization moves pixels away from the 0-255 range the "
-                  f"{self.cfg.model.backbone} imagenet preprocessing expects")
-        return standardize.standardization_layers(cfg, stats)
-
-    # -- datasets ----------------------------------------------------------------------------
-    def _dataset(self, split: str, epochs: Optional[range], in_pipeline: bool = False, skip: int = 0) -> Any:
-        """Batches of (images, one-hot labels); training ones augmented (`in_pipeline`: never in the model)."""
-        import tensorflow as tf
-
-        from tfft import data
-
-        num_classes = len(self.class_names)
-        training = epochs is not None
-        augmenter = self.augmenter if training else None
-        model_placement = augmenter is not None and self.placement == "model" and not in_pipeline
-        # In the pipeline the warp runs on each batch as decoded, fused with the resize; the rest after.
-        on_decoded, on_batch = (augmenter.pipeline_steps() if augmenter is not None and not model_placement
-                                else (None, None))
-
-        def prepare(images, labels, seed):
-            labels = tf.one_hot(labels, num_classes)
-            if on_batch is not None:
-                images, labels = on_batch(images, labels, seed)
-            if model_placement:
-                return (images, tf.cast(seed, tf.int32)), labels
-            return images, labels
-
-        dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=training,
-                                    epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip,
-                                    on_decoded=on_decoded)
-        if not training:
-            dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
-            if model_placement:
-                raise AssertionError("validation never runs through the augmenting wrapper")
-        return dataset
+        if asm.augmenter is not None:
+            print(f"augment ({asm.placement}): {asm.augmenter.describe()}")
 
     # -- phases ------------------------------------------------------------------------------
     def _compile(self, phase: Any, steps_per_epoch: int, model: Any) -> None:
         """Compile `model` (the classifier, its augmenting wrapper or the cached-feature head) for a phase."""
         import keras
 
-        from tfft.schedule.optimizers import layer_decay_multipliers, make_optimizer
+        from tfft.schedule.optimizers import carry_state, layer_decay_multipliers, make_optimizer
 
-        multipliers = layer_decay_multipliers(self.model, self.spec, phase.layer_decay)
-        perf = self.cfg.performance
-        jit = {"on": True, "off": False, "auto": "auto" if self.accelerator else False}[perf.jit_compile]
+        multipliers = layer_decay_multipliers(self.model, self.resolved.spec, phase.layer_decay)
         previous = getattr(self.fit_model, "optimizer", None)
         carry = self.cfg.schedule.carry_optimizer and previous is not None and previous.built
         offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
         with self.strategy.scope():
             optimizer = make_optimizer(phase, steps_per_epoch, multipliers, offset=offset)
-            loss = keras.losses.CategoricalCrossentropy(label_smoothing=self.cfg.training.label_smoothing)
-            top_k = min(self.cfg.evaluate.top_k, len(self.class_names) - 1)
-            metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-            if top_k >= 2:
-                metrics.append(keras.metrics.TopKCategoricalAccuracy(k=top_k, name=f"top{top_k}"))
-            model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit,
-                          steps_per_execution=perf.steps_per_execution)
-            # Built here, Keras need not build it inside the first step (which traces it twice).
-            optimizer.build(model.trainable_variables)
-            if carry:
-                from tfft.schedule.optimizers import carry_state
-
+        self.asm.compile(model, optimizer)
+        if carry:
+            with self.strategy.scope():
                 count = carry_state(previous, optimizer)
-                print(f"optimizer state carried over for {count} variables (from iteration {offset})")
+            print(f"optimizer state carried over for {count} variables (from iteration {offset})")
         self.fit_model = model
 
     def _feature_cache(self, phase: Any, start: int, first: int, end: int) -> Optional[Any]:
@@ -322,65 +248,75 @@ class _Run:
         from tfft.training import feature_cache
 
         perf = self.cfg.performance
+        augmenter = self.asm.augmenter
         decision = feature_cache.decide(perf.cache_features, perf.cache_augmented_copies,
                                         backbone_frozen=feature_cache.backbone_frozen(self.model),
-                                        augmenting=self.augmenter is not None,
+                                        augmenting=self.asm.augmenter is not None,
                                         feature_size=feature_cache.feature_size(self.model),
                                         num_examples=self.num_train,
-                                        flip_outcomes=len(self.augmenter.flip_outcomes) if self.augmenter else 0)
+                                        flip_outcomes=len(augmenter.flip_outcomes) if augmenter else 0)
         print(f"feature cache: {decision.reason}")
         if not decision.use:
             return None
         print(f"feature cache: caching {feature_cache.describe_point(self.model)}")
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
-        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
-        if self.shared_cut is not None and (decision.flips or self.augmenter is None):
+        from tfft.training.feature_store import open_store
+
+        disk = open_store(perf.feature_store, perf.feature_store_max_gb)
+        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
+        if self.shared_cut is not None and (decision.flips or augmenter is None):
             # One pass to the lowest cut of the run's cached phases serves them all.
-            outcomes = self.augmenter.flip_outcomes if decision.flips else [(False, False)]
-            val = self._dataset("val", None) if self.has_val else None
+            outcomes = augmenter.flip_outcomes if decision.flips else [(False, False)]
+            val = self.asm.dataset("val", None) if self.has_val else None
             with self.strategy.scope():
                 self.shared = feature_cache.shared_pass(
-                    self.model, self.shared_cut, self.shared, self._dataset("train", None), self.num_train,
+                    self.model, self.shared_cut, self.shared, self.asm.dataset("train", None), self.num_train,
                     outcomes, val, len(self.splits.splits["val"]) if self.has_val else 0)
                 cache.fill_derived(self.shared, feature_cache.bridge(self.model, self.shared_cut))
             return cache
         if decision.flips:  # every flip of every image, one pass; each epoch picks one per image
-            cache.fill_flips(self._dataset("train", None), self.num_train, self.augmenter.flip_outcomes)
-        elif self.augmenter is None:
+            cache.fill_flips(self.asm.dataset("train", None), self.num_train, augmenter.flip_outcomes)
+            if self.has_val:
+                cache.fill_val(self.asm.dataset("val", None), len(self.splits.splits["val"]))
+            return cache
+        key = None
+        if self.feature_store is not None:
+            key = self.feature_store.key(feature_model, {
+                "data": self.cfg.data.model_dump(mode="json"), "seed": self.cfg.seed, "precision": self.precision,
+                "augment": self.cfg.augment.model_dump(mode="json") if self.asm.augmenter is not None else None,
+                "copies": decision.copies, "first_epoch": start if self.asm.augmenter is not None else 0})
+            if self.feature_store.restore(key, cache):
+                print("feature cache: reused the features an earlier run in this process computed")
+                return cache
+        if self.asm.augmenter is None:
             # One pass in file order; each epoch is gathered in its (seed, epoch) order.
-            cache.fill_train([self._dataset("train", None)], self.num_train, first_epoch=start, shuffled=False)
+            passes = [self.asm.dataset("train", None)]
         else:
-            passes = [self._dataset("train", range(start + j, start + j + 1), in_pipeline=True)
+            passes = [self.asm.dataset("train", range(start + j, start + j + 1), in_pipeline=True)
                       for j in range(decision.copies)]
-            cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=True)
+        cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=self.asm.augmenter is not None)
         if self.has_val:
-            cache.fill_val(self._dataset("val", None), len(self.splits.splits["val"]))
+            cache.fill_val(self.asm.dataset("val", None), len(self.splits.splits["val"]))
+        if key is not None:
+            self.feature_store.store(key, cache)
         return cache
-
-    def _class_weight(self) -> Optional[dict[int, float]]:
-        if self.cfg.training.class_weight != "balanced":
-            return None
-        counts = self.splits.counts("train")
-        total, k = sum(counts.values()), len(self.class_names)
-        return {i: total / (k * max(counts.get(name, 0), 1)) for i, name in enumerate(self.class_names)}
 
     def _write_history(self, rows: list[dict[str, Any]]) -> None:
         columns = list(HISTORY_COLUMNS)
         for row in rows:
             columns += [k for k in row if k not in columns]
-        write_csv(self.path / "history.csv", rows, columns)
+        write_csv(self.path / layout.HISTORY, rows, columns)
 
     def _run_phases(self) -> None:
         import keras
 
         from tfft.schedule.freezing import apply_freezing
-        from tfft.schedule.phases import resolve_phases
         from tfft.training import checkpoint
         from tfft.training.callbacks import EpochRecorder
 
         cfg = self.cfg
-        phases = resolve_phases(cfg.schedule, len(self.spec.blocks))
+        phases = self.resolved.phases
         last = self.source / checkpoint.LAST
         if self.resume:
             self.state = checkpoint.load_state(self.source)
@@ -395,7 +331,7 @@ class _Run:
         from tfft.data import steps_per_epoch
 
         steps = cfg.training.steps_per_epoch or steps_per_epoch(self.splits, "train", cfg.data.batch_size)
-        val = self._dataset("val", None) if self.has_val else None
+        val = self.asm.dataset("val", None) if self.has_val else None
         monitor = "val_loss" if self.has_val else "loss"
         verbose = _verbosity(cfg.training.verbose)
         if cfg.performance.cache_features != "off":
@@ -403,7 +339,7 @@ class _Run:
 
             points = []
             for phase in phases[self.state["phase"]:]:  # each phase's freezing is set again below
-                apply_freezing(self.model, self.spec, phase.unfreeze, cfg.schedule.bn)
+                apply_freezing(self.model, self.resolved.spec, phase.unfreeze, cfg.schedule.bn)
                 points.append(feature_cache.cache_point(self.model))
             self.shared_cut = feature_cache.lowest_cut(self.model, points)
         for index, phase in enumerate(phases):
@@ -412,7 +348,7 @@ class _Run:
             start = self.state["phase_start"]
             end = start + phase.epochs
             first = self.state["epoch"]
-            report = apply_freezing(self.model, self.spec, phase.unfreeze, cfg.schedule.bn)
+            report = apply_freezing(self.model, self.resolved.spec, phase.unfreeze, cfg.schedule.bn)
             row = {"name": phase.name, "epochs": phase.epochs, "unfreeze": phase.unfreeze, "lr": phase.lr,
                    "optimizer": phase.optimizer, "lr_schedule": phase.lr_schedule,
                    "layer_decay": phase.layer_decay, "first_epoch": start + 1,
@@ -422,13 +358,15 @@ class _Run:
             self.phase_rows.append(row)
             self.state["phase_rows"] = self.phase_rows
             if self.chief:
-                write_json(self.path / "phases.json", self.phase_rows)
+                write_json(self.path / layout.PHASES, self.phase_rows)
             print(f"phase {index + 1}/{len(phases)} {phase.name}: epochs {start + 1}-{end}, "
                   f"unfreeze {phase.unfreeze}, lr {phase.lr:g} ({phase.optimizer}, {phase.lr_schedule}), "
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
             skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
             cache = self._feature_cache(phase, start, first, end) if first < end else None
-            self.last_cache = cache  # the end-of-run evaluation reuses its val features when still valid
+            # Checked at the end (a digest of the frozen part): restoring an earlier phase's best
+            # epoch may change what this phase's features were computed with.
+            self.val_features = cache if cache is not None and cache.val is not None else None
             self._compile(phase, steps, cache.head if cache is not None else self.train_model)
             if (first > start or skip) and first < end:
                 checkpoint.restore(last, self.fit_model.optimizer.variables, "optimizer", match_paths=False)
@@ -439,11 +377,12 @@ class _Run:
                                          resume_step=skip, resume_from=last if skip else None)
                 callbacks: list[Any] = [recorder]
                 if self.chief:
-                    callbacks.append(keras.callbacks.TensorBoard(str(self.path / "tensorboard"),
+                    callbacks.append(keras.callbacks.TensorBoard(str(self.path / layout.TENSORBOARD),
                                                                  write_graph=False, profile_batch=0))
                 if phase.lr_schedule == "plateau":
                     callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=phase.step_factor,
                                                                        patience=phase.step_every, verbose=1))
+                callbacks += self.user_callbacks  # after the recorder: they see the epoch already checkpointed
                 val_data = (cache.val_dataset() if val else None) if cache is not None else val
                 if skip:  # the rest of the interrupted epoch, from its next batch, as its own fit
                     self._fit(cache, start, first, first + 1, skip, steps, val_data, callbacks, verbose)
@@ -453,7 +392,7 @@ class _Run:
                 if recorder.nan:
                     if (self.path / checkpoint.LAST).exists():
                         checkpoint.restore(self.path / checkpoint.LAST, self.model.variables)
-                    raise UserError(f"schedule.phases[{index}].lr",
+                    raise TrainingDiverged(f"schedule.phases[{index}].lr",
                                     f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
                                     f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
                                     f"{self.path / 'checkpoints'}")
@@ -482,7 +421,7 @@ class _Run:
         if cache is not None:
             train = cache.train_dataset(needed, skip_batches=position % per_pass)
         else:
-            train = self._dataset("train", needed, skip=position % per_pass)
+            train = self.asm.dataset("train", needed, skip=position % per_pass)
         steps -= skip
         if skip:  # the metric variables must exist before the first step, to take the epoch's totals
             custom_loop.build_compiled_state(self.fit_model, self.strategy, train)
@@ -492,11 +431,11 @@ class _Run:
                 if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
                     custom_loop.fit(self.fit_model, self.strategy, train, epochs=end, initial_epoch=first,
                                     steps_per_epoch=steps, validation_data=val_data, callbacks=callbacks,
-                                    verbose=verbose, class_weight=self._class_weight())
+                                    verbose=verbose, class_weight=self.asm.class_weight())
                 else:
                     self.fit_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
                                        validation_data=val_data, callbacks=callbacks, verbose=verbose,
-                                       shuffle=False, class_weight=self._class_weight())
+                                       shuffle=False, class_weight=self.asm.class_weight())
             except BaseException:
                 if verbose:
                     print(flush=True)  # end a progress bar cut mid-line, so the error starts its own
@@ -514,55 +453,66 @@ class _Run:
                   f"{'val_loss' if self.has_val else 'loss'} {self.state.get('best'):.4f})")
         if not self.chief:
             return {}
-        with rundir.atomic_path(self.path / "model.keras", suffix=".keras") as tmp:
-            self.model.save(tmp)
+        with atomic_path(self.path / layout.MODEL, suffix=".keras") as tmp:
+            _portable(self.model).save(tmp)
         metrics = self._evaluate()
         self._plots()
-        write_json(self.path / "metrics.json", metrics)
-        try:
-            from tfft.evaluation.report import write_report
-
-            write_report(self.path)
-        except ImportError:  # pragma: no cover
-            pass
+        write_json(self.path / layout.METRICS, metrics)
+        write_report(self.path)
         return metrics
 
     def _evaluate(self) -> dict[str, Any]:
-        from tfft.evaluation import evaluate_model
-
+        if self.asm.task.name == "multi_label":
+            return self._evaluate_multilabel()
         metrics = {}
         for split in self.cfg.evaluate.splits:
             if split in self.splits.splits and len(self.splits.splits[split]) > 0:
                 from tfft import data
 
-                cache = self.last_cache
-                if split == "val" and cache is not None and cache.val_still_valid():
-                    # The head on the cached val features gives the model's own probabilities
-                    # (the frozen part is unchanged), without a second pass through the backbone.
-                    model, dataset = cache.head, cache.val
+                out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
+                cached = self.val_features if split == "val" else None
+                if cached is not None and cached.val_still_valid():  # the frozen part is unchanged
+                    model, dataset = cached.head, cached.val
+                    print("val: scored on the cached backbone features")
                 else:
                     model = self.model
-                    dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed,
-                                                training=False)
-                out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
+                    dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
                 metrics[split] = evaluate_model(model, dataset, self.class_names, out_dir,
                                                 top_k=self.cfg.evaluate.top_k)
                 print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}, "
                       f"macro F1 {metrics[split]['macro_f1']:.4f}")
         return metrics
 
-    def _plots(self) -> None:
-        from tfft.evaluation.plots import plot_curves
+    def _evaluate_multilabel(self) -> dict[str, Any]:
+        """Thresholds chosen on val (thresholds.json), then every evaluated split scored at them."""
+        from tfft import data
 
-        plot_curves(self.history, self.path / "curves.png", phases=self.phase_rows)
+        wanted = [s for s in self.cfg.evaluate.splits if s in self.splits.splits and len(self.splits.splits[s])]
+        scored = {}
+        for split in sorted(set(wanted) | ({"val"} if self.has_val else set())):
+            dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
+            scored[split] = multilabel_eval.collect(self.model, dataset)
+        thresholds = multilabel_eval.choose_thresholds(*scored.get("val", (None, None)), self.class_names, self.path)
+        metrics = {}
+        for split in wanted:
+            out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
+            metrics[split] = multilabel_eval.evaluate_multilabel(*scored[split], self.class_names, thresholds,
+                                                                 out_dir, split=split)
+            m = metrics[split]
+            print(f"{split}: mAP {m['mAP'] if m['mAP'] is None else round(m['mAP'], 4)}, micro F1 {m['micro_f1']:.4f}, "
+                  f"macro F1 {m['macro_f1']:.4f} at the tuned thresholds (at 0.5: {m['micro_f1_at_0.5']:.4f}, "
+                  f"{m['macro_f1_at_0.5']:.4f}), loss {m['loss']:.4f}")
+        return metrics
+
+    def _plots(self) -> None:
+        plot_curves(self.history, self.path / layout.CURVES, phases=self.phase_rows)
 
     def execute(self) -> TrainResult:
         started = time.time()
         self._setup()
-        self._data()
-        self._augmenter()
-        self._model()
-        self._run_phases()
-        metrics = self._finish()
+        with process_state.run_state(self.cfg.seed, self.cfg.training.deterministic, self.precision):
+            self._assemble()
+            self._run_phases()
+            metrics = self._finish()
         print(f"trained in {time.time() - started:.0f} s")
         return TrainResult(self.path, metrics, self.history, self.phase_rows)

@@ -1,0 +1,114 @@
+"""Atomic file writes: every file tfft writes goes through `atomic_path`.
+
+A file is written under a temporary name in its own folder, flushed to disk (fsync) and renamed
+onto its name, so a crash or a full disk never leaves a truncated `model.keras` or `metrics.json`
+(the previous version stays). The file gets the mode an ordinary `open()` would give it:
+0666 less the process umask, which is read from /proc/self/status where the OS has it and never
+changed (setting the umask to read it would race with other threads creating files).
+
+Example:
+>>> import tempfile, pathlib
+>>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+>>> write_text(target, "hello")
+>>> target.read_text()
+'hello'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux /proc; elsewhere the common 0o022).
+
+    Example:
+    >>> 0 <= current_umask() <= 0o777
+    True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def file_mode() -> int:
+    """The mode `open(path, "w")` gives a new file: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: Optional[str] = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; when the block succeeds, fsync and rename it onto `path`.
+
+    For writers that want a file name (Keras' `model.save`, matplotlib, numpy); on failure the
+    temporary file is removed and `path` is untouched.
+
+    Args:
+        path: the final file.
+        suffix: the temporary file's suffix (some writers choose the format by it); default: `path`'s.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else "".join(path.suffixes[-1:])
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if tmp_path.exists():
+            with open(tmp_path, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(tmp_path, file_mode())  # mkstemp creates 0600
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 text atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON atomically (indented, NaN and infinities written as null)."""
+    write_text(path, json.dumps(_finite(data), indent=2) + "\n")
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Write rows as CSV atomically (columns in the given order; extra keys ignored)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    write_text(path, buffer.getvalue())
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

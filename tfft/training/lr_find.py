@@ -1,0 +1,224 @@
+"""`tfft lr-find`: the learning-rate range test of one phase, on the run `tfft train` would make.
+
+The run is resolved and assembled by `tfft.training.assembly` exactly as `tfft train` does (the
+same data pipeline and augmentation, standardization layers, classifier, task loss with label
+smoothing and class weights, jit), the phase's freezing and optimizer (weight decay, layer-wise
+rates) applied; only the rate differs: it grows exponentially from `start_lr` to `end_lr`, one
+batch per rate, read by the compiled train step from a `LearningRateSchedule` of the optimizer's
+own iteration count. The arithmetic (smoothing, the suggestion, the plot) is
+`tfft.schedule.lr_range`. Nothing is saved but `lr_find.json`, `lr_find.png` and `config.yaml`;
+the model is discarded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from tfft import layout
+from tfft.atomic import write_json, write_text
+from tfft.config import Config
+from tfft.errors import UserError
+from tfft.schedule.lr_range import (DIVERGENCE_FACTOR, SMOOTHING, check_range, plot_lr_find, select_phase, smooth,
+                                    suggest_lr)
+from tfft.schedule.phases import Phase
+from tfft.training import process_state
+from tfft.training.assembly import ResolvedRun, assemble, resolve
+
+
+@dataclasses.dataclass
+class LRFindResult:
+    """What `find_lr` returns.
+
+    Attributes:
+        lrs: the rate of every recorded step (increasing).
+        losses: the training loss of that step's batch.
+        smoothed: the bias-corrected moving average of `losses`.
+        suggestion: the suggested rate (see the module docstring for the rule).
+        plot_path: `lr_find.png`.
+        json_path: `lr_find.json`.
+        phase: the name of the phase tested.
+        rule: `steepest` or `min/10`, whichever gave `suggestion`.
+        stopped: `completed`, `diverged` (smoothed loss > 4x best) or `nan`.
+    """
+
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggestion: float
+    plot_path: Path
+    json_path: Path
+    phase: str = ""
+    rule: str = "steepest"
+    stopped: str = "completed"
+
+    def __repr__(self) -> str:
+        return (f"LRFindResult(phase={self.phase!r}, steps={len(self.lrs)}, stopped={self.stopped!r}, "
+                f"suggestion={self.suggestion:.3g}, plot_path={str(self.plot_path)!r})")
+
+
+def _schedule_class() -> type:
+    import keras
+
+    class ExponentialRange(keras.optimizers.schedules.LearningRateSchedule):
+        """`start_lr * (end_lr / start_lr) ** (step / (steps - 1))`: one rate per step."""
+
+        def __init__(self, start_lr: float, end_lr: float, steps: int):
+            self.start_lr = float(start_lr)
+            self.end_lr = float(end_lr)
+            self.steps = int(steps)
+
+        def __call__(self, step):
+            ops = keras.ops
+            fraction = ops.cast(step, "float32") / float(max(self.steps - 1, 1))
+            return self.start_lr * ops.exp(fraction * math.log(self.end_lr / self.start_lr))
+
+        def get_config(self) -> dict[str, Any]:
+            return {"start_lr": self.start_lr, "end_lr": self.end_lr, "steps": self.steps}
+
+    return ExponentialRange
+
+
+def default_run_dir(cfg: Config) -> Path:
+    """`runs/NAME-lr-find` (under `training.runs_dir`)."""
+    return Path(cfg.training.runs_dir) / f"{cfg.name}-lr-find"
+
+
+def find_lr(
+    config: Union[Config, dict, str, None] = None,
+    phase: Union[int, str, None] = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 200,
+    run_dir: Optional[Union[str, Path]] = None,
+) -> LRFindResult:
+    """Run the learning-rate range test for one phase and write `lr_find.png` / `lr_find.json`.
+
+    The data, augmentation, model, freezing, optimizer (with its weight decay and layer-wise
+    rates) and loss are those `tfft train` would use for the phase; only the rate differs: it
+    grows exponentially from `start_lr` to `end_lr` over `steps` batches (the training set
+    repeats as often as needed). The test stops early once the smoothed loss exceeds 4x its best.
+
+    Args:
+        config: a `Config`, a dict, a YAML path or text (see `tfft.load_config`).
+        phase: the phase to test: its name, its index in the resolved phases (from 0, negative
+            from the end), or None for the first phase that unfreezes part of the backbone
+            (the first phase when none does).
+        start_lr: the first rate.
+        end_lr: the last rate.
+        steps: how many batches (one rate each).
+        run_dir: where to write (default `runs/NAME-lr-find`); files there are replaced.
+
+    Returns:
+        An `LRFindResult` with the rates, raw and smoothed losses, the suggestion and the plot.
+
+    Raises:
+        UserError: a bad phase, rate range or step count, or unusable data.
+
+    Example:
+    >>> result = find_lr({"data": {"source": "builtin:shapes", "image_size": [32, 32]},
+    ...                   "model": {"backbone": "mobilenet_v3_small", "weights": None}},
+    ...                  steps=50)  # doctest: +SKIP
+    >>> result.suggestion  # doctest: +SKIP
+    0.0031
+    """
+    resolved = resolve(config)
+    cfg = resolved.config
+    check_range(float(start_lr), float(end_lr), int(steps))
+    steps = int(steps)
+    started = time.time()
+    index, chosen = select_phase(resolved.phases, phase)
+    path = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    path.mkdir(parents=True, exist_ok=True)
+    write_text(path / layout.CONFIG, cfg.to_yaml())
+
+    import tensorflow as tf
+
+    from tfft.training import distribute
+
+    precision = distribute.resolve_precision(cfg.performance, tf.distribute.get_strategy())
+    with process_state.run_state(cfg.seed, cfg.training.deterministic, precision):
+        lrs, losses, stopped = _range_test(resolved, chosen, start_lr, end_lr, steps)
+    if not lrs:
+        raise UserError(f"schedule.phases[{index}]",
+                        f"the loss was NaN/Inf from the first step at lr {start_lr:g}",
+                        "lower --start-lr, or check the data and model.weights")
+    smoothed = smooth(losses)
+    suggestion, rule = suggest_lr(lrs, smoothed)
+    title = f"{cfg.name}: phase {chosen.name!r} (unfreeze {chosen.unfreeze}, {chosen.optimizer})"
+    plot_path = plot_lr_find(lrs, losses, smoothed, suggestion, path / layout.LR_FIND_PLOT, title)
+    json_path = path / layout.LR_FIND_JSON
+    write_json(json_path, {
+        "phase": chosen.name, "phase_index": index, "unfreeze": chosen.unfreeze,
+        "optimizer": chosen.optimizer, "configured_lr": chosen.lr,
+        "start_lr": float(start_lr), "end_lr": float(end_lr), "steps": steps,
+        "recorded_steps": len(lrs), "stopped": stopped,
+        "suggestion": suggestion, "rule": rule,
+        "min_loss_lr": float(lrs[int(np.argmin(smoothed))]),
+        "lrs": [float(v) for v in lrs], "losses": [float(v) for v in losses],
+        "smoothed": [float(v) for v in smoothed],
+        "seconds": round(time.time() - started, 1),
+    })
+    print(f"lr-find: {len(lrs)} step(s), {stopped}, in {time.time() - started:.0f} s; "
+          f"phase {chosen.name!r} is configured with lr {chosen.lr:g}")
+    print(f"suggested lr: {suggestion:.3g} ({rule})")
+    print(f"plot: {plot_path}")
+    return LRFindResult([float(v) for v in lrs], [float(v) for v in losses], [float(v) for v in smoothed],
+                        suggestion, plot_path, json_path, chosen.name, rule, stopped)
+
+
+def _range_test(run: ResolvedRun, phase: Phase, start_lr: float, end_lr: float,
+                steps: int) -> tuple[list[float], list[float], str]:
+    """Assemble the run as `tfft train` does, train one batch per rate; returns (lrs, losses, stopped)."""
+    import keras
+    import tensorflow as tf
+
+    from tfft import data
+    from tfft.schedule.freezing import apply_freezing
+    from tfft.schedule.optimizers import layer_decay_multipliers, make_optimizer
+
+    cfg = run.config
+    asm = assemble(run)
+    per_epoch = data.steps_per_epoch(asm.splits, "train", cfg.data.batch_size)
+    dataset = asm.dataset("train", range(0, math.ceil(steps / per_epoch) + 1))
+    if asm.num_train >= cfg.data.batch_size:
+        # Only full batches: one traced train step (a partial batch costs a retrace per shape)
+        # and no noisier small-batch loss among the points. The extra epoch covers the dropped ones.
+        batch = int(cfg.data.batch_size)
+        dataset = dataset.filter(lambda images, labels: tf.shape(tf.nest.flatten(images)[0])[0] == batch)
+
+    model = asm.train_model
+    apply_freezing(asm.model, run.spec, phase.unfreeze, cfg.schedule.bn)
+    multipliers = layer_decay_multipliers(asm.model, run.spec, phase.layer_decay)
+    constant = dataclasses.replace(phase, lr=float(start_lr), lr_schedule="constant", warmup_epochs=0.0)
+    optimizer = make_optimizer(constant, per_epoch, multipliers)
+    optimizer.learning_rate = _schedule_class()(start_lr, end_lr, steps)
+    asm.compile(model, optimizer, metrics=False)
+    class_weight = asm.class_weight()
+
+    lrs: list[float] = []
+    losses: list[float] = []
+    best, average, stopped = math.inf, 0.0, "completed"
+    print(f"lr-find: phase {phase.name!r} (unfreeze {phase.unfreeze}, {phase.optimizer}), "
+          f"{steps} steps from {start_lr:g} to {end_lr:g}, {asm.num_train} training images")
+    for step, (images, labels) in enumerate(dataset.repeat().take(steps)):
+        rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))  # this step's rate
+        logs = model.train_on_batch(images, labels, class_weight=class_weight, return_dict=True)
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            stopped = "nan"
+            break
+        lrs.append(rate)
+        losses.append(loss)
+        average = SMOOTHING * average + (1 - SMOOTHING) * loss
+        smoothed = average / (1 - SMOOTHING ** (step + 1))
+        best = min(best, smoothed)
+        if step > 0 and smoothed > DIVERGENCE_FACTOR * best:
+            stopped = "diverged"
+            break
+    return lrs, losses, stopped

@@ -1,0 +1,108 @@
+"""Process-wide settings a run makes, and their restoration when it ends.
+
+A run sets TensorFlow's op determinism, Keras' mixed-precision policy and the random seeds, and
+code under it may add warning filters or wrap Keras' downloader (`keras.utils.get_file`). All of
+that is process-wide: left in place, the second `tfft.train` of a cross-validation or a tuning
+study would start from what the first one left. `run_state` sets what a run needs and puts every
+setting back as it found it, whether the run ends, fails or is interrupted.
+
+Example:
+>>> import keras
+>>> before = keras.mixed_precision.global_policy().name
+>>> with run_state(seed=1, deterministic=True, precision="mixed_bfloat16"):
+...     keras.mixed_precision.global_policy().name
+'mixed_bfloat16'
+>>> keras.mixed_precision.global_policy().name == before
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+from collections.abc import Iterator
+from typing import Any, Optional
+
+
+@dataclasses.dataclass
+class ProcessState:
+    """A snapshot of the process-wide settings a run may change."""
+
+    deterministic: bool
+    policy: str
+    warning_filters: list[Any]
+    get_file: dict[str, Any]
+
+    @classmethod
+    def capture(cls) -> "ProcessState":
+        import keras
+
+        return cls(deterministic=op_determinism(),
+                   policy=keras.mixed_precision.global_policy().name,
+                   warning_filters=list(warnings.filters),
+                   get_file=_downloaders())
+
+    def restore(self) -> None:
+        import keras
+        from tensorflow.python.framework import config as tf_config  # the switch-off has no public name
+
+        if self.deterministic:
+            tf_config.enable_op_determinism()
+        else:
+            tf_config.disable_op_determinism()
+        keras.mixed_precision.set_global_policy(self.policy)
+        warnings.filters[:] = self.warning_filters
+        warnings._filters_mutated()  # noqa: SLF001 - what warnings.filterwarnings itself calls
+        for holder, function in self.get_file.items():
+            setattr(_holders()[holder], "get_file", function)
+
+
+def op_determinism() -> bool:
+    """Whether TensorFlow's op determinism is on (TensorFlow exports only the switch-on)."""
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())
+
+
+def _holders() -> dict[str, Any]:
+    """The modules through which Keras reaches its downloader (the public one and its source)."""
+    import keras
+    from keras.src.utils import file_utils
+
+    return {"keras.utils": keras.utils, "keras.src.utils.file_utils": file_utils}
+
+
+def _downloaders() -> dict[str, Any]:
+    return {name: module.get_file for name, module in _holders().items()}
+
+
+@contextlib.contextmanager
+def run_state(seed: int, deterministic: bool, precision: Optional[str] = None) -> Iterator[None]:
+    """Set the seeds, op determinism and precision policy of one run; restore them after.
+
+    Args:
+        seed: the run seed (Python, NumPy, TensorFlow and Keras generators).
+        deterministic: enable TensorFlow's op determinism for the run.
+        precision: the Keras policy name (`float32`, `mixed_float16`, ...); None keeps the current one.
+
+    Example:
+    >>> with run_state(seed=0, deterministic=True):
+    ...     op_determinism()
+    True
+    >>> op_determinism()
+    False
+    """
+    import keras
+    import tensorflow as tf
+
+    saved = ProcessState.capture()
+    try:
+        keras.utils.set_random_seed(int(seed))
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        if precision is not None:
+            keras.mixed_precision.set_global_policy(precision)
+        yield
+    finally:
+        saved.restore()
