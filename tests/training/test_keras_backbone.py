@@ -36,16 +36,16 @@ def _tiny(path: Path) -> Path:
     return path
 
 
-def _interrupt_second_phase(monkeypatch) -> None:
+def _interrupt_second_phase(monkeypatch, run: Path) -> None:
     from tfft.schedule import freezing
 
-    real, calls = freezing.apply_freezing, []
+    real = freezing.apply_freezing
 
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # the start of the second phase: like Ctrl-C after phase 1
+    def interrupting(model, spec, unfreeze, *args, **kwargs):
+        # The start of the fine-tuning phase once phase 1 is checkpointed: like Ctrl-C there.
+        if unfreeze != "none" and (run / "checkpoints" / "last.npz").exists():
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(model, spec, unfreeze, *args, **kwargs)
 
     monkeypatch.setattr(freezing, "apply_freezing", interrupting)
 
@@ -66,7 +66,7 @@ def test_keras_file_backbone_trains_resumes_evaluates_exports(tmp_path, cli_runn
         schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1, "lr": 1e-3},
     )
     run = tmp_path / "runs" / "own run.1"
-    _interrupt_second_phase(monkeypatch)
+    _interrupt_second_phase(monkeypatch, run)
     with pytest.raises(TrainingInterrupted):
         tfft.train(config, run_dir=str(run))
     assert loads.count(str(saved)) == 1  # resolved once, built from the same load
