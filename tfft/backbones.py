@@ -32,7 +32,7 @@ import os
 import re
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
@@ -109,6 +109,11 @@ class BackboneSpec:
     def block_names(self) -> list[str]:
         """The names of the blocks, input to output."""
         return [block.name for block in self.blocks]
+
+    @property
+    def model_name(self) -> str:
+        """A name for models built from this backbone that Keras and TF scopes accept."""
+        return safe_model_name(self.name)
 
     @property
     def offline_weights(self) -> bool:
@@ -298,13 +303,26 @@ class KerasFileSpec(BackboneSpec):
     path: str = ""
     layer: str = ""
     input_shape: tuple[Optional[int], ...] = (None, None, 3)
+    # The cut model `spec_for_keras_model` loaded, handed to the first `build()` so the file
+    # is read once per run (a list so the frozen spec can give it away; not part of equality).
+    _loaded: builtins.list[Any] = field(default_factory=builtins.list, compare=False, repr=False)
+
+    @property
+    def model_name(self) -> str:
+        """The file's stem, made a valid Keras model / TF scope name (`my model.v2` -> `my_model.v2`)."""
+        return safe_model_name(Path(self.path).stem)
 
     def _load_cut(self) -> "keras.Model":
         import keras
 
+        if self._loaded:
+            cut = self._loaded.pop()
+            if not _in_distribution_scope():
+                return cut
+            # variables must be created inside the strategy's scope: read the file again there
         model = keras.models.load_model(self.path, safe_mode=True, compile=False)
         return keras.Model(_single(model.inputs), model.get_layer(self.layer).output,
-                           name=Path(self.path).stem)
+                           name=self.model_name)
 
     def build(
         self,
@@ -728,7 +746,7 @@ def spec_for_keras_model(path_spec: str) -> KerasFileSpec:
         raise UserError("model.backbone", f"layer {layer!r} of {path} outputs shape "
                         f"{tuple(output.shape)}, not a 4-D feature map",
                         f"cut at a convolutional layer, e.g. #{_last_4d_layer(model)}")
-    cut = keras.Model(_single(model.inputs), output)
+    cut = keras.Model(_single(model.inputs), output, name=safe_model_name(file.stem))
     weighted = sum(1 for lay in cut.layers if lay.weights)
     parts = max(1, min(5, weighted))
     input_shape = tuple(cut.inputs[0].shape[1:])
@@ -740,8 +758,26 @@ def spec_for_keras_model(path_spec: str) -> KerasFileSpec:
         parameters=int(cut.count_params()), path=str(file), layer=layer,
         input_shape=input_shape,
     )
-    del model, cut
+    if not _in_distribution_scope():
+        spec._loaded.append(cut)
     return spec
+
+
+def _in_distribution_scope() -> bool:
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy()
+
+
+def safe_model_name(text: str) -> str:
+    """`text` as a name Keras models and TF name scopes accept: letters, digits, `_ . -`.
+
+    Example:
+    >>> safe_model_name("keras:/data/my nets/v1.2.keras#top")
+    'keras__data_my_nets_v1.2.keras_top'
+    """
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", text)
+    return name if name[:1].isalnum() else f"m{name}"
 
 
 # ---------------------------------------------------------------- weights
@@ -851,5 +887,5 @@ __all__ = [
     # `list` is public (`tfft.backbones.list()`) but left out here so that a star import
     # does not shadow the builtin.
     "Block", "BackboneSpec", "KerasFileSpec", "REGISTRY", "names", "get", "all_specs",
-    "describe", "count_parameters", "spec_for_keras_model", "offline_names",
+    "describe", "count_parameters", "spec_for_keras_model", "offline_names", "safe_model_name",
 ]

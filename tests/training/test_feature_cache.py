@@ -29,6 +29,70 @@ def test_decide(setting, copies, frozen, augmenting, size, use, passes):
     assert (decision.use, decision.copies) == (use, passes), decision.reason
 
 
+@pytest.mark.parametrize("setting, copies, outcomes, use, passes, flips", [
+    ("auto", 0, 2, True, 2, True),    # the default recipe: horizontal flips only
+    ("on", 0, 4, True, 4, True),      # horizontal and vertical
+    ("auto", 3, 2, True, 3, False),   # cache_augmented_copies set: the user's K wins
+    ("off", 0, 2, False, 0, False),
+])
+def test_decide_flips_only(setting, copies, outcomes, use, passes, flips):
+    decision = decide(setting, copies, backbone_frozen=True, augmenting=True, feature_size=576,
+                      num_examples=100, flip_outcomes=outcomes)
+    assert (decision.use, decision.copies, decision.flips) == (use, passes, flips), decision.reason
+
+
+def test_flip_outcomes_are_what_the_augmenter_does():
+    """Each image the augmenter yields is one of the cached flip versions, each about half the time."""
+    import tensorflow as tf
+
+    from tfft.augment import build_augmenter
+    from tfft.config import AugmentConfig
+
+    augmenter = build_augmenter(AugmentConfig(horizontal_flip=True), (8, 8), 2)
+    assert augmenter.flip_outcomes == [(False, False), (True, False)]
+    assert build_augmenter(AugmentConfig(horizontal_flip=True, zoom_range=0.1), (8, 8), 2).flip_outcomes == []
+    images = tf.random.uniform((64, 8, 8, 3), 0, 255, seed=1)
+    out, _ = augmenter(images, tf.zeros([64], tf.int32), tf.constant([3, 4]))
+    same = np.all(out.numpy() == images.numpy(), axis=(1, 2, 3))
+    flipped = np.all(out.numpy() == tf.reverse(images, [2]).numpy(), axis=(1, 2, 3))
+    assert np.all(same | flipped) and 16 < flipped.sum() < 48
+
+
+def test_flip_cache_holds_each_version_and_mixes_them_per_epoch():
+    import keras
+    import tensorflow as tf
+
+    from tfft.config import ModelConfig
+    from tfft.models.build import build_classifier
+    from tfft.training.feature_cache import FeatureCache, split_model
+
+    model = build_classifier(ModelConfig(backbone="mobilenet", weights=None), 3, (32, 32))
+    features, head = split_model(model)
+    images = tf.random.uniform((20, 32, 32, 3), 0, 255, seed=2)
+    labels = tf.one_hot(tf.range(20) % 3, 3)
+    cache = FeatureCache(features, head, seed=7, batch_size=8)
+    cache.fill_flips(tf.data.Dataset.from_tensor_slices((images, labels)).batch(8), 20,
+                     [(False, False), (True, False)])
+    plain, mirrored = (copy for copy, _ in cache.copies)
+    np.testing.assert_allclose(plain, features.predict(images, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(mirrored, features.predict(tf.reverse(images, [2]), verbose=0), atol=1e-5)
+    rows, row_labels = cache._epoch_rows(3)
+    again, _ = cache._epoch_rows(3)
+    np.testing.assert_array_equal(rows, again)  # a function of (seed, epoch): resumable
+    from_mirror = [any(np.array_equal(r, m) for m in mirrored) for r in rows]
+    assert 3 <= sum(from_mirror) <= 17
+    assert sorted(np.argmax(row_labels, 1)) == sorted(np.argmax(labels.numpy(), 1))
+    keras.backend.clear_session()
+
+
+def test_default_flip_recipe_gets_the_cache(tmp_path, capsys):
+    schedule = {"preset": "feature_extraction", "epochs": 3, "lr": 5e-3}
+    _, rows = _run(tmp_path, "flips", "auto", {"horizontal_flip": True}, schedule=schedule)
+    out = capsys.readouterr().out
+    assert "feature cache: on: backbone features of every flip" in out and "2 versions" in out
+    assert len(rows) == 3 and all(np.isfinite(float(r["loss"])) for r in rows)
+
+
 def test_on_with_augmentation_needs_a_copy_count():
     with pytest.raises(UserError, match="cache_augmented_copies"):
         decide("on", 0, backbone_frozen=True, augmenting=True, feature_size=8, num_examples=10)
@@ -76,12 +140,18 @@ def _run(tmp_path, name, cache, augment=None, copies=0, schedule=None):
     return model, rows
 
 
-def test_cached_head_phase_trains_what_the_full_model_trains(tmp_path, capsys):
+def test_cached_phases_train_what_the_full_model_trains(tmp_path, capsys):
     """No augmentation: the same batches in the same order, so the same weights (to float rounding),
-    and the next phase (which unfreezes the backbone) goes back to the full model."""
+    in the head phase (pooled features cached) and in the fine-tuning phase that unfreezes the
+    top block (the frozen bottom's activations cached, the top block trains on them)."""
     cached, cached_rows = _run(tmp_path, "cached", "auto")
     out = capsys.readouterr().out
-    assert "feature cache: on" in out and "feature cache: off (the backbone trains" in out
+    assert out.count("feature cache: on") == 2, out
+    assert "caching the pooled backbone features" in out
+    assert "caching the frozen backbone's activations entering conv_dw_12" in out
+    # one pass of the frozen bottom serves both phases: the head's features derive from it
+    assert out.count("the frozen bottom up to conv_dw_12") == 1
+    assert "reusing the activations entering conv_dw_12 from the previous phase" in out
     plain, plain_rows = _run(tmp_path, "plain", "off")
     assert [r["phase"] for r in cached_rows] == ["head"] * 2 + ["finetune"]
     for a, b in zip(cached_rows, plain_rows):

@@ -140,6 +140,24 @@ class Augmenter:
     def enabled(self) -> bool:
         return self.geometric or self.flips or self.pixel or self.needs_one_hot
 
+    @property
+    def flip_outcomes(self) -> list[tuple[bool, bool]]:
+        """Every `(horizontal, vertical)` flip outcome, each equally likely, when flips are all
+        this augmenter does (so a finite set of images covers it exactly); else `[]`.
+
+        Example:
+        >>> from tfft.config import AugmentConfig
+        >>> Augmenter(AugmentConfig(horizontal_flip=True), (32, 32), 2).flip_outcomes
+        [(False, False), (True, False)]
+        >>> Augmenter(AugmentConfig(rotation_range=10), (32, 32), 2).flip_outcomes
+        []
+        """
+        if not self.flips or self.geometric or self.pixel or self.needs_one_hot:
+            return []
+        horizontal = (False, True) if self.cfg.horizontal_flip else (False,)
+        vertical = (False, True) if self.cfg.vertical_flip else (False,)
+        return [(h, v) for v in vertical for h in horizontal]
+
     def describe(self) -> str:
         """One line for the console, e.g. `augment: rotation 40deg, shift w0.2 h0.2, ...`."""
         c = self.cfg

@@ -12,6 +12,7 @@ on `(seed, e, i)`, so a resumed deterministic run continues bitwise where the ki
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,15 @@ def load_state(run_dir: Path) -> dict[str, Any]:
         return json.loads(str(data["state"]))
 
 
+def _unnumbered(path: str) -> str:
+    """A variable path without the per-process counter of seed generators (`seed_generator_3/`).
+
+    Dropout's seed generator is named by a process-wide counter, so a run resumed in the same
+    process (a notebook) sees `seed_generator_1/...` where the checkpoint says `seed_generator/...`.
+    """
+    return re.sub(r"(^|/)seed_generator_\d+/", r"\1seed_generator/", path)
+
+
 def restore(path: Path, variables: Sequence[Any], group: str = "model", match_paths: bool = True) -> None:
     """Assign one group of a checkpoint's values to `variables`; raise if they do not match.
 
@@ -72,8 +82,8 @@ def restore(path: Path, variables: Sequence[Any], group: str = "model", match_pa
         match_paths: also require the variables' paths to match.
     """
     with np.load(path, allow_pickle=False) as data:
-        paths = [str(p) for p in data[f"{group}/paths"]]
-        current = [v.path for v in variables]
+        paths = [_unnumbered(str(p)) for p in data[f"{group}/paths"]]
+        current = [_unnumbered(v.path) for v in variables]
         shapes_match = len(paths) == len(current) and all(
             tuple(data[f"{group}/{i:05d}"].shape) == tuple(v.shape) for i, v in enumerate(variables))
         if not shapes_match or (match_paths and paths != current):

@@ -174,6 +174,8 @@ class _Run:
         self.user_callbacks = callbacks
         self.feature_store = feature_store
         self.val_features: Optional[Any] = None  # the FeatureCache whose val features the final model shares
+        self.shared_cut: Optional[str] = None  # feature_cache.lowest_cut of the run's cached phases
+        self.shared: Optional[Any] = None  # their feature_cache.SharedPass
         self.path = path
         self.resume = resume
         self.history: list[dict[str, Any]] = []
@@ -246,20 +248,38 @@ class _Run:
         from tfft.training import feature_cache
 
         perf = self.cfg.performance
+        augmenter = self.asm.augmenter
         decision = feature_cache.decide(perf.cache_features, perf.cache_augmented_copies,
                                         backbone_frozen=feature_cache.backbone_frozen(self.model),
                                         augmenting=self.asm.augmenter is not None,
                                         feature_size=feature_cache.feature_size(self.model),
-                                        num_examples=self.num_train)
+                                        num_examples=self.num_train,
+                                        flip_outcomes=len(augmenter.flip_outcomes) if augmenter else 0)
         print(f"feature cache: {decision.reason}")
         if not decision.use:
             return None
+        print(f"feature cache: caching {feature_cache.describe_point(self.model)}")
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
         from tfft.training.feature_store import open_store
 
         disk = open_store(perf.feature_store, perf.feature_store_max_gb)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
+        if self.shared_cut is not None and (decision.flips or augmenter is None):
+            # One pass to the lowest cut of the run's cached phases serves them all.
+            outcomes = augmenter.flip_outcomes if decision.flips else [(False, False)]
+            val = self.asm.dataset("val", None) if self.has_val else None
+            with self.strategy.scope():
+                self.shared = feature_cache.shared_pass(
+                    self.model, self.shared_cut, self.shared, self.asm.dataset("train", None), self.num_train,
+                    outcomes, val, len(self.splits.splits["val"]) if self.has_val else 0)
+                cache.fill_derived(self.shared, feature_cache.bridge(self.model, self.shared_cut))
+            return cache
+        if decision.flips:  # every flip of every image, one pass; each epoch picks one per image
+            cache.fill_flips(self.asm.dataset("train", None), self.num_train, augmenter.flip_outcomes)
+            if self.has_val:
+                cache.fill_val(self.asm.dataset("val", None), len(self.splits.splits["val"]))
+            return cache
         key = None
         if self.feature_store is not None:
             key = self.feature_store.key(feature_model, {
@@ -314,6 +334,14 @@ class _Run:
         val = self.asm.dataset("val", None) if self.has_val else None
         monitor = "val_loss" if self.has_val else "loss"
         verbose = _verbosity(cfg.training.verbose)
+        if cfg.performance.cache_features != "off":
+            from tfft.training import feature_cache
+
+            points = []
+            for phase in phases[self.state["phase"]:]:  # each phase's freezing is set again below
+                apply_freezing(self.model, self.resolved.spec, phase.unfreeze, cfg.schedule.bn)
+                points.append(feature_cache.cache_point(self.model))
+            self.shared_cut = feature_cache.lowest_cut(self.model, points)
         for index, phase in enumerate(phases):
             if index < self.state["phase"]:
                 continue
@@ -336,7 +364,8 @@ class _Run:
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
             skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
             cache = self._feature_cache(phase, start, first, end) if first < end else None
-            # Valid for the final model only while no later phase trains the backbone.
+            # Checked at the end (a digest of the frozen part): restoring an earlier phase's best
+            # epoch may change what this phase's features were computed with.
             self.val_features = cache if cache is not None and cache.val is not None else None
             self._compile(phase, steps, cache.head if cache is not None else self.train_model)
             if (first > start or skip) and first < end:
@@ -442,7 +471,7 @@ class _Run:
 
                 out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
                 cached = self.val_features if split == "val" else None
-                if cached is not None:  # the last phase's backbone was frozen: its val features are the model's
+                if cached is not None and cached.val_still_valid():  # the frozen part is unchanged
                     model, dataset = cached.head, cached.val
                     print("val: scored on the cached backbone features")
                 else:
