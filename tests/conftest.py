@@ -87,3 +87,11 @@ def tiny_config(**sections) -> dict:
         else:
             config[section] = values
     return config
+
+
+# Persistent frozen features (performance.feature_store: auto) go to a folder of this session,
+# never into the user's ~/.cache.
+if "TFFT_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["TFFT_CACHE_DIR"] = tempfile.mkdtemp(prefix="tfft-test-cache-")

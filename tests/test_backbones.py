@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -112,12 +111,10 @@ def test_models_json_marks_offline_weights(cli_runner):
 
 
 def test_count_parameters_builds_and_caches():
-    start = time.perf_counter()
     assert backbones.count_parameters("vgg16") == backbones.get("vgg16").parameters
     assert backbones.count_parameters("vgg16") == 14714688
     rows = {r["name"]: r for r in backbones.describe(count_params=True)}
     assert rows["vgg16"]["parameters"] == 14714688
-    assert time.perf_counter() - start < 20
 
 
 # ---------------------------------------------------------------- every backbone builds
@@ -217,10 +214,8 @@ def test_imagenet_offline_names_file_url_and_folder(offline_keras_cache, name, f
     from keras.src.utils import file_utils
 
     real = file_utils.get_file
-    start = time.perf_counter()
     with pytest.raises(UserError) as info:
         backbones.get(name).build((32, 32, 3), weights="imagenet")
-    assert time.perf_counter() - start < 30
     error = info.value
     assert error.where == "model.weights"
     assert fname in str(error)

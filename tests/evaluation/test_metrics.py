@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tfft.evaluation.metrics import binary_roc_auc, compute_metrics, confusion_matrix, format_table
+from tfft.reporting.metrics import binary_roc_auc, compute_metrics, confusion_matrix, format_table
 
 
 def _brute_auc(pos, scores):

@@ -33,3 +33,20 @@ def test_callback_freezes_per_phase_in_plain_fit():
     assert seen[1][1] == np.float32(1e-4)
     assert np.array_equal(block4.numpy(), b4)  # never unfrozen
     assert "accuracy" in history.history
+
+
+def test_callback_finds_the_backbone_from_its_layers_and_keeps_the_users_compile_settings():
+    """Whatever the model is called, and with only Keras' public compile config."""
+    cfg = {"model": {"backbone": "vgg16", "weights": None, "dropout": 0.0}, "data": {"image_size": [32, 32]}}
+    built = tfft.build_model(cfg, num_classes=2)
+    model = keras.Model(built.inputs, built.outputs, name="my_classifier")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
+    schedule = FreezingSchedule(model, {"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1, "bn": "auto"},
+                                pretrained=False)
+    assert schedule.spec.name == "vgg16" and schedule.bn == "train"
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    history = model.fit(x, np.array([0, 1] * 2), batch_size=4, epochs=schedule.total_epochs,
+                        callbacks=[schedule], verbose=0)
+    assert "acc" in history.history and len(history.history["loss"]) == 2
+    assert model.loss == "sparse_categorical_crossentropy"

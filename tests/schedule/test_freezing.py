@@ -54,7 +54,7 @@ def test_trainable_layers_match_blocks(built, unfreeze, bn):
     expected = _expected_layers(name, backbone, unfreeze, bn)
     assert set(report.trainable_backbone_layers) == expected
     # Parameter counts equal Keras' own counts for those layers plus the head.
-    head = sum(int(np.prod(w.shape)) for w in model.get_layer("probabilities").weights)
+    head = sum(int(np.prod(w.shape)) for w in model.get_layer("logits").weights)
     counted = sum(int(np.prod(w.shape)) for l in backbone.layers if l.name in expected for l in [l]
                   for w in l.trainable_weights)
     assert report.trainable_params == counted + head
@@ -94,7 +94,7 @@ def test_frozen_weights_and_bn_statistics_do_not_move(bn):
     for path, value in before.items():
         moved = not np.array_equal(value, after[path])
         layer = path.split("/")[0]
-        in_top = layer.startswith("conv5_") or layer in ("probabilities",)
+        in_top = layer.startswith("conv5_") or layer in ("logits",)
         is_bn_stat = "moving_" in path
         is_bn = "_bn" in layer
         if "seed_generator" in path or "iteration" in path:

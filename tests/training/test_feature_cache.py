@@ -34,6 +34,27 @@ def test_on_with_augmentation_needs_a_copy_count():
         decide("on", 0, backbone_frozen=True, augmenting=True, feature_size=8, num_examples=10)
 
 
+def test_cache_progress_in_a_log_file_is_plain_lines(capsys):
+    """Off a terminal (a log file, CI) no ANSI escapes or carriage returns: plain lines, as verbose=2."""
+    import keras
+    import tensorflow as tf
+
+    from tfft.training.feature_cache import FeatureCache
+
+    inputs = keras.Input((4,))
+    features = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    head_in = keras.Input((3,))
+    head = keras.Model(head_in, keras.layers.Dense(2, activation="softmax")(head_in))
+    cache = FeatureCache(features, head, seed=0, batch_size=4)
+    data = tf.data.Dataset.from_tensor_slices((np.ones((10, 4), "float32"), np.eye(2)[[0, 1] * 5])).batch(4)
+    cache.fill_val(data, 10)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\b" not in out
+    assert out.splitlines()[0] == "feature cache: val"
+    assert out.splitlines()[-1].startswith("feature cache: val: 10/10 images in ")
+    assert cache.val[0].shape == (10, 3)
+
+
 def _run(tmp_path, name, cache, augment=None, copies=0, schedule=None):
     from tfft.training.run import train
 

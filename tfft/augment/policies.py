@@ -225,7 +225,9 @@ def mix(images: tf.Tensor, labels: tf.Tensor, seed, mixup: float, cutmix: float)
     Each image i is mixed with image `perm[i]` (a stateless random permutation of the batch)
     with its own `lambda ~ Beta(alpha, alpha)`. When both are on, each image uses CutMix or
     MixUp with probability 1/2. CutMix pastes a box of area `(1 - lambda)` (clipped at the
-    border) and sets the label weight to the pasted area actually kept. Label rows sum to 1.
+    border) and sets the label weight to the pasted area actually kept. Label rows sum to 1
+    for one-hot labels; multi-hot label vectors (multi-label data) are mixed the same way, each
+    label's target becoming `lambda * own + (1 - lambda) * partner's`.
     """
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tfft.atomic import atomic_path
 from tfft.config import AugmentConfig
 
 
@@ -69,7 +70,7 @@ def preview_grid(cfg_augment: AugmentConfig, images, labels, class_names: Sequen
     fig.suptitle(textwrap.fill(title, width=int(22 * cols)), fontsize=7)
     fig.tight_layout()
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return out

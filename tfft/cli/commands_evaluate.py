@@ -15,12 +15,14 @@ import click
 def evaluate(run_dir: str, data: str | None, split: str, top_k: int | None, batch_size: int | None) -> None:
     """Metrics of RUN_DIR's model on a split; writes RUN_DIR/eval/<split>/."""
     from tfft.evaluation.core import evaluate_run
-    from tfft.evaluation.metrics import format_table
+    from tfft.reporting.multilabel import format_multilabel_table
+    from tfft.reporting.metrics import format_table
 
     metrics = evaluate_run(run_dir, data=data, split=split, batch_size=batch_size, top_k=top_k)
     skipped = len(metrics.get("skipped") or [])
     title = f"{split}: {metrics['num_examples']} images" + (f" ({skipped} unreadable skipped)" if skipped else "")
-    click.echo(format_table(metrics, title=title))
+    table = format_multilabel_table if metrics.get("task") == "multi_label" else format_table
+    click.echo(table(metrics, title=title))
     click.echo(f"wrote {metrics['out_dir']}")
 
 

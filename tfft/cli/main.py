@@ -60,20 +60,13 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from tfft.cli import commands_core
+    # Each command family lives in its own module (one line each: keep every name when merging).
+    from tfft.cli import (commands_augment, commands_core, commands_cv, commands_data, commands_ensemble, commands_evaluate,
+                          commands_issues,
+                          commands_schedule, commands_tune)
 
-    commands_core.register(cli)
-    # Each command family lives in its own module; a module that is absent is simply skipped.
-    import importlib
-
-    for name in ("commands_data", "commands_augment", "commands_evaluate", "commands_schedule",
-                 "commands_tune"):
-        try:
-            module = importlib.import_module(f"tfft.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"tfft.cli.{name}":
-                raise
-            continue
+    for module in (commands_core, commands_data, commands_augment, commands_evaluate, commands_schedule,
+                   commands_ensemble, commands_tune, commands_cv, commands_issues):
         module.register(cli)
 
 

@@ -1,9 +1,12 @@
 """tfft.data: image sources, robust decoding and deterministic tf.data pipelines.
 
 `load_splits` lists and scans a source (folder, CSV, TFDS, `builtin:shapes`) into `DataSplits`;
-`make_dataset` / `build` turn a split into batched `(images float32 0..255, labels int32)`;
+`make_dataset` turns a split into batched `(images float32 0..255, labels int32)`; `build` (the
+contract's `tfft.data.build`, which augments and so sits above `tfft.augment`) is
+`tfft.training.assembly.build_dataset`, installed here by the package root;
 `decode_and_resize` is the single decode+resize rule shared with evaluate, predict and export;
-`check_folder` powers `tfft data check`.
+`check_folder` powers `tfft data check`; `iterative_stratification` / `iterative_kfold` split
+multi-label data per label.
 
 TensorFlow is imported only when a pipeline function is first used, so `import tfft.data` is cheap.
 """
@@ -15,16 +18,17 @@ from typing import Any
 from tfft.data.check import check_folder
 from tfft.data.decode import IMAGE_EXTENSIONS, Probe, is_image_file, pil_decode, probe_header, scan_files
 from tfft.data.sources import DataSplits, Split, data_report, load_splits
+from tfft.data.stratify import iterative_kfold, iterative_stratification
 
 _LAZY = {
     "make_dataset": "tfft.data.pipeline",
-    "build": "tfft.data.pipeline",
     "steps_per_epoch": "tfft.data.pipeline",
     "epoch_permutation": "tfft.data.pipeline",
     "augment_seed": "tfft.data.pipeline",
     "DecodedBatch": "tfft.data.pipeline",
     "resize_decoded": "tfft.data.pipeline",
     "decode_and_resize": "tfft.data.decode",
+    "issues": "tfft.studies.issues",  # `tfft.data.issues(...)`: label errors and duplicates (a study)
 }
 
 
@@ -40,5 +44,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DataSplits", "Split", "load_splits", "data_report", "make_dataset", "build", "steps_per_epoch",
     "epoch_permutation", "augment_seed", "DecodedBatch", "resize_decoded", "decode_and_resize", "check_folder",
-    "scan_files", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
+    "scan_files", "issues", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
+    "iterative_stratification", "iterative_kfold",
 ]

@@ -549,7 +549,7 @@ def decode_and_resize(data, image_size: Sequence[int], *, kind: str = "auto"):
 
     Example:
     >>> image = decode_and_resize("photos/cat/001.jpg", (224, 224))  # doctest: +SKIP
-    >>> image.shape, image.dtype
+    >>> image.shape, image.dtype  # doctest: +SKIP
     (TensorShape([224, 224, 3]), tf.float32)
     """
     import tensorflow as tf

@@ -25,7 +25,7 @@ from tfft.config import DataConfig
 from tfft.data import decode as _decode
 from tfft.data import pyfunc as _pyfunc
 from tfft.data import shapes as _shapes
-from tfft.data.sources import DataSplits, Split, load_splits
+from tfft.data.sources import DataSplits, Split
 from tfft.errors import UserError
 
 EPOCH_STRIDE = 100003
@@ -157,9 +157,10 @@ def _element_decoder(split: Split, image_size: tuple[int, int]) -> tuple[Callabl
         ids = tf.constant(split.ids, dtype=tf.int64)
         labels = tf.constant(split.labels, dtype=tf.int32)
         per_class = int(split.builtin_per_class)
+        multi = split.builtin == "shapes-multi"
 
         def render(global_id):
-            return _shapes.render_id(int(global_id), per_class)
+            return _shapes.render_multi(int(global_id)) if multi else _shapes.render_id(int(global_id), per_class)
 
         def decode_builtin(index):
             image = _pyfunc.numpy_function(render, [tf.gather(ids, index)], tf.uint8)
@@ -196,6 +197,8 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
                  on_decoded: Optional[Callable[[DecodedBatch, Any], Any]] = None) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` of (images float32 [B, H, W, 3] in 0..255, labels int32 [B]).
 
+    Multi-label splits give int32 [B, C] multi-hot label vectors instead.
+
     Args:
         splits: from `load_splits`.
         split: "train", "val" or "test".
@@ -223,7 +226,7 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
 
     Example:
     >>> splits = load_splits(cfg.data, seed=cfg.seed)  # doctest: +SKIP
-    >>> ds = make_dataset(splits, "train", cfg.data, seed=42, training=True, epochs=range(0, 5))
+    >>> ds = make_dataset(splits, "train", cfg.data, seed=42, training=True, epochs=range(0, 5))  # doctest: +SKIP
     >>> images, labels = next(iter(ds))  # doctest: +SKIP
     """
     if split not in splits.splits:
@@ -332,51 +335,3 @@ def _skip_for(epoch, epoch_list: np.ndarray, skip_batches: int):
     return tf.where(tf.equal(epoch, first), tf.constant(int(skip_batches), tf.int64), tf.constant(0, tf.int64))
 
 
-def _pipeline_augmenter(cfg: Any, num_classes: int):
-    try:
-        from tfft import augment as augment_module
-    except ImportError as exc:
-        raise UserError("augment.placement", "pipeline augmentation needs tfft.augment, which failed to import "
-                        f"({exc})", "set augment.placement: model, or reinstall tfft") from None
-    builder = getattr(augment_module, "build_augmenter", None)
-    if builder is None:
-        raise UserError("augment.placement", "tfft.augment has no build_augmenter()",
-                        "set augment.placement: model")
-    return builder(cfg.augment, tuple(cfg.data.image_size), num_classes)
-
-
-def build(cfg: Any, split: str = "train", *, epoch: int = 0) -> tf.data.Dataset:
-    """The public data API: a batched dataset of (images float32 0..255, labels int32).
-
-    For `split == "train"` the order is epoch `epoch`'s stateless training order (the same
-    batches `tfft train` uses); with `augment.placement: pipeline` the images are augmented.
-    Other splits are in their fixed order, unaugmented.
-
-    Args:
-        cfg: a `tfft.config.Config` (or anything `tfft.load_config` accepts).
-        split: "train", "val" or "test".
-        epoch: which training epoch's order (and augmentation) to yield.
-
-    Returns:
-        A `tf.data.Dataset`, one pass.
-
-    Example:
-    >>> import tfft
-    >>> cfg = tfft.load_config({"data": {"image_size": [64, 64], "builtin_per_class": 20}})
-    >>> images, labels = next(iter(tfft.data.build(cfg, "val")))
-    >>> images.dtype.name, labels.dtype.name
-    ('float32', 'int32')
-    """
-    from tfft.config import Config, load_config
-
-    if not isinstance(cfg, Config):
-        cfg = load_config(cfg)
-    splits = load_splits(cfg.data, cfg.seed)
-    training = split == "train"
-    on_decoded = augment_fn = None
-    if training and cfg.augment.placement == "pipeline":
-        augmenter = _pipeline_augmenter(cfg, splits.num_classes)  # None when nothing is enabled
-        if augmenter is not None:
-            on_decoded, augment_fn = augmenter.pipeline_steps()
-    return make_dataset(splits, split, cfg.data, seed=cfg.seed, training=training,
-                        epochs=range(int(epoch), int(epoch) + 1), augment_fn=augment_fn, on_decoded=on_decoded)

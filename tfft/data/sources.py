@@ -1,4 +1,4 @@
-"""Data sources: image folders, CSV manifests, TFDS datasets and `builtin:shapes` -> `DataSplits`.
+"""Data sources: image folders, CSV manifests, TFDS datasets and `builtin:shapes[-multi]` -> `DataSplits`.
 
 `load_splits(data_cfg, seed)` lists (but never loads) the images, scans them once for unreadable
 files, and splits them into train / val / test. Everything is deterministic in `seed`.
@@ -19,7 +19,9 @@ import numpy as np
 
 from tfft.config import DataConfig
 from tfft.data import decode as _decode
+from tfft.data import multilabel as _multilabel
 from tfft.data import shapes as _shapes
+from tfft.data import stratify as _stratify
 from tfft.errors import DataError, UserError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -34,6 +36,8 @@ class Split:
     1 PIL decode) and `sizes` ((width, height) int32) are parallel numpy arrays. For
     `kind == "builtin"`: `ids` are `builtin:shapes` image ids. For `kind == "tfds"`: `tfds` holds
     `{"builder", "split", "image_key", "label_key"}`, and `labels` may be None until counted.
+    In a multi-label `DataSplits`, `labels` is an int32 [N, C] multi-hot matrix; `builtin` names
+    the generated set (`shapes`, `shapes-multi`).
     """
 
     name: str
@@ -46,6 +50,7 @@ class Split:
     tfds: Optional[dict[str, Any]] = None
     num_examples: int = 0
     builtin_per_class: int = 0
+    builtin: str = "shapes"
 
     def __len__(self) -> int:
         if self.labels is not None:
@@ -69,10 +74,15 @@ class DataSplits:
     skipped: list[dict[str, str]] = field(default_factory=list)
     source: str = ""
     kind: str = "files"
+    task: str = "single_label"  # or "multi_label": labels are int32 [N, C] multi-hot
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "multi_label"
 
     def __getitem__(self, name: str) -> Split:
         return self.splits[name]
@@ -80,6 +90,8 @@ class DataSplits:
     def counts(self, split: str) -> dict[str, int]:
         """Images per class in `split` (every class listed, zeros included)."""
         labels = _labels_of(self.splits[split])
+        if labels.ndim == 2:  # multi-label: images that carry each label
+            return {name: int(labels[:, i].sum()) for i, name in enumerate(self.class_names)}
         found = np.bincount(labels, minlength=len(self.class_names)) if len(labels) else \
             np.zeros(len(self.class_names), dtype=np.int64)
         return {name: int(found[i]) for i, name in enumerate(self.class_names)}
@@ -96,10 +108,10 @@ def data_report(splits: DataSplits) -> dict[str, Any]:
 
     Example:
     >>> report = data_report(splits)  # doctest: +SKIP
-    >>> report["splits"]["train"]["images"], report["skipped"][:1]
+    >>> report["splits"]["train"]["images"], report["skipped"][:1]  # doctest: +SKIP
     (800, [{'path': 'x/cat/bad.jpg', 'reason': 'empty file (0 bytes)'}])
     """
-    return {
+    report = {
         "source": splits.source,
         "classes": list(splits.class_names),
         "splits": {name: {"images": len(split), "per_class": splits.counts(name)}
@@ -107,12 +119,17 @@ def data_report(splits: DataSplits) -> dict[str, Any]:
         "skipped_count": len(splits.skipped),
         "skipped": list(splits.skipped),
     }
+    if splits.multi_label:  # per_class counts images per label; add how many labels an image has
+        report["task"] = splits.task
+        for name, split in splits.splits.items():
+            report["splits"][name]["labels_per_image"] = _multilabel.labels_per_image(_labels_of(split))
+    return report
 
 
 # ------------------------------------------------------------------------------------------------
 
 
-def load_splits(data_cfg: DataConfig, seed: int) -> DataSplits:
+def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSplits:
     """Resolve `data_cfg.source` into class names, train/val/test examples and skipped files.
 
     Sources:
@@ -120,11 +137,19 @@ def load_splits(data_cfg: DataConfig, seed: int) -> DataSplits:
           those are used, otherwise a stratified split by `val_split` / `test_split`.
         - `csv:path/to/manifest.csv`: columns `path,label[,split]`, paths relative to the CSV.
         - `tfds:NAME[:SPLIT]`: a prepared TensorFlow Datasets dataset (never downloaded here).
+        - `csv:path/to/manifest.csv` with columns `path,labels[,split]`: labels separated by
+          spaces (multi-label; an empty cell is an image with no positive label).
         - `builtin:shapes`: a generated 8-class dataset (`data.builtin_per_class` per class).
+        - `builtin:shapes-multi`: 0-3 of those shapes per image, labelled with the set
+          (`8 * data.builtin_per_class` images).
 
     Args:
         data_cfg: the `data` section of the config.
         seed: the run seed; splits and `limit_per_class` subsets depend only on it.
+        task: `auto` (multi-label when a `labels` manifest row has several labels or none,
+            `builtin:shapes-multi`; single-label otherwise), `single_label` or `multi_label`
+            (a single-label source then gets one-hot label vectors). Multi-label splits are
+            stratified per label (`tfft.data.stratify`).
 
     Returns:
         A `DataSplits`. Unreadable files are in `.skipped` (and printed once to stderr).
@@ -140,20 +165,121 @@ def load_splits(data_cfg: DataConfig, seed: int) -> DataSplits:
     (['cat', 'dog'], {'cat': 80, 'dog': 80})
     """
     source = data_cfg.source.strip()
+    if task not in _multilabel.TASKS:
+        raise UserError("task", f"unknown task {task!r}", f"use one of {', '.join(_multilabel.TASKS)}")
     if source.startswith("builtin:"):
-        result = _load_builtin(source, data_cfg, seed)
+        result = _load_builtin(source, data_cfg, seed, task)
     elif source.startswith("tfds:"):
         result = _load_tfds(source, data_cfg, seed)
     elif source.startswith("csv:"):
-        result = _load_csv(source, data_cfg, seed)
+        result = _load_csv(source, data_cfg, seed, task)
     else:
         if ":" in source.split("/")[0] and not os.path.exists(source) and len(source.split(":")[0]) > 1:
             scheme = source.split(":")[0]
             raise UserError("data.source", f"unknown source scheme {scheme + ':'!r} in {source!r}",
                             "use a folder path, csv:FILE, tfds:NAME[:SPLIT] or builtin:shapes")
         result = _load_folder(source, data_cfg, seed)
+    if task == "multi_label" and not result.multi_label:
+        result = _as_multi_label(result)
     _report_skipped(result.skipped)
+    if data_cfg.fold_file is not None:
+        result = apply_folds(result, data_cfg.fold_file, int(data_cfg.fold))
     return result
+
+
+# -- cross-validation folds ----------------------------------------------------------------------
+
+FOLD_COLUMNS = ("path", "label", "fold")
+POOLED_SPLITS = ("train", "val")  # what cross-validation re-splits; a test split stays as it is
+
+
+def example_keys(split: Split) -> list[str]:
+    """One stable name per example of `split`: the absolute file path, or `builtin:shapes#ID`.
+
+    Example:
+    >>> splits = load_splits(DataConfig(source="builtin:shapes", builtin_per_class=4), seed=0)
+    >>> example_keys(splits["train"])[:2]
+    ['builtin:shapes#0', 'builtin:shapes#2']
+    """
+    if split.kind == "files":
+        return [os.path.abspath(str(p)) for p in split.paths]
+    if split.kind == "builtin":
+        return [f"builtin:shapes#{int(i)}" for i in split.ids]
+    raise UserError("data.source", f"cross-validation needs the examples listed one by one; a {split.kind} "
+                    "source gives them only as a stream",
+                    "use an image folder, csv:manifest.csv or builtin:shapes")
+
+
+def pooled(splits: DataSplits) -> Split:
+    """The train and val examples together (train first), as one `Split` named `pool`."""
+    parts = [splits.splits[name] for name in POOLED_SPLITS if name in splits.splits]
+    return _concat(parts, "pool")
+
+
+def _concat(parts: list[Split], name: str) -> Split:
+    first = parts[0]
+    joined = {}
+    for attr in ("paths", "labels", "routes", "sizes", "ids"):
+        values = [getattr(p, attr) for p in parts]
+        joined[attr] = None if any(v is None for v in values) else np.concatenate(values)
+    return Split(name=name, kind=first.kind, builtin_per_class=first.builtin_per_class, **joined)
+
+
+def _take(split: Split, index: np.ndarray, name: str) -> Split:
+    taken = {attr: (None if getattr(split, attr) is None else getattr(split, attr)[index])
+             for attr in ("paths", "labels", "routes", "sizes", "ids")}
+    return Split(name=name, kind=split.kind, builtin_per_class=split.builtin_per_class, **taken)
+
+
+def read_fold_file(path: str) -> dict[str, int]:
+    """`{example key: fold}` from a fold-assignment CSV (`path,label,fold`, folds from 1)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError("data.fold_file", f"fold assignment not found: {str(file)!r}",
+                        "it is written by `tfft cv`; run the fold through `tfft cv --resume`, or drop "
+                        "data.fold_file and data.fold")
+    with open(file, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not set(FOLD_COLUMNS) <= set(reader.fieldnames or []):
+            raise UserError(str(file), f"expected the columns {','.join(FOLD_COLUMNS)}, got {reader.fieldnames}",
+                            "the file is written by `tfft cv`")
+        return {row["path"]: int(row["fold"]) for row in reader}
+
+
+def apply_folds(splits: DataSplits, fold_file: str, fold: int) -> DataSplits:
+    """Re-split train+val by a fold assignment: fold `fold` becomes val, the other folds train.
+
+    Every train+val example must be in the file and the file must list no other (the same
+    source, seed and `limit_per_class` as when it was written); a test split is kept as it is.
+    """
+    assignment = read_fold_file(fold_file)
+    pool = pooled(splits)
+    keys = example_keys(pool)
+    missing = [k for k in keys if k not in assignment]
+    extra = len(assignment) - (len(keys) - len(missing))
+    if missing or extra:
+        raise UserError("data.fold_file", f"{fold_file} does not match {splits.source}: "
+                        f"{len(missing)} image(s) not in the file (e.g. {missing[:1]}), {extra} listed that the "
+                        "source does not give", "the data changed since `tfft cv` wrote it: start a new cv")
+    folds = np.asarray([assignment[k] for k in keys])
+    if fold not in set(folds.tolist()):
+        raise UserError("data.fold", f"fold {fold} is not in {fold_file} (folds {sorted(set(folds.tolist()))})",
+                        "choose one of those")
+    out = {"train": _take(pool, np.flatnonzero(folds != fold), "train"),
+           "val": _take(pool, np.flatnonzero(folds == fold), "val")}
+    if "test" in splits.splits:
+        out["test"] = splits.splits["test"]
+    return DataSplits(class_names=list(splits.class_names), splits=out, skipped=list(splits.skipped),
+                      source=splits.source, kind=splits.kind, task=splits.task)
+
+
+def _as_multi_label(splits: DataSplits) -> DataSplits:
+    """A single-label source read as multi-label: each image's class as a one-hot label vector."""
+    for split in splits.splits.values():
+        labels = _labels_of(split)
+        split.labels = _multilabel.one_hot(labels, splits.num_classes)
+    splits.task = "multi_label"
+    return splits
 
 
 def _report_skipped(skipped: list[dict[str, str]]) -> None:
@@ -336,7 +462,7 @@ def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict
 # -- csv -----------------------------------------------------------------------------------------
 
 
-def _load_csv(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+def _load_csv(source: str, data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSplits:
     path = Path(source[len("csv:"):]).expanduser()
     if not path.is_file():
         raise UserError("data.source", f"CSV manifest not found: {str(path)!r}",
@@ -344,8 +470,12 @@ def _load_csv(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
+        if "path" in header and _multilabel.LABELS_COLUMN in header:
+            rows_ml = _multilabel.read_rows(path, header, reader, SPLIT_NAMES)
+            return _load_labels_manifest(source, path, rows_ml, data_cfg, seed, task)
         if "path" not in header or "label" not in header:
-            raise UserError(str(path), f"expected a header with columns path,label[,split], got {header}",
+            raise UserError(str(path), f"expected a header with columns path,label[,split] or "
+                            f"path,labels[,split], got {header}",
                             "the first line of the CSV must name the columns")
         rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
     base = path.parent
@@ -397,13 +527,82 @@ def _load_csv(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
     return _finish_files(source, class_names, per_split, data_cfg, seed, skipped)
 
 
+
+def _load_labels_manifest(source: str, path: Path, rows: list[_multilabel.ManifestRow], data_cfg: DataConfig,
+                          seed: int, task: str) -> DataSplits:
+    """A `path,labels[,split]` manifest -> `DataSplits` (multi-label unless the task says otherwise).
+
+    Classes are the sorted union of the labels; without val/test rows those splits are carved
+    from train by iterative stratification (every label keeps a training image).
+    """
+    if not rows:
+        raise DataError(str(path), "no images", "the manifest lists no rows")
+    task = _multilabel.resolve_task(task, rows)
+    _multilabel.check_files_exist(rows)
+    _multilabel.check_train_labels(rows)
+    class_names = sorted({label for row in rows for label in row.labels})
+    if not class_names:
+        raise UserError(str(path), "no row has a label",
+                        "write each image's labels in the labels column, separated by spaces")
+    split_of = np.asarray([row.split for row in rows], dtype=object)
+    if not (split_of == "train").any():
+        raise DataError(str(path), "no training images", "give rows with split=train (or no split column)")
+    labels = _multilabel.multi_hot([row.labels for row in rows], class_names)
+    carve_val = not (split_of == "val").any() and data_cfg.val_split > 0
+    carve_test = not (split_of == "test").any() and data_cfg.test_split > 0
+    if carve_val or carve_test:
+        train = np.flatnonzero(split_of == "train")
+        subset = _stratify.split_fractions(labels[train], data_cfg.val_split if carve_val else 0.0,
+                                           data_cfg.test_split if carve_test else 0.0, seed)
+        split_of[train[subset == 1]] = "val"
+        split_of[train[subset == 2]] = "test"
+    chosen: dict[str, np.ndarray] = {}
+    for split_name in SPLIT_NAMES:
+        members = np.flatnonzero(split_of == split_name)
+        if len(members):
+            salt = zlib.crc32(split_name.encode())
+            chosen[split_name] = members[_multilabel.limit_examples(labels[members], data_cfg.limit_per_class,
+                                                                    seed ^ salt)]
+    every = [rows[i].path for members in chosen.values() for i in members]
+    probes = {p.path: p for p in _decode.scan_files(every)}
+    bad = [probes[p] for p in every if not probes[p].ok]
+    if bad and data_cfg.on_bad_image == "error":
+        raise DataError(bad[0].path, f"unreadable image: {bad[0].reason}"
+                        + (f" ({len(bad) - 1} more unreadable)" if len(bad) > 1 else ""),
+                        "remove or fix the file, or set data.on_bad_image: skip to skip unreadable files")
+    skipped = [{"path": p.path, "reason": p.reason or "unreadable"} for p in bad]
+    splits: dict[str, Split] = {}
+    for split_name, members in chosen.items():
+        members = np.asarray([i for i in members if probes[rows[i].path].ok], dtype=np.int64)
+        part = labels[members] if len(members) else np.zeros((0, len(class_names)), np.int32)
+        if split_name == "train":
+            empty = [c for c, n in zip(class_names, part.sum(axis=0)) if n == 0]
+            if empty:
+                raise DataError(source, f"no readable training images for label(s) {empty}",
+                                "every label needs at least one readable training image; "
+                                "see the skipped files above")
+        if task == "single_label":
+            part = part.argmax(axis=1).astype(np.int32)
+        splits[split_name] = Split(
+            name=split_name, kind="files",
+            paths=np.asarray([os.path.normpath(rows[i].path) for i in members], dtype=object),
+            labels=part,
+            routes=np.asarray([probes[rows[i].path].route for i in members], dtype=np.int8),
+            sizes=np.asarray([(probes[rows[i].path].width, probes[rows[i].path].height) for i in members],
+                             dtype=np.int32).reshape(-1, 2))
+    return DataSplits(class_names=class_names, splits=splits, skipped=skipped, source=source, kind="files",
+                      task=task)
+
 # -- builtin -------------------------------------------------------------------------------------
 
 
-def _load_builtin(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+def _load_builtin(source: str, data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSplits:
     name = source[len("builtin:"):]
+    if name == "shapes-multi":
+        return _load_shapes_multi(source, data_cfg, seed, task)
     if name != "shapes":
-        raise UserError("data.source", f"unknown builtin dataset {name!r}", "the builtin dataset is builtin:shapes")
+        raise UserError("data.source", f"unknown builtin dataset {name!r}",
+                        "the builtin datasets are builtin:shapes and builtin:shapes-multi")
     per_class = int(data_cfg.builtin_per_class)
     if data_cfg.limit_per_class is not None:
         per_class = min(per_class, int(data_cfg.limit_per_class))
@@ -420,6 +619,28 @@ def _load_builtin(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
     return DataSplits(class_names=list(_shapes.CLASSES), splits=splits, skipped=[], source=source,
                       kind="builtin")
 
+
+
+def _load_shapes_multi(source: str, data_cfg: DataConfig, seed: int, task: str) -> DataSplits:
+    """`builtin:shapes-multi`: `8 * builtin_per_class` images of 0-3 shapes, split per label."""
+    if task == "single_label":
+        raise UserError("task", "task: single_label, but builtin:shapes-multi is multi-label data "
+                        "(an image shows several shapes)",
+                        "set task: multi_label (or auto), or use data.source: builtin:shapes")
+    per_class = int(data_cfg.builtin_per_class)
+    every = _shapes.multi_hot_for(per_class * len(_shapes.CLASSES))
+    subset = _stratify.split_fractions(every, data_cfg.val_split, data_cfg.test_split, seed)
+    splits = {}
+    for index, split_name in enumerate(SPLIT_NAMES):
+        if split_name == "val" and data_cfg.val_split <= 0 or split_name == "test" and data_cfg.test_split <= 0:
+            continue
+        members = np.flatnonzero(subset == index)
+        members = members[_multilabel.limit_examples(every[members], data_cfg.limit_per_class,
+                                                     seed ^ zlib.crc32(split_name.encode()))]
+        splits[split_name] = Split(name=split_name, kind="builtin", ids=members.astype(np.int64),
+                                   labels=every[members], builtin_per_class=per_class, builtin="shapes-multi")
+    return DataSplits(class_names=list(_shapes.CLASSES), splits=splits, skipped=[], source=source,
+                      kind="builtin", task="multi_label")
 
 # -- tfds ----------------------------------------------------------------------------------------
 

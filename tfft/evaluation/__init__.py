@@ -1,6 +1,8 @@
-"""Evaluate a run: metrics, plots, predictions, exports and a report.
+"""The commands that read a finished run directory: evaluate, predict, export.
 
-TensorFlow is imported only inside the functions that need it.
+Above training. The model-level pieces they share with the trainer (metrics, plots, report.md,
+`evaluate_model`) live in `tfft.reporting` and are re-exported here. TensorFlow is imported only
+inside the functions that need it.
 
 >>> from tfft.evaluation import evaluate_run, format_table
 >>> print(format_table(evaluate_run("runs/quickstart")))  # doctest: +SKIP
@@ -8,12 +10,13 @@ TensorFlow is imported only inside the functions that need it.
 
 from __future__ import annotations
 
-from tfft.evaluation.core import evaluate_model, evaluate_run, predict_files
+from tfft.evaluation.core import evaluate_run, predict_files
 from tfft.evaluation.export import ExportResult, export
-from tfft.evaluation.metrics import binary_roc_auc, compute_metrics, confusion_matrix, format_table
-from tfft.evaluation.plots import plot_confusion_matrix, plot_curves, plot_gallery
 from tfft.evaluation.predict import format_rows, predict
-from tfft.evaluation.report import write_report
+from tfft.reporting.evaluate import evaluate_model
+from tfft.reporting.metrics import binary_roc_auc, compute_metrics, confusion_matrix, format_table
+from tfft.reporting.plots import plot_confusion_matrix, plot_curves, plot_gallery
+from tfft.reporting.report import write_report
 
 __all__ = [
     "ExportResult",

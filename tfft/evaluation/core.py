@@ -1,20 +1,22 @@
-"""Evaluating a model on a split: `evaluate_run` (a run directory) and `evaluate_model` (the
-trainer's end-of-training call). Both write metrics.json and confusion-matrix PNGs."""
+"""`tfft evaluate`: a run directory's model.keras on one split, written to RUN_DIR/eval/<split>/.
+
+The trainer's own end-of-training evaluation of an in-memory model is
+`tfft.reporting.evaluate.evaluate_model`, below training; this module reads run directories.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from tfft.evaluation.metrics import compute_metrics, format_table
-from tfft.evaluation.plots import plot_confusion_matrix, plot_gallery
+from tfft.evaluation import multilabel_eval
 from tfft.errors import UserError
-from tfft.evaluation.rundir import (atomic_write_json, decoded_files,
-                                  load_model, open_run, split_files)
+from tfft.evaluation.rundir import decoded_files, load_model, open_run, split_files
+from tfft.reporting.evaluate import worst_examples, write_split
+from tfft.reporting.metrics import compute_metrics
+from tfft.reporting.plots import plot_confusion_matrix, plot_gallery
 
 
 def predict_files(model, paths: Sequence[str], labels: Sequence[int], image_size,
@@ -39,32 +41,6 @@ def predict_files(model, paths: Sequence[str], labels: Sequence[int], image_size
         return (np.zeros((0, int(model.output_shape[-1])), np.float32), np.zeros(0, np.int64),
                 np.zeros(0, np.int64))
     return np.concatenate(probs), np.concatenate(ys), np.concatenate(kept)
-
-
-def _worst(y: np.ndarray, probs: np.ndarray, limit: int = 16) -> tuple[np.ndarray, str]:
-    """Indices of the most confident mistakes (or, without mistakes, the least confident hits)."""
-    pred = probs.argmax(axis=1)
-    wrong = np.flatnonzero(pred != y)
-    if len(wrong):
-        order = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")]
-        return order[:limit], "most confident mistakes"
-    order = np.argsort(probs[np.arange(len(y)), y], kind="stable")
-    return order[:limit], "no mistakes: least confident correct predictions"
-
-
-def _write_split(out_dir: Path, split: str, metrics: dict[str, Any], cm_name: str,
-                 merge: bool) -> None:
-    path = out_dir / "metrics.json"
-    existing: dict[str, Any] = {}
-    if merge and path.is_file():
-        try:
-            existing = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            existing = {}
-    existing[split] = metrics
-    atomic_write_json(path, existing)
-    plot_confusion_matrix(metrics["confusion_matrix"], metrics["class_names"], out_dir / cm_name,
-                          title=f"confusion matrix ({split}, {metrics['num_examples']} images)")
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: str = "val",
@@ -92,6 +68,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     run = open_run(run_dir)
     batch_size = int(batch_size or run.config.data.batch_size)
     top_k = int(top_k or run.config.evaluate.top_k)
+    if multilabel_eval.is_multi_label(run):  # metrics at the run's thresholds; --data csv: scores every row
+        return multilabel_eval.evaluate_run_multilabel(run, data, split, batch_size)
     source = str(data if data is not None else run.config.data.source)
     if source.startswith(("builtin:", "tfds:")):
         return _evaluate_generated(run, source, split, batch_size, top_k)
@@ -112,10 +90,10 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     })
     out_dir = run.run_dir / "eval" / split
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_split(out_dir, split, metrics, "confusion_matrix.png", merge=False)
+    write_split(out_dir, split, metrics, "confusion_matrix.png", merge=False)
     plot_confusion_matrix(metrics["confusion_matrix"], run.class_names,
                           out_dir / "confusion_matrix_normalized.png", normalize=True)
-    worst, caption = _worst(y, probs)
+    worst, caption = worst_examples(y, probs)
     plot_gallery([paths[kept[i]] for i in worst], y[worst], probs[worst].argmax(axis=1),
                  probs[worst], run.class_names, out_dir / "worst.png", title=f"{split}: {caption}")
     metrics["out_dir"] = str(out_dir)
@@ -145,10 +123,10 @@ def _evaluate_generated(run: Any, source: str, split: str, batch_size: int, top_
     probs_all, y = np.concatenate(probs), np.concatenate(ys).astype(np.int64)
     metrics = compute_metrics(y, probs_all, run.class_names, top_k=top_k)
     metrics.update({"split": split, "data": source, "skipped": []})
-    _write_split(out_dir, split, metrics, "confusion_matrix.png", merge=False)
+    write_split(out_dir, split, metrics, "confusion_matrix.png", merge=False)
     plot_confusion_matrix(metrics["confusion_matrix"], run.class_names,
                           out_dir / "confusion_matrix_normalized.png", normalize=True)
-    worst, caption = _worst(y, probs_all)
+    worst, caption = worst_examples(y, probs_all)
     wanted, gallery, offset = set(int(i) for i in worst), {}, 0
     for images, _ in dataset:  # a second pass keeps only the gallery's images in memory
         for j in range(int(images.shape[0])):
@@ -161,50 +139,4 @@ def _evaluate_generated(run: Any, source: str, split: str, batch_size: int, top_
     return metrics
 
 
-def evaluate_model(model, data: Any, class_names: Sequence[str], out_dir: str | os.PathLike,
-                   top_k: int = 5, split: str = "val") -> dict[str, Any]:
-    """Evaluate an in-memory model and merge the split into OUT_DIR/metrics.json.
-
-    The trainer calls this once per evaluated split at the end of training; the `val` split also
-    draws `confusion_matrix.png` (other splits: `confusion_matrix_<split>.png`).
-
-    Args:
-        model: a Keras model taking raw 0-255 RGB images and returning probabilities.
-        data: a `tf.data.Dataset` of batches `(images, labels[, weights])` (labels int [B] or
-            one-hot [B, C]), or a tuple `(images [N, H, W, 3], labels [N])` of arrays.
-        class_names: in output index order.
-        out_dir: the run directory.
-        top_k: k of the top-k accuracy.
-        split: the key under which metrics.json holds the result.
-
-    Returns:
-        The split's metrics (see `compute_metrics`).
-
-    Example:
-    >>> evaluate_model(model, val_ds, ["cat", "dog"], "runs/x", top_k=5)  # doctest: +SKIP
-    """
-    probs, ys = [], []
-    if isinstance(data, (tuple, list)) and len(data) == 2 and not hasattr(data, "element_spec"):
-        images, labels = np.asarray(data[0]), np.asarray(data[1])
-        for start in range(0, len(images), 64):
-            probs.append(np.asarray(model.predict_on_batch(images[start:start + 64]), np.float32))
-        ys.append(labels)
-    else:
-        for batch in data:
-            images, labels = batch[0], batch[1]
-            probs.append(np.asarray(model.predict_on_batch(images), np.float32))
-            ys.append(np.asarray(labels))
-    probs_all = np.concatenate(probs) if probs else np.zeros((0, len(class_names)), np.float32)
-    y = np.concatenate([l.reshape(len(l), -1) if l.ndim > 1 else l for l in ys]) if ys else np.zeros(0)
-    if y.ndim == 2:  # one-hot or smoothed labels
-        y = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0]
-    metrics = compute_metrics(y.astype(np.int64), probs_all, class_names, top_k=top_k)
-    metrics["split"] = split
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cm_name = "confusion_matrix.png" if split == "val" else f"confusion_matrix_{split}.png"
-    _write_split(out, split, metrics, cm_name, merge=True)
-    return metrics
-
-
-__all__ = ["evaluate_run", "evaluate_model", "format_table", "predict_files"]
+__all__ = ["evaluate_run", "predict_files"]

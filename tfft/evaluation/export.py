@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import statistics
@@ -24,7 +25,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from tfft.atomic import current_umask, write_bytes
 from tfft.errors import UserError
+from tfft.evaluation import multilabel_eval
 from tfft.evaluation.rundir import (Run, decode_bytes, load_model, open_run, read_images,
                                   split_files)
 
@@ -47,11 +50,17 @@ class ExportResult:
     format: str = "savedmodel"
     quantize: str = "none"
     parity_images: int = 0
+    # Multi-label runs: % of images on which each label is decided (at its threshold) as model.keras decides it.
+    parity_labels: Optional[dict[str, float]] = None
 
     def parity_line(self) -> str:
-        """`parity: top1 agreement A%, max abs diff D` (the contract's last line)."""
-        return (f"parity: top1 agreement {self.parity_top1:.2f}%, "
+        """`parity: top1 agreement A%, max abs diff D` (the contract's last line); a multi-label run
+        adds `; label agreement NAME A%, ...` (decisions at the thresholds, per label)."""
+        line = (f"parity: top1 agreement {self.parity_top1:.2f}%, "
                 f"max abs diff {self.parity_max_abs_diff:.3g}")
+        if self.parity_labels:
+            line += "; label agreement " + ", ".join(f"{name} {value:.2f}%" for name, value in self.parity_labels.items())
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,8 +110,10 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
     path.parent.mkdir(parents=True, exist_ok=True)
 
     val_paths, val_images = _parity_images(run, parity_images)
+    thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
+                  if multilabel_eval.is_multi_label(run) else None)
     if format == "savedmodel":
-        _write_savedmodel(model, run, path)
+        _write_savedmodel(model, run, path, thresholds)
         runner = _savedmodel_runner(path)
         parity_inputs = [Path(p).read_bytes() for p in val_paths]  # end to end: bytes in
     elif format == "tflite":
@@ -120,9 +131,11 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
     top1 = float((exported.argmax(axis=1) == reference.argmax(axis=1)).mean() * 100.0)
     max_diff = float(np.abs(exported.astype(np.float64) - reference).max())
     latency = _latency_ms(runner, single)
+    per_label = (multilabel_eval.label_parity(exported, reference, thresholds, run.class_names)
+                 if thresholds is not None else None)
     return ExportResult(path=str(path), size_bytes=_size(path), latency_ms=latency,
                         parity_top1=top1, parity_max_abs_diff=max_diff, format=format,
-                        quantize=quantize, parity_images=len(val_paths))
+                        quantize=quantize, parity_images=len(val_paths), parity_labels=per_label)
 
 
 # --------------------------------------------------------------------------- data
@@ -155,6 +168,8 @@ def _generated_files(run: Run, split: str, limit: int) -> list[str]:
 def _split_paths(run: Run, split: str, limit: int) -> list[str]:
     if str(run.config.data.source).startswith(("builtin:", "tfds:")):
         return _generated_files(run, split, limit)
+    if multilabel_eval.is_multi_label(run):
+        return multilabel_eval.split_examples(run, split)[0]
     paths, _ = split_files(run, split)
     return paths
 
@@ -224,39 +239,53 @@ def _replace(tmp: Path, path: Path) -> None:
 # --------------------------------------------------------------------------- SavedModel
 
 
-def _serving_module(model, class_names: list[str], image_size: tuple[int, int]):
+def _serving_module(model, class_names: list[str], image_size: tuple[int, int], thresholds: Optional[Any] = None):
+    """The serving module; with `thresholds` (a multi-label run) `label` joins every label at or
+    above its threshold with a space."""
     import tensorflow as tf
 
     height, width = int(image_size[0]), int(image_size[1])
 
     class Serving(tf.Module):
-        """Encoded image bytes in; probabilities and the top-1 label out."""
+        """Encoded image bytes in; probabilities and the top-1 label (multi-label: the labels) out."""
 
         def __init__(self):
             super().__init__(name="tfft_serving")
             self.model = model
+            # Listed explicitly so tf.saved_model reaches every variable: behind a Resizing layer,
+            # a nested model's Dropout seed state is otherwise "not reachable from root" (ensembles).
+            self.model_variables = list(model.variables)
             self.labels = tf.constant(class_names, dtype=tf.string)
+            self.thresholds = None if thresholds is None else tf.constant(np.asarray(thresholds, np.float32))
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve(self, image_bytes):
             images = tf.map_fn(lambda data: decode_bytes(data, (height, width)), image_bytes,
                                fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
             probabilities = tf.cast(self.model(images, training=False), tf.float32)
-            label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
+            if self.thresholds is not None:
+                label = multilabel_eval.joined_labels(probabilities, self.labels, self.thresholds)
+            else:
+                label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
             return {"probabilities": probabilities, "label": label}
 
     return Serving()
 
 
-def _write_savedmodel(model, run: Run, path: Path) -> None:
+def _write_savedmodel(model, run: Run, path: Path, thresholds: Optional[Any] = None) -> None:
     import tensorflow as tf
 
-    module = _serving_module(model, run.class_names, run.image_size)
+    module = _serving_module(model, run.class_names, run.image_size, thresholds)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700; give the usual folder mode
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         (tmp / "assets").mkdir(exist_ok=True)
         (tmp / "assets" / "labels.txt").write_text("\n".join(run.class_names) + "\n", encoding="utf-8")
+        if thresholds is not None:
+            document = multilabel_eval.thresholds_document(run.class_names, thresholds)
+            (tmp / "assets" / multilabel_eval.THRESHOLDS_FILE).write_text(json.dumps(document, indent=2) + "\n",
+                                                                           encoding="utf-8")
         _replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -304,11 +333,9 @@ def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
             data = converter.convert()
     except Exception as exc:
         raise RuntimeError(f"TFLite conversion ({quantize}) failed: {type(exc).__name__}: {exc}") from exc
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o644)
-    _replace(Path(tmp), path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    write_bytes(path, data)
 
 
 def _tflite_interpreter(path: Path):

@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tfft.errors import UserError
+from tfft.evaluation import multilabel_eval
 from tfft.evaluation.rundir import expand_paths, load_model, open_run, read_image
 
 
@@ -31,7 +32,9 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
 
     Returns:
         One dict per file, in input order: `{"path", "labels": [...], "probabilities": [...]}`,
-        or `{"path", "labels": [], "probabilities": [], "error": "..."}`.
+        or `{"path", "labels": [], "probabilities": [], "error": "..."}`. For a multi-label run
+        `labels` are those at or above their thresholds (thresholds.json; `top_k` does not
+        apply) and `all_probabilities` maps every label to its probability.
 
     Example:
     >>> rows = predict("runs/quickstart", ["photos/"], top_k=2)  # doctest: +SKIP
@@ -46,6 +49,8 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
         raise UserError(" ".join(map(str, paths)) or "PATH", "no image files found",
                         f"give files, folders or globs of {', '.join(('.jpg', '.png', '.gif', '.bmp', '.webp'))} images")
     model = load_model(run)
+    thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
+                  if multilabel_eval.is_multi_label(run) else None)
     k = min(int(top_k), len(run.class_names))
     rows: list[Optional[dict[str, Any]]] = [None] * len(files)
     pending: list[tuple[int, np.ndarray]] = []
@@ -58,6 +63,9 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
         if tta:
             probs = (probs + np.asarray(model.predict_on_batch(batch[:, :, ::-1, :]), np.float64)) / 2.0
         for (index, _), p in zip(pending, probs):
+            if thresholds is not None:
+                rows[index] = multilabel_eval.prediction_row(files[index], p, run.class_names, thresholds)
+                continue
             top = np.argsort(-p, kind="stable")[:k]
             rows[index] = {"path": files[index], "labels": [run.class_names[i] for i in top],
                            "probabilities": [round(float(p[i]), 6) for i in top]}
@@ -101,6 +109,9 @@ def format_rows(rows: list[dict[str, Any]], fmt: str = "csv", top_k: Optional[in
         return json.dumps(rows, indent=2)
     if fmt != "csv":
         raise UserError("--format", f"expected csv or json, got {fmt!r}")
+    names = next((list(r["all_probabilities"]) for r in rows if r.get("all_probabilities")), None)
+    if names is not None:  # a multi-label run: path,labels,p_<label>...
+        return multilabel_eval.format_prediction_rows(rows, names)
     k = top_k if top_k is not None else max([len(r["labels"]) for r in rows] + [1])
     with_error = any("error" in r for r in rows)
     buffer = io.StringIO()

@@ -1,4 +1,4 @@
-"""Reading a run directory: config, labels, model, images; atomic writes.
+"""Reading a run directory: config, labels, model, images.
 
 Everything in `tfft.evaluation` goes through these helpers so that evaluate, predict and every
 export decode and resize images the same way as training does.
@@ -7,18 +7,16 @@ export decode and resize images the same way as training does.
 from __future__ import annotations
 
 import glob
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
+from tfft import layout
 from tfft.errors import UserError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -32,7 +30,7 @@ class Run:
 
     @property
     def model_path(self) -> Path:
-        return self.run_dir / "model.keras"
+        return self.run_dir / layout.MODEL
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -62,12 +60,12 @@ def open_run(run_dir: str | os.PathLike) -> Run:
     if not path.is_dir():
         raise UserError(str(path), "run directory not found",
                         "give the folder that `tfft train` printed as `run dir: PATH`")
-    for name in ("model.keras", "config.yaml", "labels.txt"):
+    for name in layout.REQUIRED:
         if not (path / name).is_file():
             raise UserError(str(path / name), f"{name} is missing from the run directory",
                             "is the run finished? `tfft train ... --resume` completes it")
-    config = load_config(path / "config.yaml")
-    class_names = read_labels(path / "labels.txt")
+    config = load_config(path / layout.CONFIG)
+    class_names = read_labels(path / layout.LABELS)
     return Run(run_dir=path, config=config, class_names=class_names)
 
 
@@ -145,42 +143,12 @@ def read_images(paths: list[str], image_size) -> tuple[list[str], list[np.ndarra
 # --------------------------------------------------------------------------- data
 
 
-def _folder_classes(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _folder_files(root: Path, classes: list[str]) -> tuple[list[str], list[str]]:
-    paths, names = [], []
-    for name in classes:
-        for file in sorted((root / name).rglob("*")):
-            if file.is_file() and file.suffix.lower() in IMAGE_EXTENSIONS and not file.name.startswith("."):
-                paths.append(str(file))
-                names.append(name)
-    return paths, names
-
-
-def _split_files(split_obj: Any, class_names: list[str]) -> tuple[list[str], list[str]]:
-    """Paths and class names from tfft.data's split object, whatever its exact shape."""
-    if isinstance(split_obj, dict):
-        paths = split_obj.get("paths", split_obj.get("files"))
-        labels = split_obj.get("labels")
-    elif isinstance(split_obj, (tuple, list)) and len(split_obj) == 2:
-        paths, labels = split_obj
-    else:
-        paths = getattr(split_obj, "paths", None)
-        if paths is None:
-            paths = getattr(split_obj, "files", None)
-        labels = getattr(split_obj, "labels", None)
-    if paths is None or labels is None:
-        raise TypeError(f"cannot read file paths and labels from {type(split_obj).__name__}")
-    paths = [p.decode() if isinstance(p, bytes) else str(p) for p in list(paths)]
-    names = [class_names[int(i)] for i in list(labels)]
-    return paths, names
-
-
 def split_files(run: Run, split: str = "val", data: Optional[str] = None,
                 ) -> tuple[list[str], np.ndarray]:
     """File paths and label indices (labels.txt order) of one split of a run's data.
+
+    The images are listed by `tfft.data.load_splits`, exactly as training listed them (the same
+    extensions, hidden files and folders ignored, the same seeded split and `limit_per_class`).
 
     Args:
         run: from `open_run`.
@@ -191,94 +159,51 @@ def split_files(run: Run, split: str = "val", data: Optional[str] = None,
     Returns:
         (paths, labels) with labels indexing `run.class_names`.
     """
+    from tfft.data import load_splits
+
     config = run.config
-    source = data if data is not None else config.data.source
+    source = str(data if data is not None else config.data.source)
+    data_cfg = config.data.model_copy(update={"source": source})
     root = Path(source).expanduser()
     if data is not None and root.is_dir() and not any((root / s).is_dir() for s in SPLIT_NAMES):
-        paths, names = _folder_files(root, _folder_classes(root))
-    elif root.is_dir() and (root / split).is_dir():
-        sub = root / split
-        paths, names = _folder_files(sub, _folder_classes(sub))
-    else:
-        paths, names = _split_files_via_tfft_data(config, source, split)
-    if not paths:
-        raise UserError(f"{source} [{split}]", "no images found for this split",
+        data_cfg = data_cfg.model_copy(update={"val_split": 0.0, "test_split": 0.0, "limit_per_class": None})
+        split = "train"
+    splits = load_splits(data_cfg, config.seed)
+    if split not in splits.splits or len(splits.splits[split]) == 0:
+        raise UserError(f"{source} [{split}]", f"no images found for this split (the data has "
+                        f"{sorted(k for k, v in splits.splits.items() if len(v))})",
                         "check --data / data.source and --split (train | val | test)")
+    chosen = splits.splits[split]
+    if chosen.paths is None:
+        raise UserError(source, "this source has no image files to list", "give a folder or csv: source")
+    names = [splits.class_names[int(i)] for i in chosen.labels]
     index = {name: i for i, name in enumerate(run.class_names)}
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise UserError(str(source), f"classes {unknown} are not among the model's classes "
                         f"{run.class_names}", "evaluate on data with the same class folders")
-    return paths, np.asarray([index[n] for n in names], dtype=np.int64)
-
-
-def _split_files_via_tfft_data(config, source: str, split: str) -> tuple[list[str], list[str]]:
-    try:
-        from tfft.data import load_splits  # type: ignore[attr-defined]
-    except ImportError:
-        raise UserError(source, "cannot list images: not a folder with train/ val/ test/ inside",
-                        "give --data a folder of class subfolders") from None
-    data_cfg = config.data.model_copy(update={"source": source})
-    splits = load_splits(data_cfg, config.seed)
-    available = getattr(splits, "splits", {})
-    if split not in available:
-        raise UserError(f"--split {split}", f"the data has no {split!r} split; it has "
-                        f"{sorted(available)}", "pick one of those")
-    return _split_files(available[split], list(splits.class_names))
+    return [str(p) for p in chosen.paths], np.asarray([index[n] for n in names], dtype=np.int64)
 
 
 def expand_paths(inputs: list[str]) -> list[str]:
-    """Files, folders (recursive, image extensions only) and globs -> a list of files.
+    """Files, folders (recursive, as `tfft.data` lists them) and globs -> a list of files.
 
     A path that does not exist and is no glob is kept, so that it gets an error row.
     """
+    from tfft.data import is_image_file
+    from tfft.data.sources import list_images
+
     out: list[str] = []
     for item in inputs:
         item = str(item)
         path = Path(item).expanduser()
         if path.is_dir():
-            out.extend(str(p) for p in sorted(path.rglob("*"))
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                       and not p.name.startswith("."))
+            out.extend(list_images(path))
         elif path.exists():
             out.append(str(path))
         elif any(ch in item for ch in "*?["):
             matches = sorted(glob.glob(os.path.expanduser(item), recursive=True))
-            out.extend(m for m in matches if Path(m).is_file()
-                       and Path(m).suffix.lower() in IMAGE_EXTENSIONS)
+            out.extend(m for m in matches if Path(m).is_file() and is_image_file(m))
         else:
             out.append(item)
     return out
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file under a temporary name in the same folder, then rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, value: Any) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=False) + "\n")

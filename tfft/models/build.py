@@ -10,6 +10,7 @@ import keras
 
 from tfft import backbones
 from tfft.config import ModelConfig
+from tfft.errors import UserError
 from tfft.models.preprocess import preprocessing_layers
 from tfft.task import LOGITS_LAYER, PROBABILITIES_LAYER, SingleLabel, Task
 
@@ -109,6 +110,36 @@ def logits_model(model: keras.Model) -> keras.Model:
     (None, 3)
     """
     return keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output, name=f"{model.name}_logits")
+
+
+def backbone_spec_of(model: keras.Model) -> Any:
+    """The registered `BackboneSpec` whose blocks describe a tfft classifier's nested backbone.
+
+    Found from the backbone's layer names (the ones its blocks match), never from the model's
+    name: the spec whose block patterns each match some layer and together match the most.
+    Backbones of one family (resnet50 / resnet101) share their block patterns, so either is exact.
+
+    Raises:
+        UserError: no registered backbone's blocks describe these layers.
+
+    Example:
+    >>> from tfft.config import ModelConfig
+    >>> model = build_classifier(ModelConfig(backbone="vgg16", weights=None), 2, (32, 32))
+    >>> backbone_spec_of(keras.Model(model.inputs, model.outputs, name="mine")).blocks[0].name
+    'block1'
+    """
+    names = [layer.name for layer in get_backbone(model).layers]
+    best, best_count = None, 0
+    for name in backbones.names():
+        spec = backbones.get(name)
+        patterns = [re.compile(block.pattern) for block in spec.blocks]
+        hits = [sum(1 for n in names if rx.search(n)) for rx in patterns]
+        if all(hits) and sum(hits) > best_count:
+            best, best_count = spec, sum(hits)
+    if best is None:
+        raise UserError("backbone", f"no registered backbone's blocks match the layers of {model.name!r}",
+                        "pass FreezingSchedule(..., backbone=NAME) with the config's model.backbone")
+    return best
 
 
 def get_backbone(model: keras.Model) -> keras.Model:

@@ -20,11 +20,17 @@ class FreezingSchedule(keras.callbacks.Callback):
     the model with the loss and metrics the user compiled it with, so the next step trains
     exactly the phase's variables. Fit for `callback.total_epochs` epochs.
 
+    The loss, metrics and other compile settings come from Keras' public
+    `model.get_compile_config()`; only the optimizer is replaced.
+
     Args:
         model: a model from `tfft.build_model` (the backbone is its layer named `backbone`).
         schedule: a `ScheduleConfig`, or the `schedule` section as a dict.
-        backbone: the model's `model.backbone` value (for block boundaries); default: the name
-            in the model's name (`tfft_<backbone>`).
+        backbone: the backbone's name (`model.backbone` of the config) or its `BackboneSpec`;
+            default: the registered backbone whose blocks describe the nested backbone's layers
+            (`tfft.models.build.backbone_spec_of`), whatever the model is called.
+        pretrained: what `schedule.bn: auto` means here: `frozen` for pretrained weights
+            (True), `train` from scratch (False).
 
     Example:
     >>> model = tfft.build_model(cfg, num_classes=3)  # doctest: +SKIP
@@ -34,15 +40,20 @@ class FreezingSchedule(keras.callbacks.Callback):
     """
 
     def __init__(self, model: keras.Model, schedule: Union[ScheduleConfig, dict, None] = None,
-                 backbone: Optional[str] = None):
+                 backbone: Union[str, Any, None] = None, pretrained: bool = True):
         super().__init__()
         from tfft.config import ModelConfig
-        from tfft.models.build import resolve_backbone
+        from tfft.models.build import backbone_spec_of, resolve_backbone
 
         if not isinstance(schedule, ScheduleConfig):
             schedule = ScheduleConfig.model_validate(schedule or {})
-        name = backbone or model.name.removeprefix("tfft_")
-        self.spec = resolve_backbone(ModelConfig.model_construct(backbone=name))  # unknown names: its UserError
+        if backbone is None:
+            self.spec = backbone_spec_of(model)
+        elif isinstance(backbone, str):
+            self.spec = resolve_backbone(ModelConfig(backbone=backbone))
+        else:
+            self.spec = backbone
+        self.bn = schedule.bn if schedule.bn != "auto" else ("frozen" if pretrained else "train")
         self.schedule = schedule
         self.phases: list[Phase] = resolve_phases(schedule, len(self.spec.blocks))
         self.starts = []
@@ -69,11 +80,11 @@ class FreezingSchedule(keras.callbacks.Callback):
         self.current = index
         phase = self.phases[index]
         model = self.model
-        report = apply_freezing(self.target, self.spec, phase.unfreeze, self.schedule.bn)
+        report = apply_freezing(self.target, self.spec, phase.unfreeze, self.bn)
         steps = int(self.params.get("steps") or 1)
         multipliers = layer_decay_multipliers(self.target, self.spec, phase.layer_decay)
         optimizer = make_optimizer(phase, steps, multipliers)
-        config = dict(model._compile_config.config)
+        config = keras.saving.deserialize_keras_object(model.get_compile_config())
         config["optimizer"] = optimizer
         model.compile(**config)
         optimizer.build(model.trainable_variables)

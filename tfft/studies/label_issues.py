@@ -235,7 +235,7 @@ def write_csv(path: Union[str, os.PathLike], paths: Sequence[str], class_names: 
     Example:
     >>> write_csv("label_issues.csv", paths, ["cat", "dog"], rank(labels, probs))  # doctest: +SKIP
     """
-    from tfft.training.rundir import write_text
+    from tfft.atomic import write_text
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

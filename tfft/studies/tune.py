@@ -440,7 +440,7 @@ def _trial_scope(log: Optional[Path]):
 
 def plot_study(trials: list[Any], params: list[Param], metric: str, direction: str, path: Path, optuna: Any) -> None:
     """Draw tune.png: the objective by trial (best so far as a line), and each parameter against it."""
-    from tfft.evaluation.plots import _pyplot, _save
+    from tfft.reporting.plots import _pyplot, _save
 
     TrialState = optuna.trial.TrialState
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.value is not None]

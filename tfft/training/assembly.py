@@ -41,7 +41,9 @@ class ResolvedRun:
         spec: the backbone's `BackboneSpec`.
         image_size: `(height, width)`.
         phases: the resolved phases, each `unfreeze` checked against `spec.blocks`.
-        task: the `Task` (single-label for now).
+        task: the `Task`: `task: auto` is resolved from the source before any image is scanned
+            (a `path,labels` manifest with a row of several labels, or `builtin:shapes-multi`,
+            is multi-label; see `tfft.data.multilabel.task_of_source`).
     """
 
     config: Config
@@ -87,6 +89,7 @@ def resolve(config: Union[Config, dict, str, None]) -> ResolvedRun:
         UserError: a bad key or value, an unknown backbone, a `top:N` beyond the backbone's
             blocks, or `augment.placement: model` with MixUp/CutMix.
     """
+    from tfft.data.multilabel import task_of_source
     from tfft.models.build import resolve_backbone
 
     cfg = load_config(config)
@@ -99,8 +102,9 @@ def resolve(config: Union[Config, dict, str, None]) -> ResolvedRun:
         raise UserError(f"{key} with augment.placement: model",
                         "MixUp/CutMix mix the labels too, which a layer inside the model cannot see",
                         "set augment.placement: pipeline (or auto), or drop the mixing")
+    task = task_of_source(cfg.data.source, cfg.task)  # before any image is scanned
     return ResolvedRun(cfg, spec, (int(cfg.data.image_size[0]), int(cfg.data.image_size[1])), phases,
-                       task_for(getattr(cfg, "task", "auto")))
+                       task_for(task))
 
 
 class Assembly:
@@ -122,21 +126,24 @@ class Assembly:
         self.strategy = strategy
         self.accelerator = accelerator
         self.say = say
+        self.task = run.task  # with `class_weight: balanced`, re-made from the training counts (see _data)
 
     # -- data --------------------------------------------------------------------------------
     def _data(self) -> None:
         from tfft import data
 
         cfg = self.cfg
-        self.splits = data.load_splits(cfg.data, cfg.seed)
+        self.splits = data.load_splits(cfg.data, cfg.seed, task=self.run.task.name)
         self.class_names = list(self.splits.class_names)
-        if len(self.class_names) < 2:
+        if len(self.class_names) < (1 if self.splits.multi_label else 2):  # one label: present or not
             raise UserError("data.source", f"found {len(self.class_names)} class(es) in {cfg.data.source}",
                             "a classifier needs at least 2 class folders")
         self.num_train = len(self.splits.splits["train"]) if "train" in self.splits.splits else 0
         if self.num_train == 0:
             raise UserError("data.source", "no training images", "check the folder and data.val_split")
         self.has_val = "val" in self.splits.splits and len(self.splits.splits["val"]) > 0
+        if cfg.training.class_weight == "balanced":
+            self.task = self.run.task.balanced(self.splits.counts("train"), self.class_names, self.num_train)
 
     @property
     def num_classes(self) -> int:
@@ -161,7 +168,7 @@ class Assembly:
 
             images = data.make_dataset(self.splits, "train", self.cfg.data, seed=self.cfg.seed, training=False)
             stats = standardize.fit_statistics(augment, (batch for batch, _ in images))
-            self.say(f"featurewise statistics from {stats['count']} training images: "
+            self.say(f"featurewise statistics from {self.num_train} training images: "
                      f"mean {[round(float(m), 2) for m in stats['mean']]}, "
                      f"std {[round(float(v), 2) for v in stats['std']]}")
         if self.cfg.model.weights == "imagenet":
@@ -179,7 +186,7 @@ class Assembly:
         extra = self.standardization_layers()
         with self.strategy.scope():
             self.model = build_classifier(self.cfg.model, self.num_classes, self.run.image_size, extra,
-                                          task=self.run.task, spec=self.run.spec)
+                                          task=self.task, spec=self.run.spec)
             if self.augmenter is not None and self.placement == "model":
                 from tfft.augment import AugmentLayer
 
@@ -208,7 +215,7 @@ class Assembly:
 
         from tfft import data
 
-        task, num_classes = self.run.task, self.num_classes
+        task, num_classes = self.task, self.num_classes
         training = epochs is not None
         augmenter = self.augmenter if training else None
         model_placement = augmenter is not None and self.placement == "model" and not in_pipeline
@@ -235,7 +242,7 @@ class Assembly:
     def class_weight(self) -> Optional[dict[int, float]]:
         if self.cfg.training.class_weight != "balanced":
             return None
-        return self.run.task.class_weight(self.splits.counts("train"), self.class_names)
+        return self.task.class_weight(self.splits.counts("train"), self.class_names)
 
     @property
     def jit_compile(self) -> Any:
@@ -244,7 +251,7 @@ class Assembly:
 
     def compile(self, model: Any, optimizer: Any, metrics: bool = True) -> None:
         """Compile `model` (the classifier, its wrapper or a cached-feature head) with the task's loss."""
-        task = self.run.task
+        task = self.task
         with self.strategy.scope():
             model.compile(optimizer=optimizer, loss=task.loss(self.cfg.training.label_smoothing),
                           metrics=task.metrics(self.num_classes, self.cfg.evaluate.top_k) if metrics else None,
@@ -277,3 +284,43 @@ def assemble(run: ResolvedRun, strategy: Any = None, accelerator: Optional[bool]
     assembly._augmenter()
     assembly._model()
     return assembly
+
+
+def build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
+    """The public data API (`tfft.data.build`): a batched dataset of (images float32 0..255, labels int32).
+
+    For `split == "train"` the order is epoch `epoch`'s stateless training order (the same
+    batches `tfft train` uses); with `augment.placement: pipeline` the images are augmented.
+    Other splits are in their fixed order, unaugmented. It is defined here, above both
+    `tfft.data` and `tfft.augment`, because it needs the two (the package root installs it as
+    `tfft.data.build`).
+
+    Args:
+        cfg: a `tfft.config.Config` (or anything `tfft.load_config` accepts).
+        split: "train", "val" or "test".
+        epoch: which training epoch's order (and augmentation) to yield.
+
+    Returns:
+        A `tf.data.Dataset`, one pass.
+
+    Example:
+    >>> import tfft
+    >>> cfg = tfft.load_config({"data": {"image_size": [64, 64], "builtin_per_class": 20}})
+    >>> images, labels = next(iter(tfft.data.build(cfg, "val")))
+    >>> images.dtype.name, labels.dtype.name
+    ('float32', 'int32')
+    """
+    from tfft import data
+    from tfft.augment import build_augmenter
+
+    cfg = load_config(cfg)
+    splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
+    training = split == "train"
+    on_decoded = augment_fn = None
+    if training and cfg.augment.placement == "pipeline":
+        augmenter = build_augmenter(cfg.augment, tuple(cfg.data.image_size), splits.num_classes)
+        if augmenter is not None:  # None when nothing is enabled
+            on_decoded, augment_fn = augmenter.pipeline_steps()
+    return data.make_dataset(splits, split, cfg.data, seed=cfg.seed, training=training,
+                             epochs=range(int(epoch), int(epoch) + 1), augment_fn=augment_fn,
+                             on_decoded=on_decoded)

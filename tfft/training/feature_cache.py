@@ -16,11 +16,16 @@ computes the features once, and feeds the head batches that match the uncached r
   and augmentation diversity; `auto` does not cache an augmented phase unless K is set.
 
 Features live in memory as float32. Validation features are computed once per cached phase.
+Unaugmented passes (and validation) also go through the persistent store
+(`tfft.training.feature_store`, `performance.feature_store`) when one is given: features another
+run already computed for the same pixels and feature model are read, not recomputed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from collections.abc import Iterable
 from typing import Any, Optional
 
@@ -124,6 +129,45 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return feature_model, keras.Model(inputs, x, name="cached_head")
 
 
+class Progress:
+    """Progress of a long pass: Keras' bar on a terminal; plain lines elsewhere (a log file, CI).
+
+    Off a terminal it writes what Keras' own `verbose=2` writes: no ANSI escapes, no carriage
+    returns, one line at the start, one every `every` seconds, one at the end.
+
+    Example:
+    >>> progress = Progress("feature cache: val", 10, stream=sys.stdout)
+    feature cache: val
+    >>> progress.add(10); progress.done()  # doctest: +ELLIPSIS
+    feature cache: val: 10/10 images in ... s
+    """
+
+    def __init__(self, title: str, total: int, every: float = 30.0, stream: Any = None):
+        self.title, self.total, self.every = title, int(total), float(every)
+        self.stream = stream if stream is not None else sys.stdout
+        self.count = 0
+        self.started = self.last = time.monotonic()
+        interactive = getattr(self.stream, "isatty", lambda: False)() or "ipykernel" in sys.modules
+        print(title, file=self.stream, flush=True)
+        self.bar = keras.utils.Progbar(self.total, unit_name="image") if interactive else None
+
+    def add(self, count: int) -> None:
+        self.count += int(count)
+        if self.bar is not None:
+            self.bar.add(int(count))
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every and self.count < self.total:
+            self.last = now
+            print(f"{self.title}: {self.count}/{self.total} images, {now - self.started:.0f} s",
+                  file=self.stream, flush=True)
+
+    def done(self) -> None:
+        if self.bar is None:
+            print(f"{self.title}: {self.count}/{self.total} images in {time.monotonic() - self.started:.0f} s",
+                  file=self.stream, flush=True)
+
+
 class FeatureCache:
     """Backbone features of one phase's training passes and of the validation split.
 
@@ -132,9 +176,11 @@ class FeatureCache:
         head: from `split_model`: the model to fit on the cached features.
         seed: the run seed (the epoch order is `epoch_permutation(n, seed, e)`).
         batch_size: the global batch size.
+        store: a `feature_store.DiskFeatureStore` (on disk, per image) for the unaugmented passes, or None.
     """
 
-    def __init__(self, feature_model: keras.Model, head: keras.Model, seed: int, batch_size: int):
+    def __init__(self, feature_model: keras.Model, head: keras.Model, seed: int, batch_size: int,
+                 store: Optional[Any] = None):
         import tensorflow as tf
 
         self.head = head
@@ -146,15 +192,24 @@ class FeatureCache:
         self.first_epoch = 0
         self.shuffled_base = False
         self.val: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self._stored = None
+        if store is not None:
+            from tfft.training.feature_store import StoredFeatures
 
-    def _compute(self, batches: Iterable[Any], total: int, title: str) -> tuple[np.ndarray, np.ndarray]:
+            self._stored = StoredFeatures(store, feature_model, self._features)
+
+    def _compute(self, batches: Iterable[Any], total: int, title: str,
+                 persist: bool = False) -> tuple[np.ndarray, np.ndarray]:
         features, labels = [], []
-        bar = keras.utils.Progbar(total, unit_name="image")
-        print(title)
+        progress = Progress(title, total)
+        compute = self._stored if persist and self._stored is not None else self._features
         for images, y in batches:
-            features.append(np.asarray(keras.ops.convert_to_numpy(self._features(images)), np.float32))
+            features.append(np.asarray(keras.ops.convert_to_numpy(compute(images)), np.float32))
             labels.append(np.asarray(y))
-            bar.add(int(images.shape[0]))
+            progress.add(int(images.shape[0]))
+        if compute is self._stored:
+            print(self._stored.flush())
+        progress.done()
         return np.concatenate(features), np.concatenate(labels)
 
     def fill_train(self, passes: list[Any], total: int, first_epoch: int, shuffled: bool) -> None:
@@ -167,13 +222,13 @@ class FeatureCache:
             shuffled: True when the copies already hold epochs in their training order
                 (augmented copies); False for one pass in file order.
         """
-        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}")
-                       for i, ds in enumerate(passes)]
+        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}",
+                                     persist=not shuffled) for i, ds in enumerate(passes)]
         self.first_epoch = int(first_epoch)
         self.shuffled_base = bool(shuffled)
 
     def fill_val(self, dataset: Any, total: int) -> None:
-        self.val = self._compute(dataset, total, "feature cache: val")
+        self.val = self._compute(dataset, total, "feature cache: val", persist=True)
 
     def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         from tfft.data.pipeline import epoch_permutation

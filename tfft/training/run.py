@@ -21,9 +21,10 @@ from tfft import layout
 from tfft.atomic import atomic_path, write_csv, write_json, write_text
 from tfft.config import Config, load_config
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
-from tfft.evaluation.core import evaluate_model
-from tfft.evaluation.plots import plot_curves
-from tfft.evaluation.report import write_report
+from tfft.reporting import multilabel_eval
+from tfft.reporting.evaluate import evaluate_model
+from tfft.reporting.plots import plot_curves
+from tfft.reporting.report import write_report
 from tfft.training import process_state, rundir
 from tfft.training.assembly import ResolvedRun, resolve
 
@@ -141,6 +142,18 @@ def train(
         raise
 
 
+def _portable(model: Any) -> Any:
+    """The model as model.keras holds it: compiled with a loss of tfft's own (the weighted binary
+    cross-entropy), it is saved as an uncompiled model of the same layers, so that it still loads
+    in a Python that never imports tfft (the compile state lives in the checkpoints)."""
+    import keras
+
+    loss = getattr(model, "loss", None)
+    if getattr(model, "compiled", False) and loss is not None and not type(loss).__module__.startswith("keras"):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    return model
+
+
 def _caused_by_interrupt(exc: BaseException) -> bool:
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -243,7 +256,10 @@ class _Run:
             return None
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model)
-        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size)
+        from tfft.training.feature_store import open_store
+
+        disk = open_store(perf.feature_store, perf.feature_store_max_gb)
+        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
         key = None
         if self.feature_store is not None:
             key = self.feature_store.key(feature_model, {
@@ -409,7 +425,7 @@ class _Run:
         if not self.chief:
             return {}
         with atomic_path(self.path / layout.MODEL, suffix=".keras") as tmp:
-            self.model.save(tmp)
+            _portable(self.model).save(tmp)
         metrics = self._evaluate()
         self._plots()
         write_json(self.path / layout.METRICS, metrics)
@@ -417,6 +433,8 @@ class _Run:
         return metrics
 
     def _evaluate(self) -> dict[str, Any]:
+        if self.asm.task.name == "multi_label":
+            return self._evaluate_multilabel()
         metrics = {}
         for split in self.cfg.evaluate.splits:
             if split in self.splits.splits and len(self.splits.splits[split]) > 0:
@@ -434,6 +452,27 @@ class _Run:
                                                 top_k=self.cfg.evaluate.top_k)
                 print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}, "
                       f"macro F1 {metrics[split]['macro_f1']:.4f}")
+        return metrics
+
+    def _evaluate_multilabel(self) -> dict[str, Any]:
+        """Thresholds chosen on val (thresholds.json), then every evaluated split scored at them."""
+        from tfft import data
+
+        wanted = [s for s in self.cfg.evaluate.splits if s in self.splits.splits and len(self.splits.splits[s])]
+        scored = {}
+        for split in sorted(set(wanted) | ({"val"} if self.has_val else set())):
+            dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
+            scored[split] = multilabel_eval.collect(self.model, dataset)
+        thresholds = multilabel_eval.choose_thresholds(*scored.get("val", (None, None)), self.class_names, self.path)
+        metrics = {}
+        for split in wanted:
+            out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
+            metrics[split] = multilabel_eval.evaluate_multilabel(*scored[split], self.class_names, thresholds,
+                                                                 out_dir, split=split)
+            m = metrics[split]
+            print(f"{split}: mAP {m['mAP'] if m['mAP'] is None else round(m['mAP'], 4)}, micro F1 {m['micro_f1']:.4f}, "
+                  f"macro F1 {m['macro_f1']:.4f} at the tuned thresholds (at 0.5: {m['micro_f1_at_0.5']:.4f}, "
+                  f"{m['macro_f1_at_0.5']:.4f}), loss {m['loss']:.4f}")
         return metrics
 
     def _plots(self) -> None:

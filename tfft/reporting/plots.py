@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from tfft.evaluation.rundir import atomic_write_bytes
+from tfft.atomic import write_bytes
 
 
 def _pyplot():
@@ -31,7 +31,7 @@ def _save(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
     return Path(path)
 
 

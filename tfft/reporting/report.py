@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tfft.errors import UserError
-from tfft.evaluation.metrics import format_table
-from tfft.evaluation.rundir import atomic_write_text
+from tfft.reporting.metrics import format_table
+from tfft import layout
+from tfft.atomic import write_text
 
 
 def _read_json(path: Path) -> Optional[Any]:
@@ -45,7 +46,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         raise UserError(str(root), "run directory not found",
                         "give the folder that `tfft train` printed as `run dir: PATH`")
     lines = [f"# Run report: {root.name}", ""]
-    config_text = (root / "config.yaml").read_text(encoding="utf-8") if (root / "config.yaml").is_file() else None
+    config_text = (root / layout.CONFIG).read_text(encoding="utf-8") if (root / layout.CONFIG).is_file() else None
     if config_text:
         try:
             import yaml
@@ -58,12 +59,12 @@ def write_report(run_dir: str | os.PathLike) -> Path:
                       ""]
         except Exception:  # an unreadable config still gets printed below
             pass
-    labels = root / "labels.txt"
+    labels = root / layout.LABELS
     if labels.is_file():
         names = [n for n in labels.read_text(encoding="utf-8").splitlines() if n.strip()]
         lines += [f"Classes ({len(names)}): " + ", ".join(names[:50]) + (" ..." if len(names) > 50 else ""), ""]
 
-    report = _read_json(root / "data_report.json")
+    report = _read_json(root / layout.DATA_REPORT)
     if report is not None:
         lines += ["## Data", ""]
         if isinstance(report, dict):
@@ -79,7 +80,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
                 lines.append(f"- skipped `{text}`")
         lines.append("")
 
-    phases = _read_json(root / "phases.json")
+    phases = _read_json(root / layout.PHASES)
     if isinstance(phases, list) and phases:
         lines += ["## Phases", "", "| phase | epochs | unfreeze | lr | trainable | non-trainable |",
                   "| --- | --- | --- | --- | --- | --- |"]
@@ -88,7 +89,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
                          f"| {_num(p.get('trainable_params'))} | {_num(p.get('non_trainable_params'))} |")
         lines.append("")
 
-    history = root / "history.csv"
+    history = root / layout.HISTORY
     if history.is_file():
         with open(history, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -97,11 +98,11 @@ def write_report(run_dir: str | os.PathLike) -> Path:
             lines += ["## Training", "",
                       f"{len(rows)} epochs; last: " + ", ".join(f"{k} {_num(_float(v))}" for k, v in last.items()
                                                               if k not in ("epoch", "phase")), ""]
-    if (root / "curves.png").is_file():
+    if (root / layout.CURVES).is_file():
         lines += ["![training curves](curves.png)", ""]
 
-    metrics = _read_json(root / "metrics.json") or {}
-    for eval_file in sorted((root / "eval").glob("*/metrics.json")) if (root / "eval").is_dir() else []:
+    metrics = _read_json(root / layout.METRICS) or {}
+    for eval_file in sorted((root / layout.EVAL).glob("*/metrics.json")) if (root / layout.EVAL).is_dir() else []:
         for split, values in (_read_json(eval_file) or {}).items():
             metrics.setdefault(f"{split} (tfft evaluate)", values)
     if metrics:
@@ -109,21 +110,21 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         for split, values in metrics.items():
             if isinstance(values, dict) and "per_class" in values:
                 lines += [f"### {split}", "", "```", format_table(values), "```", ""]
-    if (root / "confusion_matrix.png").is_file():
+    if (root / layout.CONFUSION_MATRIX).is_file():
         lines += ["![confusion matrix](confusion_matrix.png)", ""]
-    for split_dir in sorted((root / "eval").glob("*")) if (root / "eval").is_dir() else []:
+    for split_dir in sorted((root / layout.EVAL).glob("*")) if (root / layout.EVAL).is_dir() else []:
         for name in ("confusion_matrix.png", "worst.png"):
             if (split_dir / name).is_file():
                 lines += [f"![{split_dir.name} {name[:-4]}](eval/{split_dir.name}/{name})", ""]
-    env = _read_json(root / "environment.json")
+    env = _read_json(root / layout.ENVIRONMENT)
     if isinstance(env, dict):
         lines += ["## Environment", "", "| key | value |", "| --- | --- |"]
         lines += [f"| {k} | {json.dumps(v) if isinstance(v, (dict, list)) else v} |" for k, v in env.items()]
         lines.append("")
     if config_text:
         lines += ["## Config", "", "```yaml", config_text.rstrip(), "```", ""]
-    path = root / "report.md"
-    atomic_write_text(path, "\n".join(lines))
+    path = root / layout.REPORT
+    write_text(path, "\n".join(lines))
     return path
 
 

@@ -1,0 +1,132 @@
+"""Multi-label benchmark: pets-mini mosaics (two photos side by side, labelled with the classes shown).
+
+Run from the repo root:
+
+    .venv/bin/python benchmarks/bench_multilabel.py [--data ../shared/datasets/pets-mini]
+        [--backbone efficientnet_lite0] [--weights imagenet] [--size 160] [--epochs 6]
+
+The mosaics are built in a temporary folder: every pets-mini photo appears in two mosaics of its
+own split (once on the left, once on the right, with two random partners), so a mosaic shows `cat`, `dog` or `cat dog`. The train photos give the
+training mosaics; the val photos are halved (per class) into a validation half, on which the
+thresholds are chosen, and a test half, on which everything is reported, so the tuned thresholds
+are never scored on the images that chose them. One `tfft.train` run (frozen backbone, head
+only, `task: multi_label` from the manifest) then prints a markdown table: mAP, micro and macro F1
+at the tuned thresholds and at 0.5, and per label AP, F1 and threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# ../shared beside the repo (a worktree sits one level deeper: ../../shared).
+DEFAULT_DATA = next((up / "shared/datasets/pets-mini" for up in Path(__file__).resolve().parents[1:4]
+                     if (up / "shared/datasets/pets-mini").is_dir()),
+                    Path(__file__).resolve().parents[2] / "shared/datasets/pets-mini")
+
+
+def build_mosaics(data: Path, out: Path, size: int, seed: int) -> Path:
+    """Write the mosaics and `manifest.csv` (path,labels,split) under `out`; returns the manifest."""
+    import numpy as np
+    from PIL import Image
+
+    from tfft.data.sources import list_class_folders, list_images
+
+    rng = np.random.default_rng(seed)
+    classes = list_class_folders(data / "train")
+    photos: dict[str, list[tuple[str, str]]] = {"train": [], "val": [], "test": []}
+    for name in classes:
+        photos["train"] += [(p, name) for p in list_images(data / "train" / name)]
+        held = list_images(data / "val" / name)
+        order = rng.permutation(len(held))
+        half = len(held) // 2
+        photos["val"] += [(held[i], name) for i in order[:half]]
+        photos["test"] += [(held[i], name) for i in order[half:]]
+    rows = []
+    for split, items in photos.items():
+        (out / split).mkdir(parents=True, exist_ok=True)
+        order = rng.permutation(len(items))  # photo order[i] is left in mosaic i, right in mosaic i - 1
+        pairs = [(order[i], order[(i + 1) % len(order)]) for i in range(len(order))]
+        for k, (a, b) in enumerate(pairs):
+            left, right = items[a], items[b]
+            canvas = Image.new("RGB", (2 * size, size))
+            for slot, (path, _) in enumerate((left, right)):
+                with Image.open(path) as photo:
+                    canvas.paste(photo.convert("RGB").resize((size, size), Image.BILINEAR), (slot * size, 0))
+            name = f"{split}/{k:04d}.jpg"
+            canvas.save(out / name, quality=92)
+            rows.append((name, " ".join(sorted({left[1], right[1]})), split))
+    manifest = out / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "labels", "split"])
+        writer.writerows(rows)
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--weights", default="imagenet")
+    parser.add_argument("--size", type=int, default=160, help="side of each photo in the mosaic (and of the input)")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, default=None, help="write the mosaics and the run here (kept)")
+    args = parser.parse_args()
+
+    import keras
+    import tensorflow as tf
+
+    import tfft
+
+    work = Path(tempfile.mkdtemp(prefix="tfft-mosaics-")) if args.keep is None else args.keep
+    started = time.time()
+    manifest = build_mosaics(args.data, work / "mosaics", args.size, args.seed)
+    counts: dict[str, dict[str, int]] = {}
+    with open(manifest) as handle:
+        for row in csv.DictReader(handle):
+            counts.setdefault(row["split"], {}).setdefault(row["labels"], 0)
+            counts[row["split"]][row["labels"]] += 1
+    config = {
+        "name": "mosaics", "seed": args.seed, "task": "multi_label",
+        "data": {"source": f"csv:{manifest}", "image_size": [args.size, 2 * args.size], "batch_size": 32},
+        "model": {"backbone": args.backbone, "weights": None if args.weights in ("none", "null") else args.weights,
+                  "dropout": 0.2},
+        "schedule": {"preset": "feature_extraction", "epochs": args.epochs, "lr": 1e-3},
+        "augment": {"horizontal_flip": False},
+        "evaluate": {"splits": ["val", "test"]},
+        "training": {"verbose": "line"},
+    }
+    result = tfft.train(config, run_dir=str(work / "run"))
+    thresholds = json.loads((result.run_dir / "thresholds.json").read_text())
+    test = result.metrics["test"]
+    val = result.metrics["val"]
+    print(f"\n{os.cpu_count()} CPU cores (shared machine), TF {tf.__version__}, Keras {keras.__version__}; "
+          f"{args.backbone} weights={args.weights}, input {args.size}x{2 * args.size}, "
+          f"{args.epochs} head epochs; {time.time() - started:.0f} s end to end")
+    print(f"mosaics per split and label set: {json.dumps(counts, sort_keys=True)}\n")
+    print("| split | mAP | micro F1 (tuned) | macro F1 (tuned) | micro F1 @0.5 | macro F1 @0.5 | exact match |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, m in (("val (chose the thresholds)", val), ("test", test)):
+        print(f"| {name} | {m['mAP']:.4f} | {m['micro_f1']:.4f} | {m['macro_f1']:.4f} | "
+              f"{m['micro_f1_at_0.5']:.4f} | {m['macro_f1_at_0.5']:.4f} | {m['accuracy']:.4f} |")
+    print("\n| label | threshold | test AP | test F1 (tuned) | test F1 @0.5 | test support |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, row in test["per_class"].items():
+        print(f"| {label} | {thresholds[label]:.3f} | {row['ap']:.4f} | {row['f1']:.4f} | {row['f1_at_0.5']:.4f} | "
+              f"{row['support']} |")
+    print(f"\nrun dir: {result.run_dir}")
+
+
+if __name__ == "__main__":
+    main()

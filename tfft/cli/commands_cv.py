@@ -1,0 +1,29 @@
+"""`tfft cv`: K-fold cross-validation of a config."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("cv")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--folds", type=int, default=5, show_default=True, help="Number of folds K (at least 2).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set data.batch_size=16 (repeatable).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write the study (default: runs/NAME-cv, numbered if taken).")
+@click.option("--resume", is_flag=True, help="Finish the interrupted study in --run-dir (or the latest runs/NAME-cv*).")
+@click.option("--ensemble", is_flag=True, help="Also average the fold models into DIR/ensemble/.")
+def cv(config: str, folds: int, overrides: tuple[str, ...], run_dir: str | None, resume: bool,
+       ensemble: bool) -> None:
+    """Stratified, grouped K-fold cross-validation of CONFIG's train+val images; prints `run dir: DIR` last."""
+    from tfft.config import load_config
+    from tfft.studies.cv import cv as run_cv
+
+    result = run_cv(load_config(config, overrides=list(overrides)), folds=folds, run_dir=run_dir,
+                    resume=resume, ensemble=ensemble)
+    click.echo(f"run dir: {result.run_dir}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(cv)

@@ -1,0 +1,37 @@
+"""`tfft ensemble RUN_DIR RUN_DIR... --out DIR`: average finished runs into one run directory."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("ensemble")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR RUN_DIR...")
+@click.option("--out", "out", required=True, help="The ensemble's run directory.")
+@click.option("--data", "data", default=None, metavar="SPEC",
+              help="Evaluate on this data instead of the members' common validation images.")
+@click.option("--split", default="val", show_default=True, help="The split to evaluate: train | val | test.")
+@click.option("--overwrite", is_flag=True, help="Replace --out when it already holds files.")
+def ensemble(run_dirs: tuple[str, ...], out: str, data: str | None, split: str, overwrite: bool) -> None:
+    """One model averaging the probabilities of RUN_DIRs (backbones and sizes may differ)."""
+    from tfft.reporting.metrics import format_table
+    from tfft.studies.ensemble import ensemble as run_ensemble
+
+    result = run_ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
+    if result.metrics:
+        width = max(len(m["run_dir"]) for m in result.members)
+        click.echo(f"{split}: {result.num_examples} images")
+        click.echo(f"  {'member':<{width}}  {'size':>9}  {'accuracy':>8}  {'loss':>7}")
+        for member in result.members:
+            size = "x".join(str(s) for s in member["image_size"])
+            click.echo(f"  {member['run_dir']:<{width}}  {size:>9}  {member['accuracy']:>8.4f}  {member['loss']:>7.4f}")
+        click.echo(format_table(result.metrics, title=f"ensemble of {len(result.members)}:"))
+    else:
+        click.echo(f"not evaluated: {result.evaluated_on}; "
+                   f"run `tfft evaluate {result.run_dir} --data SPEC`")
+    click.echo(f"run dir: {result.run_dir}")
+
+
+def register(cli: click.Group) -> None:
+    """Add `ensemble` to the tfft CLI."""
+    cli.add_command(ensemble)

@@ -1,0 +1,272 @@
+"""Multi-label metrics and decisions in plain numpy: per-label AP, mAP, micro/macro F1, thresholds.
+
+Conventions follow scikit-learn (no dependency on it): average precision is the step-wise area
+`sum_n (R_n - R_{n-1}) P_n` over the distinct scores (`average_precision_score`), mAP is the mean
+of the labels that have a positive example, F1 with `zero_division=0`. A label is predicted when
+its probability is `>=` its threshold; the thresholds are chosen per label on validation data as
+the F1-best cut (`tune_thresholds`), halfway between the lowest score kept and the next one below,
+so a validation score sitting exactly at the cut does not decide the test.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from tfft.reporting.metrics import EPSILON, binary_roc_auc
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def _binary(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true).reshape(-1) > 0.5
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(y_true) != len(scores):
+        raise ValueError(f"y_true has {len(y_true)} entries but scores has {len(scores)}")
+    return y_true, scores
+
+
+def _cumulative_counts(y_true: np.ndarray, scores: np.ndarray):
+    """True and false positives when cutting just below each distinct score, highest first."""
+    order = np.argsort(-scores, kind="mergesort")
+    scores, y_true = scores[order], y_true[order]
+    last_of_run = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])
+    tps = np.cumsum(y_true)[last_of_run].astype(np.float64)
+    fps = (last_of_run + 1 - tps).astype(np.float64)
+    return tps, fps, scores[last_of_run]
+
+
+def precision_recall_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall at every distinct score used as the cut (`score >= t`), highest first.
+
+    Returns:
+        (precision, recall, thresholds), each of length = the number of distinct scores; with no
+        positive example recall is 0 throughout.
+
+    Example:
+    >>> p, r, t = precision_recall_curve(np.array([0, 1, 1, 0]), np.array([0.1, 0.9, 0.4, 0.35]))
+    >>> p.round(3).tolist(), r.tolist(), t.tolist()
+    ([1.0, 1.0, 0.667, 0.5], [0.5, 1.0, 1.0, 1.0], [0.9, 0.4, 0.35, 0.1])
+    """
+    y_true, scores = _binary(y_true, scores)
+    if not len(scores):
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    tps, fps, thresholds = _cumulative_counts(y_true, scores)
+    precision = tps / (tps + fps)
+    positives = tps[-1]
+    recall = tps / positives if positives > 0 else np.zeros_like(tps)
+    return precision, recall, thresholds
+
+
+def average_precision(y_true: np.ndarray, scores: np.ndarray) -> Optional[float]:
+    """Average precision: `sum_n (R_n - R_{n-1}) P_n` over the distinct scores (sklearn's).
+
+    Returns:
+        AP in [0, 1], or None when the label has no positive example (AP is undefined).
+
+    Example:
+    >>> average_precision(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.8333333333333333
+    """
+    y_true, scores = _binary(y_true, scores)
+    if not y_true.any():
+        return None
+    precision, recall, _ = precision_recall_curve(y_true, scores)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """The cut `score >= t` that maximises F1 on these examples, and that F1.
+
+    Ties in F1 go to the higher cut (fewer positives predicted). `t` lies halfway between the
+    lowest score kept and the next lower score (or half the lowest score when every example is
+    kept). With no positive example, F1 is 0 at any cut and the default 0.5 is returned.
+
+    Example:
+    >>> best_f1_threshold(np.array([0, 1, 1, 0]), np.array([0.1, 0.9, 0.4, 0.35]))
+    (0.375, 1.0)
+    """
+    y_true, scores = _binary(y_true, scores)
+    if not y_true.any():
+        return DEFAULT_THRESHOLD, 0.0
+    tps, fps, cuts = _cumulative_counts(y_true, scores)
+    positives = tps[-1]
+    f1 = 2 * tps / (tps + fps + positives)
+    best = int(np.argmax(f1))  # the first maximum: the highest cut
+    if best + 1 < len(cuts):
+        threshold = (cuts[best] + cuts[best + 1]) / 2.0
+    else:  # every example kept
+        threshold = cuts[best] / 2.0
+    return float(threshold), float(f1[best])
+
+
+def tune_thresholds(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """The F1-best threshold of every label (`best_f1_threshold` per column): float [C].
+
+    Example:
+    >>> y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> p = np.array([[0.8, 0.3], [0.2, 0.6], [0.6, 0.2], [0.1, 0.1]])
+    >>> tune_thresholds(y, p).tolist()
+    [0.4, 0.15000000000000002]
+    """
+    y_true, probs = _matrix(y_true, probs)
+    return np.asarray([best_f1_threshold(y_true[:, c], probs[:, c])[0] for c in range(probs.shape[1])])
+
+
+def decide(probs: np.ndarray, thresholds: Any) -> np.ndarray:
+    """The decision rule: label c is predicted when `probs[:, c] >= thresholds[c]`; bool [N, C].
+
+    Example:
+    >>> decide(np.array([[0.7, 0.2], [0.4, 0.9]]), [0.5, 0.3]).tolist()
+    [[True, False], [False, True]]
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs >= np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probs.shape[-1:])
+
+
+def _matrix(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or y_true.shape != probs.shape:
+        raise ValueError(f"expected y_true and probs of the same shape [N, C], got {y_true.shape} and {probs.shape}")
+    return y_true > 0.5, probs
+
+
+def _f1_scores(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    tp = (y_true & predicted).sum(axis=0).astype(np.float64)
+    fp = (~y_true & predicted).sum(axis=0).astype(np.float64)
+    fn = (y_true & ~predicted).sum(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    total = 2 * tp.sum() + fp.sum() + fn.sum()
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "micro_f1": float(2 * tp.sum() / total) if total > 0 else 0.0,
+            "micro_precision": float(tp.sum() / (tp.sum() + fp.sum())) if tp.sum() + fp.sum() > 0 else 0.0,
+            "micro_recall": float(tp.sum() / (tp.sum() + fn.sum())) if tp.sum() + fn.sum() > 0 else 0.0}
+
+
+def compute_multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str],
+                               thresholds: Optional[Any] = None) -> dict[str, Any]:
+    """Every metric tfft reports for one multi-label split, as JSON-ready plain data.
+
+    Args:
+        y_true: [N, C] multi-hot (0/1; soft targets are cut at 0.5).
+        probs: [N, C] sigmoid probabilities.
+        class_names: C names in output index order.
+        thresholds: the per-label decision thresholds (float [C]); None means 0.5 for every label.
+
+    Returns:
+        A dict with `mAP` (mean AP over labels with a positive example; None if none has),
+        `micro_f1`, `macro_f1`, `micro_precision`, `micro_recall`, `macro_precision`,
+        `macro_recall` (at the thresholds), `micro_f1_at_0.5` and `macro_f1_at_0.5`,
+        `accuracy` (exact match: every label right), `hamming_accuracy` (the share of
+        image-label decisions that are right), `loss` (mean binary cross-entropy),
+        `per_class` ({name: ap, f1, precision, recall, threshold, support, roc_auc}),
+        `num_examples`, `class_names` and `task: "multi_label"`.
+
+    Example:
+    >>> y = np.array([[1, 0], [0, 1], [1, 1]])
+    >>> m = compute_multilabel_metrics(y, np.array([[0.9, 0.2], [0.3, 0.7], [0.6, 0.8]]), ["cat", "dog"])
+    >>> m["mAP"], m["micro_f1"], m["accuracy"]
+    (1.0, 1.0, 1.0)
+    """
+    y_true, probs = _matrix(y_true, probs)
+    n, c = probs.shape
+    names = [str(name) for name in class_names]
+    if len(names) != c:
+        raise ValueError(f"probs has {c} columns but there are {len(names)} class names")
+    cuts = np.full(c, DEFAULT_THRESHOLD) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    if cuts.shape != (c,):
+        raise ValueError(f"expected {c} thresholds, got {cuts.shape}")
+    predicted = decide(probs, cuts)
+    tuned = _f1_scores(y_true, predicted)
+    at_half = _f1_scores(y_true, probs >= DEFAULT_THRESHOLD)
+    aps = [average_precision(y_true[:, i], probs[:, i]) for i in range(c)]
+    defined = [ap for ap in aps if ap is not None]
+    clipped = np.clip(probs, EPSILON, 1.0 - EPSILON)
+    bce = -(y_true * np.log(clipped) + (~y_true) * np.log(1.0 - clipped))
+    support = y_true.sum(axis=0)
+    per_class = {
+        name: {"ap": aps[i], "f1": float(tuned["f1"][i]), "precision": float(tuned["precision"][i]),
+               "recall": float(tuned["recall"][i]), "threshold": float(cuts[i]), "support": int(support[i]),
+               "f1_at_0.5": float(at_half["f1"][i]), "roc_auc": binary_roc_auc(y_true[:, i], probs[:, i])}
+        for i, name in enumerate(names)
+    }
+    nan = float("nan")
+    return {
+        "task": "multi_label",
+        "num_examples": int(n),
+        "mAP": float(np.mean(defined)) if defined else None,
+        "micro_f1": tuned["micro_f1"],
+        "macro_f1": float(tuned["f1"].mean()) if c else 0.0,
+        "micro_precision": tuned["micro_precision"],
+        "micro_recall": tuned["micro_recall"],
+        "macro_precision": float(tuned["precision"].mean()) if c else 0.0,
+        "macro_recall": float(tuned["recall"].mean()) if c else 0.0,
+        "micro_f1_at_0.5": at_half["micro_f1"],
+        "macro_f1_at_0.5": float(at_half["f1"].mean()) if c else 0.0,
+        "accuracy": float((predicted == y_true).all(axis=1).mean()) if n else nan,
+        "hamming_accuracy": float((predicted == y_true).mean()) if n else nan,
+        "loss": float(bce.mean()) if n else nan,
+        "per_class": per_class,
+        "class_names": names,
+    }
+
+
+def format_multilabel_table(metrics: dict[str, Any], title: Optional[str] = None) -> str:
+    """A terminal table: a summary line, then AP / F1 / threshold / support per label.
+
+    Example:
+    >>> y = np.array([[1, 0], [0, 1]])
+    >>> m = compute_multilabel_metrics(y, np.array([[0.9, 0.2], [0.3, 0.7]]), ["cat", "dog"])
+    >>> print(format_multilabel_table(m).splitlines()[0])
+    mAP 1.0000  micro F1 1.0000  macro F1 1.0000  (at 0.5: micro 1.0000, macro 1.0000)  exact match 1.0000  loss 0.2605
+    """
+    def num(value: Any) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [] if title is None else [title]
+    lines.append(f"mAP {num(metrics.get('mAP'))}  micro F1 {num(metrics.get('micro_f1'))}  "
+                 f"macro F1 {num(metrics.get('macro_f1'))}  (at 0.5: micro {num(metrics.get('micro_f1_at_0.5'))}, "
+                 f"macro {num(metrics.get('macro_f1_at_0.5'))})  exact match {num(metrics.get('accuracy'))}  "
+                 f"loss {num(metrics.get('loss'))}")
+    per_class = metrics.get("per_class", {})
+    width = max([len("label")] + [len(name) for name in per_class])
+    lines.append(f"{'label':<{width}}  {'AP':>7}  {'F1':>7}  {'prec':>7}  {'recall':>7}  {'thresh':>7}  {'support':>7}")
+    for name, row in per_class.items():
+        lines.append(f"{name:<{width}}  {num(row['ap']):>7.7}  {row['f1']:>7.4f}  {row['precision']:>7.4f}  "
+                     f"{row['recall']:>7.4f}  {row['threshold']:>7.4f}  {row['support']:>7d}")
+    return "\n".join(lines)
+
+
+def thresholds_document(class_names: Sequence[str], thresholds: Any) -> dict[str, float]:
+    """The content of `thresholds.json`: `{label: threshold}` in labels.txt order.
+
+    Example:
+    >>> thresholds_document(["cat", "dog"], [0.4, 0.25])
+    {'cat': 0.4, 'dog': 0.25}
+    """
+    cuts = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    if len(cuts) != len(class_names):
+        raise ValueError(f"{len(cuts)} thresholds for {len(class_names)} labels")
+    return {str(name): float(cut) for name, cut in zip(class_names, cuts)}
+
+
+def read_thresholds(text: str, class_names: Sequence[str], where: str = "thresholds.json") -> np.ndarray:
+    """Parse `thresholds.json` back into float [C] in `class_names` order.
+
+    Raises:
+        ValueError: a label of `class_names` missing from the file, or a value outside [0, 1].
+    """
+    document = json.loads(text)
+    missing = [name for name in class_names if name not in document]
+    if missing:
+        raise ValueError(f"{where} has no threshold for {missing}")
+    cuts = np.asarray([float(document[name]) for name in class_names], dtype=np.float64)
+    if ((cuts < 0) | (cuts > 1)).any():
+        raise ValueError(f"{where}: thresholds must lie in [0, 1], got {cuts.tolist()}")
+    return cuts

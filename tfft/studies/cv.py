@@ -1,0 +1,527 @@
+"""`tfft.cv`: stratified, grouped K-fold cross-validation of one config.
+
+The source's train+val images are pooled (a test split stays untouched) and split into K folds,
+stratified by class and seeded by the config's `seed`. Images with the same or nearly the same
+content (exact byte copies, resized or re-encoded copies: `tfft.studies.duplicates`) form one
+group, and a group never spans two folds, so no fold is validated on a copy of its training data.
+
+Each fold is an ordinary `tfft.train` run in `DIR/fold-k/`: its config is the given one with
+`data.fold_file: DIR/folds.csv` and `data.fold: k`, which the data layer reads to make fold k the
+validation split (so `tfft train DIR/fold-k/config.yaml` repeats the fold). Frozen phases share
+their backbone features across folds through the persistent feature store
+(`performance.feature_store`), so K folds of a head-only schedule cost little more than one run.
+
+`DIR/` holds `config.yaml`, `folds.csv` (`path,label,fold,group`), `fold-1/` ... `fold-K/`,
+`cv_summary.json`, `oof_predictions.csv` (every train+val image once, predicted by the fold that
+did not train on it), `label_issues.csv` (ranked from those predictions) and `cv.png`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from tfft import layout
+from tfft.atomic import write_csv, write_json, write_text
+from tfft.config import Config, load_config
+from tfft.errors import TrainingInterrupted, UserError
+
+FOLDS_FILE = "folds.csv"
+SUMMARY_FILE = "cv_summary.json"
+OOF_FILE = "oof_predictions.csv"
+LABEL_ISSUES_FILE = "label_issues.csv"
+PLOT_FILE = "cv.png"
+FOLD_PREDICTIONS = "val_predictions.csv"  # in each fold-k/: that fold's share of the OOF file
+SUMMARY_METRICS = ("accuracy", "macro_f1", "loss")
+
+
+@dataclasses.dataclass
+class CVResult:
+    """What `tfft.cv` returns: where the study is and its summary (`cv_summary.json`)."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    fold_dirs: list[Path]
+    ensemble_dir: Optional[Path] = None
+
+    def __repr__(self) -> str:
+        acc = self.summary["metrics"]["accuracy"]
+        return (f"CVResult(run_dir={str(self.run_dir)!r}, folds={self.summary['folds']}, "
+                f"accuracy={acc['mean']:.4f}±{acc['std']:.4f})")
+
+
+# -- folds -------------------------------------------------------------------------------------
+
+
+def assign_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """A fold (1..K) for every example: stratified by label, each group within one fold.
+
+    Groups are placed largest first (ties in a seeded random order), each into the fold where it
+    brings the per-class counts closest to their targets (`class total / K`), ties to the fold
+    with fewest examples. Without duplicates every class is split as evenly as possible (fold
+    sizes per class differ by at most one).
+
+    Args:
+        labels: int [N] class indices.
+        groups: int [N] group ids (near-duplicate clusters; all distinct when there are none).
+        folds: K >= 2.
+        seed: the order in which equal groups are placed.
+
+    Returns:
+        int64 [N] folds, 1..K.
+
+    Example:
+    >>> assign_folds(np.array([0, 0, 0, 0, 1, 1]), np.arange(6), 2, seed=0).tolist()
+    [1, 2, 1, 2, 1, 2]
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    groups = np.asarray(groups, dtype=np.int64)
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    unique, group_index = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(unique), num_classes))
+    np.add.at(counts, (group_index, labels), 1.0)
+    target = counts.sum(axis=0) / folds
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xC5])
+    shuffled = rng.permutation(len(unique))
+    # Largest groups first; among equal sizes, the rarest class first, then the seeded order.
+    rarity = (counts / np.maximum(counts.sum(axis=0), 1)).max(axis=1)
+    order = shuffled[np.lexsort((-rarity[shuffled], -counts[shuffled].sum(axis=1)))]
+    per_fold = np.zeros((folds, num_classes))
+    chosen = np.zeros(len(unique), dtype=np.int64)
+    scale = np.maximum(target, 1e-9)
+    for g in order:
+        after = per_fold + counts[g]
+        cost = (((after - target) / scale) ** 2).sum(axis=1) - (((per_fold - target) / scale) ** 2).sum(axis=1)
+        best = np.lexsort((np.arange(folds), per_fold.sum(axis=1), np.round(cost, 9)))[0]
+        chosen[g] = best
+        per_fold[best] += counts[g]
+    return chosen[group_index] + 1
+
+
+@dataclasses.dataclass
+class FoldPlan:
+    """The pooled train+val examples and their folds (what `DIR/folds.csv` holds)."""
+
+    keys: list[str]
+    labels: np.ndarray
+    groups: np.ndarray
+    folds: np.ndarray
+    class_names: list[str]
+    duplicate_pairs: dict[str, int]
+    has_test: bool
+
+    @property
+    def num_groups(self) -> int:
+        return int(len(np.unique(self.groups)))
+
+
+def _duplicate_groups(pool: Any, keys: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    if pool.kind != "files":  # generated images: no files to compare
+        return np.arange(len(keys)), {}
+    from tfft.studies import duplicates
+
+    pairs = duplicates.find_duplicates(keys)
+    kinds: dict[str, int] = {}
+    for pair in pairs:
+        kinds[pair.kind] = kinds.get(pair.kind, 0) + 1
+    return np.asarray(duplicates.groups(keys, pairs), dtype=np.int64), kinds
+
+
+def plan_folds(cfg: Config, folds: int) -> FoldPlan:
+    """Pool the source's train+val images, find near-duplicate groups and assign K folds.
+
+    Raises:
+        UserError: `folds` < 2, or a class with fewer train+val images than folds.
+    """
+    from tfft import data
+    from tfft.data.sources import example_keys, pooled
+
+    _check_folds(folds)
+    splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
+    if splits.task != "single_label":
+        raise UserError("task", f"tfft cv takes single-label data; {cfg.data.source} is read as {splits.task}",
+                        "cross-validate a single-label source (multi-label folds are not supported yet)")
+    pool = pooled(splits)
+    keys = example_keys(pool)
+    labels = np.asarray(pool.labels, dtype=np.int64)
+    counts = np.bincount(labels, minlength=len(splits.class_names))
+    for name, n in zip(splits.class_names, counts):
+        if n < folds:
+            raise UserError("--folds", f"{folds} folds, but class {name!r} has only {n} train+val image(s)",
+                            f"use --folds {max(2, int(n))} or fewer, or add images to {name!r}")
+    print(f"cv: {len(keys)} train+val images, {len(splits.class_names)} classes; looking for near-duplicates")
+    groups, kinds = _duplicate_groups(pool, keys)
+    fold_of = assign_folds(labels, groups, folds, cfg.seed)
+    plan = FoldPlan(keys, labels, groups, fold_of, list(splits.class_names), kinds,
+                    "test" in splits.splits and len(splits.splits["test"]) > 0)
+    short = [name for c, name in enumerate(plan.class_names)
+             if len(set(fold_of[labels == c].tolist())) < folds]
+    found = ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "none"
+    print(f"cv: near-duplicate pairs: {found}; {plan.num_groups} groups kept whole, {folds} folds of "
+          + "/".join(str(int((fold_of == k).sum())) for k in range(1, folds + 1)) + " images")
+    if short:
+        print(f"warning: class(es) {short} are in fewer than {folds} folds (their near-duplicate groups are "
+              "large); those folds validate without them")
+    return plan
+
+
+def _check_folds(folds: Any) -> None:
+    if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
+        raise UserError("--folds", f"expected an integer of at least 2, got {folds!r}",
+                        "cross-validation needs 2 or more folds; 5 is usual")
+
+
+def _write_plan(path: Path, plan: FoldPlan) -> None:
+    rows = [{"path": k, "label": plan.class_names[y], "fold": int(f), "group": int(g)}
+            for k, y, f, g in zip(plan.keys, plan.labels, plan.folds, plan.groups)]
+    write_csv(path, rows, ("path", "label", "fold", "group"))
+
+
+def _read_plan(path: Path) -> dict[str, Any]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {"keys": [r["path"] for r in rows], "labels": [r["label"] for r in rows],
+            "folds": np.asarray([int(r["fold"]) for r in rows]),
+            "groups": np.asarray([int(r["group"]) for r in rows])}
+
+
+# -- the study ---------------------------------------------------------------------------------
+
+
+def _choose_dir(cfg: Config, run_dir: Optional[str], resume: bool) -> Path:
+    root = Path(cfg.training.runs_dir)
+    if run_dir is None:
+        candidates = sorted(root.glob(f"{cfg.name}-cv*"), key=lambda p: p.stat().st_mtime)
+        if resume:
+            unfinished = [p for p in candidates if (p / FOLDS_FILE).exists() and not (p / SUMMARY_FILE).exists()]
+            if not unfinished:
+                raise UserError(str(root / f"{cfg.name}-cv"), "no unfinished cross-validation to resume",
+                                "pass --run-dir DIR of the study, or drop --resume")
+            return unfinished[-1]
+        path, number = root / f"{cfg.name}-cv", 1
+        while path.exists() and any(path.iterdir()):
+            number += 1
+            path = root / f"{cfg.name}-cv-{number}"
+        return path
+    path = Path(run_dir)
+    if resume:
+        if not (path / FOLDS_FILE).exists():
+            raise UserError(str(path), f"nothing to resume here (no {FOLDS_FILE})", "drop --resume to start a new cv")
+        return path
+    if (path / SUMMARY_FILE).exists():
+        raise UserError(str(path), "already holds a finished cross-validation", "choose another --run-dir")
+    if (path / FOLDS_FILE).exists():
+        raise UserError(str(path), "holds an unfinished cross-validation",
+                        "pass --resume to finish it, or choose another --run-dir")
+    if path.exists() and any(path.iterdir()):
+        raise UserError(str(path), "is not empty", "choose a new or empty --run-dir")
+    return path
+
+
+def fold_config(cfg: Config, folds_file: Path, fold: int) -> Config:
+    """The config of fold `fold`: `cfg` with `data.fold_file`, `data.fold` and `name` set."""
+    raw = cfg.to_dict()
+    raw["name"] = f"{cfg.name}-fold{fold}"
+    raw["data"]["fold_file"] = str(folds_file.resolve())
+    raw["data"]["fold"] = int(fold)
+    return load_config(raw)
+
+
+def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: Optional[str] = None,
+       resume: bool = False, ensemble: bool = False) -> CVResult:
+    """K-fold cross-validation: K ordinary runs, one summary, out-of-fold predictions.
+
+    Args:
+        config: a `Config`, dict or YAML path/text (see `tfft.load_config`).
+        folds: K >= 2; every class needs at least K train+val images.
+        run_dir: the study's folder (default `runs/NAME-cv`, numbered when taken).
+        resume: finish the unfinished study in `run_dir` (or the newest unfinished
+            `runs/NAME-cv*`): finished folds are kept, an interrupted fold resumes from its
+            checkpoint, the rest run.
+        ensemble: also average the K fold models into `DIR/ensemble/` (`tfft.ensemble`).
+
+    Returns:
+        A `CVResult` with `run_dir`, `summary` (the content of `cv_summary.json`), `fold_dirs`.
+
+    Example:
+    >>> result = cv("configs/quickstart.yaml", folds=5)  # doctest: +SKIP
+    >>> result.summary["metrics"]["accuracy"]["mean"]  # doctest: +SKIP
+    0.93
+    """
+    from tfft.training.assembly import resolve
+
+    cfg = resolve(config).config  # every config mistake surfaces here, before any image is read
+    _check_folds(folds)
+    if cfg.data.fold_file is not None:
+        raise UserError("data.fold_file", "is set: this config is already one fold of a cross-validation",
+                        "run cv on the original config, without data.fold_file and data.fold")
+    if ensemble:
+        _ensemble_available()
+    path = _choose_dir(cfg, run_dir, resume)
+    folds_file = path / FOLDS_FILE
+    command = f"tfft cv {path / layout.CONFIG} --folds {folds} --run-dir {path} --resume"
+    if resume:
+        from tfft.training.run import _check_resumable
+
+        _check_resumable(load_config(path / layout.CONFIG), cfg)
+        saved = _read_plan(folds_file)
+        if int(saved["folds"].max()) != folds:
+            raise UserError("--folds", f"the cross-validation in {path} has {int(saved['folds'].max())} folds, "
+                            f"got --folds {folds}", f"resume with --folds {int(saved['folds'].max())}")
+        print(f"cv: resuming {path}")
+    else:
+        plan = plan_folds(cfg, folds)
+        path.mkdir(parents=True, exist_ok=True)
+        write_text(path / layout.CONFIG, cfg.to_yaml())
+        write_json(path / "cv_plan.json", {"folds": folds, "groups": plan.num_groups,
+                                           "duplicate_pairs": plan.duplicate_pairs, "has_test": plan.has_test})
+        _write_plan(folds_file, plan)  # last: its presence marks a study that can be resumed
+    started = time.time()
+    fold_dirs, seconds = [], []
+    try:
+        for k in range(1, folds + 1):
+            fold_dirs.append(path / f"fold-{k}")
+            seconds.append(_run_fold(cfg, folds_file, k, folds, fold_dirs[-1]))
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(str(path), command) from None
+    except TrainingInterrupted:
+        raise TrainingInterrupted(str(path), command) from None
+    summary = _summarize(cfg, path, fold_dirs, seconds, time.time() - started)
+    ensemble_dir = None
+    if ensemble:
+        ensemble_dir, summary["ensemble"] = _ensemble(path, fold_dirs)
+        write_json(path / SUMMARY_FILE, summary)
+    return CVResult(path, summary, fold_dirs, ensemble_dir)
+
+
+def _run_fold(cfg: Config, folds_file: Path, k: int, folds: int, fold_dir: Path) -> Optional[float]:
+    """Train fold k (or finish it) and write its share of the OOF predictions; the seconds it took."""
+    from tfft.training.run import train
+
+    if layout.is_finished(fold_dir) and (fold_dir / FOLD_PREDICTIONS).exists():
+        print(f"cv: fold {k}/{folds} already finished ({fold_dir})")
+        return None
+    started = time.time()
+    fold_cfg = fold_config(cfg, folds_file, k)
+    if not layout.is_finished(fold_dir):
+        import keras
+
+        again = layout.has_checkpoint(fold_dir)
+        print(f"cv: fold {k}/{folds}" + (" (resuming)" if again else ""), flush=True)
+        # Each fold starts as in a fresh process: the previous folds' graphs freed, layer names (which
+        # a checkpoint's variable paths hold) counted from scratch, so a fold resumes in any process.
+        keras.backend.clear_session()
+        train(fold_cfg, run_dir=str(fold_dir), resume=again)
+    _predict_fold(fold_cfg, fold_dir, k)
+    return time.time() - started
+
+
+def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
+    """fold-k/val_predictions.csv: the fold's model.keras on its held-out images.
+
+    When the backbone stayed frozen, the features of those images are in the feature store (the
+    fold's training computed or read them), so only the head runs; the store is read, never written.
+    """
+    import keras
+
+    from tfft import data
+    from tfft.data.sources import example_keys
+    from tfft.training import feature_cache, feature_store
+
+    splits = data.load_splits(fold_cfg.data, fold_cfg.seed, task=fold_cfg.task)
+    model = keras.models.load_model(fold_dir / layout.MODEL, compile=False)
+    dataset = data.make_dataset(splits, "val", fold_cfg.data, seed=fold_cfg.seed, training=False)
+    store = feature_store.open_store(fold_cfg.performance.feature_store, fold_cfg.performance.feature_store_max_gb)
+    predict = model.predict_on_batch
+    if store is not None and feature_cache.feature_size(model):
+        features, head = feature_cache.split_model(model)
+        stored = feature_store.StoredFeatures(store, features, features.predict_on_batch)
+        predict = lambda images: head.predict_on_batch(stored(images))  # noqa: E731
+    probs = np.concatenate([np.asarray(predict(images), np.float64) for images, _ in dataset])
+    labels = np.asarray(splits["val"].labels)
+    _write_predictions(fold_dir / FOLD_PREDICTIONS, example_keys(splits["val"]), labels,
+                       np.full(len(labels), k), probs, splits.class_names)
+
+
+def _write_predictions(path: Path, keys: list[str], labels: np.ndarray, folds: np.ndarray, probs: np.ndarray,
+                       class_names: list[str]) -> None:
+    columns = ["path", "label", "predicted", "fold"] + [f"p_{name}" for name in class_names]
+    rows = []
+    for key, y, f, p in zip(keys, labels, folds, probs):
+        row = {"path": key, "label": class_names[int(y)], "predicted": class_names[int(np.argmax(p))],
+               "fold": int(f)}
+        row.update({f"p_{name}": f"{float(v):.6f}" for name, v in zip(class_names, p)})
+        rows.append(row)
+    write_csv(path, rows, columns)
+
+
+def read_predictions(path: Union[str, Path]) -> dict[str, Any]:
+    """Read an `oof_predictions.csv` (or a fold's share): keys, labels, folds, probs, class names.
+
+    Example:
+    >>> oof = read_predictions("runs/pets-cv/oof_predictions.csv")  # doctest: +SKIP
+    >>> oof["probs"].shape  # doctest: +SKIP
+    (1040, 2)
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        class_names = [c[2:] for c in reader.fieldnames if c.startswith("p_")]
+        rows = list(reader)
+    index = {name: i for i, name in enumerate(class_names)}
+    return {"keys": [r["path"] for r in rows], "labels": np.asarray([index[r["label"]] for r in rows]),
+            "folds": np.asarray([int(r["fold"]) for r in rows]),
+            "probs": np.asarray([[float(r[f"p_{c}"]) for c in class_names] for r in rows]).reshape(-1, len(class_names)),
+            "class_names": class_names}
+
+
+# -- the summary -------------------------------------------------------------------------------
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (ddof 1) and the values of one metric over the folds."""
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    std = float(np.std(arr, ddof=1)) if len(arr) > 1 else 0.0
+    return {"mean": float(np.mean(arr)), "std": std, "per_fold": [float(v) for v in arr]}
+
+
+def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Optional[float]],
+               total: float) -> dict[str, Any]:
+    import json
+
+    from tfft.reporting.metrics import compute_metrics
+
+    plan = json.loads((path / "cv_plan.json").read_text(encoding="utf-8"))
+    per_fold = [json.loads((d / layout.METRICS).read_text(encoding="utf-8")) for d in fold_dirs]
+    class_names = (fold_dirs[0] / layout.LABELS).read_text(encoding="utf-8").splitlines()
+    val = [m["val"] for m in per_fold]
+    summary: dict[str, Any] = {
+        "folds": len(fold_dirs),
+        "seed": cfg.seed,
+        "images": int(sum(m["num_examples"] for m in val)),
+        "groups": plan["groups"],
+        "duplicate_pairs": plan["duplicate_pairs"],
+        "metrics": {name: _stats([m[name] for m in val]) for name in SUMMARY_METRICS},
+        "per_class_f1": {c: _stats([m["per_class"][c]["f1"] for m in val]) for c in class_names},
+        "fold_images": [int(m["num_examples"]) for m in val],
+    }
+    if all("test" in m for m in per_fold):
+        summary["test"] = {name: _stats([m["test"][name] for m in per_fold]) for name in SUMMARY_METRICS}
+    # The out-of-fold file, in folds.csv order: every train+val image once.
+    order = {key: i for i, key in enumerate(_read_plan(path / FOLDS_FILE)["keys"])}
+    parts = [read_predictions(d / FOLD_PREDICTIONS) for d in fold_dirs]
+    keys = [key for part in parts for key in part["keys"]]
+    if sorted(order) != sorted(keys):
+        raise AssertionError(f"the folds predicted {len(keys)} images, folds.csv lists {len(order)}")
+    rank = np.argsort([order[key] for key in keys], kind="stable")
+    labels = np.concatenate([p["labels"] for p in parts])[rank]
+    folds = np.concatenate([p["folds"] for p in parts])[rank]
+    probs = np.concatenate([p["probs"] for p in parts])[rank]
+    keys = [keys[i] for i in rank]
+    _write_predictions(path / OOF_FILE, keys, labels, folds, probs, class_names)
+    oof = compute_metrics(labels, probs, class_names, top_k=min(cfg.evaluate.top_k, len(class_names)))
+    summary["oof"] = {name: oof[name] for name in SUMMARY_METRICS}
+    summary["seconds"] = {"total": round(total, 2),
+                          "per_fold": [None if s is None else round(s, 2) for s in seconds]}
+    summary["fold_dirs"] = [d.name for d in fold_dirs]
+    _label_issues(path / LABEL_ISSUES_FILE, keys, labels, probs, class_names)
+    write_json(path / SUMMARY_FILE, summary)
+    _plot(summary, path / PLOT_FILE)
+    print(format_summary(summary))
+    return summary
+
+
+def _label_issues(out: Path, keys: list[str], labels: np.ndarray, probs: np.ndarray,
+                  class_names: list[str]) -> None:
+    from tfft.studies import label_issues
+
+    label_issues.write_csv(out, keys, class_names, label_issues.rank(labels, probs))
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The console table: one row a fold, then mean ± std, the pooled OOF row and the groups.
+
+    Example:
+    >>> print(format_summary(result.summary))  # doctest: +SKIP
+    fold  images  accuracy  macro_f1    loss
+       1     208    0.9327    0.9326  0.1875
+    ...
+    """
+    metrics = summary["metrics"]
+    lines = [f"{'fold':>4}  {'images':>6}  " + "  ".join(f"{m:>9}" for m in SUMMARY_METRICS)]
+    for k in range(summary["folds"]):
+        lines.append(f"{k + 1:>4}  {summary['fold_images'][k]:>6}  "
+                     + "  ".join(f"{metrics[m]['per_fold'][k]:>9.4f}" for m in SUMMARY_METRICS))
+    lines.append(f"{'mean':>4}  {summary['images']:>6}  "
+                 + "  ".join(f"{metrics[m]['mean']:>9.4f}" for m in SUMMARY_METRICS))
+    lines.append(f"{'std':>4}  {'':>6}  " + "  ".join(f"{metrics[m]['std']:>9.4f}" for m in SUMMARY_METRICS))
+    lines.append(f"{'oof':>4}  {summary['images']:>6}  "
+                 + "  ".join(f"{summary['oof'][m]:>9.4f}" for m in SUMMARY_METRICS))
+    if "test" in summary:
+        lines.append(f"test (mean over folds): " + ", ".join(
+            f"{m} {summary['test'][m]['mean']:.4f}±{summary['test'][m]['std']:.4f}" for m in SUMMARY_METRICS))
+    pairs = ", ".join(f"{n} {kind}" for kind, n in summary["duplicate_pairs"].items()) or "none"
+    lines.append(f"{summary['groups']} groups (near-duplicate pairs: {pairs}); std is over folds (ddof 1)")
+    return "\n".join(lines)
+
+
+def _plot(summary: dict[str, Any], out: Path) -> None:
+    from tfft.reporting.plots import _pyplot, _save
+
+    plt = _pyplot()
+    k = summary["folds"]
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.2 * k + 5), 3.6))
+    x = np.arange(1, k + 1)
+    width = 0.38
+    for offset, name in ((-width / 2, "accuracy"), (width / 2, "macro_f1")):
+        stats = summary["metrics"][name]
+        axes[0].bar(x + offset, stats["per_fold"], width, label=f"{name} {stats['mean']:.3f}±{stats['std']:.3f}")
+        axes[0].axhline(stats["mean"], linestyle="--", linewidth=1, color="C0" if name == "accuracy" else "C1")
+    low = min(min(summary["metrics"][m]["per_fold"]) for m in ("accuracy", "macro_f1"))
+    axes[0].set_ylim(max(0.0, math.floor((low - 0.05) * 20) / 20), 1.0)
+    axes[0].set_xticks(x)
+    axes[0].set_xlabel("fold")
+    axes[0].set_title("validation accuracy and macro F1")
+    axes[0].legend(loc="lower right", fontsize=8)
+    loss = summary["metrics"]["loss"]
+    axes[1].bar(x, loss["per_fold"], 0.6, color="C2")
+    axes[1].axhline(loss["mean"], linestyle="--", linewidth=1, color="C2")
+    axes[1].set_xticks(x)
+    axes[1].set_xlabel("fold")
+    axes[1].set_title(f"validation loss {loss['mean']:.3f}±{loss['std']:.3f}")
+    fig.suptitle(f"{k}-fold cross-validation, {summary['images']} images, {summary['groups']} groups", y=1.03)
+    _save(fig, out)
+
+
+# -- the fold ensemble -------------------------------------------------------------------------
+
+
+def _ensemble_available() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tfft.studies.ensemble") is None:
+        raise UserError("--ensemble", "this tfft has no `tfft ensemble` yet", "drop --ensemble")
+
+
+def _ensemble(path: Path, fold_dirs: list[Path]) -> tuple[Path, dict[str, Any]]:
+    """DIR/ensemble/: the K fold models averaged, measured on the test split (the only images no
+    fold trained on: the folds' validation images are each in K-1 members' training data)."""
+    from tfft.studies import ensemble
+
+    out = path / "ensemble"
+    result = ensemble.ensemble([str(d) for d in fold_dirs], out=str(out), split="test", overwrite=True)
+    found = {"run_dir": out.name, "evaluated_on": result.evaluated_on}
+    if result.metrics:
+        found["test"] = {name: result.metrics[name] for name in SUMMARY_METRICS}
+        print("ensemble of the folds on test: " + ", ".join(f"{m} {result.metrics[m]:.4f}" for m in SUMMARY_METRICS))
+    else:
+        print(f"ensemble of the folds: written to {out}, not evaluated ({result.evaluated_on})")
+    return out, found

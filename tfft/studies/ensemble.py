@@ -1,0 +1,290 @@
+"""`tfft ensemble`: one Keras model that averages the probabilities of finished runs.
+
+The ensemble is a plain functional `keras.Model` of built-in layers: its input is the largest
+member input (elementwise max of the heights and widths); each member is a nested model behind
+its own `keras.layers.Resizing` when its size differs (bilinear; antialiased, like training's
+resize, when it shrinks 2x or more, which TFLite then runs only with TF Select ops); a member whose labels.txt lists the same classes in another order gets a fixed 0/1
+`Dense` that reorders its outputs; `keras.layers.Average` gives the output. It is written as a
+run directory (`model.keras`, `labels.txt`, `config.yaml`, `metrics.json`, `confusion_matrix.png`,
+`ensemble.json`) that `tfft evaluate`, `predict` and `export` accept, and it loads with
+`keras.models.load_model` in a Python that never imports tfft.
+
+`config.yaml` is the config of the member with the largest input, with `data.image_size` set to
+the ensemble's input and `name: ensemble`: it says what the data is and how images are sized (what
+evaluate, predict and export read); the members themselves are listed in `ensemble.json`.
+
+Example:
+>>> import tfft
+>>> result = tfft.ensemble(["runs/cv/fold-1", "runs/cv/fold-2"], out="runs/cv-ensemble")  # doctest: +SKIP
+>>> result.metrics["accuracy"], [m["accuracy"] for m in result.members]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from tfft.errors import UserError
+from tfft.evaluation.rundir import Run, load_model, open_run, split_files
+from tfft import atomic, layout
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+@dataclass
+class EnsembleResult:
+    """What `ensemble` wrote.
+
+    Attributes:
+        run_dir: the ensemble's run directory.
+        metrics: the ensemble's metrics on the common evaluation data (empty when there was none).
+        members: one dict per member: `run_dir`, `backbone`, `image_size` and, when evaluated,
+            `accuracy`, `loss`, `macro_f1` on the same images (fed as the ensemble feeds it).
+        split: the split the metrics are for.
+        num_examples: images evaluated.
+        evaluated_on: which images (or why there were none).
+    """
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    members: list[dict[str, Any]] = field(default_factory=list)
+    split: str = "val"
+    num_examples: int = 0
+    evaluated_on: str = ""
+
+
+def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
+    run_dirs = [Path(p).expanduser() for p in run_dirs]
+    if len(run_dirs) < 2:
+        raise UserError("RUN_DIR", f"an ensemble needs at least 2 run directories, got {len(run_dirs)}",
+                        "pass two or more finished runs, e.g. tfft ensemble runs/a runs/b --out runs/ab")
+    seen: dict[str, Path] = {}
+    for path in run_dirs:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UserError(str(path), "this run directory is given twice",
+                            "list each member once (weights are equal)")
+        seen[key] = path
+    runs = []
+    for path in run_dirs:
+        run = open_run(path)
+        if not layout.is_finished(run.run_dir):
+            raise UserError(str(path), f"the run is not finished ({' or '.join(layout.FINISHED)} is missing)",
+                            f"finish it with `tfft train {path}/config.yaml --run-dir {path} --resume`")
+        runs.append(run)
+    first = runs[0]
+    for run in runs[1:]:
+        if sorted(run.class_names) != sorted(first.class_names):
+            raise UserError(str(run.run_dir), f"its labels {run.class_names} differ from "
+                            f"{first.class_names} of {first.run_dir}",
+                            "ensemble runs trained on the same classes")
+    return runs
+
+
+def _input_size(runs: Sequence[Run]) -> tuple[int, int]:
+    return (max(int(r.image_size[0]) for r in runs), max(int(r.image_size[1]) for r in runs))
+
+
+ANTIALIAS_RATIO = 2.0
+"""Branches that shrink the input by this factor or more resize with antialiasing."""
+
+
+def _needs_antialias(source: Sequence[int], target: Sequence[int]) -> bool:
+    """Antialias only a large downscale: below 2x, plain bilinear (half-pixel centres) stays close
+    to training's antialiased resize, and it is what TFLite runs natively (the antialiased kernel,
+    ScaleAndTranslate, needs TF Select ops)."""
+    return max(source[0] / target[0], source[1] / target[1]) >= ANTIALIAS_RATIO
+
+
+def build_ensemble_model(models: Sequence[Any], class_orders: Sequence[Sequence[str]],
+                         image_size: Sequence[int], class_names: Sequence[str],
+                         name: str = "tfft_ensemble") -> tuple[Any, Any]:
+    """The averaging model over loaded member models.
+
+    Args:
+        models: member `keras.Model`s (raw 0-255 RGB in, probabilities out).
+        class_orders: each member's class names in its output order.
+        image_size: the ensemble's input (height, width), at least every member's.
+        class_names: the ensemble's output order.
+        name: the model's name.
+
+    Returns:
+        (ensemble, with_members): the ensemble, and a model over the same layers whose outputs are
+        `[ensemble, member_1, ..., member_n]` (used to evaluate everything in one pass).
+    """
+    import keras
+
+    height, width = int(image_size[0]), int(image_size[1])
+    inputs = keras.Input(shape=(height, width, 3), dtype="float32", name="image")
+    outputs = []
+    for index, (model, order) in enumerate(zip(models, class_orders), start=1):
+        model.name = f"member_{index}"  # nested models need unique names
+        member_h, member_w = (int(d) for d in model.input_shape[1:3])
+        x = inputs
+        if (member_h, member_w) != (height, width):
+            x = keras.layers.Resizing(member_h, member_w, interpolation="bilinear",
+                                      antialias=_needs_antialias((height, width), (member_h, member_w)),
+                                      name=f"member_{index}_resize")(x)
+        y = model(x)
+        if list(order) != list(class_names):
+            permutation = np.zeros((len(order), len(class_names)), dtype=np.float32)
+            for source, label in enumerate(order):
+                permutation[source, list(class_names).index(label)] = 1.0
+            reorder = keras.layers.Dense(len(class_names), use_bias=False, trainable=False,
+                                         name=f"member_{index}_reorder")
+            y = reorder(y)
+            reorder.set_weights([permutation])
+        outputs.append(y)
+    averaged = keras.layers.Average(name="probabilities")(outputs)
+    ensemble = keras.Model(inputs, averaged, name=name)
+    with_members = keras.Model(inputs, [averaged] + outputs, name=f"{name}_with_members")
+    return ensemble, with_members
+
+
+def _ensemble_config(runs: Sequence[Run], image_size: tuple[int, int]) -> Any:
+    base = max(runs, key=lambda r: int(r.image_size[0]) * int(r.image_size[1]))
+    data = base.config.data.model_copy(update={"image_size": tuple(image_size)})
+    return base.config.model_copy(update={"name": "ensemble", "data": data})
+
+
+def _generated(source: str) -> bool:
+    return str(source).startswith(("builtin:", "tfds:"))
+
+
+def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], data: Optional[str],
+                     split: str) -> tuple[Optional[Any], int, str]:
+    """A dataset of (images at the ensemble's size, labels in `class_names` order) on the data
+    every member can be judged on, its size and a description; (None, 0, why) when there is none."""
+    import tensorflow as tf
+
+    from tfft import data as tfft_data
+    from tfft.evaluation.rundir import decoded_files
+
+    size, batch = tuple(config.data.image_size), int(config.data.batch_size)
+    source = str(data if data is not None else config.data.source)
+    if _generated(source):
+        if data is None:
+            ignore = {"image_size", "batch_size"}
+            reference = config.data.model_dump(exclude=ignore)
+            if any(r.config.data.model_dump(exclude=ignore) != reference or r.config.seed != config.seed
+                   for r in runs):
+                return None, 0, f"the members' data sections differ ({source} is generated, no common files)"
+        data_cfg = config.data.model_copy(update={"source": source})
+        splits = tfft_data.load_splits(data_cfg, config.seed)
+        if split not in splits.splits or len(splits.splits[split]) == 0:
+            return None, 0, f"{source} has no {split!r} split"
+        if list(splits.class_names) != list(class_names):
+            raise UserError(source, f"classes {list(splits.class_names)} differ from the ensemble's "
+                            f"{class_names}", "evaluate on data with the same classes")
+        dataset = tfft_data.make_dataset(splits, split, data_cfg, seed=config.seed, training=False)
+        return dataset, len(splits.splits[split]), f"{source} [{split}]"
+    if data is not None:
+        paths, labels = split_files(Run(run_dir=runs[0].run_dir, config=config, class_names=class_names),
+                                    split, data)
+        description = f"{data} [{split}]"
+    else:
+        common: Optional[dict[str, str]] = None
+        first_paths: list[str] = []
+        for run in runs:
+            member_paths, member_labels = split_files(run, split)
+            named = {os.path.realpath(p): run.class_names[int(y)] for p, y in zip(member_paths, member_labels)}
+            if common is None:
+                common, first_paths = named, list(member_paths)
+            else:
+                common = {p: name for p, name in common.items() if named.get(p) == name}
+        assert common is not None
+        paths = [p for p in first_paths if os.path.realpath(p) in common]
+        if not paths:
+            return None, 0, f"the members' {split!r} splits share no image"
+        index = {name: i for i, name in enumerate(class_names)}
+        labels = np.asarray([index[common[os.path.realpath(p)]] for p in paths], dtype=np.int64)
+        description = f"the {len(paths)} {split!r} images common to all {len(runs)} members"
+    dataset = decoded_files(list(paths), size, np.asarray(labels)).map(lambda image, i, y: (image, y))
+    return dataset.batch(batch).prefetch(tf.data.AUTOTUNE), len(paths), description
+
+
+def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.PathLike], *,
+             data: Optional[str] = None, split: str = "val", overwrite: bool = False,
+             evaluate: bool = True) -> EnsembleResult:
+    """Average finished runs into one model, written as a run directory.
+
+    Args:
+        run_dirs: two or more finished run directories trained on the same classes (backbones and
+            input sizes may differ).
+        out: the ensemble's run directory.
+        data: evaluate on this data spec instead of the members' common `split` images.
+        split: the split to evaluate (default `val`: the images in every member's val split).
+        overwrite: replace `out` when it already holds files.
+        evaluate: measure the ensemble and each member on the common data (metrics.json).
+
+    Returns:
+        An `EnsembleResult` (run_dir, metrics, members).
+
+    Raises:
+        UserError: fewer than two runs, a run given twice, a missing or unfinished run, labels
+            that differ, or an `out` that is not empty (without `overwrite`).
+
+    Example:
+    >>> import tfft
+    >>> result = tfft.ensemble(["runs/a", "runs/b"], out="runs/ab")  # doctest: +SKIP
+    >>> tfft.predict(result.run_dir, ["cat.jpg"])  # doctest: +SKIP
+    """
+    from tfft.reporting.metrics import compute_metrics
+    from tfft.reporting.plots import plot_confusion_matrix
+
+    runs = _check_members(run_dirs)
+    out_dir = Path(out).expanduser()
+    member_dirs = {os.path.realpath(r.run_dir) for r in runs}
+    if os.path.realpath(out_dir) in member_dirs:
+        raise UserError(f"--out {out}", "is one of the members", "write the ensemble to a new folder")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise UserError(f"--out {out}", "already holds files", "pass --overwrite or choose another folder")
+    class_names = list(runs[0].class_names)
+    image_size = _input_size(runs)
+    config = _ensemble_config(runs, image_size)
+    models = [load_model(run) for run in runs]
+    model, with_members = build_ensemble_model(models, [r.class_names for r in runs], image_size, class_names)
+    members = [{"run_dir": str(r.run_dir), "backbone": r.config.model.backbone,
+                "image_size": list(r.image_size), "labels": list(r.class_names)} for r in runs]
+    metrics: dict[str, Any] = {}
+    description, count = "not evaluated", 0
+    if evaluate:
+        dataset, count, description = _evaluation_data(runs, config, class_names, data, split)
+        if dataset is not None:
+            outputs: list[list[np.ndarray]] = [[] for _ in range(len(runs) + 1)]
+            ys = []
+            for images, labels in dataset:
+                for store, value in zip(outputs, with_members.predict_on_batch(images)):
+                    store.append(np.asarray(value, np.float32))
+                ys.append(np.asarray(labels))
+            y = np.concatenate(ys).astype(np.int64)
+            probs = [np.concatenate(chunks) for chunks in outputs]
+            count = len(y)
+            top_k = int(config.evaluate.top_k)
+            metrics = compute_metrics(y, probs[0], class_names, top_k=top_k)
+            metrics["split"] = split
+            for member, member_probs in zip(members, probs[1:]):
+                m = compute_metrics(y, member_probs, class_names, top_k=top_k)
+                member.update({key: m[key] for key in ("accuracy", "loss", "macro_f1")})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(out_dir / layout.MODEL) as tmp:
+        model.save(tmp)
+    atomic.write_text(out_dir / layout.LABELS, "\n".join(class_names) + "\n")
+    atomic.write_text(out_dir / layout.CONFIG, config.to_yaml())
+    atomic.write_json(out_dir / ENSEMBLE_FILE, {
+        "members": members, "input_size": list(image_size), "combine": "mean of probabilities",
+        "evaluated_on": description, "num_examples": count})
+    if metrics:
+        plot_confusion_matrix(metrics["confusion_matrix"], class_names, out_dir / layout.CONFUSION_MATRIX,
+                              title=f"ensemble of {len(runs)}: confusion matrix ({split}, {count} images)")
+    # metrics.json last: its presence marks the run directory finished.
+    atomic.write_json(out_dir / layout.METRICS, {split: metrics} if metrics else {})
+    return EnsembleResult(run_dir=out_dir, metrics=metrics, members=members, split=split, num_examples=count,
+                          evaluated_on=description)
+
+
+__all__ = ["ENSEMBLE_FILE", "EnsembleResult", "build_ensemble_model", "ensemble"]
