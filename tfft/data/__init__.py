@@ -28,6 +28,7 @@ _LAZY = {
     "DecodedBatch": "tfft.data.pipeline",
     "resize_decoded": "tfft.data.pipeline",
     "decode_and_resize": "tfft.data.decode",
+    "issues": "tfft.studies.issues",  # `tfft.data.issues(...)`: label errors and duplicates (a study)
 }
 
 
@@ -43,6 +44,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DataSplits", "Split", "load_splits", "data_report", "make_dataset", "build", "steps_per_epoch",
     "epoch_permutation", "augment_seed", "DecodedBatch", "resize_decoded", "decode_and_resize", "check_folder",
-    "scan_files", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
+    "scan_files", "issues", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
     "iterative_stratification", "iterative_kfold",
 ]
