@@ -164,7 +164,7 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
     >>> result = issues("configs/pets.yaml", folds=5, out="runs/pets-issues")  # doctest: +SKIP
     >>> [(r.index, r.given, r.suggested) for r in result.ranking[:3]]  # doctest: +SKIP
     """
-    from tfft.evaluation.plots import plot_gallery
+    from tfft.reporting.plots import plot_gallery
     from tfft.training.assembly import resolve
 
     cfg = resolve(config).config

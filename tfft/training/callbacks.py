@@ -7,9 +7,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import keras
+import numpy as np
 
 from tfft.schedule.optimizers import current_lr
 from tfft.training import checkpoint
+
+
+def _all_finite(model: keras.Model) -> bool:
+    """Every floating-point variable of `model` (weights and BatchNorm statistics) is finite."""
+    for variable in model.variables:
+        value = keras.ops.convert_to_numpy(variable)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return False
+    return True
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -77,7 +87,7 @@ class EpochRecorder(keras.callbacks.Callback):
         # the start of this fit's epoch; a resumed epoch's fit starts `resume_step` steps in.
         step = self.epoch_offset + batch + 1
         if self.checkpoint_steps and step - self.saved_step >= self.checkpoint_steps:
-            if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            if not math.isfinite(float((logs or {}).get("loss", 0.0))) or not _all_finite(self.inference_model):
                 return  # never replace the last good checkpoint with NaN weights
             self._commit(step)
 
@@ -87,7 +97,8 @@ class EpochRecorder(keras.callbacks.Callback):
         row.update({k: float(v) for k, v in logs.items() if k != "learning_rate"})
         row.setdefault("val_loss", float("nan"))
         value = row.get(self.monitor, float("nan"))
-        if not math.isfinite(row.get("loss", float("nan"))):
+        # A finite batch loss can hide non-finite weights (BatchNorm statistics with `bn: train`).
+        if not math.isfinite(row.get("loss", float("nan"))) or not _all_finite(self.inference_model):
             self.nan = True
             self.model.stop_training = True
             return  # keep the last good checkpoint
