@@ -150,7 +150,8 @@ def test_cached_phases_train_what_the_full_model_trains(tmp_path, capsys):
     assert "caching the pooled backbone features" in out
     assert "caching the frozen backbone's activations entering conv_dw_12" in out
     # one pass of the frozen bottom serves both phases: the head's features derive from it
-    assert out.count("the frozen bottom up to conv_dw_12") == 1
+    starts = [line for line in out.splitlines() if line.startswith("feature cache: the frozen bottom up to")]
+    assert len([line for line in starts if line.endswith("of each image)")]) == 1, starts  # title lines
     assert "reusing the activations entering conv_dw_12 from the previous phase" in out
     plain, plain_rows = _run(tmp_path, "plain", "off")
     assert [r["phase"] for r in cached_rows] == ["head"] * 2 + ["finetune"]
