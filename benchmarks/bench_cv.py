@@ -69,13 +69,21 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-cv-"))
     out.mkdir(parents=True, exist_ok=True)
     tfft = [sys.executable, "-m", "tfft.cli.main"]
-    rows = []
+    rows: list[tuple[str, float, str]] = []
+    print(f"\n{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at the start; {args.backbone} "
+          f"weights {args.weights} at {args.size}, {args.epochs} head epochs; runs in {out}\n")
+    print("| what | wall time (s) | vs one run | val accuracy |")
+    print("| --- | ---: | ---: | --- |", flush=True)
+
+    def row(title: str, seconds: float, accuracy: str) -> None:
+        rows.append((title, seconds, accuracy))
+        print(f"| {title} | {seconds:.0f} | {seconds / rows[0][1]:.2f}x | {accuracy} |", flush=True)
 
     single = out / "single.yaml"
     single.write_text(yaml.safe_dump(_config(args, str(out / "store-single"))))
     seconds = _run(tfft + ["train", str(single), "--run-dir", str(out / "single")], out / "single.log")
     accuracy = json.loads((out / "single" / "metrics.json").read_text())["val"]["accuracy"]
-    rows.append(("one run (`tfft train`), fresh store", seconds, f"{accuracy:.4f} (val split)"))
+    row("one run (`tfft train`), fresh store", seconds, f"{accuracy:.4f} (val split)")
 
     variants = [("store", str(out / "store-cv"), f"`tfft cv --folds {args.folds}`, fresh store")]
     if not args.no_store_baseline:
@@ -87,15 +95,9 @@ def main() -> None:
                        out / f"cv-{tag}.log")
         summary = json.loads((out / f"cv-{tag}" / "cv_summary.json").read_text())
         acc = summary["metrics"]["accuracy"]
-        rows.append((title, seconds, f"{acc['mean']:.4f} ± {acc['std']:.4f} (folds: "
-                     + ", ".join(f"{v:.3f}" for v in acc["per_fold"]) + f"; OOF {summary['oof']['accuracy']:.4f})"))
+        row(title, seconds, f"{acc['mean']:.4f} ± {acc['std']:.4f} (folds: "
+            + ", ".join(f"{v:.3f}" for v in acc["per_fold"]) + f"; OOF {summary['oof']['accuracy']:.4f})")
 
-    print(f"\n{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}; {args.backbone} "
-          f"weights {args.weights} at {args.size}, {args.epochs} head epochs; runs in {out}\n")
-    print("| what | wall time (s) | vs one run | val accuracy |")
-    print("| --- | ---: | ---: | --- |")
-    for title, seconds, accuracy in rows:
-        print(f"| {title} | {seconds:.0f} | {seconds / rows[0][1]:.2f}x | {accuracy} |")
 
 
 if __name__ == "__main__":
