@@ -137,6 +137,7 @@ def cache_point(model: keras.Model) -> Optional[CachePoint]:
     >>> from tfft.config import ModelConfig
     >>> from tfft.models.build import build_classifier
     >>> model = build_classifier(ModelConfig(backbone="mobilenet_v3_small", weights=None), 3, (32, 32))
+    >>> model.get_layer("backbone").trainable = False  # a frozen backbone: the cache holds pooled features
     >>> cache_point(model).shape
     (576,)
     """
@@ -294,6 +295,7 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     >>> from tfft.config import ModelConfig
     >>> from tfft.models.build import build_classifier
     >>> model = build_classifier(ModelConfig(backbone="mobilenet_v3_small", weights=None), 3, (32, 32))
+    >>> model.get_layer("backbone").trainable = False  # a frozen backbone: the cache holds pooled features
     >>> features, head = split_model(model)
     >>> features.output_shape, head.output_shape
     ((None, 576), (None, 3))
