@@ -34,7 +34,7 @@ def test_serving_decodes_large_jpegs_as_training(run_copy, large_jpegs, fast_dec
     trained = np.stack([trained[order.index(str(p))] for p in paths])
 
     model = load_model(run)
-    module = _serving_module(model, run.class_names, run.image_size, run.fast_decode)
+    module = _serving_module(model, run.class_names, run.image_size, fast_decode=run.fast_decode)
     served = module.serve(tf.constant([p.read_bytes() for p in paths]))["probabilities"].numpy()
     expected = np.asarray(model.predict_on_batch(trained))
     np.testing.assert_allclose(served, expected, atol=1e-5)
