@@ -94,6 +94,29 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(_finite(data), indent=2) + "\n")
 
 
+def write_json_entry(path: str | os.PathLike, key: str, value: Any, merge: bool = True) -> None:
+    """Set `key` in the JSON object at `path` (kept, when `merge`, with its other keys) and write it atomically.
+
+    A missing or unreadable file counts as empty.
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "metrics.json"
+    >>> write_json_entry(target, "val", {"accuracy": 0.5}); write_json_entry(target, "test", {})
+    >>> sorted(json.loads(target.read_text()))
+    ['test', 'val']
+    """
+    path = Path(path)
+    existing: dict[str, Any] = {}
+    if merge and path.is_file():
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            existing = {}
+    existing[key] = value
+    write_json(path, existing)
+
+
 def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """Write rows as CSV atomically (columns in the given order; extra keys ignored)."""
     buffer = io.StringIO(newline="")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tfft.cli.options import config_argument, load_cli_config, overrides_option
+
 
 @click.group("augment")
 def augment_group() -> None:
@@ -11,8 +13,8 @@ def augment_group() -> None:
 
 
 @augment_group.command("preview")
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+@config_argument
+@overrides_option
 @click.option("--out", "out_path", default="augment_preview.png", show_default=True,
               type=click.Path(dir_okay=False), help="Where to write the PNG grid.")
 @click.option("--per-class", default=8, show_default=True, type=click.IntRange(1, 32),
@@ -20,10 +22,9 @@ def augment_group() -> None:
 @click.option("--seed", default=None, type=int, help="Augmentation seed (default: the config's seed).")
 def preview(config: str, overrides: tuple[str, ...], out_path: str, per_class: int, seed: int | None) -> None:
     """Write a grid of augmented train images of CONFIG, one row per class."""
-    from tfft.config import load_config
     from tfft.training.preview import preview_augmentation
 
-    path, description = preview_augmentation(load_config(config, overrides=list(overrides)), out_path,
+    path, description = preview_augmentation(load_cli_config(config, overrides), out_path,
                                              per_class=per_class, seed=seed)
     click.echo(description)
     click.echo(f"wrote {path}")

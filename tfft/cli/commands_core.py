@@ -6,24 +6,19 @@ import json
 
 import click
 
-
-def _parse_cfg(config: str, overrides: tuple[str, ...]):
-    from tfft.config import load_config
-
-    return load_config(config, overrides=list(overrides))
+from tfft.cli.options import config_argument, load_cli_config, overrides_option
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set data.batch_size=16 (repeatable).")
+@config_argument
+@overrides_option
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write the run (default: runs/NAME, numbered if taken).")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --run-dir (or the latest runs/NAME*).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in --run-dir.")
 def train(config: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, overwrite: bool) -> None:
     """Train a classifier as CONFIG says; prints `run dir: PATH` last."""
-    cfg = _parse_cfg(config, overrides)
+    cfg = load_cli_config(config, overrides)
     from tfft.training.run import train as run_train
 
     result = run_train(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite)
@@ -36,11 +31,11 @@ def config_group() -> None:
 
 
 @config_group.command("show")
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+@config_argument
+@overrides_option
 def config_show(config: str, overrides: tuple[str, ...]) -> None:
     """Print the fully resolved CONFIG, defaults included, as YAML."""
-    click.echo(_parse_cfg(config, overrides).to_yaml(), nl=False)
+    click.echo(load_cli_config(config, overrides).to_yaml(), nl=False)
 
 
 @click.command()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from tfft.cli.options import config_argument, load_cli_config, overrides_option
+
 
 @click.command("cv")
-@click.argument("config", type=click.Path(dir_okay=False))
+@config_argument
 @click.option("--folds", type=int, default=5, show_default=True, help="Number of folds K (at least 2).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set data.batch_size=16 (repeatable).")
+@overrides_option
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write the study (default: runs/NAME-cv, numbered if taken).")
 @click.option("--resume", is_flag=True, help="Finish the interrupted study in --run-dir (or the latest runs/NAME-cv*).")
@@ -17,10 +18,9 @@ import click
 def cv(config: str, folds: int, overrides: tuple[str, ...], run_dir: str | None, resume: bool,
        ensemble: bool) -> None:
     """Stratified, grouped K-fold cross-validation of CONFIG's train+val images; prints `run dir: DIR` last."""
-    from tfft.config import load_config
     from tfft.studies.cv import cv as run_cv
 
-    result = run_cv(load_config(config, overrides=list(overrides)), folds=folds, run_dir=run_dir,
+    result = run_cv(load_cli_config(config, overrides), folds=folds, run_dir=run_dir,
                     resume=resume, ensemble=ensemble)
     click.echo(f"run dir: {result.run_dir}")
 

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import click
 
+from tfft.cli.options import load_cli_config, overrides_option
+
 
 @click.command("issues")
 @click.argument("config", type=str)
 @click.option("--folds", type=int, default=5, show_default=True, help="Folds of the quick cross-validation.")
 @click.option("--top", type=int, default=24, show_default=True, help="Suspects shown in label_issues.png and here.")
 @click.option("--out", "out", default=None, help="Output folder (default: runs/NAME-issues).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+@overrides_option
 @click.option("--full", is_flag=True, help="Cross-validate the config as given (default: frozen backbone, head only).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run of the same command.")
 def issues(config: str, folds: int, top: int, out: str | None, overrides: tuple[str, ...], full: bool,
            resume: bool) -> None:
     """Label errors (out-of-fold confident learning) and near-duplicates within and across splits."""
-    from tfft.config import load_config
     from tfft.studies.issues import issues as run_issues
 
-    result = run_issues(load_config(config, overrides=list(overrides)), folds=folds, top=top, out=out,
+    result = run_issues(load_cli_config(config, overrides), folds=folds, top=top, out=out,
                         quick=not full, resume=resume)
     width = max([len(name) for name in result.class_names] + [5])
     click.echo(f"{'rank':>4}  {'score':>6}  {'given':<{width}}  {'suggested':<{width}}  flagged  path")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from tfft.cli.options import config_argument, load_cli_config, overrides_option
+
 
 @click.command("lr-find")
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set data.batch_size=16 (repeatable).")
+@config_argument
+@overrides_option
 @click.option("--phase", default=None, metavar="NAME|INDEX",
               help="The phase to test: its name or index (from 0, as in schedule.phases[INDEX]). "
                    "Default: the first phase that unfreezes part of the backbone, else the first.")
@@ -24,10 +25,9 @@ def lr_find(config: str, overrides: tuple[str, ...], phase: str | None, steps: i
 
     Prints `suggested lr: X` (the steepest descent of the smoothed loss) and the plot's path.
     """
-    from tfft.config import load_config
     from tfft.training.lr_find import find_lr
 
-    cfg = load_config(config, overrides=list(overrides))
+    cfg = load_cli_config(config, overrides)
     find_lr(cfg, phase=phase, start_lr=start_lr, end_lr=end_lr, steps=steps, run_dir=run_dir)
 
 

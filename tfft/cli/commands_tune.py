@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from tfft.cli.options import config_argument, load_cli_config, overrides_option
+
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@config_argument
 @click.option("--space", "space", required=True, type=click.Path(dir_okay=False),
               help="SPACE.yaml: dotted config keys to {uniform|log_uniform|int|choice: ...}.")
 @click.option("--trials", type=int, required=True,
@@ -21,15 +23,14 @@ import click
 @click.option("--keep", type=int, default=None, metavar="K", help="Keep only the best K trials' run directories.")
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True,
               help="Stop hopeless trials early from their per-epoch val metric.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key of CONFIG (repeatable).")
+@overrides_option
 @click.option("--verbose", "-v", is_flag=True, help="Show each trial's training output (default: its train.log).")
 def tune(config: str, space: str, trials: int, storage: str | None, study: str | None, run_dir: str | None,
          metric: str, keep: int | None, pruner: str, overrides: tuple[str, ...], verbose: bool) -> None:
     """Search SPACE around CONFIG with Optuna until the study has N finished trials; prints `run dir: DIR` last."""
-    from tfft.config import load_config
     from tfft.studies.tune import tune as run_tune
 
-    cfg = load_config(config, overrides=list(overrides))
+    cfg = load_cli_config(config, overrides)
     result = run_tune(cfg, space, trials, storage=storage, study=study, run_dir=run_dir, metric=metric,
                       keep=keep, pruner=pruner, verbose=verbose)
     if result.best_config is not None:

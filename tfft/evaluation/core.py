@@ -13,7 +13,7 @@ import numpy as np
 
 from tfft.evaluation import multilabel_eval
 from tfft.errors import UserError
-from tfft.evaluation.rundir import decoded_files, load_model, open_run, split_files
+from tfft.evaluation.rundir import decoded_files, generated_split, load_model, open_run, split_files
 from tfft.reporting.evaluate import worst_examples, write_split
 from tfft.reporting.metrics import compute_metrics
 from tfft.reporting.plots import plot_confusion_matrix, plot_gallery
@@ -105,14 +105,7 @@ def _evaluate_generated(run: Any, source: str, split: str, batch_size: int, top_
     """evaluate_run for sources that are not files on disk (builtin:, tfds:)."""
     from tfft import data as tfft_data
 
-    data_cfg = run.config.data.model_copy(update={"source": source, "batch_size": batch_size})
-    splits = tfft_data.load_splits(data_cfg, run.config.seed)
-    if split not in splits.splits or len(splits.splits[split]) == 0:
-        raise UserError(f"{source} [{split}]", f"this source has no {split!r} split",
-                        f"choose --split from {sorted(splits.splits)}")
-    if list(splits.class_names) != list(run.class_names):
-        raise UserError(source, f"classes {list(splits.class_names)} differ from the model's {run.class_names}",
-                        "evaluate on data with the same classes")
+    splits, data_cfg = generated_split(run, source, split, batch_size)
     model = load_model(run)
     dataset = tfft_data.make_dataset(splits, split, data_cfg, seed=run.config.seed, training=False)
     out_dir = run.run_dir / "eval" / split

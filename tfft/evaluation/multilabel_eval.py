@@ -142,21 +142,14 @@ def evaluate_run_multilabel(run: Any, data: Optional[str], split: str, batch_siz
     """
     from tfft import data as tfft_data
     from tfft.errors import UserError
-    from tfft.evaluation.rundir import load_model
+    from tfft.evaluation.rundir import generated_split, load_model
 
     thresholds = read_run_thresholds(run.run_dir, run.class_names)
     source = str(data if data is not None else run.config.data.source)
     model = load_model(run)
     skipped: list[str] = []
     if source.startswith("builtin:"):
-        data_cfg = run.config.data.model_copy(update={"source": source, "batch_size": int(batch_size)})
-        splits = tfft_data.load_splits(data_cfg, run.config.seed, task="multi_label")
-        if split not in splits.splits or len(splits.splits[split]) == 0:
-            raise UserError(f"{source} [{split}]", f"this source has no {split!r} split",
-                            f"choose --split from {sorted(splits.splits)}")
-        if list(splits.class_names) != list(run.class_names):
-            raise UserError(source, f"labels {list(splits.class_names)} differ from the model's {run.class_names}",
-                            "evaluate on data with the run's labels")
+        splits, data_cfg = generated_split(run, source, split, batch_size, task="multi_label")
         y, probs = collect(model, tfft_data.make_dataset(splits, split, data_cfg, seed=run.config.seed,
                                                          training=False))
     else:

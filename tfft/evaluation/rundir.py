@@ -153,6 +153,26 @@ def read_images(paths: list[str], image_size, *, fast_decode: bool = True) -> tu
 # --------------------------------------------------------------------------- data
 
 
+def generated_split(run: Run, source: str, split: str, batch_size: int, task: str = "auto"):
+    """The run's `split` of a source that is not files on disk (builtin:, tfds:), checked against the run.
+
+    Returns:
+        `(splits, data_cfg)`: the loaded `DataSplits` and the run's data config with `source` and
+        `batch_size` replaced, ready for `tfft.data.make_dataset(splits, split, data_cfg, ...)`.
+    """
+    from tfft import data as tfft_data
+
+    data_cfg = run.config.data.model_copy(update={"source": source, "batch_size": int(batch_size)})
+    splits = tfft_data.load_splits(data_cfg, run.config.seed, task=task)
+    if split not in splits.splits or len(splits.splits[split]) == 0:
+        raise UserError(f"{source} [{split}]", f"this source has no {split!r} split",
+                        f"choose --split from {sorted(splits.splits)}")
+    if list(splits.class_names) != list(run.class_names):
+        raise UserError(source, f"classes {list(splits.class_names)} differ from the model's {run.class_names}",
+                        "evaluate on data with the run's classes")
+    return splits, data_cfg
+
+
 def split_files(run: Run, split: str = "val", data: Optional[str] = None,
                 ) -> tuple[list[str], np.ndarray]:
     """File paths and label indices (labels.txt order) of one split of a run's data.

@@ -6,7 +6,6 @@ Below training (the trainer's end-of-training evaluation) and below the run-dire
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tfft import layout
-from tfft.atomic import write_json
+from tfft.atomic import write_json_entry
 from tfft.reporting.metrics import compute_metrics
 from tfft.reporting.plots import plot_confusion_matrix
 
@@ -32,15 +31,7 @@ def worst_examples(y: np.ndarray, probs: np.ndarray, limit: int = 16) -> tuple[n
 
 def write_split(out_dir: Path, split: str, metrics: dict[str, Any], cm_name: str,
                  merge: bool) -> None:
-    path = out_dir / layout.METRICS
-    existing: dict[str, Any] = {}
-    if merge and path.is_file():
-        try:
-            existing = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            existing = {}
-    existing[split] = metrics
-    write_json(path, existing)
+    write_json_entry(out_dir / layout.METRICS, split, metrics, merge=merge)
     plot_confusion_matrix(metrics["confusion_matrix"], metrics["class_names"], out_dir / cm_name,
                           title=f"confusion matrix ({split}, {metrics['num_examples']} images)")
 

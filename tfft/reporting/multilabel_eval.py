@@ -9,7 +9,6 @@ split into `metrics.json` with `pr_curves.png`, `label_cooccurrence.png` and a p
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -17,7 +16,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tfft import layout
-from tfft.atomic import write_json
+from tfft.atomic import write_json, write_json_entry
 from tfft.reporting import multilabel as _metrics
 from tfft.reporting import multilabel_plots as _plots
 
@@ -96,15 +95,7 @@ def evaluate_multilabel(y: np.ndarray, probs: np.ndarray, class_names: Sequence[
     metrics = _metrics.compute_multilabel_metrics(y, probs, class_names, thresholds)
     metrics["split"] = split
     metrics.update(extra or {})
-    path = out / layout.METRICS
-    existing: dict[str, Any] = {}
-    if merge and path.is_file():
-        try:
-            existing = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            existing = {}
-    existing[split] = metrics
-    write_json(path, existing)
+    write_json_entry(out / layout.METRICS, split, metrics, merge=merge)
     title = f"{split}, {len(y)} images"
     _plots.plot_pr_curves(y, probs, class_names, out / f"pr_curves{suffix}.png", thresholds=thresholds,
                           title=f"precision-recall per label ({title})")

@@ -302,14 +302,7 @@ def build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
         epoch: which training epoch's order (and augmentation) to yield.
 
     Returns:
-        A `tf.data.Dataset`, one pass.
-
-    Example:
-    >>> import tfft
-    >>> cfg = tfft.load_config({"data": {"image_size": [64, 64], "builtin_per_class": 20}})
-    >>> images, labels = next(iter(tfft.data.build(cfg, "val")))
-    >>> images.dtype.name, labels.dtype.name
-    ('float32', 'int32')
+        A `tf.data.Dataset`, one pass (`tfft.data.build`'s docstring has an example).
     """
     from tfft import data
     from tfft.augment import build_augmenter
