@@ -5,7 +5,7 @@ Run from the repo root:
     .venv/bin/python benchmarks/bench_multilabel.py [--data ../shared/datasets/pets-mini]
         [--backbone efficientnet_lite0] [--weights imagenet] [--size 160] [--epochs 6]
 
-The mosaics are built in a temporary folder: every pets-mini photo appears in two mosaics of its
+The mosaics are built in a temporary folder by `tfft.data.mosaics.build_mosaics`: every pets-mini photo appears in two mosaics of its
 own split (once on the left, once on the right, with two random partners), so a mosaic shows `cat`, `dog` or `cat dog`. The train photos give the
 training mosaics; the val photos are halved (per class) into a validation half, on which the
 thresholds are chosen, and a test half, on which everything is reported, so the tuned thresholds
@@ -34,45 +34,6 @@ DEFAULT_DATA = next((up / "shared/datasets/pets-mini" for up in Path(__file__).r
                     Path(__file__).resolve().parents[2] / "shared/datasets/pets-mini")
 
 
-def build_mosaics(data: Path, out: Path, size: int, seed: int) -> Path:
-    """Write the mosaics and `manifest.csv` (path,labels,split) under `out`; returns the manifest."""
-    import numpy as np
-    from PIL import Image
-
-    from tfft.data.sources import list_class_folders, list_images
-
-    rng = np.random.default_rng(seed)
-    classes = list_class_folders(data / "train")
-    photos: dict[str, list[tuple[str, str]]] = {"train": [], "val": [], "test": []}
-    for name in classes:
-        photos["train"] += [(p, name) for p in list_images(data / "train" / name)]
-        held = list_images(data / "val" / name)
-        order = rng.permutation(len(held))
-        half = len(held) // 2
-        photos["val"] += [(held[i], name) for i in order[:half]]
-        photos["test"] += [(held[i], name) for i in order[half:]]
-    rows = []
-    for split, items in photos.items():
-        (out / split).mkdir(parents=True, exist_ok=True)
-        order = rng.permutation(len(items))  # photo order[i] is left in mosaic i, right in mosaic i - 1
-        pairs = [(order[i], order[(i + 1) % len(order)]) for i in range(len(order))]
-        for k, (a, b) in enumerate(pairs):
-            left, right = items[a], items[b]
-            canvas = Image.new("RGB", (2 * size, size))
-            for slot, (path, _) in enumerate((left, right)):
-                with Image.open(path) as photo:
-                    canvas.paste(photo.convert("RGB").resize((size, size), Image.BILINEAR), (slot * size, 0))
-            name = f"{split}/{k:04d}.jpg"
-            canvas.save(out / name, quality=92)
-            rows.append((name, " ".join(sorted({left[1], right[1]})), split))
-    manifest = out / "manifest.csv"
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "labels", "split"])
-        writer.writerows(rows)
-    return manifest
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -88,10 +49,11 @@ def main() -> None:
     import tensorflow as tf
 
     import tfft
+    from tfft.data.mosaics import build_mosaics
 
     work = Path(tempfile.mkdtemp(prefix="tfft-mosaics-")) if args.keep is None else args.keep
     started = time.time()
-    manifest = build_mosaics(args.data, work / "mosaics", args.size, args.seed)
+    manifest = build_mosaics(args.data, work / "mosaics", args.size, args.seed)  # tfft.data.mosaics
     counts: dict[str, dict[str, int]] = {}
     with open(manifest) as handle:
         for row in csv.DictReader(handle):
