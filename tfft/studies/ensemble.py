@@ -39,6 +39,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from tfft.errors import UserError
+from tfft.evaluation.multilabel_eval import is_multi_label, split_examples
 from tfft.evaluation.rundir import Run, load_model, open_run, split_files
 from tfft import atomic, layout
 
@@ -90,8 +91,6 @@ def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
             raise UserError(str(path), f"the run is not finished ({' or '.join(layout.FINISHED)} is missing)",
                             f"finish it with `tfft train {path}/config.yaml --run-dir {path} --resume`")
         runs.append(run)
-    from tfft.evaluation.multilabel_eval import is_multi_label
-
     first = runs[0]
     for run in runs[1:]:
         if sorted(run.class_names) != sorted(first.class_names):
@@ -175,8 +174,6 @@ def _ensemble_config(runs: Sequence[Run], image_size: tuple[int, int], task: str
 def _labelled_files(run: Run, split: str, multi: bool, data: Optional[str] = None) -> tuple[list[str], list[Any]]:
     """A split's files and each one's label: a class name, or (multi-label) a frozenset of names."""
     if multi:
-        from tfft.evaluation.multilabel_eval import split_examples
-
         paths, y = split_examples(run, split, data)
         return list(paths), [frozenset(run.class_names[c] for c in np.flatnonzero(row)) for row in y]
     paths, y = split_files(run, split, data)
@@ -275,7 +272,6 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     >>> result = tfft.ensemble(["runs/a", "runs/b"], out="runs/ab")  # doctest: +SKIP
     >>> tfft.predict(result.run_dir, ["cat.jpg"])  # doctest: +SKIP
     """
-    from tfft.evaluation.multilabel_eval import is_multi_label
     from tfft.reporting.metrics import compute_metrics
     from tfft.reporting.plots import plot_confusion_matrix
 
