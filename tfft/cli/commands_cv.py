@@ -16,7 +16,8 @@ import click
 @click.option("--ensemble", is_flag=True, help="Also average the fold models into DIR/ensemble/.")
 def cv(config: str, folds: int, overrides: tuple[str, ...], run_dir: str | None, resume: bool,
        ensemble: bool) -> None:
-    """Stratified, grouped K-fold cross-validation of CONFIG's train+val images; prints `run dir: DIR` last."""
+    """Stratified (per label for multi-label data), grouped K-fold cross-validation of CONFIG's train+val
+    images; prints `run dir: DIR` last."""
     from tfft.config import load_config
     from tfft.studies.cv import cv as run_cv
 
