@@ -89,6 +89,25 @@ def tiny_config(**sections) -> dict:
     return config
 
 
+def _save_tiny_backbone(path: Path) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 255, name="scale")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="stem_conv")(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="top_conv")(x)
+    keras.Model(inputs, x, name="tiny").save(str(path))
+    keras.backend.clear_session()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> Path:
+    """A two-conv `.keras` backbone: fixed weights (so trials can share its features), instant to build."""
+    return _save_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny.keras")
+
+
 def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
     """A detailed test picture: smooth shading, sharp-edged shapes and fine texture (a 1-2 pixel
     pattern that a bad downscale aliases), uint8 RGB."""

@@ -117,7 +117,7 @@ def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] 
 
 def tune(config: Union[Config, dict, str, None], space: Union[str, dict], trials: int,
          storage: Optional[str] = None, study: Optional[str] = None, run_dir: Optional[str] = None,
-         metric: str = "accuracy", keep: Optional[int] = None, pruner: Any = "median", sampler: Any = None,
+         metric: Optional[str] = None, keep: Optional[int] = None, pruner: Any = "median", sampler: Any = None,
          verbose: bool = False) -> Any:
     """Hyperparameter search with Optuna until the study has `trials` finished trials (`tfft tune`).
 
@@ -128,7 +128,8 @@ def tune(config: Union[Config, dict, str, None], space: Union[str, dict], trials
         storage: an Optuna storage URL (default `sqlite:///DIR/study.db`).
         study: the study's name (default: the config's name).
         run_dir: DIR for trials.csv, best_config.yaml, tune.png and trials/ (default `runs/NAME-tune`).
-        metric: the val metric to optimise (`loss` minimised, others maximised).
+        metric: the val metric to optimise (`loss` minimised, others maximised); None: `accuracy`,
+            or `mAP` for multi-label data.
         keep: keep only the best `keep` trials' run directories.
         pruner: `median`, `none` or an `optuna.pruners` object.
         sampler: None (TPE seeded by the config's seed) or an `optuna.samplers` object.
@@ -211,6 +212,9 @@ def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out
 def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: Optional[str] = None,
        resume: bool = False, ensemble: bool = False) -> Any:
     """Stratified, grouped K-fold cross-validation; returns a `CVResult` (`run_dir`, `summary`).
+
+    Multi-label data is stratified per label (iterative stratification) and summarised by mAP,
+    micro and macro F1.
 
     Every fold is a `tfft.train` run in `DIR/fold-k/`; `DIR` also gets `cv_summary.json`,
     `oof_predictions.csv`, `label_issues.csv` and `cv.png` (see `tfft.studies.cv`).

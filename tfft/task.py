@@ -35,6 +35,7 @@ class Task:
 
     name: str = ""
     activation: str = ""
+    default_metric: str = ""  # the val metric a study optimises unless told otherwise (`tfft tune`)
 
     def encode(self, labels: Any, num_classes: int) -> Any:
         """Labels as the pipeline yields them -> the targets the loss takes (a tensor)."""
@@ -56,6 +57,11 @@ class Task:
         """Probabilities [N, C] -> the predicted labels."""
         raise NotImplementedError
 
+    def epoch_metric(self, metric: str) -> str:
+        """The metric `fit` logs every epoch that stands in for the end-of-run `metric` (a
+        metrics.json key): what a pruner reads after each epoch (as `val_<name>`)."""
+        raise NotImplementedError
+
     def balanced(self, counts: Mapping[str, int], class_names: Sequence[str], num_examples: int) -> "Task":
         """The task as `training.class_weight: balanced` trains it (itself when `class_weight` does it)."""
         return self
@@ -75,6 +81,7 @@ class SingleLabel(Task):
 
     name = "single_label"
     activation = "softmax"
+    default_metric = "accuracy"
 
     def encode(self, labels: Any, num_classes: int) -> Any:
         import tensorflow as tf
@@ -102,6 +109,15 @@ class SingleLabel(Task):
     def decide(self, probabilities: Any) -> np.ndarray:
         return np.asarray(probabilities).argmax(axis=-1)
 
+    def epoch_metric(self, metric: str) -> str:
+        """`loss`, `accuracy` and `topK` are logged by name; anything else (macro_f1) by accuracy.
+
+        Example:
+        >>> SingleLabel().epoch_metric("macro_f1"), SingleLabel().epoch_metric("loss")
+        ('accuracy', 'loss')
+        """
+        return metric if metric in ("loss", "accuracy") or metric.startswith("top") else "accuracy"
+
 
 class MultiLabel(Task):
     """Any number of labels per image: multi-hot targets, sigmoid, binary cross-entropy, thresholds.
@@ -121,6 +137,7 @@ class MultiLabel(Task):
 
     name = "multi_label"
     activation = "sigmoid"
+    default_metric = "mAP"
     MAX_POSITIVE_WEIGHT = 100.0
 
     def __init__(self, positive_weights: Optional[Sequence[float]] = None):
@@ -161,6 +178,17 @@ class MultiLabel(Task):
     def balanced(self, counts: Mapping[str, int], class_names: Sequence[str], num_examples: int) -> "MultiLabel":
         """The same task whose loss weighs each label's positives (`class_weight: balanced`)."""
         return MultiLabel(self.positive_weights(counts, class_names, num_examples))
+
+    def epoch_metric(self, metric: str) -> str:
+        """Per epoch, `fit` logs `auc` (ROC-AUC per label, averaged: threshold-free and ranking-based,
+        like mAP) and `f1` (micro F1 at 0.5): `micro_f1` is read as `f1`, `loss` as `loss`,
+        everything else (mAP, macro_f1, accuracy) as `auc`.
+
+        Example:
+        >>> MultiLabel().epoch_metric("mAP"), MultiLabel().epoch_metric("micro_f1")
+        ('auc', 'f1')
+        """
+        return {"loss": "loss", "micro_f1": "f1", "f1": "f1"}.get(metric, "auc")
 
     def decide(self, probabilities: Any, thresholds: Any = 0.5) -> np.ndarray:
         probabilities = np.asarray(probabilities, dtype=np.float64)

@@ -107,3 +107,58 @@ def test_ctrl_c_saves_and_exits_130_with_the_resume_command(tmp_path):
     out = subprocess.run(_train_cmd(config, run, resume=True), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (run / "model.keras").exists()
+
+
+class _StopAfterEpoch1:
+    """A callback (after tfft's own, so epoch 1 is checkpointed) that interrupts like Ctrl-C."""
+
+    def __new__(cls):
+        import keras
+
+        class Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 0:
+                    raise KeyboardInterrupt
+
+        return Stop()
+
+
+def test_multi_label_run_interrupted_after_epoch_1_resumes_to_the_same_run(tmp_path, tiny_backbone):
+    """shapes-multi with per-label positive weights and label smoothing, two phases (the first on
+    cached features): interrupted after epoch 1, resumed, it ends as the uninterrupted run does:
+    the same weights, history, thresholds and metrics."""
+    import keras
+
+    import tfft
+    from tfft.errors import TrainingInterrupted
+
+    config = tiny_config(
+        name="resume-multi",
+        data={"source": "builtin:shapes-multi", "builtin_per_class": 6},
+        model={"backbone": f"keras:{tiny_backbone}", "weights": "imagenet"},
+        schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1, "lr": 1e-3},
+        training={"deterministic": True, "steps_per_epoch": 2, "verbose": "quiet", "class_weight": "balanced",
+                  "label_smoothing": 0.1},
+        evaluate={"splits": ["val"]},
+    )
+    keras.backend.clear_session()
+    straight = tfft.train(config, run_dir=str(tmp_path / "straight")).run_dir
+    keras.backend.clear_session()
+    with pytest.raises(TrainingInterrupted):
+        tfft.train(config, run_dir=str(tmp_path / "killed"), callbacks=[_StopAfterEpoch1()])
+    killed = tmp_path / "killed"
+    assert json.loads((killed / "checkpoints" / "state.json").read_text())["epoch"] == 1
+    assert not (killed / "thresholds.json").exists()
+    keras.backend.clear_session()
+    tfft.train(config, run_dir=str(killed), resume=True)
+
+    a, b = checkpoint_weights(straight), checkpoint_weights(killed)
+    assert list(a) == list(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
+    assert (straight / "history.csv").read_text() == (killed / "history.csv").read_text()
+    assert json.loads((straight / "thresholds.json").read_text()) == json.loads((killed / "thresholds.json").read_text())
+    val_a = json.loads((straight / "metrics.json").read_text())["val"]
+    val_b = json.loads((killed / "metrics.json").read_text())["val"]
+    for key in ("mAP", "micro_f1", "macro_f1", "loss"):
+        assert val_a[key] == val_b[key], key

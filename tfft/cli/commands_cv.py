@@ -17,7 +17,8 @@ from tfft.cli.options import config_argument, load_cli_config, overrides_option
 @click.option("--ensemble", is_flag=True, help="Also average the fold models into DIR/ensemble/.")
 def cv(config: str, folds: int, overrides: tuple[str, ...], run_dir: str | None, resume: bool,
        ensemble: bool) -> None:
-    """Stratified, grouped K-fold cross-validation of CONFIG's train+val images; prints `run dir: DIR` last."""
+    """Stratified (per label for multi-label data), grouped K-fold cross-validation of CONFIG's train+val
+    images; prints `run dir: DIR` last."""
     from tfft.studies.cv import cv as run_cv
 
     result = run_cv(load_cli_config(config, overrides), folds=folds, run_dir=run_dir,

@@ -18,17 +18,26 @@ def ensemble(run_dirs: tuple[str, ...], out: str, data: str | None, split: str, 
     from tfft.studies.ensemble import ensemble as run_ensemble
 
     result = run_ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
+    multi = result.thresholds is not None
     if result.metrics:
         width = max(len(m["run_dir"]) for m in result.members)
+        score = "mAP" if multi else "accuracy"
         click.echo(f"{split}: {result.num_examples} images")
-        click.echo(f"  {'member':<{width}}  {'size':>9}  {'accuracy':>8}  {'loss':>7}")
+        click.echo(f"  {'member':<{width}}  {'size':>9}  {score:>8}  {'loss':>7}")
         for member in result.members:
             size = "x".join(str(s) for s in member["image_size"])
-            click.echo(f"  {member['run_dir']:<{width}}  {size:>9}  {member['accuracy']:>8.4f}  {member['loss']:>7.4f}")
-        click.echo(format_table(result.metrics, title=f"ensemble of {len(result.members)}:"))
+            click.echo(f"  {member['run_dir']:<{width}}  {size:>9}  {member[score]:>8.4f}  {member['loss']:>7.4f}")
+        if multi:
+            from tfft.reporting.multilabel import format_multilabel_table
+
+            click.echo(format_multilabel_table(result.metrics, title=f"ensemble of {len(result.members)}:"))
+        else:
+            click.echo(format_table(result.metrics, title=f"ensemble of {len(result.members)}:"))
     else:
         click.echo(f"not evaluated: {result.evaluated_on}; "
                    f"run `tfft evaluate {result.run_dir} --data SPEC`")
+    if multi:
+        click.echo(f"thresholds: {result.thresholds_from}")
     click.echo(f"run dir: {result.run_dir}")
 
 

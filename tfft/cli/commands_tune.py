@@ -18,15 +18,16 @@ from tfft.cli.options import config_argument, load_cli_config, overrides_option
 @click.option("--study", "study", default=None, metavar="NAME", help="Study name in the storage (default: the config's name).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="DIR for trials.csv, best_config.yaml, tune.png, trials/ (default runs/NAME-tune).")
-@click.option("--metric", default="accuracy", show_default=True,
-              help="The val metric to optimise (metrics.json's val keys); val_loss/loss is minimised, others maximised.")
+@click.option("--metric", default=None,
+              help="The val metric to optimise (metrics.json's val keys; default accuracy, mAP for multi-label data); "
+                   "val_loss/loss is minimised, others maximised.")
 @click.option("--keep", type=int, default=None, metavar="K", help="Keep only the best K trials' run directories.")
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True,
               help="Stop hopeless trials early from their per-epoch val metric.")
 @overrides_option
 @click.option("--verbose", "-v", is_flag=True, help="Show each trial's training output (default: its train.log).")
 def tune(config: str, space: str, trials: int, storage: str | None, study: str | None, run_dir: str | None,
-         metric: str, keep: int | None, pruner: str, overrides: tuple[str, ...], verbose: bool) -> None:
+         metric: str | None, keep: int | None, pruner: str, overrides: tuple[str, ...], verbose: bool) -> None:
     """Search SPACE around CONFIG with Optuna until the study has N finished trials; prints `run dir: DIR` last."""
     from tfft.studies.tune import tune as run_tune
 

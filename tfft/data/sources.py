@@ -196,7 +196,7 @@ POOLED_SPLITS = ("train", "val")  # what cross-validation re-splits; a test spli
 
 
 def example_keys(split: Split) -> list[str]:
-    """One stable name per example of `split`: the absolute file path, or `builtin:shapes#ID`.
+    """One stable name per example of `split`: the absolute file path, or `builtin:NAME#ID`.
 
     Example:
     >>> splits = load_splits(DataConfig(source="builtin:shapes", builtin_per_class=4), seed=0)
@@ -206,7 +206,7 @@ def example_keys(split: Split) -> list[str]:
     if split.kind == "files":
         return [os.path.abspath(str(p)) for p in split.paths]
     if split.kind == "builtin":
-        return [f"builtin:shapes#{int(i)}" for i in split.ids]
+        return [f"builtin:{split.builtin}#{int(i)}" for i in split.ids]
     raise UserError("data.source", f"cross-validation needs the examples listed one by one; a {split.kind} "
                     "source gives them only as a stream",
                     "use an image folder, csv:manifest.csv or builtin:shapes")
@@ -224,13 +224,15 @@ def _concat(parts: list[Split], name: str) -> Split:
     for attr in ("paths", "labels", "routes", "sizes", "formats", "ids"):
         values = [getattr(p, attr) for p in parts]
         joined[attr] = None if any(v is None for v in values) else np.concatenate(values)
-    return Split(name=name, kind=first.kind, builtin_per_class=first.builtin_per_class, **joined)
+    return Split(name=name, kind=first.kind, builtin_per_class=first.builtin_per_class, builtin=first.builtin,
+                 **joined)
 
 
 def _take(split: Split, index: np.ndarray, name: str) -> Split:
     taken = {attr: (None if getattr(split, attr) is None else getattr(split, attr)[index])
              for attr in ("paths", "labels", "routes", "sizes", "formats", "ids")}
-    return Split(name=name, kind=split.kind, builtin_per_class=split.builtin_per_class, **taken)
+    return Split(name=name, kind=split.kind, builtin_per_class=split.builtin_per_class, builtin=split.builtin,
+                 **taken)
 
 
 def read_fold_file(path: str) -> dict[str, int]:

@@ -13,12 +13,13 @@ ECML PKDD 2011 (Algorithm 1). Pure numpy, deterministic in `seed`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 
-def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], seed: int) -> np.ndarray:
+def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], seed: int,
+                             sizes: Optional[np.ndarray] = None) -> np.ndarray:
     """Assign each example of a multi-hot label matrix to one of `len(fractions)` subsets.
 
     Algorithm 1 of Sechidis et al.: while labelled examples remain, take the label with the fewest
@@ -33,6 +34,9 @@ def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], see
         fractions: the share of each subset, e.g. `[0.8, 0.2]` (normalised to sum to 1; a zero
             share gets no examples).
         seed: the examples' visiting order and the ties depend only on it.
+        sizes: with `labels` an int [N, C] matrix of counts, the number of images each row
+            stands for (a group of near-duplicates dealt out whole, `iterative_kfold(groups=)`):
+            a row lowers the demands by its counts and its size. None: rows are single examples.
 
     Returns:
         int64 [N]: the subset index of every example.
@@ -43,7 +47,14 @@ def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], see
     >>> np.bincount(subset, minlength=2).tolist()
     [6, 2]
     """
-    y = _as_multi_hot(labels)
+    if sizes is None:
+        y = _as_multi_hot(labels).astype(np.int64)
+        weight = np.ones(len(y), dtype=np.int64)
+    else:
+        y = np.asarray(labels, dtype=np.int64)
+        weight = np.asarray(sizes, dtype=np.int64)
+        if y.ndim != 2 or weight.shape != (len(y),):
+            raise ValueError(f"expected counts [N, C] and sizes [N], got {y.shape} and {weight.shape}")
     n, num_labels = y.shape
     shares = np.asarray(fractions, dtype=np.float64)
     if shares.ndim != 1 or len(shares) < 1 or (shares < 0).any() or shares.sum() <= 0:
@@ -52,14 +63,14 @@ def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], see
     rng = np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
     # Visit examples in a seeded random order so that ties do not favour the file order.
     order = rng.permutation(n)
-    y = y[order]
-    demand = shares * n                                   # c_j: examples subset j still wants
+    y, weight = y[order], weight[order]
+    demand = shares * weight.sum()                        # c_j: examples subset j still wants
     label_demand = np.outer(shares, y.sum(axis=0))        # c_j^l: examples of label l it still wants
     assigned = np.full(n, -1, dtype=np.int64)
     remaining = y.copy()                                  # labels of the examples not yet assigned
     zero_share = shares <= 0
     while True:
-        counts = remaining.sum(axis=0)
+        counts = (remaining > 0).sum(axis=0)
         if not counts.any():
             break
         label = int(np.flatnonzero(counts == counts[counts > 0].min())[0])
@@ -72,26 +83,28 @@ def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], see
             subset = int(best[0] if len(best) == 1 else rng.choice(best))
             assigned[example] = subset
             label_demand[subset] -= y[example]
-            demand[subset] -= 1
-            remaining[example] = False
+            demand[subset] -= weight[example]
+            remaining[example] = 0
     for example in np.flatnonzero(assigned < 0):  # examples with no label at all
         wanted = np.where(zero_share, -np.inf, demand)
         best = np.flatnonzero(wanted == wanted.max())
         subset = int(best[0] if len(best) == 1 else rng.choice(best))
         assigned[example] = subset
-        demand[subset] -= 1
+        demand[subset] -= weight[example]
     out = np.empty(n, dtype=np.int64)
     out[order] = assigned
     return out
 
 
-def iterative_kfold(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+def iterative_kfold(labels: np.ndarray, folds: int, seed: int, groups: Optional[np.ndarray] = None) -> np.ndarray:
     """K folds of (multi-label) data stratified per label: the fold index (0..K-1) of each example.
 
     Args:
         labels: [N, C] multi-hot matrix (or [N] class indices).
         folds: K >= 2.
         seed: the folds depend only on it.
+        groups: int [N] group ids (near-duplicate clusters): a group is dealt out whole, as one
+            row carrying its members' label counts; None (or all distinct) is the plain algorithm.
 
     Returns:
         int64 [N] fold indices.
@@ -100,10 +113,21 @@ def iterative_kfold(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     >>> y = np.eye(3, dtype=int)[np.arange(30) % 3]
     >>> np.bincount(iterative_kfold(y, 5, seed=1), minlength=5).tolist()
     [6, 6, 6, 6, 6]
+    >>> groups = np.arange(30); groups[[0, 3, 6]] = 0
+    >>> len(set(iterative_kfold(y, 5, seed=1, groups=groups)[[0, 3, 6]].tolist()))
+    1
     """
     if int(folds) < 2:
         raise ValueError(f"expected at least 2 folds, got {folds}")
-    return iterative_stratification(labels, [1.0] * int(folds), seed)
+    shares = [1.0] * int(folds)
+    if groups is None or len(np.unique(groups)) == len(groups):
+        return iterative_stratification(labels, shares, seed)
+    y = _as_multi_hot(labels).astype(np.int64)
+    unique, index = np.unique(np.asarray(groups), return_inverse=True)
+    counts = np.zeros((len(unique), y.shape[1]), dtype=np.int64)
+    np.add.at(counts, index, y)
+    sizes = np.bincount(index, minlength=len(unique))
+    return iterative_stratification(counts, shares, seed, sizes=sizes)[index]
 
 
 def split_fractions(labels: np.ndarray, val_split: float, test_split: float, seed: int) -> np.ndarray:

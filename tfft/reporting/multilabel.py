@@ -123,7 +123,7 @@ def decide(probs: np.ndarray, thresholds: Any) -> np.ndarray:
     [[True, False], [False, True]]
     """
     probs = np.asarray(probs, dtype=np.float64)
-    return probs >= np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probs.shape[-1:])
+    return probs >= np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probs.shape)
 
 
 def _matrix(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +158,8 @@ def compute_multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, class_name
         probs: [N, C] sigmoid probabilities.
         class_names: C names in output index order.
         thresholds: the per-label decision thresholds (float [C]); None means 0.5 for every label.
+            Float [N, C] gives every example its own (out-of-fold predictions, each decided at
+            the thresholds of the fold that made it); `per_class` then reports their mean.
 
     Returns:
         A dict with `mAP` (mean AP over labels with a positive example; None if none has),
@@ -180,8 +182,9 @@ def compute_multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, class_name
     if len(names) != c:
         raise ValueError(f"probs has {c} columns but there are {len(names)} class names")
     cuts = np.full(c, DEFAULT_THRESHOLD) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-    if cuts.shape != (c,):
-        raise ValueError(f"expected {c} thresholds, got {cuts.shape}")
+    if cuts.shape not in ((c,), (n, c)):
+        raise ValueError(f"expected {c} thresholds (or one row of them per example), got {cuts.shape}")
+    label_cuts = cuts if cuts.ndim == 1 else cuts.mean(axis=0)
     predicted = decide(probs, cuts)
     tuned = _f1_scores(y_true, predicted)
     at_half = _f1_scores(y_true, probs >= DEFAULT_THRESHOLD)
@@ -192,7 +195,7 @@ def compute_multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, class_name
     support = y_true.sum(axis=0)
     per_class = {
         name: {"ap": aps[i], "f1": float(tuned["f1"][i]), "precision": float(tuned["precision"][i]),
-               "recall": float(tuned["recall"][i]), "threshold": float(cuts[i]), "support": int(support[i]),
+               "recall": float(tuned["recall"][i]), "threshold": float(label_cuts[i]), "support": int(support[i]),
                "f1_at_0.5": float(at_half["f1"][i]), "roc_auc": binary_roc_auc(y_true[:, i], probs[:, i])}
         for i, name in enumerate(names)
     }

@@ -1,7 +1,8 @@
 """`tfft.cv`: stratified, grouped K-fold cross-validation of one config.
 
 The source's train+val images are pooled (a test split stays untouched) and split into K folds,
-stratified by class and seeded by the config's `seed`. Images with the same or nearly the same
+stratified by class and seeded by the config's `seed`; multi-label data is stratified per label
+(iterative stratification, `tfft.data.stratify.iterative_kfold`). Images with the same or nearly the same
 content (exact byte copies, resized or re-encoded copies: `tfft.studies.duplicates`) form one
 group, and a group never spans two folds, so no fold is validated on a copy of its training data.
 
@@ -14,6 +15,11 @@ their backbone features across folds through the persistent feature store
 `DIR/` holds `config.yaml`, `folds.csv` (`path,label,fold,group`), `fold-1/` ... `fold-K/`,
 `cv_summary.json`, `oof_predictions.csv` (every train+val image once, predicted by the fold that
 did not train on it), `label_issues.csv` (ranked from those predictions) and `cv.png`.
+
+Multi-label data: `label` and `predicted` cells hold label sets joined by spaces (`predicted` at
+the thresholds of the fold that made the prediction, its `thresholds.json`), the summary's
+metrics are `mAP`, `micro_f1`, `macro_f1` and `loss`, and `label_issues.csv` ranks per-label
+out-of-fold disagreement (`tfft.studies.label_issues.rank_multilabel`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,15 @@ LABEL_ISSUES_FILE = "label_issues.csv"
 PLOT_FILE = "cv.png"
 FOLD_PREDICTIONS = "val_predictions.csv"  # in each fold-k/: that fold's share of the OOF file
 SUMMARY_METRICS = ("accuracy", "macro_f1", "loss")
+MULTILABEL_SUMMARY_METRICS = ("mAP", "micro_f1", "macro_f1", "loss")
+# Also summarised for multi-label (not in the console table): F1 at 0.5, which no image chose. The
+# tuned F1s are decided at thresholds each fold chose on its own val images, so they are optimistic.
+MULTILABEL_AT_HALF = ("micro_f1_at_0.5", "macro_f1_at_0.5")
+
+
+def summary_metrics(task: str) -> tuple[str, ...]:
+    """The metrics.json keys a cv summary reports for `task` (single_label or multi_label)."""
+    return MULTILABEL_SUMMARY_METRICS if task == "multi_label" else SUMMARY_METRICS
 
 
 @dataclasses.dataclass
@@ -50,9 +65,9 @@ class CVResult:
     ensemble_dir: Optional[Path] = None
 
     def __repr__(self) -> str:
-        acc = self.summary["metrics"]["accuracy"]
+        name, first = next(iter(self.summary["metrics"].items()))
         return (f"CVResult(run_dir={str(self.run_dir)!r}, folds={self.summary['folds']}, "
-                f"accuracy={acc['mean']:.4f}±{acc['std']:.4f})")
+                f"{name}={first['mean']:.4f}±{first['std']:.4f})")
 
 
 # -- folds -------------------------------------------------------------------------------------
@@ -114,6 +129,7 @@ class FoldPlan:
     class_names: list[str]
     duplicate_pairs: dict[str, int]
     has_test: bool
+    task: str = "single_label"  # multi_label: `labels` is int [N, C] multi-hot
 
     @property
     def num_groups(self) -> int:
@@ -135,32 +151,39 @@ def _duplicate_groups(pool: Any, keys: list[str]) -> tuple[np.ndarray, dict[str,
 def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     """Pool the source's train+val images, find near-duplicate groups and assign K folds.
 
+    Single-label folds come from `assign_folds`; multi-label folds from iterative stratification
+    per label (`tfft.data.stratify.iterative_kfold`, near-duplicate groups dealt out whole).
+
     Raises:
-        UserError: `folds` < 2, or a class with fewer train+val images than folds.
+        UserError: `folds` < 2, or a class (a label) with fewer train+val images than folds.
     """
     from tfft import data
     from tfft.data.sources import example_keys, pooled
+    from tfft.data.stratify import iterative_kfold
 
     _check_folds(folds)
     splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
-    if splits.task != "single_label":
-        raise UserError("task", f"tfft cv takes single-label data; {cfg.data.source} is read as {splits.task}",
-                        "cross-validate a single-label source (multi-label folds are not supported yet)")
+    multi = splits.multi_label
     pool = pooled(splits)
     keys = example_keys(pool)
     labels = np.asarray(pool.labels, dtype=np.int64)
-    counts = np.bincount(labels, minlength=len(splits.class_names))
+    counts = labels.sum(axis=0) if multi else np.bincount(labels, minlength=len(splits.class_names))
+    what = "label" if multi else "class"
     for name, n in zip(splits.class_names, counts):
         if n < folds:
-            raise UserError("--folds", f"{folds} folds, but class {name!r} has only {n} train+val image(s)",
+            raise UserError("--folds", f"{folds} folds, but {what} {name!r} has only {n} train+val image(s)",
                             f"use --folds {max(2, int(n))} or fewer, or add images to {name!r}")
-    print(f"cv: {len(keys)} train+val images, {len(splits.class_names)} classes; looking for near-duplicates")
+    print(f"cv: {len(keys)} train+val images, {len(splits.class_names)} {what}s; looking for near-duplicates")
     groups, kinds = _duplicate_groups(pool, keys)
-    fold_of = assign_folds(labels, groups, folds, cfg.seed)
+    if multi:
+        fold_of = iterative_kfold(labels, folds, cfg.seed, groups=groups) + 1
+    else:
+        fold_of = assign_folds(labels, groups, folds, cfg.seed)
     plan = FoldPlan(keys, labels, groups, fold_of, list(splits.class_names), kinds,
-                    "test" in splits.splits and len(splits.splits["test"]) > 0)
+                    "test" in splits.splits and len(splits.splits["test"]) > 0, splits.task)
+    holders = (lambda c: labels[:, c] > 0) if multi else (lambda c: labels == c)
     short = [name for c, name in enumerate(plan.class_names)
-             if len(set(fold_of[labels == c].tolist())) < folds]
+             if len(set(fold_of[holders(c)].tolist())) < folds]
     found = ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "none"
     print(f"cv: near-duplicate pairs: {found}; {plan.num_groups} groups kept whole, {folds} folds of "
           + "/".join(str(int((fold_of == k).sum())) for k in range(1, folds + 1)) + " images")
@@ -176,8 +199,16 @@ def _check_folds(folds: Any) -> None:
                         "cross-validation needs 2 or more folds; 5 is usual")
 
 
+def _label_cell(label: Any, class_names: list[str]) -> str:
+    """A class index -> its name; a multi-hot row -> its labels joined by spaces."""
+    label = np.asarray(label)
+    if label.ndim == 0:
+        return class_names[int(label)]
+    return " ".join(class_names[c] for c in np.flatnonzero(label > 0.5))
+
+
 def _write_plan(path: Path, plan: FoldPlan) -> None:
-    rows = [{"path": k, "label": plan.class_names[y], "fold": int(f), "group": int(g)}
+    rows = [{"path": k, "label": _label_cell(y, plan.class_names), "fold": int(f), "group": int(g)}
             for k, y, f, g in zip(plan.keys, plan.labels, plan.folds, plan.groups)]
     write_csv(path, rows, ("path", "label", "fold", "group"))
 
@@ -280,7 +311,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
         plan = plan_folds(cfg, folds)
         path.mkdir(parents=True, exist_ok=True)
         write_text(path / layout.CONFIG, cfg.to_yaml())
-        write_json(path / "cv_plan.json", {"folds": folds, "groups": plan.num_groups,
+        write_json(path / "cv_plan.json", {"folds": folds, "groups": plan.num_groups, "task": plan.task,
                                            "duplicate_pairs": plan.duplicate_pairs, "has_test": plan.has_test})
         _write_plan(folds_file, plan)  # last: its presence marks a study that can be resumed
     started = time.time()
@@ -296,7 +327,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     summary = _summarize(cfg, path, fold_dirs, seconds, time.time() - started)
     ensemble_dir = None
     if ensemble:
-        ensemble_dir, summary["ensemble"] = _ensemble(path, fold_dirs)
+        ensemble_dir, summary["ensemble"] = _ensemble(path, fold_dirs, summary_metrics(summary["task"]))
         write_json(path / SUMMARY_FILE, summary)
     return CVResult(path, summary, fold_dirs, ensemble_dir)
 
@@ -346,24 +377,35 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
         predict = lambda images: head.predict_on_batch(stored(images))  # noqa: E731
     probs = np.concatenate([np.asarray(predict(images), np.float64) for images, _ in dataset])
     labels = np.asarray(splits["val"].labels)
+    thresholds = None
+    if splits.multi_label:
+        from tfft.reporting.multilabel_eval import read_run_thresholds
+
+        thresholds = read_run_thresholds(fold_dir, splits.class_names)
     _write_predictions(fold_dir / FOLD_PREDICTIONS, example_keys(splits["val"]), labels,
-                       np.full(len(labels), k), probs, splits.class_names)
+                       np.full(len(labels), k), probs, splits.class_names, thresholds)
 
 
 def _write_predictions(path: Path, keys: list[str], labels: np.ndarray, folds: np.ndarray, probs: np.ndarray,
-                       class_names: list[str]) -> None:
+                       class_names: list[str], thresholds: Optional[np.ndarray] = None) -> None:
+    """The OOF rows; with `thresholds` ([C] or [N, C]) the data is multi-label: label sets, and the
+    labels predicted at the thresholds."""
     columns = ["path", "label", "predicted", "fold"] + [f"p_{name}" for name in class_names]
     rows = []
-    for key, y, f, p in zip(keys, labels, folds, probs):
-        row = {"path": key, "label": class_names[int(y)], "predicted": class_names[int(np.argmax(p))],
-               "fold": int(f)}
+    cuts = None if thresholds is None else np.broadcast_to(np.asarray(thresholds, np.float64), probs.shape)
+    for i, (key, y, f, p) in enumerate(zip(keys, labels, folds, probs)):
+        predicted = class_names[int(np.argmax(p))] if cuts is None else _label_cell(p >= cuts[i], class_names)
+        row = {"path": key, "label": _label_cell(y, class_names), "predicted": predicted, "fold": int(f)}
         row.update({f"p_{name}": f"{float(v):.6f}" for name, v in zip(class_names, p)})
         rows.append(row)
     write_csv(path, rows, columns)
 
 
-def read_predictions(path: Union[str, Path]) -> dict[str, Any]:
+def read_predictions(path: Union[str, Path], multi_label: bool = False) -> dict[str, Any]:
     """Read an `oof_predictions.csv` (or a fold's share): keys, labels, folds, probs, class names.
+
+    `multi_label`: the file is a multi-label study's; `labels` is then int [N, C] multi-hot, read
+    from the space-separated `label` cells.
 
     Example:
     >>> oof = read_predictions("runs/pets-cv/oof_predictions.csv")  # doctest: +SKIP
@@ -377,7 +419,13 @@ def read_predictions(path: Union[str, Path]) -> dict[str, Any]:
         class_names = [c[2:] for c in reader.fieldnames if c.startswith("p_")]
         rows = list(reader)
     index = {name: i for i, name in enumerate(class_names)}
-    return {"keys": [r["path"] for r in rows], "labels": np.asarray([index[r["label"]] for r in rows]),
+    if multi_label:
+        from tfft.data.multilabel import multi_hot
+
+        labels = multi_hot([r["label"].split() for r in rows], class_names)
+    else:
+        labels = np.asarray([index[r["label"]] for r in rows])
+    return {"keys": [r["path"] for r in rows], "labels": labels,
             "folds": np.asarray([int(r["fold"]) for r in rows]),
             "probs": np.asarray([[float(r[f"p_{c}"]) for c in class_names] for r in rows]).reshape(-1, len(class_names)),
             "class_names": class_names}
@@ -400,24 +448,30 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
     from tfft.reporting.metrics import compute_metrics
 
     plan = json.loads((path / "cv_plan.json").read_text(encoding="utf-8"))
+    task = plan.get("task", "single_label")
+    multi = task == "multi_label"
+    names = summary_metrics(task) + (MULTILABEL_AT_HALF if multi else ())
     per_fold = [json.loads((d / layout.METRICS).read_text(encoding="utf-8")) for d in fold_dirs]
     class_names = (fold_dirs[0] / layout.LABELS).read_text(encoding="utf-8").splitlines()
     val = [m["val"] for m in per_fold]
     summary: dict[str, Any] = {
         "folds": len(fold_dirs),
         "seed": cfg.seed,
+        "task": task,
         "images": int(sum(m["num_examples"] for m in val)),
         "groups": plan["groups"],
         "duplicate_pairs": plan["duplicate_pairs"],
-        "metrics": {name: _stats([m[name] for m in val]) for name in SUMMARY_METRICS},
+        "metrics": {name: _stats([m[name] for m in val]) for name in names},
         "per_class_f1": {c: _stats([m["per_class"][c]["f1"] for m in val]) for c in class_names},
         "fold_images": [int(m["num_examples"]) for m in val],
     }
+    if multi:
+        summary["per_class_ap"] = {c: _stats([m["per_class"][c]["ap"] for m in val]) for c in class_names}
     if all("test" in m for m in per_fold):
-        summary["test"] = {name: _stats([m["test"][name] for m in per_fold]) for name in SUMMARY_METRICS}
+        summary["test"] = {name: _stats([m["test"][name] for m in per_fold]) for name in names}
     # The out-of-fold file, in folds.csv order: every train+val image once.
     order = {key: i for i, key in enumerate(_read_plan(path / FOLDS_FILE)["keys"])}
-    parts = [read_predictions(d / FOLD_PREDICTIONS) for d in fold_dirs]
+    parts = [read_predictions(d / FOLD_PREDICTIONS, multi_label=multi) for d in fold_dirs]
     keys = [key for part in parts for key in part["keys"]]
     if sorted(order) != sorted(keys):
         raise AssertionError(f"the folds predicted {len(keys)} images, folds.csv lists {len(order)}")
@@ -426,13 +480,23 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
     folds = np.concatenate([p["folds"] for p in parts])[rank]
     probs = np.concatenate([p["probs"] for p in parts])[rank]
     keys = [keys[i] for i in rank]
-    _write_predictions(path / OOF_FILE, keys, labels, folds, probs, class_names)
-    oof = compute_metrics(labels, probs, class_names, top_k=min(cfg.evaluate.top_k, len(class_names)))
-    summary["oof"] = {name: oof[name] for name in SUMMARY_METRICS}
+    if multi:  # each image decided at the thresholds of the fold that predicted it
+        from tfft.reporting.multilabel_eval import read_run_thresholds
+        from tfft.reporting.multilabel import compute_multilabel_metrics
+
+        fold_cuts = np.stack([read_run_thresholds(d, class_names) for d in fold_dirs])
+        cuts = fold_cuts[folds - 1]
+        _write_predictions(path / OOF_FILE, keys, labels, folds, probs, class_names, cuts)
+        oof = compute_multilabel_metrics(labels, probs, class_names, cuts)
+        summary["thresholds"] = {d.name: dict(zip(class_names, map(float, t))) for d, t in zip(fold_dirs, fold_cuts)}
+    else:
+        _write_predictions(path / OOF_FILE, keys, labels, folds, probs, class_names)
+        oof = compute_metrics(labels, probs, class_names, top_k=min(cfg.evaluate.top_k, len(class_names)))
+    summary["oof"] = {name: oof[name] for name in names}
     summary["seconds"] = {"total": round(total, 2),
                           "per_fold": [None if s is None else round(s, 2) for s in seconds]}
     summary["fold_dirs"] = [d.name for d in fold_dirs]
-    _label_issues(path / LABEL_ISSUES_FILE, keys, labels, probs, class_names)
+    _label_issues(path / LABEL_ISSUES_FILE, keys, labels, probs, class_names, cuts if multi else None)
     write_json(path / SUMMARY_FILE, summary)
     _plot(summary, path / PLOT_FILE)
     print(format_summary(summary))
@@ -440,9 +504,15 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
 
 
 def _label_issues(out: Path, keys: list[str], labels: np.ndarray, probs: np.ndarray,
-                  class_names: list[str]) -> None:
+                  class_names: list[str], thresholds: Optional[np.ndarray] = None) -> None:
+    """label_issues.csv: confident learning (single-label) or, with `thresholds`, per-label
+    out-of-fold disagreement (multi-label)."""
     from tfft.studies import label_issues
 
+    if thresholds is not None:
+        label_issues.write_multilabel_csv(out, keys, class_names,
+                                          label_issues.rank_multilabel(labels, probs, thresholds))
+        return
     label_issues.write_csv(out, keys, class_names, label_issues.rank(labels, probs))
 
 
@@ -456,18 +526,19 @@ def format_summary(summary: dict[str, Any]) -> str:
     ...
     """
     metrics = summary["metrics"]
-    lines = [f"{'fold':>4}  {'images':>6}  " + "  ".join(f"{m:>9}" for m in SUMMARY_METRICS)]
+    names = list(summary_metrics(summary.get("task", "single_label")))
+    lines = [f"{'fold':>4}  {'images':>6}  " + "  ".join(f"{m:>9}" for m in names)]
     for k in range(summary["folds"]):
         lines.append(f"{k + 1:>4}  {summary['fold_images'][k]:>6}  "
-                     + "  ".join(f"{metrics[m]['per_fold'][k]:>9.4f}" for m in SUMMARY_METRICS))
+                     + "  ".join(f"{metrics[m]['per_fold'][k]:>9.4f}" for m in names))
     lines.append(f"{'mean':>4}  {summary['images']:>6}  "
-                 + "  ".join(f"{metrics[m]['mean']:>9.4f}" for m in SUMMARY_METRICS))
-    lines.append(f"{'std':>4}  {'':>6}  " + "  ".join(f"{metrics[m]['std']:>9.4f}" for m in SUMMARY_METRICS))
+                 + "  ".join(f"{metrics[m]['mean']:>9.4f}" for m in names))
+    lines.append(f"{'std':>4}  {'':>6}  " + "  ".join(f"{metrics[m]['std']:>9.4f}" for m in names))
     lines.append(f"{'oof':>4}  {summary['images']:>6}  "
-                 + "  ".join(f"{summary['oof'][m]:>9.4f}" for m in SUMMARY_METRICS))
+                 + "  ".join(f"{summary['oof'][m]:>9.4f}" for m in names))
     if "test" in summary:
         lines.append(f"test (mean over folds): " + ", ".join(
-            f"{m} {summary['test'][m]['mean']:.4f}±{summary['test'][m]['std']:.4f}" for m in SUMMARY_METRICS))
+            f"{m} {summary['test'][m]['mean']:.4f}±{summary['test'][m]['std']:.4f}" for m in names))
     pairs = ", ".join(f"{n} {kind}" for kind, n in summary["duplicate_pairs"].items()) or "none"
     lines.append(f"{summary['groups']} groups (near-duplicate pairs: {pairs}); std is over folds (ddof 1)")
     return "\n".join(lines)
@@ -481,15 +552,16 @@ def _plot(summary: dict[str, Any], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.2 * k + 5), 3.6))
     x = np.arange(1, k + 1)
     width = 0.38
-    for offset, name in ((-width / 2, "accuracy"), (width / 2, "macro_f1")):
+    shown = ("mAP", "macro_f1") if summary.get("task") == "multi_label" else ("accuracy", "macro_f1")
+    for offset, name, colour in ((-width / 2, shown[0], "C0"), (width / 2, shown[1], "C1")):
         stats = summary["metrics"][name]
         axes[0].bar(x + offset, stats["per_fold"], width, label=f"{name} {stats['mean']:.3f}±{stats['std']:.3f}")
-        axes[0].axhline(stats["mean"], linestyle="--", linewidth=1, color="C0" if name == "accuracy" else "C1")
-    low = min(min(summary["metrics"][m]["per_fold"]) for m in ("accuracy", "macro_f1"))
+        axes[0].axhline(stats["mean"], linestyle="--", linewidth=1, color=colour)
+    low = min(min(summary["metrics"][m]["per_fold"]) for m in shown)
     axes[0].set_ylim(max(0.0, math.floor((low - 0.05) * 20) / 20), 1.0)
     axes[0].set_xticks(x)
     axes[0].set_xlabel("fold")
-    axes[0].set_title("validation accuracy and macro F1")
+    axes[0].set_title(f"validation {shown[0]} and macro F1")
     axes[0].legend(loc="lower right", fontsize=8)
     loss = summary["metrics"]["loss"]
     axes[1].bar(x, loss["per_fold"], 0.6, color="C2")
@@ -511,17 +583,20 @@ def _ensemble_available() -> None:
         raise UserError("--ensemble", "this tfft has no `tfft ensemble` yet", "drop --ensemble")
 
 
-def _ensemble(path: Path, fold_dirs: list[Path]) -> tuple[Path, dict[str, Any]]:
+def _ensemble(path: Path, fold_dirs: list[Path], names: tuple[str, ...]) -> tuple[Path, dict[str, Any]]:
     """DIR/ensemble/: the K fold models averaged, measured on the test split (the only images no
-    fold trained on: the folds' validation images are each in K-1 members' training data)."""
+    fold trained on: the folds' validation images are each in K-1 members' training data). A
+    multi-label ensemble's thresholds are then the mean of the folds' (see `tfft.ensemble`)."""
     from tfft.studies import ensemble
 
     out = path / "ensemble"
     result = ensemble.ensemble([str(d) for d in fold_dirs], out=str(out), split="test", overwrite=True)
     found = {"run_dir": out.name, "evaluated_on": result.evaluated_on}
+    if result.thresholds is not None:
+        found["thresholds"] = result.thresholds
     if result.metrics:
-        found["test"] = {name: result.metrics[name] for name in SUMMARY_METRICS}
-        print("ensemble of the folds on test: " + ", ".join(f"{m} {result.metrics[m]:.4f}" for m in SUMMARY_METRICS))
+        found["test"] = {name: result.metrics[name] for name in names}
+        print("ensemble of the folds on test: " + ", ".join(f"{m} {result.metrics[m]:.4f}" for m in names))
     else:
         print(f"ensemble of the folds: written to {out}, not evaluated ({result.evaluated_on})")
     return out, found

@@ -13,6 +13,16 @@ run directory (`model.keras`, `labels.txt`, `config.yaml`, `metrics.json`, `conf
 the ensemble's input and `name: ensemble`: it says what the data is and how images are sized (what
 evaluate, predict and export read); the members themselves are listed in `ensemble.json`.
 
+Multi-label members (runs with `thresholds.json`) give a multi-label ensemble: the mean of their
+sigmoid probabilities, and a `thresholds.json` of its own so that evaluate, predict and export
+decide its labels as they do a run's. The averaged scores are not any member's (averaging pulls
+them towards the middle where members disagree), so the thresholds are chosen on the ensemble's
+own probabilities when validation data is at hand: the F1-best cut per label on the members'
+common `val` images (the data that chose each member's thresholds). When there is none (the
+split evaluated is `test`, whose images must not choose what they score, or the members share no
+validation image, as cross-validation folds do), every label's threshold is the mean of the
+members' thresholds. `ensemble.json` says which (`thresholds`).
+
 Example:
 >>> import tfft
 >>> result = tfft.ensemble(["runs/cv/fold-1", "runs/cv/fold-2"], out="runs/cv-ensemble")  # doctest: +SKIP
@@ -29,6 +39,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from tfft.errors import UserError
+from tfft.evaluation.multilabel_eval import is_multi_label, split_examples
 from tfft.evaluation.rundir import Run, load_model, open_run, split_files
 from tfft import atomic, layout
 
@@ -47,6 +58,8 @@ class EnsembleResult:
         split: the split the metrics are for.
         num_examples: images evaluated.
         evaluated_on: which images (or why there were none).
+        thresholds: a multi-label ensemble's `thresholds.json` (None for single-label).
+        thresholds_from: how they were chosen (`tuned on ...` or `mean of the members'`).
     """
 
     run_dir: Path
@@ -55,6 +68,8 @@ class EnsembleResult:
     split: str = "val"
     num_examples: int = 0
     evaluated_on: str = ""
+    thresholds: Optional[dict[str, float]] = None
+    thresholds_from: str = ""
 
 
 def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
@@ -82,6 +97,11 @@ def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
             raise UserError(str(run.run_dir), f"its labels {run.class_names} differ from "
                             f"{first.class_names} of {first.run_dir}",
                             "ensemble runs trained on the same classes")
+        if is_multi_label(run) != is_multi_label(first):
+            kinds = {True: "multi-label", False: "single-label"}
+            raise UserError(str(run.run_dir), f"is a {kinds[is_multi_label(run)]} run, {first.run_dir} a "
+                            f"{kinds[is_multi_label(first)]} one",
+                            "ensemble runs of one task (softmax and sigmoid outputs do not average)")
     return runs
 
 
@@ -145,10 +165,28 @@ def build_ensemble_model(models: Sequence[Any], class_orders: Sequence[Sequence[
     return ensemble, with_members
 
 
-def _ensemble_config(runs: Sequence[Run], image_size: tuple[int, int]) -> Any:
+def _ensemble_config(runs: Sequence[Run], image_size: tuple[int, int], task: str) -> Any:
     base = max(runs, key=lambda r: int(r.image_size[0]) * int(r.image_size[1]))
     data = base.config.data.model_copy(update={"image_size": tuple(image_size)})
-    return base.config.model_copy(update={"name": "ensemble", "data": data})
+    return base.config.model_copy(update={"name": "ensemble", "data": data, "task": task})
+
+
+def _labelled_files(run: Run, split: str, multi: bool, data: Optional[str] = None) -> tuple[list[str], list[Any]]:
+    """A split's files and each one's label: a class name, or (multi-label) a frozenset of names."""
+    if multi:
+        paths, y = split_examples(run, split, data)
+        return list(paths), [frozenset(run.class_names[c] for c in np.flatnonzero(row)) for row in y]
+    paths, y = split_files(run, split, data)
+    return list(paths), [run.class_names[int(v)] for v in y]
+
+
+def _encode(labels: Sequence[Any], class_names: list[str], multi: bool) -> np.ndarray:
+    if multi:
+        from tfft.data.multilabel import multi_hot
+
+        return multi_hot([sorted(names) for names in labels], class_names)
+    index = {name: i for i, name in enumerate(class_names)}
+    return np.asarray([index[name] for name in labels], dtype=np.int64)
 
 
 def _generated(source: str) -> bool:
@@ -156,9 +194,10 @@ def _generated(source: str) -> bool:
 
 
 def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], data: Optional[str],
-                     split: str) -> tuple[Optional[Any], int, str]:
-    """A dataset of (images at the ensemble's size, labels in `class_names` order) on the data
-    every member can be judged on, its size and a description; (None, 0, why) when there is none."""
+                     split: str, multi: bool = False) -> tuple[Optional[Any], int, str]:
+    """A dataset of (images at the ensemble's size, labels in `class_names` order: indices, or
+    multi-hot rows when `multi`) on the data every member can be judged on, its size and a
+    description; (None, 0, why) when there is none."""
     import tensorflow as tf
 
     from tfft import data as tfft_data
@@ -174,7 +213,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
                    for r in runs):
                 return None, 0, f"the members' data sections differ ({source} is generated, no common files)"
         data_cfg = config.data.model_copy(update={"source": source})
-        splits = tfft_data.load_splits(data_cfg, config.seed)
+        splits = tfft_data.load_splits(data_cfg, config.seed, task="multi_label" if multi else "auto")
         if split not in splits.splits or len(splits.splits[split]) == 0:
             return None, 0, f"{source} has no {split!r} split"
         if list(splits.class_names) != list(class_names):
@@ -183,15 +222,16 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
         dataset = tfft_data.make_dataset(splits, split, data_cfg, seed=config.seed, training=False)
         return dataset, len(splits.splits[split]), f"{source} [{split}]"
     if data is not None:
-        paths, labels = split_files(Run(run_dir=runs[0].run_dir, config=config, class_names=class_names),
-                                    split, data)
+        paths, named_labels = _labelled_files(Run(run_dir=runs[0].run_dir, config=config, class_names=class_names),
+                                              split, multi, data)
+        labels = _encode(named_labels, class_names, multi)
         description = f"{data} [{split}]"
     else:
-        common: Optional[dict[str, str]] = None
+        common: Optional[dict[str, Any]] = None
         first_paths: list[str] = []
         for run in runs:
-            member_paths, member_labels = split_files(run, split)
-            named = {os.path.realpath(p): run.class_names[int(y)] for p, y in zip(member_paths, member_labels)}
+            member_paths, member_labels = _labelled_files(run, split, multi)
+            named = {os.path.realpath(p): name for p, name in zip(member_paths, member_labels)}
             if common is None:
                 common, first_paths = named, list(member_paths)
             else:
@@ -200,8 +240,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
         paths = [p for p in first_paths if os.path.realpath(p) in common]
         if not paths:
             return None, 0, f"the members' {split!r} splits share no image"
-        index = {name: i for i, name in enumerate(class_names)}
-        labels = np.asarray([index[common[os.path.realpath(p)]] for p in paths], dtype=np.int64)
+        labels = _encode([common[os.path.realpath(p)] for p in paths], class_names, multi)
         description = f"the {len(paths)} {split!r} images common to all {len(runs)} members"
     dataset = decoded_files(list(paths), size, np.asarray(labels)).map(lambda image, i, y: (image, y))
     return dataset.batch(batch).prefetch(tf.data.AUTOTUNE), len(paths), description
@@ -245,15 +284,17 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
         raise UserError(f"--out {out}", "already holds files", "pass --overwrite or choose another folder")
     class_names = list(runs[0].class_names)
     image_size = _input_size(runs)
-    config = _ensemble_config(runs, image_size)
+    multi = is_multi_label(runs[0])
+    config = _ensemble_config(runs, image_size, "multi_label" if multi else "single_label")
     models = [load_model(run) for run in runs]
     model, with_members = build_ensemble_model(models, [r.class_names for r in runs], image_size, class_names)
     members = [{"run_dir": str(r.run_dir), "backbone": r.config.model.backbone,
                 "image_size": list(r.image_size), "labels": list(r.class_names)} for r in runs]
     metrics: dict[str, Any] = {}
     description, count = "not evaluated", 0
+    y, probs = None, None
     if evaluate:
-        dataset, count, description = _evaluation_data(runs, config, class_names, data, split)
+        dataset, count, description = _evaluation_data(runs, config, class_names, data, split, multi)
         if dataset is not None:
             outputs: list[list[np.ndarray]] = [[] for _ in range(len(runs) + 1)]
             ys = []
@@ -264,27 +305,76 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
             y = np.concatenate(ys).astype(np.int64)
             probs = [np.concatenate(chunks) for chunks in outputs]
             count = len(y)
-            top_k = int(config.evaluate.top_k)
-            metrics = compute_metrics(y, probs[0], class_names, top_k=top_k)
-            metrics["split"] = split
-            for member, member_probs in zip(members, probs[1:]):
-                m = compute_metrics(y, member_probs, class_names, top_k=top_k)
-                member.update({key: m[key] for key in ("accuracy", "loss", "macro_f1")})
+            if not multi:
+                top_k = int(config.evaluate.top_k)
+                metrics = compute_metrics(y, probs[0], class_names, top_k=top_k)
+                metrics["split"] = split
+                for member, member_probs in zip(members, probs[1:]):
+                    m = compute_metrics(y, member_probs, class_names, top_k=top_k)
+                    member.update({key: m[key] for key in ("accuracy", "loss", "macro_f1")})
+    thresholds, thresholds_from = None, ""
+    if multi:
+        thresholds, thresholds_from = _multilabel_thresholds(runs, class_names, y, probs, split, description)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(out_dir / layout.MODEL) as tmp:
         model.save(tmp)
     atomic.write_text(out_dir / layout.LABELS, "\n".join(class_names) + "\n")
     atomic.write_text(out_dir / layout.CONFIG, config.to_yaml())
-    atomic.write_json(out_dir / ENSEMBLE_FILE, {
-        "members": members, "input_size": list(image_size), "combine": "mean of probabilities",
-        "evaluated_on": description, "num_examples": count})
-    if metrics:
-        plot_confusion_matrix(metrics["confusion_matrix"], class_names, out_dir / layout.CONFUSION_MATRIX,
-                              title=f"ensemble of {len(runs)}: confusion matrix ({split}, {count} images)")
-    # metrics.json last: its presence marks the run directory finished.
-    atomic.write_json(out_dir / layout.METRICS, {split: metrics} if metrics else {})
+    document = {"members": members, "input_size": list(image_size), "combine": "mean of probabilities",
+                "evaluated_on": description, "num_examples": count}
+    if multi:
+        document["thresholds"] = thresholds_from
+    atomic.write_json(out_dir / ENSEMBLE_FILE, document)
+    if multi:
+        metrics = _write_multilabel(out_dir, runs, members, class_names, thresholds, y, probs, split, document)
+    else:
+        if metrics:
+            plot_confusion_matrix(metrics["confusion_matrix"], class_names, out_dir / layout.CONFUSION_MATRIX,
+                                  title=f"ensemble of {len(runs)}: confusion matrix ({split}, {count} images)")
+        # metrics.json last: its presence marks the run directory finished.
+        atomic.write_json(out_dir / layout.METRICS, {split: metrics} if metrics else {})
     return EnsembleResult(run_dir=out_dir, metrics=metrics, members=members, split=split, num_examples=count,
-                          evaluated_on=description)
+                          evaluated_on=description,
+                          thresholds=None if thresholds is None else dict(zip(class_names, map(float, thresholds))),
+                          thresholds_from=thresholds_from)
+
+
+def _multilabel_thresholds(runs: Sequence[Run], class_names: list[str], y: Optional[np.ndarray],
+                           probs: Optional[list[np.ndarray]], split: str, description: str) -> tuple[np.ndarray, str]:
+    """The ensemble's thresholds (labels.txt order) and how they were chosen: F1-best on its own
+    probabilities of validation images, else the mean of the members' thresholds."""
+    from tfft.reporting.multilabel import tune_thresholds
+    from tfft.reporting.multilabel_eval import read_run_thresholds
+
+    if y is not None and probs is not None and len(y) and split == "val":
+        return tune_thresholds(y, probs[0]), f"tuned (F1-best per label) on {description}"
+    member = []
+    for run in runs:
+        cuts = dict(zip(run.class_names, read_run_thresholds(run.run_dir, run.class_names)))
+        member.append([cuts[name] for name in class_names])
+    why = "no validation images to tune on" if split == "val" else f"the {split!r} split is not for choosing them"
+    return np.mean(np.asarray(member, np.float64), axis=0), f"mean of the members' thresholds ({why})"
+
+
+def _write_multilabel(out_dir: Path, runs: Sequence[Run], members: list[dict[str, Any]], class_names: list[str],
+                      thresholds: np.ndarray, y: Optional[np.ndarray], probs: Optional[list[np.ndarray]], split: str,
+                      document: dict[str, Any]) -> dict[str, Any]:
+    """thresholds.json, then metrics.json (last: it marks the directory finished) with the figures;
+    each member scored at its own thresholds on the same images (ensemble.json)."""
+    from tfft.reporting.multilabel import compute_multilabel_metrics, thresholds_document
+    from tfft.reporting.multilabel_eval import THRESHOLDS_FILE, evaluate_multilabel, read_run_thresholds
+
+    atomic.write_json(out_dir / THRESHOLDS_FILE, thresholds_document(class_names, thresholds))
+    if y is None or probs is None:
+        atomic.write_json(out_dir / layout.METRICS, {})
+        return {}
+    for run, member, member_probs in zip(runs, members, probs[1:]):
+        cuts = dict(zip(run.class_names, read_run_thresholds(run.run_dir, run.class_names)))
+        m = compute_multilabel_metrics(y, member_probs, class_names, [cuts[name] for name in class_names])
+        member.update({key: m[key] for key in ("mAP", "micro_f1", "macro_f1", "loss")})
+    atomic.write_json(out_dir / ENSEMBLE_FILE, document)
+    metrics = evaluate_multilabel(y, probs[0], class_names, thresholds, out_dir, split=split, merge=False)
+    return metrics
 
 
 __all__ = ["ENSEMBLE_FILE", "EnsembleResult", "build_ensemble_model", "ensemble"]

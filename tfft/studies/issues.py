@@ -168,6 +168,11 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
     from tfft.training.assembly import resolve
 
     cfg = resolve(config).config
+    if cfg.task == "multi_label":
+        raise UserError("task", f"tfft data issues ranks single-label errors by confident learning; "
+                        f"{cfg.data.source} is multi-label",
+                        "run `tfft cv CONFIG`: its label_issues.csv ranks each image by per-label "
+                        "out-of-fold disagreement (missing and extra labels)")
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise UserError("--top", f"expected an integer of at least 1, got {top!r}", "e.g. --top 24")
     if quick:

@@ -248,7 +248,120 @@ def write_csv(path: Union[str, os.PathLike], paths: Sequence[str], class_names: 
     write_text(path, buffer.getvalue())
 
 
+# -- multi-label: per-label out-of-fold disagreement ----------------------------------------------
+
+MULTILABEL_CSV_COLUMNS = ("path", "given", "suggested", "score", "label", "kind", "p_label", "is_issue", "rank")
+"""label_issues.csv's columns for multi-label data; the contract fixes the first four."""
+
+
+@dataclass(frozen=True)
+class MultiLabelIssue:
+    """One multi-label example, as `rank_multilabel` sees it.
+
+    Attributes:
+        index: the example's row in `labels` / `probs`.
+        given: the label indices it has.
+        suggested: the label indices the model predicts at the thresholds (the given set when it
+            agrees).
+        score: 1 - the self-confidence of its most doubtful label: higher is more suspect.
+        label: that most doubtful label (index).
+        kind: `missing` (given without it, predicted with it), `extra` (given with it, predicted
+            without it), or `""` when the model agrees on that label.
+        p_label: the probability of `label`.
+        is_issue: the prediction disagrees with the given set on at least one label.
+    """
+
+    index: int
+    given: tuple[int, ...]
+    suggested: tuple[int, ...]
+    score: float
+    label: int
+    kind: str
+    p_label: float
+    is_issue: bool
+
+
+def rank_multilabel(labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray) -> list[MultiLabelIssue]:
+    """Every multi-label example ranked by how likely one of its labels is wrong, most likely first.
+
+    Each label of each example is judged on its own (the labels of an image are not exclusive, so
+    confident learning's class-against-class joint does not apply): its self-confidence is the
+    out-of-fold probability when the label is given, 1 - that probability when it is not. An
+    example is flagged when, at the thresholds, the prediction differs from the given set (a
+    label missing from the annotation or one too many); its score is 1 - the lowest
+    self-confidence of its labels. Flagged examples come first, then the rest, each group by
+    score (highest first; ties by index).
+
+    Args:
+        labels: [N, C] multi-hot given labels.
+        probs: float [N, C] out-of-fold sigmoid probabilities.
+        thresholds: float [C], or [N, C] (each example decided at its own fold's thresholds).
+
+    Returns:
+        N `MultiLabelIssue`s.
+
+    Raises:
+        UserError: shapes or values that do not fit (names `labels` or `probs`).
+
+    Example:
+    >>> y = np.array([[1, 0], [1, 1], [0, 1]])
+    >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    >>> top = rank_multilabel(y, p, np.array([0.5, 0.5]))[0]
+    >>> top.index, top.kind, top.label, round(top.score, 2)
+    (1, 'extra', 1, 0.8)
+    """
+    given = np.asarray(labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or given.shape != probs.shape:
+        raise UserError("labels", f"expected multi-hot labels of the shape of probs {probs.shape}, got "
+                        f"{given.shape}", "pass one row of 0/1 label indicators per example")
+    if not np.all(np.isfinite(probs)) or probs.min(initial=0) < 0 or probs.max(initial=0) > 1:
+        raise UserError("probs", "probabilities must be finite and lie in [0, 1]", "pass sigmoid outputs, not logits")
+    given = given > 0.5
+    n = len(given)
+    if n == 0:
+        return []
+    predicted = probs >= np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probs.shape)
+    confidence = np.where(given, probs, 1.0 - probs)
+    # The most doubtful label: among those the prediction disagrees on when there are any.
+    disagree = predicted != given
+    weakest = np.where(disagree.any(axis=1, keepdims=True), np.where(disagree, confidence, np.inf),
+                       confidence).argmin(axis=1)
+    rows = np.arange(n)
+    score = 1.0 - confidence[rows, weakest]
+    flagged = disagree.any(axis=1)
+    order = np.lexsort((rows, -score, ~flagged))
+    out = []
+    for i in order:
+        label = int(weakest[i])
+        kind = "" if not disagree[i, label] else ("extra" if given[i, label] else "missing")
+        out.append(MultiLabelIssue(index=int(i), given=tuple(int(c) for c in np.flatnonzero(given[i])),
+                                   suggested=tuple(int(c) for c in np.flatnonzero(predicted[i])),
+                                   score=float(score[i]), label=label, kind=kind,
+                                   p_label=float(probs[i, label]), is_issue=bool(flagged[i])))
+    return out
+
+
+def write_multilabel_csv(path: Union[str, os.PathLike], paths: Sequence[str], class_names: Sequence[str],
+                         ranking: Sequence[MultiLabelIssue]) -> None:
+    """Write a multi-label label_issues.csv (`MULTILABEL_CSV_COLUMNS`), label sets joined by spaces.
+
+    Example:
+    >>> write_multilabel_csv("label_issues.csv", paths, ["cat", "dog"], rank_multilabel(y, p, t))  # doctest: +SKIP
+    """
+    from tfft.atomic import write_text
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MULTILABEL_CSV_COLUMNS)
+    for position, issue in enumerate(ranking, start=1):
+        writer.writerow([paths[issue.index], " ".join(class_names[c] for c in issue.given),
+                         " ".join(class_names[c] for c in issue.suggested), f"{issue.score:.6f}",
+                         class_names[issue.label], issue.kind, f"{issue.p_label:.6f}", int(issue.is_issue), position])
+    write_text(path, buffer.getvalue())
+
+
 __all__ = [
     "CSV_COLUMNS", "LabelIssue", "per_class_thresholds", "confident_joint", "find_label_issues", "rank",
-    "write_csv",
+    "write_csv", "MULTILABEL_CSV_COLUMNS", "MultiLabelIssue", "rank_multilabel", "write_multilabel_csv",
 ]

@@ -17,8 +17,10 @@ that runs `tune` with the same storage and study name works on the same study:
   trial by `(config seed, trial number)`: a study's trials do not depend on which process ran
   them, and two processes never draw the same start-up points. Parameters equal to a completed
   trial's are not trained again: its value is reused (`tfft.duplicate_of`).
-* **Pruning** (Optuna's median pruner by default) reads the per-epoch `val_<metric>` through a
-  `train(callbacks=...)` callback and stops a hopeless trial at the end of an epoch.
+* **Pruning** (Optuna's median pruner by default) reads a per-epoch val metric through a
+  `train(callbacks=...)` callback and stops a hopeless trial at the end of an epoch: the one the
+  Task logs for the objective (`Task.epoch_metric`: `val_accuracy` for macro_f1, `val_auc` for a
+  multi-label mAP). The objective defaults to the Task's (`accuracy`; `mAP` for multi-label).
 * **Trials run in this process**, one after another, each a complete `tfft.train` run under
   `DIR/trials/trial-NNNN/` (its console output in `train.log` there); between trials the Keras
   session is cleared and the global dtype policy restored. A `FeatureStore` shared by the
@@ -87,12 +89,13 @@ def _require_optuna() -> Any:
     return optuna
 
 
-def _check_resolvable(params: list[Param], cfg: Config) -> None:
+def _check_resolvable(params: list[Param], cfg: Config) -> Any:
     """Past the schema: resolve (backbone, phases against its blocks) the base config and each
-    dimension's extremes, as every run does before reading data, so no trial fails on them."""
+    dimension's extremes, as every run does before reading data, so no trial fails on them.
+    Returns the base config's resolved run (its Task names the default objective)."""
     from tfft.training.assembly import resolve
 
-    resolve(cfg)
+    resolved = resolve(cfg)
     for param in params:
         for value in param.probes():
             try:
@@ -100,6 +103,7 @@ def _check_resolvable(params: list[Param], cfg: Config) -> None:
             except UserError as exc:
                 raise UserError(param.key, f"the search space's value {value!r} is refused ({exc.where}): "
                                 f"{exc.message}", exc.hint) from None
+    return resolved
 
 
 def objective_of(metric: str) -> tuple[str, str]:
@@ -176,8 +180,9 @@ def _pruner(optuna: Any, pruner: Any) -> Any:
     return pruner
 
 
-def _make_reporter(trial: Any, metric: str, optuna: Any) -> Any:
-    """A Keras callback that reports each epoch's val metric to the trial and prunes on its word."""
+def _make_reporter(trial: Any, monitored: str, optuna: Any) -> Any:
+    """A Keras callback that reports each epoch's `val_<monitored>` to the trial and prunes on its
+    word (`monitored`: the Task's per-epoch stand-in for the objective, same direction)."""
     import keras
 
     class TrialReporter(keras.callbacks.Callback):
@@ -187,9 +192,7 @@ def _make_reporter(trial: Any, metric: str, optuna: Any) -> Any:
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            value = logs.get(f"val_{metric}")
-            if value is None:  # an end-of-run metric (macro_f1): prune on accuracy, same direction
-                value = logs.get("val_loss" if metric == "loss" else "val_accuracy")
+            value = logs.get(f"val_{monitored}")
             self.epochs = epoch + 1
             if value is None or not math.isfinite(float(value)):
                 return
@@ -221,7 +224,8 @@ class _Study:
     """One process's part in a study (an object only to keep `tune` readable)."""
 
     def __init__(self, optuna: Any, study: Any, cfg: Config, params: list[Param], total: int, out: Path,
-                 metric: str, direction: str, keep: Optional[int], sampler: Any, verbose: bool, poll_s: float):
+                 metric: str, direction: str, keep: Optional[int], sampler: Any, verbose: bool, poll_s: float,
+                 monitored: str):
         from tfft.training.feature_cache import FeatureStore
 
         self.optuna = optuna
@@ -231,6 +235,7 @@ class _Study:
         self.total = total
         self.out = out
         self.metric = metric
+        self.monitored = monitored
         self.direction = direction
         self.keep = keep
         self.sampler = sampler
@@ -287,7 +292,7 @@ class _Study:
         if run_dir.exists():  # left by an earlier study of the same name in this folder
             shutil.rmtree(run_dir)
         trial.set_user_attr(RUN_DIR, str(run_dir))
-        reporter = _make_reporter(trial, self.metric, self.optuna)
+        reporter = _make_reporter(trial, self.monitored, self.optuna)
         self.ran += 1
         try:
             with _trial_scope(None if self.verbose else run_dir / "train.log"):
@@ -497,7 +502,7 @@ def tune(
     storage: Optional[str] = None,
     study: Optional[str] = None,
     run_dir: Optional[Union[str, os.PathLike]] = None,
-    metric: str = "accuracy",
+    metric: Optional[str] = None,
     keep: Optional[int] = None,
     pruner: Any = "median",
     sampler: Any = None,
@@ -517,8 +522,9 @@ def tune(
         study: the study's name in the storage (default: the config's `name`).
         run_dir: DIR, where the outputs go (default `runs/NAME-tune`, not numbered, so that
             running again continues the study).
-        metric: a key of metrics.json's `val` section (`accuracy`, `loss`, `macro_f1`, ...;
-            a `val_` prefix is allowed). `loss` is minimised, the others maximised.
+        metric: a key of metrics.json's `val` section (`accuracy`, `loss`, `macro_f1`; `mAP`,
+            `micro_f1` for multi-label; a `val_` prefix is allowed). `loss` is minimised, the
+            others maximised. None: the Task's default (`accuracy`; `mAP` for multi-label).
         keep: keep only the run directories of the best `keep` completed trials.
         pruner: `median` (Optuna's MedianPruner), `none`, or an `optuna.pruners` object.
         sampler: None (TPE seeded per trial by the config's seed and the trial number) or an
@@ -543,12 +549,13 @@ def tune(
     cfg = load_config(config)
     params = load_space(space)
     check_space(params, cfg)
-    _check_resolvable(params, cfg)
+    task = _check_resolvable(params, cfg).task
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise UserError("--trials", f"expected a positive number of trials, got {trials!r}", "e.g. --trials 20")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
         raise UserError("--keep", f"expected a number of run directories >= 0, got {keep!r}")
-    metric_name, direction = objective_of(metric)
+    metric_name, direction = objective_of(task.default_metric if metric is None else metric)
+    monitored = task.epoch_metric(metric_name)
     out = Path(run_dir) if run_dir is not None else Path(cfg.training.runs_dir) / f"{cfg.name}-tune"
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
@@ -561,9 +568,10 @@ def tune(
         if sampler is not None:
             opened.sampler = sampler
         runner = _Study(optuna, opened, cfg, params, trials, out, metric_name, direction, keep, sampler,
-                        verbose, poll_seconds)
+                        verbose, poll_seconds, monitored)
         print(f"tune: study {name!r} in {url}: {runner.finished()}/{trials} trials finished, "
-              f"val {metric_name} ({'minimised' if direction == 'minimize' else 'maximised'}); space: "
+              f"val {metric_name} ({'minimised' if direction == 'minimize' else 'maximised'}; pruned on "
+              f"val_{monitored} per epoch); space: "
               + "; ".join(p.describe() for p in params), flush=True)
         try:
             runner.run()
