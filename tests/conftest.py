@@ -103,9 +103,18 @@ def _save_tiny_backbone(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory) -> Path:
+def tiny_backbone() -> Path:
     """A two-conv `.keras` backbone: fixed weights (so trials can share its features), instant to build."""
-    return _save_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny.keras")
+    return TINY_BACKBONE_PATH
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tiny_backbone_file() -> None:
+    """Write the file `TINY_BACKBONE` names once (atomically: both xdist workers may get here)."""
+    if not TINY_BACKBONE_PATH.is_file():
+        tmp = TINY_BACKBONE_PATH.with_name(f"tiny-{os.getpid()}.keras")
+        _save_tiny_backbone(tmp)
+        os.replace(tmp, TINY_BACKBONE_PATH)
 
 
 def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -158,3 +167,22 @@ if "TFFT_CACHE_DIR" not in os.environ:
     import tempfile
 
     os.environ["TFFT_CACHE_DIR"] = tempfile.mkdtemp(prefix="tfft-test-cache-")
+
+# The tiny two-conv backbone as `model.backbone`, for the tests where what is tested is the run,
+# not the network (resume, determinism, failures): its train steps trace in a fraction of
+# MobileNet's time. Blocks: its two convolutions, so `unfreeze: top:1` works.
+TINY_BACKBONE_PATH = Path(os.environ["TFFT_CACHE_DIR"]) / "tiny-backbone.keras"
+TINY_BACKBONE = f"keras:{TINY_BACKBONE_PATH}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with the most slow tests first, each file's tests in their own order.
+
+    `make test` hands whole files to two pytest-xdist workers (`--dist loadfile`) in collection
+    order; a heavy file handed out last keeps one worker busy while the other idles.
+    """
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.fspath.strpath] = slow.get(item.fspath.strpath, 0) + (item.get_closest_marker("slow") is not None)
+    order = {path: i for i, path in enumerate(dict.fromkeys(item.fspath.strpath for item in items))}
+    items.sort(key=lambda item: (-slow[item.fspath.strpath], order[item.fspath.strpath]))

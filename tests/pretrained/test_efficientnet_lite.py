@@ -144,3 +144,21 @@ def test_saved_classifier_loads_without_tfft(tmp_path):
                    cwd=tmp_path)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
     keras.backend.clear_session()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LITE[1:])
+def test_lite1_and_lite2_fine_tune_from_their_imagenet_weights(name, lite_file, tmp_path):
+    """Lite1 and Lite2 train too: two phases (head on cached features, then the top block) on
+    builtin:shapes; their ImageNet features separate the 8 classes far above chance (0.125)."""
+    from tests.conftest import tiny_config
+    from tfft.training.run import train
+
+    lite_file(name)
+    cfg = tiny_config(name=name, data={"image_size": [48, 48], "builtin_per_class": 12},
+                      model={"backbone": name, "weights": "imagenet"},
+                      schedule={"preset": "two_phase", "head_epochs": 4, "finetune_epochs": 1, "lr": 3e-3},
+                      training={"steps_per_epoch": None, "verbose": "quiet"}, evaluate={"splits": ["val"]})
+    result = train(cfg, run_dir=str(tmp_path / name))
+    assert [row["phase"] for row in result.history] == ["head"] * 4 + ["finetune"]
+    assert result.metrics["val"]["accuracy"] >= 0.5, result.metrics["val"]

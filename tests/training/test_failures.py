@@ -7,7 +7,7 @@ import errno
 import numpy as np
 import yaml
 
-from tests.conftest import checkpoint_weights, tiny_config
+from tests.conftest import TINY_BACKBONE, checkpoint_weights, tiny_config
 
 
 def _config(tmp_path, **sections):
@@ -48,7 +48,7 @@ def test_disk_full_while_saving_names_the_run_and_the_resume_command(tmp_path, c
     monkeypatch.setattr(checkpoint, "_write", full)
     run = tmp_path / "run"
     # A progress bar cut mid-line by the error: the error still gets a line of its own.
-    result = cli_runner("train", _config(tmp_path, training={"verbose": "bar"}), "--run-dir", run)
+    result = cli_runner("train", _config(tmp_path, training={"verbose": "bar"}, model={"backbone": TINY_BACKBONE}), "--run-dir", run)
     assert result.exit_code == 2, result.output
     line = _one_error_line(result.output)
     assert "disk is full" in line and str(run) in line and "--resume" in line

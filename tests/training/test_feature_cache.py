@@ -190,3 +190,19 @@ def test_a_cached_last_phase_is_evaluated_on_its_features_as_the_saved_model_sco
     again = json.loads((result.run_dir / "eval" / "val" / "metrics.json").read_text())["val"]
     assert result.metrics["val"]["accuracy"] == again["accuracy"]
     assert result.metrics["val"]["loss"] == pytest.approx(again["loss"], abs=1e-5)
+
+
+def test_a_fully_trained_backbone_has_no_cache_point_though_its_preprocessing_is_frozen():
+    """`preset: full` freezes only what has nothing to train (Lite0's (x-127)/128 rescaling): caching
+    'activations' entering the stem would store the pixels themselves (918 MiB for pets-mini at 224)."""
+    from tfft.config import ModelConfig
+    from tfft.models.build import build_classifier
+    from tfft.training.feature_cache import cache_point
+
+    model = build_classifier(ModelConfig(backbone="efficientnet_lite0", weights=None), 2, (32, 32))
+    backbone = model.get_layer("backbone")
+    backbone.trainable = True
+    assert cache_point(model) is None
+    for layer in backbone.layers[:backbone.layers.index(backbone.get_layer("stem_conv")) + 1]:
+        layer.trainable = False  # the stem frozen too: now a real cut exists above it
+    assert cache_point(model) is not None and cache_point(model).backbone_layer != "stem_conv"

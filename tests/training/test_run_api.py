@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import checkpoint_weights, tiny_config
+from tests.conftest import TINY_BACKBONE, checkpoint_weights, tiny_config
 from tfft.training.process_state import op_determinism
 from tfft.training.run import train
 
 
 def _deterministic():
-    return tiny_config(data={"builtin_per_class": 8}, evaluate={"splits": ["val"]},
+    return tiny_config(data={"builtin_per_class": 8}, evaluate={"splits": ["val"]}, model={"backbone": TINY_BACKBONE},
                        training={"deterministic": True, "steps_per_epoch": 2, "save": "last"})
 
 
@@ -56,7 +56,7 @@ def test_callbacks_see_every_epoch_and_their_exception_propagates(tmp_path):
     policy = keras.mixed_precision.global_policy().name
     cfg = tiny_config(data={"builtin_per_class": 8}, training={"steps_per_epoch": 1},
                       schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1},
-                      performance={"cache_features": "off"})
+                      performance={"cache_features": "off"}, model={"backbone": TINY_BACKBONE})
     with pytest.raises(_Stop, match="pruned at epoch 0"):
         train(cfg, run_dir=str(tmp_path / "run"), callbacks=[pruner])
     assert [epoch for epoch, _ in pruner.seen] == [0]

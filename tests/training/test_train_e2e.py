@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import yaml
 
-from tests.conftest import tiny_config
+from tests.conftest import TINY_BACKBONE, tiny_config
 
 RUN_FILES = ["config.yaml", "labels.txt", "model.keras", "history.csv", "phases.json", "metrics.json",
              "data_report.json", "confusion_matrix.png", "curves.png", "environment.json"]
@@ -98,7 +98,7 @@ def test_builtin_run_evaluates_and_exports(tmp_path, cli_runner):
     """Sources that are not files (builtin:, tfds:) evaluate and export like folders do."""
     from tfft.training.run import train
 
-    run = train(tiny_config(), run_dir=str(tmp_path / "run")).run_dir
+    run = train(tiny_config(model={"backbone": TINY_BACKBONE}), run_dir=str(tmp_path / "run")).run_dir
     result = cli_runner("evaluate", run, "--split", "val")
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "eval" / "val" / "metrics.json").read_text())["val"]

@@ -155,6 +155,9 @@ def cache_point(model: keras.Model) -> Optional[CachePoint]:
     first = next(layer for layer in backbone.layers if _trains(layer))
     if first is backbone.layers[0] or not hasattr(first, "input") or isinstance(first.input, (list, tuple)):
         return None
+    prefix = backbone.layers[:backbone.layers.index(first)]
+    if not any(layer.weights and not isinstance(layer, keras.layers.Normalization) for layer in prefix):
+        return None  # only input preprocessing is frozen: the "features" would be the pixels themselves
     try:  # a cut is only valid where one tensor carries everything the rest needs
         keras.Model(first.input, backbone.output)
     except Exception:  # noqa: BLE001 - Keras says "graph disconnected" in several ways
