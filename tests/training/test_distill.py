@@ -143,6 +143,16 @@ def test_cached_student_history_and_plain_model(cached_student, tmp_path):
     assert (size, params) == (32, plain.count_params())
 
 
+def test_cached_teacher_logits_match_the_uncached_run(cached_student, teacher_dir, backbone, tmp_path):
+    """The teacher's cached logits stay aligned with the cached features: without the cache (the
+    teacher on every batch) the same run gives the same history."""
+    result, _ = cached_student
+    plain = train(_student(teacher_dir, backbone, performance={"cache_features": "off"}), run_dir=str(tmp_path / "r"))
+    keys = ("loss", "task_loss", "distillation_loss", "val_loss", "val_distillation_loss")
+    for a, b in zip(_history(result.run_dir), _history(plain.run_dir), strict=True):
+        assert [float(a[k]) for k in keys] == pytest.approx([float(b[k]) for k in keys], rel=1e-4, abs=1e-6)
+
+
 def cached_student_backbone(result) -> str:
     import yaml
 
