@@ -14,7 +14,7 @@ batch 1, 2 interpreter threads, the median of --latency-runs invokes after 10 wa
 
 Recipes: the teacher is `efficientnet_lite0` (`weights: imagenet`, offline) at --teacher-size,
 two_phase (3 head epochs at 1e-3, 2 fine-tuning epochs of the top block at 1e-4), horizontal flips.
-Pruning: `tfft.prune(teacher, S, epochs=--prune-epochs)` (every layer trains, BatchNorm frozen, lr
+Pruning: `tfft.prune(teacher, S, epochs=--prune-epochs)` (every layer trains, BatchNorm too, lr
 1e-4, cubic ramp over the first 75% of the steps). The student is `efficientnet_lite0` (imagenet) at
 --student-size, the same two_phase schedule without augmentation (so both phases train on cached
 features: with the teacher, its logits are cached beside them), with `distill: {teacher, T 3, alpha

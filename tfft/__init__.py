@@ -234,7 +234,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
 
 
 def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = None, *,
-          lr: Optional[float] = None, overwrite: bool = False) -> Any:
+          lr: Optional[float] = None, bn: str = "train", overwrite: bool = False) -> Any:
     """Gradual magnitude pruning of a finished run while fine-tuning (`tfft prune`); a `PruneResult`.
 
     Every Conv2D and Dense kernel (not depthwise kernels, biases or BatchNorm) reaches `sparsity`
@@ -247,6 +247,7 @@ def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = N
         epochs: fine-tuning epochs.
         out: the new run directory (default `RUN_DIR-pruned-<S in %>`).
         lr: the fine-tuning rate (default: the smallest of the run's phases).
+        bn: `train` (BatchNorm statistics follow the pruned kernels) or `frozen`.
         overwrite: replace `out` when it holds files.
 
     Example:
@@ -255,4 +256,4 @@ def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = N
     """
     from tfft.compression import prune as _prune
 
-    return _prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, overwrite=overwrite)
+    return _prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, bn=bn, overwrite=overwrite)

@@ -16,7 +16,7 @@ so this is its schedule written as one Keras callback (`MagnitudePruning`):
 
 The run is the source run's assembled run (`tfft.training.assembly`: its data, augmentation,
 task loss and metrics), its classifier loaded with the source's weights, every layer trainable
-(BatchNorm as `schedule.bn` says). The result is a run directory: `model.keras` (plain layers,
+(BatchNorm too, by default: `bn="train"`, see `prune`). The result is a run directory: `model.keras` (plain layers,
 exact zeros: there is nothing to strip, the masks never enter the model), `pruning.json`
 (contract: target and reached sparsity, per layer, gzip sizes dense and pruned), `metrics.json`,
 `history.csv`, `phases.json`, `config.yaml`, `labels.txt`, `data_report.json`. `tfft evaluate`,
@@ -213,7 +213,7 @@ def _output_dir(source: Path, sparsity: float, out: Optional[Union[str, os.PathL
 
 def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
           out: Optional[Union[str, os.PathLike]] = None, *, lr: Optional[float] = None, frequency: int = 10,
-          ramp: float = 0.75, overwrite: bool = False) -> PruneResult:
+          ramp: float = 0.75, bn: str = "train", overwrite: bool = False) -> PruneResult:
     """Prune a finished run's model to `sparsity` while fine-tuning it, into a new run directory.
 
     Args:
@@ -224,6 +224,10 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
         lr: the fine-tuning rate (default: the smallest rate of the run's phases).
         frequency: recompute the masks every this many steps.
         ramp: the fraction of the steps over which the sparsity rises from 0 to S.
+        bn: `train` (default): BatchNormalization learns and its statistics follow the pruned
+            convolutions; `frozen`: as the dense model had them. Zeroing 75% of a kernel shrinks
+            its outputs, which frozen statistics then mis-normalize: on pets-mini, Lite0 pruned to
+            75% over 6 epochs fell to chance with `frozen` (benchmarks/RESULTS.md).
         overwrite: replace `out` when it holds files.
 
     Returns:
@@ -248,6 +252,8 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     if not 0.0 < float(sparsity) < 1.0:
         raise UserError("--sparsity", f"expected a fraction of weights in (0, 1), got {sparsity}",
                         "e.g. --sparsity 0.75 sets 75% of every Conv2D and Dense kernel to zero")
+    if bn not in ("train", "frozen"):
+        raise UserError("--bn", f"expected train or frozen, got {bn!r}")
     if int(epochs) < 1:
         raise UserError("--epochs", f"expected at least 1, got {epochs}")
     run = open_run(run_dir)
@@ -270,7 +276,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
                         f"{asm.class_names}", "prune where the run's data.source is as it was when training")
     source = keras.models.load_model(run.model_path, compile=False)
     asm.model.set_weights(source.get_weights())
-    report = apply_freezing(asm.model, resolved.spec, "all", build.schedule.bn)
+    report = apply_freezing(asm.model, resolved.spec, "all", bn)
     layers = prunable_layers(asm.model)
     rate = float(lr) if lr is not None else min(phase.lr for phase in resolved.phases)
     steps = steps_per_epoch(asm.splits, "train", build.data.batch_size)
@@ -278,7 +284,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     asm.compile(asm.train_model, keras.optimizers.Adam(rate))
     print(f"prune: {len(layers)} Conv2D/Dense kernels ({sum(int(np.prod(l.kernel.shape)) for l in layers):,} "
           f"weights) to sparsity {float(sparsity):g} over {epochs} epoch(s) of {steps} steps, lr {rate:g}, "
-          f"masks every {frequency} steps")
+          f"masks every {frequency} steps, BatchNorm {bn}")
     val = asm.dataset("val", None) if asm.has_val else None
     history = asm.train_model.fit(asm.dataset("train", range(int(epochs))), epochs=int(epochs),
                                   steps_per_epoch=steps, validation_data=val, callbacks=[pruning],
@@ -308,7 +314,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     sizes = {"dense": _plain_gzip_size(source), "pruned": gzip_size(path / layout.MODEL)}
     write_json(path / PRUNING, {"target_sparsity": float(sparsity), "sparsity": reached, "layers": per_layer,
                                 "gzip_bytes": sizes, "source": str(run.run_dir), "epochs": int(epochs),
-                                "lr": rate, "frequency": int(frequency), "ramp": float(ramp),
+                                "lr": rate, "frequency": int(frequency), "ramp": float(ramp), "bn": bn,
                                 "schedule": "polynomial, power 3, from 0"})
     metrics = {}
     for split in build.evaluate.splits:  # metrics.json last: it marks the run finished
