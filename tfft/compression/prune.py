@@ -45,6 +45,7 @@ from tfft.atomic import atomic_path, write_csv, write_json, write_text
 from tfft.errors import UserError
 
 PRUNING = "pruning.json"
+BN_MOMENTUM = 0.9  # Keras' 0.99 averages over ~100 steps: longer than a short pruning run's last sparsity step
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr", "sparsity")
 
 
@@ -71,6 +72,21 @@ def polynomial_sparsity(step: int, target: float, ramp_steps: int, power: int = 
     return float(target * (1.0 - (1.0 - progress) ** power))
 
 
+def _all_layers(model: Any) -> list[Any]:
+    """Every layer of a model, nested models' layers included, each once."""
+    found: list[Any] = []
+
+    def walk(layer: Any) -> None:
+        if all(layer is not other for other in found):
+            found.append(layer)
+        for inner in getattr(layer, "layers", []) or []:
+            walk(inner)
+
+    for layer in model.layers:
+        walk(layer)
+    return found
+
+
 def prunable_layers(model: Any) -> list[Any]:
     """The `Conv2D` and `Dense` layers of a model, nested models included (not depthwise or
     separable convolutions, which are other classes in Keras 3), each once, in model order.
@@ -85,18 +101,7 @@ def prunable_layers(model: Any) -> list[Any]:
     """
     import keras
 
-    found: list[Any] = []
-
-    def walk(layer: Any) -> None:
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            if all(layer is not other for other in found):
-                found.append(layer)
-        for inner in getattr(layer, "layers", []) or []:
-            walk(inner)
-
-    for layer in model.layers:
-        walk(layer)
-    return found
+    return [layer for layer in _all_layers(model) if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
 
 
 def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
@@ -225,7 +230,8 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
         frequency: recompute the masks every this many steps.
         ramp: the fraction of the steps over which the sparsity rises from 0 to S.
         bn: `train` (default): BatchNormalization learns and its statistics follow the pruned
-            convolutions; `frozen`: as the dense model had them. Zeroing 75% of a kernel shrinks
+            convolutions (momentum at most `BN_MOMENTUM` while pruning, so that they catch up within
+            tens of steps; the saved layers keep their own); `frozen`: as the dense model had them. Zeroing 75% of a kernel shrinks
             its outputs, which frozen statistics then mis-normalize: on pets-mini, Lite0 pruned to
             75% over 6 epochs fell to chance with `frozen` (benchmarks/RESULTS.md).
         overwrite: replace `out` when it holds files.
@@ -277,6 +283,11 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     source = keras.models.load_model(run.model_path, compile=False)
     asm.model.set_weights(source.get_weights())
     report = apply_freezing(asm.model, resolved.spec, "all", bn)
+    norms = [layer for layer in _all_layers(asm.model) if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    if bn == "train":
+        for layer in norms:
+            layer.momentum = min(layer.momentum, BN_MOMENTUM)
     layers = prunable_layers(asm.model)
     rate = float(lr) if lr is not None else min(phase.lr for phase in resolved.phases)
     steps = steps_per_epoch(asm.splits, "train", build.data.batch_size)
@@ -289,6 +300,8 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     history = asm.train_model.fit(asm.dataset("train", range(int(epochs))), epochs=int(epochs),
                                   steps_per_epoch=steps, validation_data=val, callbacks=[pruning],
                                   verbose=2, shuffle=False)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
     reached, per_layer = sparsity_of(layers)
     print(f"prune: sparsity {reached:.4f} over the pruned kernels (target {float(sparsity):g})")
 
