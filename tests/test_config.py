@@ -21,7 +21,7 @@ def test_three_line_config_gets_every_default(tmp_path):
     assert cfg.data.image_size == (224, 224)
     resolved = yaml.safe_load(cfg.to_yaml())
     assert set(resolved) == {"name", "seed", "task", "data", "model", "schedule", "augment", "performance",
-                             "distribute", "training", "evaluate"}
+                             "distribute", "training", "evaluate", "distill"}
     assert resolved["data"]["image_size"] == [224, 224]
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "export",
     "load_config",
     "predict",
+    "prune",
     "train",
     "tune",
 ]
@@ -234,3 +235,29 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     from tfft.studies.cv import cv as _cv
 
     return _cv(config, folds=folds, run_dir=run_dir, resume=resume, ensemble=ensemble)
+
+
+def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = None, *,
+          lr: Optional[float] = None, bn: str = "train", overwrite: bool = False) -> Any:
+    """Gradual magnitude pruning of a finished run while fine-tuning (`tfft prune`); a `PruneResult`.
+
+    Every Conv2D and Dense kernel (not depthwise kernels, biases or BatchNorm) reaches `sparsity`
+    on a cubic schedule; the result is a run directory whose model.keras holds exact zeros, with
+    `pruning.json`, that `evaluate`, `predict` and `export` accept (see `tfft.compression.prune`).
+
+    Args:
+        run_dir: a finished single-label run.
+        sparsity: the fraction of each prunable kernel set to zero, in (0, 1).
+        epochs: fine-tuning epochs.
+        out: the new run directory (default `RUN_DIR-pruned-<S in %>`).
+        lr: the fine-tuning rate (default: the smallest of the run's phases).
+        bn: `train` (BatchNorm statistics follow the pruned kernels) or `frozen`.
+        overwrite: replace `out` when it holds files.
+
+    Example:
+    >>> result = tfft.prune("runs/quickstart", sparsity=0.75)  # doctest: +SKIP
+    >>> result.sparsity, result.gzip_bytes  # doctest: +SKIP
+    """
+    from tfft.compression import prune as _prune
+
+    return _prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, bn=bn, overwrite=overwrite)

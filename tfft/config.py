@@ -288,6 +288,17 @@ class EvaluateConfig(_Section):
     top_k: int = Field(5, ge=1)
 
 
+class DistillConfig(_Section):
+    """Knowledge distillation: the run trains its model as a student of a finished run's model.
+
+    loss = alpha x the task loss + (1 - alpha) x T^2 x KL(softmax(teacher / T) || softmax(student / T)).
+    """
+
+    teacher: Optional[str] = None  # a finished run directory (its model.keras is the teacher)
+    temperature: float = Field(3.0, gt=0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of the ground-truth loss
+
+
 class Config(_Section):
     """A whole tfft run. Every field has a default; see `tfft config show`."""
 
@@ -304,6 +315,7 @@ class Config(_Section):
     distribute: DistributeConfig = Field(default_factory=DistributeConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
 
     @field_validator("name")
     @classmethod

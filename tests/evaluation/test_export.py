@@ -74,6 +74,23 @@ def test_tflite_parity(run_dir, tmp_path, quantize):
     assert interpreter.get_output_details()[0]["dtype"] == np.float32
 
 
+def test_parity_line_counts_the_clear_images(run_dir, tmp_path):
+    """Agreement over the images where model.keras is not on the fence, and how many those were."""
+    import re
+
+    from tfft.evaluation.export import CLEAR_MARGIN, _keras_probs, _parity_images
+
+    result = export(run_dir, format="tflite", out=tmp_path / "m.tflite", parity_images=60)
+    probs = np.sort(_keras_probs(load_model(open_run(run_dir)), _parity_images(open_run(run_dir), 60)[1]), axis=1)
+    clear = int(((probs[:, -1] - probs[:, -2]) >= CLEAR_MARGIN).sum())
+    assert result.parity_images == 60 and result.parity_clear_images == clear
+    line = result.parity_line()
+    match = re.fullmatch(r"parity: top1 agreement [0-9.]+%, max abs diff \S+; clear images \(top-1 margin "
+                         r">= 0\.1\) (\d+)/60: (top1 agreement [0-9.]+%|none)", line)
+    assert match and int(match.group(1)) == clear, line
+    assert (result.parity_clear_top1 is None) == (clear == 0) == (match.group(2) == "none")
+
+
 def test_bad_arguments_are_user_errors(run_dir, tmp_path):
     with pytest.raises(UserError, match="quantization applies to --format tflite"):
         export(run_dir, format="savedmodel", quantize="int8")

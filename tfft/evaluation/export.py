@@ -36,6 +36,11 @@ QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 PARITY_IMAGES = 200
 CALIBRATION_IMAGES = 100
 LATENCY_RUNS = 20
+# An image is "clear" when model.keras' top-1 probability leads the second by at least this much.
+# Its decision can only flip if the export moves the two probabilities by half the margin each
+# (0.05) the wrong way, several times the error of a faithful int8 export (a few 0.01); on the
+# fence (a barely trained model's near-uniform outputs) any rounding flips it, which says nothing.
+CLEAR_MARGIN = 0.1
 
 
 @dataclass
@@ -52,12 +57,22 @@ class ExportResult:
     parity_images: int = 0
     # Multi-label runs: % of images on which each label is decided (at its threshold) as model.keras decides it.
     parity_labels: Optional[dict[str, float]] = None
+    # Single-label: top-1 agreement over the "clear" images (model.keras' top-1 margin >= CLEAR_MARGIN),
+    # None when there was none, and how many they were.
+    parity_clear_top1: Optional[float] = None
+    parity_clear_images: int = 0
 
     def parity_line(self) -> str:
-        """`parity: top1 agreement A%, max abs diff D` (the contract's last line); a multi-label run
-        adds `; label agreement NAME A%, ...` (decisions at the thresholds, per label)."""
+        """`parity: top1 agreement A%, max abs diff D` (the contract's last line), then for a
+        single-label run `; clear images (top-1 margin >= 0.1) N/M: top1 agreement C%` (or `none`);
+        a multi-label run adds `; label agreement NAME A%, ...` (decisions at the thresholds, per label)."""
         line = (f"parity: top1 agreement {self.parity_top1:.2f}%, "
                 f"max abs diff {self.parity_max_abs_diff:.3g}")
+        if self.parity_labels is None:
+            clear = f"{self.parity_clear_images}/{self.parity_images}"
+            line += (f"; clear images (top-1 margin >= {CLEAR_MARGIN:g}) {clear}: " +
+                     (f"top1 agreement {self.parity_clear_top1:.2f}%" if self.parity_clear_top1 is not None
+                      else "none"))
         if self.parity_labels:
             line += "; label agreement " + ", ".join(f"{name} {value:.2f}%" for name, value in self.parity_labels.items())
         return line
@@ -133,9 +148,32 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
     latency = _latency_ms(runner, single)
     per_label = (multilabel_eval.label_parity(exported, reference, thresholds, run.class_names)
                  if thresholds is not None else None)
+    clear_top1, clear = clear_agreement(reference, exported)
     return ExportResult(path=str(path), size_bytes=_size(path), latency_ms=latency,
                         parity_top1=top1, parity_max_abs_diff=max_diff, format=format,
-                        quantize=quantize, parity_images=len(val_paths), parity_labels=per_label)
+                        quantize=quantize, parity_images=len(val_paths), parity_labels=per_label,
+                        parity_clear_top1=clear_top1, parity_clear_images=clear)
+
+
+def clear_agreement(reference: np.ndarray, exported: np.ndarray, margin: float = CLEAR_MARGIN
+                    ) -> tuple[Optional[float], int]:
+    """Top-1 agreement (%) over the images whose reference top-1 probability leads the second by
+    at least `margin`, and how many those were (None and 0 when none).
+
+    Example:
+    >>> ref = np.array([[0.9, 0.1], [0.52, 0.48], [0.2, 0.8]])
+    >>> clear_agreement(ref, np.array([[0.8, 0.2], [0.45, 0.55], [0.6, 0.4]]))
+    (50.0, 2)
+    """
+    ordered = np.sort(np.asarray(reference, np.float64), axis=1)
+    if ordered.shape[1] < 2:
+        return None, 0
+    chosen = (ordered[:, -1] - ordered[:, -2]) >= margin
+    count = int(chosen.sum())
+    if not count:
+        return None, 0
+    agree = np.asarray(exported).argmax(axis=1)[chosen] == np.asarray(reference).argmax(axis=1)[chosen]
+    return float(agree.mean() * 100.0), count
 
 
 # --------------------------------------------------------------------------- data

@@ -104,6 +104,9 @@ def resolve(config: Union[Config, dict, str, None]) -> ResolvedRun:
                         "set augment.placement: pipeline (or auto), or drop the mixing")
     task = task_of_source(cfg.data.source, cfg.task)  # before any image is scanned
     cfg.task = task  # config.yaml records the resolved task, as it does `schedule.bn: auto`
+    from tfft.training.distill import check_teacher
+
+    check_teacher(cfg)  # a finished teacher run, before any image is read
     return ResolvedRun(cfg, spec, (int(cfg.data.image_size[0]), int(cfg.data.image_size[1])), phases,
                        task_for(task))
 
@@ -119,6 +122,7 @@ class Assembly:
         placement: `pipeline` or `model` (where the augmenter's image steps run).
         model: the classifier that is saved (raw images in, probabilities out).
         train_model: what `fit` trains: `model`, or its augmenting wrapper taking `[image, seed]`.
+        teacher: with `distill.teacher`, the `tfft.training.distill.Teacher` (else None); see `distilled`.
     """
 
     def __init__(self, run: ResolvedRun, strategy: Any, accelerator: bool, say: Say = print):
@@ -197,6 +201,15 @@ class Assembly:
                 self.train_model = keras.Model([image, seed], self.model(augmented), name="train_wrapper")
             else:
                 self.train_model = self.model
+        self.teacher = None
+        teacher_dir = self.cfg.distill.teacher
+        if teacher_dir:  # after the student, so that its layer and variable names are a plain run's
+            from pathlib import Path
+
+            from tfft.training.distill import Teacher
+
+            with self.strategy.scope():
+                self.teacher = Teacher(Path(teacher_dir).expanduser(), self.class_names, self.run.image_size)
         backbone = get_backbone(self.model)
         for phase in self.run.phases:  # `from:LAYER` needs the built backbone; before any phase trains
             if phase.unfreeze.startswith("from:"):
@@ -239,6 +252,30 @@ class Assembly:
         if not training:
             dataset = dataset.map(lambda images, labels: (images, task.encode(labels, num_classes)))
         return dataset
+
+    def distilled(self, model: Any, cached: bool = False) -> Any:
+        """What a phase fits: `model` itself, or in a distilled run its `DistillationModel`.
+
+        Args:
+            model: `train_model`, or a cached phase's head ending in logits (`cached`, whose targets
+                carry the teacher's logits: see `Teacher.with_targets`).
+            cached: `model` is a cached-feature head.
+        """
+        if self.teacher is None:
+            return model
+        from tfft.augment import AugmentLayer
+        from tfft.models.build import logits_model
+        from tfft.training.distill import DistillationModel
+
+        settings = self.cfg.distill
+        augment = None
+        if not cached and model is not self.model:  # the augmenting wrapper: `[image, seed]` in
+            augment = next(layer for layer in model.layers if isinstance(layer, AugmentLayer))
+        with self.strategy.scope():
+            student = model if cached else logits_model(self.model)
+            return DistillationModel(student, None if cached else self.teacher.model, settings.temperature,
+                                     settings.alpha, self.num_classes, augment=augment,
+                                     activation=self.task.activation)
 
     def class_weight(self) -> Optional[dict[int, float]]:
         if self.cfg.training.class_weight != "balanced":

@@ -288,11 +288,12 @@ def shared_pass(model: keras.Model, layer: str, previous: Optional[SharedPass], 
     return SharedPass(layer, [v for v, _ in versions], versions[0][1], val_rows, digest, len(outcomes))
 
 
-def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+def split_model(model: keras.Model, logits: bool = False) -> tuple[keras.Model, keras.Model]:
     """Split a tfft classifier at its cache point into (feature model, head model).
 
     The head model calls the classifier's own layers (the top of the backbone too, when only
-    that trains), so fitting it updates `model`.
+    that trains), so fitting it updates `model`. With `logits` the head ends at the `logits`
+    layer (a distilled phase: `tfft.training.distill`).
 
     Example:
     >>> from tfft.config import ModelConfig
@@ -327,8 +328,12 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
         after = names.index(BACKBONE_LAYER_NAME) + 1
         inputs = keras.Input(point.shape, dtype="float32", name="features")
         x = upper(inputs)
+    from tfft.task import LOGITS_LAYER
+
     for layer in model.layers[after:]:
         x = layer(x)
+        if logits and layer.name == LOGITS_LAYER:
+            break
     return feature_model, keras.Model(inputs, x, name="cached_head")
 
 

@@ -219,6 +219,9 @@ class _Run:
                if self.splits.skipped else ""))
         if asm.augmenter is not None:
             print(f"augment ({asm.placement}): {asm.augmenter.describe()}")
+        if asm.teacher is not None:
+            settings = self.cfg.distill
+            print(f"distill: {asm.teacher.describe()}, temperature {settings.temperature:g}, alpha {settings.alpha:g}")
 
     # -- phases ------------------------------------------------------------------------------
     def _compile(self, phase: Any, steps_per_epoch: int, model: Any) -> None:
@@ -249,6 +252,14 @@ class _Run:
 
         perf = self.cfg.performance
         augmenter = self.asm.augmenter
+        teacher = self.asm.teacher
+        if teacher is not None and perf.cache_features != "off" and feature_cache.backbone_frozen(self.model) and (
+                augmenter is not None or self.asm.class_weight() is not None):
+            why = ("the teacher must see each epoch's augmented images" if augmenter is not None
+                   else "training.class_weight reads the targets, which in a cached distilled phase carry the "
+                        "teacher's logits")
+            print(f"feature cache: off for this distilled phase ({why})")
+            return None
         decision = feature_cache.decide(perf.cache_features, perf.cache_augmented_copies,
                                         backbone_frozen=feature_cache.backbone_frozen(self.model),
                                         augmenting=self.asm.augmenter is not None,
@@ -260,18 +271,21 @@ class _Run:
             return None
         print(f"feature cache: caching {feature_cache.describe_point(self.model)}")
         with self.strategy.scope():
-            feature_model, head = feature_cache.split_model(self.model)
+            feature_model, head = feature_cache.split_model(self.model, logits=teacher is not None)
         from tfft.training.feature_store import open_store
+
+        if teacher is not None:
+            print("feature cache: the teacher's logits are cached beside the features (one pass)")
 
         disk = open_store(perf.feature_store, perf.feature_store_max_gb)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
         if self.shared_cut is not None and (decision.flips or augmenter is None):
             # One pass to the lowest cut of the run's cached phases serves them all.
             outcomes = augmenter.flip_outcomes if decision.flips else [(False, False)]
-            val = self.asm.dataset("val", None) if self.has_val else None
+            val = self._cache_data("val") if self.has_val else None
             with self.strategy.scope():
                 self.shared = feature_cache.shared_pass(
-                    self.model, self.shared_cut, self.shared, self.asm.dataset("train", None), self.num_train,
+                    self.model, self.shared_cut, self.shared, self._cache_data("train"), self.num_train,
                     outcomes, val, len(self.splits.splits["val"]) if self.has_val else 0)
                 cache.fill_derived(self.shared, feature_cache.bridge(self.model, self.shared_cut))
             return cache
@@ -285,22 +299,29 @@ class _Run:
             key = self.feature_store.key(feature_model, {
                 "data": self.cfg.data.model_dump(mode="json"), "seed": self.cfg.seed, "precision": self.precision,
                 "augment": self.cfg.augment.model_dump(mode="json") if self.asm.augmenter is not None else None,
-                "copies": decision.copies, "first_epoch": start if self.asm.augmenter is not None else 0})
+                "copies": decision.copies, "first_epoch": start if self.asm.augmenter is not None else 0,
+                "teacher": str(teacher.run_dir) if teacher is not None else None})
             if self.feature_store.restore(key, cache):
                 print("feature cache: reused the features an earlier run in this process computed")
                 return cache
         if self.asm.augmenter is None:
             # One pass in file order; each epoch is gathered in its (seed, epoch) order.
-            passes = [self.asm.dataset("train", None)]
+            passes = [self._cache_data("train")]
         else:
             passes = [self.asm.dataset("train", range(start + j, start + j + 1), in_pipeline=True)
                       for j in range(decision.copies)]
         cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=self.asm.augmenter is not None)
         if self.has_val:
-            cache.fill_val(self.asm.dataset("val", None), len(self.splits.splits["val"]))
+            cache.fill_val(self._cache_data("val"), len(self.splits.splits["val"]))
         if key is not None:
             self.feature_store.store(key, cache)
         return cache
+
+    def _cache_data(self, split: str) -> Any:
+        """One unaugmented pass over `split` in file order for a feature cache; in a distilled run
+        its targets carry the teacher's logits (`Teacher.with_targets`)."""
+        dataset = self.asm.dataset(split, None)
+        return self.asm.teacher.with_targets(dataset) if self.asm.teacher is not None else dataset
 
     def _write_history(self, rows: list[dict[str, Any]]) -> None:
         columns = list(HISTORY_COLUMNS)
@@ -366,8 +387,10 @@ class _Run:
             cache = self._feature_cache(phase, start, first, end) if first < end else None
             # Checked at the end (a digest of the frozen part): restoring an earlier phase's best
             # epoch may change what this phase's features were computed with.
-            self.val_features = cache if cache is not None and cache.val is not None else None
-            self._compile(phase, steps, cache.head if cache is not None else self.train_model)
+            self.val_features = (cache if cache is not None and cache.val is not None and self.asm.teacher is None
+                                 else None)
+            self._compile(phase, steps, self.asm.distilled(cache.head, cached=True) if cache is not None
+                          else self.asm.distilled(self.train_model))
             if (first > start or skip) and first < end:
                 checkpoint.restore(last, self.fit_model.optimizer.variables, "optimizer", match_paths=False)
             if first < end and not self.state.get("early_stopped"):

@@ -1,0 +1,96 @@
+"""`tfft prune`: the asked sparsity in exactly the Conv2D/Dense kernels, a plain model.keras with
+exact zeros, pruning.json, and the zeros kept through an int8 TFLite export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.evaluation.conftest import build_run_dir
+from tfft.cli.main import cli
+from tfft.compression.prune import magnitude_mask, polynomial_sparsity
+
+SPARSITY = 0.75
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory, pets_mini):
+    """The evaluation tests' tiny pets-mini run (two Conv2D and the logits Dense), pruned by the CLI."""
+    root = tmp_path_factory.mktemp("prune")
+    source = build_run_dir(root / "source", pets_mini)
+    result = CliRunner().invoke(cli, ["prune", str(source), "--sparsity", str(SPARSITY), "--epochs", "1",
+                                      "--out", str(root / "pruned")], catch_exceptions=False)
+    return source, root / "pruned", result
+
+
+def test_schedule_and_masks():
+    steps = [polynomial_sparsity(t, 0.9, 30) for t in range(0, 40, 5)]
+    assert steps[0] == 0.0 and steps[-2:] == [0.9, 0.9] and steps == sorted(steps)
+    assert polynomial_sparsity(15, 0.9, 30) == pytest.approx(0.9 * (1 - 0.5 ** 3))  # cubic: fast, then slow
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 8, 16))
+    mask = magnitude_mask(kernel, 0.6)
+    kept = np.abs(kernel)[mask == 1]
+    assert mask.mean() == pytest.approx(0.4, abs=1 / kernel.size)
+    assert kept.min() >= np.abs(kernel)[mask == 0].max()  # the smallest magnitudes go
+
+
+def test_pruned_run_directory(pruned):
+    source, out, result = pruned
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == f"run dir: {out}"
+    for name in ("model.keras", "pruning.json", "metrics.json", "history.csv", "config.yaml", "labels.txt"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "pruning.json").read_text())
+    assert report["target_sparsity"] == SPARSITY and abs(report["sparsity"] - SPARSITY) <= 0.01
+    assert sorted(report["layers"]) == ["conv1", "conv2", "logits"]  # every Conv2D and Dense, nothing else
+    assert all(abs(value - SPARSITY) <= 0.01 for value in report["layers"].values())
+    assert 0 < report["gzip_bytes"]["pruned"] < 0.6 * report["gzip_bytes"]["dense"]
+    assert "accuracy" in json.loads((out / "metrics.json").read_text())["val"]
+    assert "sparsity" in (out / "history.csv").read_text().splitlines()[0]
+
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert all(type(layer).__module__.startswith("keras.") for layer in model.layers)  # no mask wrappers
+    for layer in model.get_layer("backbone").layers + model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            kernel = keras.ops.convert_to_numpy(layer.kernel)
+            assert (kernel == 0).mean() == pytest.approx(report["layers"][layer.name])
+            assert np.count_nonzero(keras.ops.convert_to_numpy(layer.bias)) > 0  # biases are not pruned
+
+
+def test_zeros_survive_int8_tflite_export(pruned, tmp_path):
+    import tensorflow as tf
+
+    from tfft.evaluation.export import export
+
+    _, out, _ = pruned
+    result = export(out, format="tflite", quantize="int8", out=tmp_path / "m.tflite", parity_images=40)
+    assert result.parity_line().startswith("parity: top1 agreement ")
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    kernels = [keras.ops.convert_to_numpy(layer.kernel) for layer in model.get_layer("backbone").layers + model.layers
+               if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "m.tflite"))
+    interpreter.allocate_tensors()
+    int8 = []
+    for detail in interpreter.get_tensor_details():
+        if detail["dtype"] == np.int8 and detail["shape"].size >= 2:
+            try:
+                int8.append(interpreter.get_tensor(detail["index"]))
+            except ValueError:  # activations have no data before invoke
+                continue
+    for kernel in kernels:  # each kernel is an int8 constant with the same zeros (0 quantizes to 0)
+        same = [t for t in int8 if t.size == kernel.size]
+        assert same and max(float((t == 0).mean()) for t in same) >= (kernel == 0).mean() - 1e-9
+
+
+def test_bad_sparsity_is_exit_2(pruned):
+    source, _, _ = pruned
+    result = CliRunner().invoke(cli, ["prune", str(source), "--sparsity", "1.5"], catch_exceptions=False)
+    assert result.exit_code == 2 and "--sparsity" in result.output
+    result = CliRunner().invoke(cli, ["prune", str(Path(source).parent / "missing"), "--sparsity", "0.5"],
+                                catch_exceptions=False)
+    assert result.exit_code == 2 and "run directory not found" in result.output

@@ -1,0 +1,345 @@
+"""`tfft prune RUN_DIR --sparsity S`: gradual magnitude pruning while fine-tuning, native Keras 3.
+
+TF-MOT's `prune_low_magnitude` does not support Keras 3 (tensorflow/model-optimization#1119),
+so this is its schedule written as one Keras callback (`MagnitudePruning`):
+
+* what is pruned: the kernels of every `Conv2D` and `Dense` layer (the backbone's too); not
+  depthwise kernels (one 3x3 filter per channel: a few weights that carry a whole channel), not
+  biases, not BatchNormalization;
+* the schedule: TF-MOT's `PolynomialDecay` with power 3: at step t the target sparsity is
+  `S x (1 - (1 - t / n)^3)`, rising from 0 to S over the first `n = ramp x steps` fine-tuning
+  steps (`ramp` 0.75 by default: the last quarter trains at S, to recover);
+* the masks: non-trainable variables, recomputed every `frequency` steps per layer from the
+  magnitudes of the kept weights (the smallest `round(s x size)` set to 0), and applied after
+  every optimizer step (`on_train_batch_end`), so a pruned weight that the optimizer moves
+  returns to exactly 0.
+
+The run is the source run's assembled run (`tfft.training.assembly`: its data, augmentation,
+task loss and metrics), its classifier loaded with the source's weights, every layer trainable
+(BatchNorm too, by default: `bn="train"`, see `prune`). The result is a run directory: `model.keras` (plain layers,
+exact zeros: there is nothing to strip, the masks never enter the model), `pruning.json`
+(contract: target and reached sparsity, per layer, gzip sizes dense and pruned), `metrics.json`,
+`history.csv`, `phases.json`, `config.yaml`, `labels.txt`, `data_report.json`. `tfft evaluate`,
+`predict` and `export` (int8 included: a zero weight quantizes to exactly 0) take it.
+
+Example:
+>>> import tfft
+>>> result = tfft.prune("runs/pets", sparsity=0.75, epochs=2)  # doctest: +SKIP
+>>> round(result.sparsity, 3), result.run_dir.name  # doctest: +SKIP
+(0.75, 'pets-pruned-75')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from tfft import layout
+from tfft.atomic import atomic_path, write_csv, write_json, write_text
+from tfft.errors import UserError
+
+PRUNING = "pruning.json"
+BN_MOMENTUM = 0.9  # Keras' 0.99 averages over ~100 steps: longer than a short pruning run's last sparsity step
+HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr", "sparsity")
+
+
+@dataclasses.dataclass
+class PruneResult:
+    """What `prune` wrote: the run directory, the sparsity reached, the pruned model's metrics."""
+
+    run_dir: Path
+    target_sparsity: float
+    sparsity: float
+    layers: dict[str, float]
+    gzip_bytes: dict[str, int]
+    metrics: dict[str, Any]
+
+
+def polynomial_sparsity(step: int, target: float, ramp_steps: int, power: int = 3) -> float:
+    """TF-MOT's `PolynomialDecay` from 0: `target x (1 - (1 - step / ramp_steps)^power)`, then `target`.
+
+    Example:
+    >>> [round(polynomial_sparsity(t, 0.8, 4), 4) for t in range(6)]
+    [0.0, 0.4625, 0.7, 0.7875, 0.8, 0.8]
+    """
+    progress = min(max(step / max(ramp_steps, 1), 0.0), 1.0)
+    return float(target * (1.0 - (1.0 - progress) ** power))
+
+
+def _all_layers(model: Any) -> list[Any]:
+    """Every layer of a model, nested models' layers included, each once."""
+    found: list[Any] = []
+
+    def walk(layer: Any) -> None:
+        if all(layer is not other for other in found):
+            found.append(layer)
+        for inner in getattr(layer, "layers", []) or []:
+            walk(inner)
+
+    for layer in model.layers:
+        walk(layer)
+    return found
+
+
+def prunable_layers(model: Any) -> list[Any]:
+    """The `Conv2D` and `Dense` layers of a model, nested models included (not depthwise or
+    separable convolutions, which are other classes in Keras 3), each once, in model order.
+
+    Example:
+    >>> import keras
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> x = keras.layers.DepthwiseConv2D(3, name="dw")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2, name="fc")(keras.layers.Flatten()(x)))
+    >>> [layer.name for layer in prunable_layers(model)]
+    ['conv', 'fc']
+    """
+    import keras
+
+    return [layer for layer in _all_layers(model) if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
+def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
+    """1 for the weights kept, 0 for the `round(sparsity x size)` smallest in magnitude.
+
+    Example:
+    >>> magnitude_mask(np.array([[0.1, -3.0], [2.0, -0.5]]), 0.5).tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
+    flat = np.abs(np.asarray(kernel, np.float32)).ravel()
+    count = int(round(float(sparsity) * flat.size))
+    mask = np.ones(flat.size, np.float32)
+    if count > 0:
+        mask[np.argpartition(flat, count - 1)[:count]] = 0.0
+    return mask.reshape(np.shape(kernel))
+
+
+def _make_callback_class() -> Any:
+    import keras
+
+    class MagnitudePruning(keras.callbacks.Callback):
+        """Gradual magnitude pruning of `layers`' kernels (see the module docstring).
+
+        Args:
+            layers: from `prunable_layers`.
+            target: the final sparsity S.
+            total_steps: the optimizer steps of the fine-tuning.
+            frequency: recompute the masks every this many steps.
+            ramp: the fraction of `total_steps` over which the sparsity rises to S.
+        """
+
+        def __init__(self, layers: list[Any], target: float, total_steps: int, frequency: int = 10,
+                     ramp: float = 0.75):
+            super().__init__()
+            self.layers = layers
+            self.target = float(target)
+            self.ramp_steps = max(1, int(round(ramp * total_steps)))
+            self.frequency = max(1, int(frequency))
+            self.step = 0
+            self.sparsity = 0.0
+            self.masks = [keras.Variable(np.ones(tuple(layer.kernel.shape), np.float32), trainable=False,
+                                         name=f"{layer.name}_prune_mask") for layer in layers]
+
+        def _update_masks(self) -> None:
+            self.sparsity = polynomial_sparsity(self.step, self.target, self.ramp_steps)
+            for layer, mask in zip(self.layers, self.masks):
+                mask.assign(magnitude_mask(keras.ops.convert_to_numpy(layer.kernel), self.sparsity))
+
+        def _apply(self) -> None:
+            for layer, mask in zip(self.layers, self.masks):
+                layer.kernel.assign(layer.kernel * keras.ops.cast(mask, layer.kernel.dtype))
+
+        def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+            self.step += 1
+            if self.step % self.frequency == 0 or self.step == self.ramp_steps:
+                if self.step <= self.ramp_steps:
+                    self._update_masks()
+            self._apply()
+
+        def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+            if logs is not None:
+                logs["sparsity"] = self.sparsity
+
+        def on_train_end(self, logs: Optional[dict] = None) -> None:
+            if self.sparsity < self.target:  # a run shorter than its ramp still ends at S
+                self.step = max(self.step, self.ramp_steps)
+                self._update_masks()
+            self._apply()
+
+    return MagnitudePruning
+
+
+def sparsity_of(layers: list[Any]) -> tuple[float, dict[str, float]]:
+    """The fraction of exact zeros over the kernels of `layers`, and per layer."""
+    import keras
+
+    per_layer, zeros, total = {}, 0, 0
+    for layer in layers:
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        count = int((kernel == 0).sum())
+        per_layer[layer.name] = count / kernel.size
+        zeros, total = zeros + count, total + kernel.size
+    return (zeros / total if total else 0.0), per_layer
+
+
+def gzip_size(path: Path) -> int:
+    """Bytes of `path` compressed by gzip at level 9 (the usual measure of a pruned model's size)."""
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
+
+
+def _plain_gzip_size(model: Any) -> int:
+    """`gzip_size` of `model` saved as the pruned one is (uncompiled: a trained run's model.keras may
+    hold its optimizer's state too, which would flatter the comparison)."""
+    import tempfile
+
+    import keras
+
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "dense.keras"
+        keras.Model(model.inputs, model.outputs, name=model.name).save(target)
+        return gzip_size(target)
+
+
+def _output_dir(source: Path, sparsity: float, out: Optional[Union[str, os.PathLike]], overwrite: bool) -> Path:
+    path = Path(out).expanduser() if out is not None else source.parent / f"{source.name}-pruned-{round(sparsity * 100)}"
+    if path.resolve() == source.resolve():
+        raise UserError("--out", f"{path} is the run being pruned", "choose another --out folder")
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise UserError("--out", f"{path} already holds files", "pass --overwrite, or choose another --out")
+        shutil.rmtree(path)
+    return path
+
+
+def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
+          out: Optional[Union[str, os.PathLike]] = None, *, lr: Optional[float] = None, frequency: int = 10,
+          ramp: float = 0.75, bn: str = "train", overwrite: bool = False) -> PruneResult:
+    """Prune a finished run's model to `sparsity` while fine-tuning it, into a new run directory.
+
+    Args:
+        run_dir: a finished single-label run (`tfft train`, `tfft cv`'s folds, a distilled student).
+        sparsity: S, the fraction of each Conv2D / Dense kernel set to zero (0 < S < 1).
+        epochs: fine-tuning epochs (the sparsity rises over the first `ramp` of their steps).
+        out: the new run directory (default `RUN_DIR-pruned-<S in %>` beside the run).
+        lr: the fine-tuning rate (default: the smallest rate of the run's phases).
+        frequency: recompute the masks every this many steps.
+        ramp: the fraction of the steps over which the sparsity rises from 0 to S.
+        bn: `train` (default): BatchNormalization learns and its statistics follow the pruned
+            convolutions (momentum at most `BN_MOMENTUM` while pruning, so that they catch up within
+            tens of steps; the saved layers keep their own); `frozen`: as the dense model had them. Zeroing 75% of a kernel shrinks
+            its outputs, which frozen statistics then mis-normalize: on pets-mini, Lite0 pruned to
+            75% over 6 epochs fell to chance with `frozen` (benchmarks/RESULTS.md).
+        overwrite: replace `out` when it holds files.
+
+    Returns:
+        A `PruneResult`.
+
+    Raises:
+        UserError: a sparsity outside (0, 1), no finished run, a multi-label run, `out` taken.
+
+    Example:
+    >>> prune("runs/pets", sparsity=1.5)  # doctest: +SKIP
+    Traceback (most recent call last):
+    tfft.errors.UserError: --sparsity: expected a fraction of weights in (0, 1), got 1.5 ...
+    """
+    import keras
+
+    from tfft.data import data_report, make_dataset, steps_per_epoch
+    from tfft.evaluation.rundir import open_run
+    from tfft.reporting.evaluate import evaluate_model
+    from tfft.schedule.freezing import apply_freezing
+    from tfft.training.assembly import assemble, resolve
+
+    if not 0.0 < float(sparsity) < 1.0:
+        raise UserError("--sparsity", f"expected a fraction of weights in (0, 1), got {sparsity}",
+                        "e.g. --sparsity 0.75 sets 75% of every Conv2D and Dense kernel to zero")
+    if bn not in ("train", "frozen"):
+        raise UserError("--bn", f"expected train or frozen, got {bn!r}")
+    if int(epochs) < 1:
+        raise UserError("--epochs", f"expected at least 1, got {epochs}")
+    run = open_run(run_dir)
+    if not layout.is_finished(run.run_dir):
+        raise UserError(str(run.run_dir), f"not a finished run (no {layout.METRICS})",
+                        "finish it first (tfft train ... --resume)")
+    if run.config.task == "multi_label":
+        raise UserError(str(run.run_dir), "pruning a multi-label run is not implemented",
+                        "prune a single-label run")
+    path = _output_dir(run.run_dir, float(sparsity), out, overwrite)
+    source_cfg = run.config
+    build = source_cfg.model_copy(deep=True)
+    build.model.weights = None  # the weights come from model.keras
+    build.distill.teacher = None  # a distilled student is fine-tuned on its own task loss
+    build.performance.cache_features = "off"  # every layer trains
+    resolved = resolve(build)
+    asm = assemble(resolved)
+    if asm.class_names != run.class_names:
+        raise UserError(str(run.run_dir), f"its labels.txt lists {run.class_names}, its data now has "
+                        f"{asm.class_names}", "prune where the run's data.source is as it was when training")
+    source = keras.models.load_model(run.model_path, compile=False)
+    asm.model.set_weights(source.get_weights())
+    report = apply_freezing(asm.model, resolved.spec, "all", bn)
+    norms = [layer for layer in _all_layers(asm.model) if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    if bn == "train":
+        for layer in norms:
+            layer.momentum = min(layer.momentum, BN_MOMENTUM)
+    layers = prunable_layers(asm.model)
+    rate = float(lr) if lr is not None else min(phase.lr for phase in resolved.phases)
+    steps = steps_per_epoch(asm.splits, "train", build.data.batch_size)
+    pruning = _make_callback_class()(layers, float(sparsity), steps * int(epochs), frequency, ramp)
+    asm.compile(asm.train_model, keras.optimizers.Adam(rate))
+    print(f"prune: {len(layers)} Conv2D/Dense kernels ({sum(int(np.prod(l.kernel.shape)) for l in layers):,} "
+          f"weights) to sparsity {float(sparsity):g} over {epochs} epoch(s) of {steps} steps, lr {rate:g}, "
+          f"masks every {frequency} steps, BatchNorm {bn}")
+    val = asm.dataset("val", None) if asm.has_val else None
+    history = asm.train_model.fit(asm.dataset("train", range(int(epochs))), epochs=int(epochs),
+                                  steps_per_epoch=steps, validation_data=val, callbacks=[pruning],
+                                  verbose=2, shuffle=False)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+    reached, per_layer = sparsity_of(layers)
+    print(f"prune: sparsity {reached:.4f} over the pruned kernels (target {float(sparsity):g})")
+
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = source_cfg.model_copy(deep=True)
+    cfg.name = f"{source_cfg.name}-pruned-{round(float(sparsity) * 100)}"
+    write_text(path / layout.CONFIG, cfg.to_yaml())
+    write_text(path / layout.LABELS, "\n".join(asm.class_names) + "\n")
+    write_json(path / layout.DATA_REPORT, data_report(asm.splits))
+    rows = []
+    for index in range(len(history.history.get("loss", []))):
+        row = {"epoch": index + 1, "phase": "prune", "lr": rate}
+        row.update({key: float(values[index]) for key, values in history.history.items()})
+        rows.append(row)
+    columns = list(HISTORY_COLUMNS) + sorted({k for row in rows for k in row} - set(HISTORY_COLUMNS))
+    write_csv(path / layout.HISTORY, rows, columns)
+    write_json(path / layout.PHASES, [{"name": "prune", "epochs": int(epochs), "unfreeze": "all", "lr": rate,
+                                       "trainable_params": report.trainable_params,
+                                       "non_trainable_params": report.non_trainable_params}])
+    plain = keras.Model(asm.model.inputs, asm.model.outputs, name=asm.model.name)  # uncompiled, plain layers
+    with atomic_path(path / layout.MODEL, suffix=".keras") as tmp:
+        plain.save(tmp)
+    sizes = {"dense": _plain_gzip_size(source), "pruned": gzip_size(path / layout.MODEL)}
+    write_json(path / PRUNING, {"target_sparsity": float(sparsity), "sparsity": reached, "layers": per_layer,
+                                "gzip_bytes": sizes, "source": str(run.run_dir), "epochs": int(epochs),
+                                "lr": rate, "frequency": int(frequency), "ramp": float(ramp), "bn": bn,
+                                "schedule": "polynomial, power 3, from 0"})
+    metrics = {}
+    for split in build.evaluate.splits:  # metrics.json last: it marks the run finished
+        if split in asm.splits.splits and len(asm.splits.splits[split]) > 0:
+            dataset = make_dataset(asm.splits, split, build.data, seed=build.seed, training=False)
+            out_dir = path if split == "val" or "val" not in asm.splits.splits else path / layout.EVAL / split
+            metrics[split] = evaluate_model(plain, dataset, asm.class_names, out_dir, top_k=build.evaluate.top_k,
+                                            split=split)
+            print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}")
+    write_json(path / layout.METRICS, metrics)
+    print(f"gzip: {sizes['dense']:,} bytes dense, {sizes['pruned']:,} pruned")
+    return PruneResult(path, float(sparsity), reached, per_layer, sizes, metrics)
+
+
+__all__ = ["PruneResult", "prune", "polynomial_sparsity", "magnitude_mask", "prunable_layers", "sparsity_of"]
