@@ -134,3 +134,16 @@ def test_feature_cache_settings():
     assert load_config({}).performance.cache_augmented_copies == 0
     with pytest.raises(UserError, match="cache_augmented_copies"):
         load_config({"performance": {"cache_augmented_copies": -1}})
+
+
+@pytest.mark.parametrize("config, lr", [
+    ({"schedule": {"preset": "full"}}, 1e-4),  # pretrained (the default weights): lr / finetune_factor
+    ({"schedule": {"preset": "full", "finetune_factor": 4}}, 2.5e-4),
+    ({"schedule": {"preset": "full", "lr": 1e-3}}, 1e-3),  # a rate given is the rate used
+    ({"schedule": {"preset": "full"}, "model": {"weights": None}}, 1e-3),  # from scratch
+    ({"schedule": {"preset": "two_phase"}}, 1e-3),
+])
+def test_full_fine_tune_of_pretrained_weights_defaults_to_the_fine_tuning_rate(config, lr):
+    cfg = load_config(config)
+    assert cfg.schedule.lr == pytest.approx(lr)
+    assert load_config(cfg.to_dict()).schedule.lr == pytest.approx(lr)  # config.yaml and --resume agree

@@ -158,7 +158,7 @@ class ScheduleConfig(_Section):
     finetune_factor: float = Field(10.0, ge=1.0)
     gradual_every: int = Field(1, ge=1)
     gradual_blocks: Optional[int] = Field(None, ge=1)
-    # Defaults every phase inherits.
+    # Defaults every phase inherits. `preset: full` on pretrained weights, lr not given: lr / finetune_factor.
     lr: float = Field(1e-3, gt=0)
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -327,10 +327,17 @@ class Config(_Section):
         return value
 
     @model_validator(mode="after")
-    def _resolve_bn(self) -> "Config":
+    def _resolve_pretrained_defaults(self) -> "Config":
+        pretrained = self.model.weights is not None or self.model.backbone.startswith("keras:")
         if self.schedule.bn == "auto":
-            pretrained = self.model.weights is not None or self.model.backbone.startswith("keras:")
             self.schedule.bn = "frozen" if pretrained else "train"
+        schedule = self.schedule
+        if (pretrained and schedule.preset == "full" and not schedule.phases
+                and "lr" not in schedule.model_fields_set):
+            # Every layer of a pretrained network at the head's 1e-3 wrecks its features (Lite0 on
+            # pets-mini: val 0.50, chance; at 1e-4: 0.98, benchmarks/RESULTS.md). Written into the
+            # resolved config, so `config show`, config.yaml and --resume all see the rate used.
+            schedule.lr = schedule.lr / schedule.finetune_factor
         return self
 
     def to_dict(self) -> dict[str, Any]:

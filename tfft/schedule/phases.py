@@ -37,7 +37,8 @@ def preset_phases(schedule: ScheduleConfig, num_blocks: int) -> list[PhaseConfig
     """The phases a preset stands for.
 
     - feature_extraction: the head alone for `epochs` at `lr`.
-    - full: every layer for `epochs` at `lr`.
+    - full: every layer for `epochs` at `lr` (on pretrained weights the config's default `lr` is
+      already `1e-3 / finetune_factor`: see `tfft.config.Config`).
     - two_phase: the head for `head_epochs` at `lr`, then `finetune_unfreeze` (top:1) for
       `finetune_epochs` at `lr / finetune_factor` (the Keras transfer-learning guide's recipe).
     - gradual (ULMFiT): the head for `gradual_every` epochs, then one more block every
