@@ -7,6 +7,7 @@ and finished runs there are reused, so an interrupted benchmark continues):
 
     .venv/bin/python benchmarks/bench_compress.py [--data ../shared/datasets/pets-mini] [--work runs/bench-compress]
         [--teacher-size 224] [--student-size 128] [--sparsities 0.5 0.75 0.9] [--prune-epochs 4] [--seeds 3]
+        [--extra NAME=RUN_DIR ...]
 
 Every row is measured on its TFLite file (what is deployed): val accuracy over all the source's val
 images (decoded as training decodes them), the file's size raw and gzip -9, and latency per image:
@@ -139,6 +140,8 @@ def main() -> None:
     parser.add_argument("--prune-epochs", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--latency-runs", type=int, default=200)
+    parser.add_argument("--extra", nargs="*", default=[], metavar="NAME=RUN_DIR",
+                        help="more finished run directories to measure as rows (float and int8)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     started, load = time.time(), os.getloadavg()
@@ -167,6 +170,11 @@ def main() -> None:
     for quantize in ("none", "int8"):
         rows.append(_row(f"distilled student Lite0 {args.student_size}px (seed 0)", students[(0, True)], quantize,
                          args, cache))
+
+    for item in args.extra:
+        name, _, run_dir = item.rpartition("=")
+        for quantize in ("none", "int8"):
+            rows.append(_row(name, Path(run_dir), quantize, args, cache))
 
     distill = {}
     for with_teacher in (True, False):
