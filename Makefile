@@ -21,7 +21,7 @@ demo: install
 	$(VENV)/bin/tfft train configs/quickstart.yaml
 
 test: install-dev
-	$(PY) -m pytest -q -ra --durations=15 -n 2 --dist loadfile
+	$(PY) -m pytest -q -ra --durations=15 -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

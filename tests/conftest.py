@@ -179,7 +179,9 @@ def pytest_collection_modifyitems(config, items):
     """Files with the most slow tests first, each file's tests in their own order.
 
     `make test` hands whole files to two pytest-xdist workers (`--dist loadfile`) in collection
-    order; a heavy file handed out last keeps one worker busy while the other idles.
+    order (`--no-loadscope-reorder`: xdist would otherwise sort them by their number of tests,
+    which put the notebooks, two long tests a file, last); a heavy file handed out last keeps one
+    worker busy while the other idles.
     """
     slow: dict[str, int] = {}
     for item in items:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config, write_image_folder
+from tests.conftest import TINY_BACKBONE, tiny_config, write_image_folder
 
-# Two backbones (few layers: saving and loading stay quick), two input sizes.
-SIZES = {"a": ("mobilenet", 32), "b": ("mobilenet_v2", 40)}
+# Two backbones (few layers: saving, loading and exporting stay quick), two input sizes.
+SIZES = {"a": (TINY_BACKBONE, 32), "b": ("mobilenet_v3_small", 40)}
 
 
 def _write_run(run_dir: Path, folder: Path, backbone: str, size: int, seed: int) -> Path:

@@ -109,10 +109,12 @@ def embeddings(cfg: Config, model_path: Path, paths: list[str]) -> np.ndarray:
     import keras
 
     from tfft.evaluation.rundir import decoded_files
+    from tfft.models.build import BACKBONE_LAYER_NAME
     from tfft.training.feature_cache import split_model
     from tfft.training.feature_store import StoredFeatures, open_store
 
     model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+    model.get_layer(BACKBONE_LAYER_NAME).trainable = False  # the pooled features, whatever trained last
     feature_model, _ = split_model(model)
     store = open_store(cfg.performance.feature_store, cfg.performance.feature_store_max_gb)
     compute = feature_model.predict_on_batch

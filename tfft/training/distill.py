@@ -181,17 +181,20 @@ class DistillationModel(keras.Model):
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Any:
-        from keras.src.losses.loss import unscale_loss_for_distribution
+        import tensorflow as tf
 
         if y_pred is None:
             y_pred = self(x, training=training)
         labels, teacher = self._split(y, y_pred)
+        # Keras' loss reduction divides both terms by the replicas (their gradients are summed);
+        # the trackers log them per example, as Keras' own loss tracker does.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         task = super().compute_loss(x, labels, y_pred["probabilities"], sample_weight, training)
         kd = self.kd.compute_loss(keras.ops.cast(teacher, "float32"),
                                   keras.ops.cast(y_pred["student_logits"], "float32"))
         batch = keras.ops.shape(y_pred["student_logits"])[0]
-        self.task_loss_tracker.update_state(unscale_loss_for_distribution(task), sample_weight=batch)
-        self.distillation_loss_tracker.update_state(unscale_loss_for_distribution(kd), sample_weight=batch)
+        self.task_loss_tracker.update_state(task * replicas, sample_weight=batch)
+        self.distillation_loss_tracker.update_state(kd * replicas, sample_weight=batch)
         return self.alpha * task + (1.0 - self.alpha) * kd
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:

@@ -75,7 +75,9 @@ def model_digest(feature_model: Any) -> str:
     >>> from tfft.models.build import build_classifier
     >>> from tfft.training.feature_cache import split_model
     >>> cfg = ModelConfig(backbone="mobilenet_v3_small", weights=None)
-    >>> a, _ = split_model(build_classifier(cfg, 3, (32, 32)))
+    >>> model = build_classifier(cfg, 3, (32, 32))
+    >>> model.get_layer("backbone").trainable = False
+    >>> a, _ = split_model(model)
     >>> model_digest(a) == model_digest(a), len(model_digest(a))
     (True, 32)
     """
