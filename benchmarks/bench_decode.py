@@ -5,6 +5,7 @@ Run from the repo root:
     .venv/bin/python benchmarks/bench_decode.py --reencode 2016x1512 [--per-folder 64] [--repeats 3]
         [--one-iterator] [--cache ~/.cache/tfft-bench] [--data /work/shared/datasets/pets-mini]
     .venv/bin/python benchmarks/bench_decode.py --margins      # the quality study behind the margin
+    .venv/bin/python benchmarks/bench_decode.py --reencode 2016x1512 --per-folder 200 --floor  # decoding alone
 
 The data: a copy of pets-mini re-encoded at `--reencode WxH` (PIL bicubic, so upscaled from the
 180 px originals, JPEG quality 90; `bench_augment._reencoded`), kept in `--cache` for the next run.
@@ -147,6 +148,32 @@ def margins(data: Path) -> None:
                 print(f"| {name} | 1/{r}, resized on the exact grid (scale {r}/stored) | " + " | ".join(exact) + " |")
 
 
+def floor(data: Path, limit: int = 64) -> None:
+    """Single-thread CPU cost of decoding alone, per DCT reduction: what no pipeline goes below.
+
+    At 1/8 libjpeg computes only each block's DC term, so that row is close to the entropy
+    (Huffman) decoding every reduction must still do; the legacy generator's cost per image is
+    the yardstick of the "10x ImageDataGenerator" goal.
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    files = sorted((data / "train").rglob("*.jpg"))[:limit]
+    blobs = [tf.constant(path.read_bytes()) for path in files]
+    print(f"\n{len(files)} JPEGs of {data.name}, one thread, median of 3 passes\n")
+    print("| decode | ms CPU / image |")
+    print("| --- | ---: |")
+    for ratio in (1, 2, 4, 8):
+        times = []
+        for _ in range(3):
+            start = time.process_time()
+            for blob in blobs:
+                tf.io.decode_jpeg(blob, channels=3, ratio=ratio)
+            times.append((time.process_time() - start) / len(blobs))
+        print(f"| tf.io.decode_jpeg, ratio={ratio} | {1000 * statistics.median(times):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/pets-mini"))
@@ -160,6 +187,8 @@ def main() -> None:
     parser.add_argument("--one-iterator", action="store_true",
                         help="a pass reads one epoch of a single long iterator, not a fresh iterator")
     parser.add_argument("--margins", action="store_true", help="print the margin quality study and stop")
+    parser.add_argument("--floor", action="store_true",
+                        help="print the single-thread cost of decoding alone at each reduction and stop")
     args = parser.parse_args()
     if args.margins:
         margins(Path(args.data))
@@ -168,6 +197,9 @@ def main() -> None:
     data = bench_augment._reencoded(Path(args.data), args.reencode, Path(args.cache) if args.cache else None,
                                     args.per_folder)
     print(f"data: {data} (ready after {time.perf_counter() - started:.0f} s)")
+    if args.floor:
+        floor(data)
+        return
     import tensorflow as tf
 
     one = args.one_iterator

@@ -355,9 +355,10 @@ class Progress:
         self.stream = stream if stream is not None else sys.stdout
         self.count = 0
         self.started = self.last = time.monotonic()
-        interactive = getattr(self.stream, "isatty", lambda: False)() or "ipykernel" in sys.modules
+        from tfft.training.process_state import interactive
+
         print(title, file=self.stream, flush=True)
-        self.bar = keras.utils.Progbar(self.total, unit_name="image") if interactive else None
+        self.bar = keras.utils.Progbar(self.total, unit_name="image") if interactive(self.stream) else None
 
     def add(self, count: int) -> None:
         self.count += int(count)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -106,3 +107,23 @@ def run_state(seed: int, deterministic: bool, precision: Optional[str] = None) -
         yield
     finally:
         saved.restore()
+
+
+def interactive(stream: Any = None) -> bool:
+    """Whether progress on `stream` (default stdout) can redraw in place: a terminal, or a notebook.
+
+    A notebook is a running Jupyter kernel (IPython's ZMQ shell, Colab's included), not merely
+    `ipykernel` in `sys.modules`: jupyter_client imports it in plain processes too (nbclient,
+    a test runner), whose output goes to a log file.
+
+    Example:
+    >>> import io
+    >>> interactive(io.StringIO())
+    False
+    """
+    stream = sys.stdout if stream is None else stream
+    if getattr(stream, "isatty", lambda: False)():
+        return True
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import math
-import sys
 import time
 from pathlib import Path
 from collections.abc import Sequence
@@ -55,7 +54,7 @@ def _verbosity(setting: str) -> int:
         return 2
     if setting == "bar":
         return 1
-    return 1 if (sys.stdout.isatty() or "ipykernel" in sys.modules) else 2
+    return 1 if process_state.interactive() else 2
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
