@@ -92,11 +92,14 @@ def tiny_config(**sections) -> dict:
 def _save_tiny_backbone(path: Path) -> Path:
     import keras
 
-    keras.utils.set_random_seed(0)
+    # Seeded initializers, not keras.utils.set_random_seed: the fixture must not leave a global
+    # seed behind in the worker (TF's tensor-seeded shuffles fail under a global seed of 0).
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Rescaling(1 / 255, name="scale")(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="stem_conv")(x)
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="top_conv")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="stem_conv",
+                            kernel_initializer=keras.initializers.GlorotUniform(seed=0))(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="top_conv",
+                            kernel_initializer=keras.initializers.GlorotUniform(seed=1))(x)
     keras.Model(inputs, x, name="tiny").save(str(path))
     keras.backend.clear_session()
     return path

@@ -15,6 +15,8 @@ batches an uninterrupted run would. Decoding is parallel (`AUTOTUNE`) but ordere
 
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -293,14 +295,16 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         epoch_list = np.asarray(list(epochs if epochs is not None else range(0, 1)), dtype=np.int64)
         buffer = int(data_cfg.shuffle_buffer)
 
-        def tfds_epoch(epoch):
-            shuffle_seed = tf.cast(tf.math.floormod(tf.constant(int(seed) % _INT31, tf.int64) * 1000003
-                                                    + epoch, 2**62), tf.int64)
-            skip = _skip_for(epoch, epoch_list, skip_batches)
+        def tfds_epoch(epoch: int) -> tf.data.Dataset:
+            # A Python-int shuffle seed: a tensor one fails in TF's get_seed under a global seed of 0
+            # (`seed: 0` in a run), which compares the seed pair with (0, 0) in Python.
+            shuffle_seed = ((int(seed) % _INT31) * 1000003 + epoch) % 2**62
+            index = tf.constant(epoch, tf.int64)
+            skip = _skip_for(index, epoch_list, skip_batches)
             inner = base.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False).skip(skip * batch)
-            return _epoch_batches(inner, decode, size, batch, epoch, int(seed), skip, augment_fn, on_decoded)
+            return _epoch_batches(inner, decode, size, batch, index, int(seed), skip, augment_fn, on_decoded)
 
-        ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(tfds_epoch)
+        ds = functools.reduce(lambda a, b: a.concatenate(b), [tfds_epoch(int(e)) for e in epoch_list])
         return ds.prefetch(autotune).with_options(options)
 
     decode, n, may_be_large = _element_decoder(part, size, fast_decode)
