@@ -186,8 +186,8 @@ def pytest_collection_modifyitems(config, items):
     which put the notebooks, two long tests a file, last); a heavy file handed out last keeps one
     worker busy while the other idles.
     """
-    slow: dict[str, int] = {}
+    slow: dict[Path, int] = {}
     for item in items:
-        slow[item.fspath.strpath] = slow.get(item.fspath.strpath, 0) + (item.get_closest_marker("slow") is not None)
-    order = {path: i for i, path in enumerate(dict.fromkeys(item.fspath.strpath for item in items))}
-    items.sort(key=lambda item: (-slow[item.fspath.strpath], order[item.fspath.strpath]))
+        slow[item.path] = slow.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
+    order = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (-slow[item.path], order[item.path]))

@@ -67,13 +67,9 @@ def backbone(tmp_path_factory) -> str:
 
 
 def _config(backbone: str, **sections) -> dict:
-    config = tiny_config(model={"backbone": backbone, "weights": None}, evaluate={"splits": ["val"]})
-    for section, values in sections.items():
-        if isinstance(values, dict):
-            config.setdefault(section, {}).update(values)
-        else:
-            config[section] = values
-    return config
+    model = {"backbone": backbone, "weights": None, **sections.pop("model", {})}
+    evaluate = {"splits": ["val"], **sections.pop("evaluate", {})}
+    return tiny_config(model=model, evaluate=evaluate, **sections)
 
 
 def _student(teacher: Path, backbone: str, **sections) -> dict:
