@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, checkpoint_weights, tiny_config
+from tests.conftest import REPO, TINY_BACKBONE, checkpoint_weights, tiny_config
 
 TRAIN = "import json, sys; from tfft.training.run import train; train(json.loads(sys.argv[1]), run_dir=sys.argv[2])"
 CLI = "import sys; from tfft.cli.main import cli; cli(prog_name='tfft')"
@@ -53,7 +53,7 @@ def _deterministic_config(strategy: str, virtual_cpus: int = 0) -> dict:
     # 8 classes x 10: 64 train (4 global batches of 16, 8 a replica), 16 val; nothing random but the init.
     return tiny_config(
         data={"builtin_per_class": 10, "val_split": 0.2, "batch_size": 16},
-        model={"backbone": "mobilenet", "weights": None, "dropout": 0.0},
+        model={"backbone": TINY_BACKBONE, "weights": None, "dropout": 0.0},
         schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1, "finetune_unfreeze": "top:1",
                   "bn": "frozen", "optimizer": "sgd", "lr": 0.05},  # SGD: a wrong gradient scale shows
         augment={"horizontal_flip": False},
@@ -138,7 +138,7 @@ def test_multi_worker_two_local_workers_killed_and_resumed(tmp_path):
     cfg = tiny_config(
         name="mwms",
         data={"builtin_per_class": 10, "val_split": 0.2, "batch_size": 16},
-        model={"backbone": "mobilenet", "weights": None, "dropout": 0.0},
+        model={"backbone": TINY_BACKBONE, "weights": None, "dropout": 0.0},
         # One head-only phase: tracing the finetune step's all-reduces costs ~30 s more on 2 cores.
         schedule={"preset": "feature_extraction", "epochs": 2, "bn": "frozen"},
         training={"steps_per_epoch": None, "verbose": "line"},

@@ -111,11 +111,15 @@ def train(
     >>> sorted(result.metrics)  # doctest: +SKIP
     ['val']
     """
-    from tfft.training.distribute import is_chief_task
+    from tfft.training import distribute
 
-    resolved = resolve(config)  # every config mistake surfaces here, before any data is read
+    cfg = load_config(config)
+    # Before `resolve`: loading a `keras:` backbone starts TensorFlow, after which virtual CPUs
+    # and a MultiWorkerMirroredStrategy's collective ops can no longer be configured.
+    strategy = distribute.make_strategy(cfg.distribute)
+    resolved = resolve(cfg)  # every config mistake surfaces here, before any data is read
     cfg = resolved.config
-    if is_chief_task() or resume:
+    if distribute.is_chief_task() or resume:
         path = rundir.choose_run_dir(cfg.training.runs_dir, cfg.name, run_dir, resume, overwrite)
     else:  # a multi-worker non-chief: it writes to a temporary folder (see _Run._setup), reads nothing
         path = Path(run_dir) if run_dir else Path(cfg.training.runs_dir) / cfg.name
@@ -123,7 +127,7 @@ def train(
         _check_resumable(load_config(path / layout.CONFIG), cfg)
     command = f"tfft train {path / layout.CONFIG} --run-dir {path} --resume"
     try:
-        return _Run(resolved, path, resume, list(callbacks or []), feature_store).execute()
+        return _Run(resolved, strategy, path, resume, list(callbacks or []), feature_store).execute()
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except OSError as exc:
@@ -166,9 +170,10 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 class _Run:
     """The state of one training run (an object only to keep `train` readable)."""
 
-    def __init__(self, resolved: ResolvedRun, path: Path, resume: bool, callbacks: list[Any],
+    def __init__(self, resolved: ResolvedRun, strategy: Any, path: Path, resume: bool, callbacks: list[Any],
                  feature_store: Optional[Any] = None):
         self.resolved = resolved
+        self.strategy = strategy
         self.cfg = resolved.config
         self.user_callbacks = callbacks
         self.feature_store = feature_store
@@ -186,7 +191,6 @@ class _Run:
         from tfft.training import distribute
 
         cfg = self.cfg
-        self.strategy = distribute.make_strategy(cfg.distribute)  # before TF touches devices
         self.chief = distribute.is_chief(self.strategy)
         self.source = self.path  # where a resumed run's checkpoint is read (shared by all workers)
         if not self.chief:
