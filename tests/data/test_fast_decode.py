@@ -79,7 +79,7 @@ def test_pipeline_evaluate_and_predict_decode_the_same_pixels(large_jpegs, fast_
     """Training batches, evaluate's per-file pipeline and predict's read_image agree bitwise on
     every large JPEG kind, with the switch on and off."""
     from tfft.data import load_splits, make_dataset
-    from tfft.evaluation.rundir import decoded_files, read_image
+    from tfft.data.files import decoded_files, read_image
 
     folder = large_jpegs["plain.jpg"].parent.parent
     cfg = DataConfig(source=str(folder), image_size=SIZE, batch_size=8, val_split=0.0, fast_decode=fast_decode)
@@ -106,7 +106,7 @@ def test_one_decode_op_when_the_headers_allow(large_jpegs, tmp_path):
     import shutil
 
     from tfft.data import load_splits, make_dataset, pipeline
-    from tfft.evaluation.rundir import read_image
+    from tfft.data.files import read_image
 
     # 1600x1200 at 1/8 is 200x150 (< 4x 96x128: batched as decoded); 1596x1196 at 1/4 is not.
     for names, one_op, large in ((["plain.jpg", "progressive.jpg"], True, False),

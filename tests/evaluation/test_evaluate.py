@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tfft.evaluation import (compute_metrics, evaluate_model, evaluate_run, plot_curves, write_report)
-from tfft.evaluation.rundir import load_model, open_run, read_image, split_files
+from tfft.data.files import read_image
+from tfft.training.rundir import load_model, open_run, split_files
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -102,7 +103,7 @@ def test_evaluation_lists_the_images_training_used(tmp_path):
     from PIL import Image
 
     from tfft.config import load_config
-    from tfft.evaluation.rundir import Run
+    from tfft.training.rundir import Run
 
     root = tmp_path / "data"
     for split in ("train", "val"):

@@ -12,7 +12,8 @@ import pytest
 
 from tfft.errors import UserError
 from tfft.evaluation.export import export
-from tfft.evaluation.rundir import load_model, open_run, read_image
+from tfft.data.files import read_image
+from tfft.training.rundir import load_model, open_run
 
 SERVE = textwrap.dedent("""
     import json, sys

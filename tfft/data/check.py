@@ -17,9 +17,8 @@ from typing import Any, Union
 import numpy as np
 
 from tfft.data import decode as _decode
+from tfft.data.sources import SPLIT_NAMES
 from tfft.errors import UserError
-
-SPLIT_NAMES = ("train", "val", "test")
 
 
 def _hash(path: str) -> str:

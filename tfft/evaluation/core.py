@@ -13,7 +13,8 @@ import numpy as np
 
 from tfft.evaluation import multilabel_eval
 from tfft.errors import UserError
-from tfft.evaluation.rundir import decoded_files, generated_split, load_model, open_run, split_files
+from tfft.data.files import decoded_files
+from tfft.training.rundir import generated_split, is_multi_label, load_model, open_run, split_files
 from tfft.reporting.evaluate import worst_examples, write_split
 from tfft.reporting.metrics import compute_metrics
 from tfft.reporting.plots import plot_confusion_matrix, plot_gallery
@@ -69,7 +70,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     run = open_run(run_dir)
     batch_size = int(batch_size or run.config.data.batch_size)
     top_k = int(top_k or run.config.evaluate.top_k)
-    if multilabel_eval.is_multi_label(run):  # metrics at the run's thresholds; --data csv: scores every row
+    if is_multi_label(run):  # metrics at the run's thresholds; --data csv: scores every row
         return multilabel_eval.evaluate_run_multilabel(run, data, split, batch_size)
     source = str(data if data is not None else run.config.data.source)
     if source.startswith(("builtin:", "tfds:")):
@@ -78,8 +79,6 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     model = load_model(run)
     probs, y, kept = predict_files(model, paths, labels, run.image_size, batch_size, fast_decode=run.fast_decode)
     if len(kept) == 0:
-        from tfft.errors import UserError
-
         raise UserError(str(data or run.config.data.source), f"none of the {len(paths)} images of "
                         f"split {split!r} could be decoded", "run `tfft data check` on it")
     metrics = compute_metrics(y, probs, run.class_names, top_k=top_k)

@@ -28,8 +28,8 @@ import numpy as np
 from tfft.atomic import current_umask, write_bytes
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
-from tfft.evaluation.rundir import (Run, decode_bytes, load_model, open_run, read_images,
-                                  split_files)
+from tfft.data.files import decode_bytes, read_images
+from tfft.training.rundir import Run, is_multi_label, load_model, open_run, split_examples, split_files
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
@@ -126,7 +126,7 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
 
     val_paths, val_images = _parity_images(run, parity_images)
     thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
-                  if multilabel_eval.is_multi_label(run) else None)
+                  if is_multi_label(run) else None)
     if format == "savedmodel":
         _write_savedmodel(model, run, path, thresholds)
         runner = _savedmodel_runner(path)
@@ -206,8 +206,8 @@ def _generated_files(run: Run, split: str, limit: int) -> list[str]:
 def _split_paths(run: Run, split: str, limit: int) -> list[str]:
     if str(run.config.data.source).startswith(("builtin:", "tfds:")):
         return _generated_files(run, split, limit)
-    if multilabel_eval.is_multi_label(run):
-        return multilabel_eval.split_examples(run, split)[0]
+    if is_multi_label(run):
+        return split_examples(run, split)[0]
     paths, _ = split_files(run, split)
     return paths
 

@@ -1,4 +1,4 @@
-"""Multi-label run directories: listing, evaluating, predicting and exporting with thresholds.
+"""Multi-label run directories: evaluating, predicting and exporting with thresholds.
 
 The model-level part (collecting probabilities, choosing and reading thresholds, scoring a split)
 is `tfft.reporting.multilabel_eval`, re-exported here for the commands.
@@ -28,7 +28,7 @@ def predict_manifest(model: Any, paths: Sequence[str], labels: np.ndarray, image
     """
     import tensorflow as tf
 
-    from tfft.evaluation.rundir import decoded_files
+    from tfft.data.files import decoded_files
 
     ds = decoded_files([str(p) for p in paths], image_size)
     probs, kept = [], []
@@ -40,11 +40,6 @@ def predict_manifest(model: Any, paths: Sequence[str], labels: np.ndarray, image
         return np.zeros((0, width), np.int32), np.zeros((0, width), np.float32), np.zeros(0, np.int64)
     kept_all = np.concatenate(kept)
     return np.asarray(labels)[kept_all], np.concatenate(probs), kept_all
-
-
-def is_multi_label(run: Any) -> bool:
-    """A run directory of a multi-label run: it has thresholds.json, or its config says multi_label."""
-    return (Path(run.run_dir) / THRESHOLDS_FILE).is_file() or getattr(run.config, "task", "auto") == "multi_label"
 
 
 def prediction_row(path: str, probabilities: np.ndarray, class_names: Sequence[str],
@@ -104,37 +99,6 @@ def label_parity(exported: np.ndarray, reference: np.ndarray, thresholds: np.nda
     return {name: float(same[:, i].mean() * 100.0) for i, name in enumerate(class_names)}
 
 
-def split_examples(run: Any, split: str, data: Optional[str] = None) -> tuple[list[str], np.ndarray]:
-    """File paths and multi-hot labels (labels.txt order) of a multi-label run's split.
-
-    `data`: `csv:OTHER.csv` gives every row of that manifest; a folder of class subfolders is
-    read whole, each image labelled with its folder; None is the run's own `data.source` split.
-
-    Raises:
-        UserError: no such split, classes that differ from the run's, a bad manifest row.
-    """
-    from tfft.data import load_splits
-    from tfft.data import multilabel as data_multilabel
-    from tfft.errors import UserError
-    from tfft.evaluation.rundir import split_files
-
-    source = str(data if data is not None else run.config.data.source)
-    if data is not None and source.startswith("csv:"):
-        return data_multilabel.manifest_examples(source, run.class_names)
-    if data is not None:  # a folder: one label per image, from its class folder
-        paths, labels = split_files(run, split, data)
-        return paths, data_multilabel.one_hot(labels, len(run.class_names))
-    splits = load_splits(run.config.data, run.config.seed, task="multi_label")
-    if split not in splits.splits or len(splits.splits[split]) == 0:
-        raise UserError(f"--split {split}", f"the data has no {split!r} split; it has {sorted(splits.splits)}",
-                        "pick one of those")
-    if list(splits.class_names) != list(run.class_names):
-        raise UserError(source, f"labels {list(splits.class_names)} differ from the model's {list(run.class_names)}",
-                        "evaluate on data with the run's labels")
-    part = splits.splits[split]
-    return [str(p) for p in part.paths], np.asarray(part.labels)
-
-
 def evaluate_run_multilabel(run: Any, data: Optional[str], split: str, batch_size: int) -> dict[str, Any]:
     """`tfft evaluate` for a multi-label run: metrics at the run's thresholds, in RUN_DIR/eval/<split>/.
 
@@ -142,7 +106,7 @@ def evaluate_run_multilabel(run: Any, data: Optional[str], split: str, batch_siz
     """
     from tfft import data as tfft_data
     from tfft.errors import UserError
-    from tfft.evaluation.rundir import generated_split, load_model
+    from tfft.training.rundir import generated_split, load_model, split_examples
 
     thresholds = read_run_thresholds(run.run_dir, run.class_names)
     source = str(data if data is not None else run.config.data.source)

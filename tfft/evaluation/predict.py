@@ -12,7 +12,8 @@ import numpy as np
 
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
-from tfft.evaluation.rundir import expand_paths, load_model, open_run, read_image
+from tfft.data.files import expand_paths, read_image
+from tfft.training.rundir import is_multi_label, load_model, open_run
 
 
 def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tta: bool = False,
@@ -50,7 +51,7 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
                         f"give files, folders or globs of {', '.join(('.jpg', '.png', '.gif', '.bmp', '.webp'))} images")
     model = load_model(run)
     thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
-                  if multilabel_eval.is_multi_label(run) else None)
+                  if is_multi_label(run) else None)
     k = min(int(top_k), len(run.class_names))
     rows: list[Optional[dict[str, Any]]] = [None] * len(files)
     pending: list[tuple[int, np.ndarray]] = []

@@ -39,8 +39,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from tfft.errors import UserError
-from tfft.evaluation.multilabel_eval import is_multi_label, split_examples
-from tfft.evaluation.rundir import Run, load_model, open_run, split_files
+from tfft.training.rundir import Run, is_multi_label, load_model, open_run, split_examples, split_files
 from tfft import atomic, layout
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -201,7 +200,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
     import tensorflow as tf
 
     from tfft import data as tfft_data
-    from tfft.evaluation.rundir import decoded_files
+    from tfft.data.files import decoded_files
 
     size, batch = tuple(config.data.image_size), int(config.data.batch_size)
     source = str(data if data is not None else config.data.source)

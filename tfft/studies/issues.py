@@ -108,7 +108,7 @@ def embeddings(cfg: Config, model_path: Path, paths: list[str]) -> np.ndarray:
     a run's model.keras; rows the feature store already holds are read, not computed."""
     import keras
 
-    from tfft.evaluation.rundir import decoded_files
+    from tfft.data.files import decoded_files
     from tfft.models.build import BACKBONE_LAYER_NAME
     from tfft.training.feature_cache import split_model
     from tfft.training.feature_store import StoredFeatures, open_store

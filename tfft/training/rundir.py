@@ -1,11 +1,25 @@
-"""Where a run is written: `--run-dir`, or `runs/NAME` numbered `-2`, `-3`... when taken."""
+"""The run directory: where a run is written, and what a finished one holds.
+
+`choose_run_dir` picks `--run-dir` or `runs/NAME` (numbered `-2`, `-3`... when taken). `open_run`
+reads a finished run's config and labels; `load_model`, `split_files` and `split_examples` give
+what the commands that read a run directory (evaluate, predict, export, ensemble, prune, data
+issues) need, listed exactly as training listed it.
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
+import numpy as np
+
+from tfft import layout
+from tfft.data.sources import SPLIT_NAMES
 from tfft.errors import UserError
 from tfft.layout import CHECKPOINT, has_checkpoint, is_finished
+from tfft.reporting.multilabel_eval import THRESHOLDS_FILE
 
 
 def choose_run_dir(runs_dir: str, name: str, run_dir: str | None, resume: bool, overwrite: bool) -> Path:
@@ -42,3 +56,175 @@ def choose_run_dir(runs_dir: str, name: str, run_dir: str | None, resume: bool, 
         number += 1
         path = root / f"{name}-{number}"
     return path
+
+
+# --------------------------------------------------------------------------- a finished run
+
+@dataclass
+class Run:
+    """What `open_run` found in a run directory."""
+
+    run_dir: Path
+    config: Any  # tfft.config.Config
+    class_names: list[str]
+
+    @property
+    def model_path(self) -> Path:
+        return self.run_dir / layout.MODEL
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.config.data.image_size)
+
+    @property
+    def fast_decode(self) -> bool:
+        """The run's `data.fast_decode` (JPEG downscale-on-decode) as the decoders take it."""
+        return str(self.config.data.fast_decode) != "off"
+
+
+def open_run(run_dir: str | os.PathLike) -> Run:
+    """Check a run directory and read its config and labels.
+
+    Args:
+        run_dir: a folder written by `tfft train` (config.yaml, labels.txt, model.keras).
+
+    Returns:
+        A `Run` with the resolved config and class names.
+
+    Raises:
+        UserError: the folder or one of its files is missing.
+
+    Example:
+    >>> run = open_run("runs/quickstart")  # doctest: +SKIP
+    >>> run.class_names  # doctest: +SKIP
+    ['cat', 'dog']
+    """
+    from tfft.config import load_config
+
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise UserError(str(path), "run directory not found",
+                        "give the folder that `tfft train` printed as `run dir: PATH`")
+    for name in layout.REQUIRED:
+        if not (path / name).is_file():
+            raise UserError(str(path / name), f"{name} is missing from the run directory",
+                            "is the run finished? `tfft train ... --resume` completes it")
+    config = load_config(path / layout.CONFIG)
+    class_names = read_labels(path / layout.LABELS)
+    return Run(run_dir=path, config=config, class_names=class_names)
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    """Class names from labels.txt, one a line, in output index order."""
+    names = [line.rstrip("\r\n") for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n.strip()]
+    if not names:
+        raise UserError(str(path), "labels.txt lists no class names", "one class name a line")
+    return names
+
+
+def load_model(run: Run):
+    """Load model.keras with safe_mode=True (built-in layers only), compile=False."""
+    import keras
+
+    try:
+        return keras.models.load_model(run.model_path, compile=False, safe_mode=True)
+    except Exception as exc:  # a corrupt or foreign file is the user's to fix
+        raise UserError(str(run.model_path), f"cannot load the model ({type(exc).__name__}: {exc})",
+                        "re-run `tfft train`; model.keras must hold only built-in Keras layers") from None
+
+
+def is_multi_label(run: Run) -> bool:
+    """A run directory of a multi-label run: it has thresholds.json, or its config says multi_label."""
+    return (Path(run.run_dir) / THRESHOLDS_FILE).is_file() or getattr(run.config, "task", "auto") == "multi_label"
+
+
+def generated_split(run: Run, source: str, split: str, batch_size: int, task: str = "auto"):
+    """The run's `split` of a source that is not files on disk (builtin:, tfds:), checked against the run.
+
+    Returns:
+        `(splits, data_cfg)`: the loaded `DataSplits` and the run's data config with `source` and
+        `batch_size` replaced, ready for `tfft.data.make_dataset(splits, split, data_cfg, ...)`.
+    """
+    from tfft import data as tfft_data
+
+    data_cfg = run.config.data.model_copy(update={"source": source, "batch_size": int(batch_size)})
+    splits = tfft_data.load_splits(data_cfg, run.config.seed, task=task)
+    if split not in splits.splits or len(splits.splits[split]) == 0:
+        raise UserError(f"{source} [{split}]", f"this source has no {split!r} split",
+                        f"choose --split from {sorted(splits.splits)}")
+    if list(splits.class_names) != list(run.class_names):
+        raise UserError(source, f"classes {list(splits.class_names)} differ from the model's {run.class_names}",
+                        "evaluate on data with the run's classes")
+    return splits, data_cfg
+
+
+def split_files(run: Run, split: str = "val", data: Optional[str] = None,
+                ) -> tuple[list[str], np.ndarray]:
+    """File paths and label indices (labels.txt order) of one split of a run's data.
+
+    The images are listed by `tfft.data.load_splits`, exactly as training listed them (the same
+    extensions, hidden files and folders ignored, the same seeded split and `limit_per_class`).
+
+    Args:
+        run: from `open_run`.
+        split: train | val | test.
+        data: a data spec replacing the config's `data.source`. A plain folder of class
+            subfolders (no train/ val/ test/ inside) is evaluated whole, whatever `split` says.
+
+    Returns:
+        (paths, labels) with labels indexing `run.class_names`.
+    """
+    from tfft.data import load_splits
+
+    config = run.config
+    source = str(data if data is not None else config.data.source)
+    data_cfg = config.data.model_copy(update={"source": source})
+    root = Path(source).expanduser()
+    if data is not None and root.is_dir() and not any((root / s).is_dir() for s in SPLIT_NAMES):
+        data_cfg = data_cfg.model_copy(update={"val_split": 0.0, "test_split": 0.0, "limit_per_class": None})
+        split = "train"
+    splits = load_splits(data_cfg, config.seed)
+    if split not in splits.splits or len(splits.splits[split]) == 0:
+        raise UserError(f"{source} [{split}]", f"no images found for this split (the data has "
+                        f"{sorted(k for k, v in splits.splits.items() if len(v))})",
+                        "check --data / data.source and --split (train | val | test)")
+    chosen = splits.splits[split]
+    if chosen.paths is None:
+        raise UserError(source, "this source has no image files to list", "give a folder or csv: source")
+    names = [splits.class_names[int(i)] for i in chosen.labels]
+    index = {name: i for i, name in enumerate(run.class_names)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise UserError(str(source), f"classes {unknown} are not among the model's classes "
+                        f"{run.class_names}", "evaluate on data with the same class folders")
+    return [str(p) for p in chosen.paths], np.asarray([index[n] for n in names], dtype=np.int64)
+
+
+def split_examples(run: Any, split: str, data: Optional[str] = None) -> tuple[list[str], np.ndarray]:
+    """File paths and multi-hot labels (labels.txt order) of a multi-label run's split.
+
+    `data`: `csv:OTHER.csv` gives every row of that manifest; a folder of class subfolders is
+    read whole, each image labelled with its folder; None is the run's own `data.source` split.
+
+    Raises:
+        UserError: no such split, classes that differ from the run's, a bad manifest row.
+    """
+    from tfft.data import load_splits
+    from tfft.data import multilabel as data_multilabel
+
+    source = str(data if data is not None else run.config.data.source)
+    if data is not None and source.startswith("csv:"):
+        return data_multilabel.manifest_examples(source, run.class_names)
+    if data is not None:  # a folder: one label per image, from its class folder
+        paths, labels = split_files(run, split, data)
+        return paths, data_multilabel.one_hot(labels, len(run.class_names))
+    splits = load_splits(run.config.data, run.config.seed, task="multi_label")
+    if split not in splits.splits or len(splits.splits[split]) == 0:
+        raise UserError(f"--split {split}", f"the data has no {split!r} split; it has {sorted(splits.splits)}",
+                        "pick one of those")
+    if list(splits.class_names) != list(run.class_names):
+        raise UserError(source, f"labels {list(splits.class_names)} differ from the model's {list(run.class_names)}",
+                        "evaluate on data with the run's labels")
+    part = splits.splits[split]
+    return [str(p) for p in part.paths], np.asarray(part.labels)
