@@ -70,13 +70,14 @@ def checkpoint_weights(run_dir: Path) -> dict[str, np.ndarray]:
 
 
 def tiny_config(**sections) -> dict:
-    """A config dict that trains in seconds here: builtin data, tiny images, one short phase."""
+    """A config dict that trains in seconds here: builtin data, tiny images, one short phase, the
+    two-convolution `TINY_BACKBONE` (set `model.backbone` where the network itself is tested)."""
     config = {
         "name": "tiny",
         "seed": 1,
         "data": {"source": "builtin:shapes", "image_size": [32, 32], "batch_size": 16,
                  "builtin_per_class": 16},
-        "model": {"backbone": "mobilenet", "weights": None},
+        "model": {"backbone": TINY_BACKBONE, "weights": None},
         "schedule": {"preset": "full", "epochs": 1},
         "augment": {"horizontal_flip": False},
         "training": {"steps_per_epoch": 2},
@@ -171,9 +172,10 @@ if "TFFT_CACHE_DIR" not in os.environ:
 
     os.environ["TFFT_CACHE_DIR"] = tempfile.mkdtemp(prefix="tfft-test-cache-")
 
-# The tiny two-conv backbone as `model.backbone`, for the tests where what is tested is the run,
-# not the network (resume, determinism, failures): its train steps trace in a fraction of
-# MobileNet's time. Blocks: its two convolutions, so `unfreeze: top:1` works.
+# The tiny two-conv backbone, `tiny_config`'s `model.backbone`: what most tests test is the run,
+# not the network, and its train steps trace in a fraction of MobileNet's time. Tests of a
+# network's own behaviour (BatchNorm, a partial-backbone cut, real transfer) name theirs.
+# Blocks: its two convolutions, so `unfreeze: top:1` works.
 TINY_BACKBONE_PATH = Path(os.environ["TFFT_CACHE_DIR"]) / "tiny-backbone.keras"
 TINY_BACKBONE = f"keras:{TINY_BACKBONE_PATH}"
 
