@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -162,3 +163,98 @@ def test_multi_label_run_interrupted_after_epoch_1_resumes_to_the_same_run(tmp_p
     val_b = json.loads((killed / "metrics.json").read_text())["val"]
     for key in ("mAP", "micro_f1", "macro_f1", "loss"):
         assert val_a[key] == val_b[key], key
+
+
+class _StopAfterLastStepOfEpoch1:
+    """A callback (after tfft's own) that interrupts like Ctrl-C after epoch 1's last step, before its end."""
+
+    def __new__(cls, steps: int):
+        import keras
+
+        class Stop(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                if self.epoch == 0 and batch + 1 == steps:
+                    raise KeyboardInterrupt
+
+        return Stop()
+
+
+def test_run_interrupted_between_an_epochs_last_step_and_its_end_resumes_to_the_same_run(tmp_path, tiny_backbone):
+    """With a checkpoint every step, a run stopped after an epoch's last step (while it validates,
+    say) resumes from the step before and ends as the uninterrupted run does. It once committed a
+    checkpoint of all the epoch's steps, whose resumed rest was a fit of no steps: Keras read that
+    as "until the data ends" and trained on the whole remaining phase in one epoch."""
+    import keras
+
+    import tfft
+    from tfft.errors import TrainingInterrupted, UserError
+    from tfft.training import checkpoint
+
+    config = tiny_config(
+        name="resume-last-step",
+        data={"builtin_per_class": 8},
+        model={"backbone": f"keras:{tiny_backbone}", "weights": None, "dropout": 0.3},
+        schedule={"preset": "full", "epochs": 2, "lr": 1e-3},
+        augment={"horizontal_flip": True, "rotation_range": 15},
+        training={"deterministic": True, "steps_per_epoch": 2, "verbose": "quiet", "checkpoint_steps": 1},
+        evaluate={"splits": []},
+    )
+    keras.backend.clear_session()
+    straight = tfft.train(config, run_dir=str(tmp_path / "straight")).run_dir
+    keras.backend.clear_session()
+    killed = tmp_path / "killed"
+    with pytest.raises(TrainingInterrupted):
+        tfft.train(config, run_dir=str(killed), callbacks=[_StopAfterLastStepOfEpoch1(2)])
+    stale = tmp_path / "stale"
+    shutil.copytree(killed, stale)
+    keras.backend.clear_session()
+    tfft.train(config, run_dir=str(killed), resume=True)
+    a, b = checkpoint_weights(straight), checkpoint_weights(killed)
+    assert list(a) == list(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
+    assert (straight / "history.csv").read_text() == (killed / "history.csv").read_text()
+
+    # A checkpoint of all of an epoch's steps (as an earlier tfft wrote) is refused, not resumed wrongly.
+    with np.load(stale / checkpoint.LAST, allow_pickle=False) as data:
+        arrays = dict(data)
+    arrays["state"] = np.array(json.dumps(dict(json.loads(str(arrays["state"])), epoch=0, step=2)))
+    np.savez(stale / checkpoint.LAST, **arrays)
+    keras.backend.clear_session()
+    with pytest.raises(UserError, match="after all 2 steps of epoch 1"):
+        tfft.train(config, run_dir=str(stale), resume=True)
+
+
+def test_run_interrupted_before_its_last_epochs_history_row_is_written_resumes_with_the_row(
+        tmp_path, tiny_backbone, monkeypatch):
+    """Stopped between the last epoch's checkpoint and its history.csv, a resumed run has no epoch
+    left to train, and still writes history.csv as the checkpoint has it."""
+    import keras
+
+    import tfft
+    from tfft.errors import TrainingInterrupted
+    from tfft.training import run
+
+    config = tiny_config(name="resume-history", data={"builtin_per_class": 4},
+                         model={"backbone": f"keras:{tiny_backbone}", "weights": None},
+                         training={"deterministic": True, "steps_per_epoch": 1, "verbose": "quiet"},
+                         evaluate={"splits": []})
+    keras.backend.clear_session()
+    straight = tfft.train(config, run_dir=str(tmp_path / "straight")).run_dir
+
+    def interrupted(self, rows):
+        raise KeyboardInterrupt
+
+    killed = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(run._Run, "_write_history", interrupted)
+        keras.backend.clear_session()
+        with pytest.raises(TrainingInterrupted):
+            tfft.train(config, run_dir=str(killed))
+    assert not (killed / "history.csv").exists()
+    keras.backend.clear_session()
+    tfft.train(config, run_dir=str(killed), resume=True)
+    assert (straight / "history.csv").read_text() == (killed / "history.csv").read_text()

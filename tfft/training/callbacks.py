@@ -35,6 +35,8 @@ class EpochRecorder(keras.callbacks.Callback):
         patience: early-stopping patience in epochs within this phase (None: off).
         on_rows: called with the rows after each epoch (writes history.csv).
         checkpoint_steps: also commit a checkpoint every this many steps inside an epoch.
+        steps_per_epoch: the steps of a whole epoch (a resumed epoch's included): its last step
+            commits no step checkpoint, the epoch-end checkpoint follows it.
         resume_step: the steps of epoch `state["epoch"]` already done by the run being resumed:
             that epoch's step count starts there and its metric totals are restored from the
             checkpoint, so its logs equal an uninterrupted run's.
@@ -44,7 +46,7 @@ class EpochRecorder(keras.callbacks.Callback):
                  state: dict[str, Any], inference_model: keras.Model, monitor: str,
                  patience: int | None, on_rows: Callable[[list[dict[str, Any]]], None],
                  checkpoint_steps: int | None = None, resume_step: int = 0,
-                 resume_from: Path | None = None):
+                 resume_from: Path | None = None, steps_per_epoch: int | None = None):
         super().__init__()
         self.run_dir = run_dir
         self.phase_name = phase_name
@@ -55,6 +57,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.patience = patience
         self.on_rows = on_rows
         self.checkpoint_steps = checkpoint_steps
+        self.steps_per_epoch = steps_per_epoch
         self.resume_epoch = int(state.get("epoch", 0)) if resume_step else None
         self.resume_step = int(resume_step)
         self.resume_from = resume_from
@@ -86,6 +89,10 @@ class EpochRecorder(keras.callbacks.Callback):
         # `batch` is the last step of this call (several with steps_per_execution), counted from
         # the start of this fit's epoch; a resumed epoch's fit starts `resume_step` steps in.
         step = self.epoch_offset + batch + 1
+        if self.steps_per_epoch and step >= self.steps_per_epoch:
+            # A checkpoint of all the epoch's steps would resume into a fit of no steps, which Keras
+            # takes as "until the data ends"; a kill before the epoch-end commit redoes this step.
+            return
         if self.checkpoint_steps and step - self.saved_step >= self.checkpoint_steps:
             if not math.isfinite(float((logs or {}).get("loss", 0.0))) or not _all_finite(self.inference_model):
                 return  # never replace the last good checkpoint with NaN weights

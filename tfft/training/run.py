@@ -347,6 +347,8 @@ class _Run:
             self.history = list(self.state.get("history", []))
             self.phase_rows = list(self.state.get("phase_rows", []))
             checkpoint.restore(last, self.model.variables)
+            if self.chief:  # the kill may have come between an epoch's commit and its history.csv
+                self._write_history(self.history)
             step = self.state.get("step", 0)
             print(f"resuming {self.source} at epoch {self.state['epoch'] + 1}" + (f", step {step + 1}" if step else "")
                   + f", phase {self.state['phase'] + 1}")
@@ -387,6 +389,10 @@ class _Run:
                   f"unfreeze {phase.unfreeze}, lr {phase.lr:g} ({phase.optimizer}, {phase.lr_schedule}), "
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
             skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
+            if skip >= steps:
+                raise UserError(str(last), f"taken after all {steps} steps of epoch {first + 1} but before its end "
+                                "(a step checkpoint of an earlier tfft): it cannot be resumed exactly",
+                                "start the run again")
             cache = self._feature_cache(phase, start, first, end) if first < end else None
             # Checked at the end (a digest of the frozen part): restoring an earlier phase's best
             # epoch may change what this phase's features were computed with.
@@ -400,7 +406,8 @@ class _Run:
                 recorder = EpochRecorder(self.path if self.chief else None, phase.name, self.history,
                                          self.state, self.model, monitor, phase.early_stopping,
                                          self._write_history, cfg.training.checkpoint_steps,
-                                         resume_step=skip, resume_from=last if skip else None)
+                                         resume_step=skip, resume_from=last if skip else None,
+                                         steps_per_epoch=steps)
                 callbacks: list[Any] = [recorder]
                 if self.chief:
                     callbacks.append(keras.callbacks.TensorBoard(str(self.path / layout.TENSORBOARD),
