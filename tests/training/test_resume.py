@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import checkpoint_weights, tiny_config
+from tests.conftest import TINY_BACKBONE, checkpoint_weights, tiny_config
 
 CONFIG = tiny_config(
     name="resume",
     data={"image_size": [32, 32], "batch_size": 16, "builtin_per_class": 12},
     schedule={"preset": "two_phase", "head_epochs": 2, "finetune_epochs": 3, "lr": 1e-3},
     augment={"horizontal_flip": True, "rotation_range": 15},
-    model={"backbone": "mobilenet", "dropout": 0.3},  # see the note on the tiny backbone in the resume notes
+    model={"backbone": TINY_BACKBONE, "weights": None, "dropout": 0.3},
     # A checkpoint after every step: the kills below land inside epochs (and sometimes mid-write).
     # 3 steps an epoch against 5 batches a pass: epochs start in the middle of a pass.
     training={"deterministic": True, "steps_per_epoch": 3, "save": "last", "verbose": "quiet",
