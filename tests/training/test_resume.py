@@ -36,6 +36,15 @@ def _train_cmd(config: Path, run_dir: Path, resume: bool = False) -> list[str]:
     return cmd + (["--resume"] if resume else [])
 
 
+def _assert_same_run(straight: Path, killed: Path) -> None:
+    """The resumed run's checkpointed weights and history.csv are bitwise the uninterrupted run's."""
+    a, b = checkpoint_weights(straight), checkpoint_weights(killed)
+    assert list(a) == list(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
+    assert (straight / "history.csv").read_text() == (killed / "history.csv").read_text()
+
+
 def _kill_inside_epoch(config: Path, run_dir: Path, epoch: int, step: int, resume: bool) -> None:
     """Start training and SIGKILL it once the checkpoint of `step` steps into epoch `epoch + 1` is on disk."""
     process = subprocess.Popen(_train_cmd(config, run_dir, resume), stdout=subprocess.DEVNULL,
@@ -69,13 +78,7 @@ def test_killed_twice_resumed_twice_is_bitwise_equal(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming" in out.stdout
 
-    a, b = checkpoint_weights(straight), checkpoint_weights(killed)
-    assert list(a) == list(b)
-    for key in a:
-        assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
-    history_a = (straight / "history.csv").read_text()
-    history_b = (killed / "history.csv").read_text()
-    assert history_a == history_b
+    _assert_same_run(straight, killed)
 
 
 def test_resume_refuses_a_changed_config(tmp_path, cli_runner):
@@ -153,11 +156,7 @@ def test_multi_label_run_interrupted_after_epoch_1_resumes_to_the_same_run(tmp_p
     keras.backend.clear_session()
     tfft.train(config, run_dir=str(killed), resume=True)
 
-    a, b = checkpoint_weights(straight), checkpoint_weights(killed)
-    assert list(a) == list(b)
-    for key in a:
-        assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
-    assert (straight / "history.csv").read_text() == (killed / "history.csv").read_text()
+    _assert_same_run(straight, killed)
     assert json.loads((straight / "thresholds.json").read_text()) == json.loads((killed / "thresholds.json").read_text())
     val_a = json.loads((straight / "metrics.json").read_text())["val"]
     val_b = json.loads((killed / "metrics.json").read_text())["val"]
@@ -212,11 +211,7 @@ def test_run_interrupted_between_an_epochs_last_step_and_its_end_resumes_to_the_
     shutil.copytree(killed, stale)
     keras.backend.clear_session()
     tfft.train(config, run_dir=str(killed), resume=True)
-    a, b = checkpoint_weights(straight), checkpoint_weights(killed)
-    assert list(a) == list(b)
-    for key in a:
-        assert np.array_equal(a[key], b[key]), f"{key} differs after resume"
-    assert (straight / "history.csv").read_text() == (killed / "history.csv").read_text()
+    _assert_same_run(straight, killed)
 
     # A checkpoint of all of an epoch's steps (as an earlier tfft wrote) is refused, not resumed wrongly.
     with np.load(stale / checkpoint.LAST, allow_pickle=False) as data:
