@@ -88,62 +88,154 @@ def _column(rows: list[dict], key: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def _epochs(rows: list[dict]) -> np.ndarray:
+    """The x axis: history.csv's `epoch` column when every row has one, else 1..N."""
+    epochs = _column(rows, "epoch")
+    return epochs if len(epochs) and np.isfinite(epochs).all() else np.arange(1, len(rows) + 1, dtype=np.float64)
+
+
+def best_epoch(history_rows: list[dict]) -> Optional[tuple[int, str, float]]:
+    """The epoch `training.save: best` keeps: the first lowest `val_loss` (`loss` with no validation).
+
+    Args:
+        history_rows: rows of history.csv as dicts (values may be strings).
+
+    Returns:
+        `(epoch, monitored key, its value)`, or None when no row has a finite value.
+
+    Example:
+    >>> best_epoch([{"epoch": 1, "loss": 0.9, "val_loss": 0.8}, {"epoch": 2, "loss": 0.5, "val_loss": 0.85}])
+    (1, 'val_loss', 0.8)
+    """
+    rows = list(history_rows)
+    for key in ("val_loss", "loss"):  # the trainer's monitor: val_loss when there is a val split
+        values = _column(rows, key)
+        if np.isfinite(values).any():
+            i = int(np.nanargmin(values))  # the first minimum: the trainer keeps strict improvements
+            return int(_epochs(rows)[i]), key, float(values[i])
+    return None
+
+
+def _phase_spans(rows: list[dict], phases: Optional[list[dict]]) -> list[tuple[str, int, int]]:
+    """`(name, first row, last row)` of each phase, from the `phase` column or phases.json."""
+    names = [str(r.get("phase") or "") for r in rows]
+    if not any(names) and phases:
+        names = [str(p.get("name", i)) for i, p in enumerate(phases) for _ in range(int(p.get("epochs", 0)))]
+        names = (names + [names[-1]] * len(rows))[: len(rows)] if names else []
+    spans: list[tuple[str, int, int]] = []
+    for i, name in enumerate(names):
+        if spans and name == spans[-1][0] and spans[-1][2] == i - 1:
+            spans[-1] = (name, spans[-1][1], i)
+        else:
+            spans.append((name, i, i))
+    return [s for s in spans if s[0]]
+
+
+_LOSS_PANELS = (("loss", ("loss", "val_loss"), "loss"),
+                ("task loss", ("task_loss", "val_task_loss"), "task loss"),
+                ("distillation loss", ("distillation_loss", "val_distillation_loss"), "distillation loss"))
+
+
+def curves_figure(history_rows: list[dict], phases: Optional[list[dict]] = None,
+                  best: Optional[int] = None, saved: Optional[str] = None) -> Any:
+    """The figure `plot_curves` saves: one panel per quantity, epochs on a shared integer axis.
+
+    Panels: loss (with distillation, `loss` is the mix and the task and distillation losses get
+    a panel each), accuracy, learning rate. Dashed lines separate phases, each named above its
+    epochs; a dotted line and a star (artists with gid `best_epoch`) mark the best epoch.
+
+    Args:
+        history_rows: rows of history.csv as dicts (`epoch, phase, loss, val_loss, lr`, metrics);
+            values may be strings.
+        phases: phases.json's list; only used for names when rows carry no `phase` column.
+        best: the epoch to mark as best (the trainer's `best_epoch`); default `best_epoch(rows)`.
+        saved: `training.save` ("best" or "last") to say which epoch model.keras holds; None
+            says nothing about it.
+
+    Returns:
+        A matplotlib Figure (close it with `matplotlib.pyplot.close` when done).
+
+    Example:
+    >>> fig = curves_figure([{"epoch": 1, "loss": 0.9, "val_loss": 0.8, "lr": 1e-3}])  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    rows = list(history_rows)
+    x = _epochs(rows)
+    keys = set().union(*[r.keys() for r in rows]) if rows else set()
+    has = lambda key: key in keys and np.isfinite(_column(rows, key)).any()  # noqa: E731
+    loss_panels = [p for p in _LOSS_PANELS if any(has(k) for k in p[1])] or [_LOSS_PANELS[0]]
+    acc_keys = [k for k in ("accuracy", "val_accuracy") if has(k)]
+    panels = loss_panels + ([("accuracy", acc_keys, "accuracy")] if acc_keys else [])
+    panels += [("lr", ("lr",), "learning rate")] if has("lr") else []
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, (2.8 if len(panels) < 4 else 2.3) * len(panels)),
+                             sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    marked = best_epoch(rows)
+    if best is not None and marked is not None and best in x:
+        key = marked[1]
+        marked = (int(best), key, float(_column(rows, key)[int(np.flatnonzero(x == best)[0])]))
+    for ax, (panel, panel_keys, ylabel) in zip(axes, panels):
+        for key in panel_keys:
+            if has(key):
+                style = dict(color="tab:green", marker=".") if key == "lr" else dict(marker="o", ms=3)
+                ax.plot(x, _column(rows, key), label=key, **style)
+        if panel == "lr" and np.nanmin(np.where(_column(rows, "lr") > 0, _column(rows, "lr"), np.nan),
+                                       initial=np.inf) < np.inf:
+            ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if marked is not None:
+            ax.axvline(marked[0], color="tab:red", linestyle=":", linewidth=1.2, gid="best_epoch")
+    if marked is not None:
+        epoch, key, value = marked
+        held = {"best": epoch, "last": int(x[-1])}.get(saved or "")  # the epoch model.keras holds
+        where = "" if held is None else " = model.keras" if held == epoch else f" (model.keras: epoch {held}, the last)"
+        axes[0].plot([epoch], [value], marker="*", ms=13, color="tab:red", linestyle="none", gid="best_epoch",
+                     label=f"best {key} {value:.4g}, epoch {epoch}{where}")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=8)
+    # Phases: a dashed line between them, each name centred over its epochs inside the top panel.
+    if len(x):
+        axes[-1].set_xlim(x[0] - 0.5, x[-1] + 0.5)
+    for name, first, last in _phase_spans(rows, phases):
+        for ax in axes:
+            if first > 0:
+                ax.axvline(x[first] - 0.5, color="gray", linestyle="--", linewidth=1)
+        axes[0].annotate(name, xy=((x[first] + x[last]) / 2, 1.0), xycoords=axes[0].get_xaxis_transform(),
+                         xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                         color="dimgray", annotation_clip=False)
+    if 0 < len(x) <= 20:
+        axes[-1].set_xticks(x)  # every epoch (MaxNLocator falls back to fractions on short runs)
+    else:
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("epoch")
+    return fig
+
+
 def plot_curves(history_rows: list[dict], path: str | os.PathLike,
-                phases: Optional[list[dict]] = None) -> Path:
-    """Loss, accuracy and learning rate per epoch, with a line at each phase boundary.
+                phases: Optional[list[dict]] = None, best: Optional[int] = None,
+                saved: Optional[str] = None) -> Path:
+    """Loss, accuracy and learning rate per epoch, phase boundaries and the best epoch marked.
 
     Args:
         history_rows: rows of history.csv as dicts (`epoch, phase, loss, val_loss, lr`, metrics);
             values may be strings.
         path: where the PNG goes.
         phases: phases.json's list; only used for labels when rows carry no `phase` column.
+        best: the epoch to mark as best; default `best_epoch(history_rows)`.
+        saved: `training.save`, to say which epoch model.keras holds (see `curves_figure`).
+
+    Returns:
+        The path of the PNG.
 
     Example:
     >>> rows = [{"epoch": 1, "phase": "head", "loss": 0.9, "val_loss": 0.8, "lr": 1e-3}]
     >>> plot_curves(rows, "/tmp/curves.png")  # doctest: +SKIP
     """
-    plt = _pyplot()
-    rows = list(history_rows)
-    x = np.arange(1, len(rows) + 1, dtype=np.float64)
-    keys = set().union(*[r.keys() for r in rows]) if rows else set()
-    acc_keys = [k for k in ("accuracy", "val_accuracy") if k in keys]
-    panels = ["loss"] + (["accuracy"] if acc_keys else []) + (["lr"] if "lr" in keys else [])
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.8 * len(panels)), sharex=True,
-                             squeeze=False)
-    axes = axes[:, 0]
-    for ax, panel in zip(axes, panels):
-        if panel == "loss":
-            for key in ("loss", "val_loss"):
-                if key in keys:
-                    ax.plot(x, _column(rows, key), marker="o", ms=3, label=key)
-            ax.set_ylabel("loss")
-        elif panel == "accuracy":
-            for key in acc_keys:
-                ax.plot(x, _column(rows, key), marker="o", ms=3, label=key)
-            ax.set_ylabel("accuracy")
-        else:
-            lr = _column(rows, "lr")
-            ax.plot(x, lr, color="tab:green", marker=".", label="lr")
-            if np.nanmin(np.where(lr > 0, lr, np.nan), initial=np.inf) < np.inf:
-                ax.set_yscale("log")
-            ax.set_ylabel("learning rate")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", fontsize=8)
-    # Phase boundaries: where the `phase` column changes (or from phases.json's epoch counts).
-    names = [str(r.get("phase", "")) for r in rows]
-    if not any(names) and phases:
-        names = [str(p.get("name", i)) for i, p in enumerate(phases) for _ in range(int(p.get("epochs", 0)))]
-        names = (names + [names[-1]] * len(rows))[: len(rows)] if names else []
-    starts = [i for i, name in enumerate(names) if name and (i == 0 or name != names[i - 1])]
-    for i in starts:
-        for ax in axes:
-            if i > 0:
-                ax.axvline(i + 0.5, color="gray", linestyle="--", linewidth=1)
-        axes[0].text(i + 0.6, 1.0, names[i], transform=axes[0].get_xaxis_transform(),
-                     va="bottom", ha="left", fontsize=8, color="dimgray")
-    axes[-1].set_xlabel("epoch")
-    return _save(fig, path)
+    return _save(curves_figure(history_rows, phases, best=best, saved=saved), path)
 
 
 def plot_gallery(paths_or_images: Sequence[Any], true: Sequence[int], pred: Sequence[int],

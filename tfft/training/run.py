@@ -538,7 +538,8 @@ class _Run:
         return metrics
 
     def _plots(self) -> None:
-        plot_curves(self.history, self.path / layout.CURVES, phases=self.phase_rows)
+        plot_curves(self.history, self.path / layout.CURVES, phases=self.phase_rows,
+                    best=self.state.get("best_epoch"), saved=self.cfg.training.save)
 
     def execute(self) -> TrainResult:
         started = time.time()
