@@ -78,3 +78,38 @@ def test_distillation_losses_get_their_own_panels(figures):
     assert labels[2] == ["distillation_loss", "val_distillation_loss"]
     plotted = fig.axes[2].lines[0].get_ydata()
     assert np.allclose(plotted, [2.7, 1.8, 1.2, 0.9])
+
+
+def test_gallery_tiles_are_decoded_as_training_decodes_them_and_named(figures, tmp_path):
+    from tfft.data.files import read_image
+    from tfft.reporting.plots import gallery_figure, plot_gallery
+
+    deep = np.zeros((40, 60), np.uint16)
+    deep[:, :30], deep[:, 30:] = 20000, 60000
+    Image.fromarray(deep).save(tmp_path / "deep16.png")  # mode I;16: PIL's convert("RGB") gives white
+    wide = np.zeros((40, 80, 3), np.uint8)
+    wide[:, :40], wide[:, 40:] = (255, 0, 0), (0, 0, 255)  # red left, blue right as stored
+    photo = Image.fromarray(wide)
+    exif = photo.getexif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees clockwise to display
+    photo.save(tmp_path / "rotated.jpg", exif=exif.tobytes())
+    paths = [str(tmp_path / "deep16.png"), str(tmp_path / "rotated.jpg"), str(tmp_path / "missing.jpg")]
+
+    fig = gallery_figure(paths, [0, 1, 0], [1, 1, 1], [[0.2, 0.8], [0.1, 0.9], [0.4, 0.6]], ["cat", "dog"],
+                         image_size=(32, 32))
+    figures.append(fig)
+    tiles = [ax for ax in fig.axes if ax.images]
+    deep_tile, rotated_tile = (np.asarray(ax.images[0].get_array()) for ax in tiles[:2])
+    for tile, path in zip((deep_tile, rotated_tile), paths):
+        assert np.allclose(tile, read_image(path, (32, 32)) / 255.0)  # the training decoder's pixels
+    assert deep_tile[:, :12].mean() == pytest.approx(78 / 255, abs=0.02)  # 20000 >> 8, not white
+    assert deep_tile[:, 20:].mean() == pytest.approx(234 / 255, abs=0.02)
+    assert rotated_tile[2, 16, 0] > 0.8 and rotated_tile[2, 16, 2] < 0.2  # turned upright: red on top
+    assert rotated_tile[29, 16, 2] > 0.8 and rotated_tile[29, 16, 0] < 0.2
+    assert [ax.get_title() for ax in tiles] == ["deep16.png\ncat -> dog (0.80)", "rotated.jpg\ndog -> dog (0.90)",
+                                                "missing.jpg\ncat -> dog (0.60)"]
+
+    path = plot_gallery(paths[:2], [0, 1], [1, 1], [[0.2, 0.8], [0.1, 0.9]], ["cat", "dog"],
+                        tmp_path / "label_issues.png", image_size=(32, 32), title="suspects")
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.size[0] > 250

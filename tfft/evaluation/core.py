@@ -95,7 +95,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
                           out_dir / "confusion_matrix_normalized.png", normalize=True)
     worst, caption = worst_examples(y, probs)
     plot_gallery([paths[kept[i]] for i in worst], y[worst], probs[worst].argmax(axis=1),
-                 probs[worst], run.class_names, out_dir / "worst.png", title=f"{split}: {caption}")
+                 probs[worst], run.class_names, out_dir / "worst.png", title=f"{split}: {caption}",
+                 image_size=run.image_size, fast_decode=run.fast_decode)
     metrics["out_dir"] = str(out_dir)
     return metrics
 

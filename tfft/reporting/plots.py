@@ -238,10 +238,18 @@ def plot_curves(history_rows: list[dict], path: str | os.PathLike,
     return _save(curves_figure(history_rows, phases, best=best, saved=saved), path)
 
 
-def plot_gallery(paths_or_images: Sequence[Any], true: Sequence[int], pred: Sequence[int],
-                 probs: Any, class_names: Sequence[str], path: str | os.PathLike,
-                 max_images: int = 16, title: Optional[str] = None) -> Path:
-    """A grid of images titled `true -> predicted (p)`, e.g. the worst misclassified ones.
+def _short_name(path: str, width: int = 28) -> str:
+    """A file's name, its middle elided when longer than `width` characters."""
+    name = os.path.basename(os.fspath(path))
+    return name if len(name) <= width else name[: width // 2 - 1] + "..." + name[-(width - width // 2 - 2):]
+
+
+def gallery_figure(paths_or_images: Sequence[Any], true: Sequence[int], pred: Sequence[int],
+                   probs: Any, class_names: Sequence[str], max_images: int = 16,
+                   title: Optional[str] = None, image_size: Sequence[int] = (128, 128),
+                   fast_decode: bool = True) -> Any:
+    """The figure `plot_gallery` saves: one tile per image, captioned with its file name and
+    `true -> predicted (p)`; files decoded by `tfft.data`'s training decoder.
 
     Args:
         paths_or_images: file paths, or arrays [H, W, 3] in 0..255.
@@ -249,12 +257,17 @@ def plot_gallery(paths_or_images: Sequence[Any], true: Sequence[int], pred: Sequ
         pred: predicted label indices.
         probs: [N, C] probabilities (or [N] probabilities of the predicted class).
         class_names: C names.
-        path: where the PNG goes.
         max_images: at most this many are drawn, in the order given.
         title: a figure title.
+        image_size: (height, width) files are decoded and resized to: pass the run's
+            `data.image_size` to show what the model saw.
+        fast_decode: the run's `data.fast_decode` (False: every JPEG pixel decoded).
+
+    Returns:
+        A matplotlib Figure (close it with `matplotlib.pyplot.close` when done).
 
     Example:
-    >>> plot_gallery(["a.jpg"], [0], [1], [[0.2, 0.8]], ["cat", "dog"], "/tmp/worst.png")  # doctest: +SKIP
+    >>> fig = gallery_figure(["a.jpg"], [0], [1], [[0.2, 0.8]], ["cat", "dog"])  # doctest: +SKIP
     """
     plt = _pyplot()
     items = list(paths_or_images)[:max_images]
@@ -262,33 +275,57 @@ def plot_gallery(paths_or_images: Sequence[Any], true: Sequence[int], pred: Sequ
     n = len(items)
     cols = min(4, max(1, n))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.9 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for index, item in enumerate(items):
         ax = axes.ravel()[index]
-        image = _as_image(item)
-        if image is not None:
-            ax.imshow(image)
+        image = _as_image(item, image_size, fast_decode)
+        if image is None:  # a grey tile of the same shape, so that the rows stay aligned
+            image = np.full((int(image_size[0]), int(image_size[1]), 3), 0.9)
+            ax.text(0.5, 0.5, "unreadable", ha="center", va="center", transform=ax.transAxes)
+        ax.imshow(image)
         p = probs[index] if probs.ndim == 1 else probs[index, int(pred[index])]
         good = int(true[index]) == int(pred[index])
-        ax.set_title(f"{class_names[int(true[index])]} -> {class_names[int(pred[index])]} ({p:.2f})",
-                     fontsize=9, color="green" if good else "red")
+        caption = f"{class_names[int(true[index])]} -> {class_names[int(pred[index])]} ({p:.2f})"
+        if isinstance(item, (str, os.PathLike)):
+            caption = f"{_short_name(item)}\n{caption}"
+        ax.set_title(caption, fontsize=8, color="green" if good else "red")
     if n == 0:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path, dpi=72)
+    if title:  # above the figure: the top row's two-line captions reach its top edge
+        fig.suptitle(title, y=1.0, va="bottom")
+    return fig
 
 
-def _as_image(item: Any) -> Optional[np.ndarray]:
+def plot_gallery(paths_or_images: Sequence[Any], true: Sequence[int], pred: Sequence[int],
+                 probs: Any, class_names: Sequence[str], path: str | os.PathLike,
+                 max_images: int = 16, title: Optional[str] = None,
+                 image_size: Sequence[int] = (128, 128), fast_decode: bool = True) -> Path:
+    """A grid of images captioned `file name` and `true -> predicted (p)`, e.g. the worst mistakes.
+
+    Files are decoded as training decodes them (EXIF rotation applied, 16-bit PNGs reduced to
+    8 bits, CMYK converted) at `image_size`; see `gallery_figure` for the arguments.
+
+    Returns:
+        The path of the PNG.
+
+    Example:
+    >>> plot_gallery(["a.jpg"], [0], [1], [[0.2, 0.8]], ["cat", "dog"], "/tmp/worst.png")  # doctest: +SKIP
+    """
+    return _save(gallery_figure(paths_or_images, true, pred, probs, class_names, max_images=max_images,
+                                title=title, image_size=image_size, fast_decode=fast_decode), path, dpi=72)
+
+
+def _as_image(item: Any, image_size: Sequence[int], fast_decode: bool) -> Optional[np.ndarray]:
+    """A tile's pixels in 0..1: a file decoded by the training decoder, or an array in 0..255."""
     if isinstance(item, (str, os.PathLike)):
-        try:
-            from PIL import Image
+        from tfft.data.files import read_image
 
-            with Image.open(item) as img:
-                return np.asarray(img.convert("RGB"))
-        except Exception:  # an unreadable file gets an empty tile
+        try:
+            array = read_image(item, image_size, fast_decode=fast_decode)
+        except Exception:  # an unreadable file gets a tile that says so
             return None
-    array = np.asarray(item, dtype=np.float64)
-    return np.clip(array / 255.0, 0.0, 1.0)
+    else:
+        array = np.asarray(item, dtype=np.float64)
+    return np.clip(np.asarray(array, dtype=np.float64) / 255.0, 0.0, 1.0)

@@ -166,6 +166,7 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
     >>> result = issues("configs/pets.yaml", folds=5, out="runs/pets-issues")  # doctest: +SKIP
     >>> [(r.index, r.given, r.suggested) for r in result.ranking[:3]]  # doctest: +SKIP
     """
+    from tfft.data.decode import fast_decode_on
     from tfft.reporting.plots import plot_gallery
     from tfft.training.assembly import resolve
 
@@ -208,7 +209,8 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
         probs = np.asarray(oof["probs"])
         plot_gallery([paths[r.index] for r in shown], [r.given for r in shown], [r.suggested for r in shown],
                      probs[[r.index for r in shown]], class_names, out_dir / GALLERY_FILE,
-                     max_images=top, title=f"top {len(shown)} suspected label errors (given -> suggested)")
+                     max_images=top, title=f"top {len(shown)} suspected label errors (given -> suggested)",
+                     image_size=cfg.data.image_size, fast_decode=fast_decode_on(cfg.data))
     return IssuesResult(out_dir, paths, class_names, ranking, pairs, split_of, cv_dir)
 
 
