@@ -61,6 +61,31 @@ def test_assign_folds_is_stratified_grouped_and_seeded():
 
 
 @pytest.mark.slow
+def test_cv_png_axes_start_at_0_and_show_each_fold(tmp_path):
+    """Folds 0.93 / 0.95 / 0.94 must not look like a 3x difference: the axis starts at 0."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from tfft.studies.cv import _plot
+
+    def stats(values):
+        return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "per_fold": values}
+
+    summary = {"folds": 3, "images": 600, "groups": 590,
+               "metrics": {"accuracy": stats([0.93, 0.95, 0.94]), "macro_f1": stats([0.92, 0.95, 0.935]),
+                           "loss": stats([0.2, 0.17, 0.19])}}
+    fig = _plot(summary, tmp_path / "cv.png")
+    scores, loss = fig.axes
+    assert scores.get_ylim() == (0.0, 1.0) and loss.get_ylim()[0] == 0.0
+    assert "axis 0 to 1" in scores.get_title() and "axis from 0" in loss.get_title()
+    assert [list(line.get_ydata()) for line in scores.lines if line.get_marker() == "o"] == [
+        [0.93, 0.95, 0.94], [0.92, 0.95, 0.935]]  # every fold a point, not a bar
+    assert "accuracy: 0.940 ± 0.010" in scores.get_legend_handles_labels()[1]
+    plt.close(fig)
+    with Image.open(tmp_path / "cv.png") as png:
+        assert png.format == "PNG" and png.size[0] > 600
+
+
 def test_cv_writes_folds_oof_summary_and_reuses_features(tmp_path, cv_data, capsys):
     import tfft
 

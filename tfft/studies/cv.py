@@ -544,33 +544,43 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _plot(summary: dict[str, Any], out: Path) -> None:
+def _plot(summary: dict[str, Any], out: Path) -> Any:
+    """cv.png: each fold's validation scores as points over mean +- std bands, on axes from 0
+    (accuracy-like scores 0 to 1), so small differences between folds look as small as they are.
+    Returns the (saved, closed) figure."""
     from tfft.reporting.plots import _pyplot, _save
 
     plt = _pyplot()
     k = summary["folds"]
-    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.2 * k + 5), 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 0.6 * k + 6), 3.6))
     x = np.arange(1, k + 1)
-    width = 0.38
     shown = ("mAP", "macro_f1") if summary.get("task") == "multi_label" else ("accuracy", "macro_f1")
-    for offset, name, colour in ((-width / 2, shown[0], "C0"), (width / 2, shown[1], "C1")):
-        stats = summary["metrics"][name]
-        axes[0].bar(x + offset, stats["per_fold"], width, label=f"{name} {stats['mean']:.3f}±{stats['std']:.3f}")
-        axes[0].axhline(stats["mean"], linestyle="--", linewidth=1, color=colour)
-    low = min(min(summary["metrics"][m]["per_fold"]) for m in shown)
-    axes[0].set_ylim(max(0.0, math.floor((low - 0.05) * 20) / 20), 1.0)
-    axes[0].set_xticks(x)
-    axes[0].set_xlabel("fold")
-    axes[0].set_title(f"validation {shown[0]} and macro F1")
+    panels = ((axes[0], shown, ("C0", "C1"), (-0.08, 0.08)), (axes[1], ("loss",), ("C2",), (0.0,)))
+    for ax, names, colours, offsets in panels:
+        for name, colour, offset in zip(names, colours, offsets):
+            stats = summary["metrics"][name]
+            mean, std = stats["mean"], stats["std"]
+            ax.axhspan(mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
+            ax.axhline(mean, linestyle="--", linewidth=1, color=colour)
+            ax.plot(x + offset, stats["per_fold"], "o", color=colour, clip_on=False,
+                    label=f"{name}: {mean:.3f} ± {std:.3f}")
+        ax.set_xticks(x)
+        ax.set_xlim(0.5, k + 0.5)
+        ax.set_xlabel("fold")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylim(0.0, 1.0)
+    axes[0].set_title(f"validation {shown[0]} and macro F1 (axis 0 to 1)")
     axes[0].legend(loc="lower right", fontsize=8)
     loss = summary["metrics"]["loss"]
-    axes[1].bar(x, loss["per_fold"], 0.6, color="C2")
-    axes[1].axhline(loss["mean"], linestyle="--", linewidth=1, color="C2")
-    axes[1].set_xticks(x)
-    axes[1].set_xlabel("fold")
-    axes[1].set_title(f"validation loss {loss['mean']:.3f}±{loss['std']:.3f}")
-    fig.suptitle(f"{k}-fold cross-validation, {summary['images']} images, {summary['groups']} groups", y=1.03)
+    seen = [v for v in loss["per_fold"] + [loss["mean"] + loss["std"]] if v is not None and np.isfinite(v)]
+    top = max(seen + [1e-6])
+    axes[1].set_ylim(0.0, 1.15 * top)
+    axes[1].set_title("validation loss (axis from 0)")
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"{k}-fold cross-validation, {summary['images']} images, {summary['groups']} groups: "
+                 "points: folds; dashed line and band: mean ± std", y=1.03, fontsize=10)
     _save(fig, out)
+    return fig
 
 
 # -- the fold ensemble -------------------------------------------------------------------------
