@@ -78,3 +78,32 @@ def test_preview_grid_writes_png(tmp_path):
     out = preview_grid(AugmentConfig(rotation_range=30, mixup=0.2), x, [0, 0, 0, 1, 1, 1], ["a", "b"], 3,
                        tmp_path / "grid.png", per_class=3)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_preview_shows_the_original_next_to_its_augmented_copies(tmp_path, cli_runner):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from tfft.augment.preview import preview_figure
+
+    x = _data(6, 24)
+    fig = preview_figure(AugmentConfig(rotation_range=40, brightness_range=(0.5, 1.5)), x, [0, 0, 0, 1, 1, 1],
+                         ["a", "b"], 3, per_class=3)
+    tiles = np.asarray(fig.axes).reshape(2, 4)  # a row per class: the original, then 3 copies
+    for row, (name, first) in enumerate((("a", 0), ("b", 3))):
+        assert tiles[row, 0].get_title(loc="left") == f"{name}: original"
+        shown = [np.asarray(ax.images[0].get_array()) for ax in tiles[row]]
+        assert np.array_equal(shown[0], np.clip(x[first], 0, 255).astype(np.uint8))  # un-augmented
+        for copy in shown[1:]:
+            assert copy.shape == shown[0].shape and not np.array_equal(copy, shown[0])
+        assert not np.array_equal(shown[1], shown[2])  # each copy its own draw
+    plt.close(fig)
+
+    # The command: one row per class of the config's data, per_class copies plus the original.
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {image_size: [32, 32], builtin_per_class: 4}\n"
+                      "augment: {rotation_range: 20}\n")
+    result = cli_runner("augment", "preview", config, "--out", tmp_path / "grid.png", "--per-class", 2)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "grid.png") as png:
+        assert png.size[0] == pytest.approx(100 * 1.6 * 3, abs=2)  # 3 columns at 1.6 inches, 100 dpi

@@ -18,10 +18,10 @@ def augment_group() -> None:
 @click.option("--out", "out_path", default="augment_preview.png", show_default=True,
               type=click.Path(dir_okay=False), help="Where to write the PNG grid.")
 @click.option("--per-class", default=8, show_default=True, type=click.IntRange(1, 32),
-              help="Samples per class (one row per class).")
+              help="Augmented copies per class (one row per class: its first image, then the copies).")
 @click.option("--seed", default=None, type=int, help="Augmentation seed (default: the config's seed).")
 def preview(config: str, overrides: tuple[str, ...], out_path: str, per_class: int, seed: int | None) -> None:
-    """Write a grid of augmented train images of CONFIG, one row per class."""
+    """Write a grid of CONFIG's train images, one row per class: the original, then augmented copies."""
     from tfft.training.preview import preview_augmentation
 
     path, description = preview_augmentation(load_cli_config(config, overrides), out_path,

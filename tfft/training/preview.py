@@ -13,15 +13,16 @@ from tfft.training.assembly import resolve
 
 def preview_augmentation(config: Union[Config, dict, str, None], out_path: Union[str, Path],
                          per_class: int = 8, seed: Optional[int] = None) -> tuple[Path, str]:
-    """Write a PNG grid (one row per class) of training images augmented as `tfft train` would.
+    """Write a PNG grid of training images augmented as `tfft train` would: one row per class,
+    its first training image as decoded ("original"), then `per_class` augmented copies of it.
 
     The config is resolved as for training (the same checks), the training split listed and
-    decoded by `tfft.data` in its fixed order, and the augmenter's image steps applied once.
+    decoded by `tfft.data` in its fixed order, and the augmenter's image steps applied.
 
     Args:
         config: a `Config`, a dict, a YAML path or text.
         out_path: the PNG to write.
-        per_class: images per row.
+        per_class: augmented copies per row.
         seed: the augmentation seed (default: the config's seed).
 
     Returns:
@@ -40,7 +41,7 @@ def preview_augmentation(config: Union[Config, dict, str, None], out_path: Union
     cfg = run.config
     splits = data.load_splits(cfg.data, seed=cfg.seed)
     class_names = list(splits.class_names)
-    wanted = {c: per_class for c in range(len(class_names))}
+    wanted = {c: 1 for c in range(len(class_names))}  # each class's first image, copied per_class times
     images: list[Any] = []
     labels: list[int] = []
     for batch_images, batch_labels in data.make_dataset(splits, "train", cfg.data, seed=cfg.seed, training=False):
