@@ -83,8 +83,10 @@ def test_curves_and_report(run_copy):
     evaluate_run(run_copy)
     report = write_report(run_copy).read_text()
     for text in ("## Phases", "| head |", "## Metrics", "curves.png", "eval/val/confusion_matrix.png",
-                 "macro avg", "## Config"):
+                 "macro avg", "## Config", "4 epochs; last:", "| class | train | val |", "| **images** |",
+                 "model.keras holds the last epoch (training.save: last)"):
         assert text in report, text
+    assert "top-2" not in report  # 2 classes: top-2 accuracy is always 1.0
     assert not list(run_copy.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 

@@ -16,6 +16,7 @@ from tfft import layout
 from tfft.atomic import write_json_entry
 from tfft.reporting.metrics import compute_metrics
 from tfft.reporting.plots import plot_confusion_matrix
+from tfft.reporting.wording import plural
 
 
 def worst_examples(y: np.ndarray, probs: np.ndarray, limit: int = 16) -> tuple[np.ndarray, str]:
@@ -33,7 +34,7 @@ def write_split(out_dir: Path, split: str, metrics: dict[str, Any], cm_name: str
                  merge: bool) -> None:
     write_json_entry(out_dir / layout.METRICS, split, metrics, merge=merge)
     plot_confusion_matrix(metrics["confusion_matrix"], metrics["class_names"], out_dir / cm_name,
-                          title=f"confusion matrix ({split}, {metrics['num_examples']} images)")
+                          title=f"confusion matrix ({split}, {plural(metrics['num_examples'], 'image')})")
 
 
 def evaluate_model(model, data: Any, class_names: Sequence[str], out_dir: str | os.PathLike,

@@ -177,6 +177,9 @@ def compute_metrics(
 def format_table(metrics: dict[str, Any], title: Optional[str] = None) -> str:
     """A terminal table: summary line, then precision/recall/F1/support per class.
 
+    The summary shows top-k accuracy only when k is below the number of classes (with k equal
+    to it, every true class is among the top k: always 1.0).
+
     Args:
         metrics: from `compute_metrics` (or one split of metrics.json).
         title: printed first, e.g. "val (240 images)".
@@ -184,18 +187,21 @@ def format_table(metrics: dict[str, Any], title: Optional[str] = None) -> str:
     Example:
     >>> m = compute_metrics(np.array([0, 1]), np.array([[0.9, 0.1], [0.4, 0.6]]), ["cat", "dog"])
     >>> print(format_table(m).splitlines()[0])
-    accuracy 1.0000  loss 0.3081  top-2 accuracy 1.0000  macro F1 1.0000  ROC-AUC 1.0000
+    accuracy 1.0000  loss 0.3081  macro F1 1.0000  ROC-AUC 1.0000
     """
     def num(value: Any) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     lines = [] if title is None else [title]
+    per_class = metrics.get("per_class", {})
+    num_classes = len(metrics.get("class_names") or per_class)
+    k = metrics.get("top_k")
+    top_k = (f"top-{k} accuracy {num(metrics.get('top_k_accuracy'))}  "
+             if isinstance(k, int) and k < num_classes and "top_k_accuracy" in metrics else "")
     lines.append(
-        f"accuracy {num(metrics.get('accuracy'))}  loss {num(metrics.get('loss'))}  "
-        f"top-{metrics.get('top_k', '?')} accuracy {num(metrics.get('top_k_accuracy'))}  "
+        f"accuracy {num(metrics.get('accuracy'))}  loss {num(metrics.get('loss'))}  {top_k}"
         f"macro F1 {num(metrics.get('macro_f1'))}  ROC-AUC {num(metrics.get('roc_auc'))}"
     )
-    per_class = metrics.get("per_class", {})
     width = max([len("class"), len("weighted avg")] + [len(n) for n in per_class])
     lines.append(f"{'class':<{width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>8}")
     for name, row in per_class.items():

@@ -19,6 +19,7 @@ from tfft import layout
 from tfft.atomic import write_json, write_json_entry
 from tfft.reporting import multilabel as _metrics
 from tfft.reporting import multilabel_plots as _plots
+from tfft.reporting.wording import plural
 
 THRESHOLDS_FILE = layout.THRESHOLDS
 
@@ -96,7 +97,7 @@ def evaluate_multilabel(y: np.ndarray, probs: np.ndarray, class_names: Sequence[
     metrics["split"] = split
     metrics.update(extra or {})
     write_json_entry(out / layout.METRICS, split, metrics, merge=merge)
-    title = f"{split}, {len(y)} images"
+    title = f"{split}, {plural(len(y), 'image')}"
     _plots.plot_pr_curves(y, probs, class_names, out / f"pr_curves{suffix}.png", thresholds=thresholds,
                           title=f"precision-recall per label ({title})")
     _plots.plot_label_cooccurrence(y, class_names, out / f"label_cooccurrence{suffix}.png",

@@ -10,8 +10,12 @@ from typing import Any, Optional
 
 from tfft.errors import UserError
 from tfft.reporting.metrics import format_table
+from tfft.reporting.plots import best_epoch
+from tfft.reporting.wording import plural
 from tfft import layout
 from tfft.atomic import write_text
+
+MAX_CLASS_ROWS = 40  # report.md's per-class count table stops here; data_report.json has them all
 
 
 def _read_json(path: Path) -> Optional[Any]:
@@ -47,11 +51,13 @@ def write_report(run_dir: str | os.PathLike) -> Path:
                         "give the folder that `tfft train` printed as `run dir: PATH`")
     lines = [f"# Run report: {root.name}", ""]
     config_text = (root / layout.CONFIG).read_text(encoding="utf-8") if (root / layout.CONFIG).is_file() else None
+    cfg: dict[str, Any] = {}
     if config_text:
         try:
             import yaml
 
-            cfg = yaml.safe_load(config_text) or {}
+            loaded = yaml.safe_load(config_text)
+            cfg = loaded if isinstance(loaded, dict) else {}
             model = cfg.get("model", {})
             data = cfg.get("data", {})
             lines += [f"- backbone: `{model.get('backbone')}` (weights: `{model.get('weights')}`)",
@@ -64,21 +70,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         names = [n for n in labels.read_text(encoding="utf-8").splitlines() if n.strip()]
         lines += [f"Classes ({len(names)}): " + ", ".join(names[:50]) + (" ..." if len(names) > 50 else ""), ""]
 
-    report = _read_json(root / layout.DATA_REPORT)
-    if report is not None:
-        lines += ["## Data", ""]
-        if isinstance(report, dict):
-            skipped = report.get("skipped") or []
-            lines += ["| key | value |", "| --- | --- |"]
-            for key, value in report.items():
-                if key == "skipped":
-                    continue
-                lines.append(f"| {key} | {_num(value) if not isinstance(value, (dict, list)) else json.dumps(value)[:200]} |")
-            lines.append(f"| skipped | {len(skipped)} file(s) |")
-            for item in skipped[:20]:
-                text = f"{item.get('path')}: {item.get('reason')}" if isinstance(item, dict) else str(item)
-                lines.append(f"- skipped `{text}`")
-        lines.append("")
+    lines += _data_lines(_read_json(root / layout.DATA_REPORT))
 
     phases = _read_json(root / layout.PHASES)
     if isinstance(phases, list) and phases:
@@ -89,15 +81,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
                          f"| {_num(p.get('trainable_params'))} | {_num(p.get('non_trainable_params'))} |")
         lines.append("")
 
-    history = root / layout.HISTORY
-    if history.is_file():
-        with open(history, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        if rows:
-            last = rows[-1]
-            lines += ["## Training", "",
-                      f"{len(rows)} epochs; last: " + ", ".join(f"{k} {_num(_float(v))}" for k, v in last.items()
-                                                              if k not in ("epoch", "phase")), ""]
+    lines += _training_lines(root / layout.HISTORY, saved=(cfg.get("training") or {}).get("save", "best"))
     if (root / layout.CURVES).is_file():
         lines += ["![training curves](curves.png)", ""]
 
@@ -126,6 +110,62 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     path = root / layout.REPORT
     write_text(path, "\n".join(lines))
     return path
+
+
+def _data_lines(report: Any) -> list[str]:
+    """## Data: the source, images per split and class (a table), skipped files; never raw JSON."""
+    if report is None:
+        return []
+    lines = ["## Data", ""]
+    if not isinstance(report, dict):
+        return lines + [f"see `{layout.DATA_REPORT}`", ""]
+    splits = {name: split for name, split in (report.get("splits") or {}).items() if isinstance(split, dict)}
+    classes = list(report.get("classes") or dict.fromkeys(c for split in splits.values()
+                                                          for c in split.get("per_class") or {}))
+    if report.get("source") is not None:
+        lines.append(f"- source: `{report['source']}`")
+    if report.get("task") is not None:
+        lines.append(f"- task: {report['task']}")
+    lines += [f"- images per split and class below; every count and skipped file: `{layout.DATA_REPORT}`", ""]
+    if splits:
+        names = list(splits)
+        lines += ["| class | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+        for name in classes[:MAX_CLASS_ROWS]:
+            lines.append(f"| {name} | " + " | ".join(str((splits[s].get("per_class") or {}).get(name, "-"))
+                                                     for s in names) + " |")
+        if len(classes) > MAX_CLASS_ROWS:
+            lines.append(f"| ... {plural(len(classes) - MAX_CLASS_ROWS, 'more class')} | "
+                         + " | ".join("" for _ in names) + " |")
+        lines += ["| **images** | " + " | ".join(str(splits[s].get("images", "-")) for s in names) + " |", ""]
+    skipped = report.get("skipped") or []
+    count = report.get("skipped_count", len(skipped))
+    lines.append(f"- skipped: {plural(int(count), 'unreadable file')}")
+    for item in skipped[:20]:
+        text = f"{item.get('path')}: {item.get('reason')}" if isinstance(item, dict) else str(item)
+        lines.append(f"  - `{text}`")
+    if len(skipped) > 20:
+        lines.append(f"  - ... {len(skipped) - 20} more in `{layout.DATA_REPORT}`")
+    return lines + [""]
+
+
+def _training_lines(history: Path, saved: str) -> list[str]:
+    """## Training: the number of epochs, the last epoch's values and the best epoch (`saved`:
+    the run's `training.save`, which says whether model.keras holds it)."""
+    if not history.is_file():
+        return []
+    with open(history, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return []
+    last = rows[-1]
+    lines = ["## Training", "",
+             f"{plural(len(rows), 'epoch')}; last: " + ", ".join(f"{k} {_num(_float(v))}" for k, v in last.items()
+                                                                 if k not in ("epoch", "phase"))]
+    best = best_epoch(rows)
+    if best is not None:
+        held = "model.keras holds it" if saved == "best" else "model.keras holds the last epoch (training.save: last)"
+        lines.append(f"best: epoch {best[0]}, {best[1]} {_num(best[2])}; {held}")
+    return lines + [""]
 
 
 def _float(value: Any) -> Any:

@@ -549,6 +549,7 @@ def _plot(summary: dict[str, Any], out: Path) -> Any:
     (accuracy-like scores 0 to 1), so small differences between folds look as small as they are.
     Returns the (saved, closed) figure."""
     from tfft.reporting.plots import _pyplot, _save
+    from tfft.reporting.wording import plural
 
     plt = _pyplot()
     k = summary["folds"]
@@ -577,7 +578,8 @@ def _plot(summary: dict[str, Any], out: Path) -> Any:
     axes[1].set_ylim(0.0, 1.15 * top)
     axes[1].set_title("validation loss (axis from 0)")
     axes[1].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{k}-fold cross-validation, {summary['images']} images, {summary['groups']} groups: "
+    fig.suptitle(f"{k}-fold cross-validation, {plural(summary['images'], 'image')}, "
+                 f"{plural(summary['groups'], 'group')}: "
                  "points: folds; dashed line and band: mean ± std", y=1.03, fontsize=10)
     _save(fig, out)
     return fig
