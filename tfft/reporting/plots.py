@@ -275,7 +275,7 @@ def gallery_figure(paths_or_images: Sequence[Any], true: Sequence[int], pred: Se
     n = len(items)
     cols = min(4, max(1, n))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for index, item in enumerate(items):
@@ -293,7 +293,8 @@ def gallery_figure(paths_or_images: Sequence[Any], true: Sequence[int], pred: Se
         ax.set_title(caption, fontsize=8, color="green" if good else "red")
     if n == 0:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
-    if title:  # above the figure: the top row's two-line captions reach its top edge
+    fig.subplots_adjust(top=1.0 - 0.4 / (2.6 * rows))  # room for the top row's two-line captions only
+    if title:  # above the figure, so that it never meets those captions
         fig.suptitle(title, y=1.0, va="bottom")
     return fig
 

@@ -49,7 +49,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     if not root.is_dir():
         raise UserError(str(root), "run directory not found",
                         "give the folder that `tfft train` printed as `run dir: PATH`")
-    lines = [f"# Run report: {root.name}", ""]
+    lines = [f"# Run report: {root.resolve().name}", ""]
     config_text = (root / layout.CONFIG).read_text(encoding="utf-8") if (root / layout.CONFIG).is_file() else None
     cfg: dict[str, Any] = {}
     if config_text:
