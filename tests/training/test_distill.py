@@ -117,6 +117,15 @@ def test_cached_student_history_and_plain_model(cached_student, tmp_path):
         assert float(row["loss"]) == pytest.approx(ALPHA * task + (1 - ALPHA) * kd, rel=1e-4)
         assert float(row["val_loss"]) == pytest.approx(
             ALPHA * float(row["val_task_loss"]) + (1 - ALPHA) * float(row["val_distillation_loss"]), rel=1e-4)
+    # curves.png draws the two parts of the loss apart, from the names the run logged.
+    import matplotlib.pyplot as plt
+
+    from tfft.reporting.plots import curves_figure
+
+    fig = curves_figure(rows)
+    assert [ax.get_ylabel() for ax in fig.axes[:3]] == ["loss", "task loss", "distillation loss"]
+    assert fig.axes[2].get_legend_handles_labels()[1] == ["distillation_loss", "val_distillation_loss"]
+    plt.close(fig)
 
     # model.keras is the student alone: a plain classifier that loads in a Python without tfft.
     script = textwrap.dedent(f"""
