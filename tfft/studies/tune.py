@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 import shutil
 import time
 import warnings
@@ -131,22 +132,75 @@ def _running(trial: Any, optuna: Any) -> bool:
     return trial.state == optuna.trial.TrialState.RUNNING and SURPLUS not in trial.user_attrs
 
 
-def _storage(optuna: Any, url: str) -> Any:
+_DRIVERS = {  # the module SQLAlchemy imports for a URL -> what to pip install
+    "psycopg": '"psycopg[binary]"', "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL",
+    "MySQLdb": "mysqlclient", "asyncpg": "asyncpg", "pg8000": "pg8000", "mysql": "mysql-connector-python",
+}
+
+
+def masked(url: str) -> str:
+    """`url` with its password (user info or a `password=` query parameter) replaced by `***`:
+    what tfft prints or writes of a storage URL.
+
+    Example:
+    >>> masked("postgresql://tfft:s3cret@db.example:5432/studies")
+    'postgresql://tfft:***@db.example:5432/studies'
+    >>> masked("sqlite:///runs/tune/study.db")
+    'sqlite:///runs/tune/study.db'
+    """
+    text = re.sub(r"(://[^/@:]*:)[^@]*@", r"\1***@", str(url))
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", text, flags=re.IGNORECASE)
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` (a driver's error message) with `url` masked and its password removed."""
+    text = str(text).replace(url, masked(url))
+    found = re.search(r"://[^/@:]*:([^@]*)@", url) or re.search(r"[?&]password=([^&]*)", url, re.IGNORECASE)
+    if found and found.group(1):
+        text = text.replace(found.group(1), "***")
+    return text
+
+
+def _missing_module(exc: BaseException) -> Optional[str]:
+    """The module whose import failed, from an ImportError or the ImportError it was raised from."""
+    while exc is not None:
+        if isinstance(exc, ImportError) and exc.name:
+            return exc.name.split(".")[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _storage(optuna: Any, url: str, heartbeat: int) -> Any:
+    """Optuna's RDBStorage at `url`; a process killed mid-trial stops beating, and its trial is
+    failed (and replaced) `2 * heartbeat` seconds after its last beat."""
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     last: Optional[Exception] = None
     for attempt in range(5):  # two processes creating the same new database race on its tables
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S)
-        except ImportError as exc:  # a driver (psycopg2, PyMySQL) is missing
-            raise UserError("--storage", f"cannot open {url}: {exc}",
-                            "install the database driver SQLAlchemy names") from None
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=_report_stale)
+        except ImportError as exc:  # a driver (psycopg, PyMySQL) is missing
+            scheme = url.split("://", 1)[0]
+            module = _missing_module(exc)
+            if module is None:
+                raise UserError("--storage", f"cannot open {masked(url)}: {_scrub(exc, url)}",
+                                "install the database driver SQLAlchemy names") from None
+            raise UserError("--storage", f"{scheme}:// needs the {module} module, which is not installed "
+                            f"(opening {masked(url)})", f"pip install {_DRIVERS.get(module, module)}") from None
         except Exception as exc:  # sqlalchemy's OperationalError and friends
             last = exc
             time.sleep(0.5 + attempt)
-    raise UserError("--storage", f"cannot open {url}: {last}",
+    raise UserError("--storage", f"cannot open {masked(url)}: {_scrub(last, url)}",
                     "check the URL (e.g. sqlite:///study.db, postgresql://user:pass@host/db)")
+
+
+def _report_stale(study: Any, trial: Any) -> None:
+    """Optuna's callback for a trial whose process stopped beating (killed, or its machine lost)."""
+    print(f"trial {trial.number}: its process stopped (no heartbeat): failed, a new trial replaces it",
+          flush=True)
 
 
 def _open_study(optuna: Any, storage: Any, name: str, direction: str, metric: str, params: list[Param],
@@ -508,6 +562,7 @@ def tune(
     sampler: Any = None,
     verbose: bool = False,
     poll_seconds: float = 2.0,
+    heartbeat: Optional[int] = None,
 ) -> TuneResult:
     """Search `space` around `config` until the study holds `trials` finished trials.
 
@@ -518,7 +573,7 @@ def tune(
             `log_uniform`, `int` or `choice` (see `tfft.studies.space`).
         trials: N, the study's total of finished trials over every process that shares it.
         storage: an Optuna storage URL (`sqlite:///...`, `postgresql://...`, `mysql://...`);
-            default `sqlite:///DIR/study.db`.
+            default `sqlite:///DIR/study.db`. tfft prints it with its password masked.
         study: the study's name in the storage (default: the config's `name`).
         run_dir: DIR, where the outputs go (default `runs/NAME-tune`, not numbered, so that
             running again continues the study).
@@ -531,6 +586,9 @@ def tune(
             `optuna.samplers` object.
         verbose: show each trial's training output instead of writing it to its `train.log`.
         poll_seconds: how often a process waiting for other processes' trials looks again.
+        heartbeat: seconds between a running trial's heartbeats in the storage; the trial of a
+            process that stopped beating (killed, its machine lost) is failed 2 x this later, and
+            a new trial replaces it. None: `HEARTBEAT_S` (30).
 
     Returns:
         A `TuneResult`: `run_dir`, `best_trial`, `best_value`, `best_params`, `best_config`
@@ -554,6 +612,10 @@ def tune(
         raise UserError("--trials", f"expected a positive number of trials, got {trials!r}", "e.g. --trials 20")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
         raise UserError("--keep", f"expected a number of run directories >= 0, got {keep!r}")
+    heartbeat = HEARTBEAT_S if heartbeat is None else heartbeat
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or heartbeat < 1:
+        raise UserError("--heartbeat", f"expected a whole number of seconds >= 1, got {heartbeat!r}",
+                        f"e.g. --heartbeat {HEARTBEAT_S}")
     metric_name, direction = objective_of(task.default_metric if metric is None else metric)
     monitored = task.epoch_metric(metric_name)
     out = Path(run_dir) if run_dir is not None else Path(cfg.training.runs_dir) / f"{cfg.name}-tune"
@@ -563,13 +625,13 @@ def tune(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # tfft prints one line per trial itself
     try:
-        storage_obj = _storage(optuna, url)
+        storage_obj = _storage(optuna, url, heartbeat)
         opened = _open_study(optuna, storage_obj, name, direction, metric_name, params, _pruner(optuna, pruner))
         if sampler is not None:
             opened.sampler = sampler
         runner = _Study(optuna, opened, cfg, params, trials, out, metric_name, direction, keep, sampler,
                         verbose, poll_seconds, monitored)
-        print(f"tune: study {name!r} in {url}: {runner.finished()}/{trials} trials finished, "
+        print(f"tune: study {name!r} in {masked(url)}: {runner.finished()}/{trials} trials finished, "
               f"val {metric_name} ({'minimised' if direction == 'minimize' else 'maximised'}; pruned on "
               f"val_{monitored} per epoch); space: "
               + "; ".join(p.describe() for p in params), flush=True)
