@@ -371,7 +371,7 @@ def test_an_unreachable_or_driverless_storage_is_exit_2_without_its_password(tmp
 
 
 def test_masked_hides_the_password_of_a_url_and_nothing_else():
-    from tfft.studies.tune import masked
+    from tfft.studies.storage import masked
 
     assert masked("mysql+pymysql://me:p%40ss@db:3306/s?charset=utf8") == "mysql+pymysql://me:***@db:3306/s?charset=utf8"
     assert masked("postgresql://db/s?user=me&password=x1&sslmode=require") == \

@@ -25,7 +25,7 @@ from tfft.cli.options import config_argument, load_cli_config, overrides_option
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True,
               help="Stop hopeless trials early from their per-epoch val metric.")
 @click.option("--heartbeat", type=int, default=None, metavar="SECONDS",
-              help="Seconds between a running trial's heartbeats in the storage (default: tfft.studies.tune.HEARTBEAT_S); "
+              help="Seconds between a running trial's heartbeats in the storage (default: tfft.studies.storage.HEARTBEAT_S); "
                    "a killed process's trial is failed and replaced 2 x this later.")
 @overrides_option
 @click.option("--verbose", "-v", is_flag=True, help="Show each trial's training output (default: its train.log).")

@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import re
 import shutil
 import time
 import warnings
@@ -48,6 +47,7 @@ import yaml
 from tfft.config import Config, load_config
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.studies.space import Param, apply_params, check_space, load_space
+from tfft.studies.storage import HEARTBEAT_S, masked, open_storage
 from tfft.atomic import write_csv, write_text
 
 SURPLUS = "tfft.surplus"
@@ -58,7 +58,6 @@ TRIALS_CSV = "trials.csv"
 BEST_CONFIG = "best_config.yaml"
 TUNE_PNG = "tune.png"
 PLOT_EVERY_S = 120  # tune.png is redrawn at most this often while trials run, and at the end
-HEARTBEAT_S = 30  # a killed process's trial is failed (and replaced) about 2 x this later
 
 
 @dataclasses.dataclass
@@ -130,77 +129,6 @@ def _counts(trial: Any, optuna: Any) -> bool:
 
 def _running(trial: Any, optuna: Any) -> bool:
     return trial.state == optuna.trial.TrialState.RUNNING and SURPLUS not in trial.user_attrs
-
-
-_DRIVERS = {  # the module SQLAlchemy imports for a URL -> what to pip install
-    "psycopg": '"psycopg[binary]"', "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL",
-    "MySQLdb": "mysqlclient", "asyncpg": "asyncpg", "pg8000": "pg8000", "mysql": "mysql-connector-python",
-}
-
-
-def masked(url: str) -> str:
-    """`url` with its password (user info or a `password=` query parameter) replaced by `***`:
-    what tfft prints or writes of a storage URL.
-
-    Example:
-    >>> masked("postgresql://tfft:s3cret@db.example:5432/studies")
-    'postgresql://tfft:***@db.example:5432/studies'
-    >>> masked("sqlite:///runs/tune/study.db")
-    'sqlite:///runs/tune/study.db'
-    """
-    text = re.sub(r"(://[^/@:]*:)[^@]*@", r"\1***@", str(url))
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", text, flags=re.IGNORECASE)
-
-
-def _scrub(text: str, url: str) -> str:
-    """`text` (a driver's error message) with `url` masked and its password removed."""
-    text = str(text).replace(url, masked(url))
-    found = re.search(r"://[^/@:]*:([^@]*)@", url) or re.search(r"[?&]password=([^&]*)", url, re.IGNORECASE)
-    if found and found.group(1):
-        text = text.replace(found.group(1), "***")
-    return text
-
-
-def _missing_module(exc: BaseException) -> Optional[str]:
-    """The module whose import failed, from an ImportError or the ImportError it was raised from."""
-    while exc is not None:
-        if isinstance(exc, ImportError) and exc.name:
-            return exc.name.split(".")[0]
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def _storage(optuna: Any, url: str, heartbeat: int) -> Any:
-    """Optuna's RDBStorage at `url`; a process killed mid-trial stops beating, and its trial is
-    failed (and replaced) `2 * heartbeat` seconds after its last beat."""
-    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    last: Optional[Exception] = None
-    for attempt in range(5):  # two processes creating the same new database race on its tables
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                    heartbeat_stale_trial_callback=_report_stale)
-        except ImportError as exc:  # a driver (psycopg, PyMySQL) is missing
-            scheme = url.split("://", 1)[0]
-            module = _missing_module(exc)
-            if module is None:
-                raise UserError("--storage", f"cannot open {masked(url)}: {_scrub(exc, url)}",
-                                "install the database driver SQLAlchemy names") from None
-            raise UserError("--storage", f"{scheme}:// needs the {module} module, which is not installed "
-                            f"(opening {masked(url)})", f"pip install {_DRIVERS.get(module, module)}") from None
-        except Exception as exc:  # sqlalchemy's OperationalError and friends
-            last = exc
-            time.sleep(0.5 + attempt)
-    raise UserError("--storage", f"cannot open {masked(url)}: {_scrub(last, url)}",
-                    "check the URL (e.g. sqlite:///study.db, postgresql://user:pass@host/db)")
-
-
-def _report_stale(study: Any, trial: Any) -> None:
-    """Optuna's callback for a trial whose process stopped beating (killed, or its machine lost)."""
-    print(f"trial {trial.number}: its process stopped (no heartbeat): failed, a new trial replaces it",
-          flush=True)
 
 
 def _open_study(optuna: Any, storage: Any, name: str, direction: str, metric: str, params: list[Param],
@@ -592,7 +520,8 @@ def tune(
 
     Returns:
         A `TuneResult`: `run_dir`, `best_trial`, `best_value`, `best_params`, `best_config`
-        (the path of best_config.yaml), `trials` (the rows of trials.csv).
+        (the path of best_config.yaml), `trials` (the rows of trials.csv), `storage` (the URL as
+        given, for `optuna.load_study`; its repr leaves it out).
 
     Raises:
         UserError: a bad space (before any trial), a trial's config refused, a missing Optuna.
@@ -625,7 +554,7 @@ def tune(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # tfft prints one line per trial itself
     try:
-        storage_obj = _storage(optuna, url, heartbeat)
+        storage_obj = open_storage(optuna, url, heartbeat)
         opened = _open_study(optuna, storage_obj, name, direction, metric_name, params, _pruner(optuna, pruner))
         if sampler is not None:
             opened.sampler = sampler
