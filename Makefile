@@ -1,4 +1,5 @@
 # The two set-up commands of the README: `make demo` and `make test`.
+# `make test` installs the dev extra and the Debian packages the tests need (tests/setup/system_packages.sh).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -21,6 +22,7 @@ demo: install
 	$(VENV)/bin/tfft train configs/quickstart.yaml
 
 test: install-dev
+	sh tests/setup/system_packages.sh
 	$(PY) -m pytest -q -ra --durations=15 -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:

@@ -185,22 +185,22 @@ def test_tfds_source_real_code_path(tfds_dir, monkeypatch):
     from tfft.data import make_dataset
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_dir))
-    cfg = DataConfig(source="tfds:dummy_mnist", image_size=(16, 16), batch_size=8, val_split=0.2)
+    cfg = DataConfig(source="tfds:dummy_mnist", image_size=(16, 16), batch_size=8, val_split=0.5)
     splits = load_splits(cfg, seed=1)
     assert splits.class_names == [str(i) for i in range(10)]
     assert {k: (v.tfds["split"], len(v)) for k, v in splits.splits.items()} == {
-        "train": ("train[:80%]", 16), "val": ("train[80%:]", 4), "test": ("test", 20)}
-    assert sum(splits.counts("val").values()) == 4
+        "train": ("train", 10), "val": ("train", 10), "test": ("test", 20)}  # 2 images a class: 1 to val
+    assert splits.counts("val") == {str(i): 1 for i in range(10)}
     full = [(x.numpy(), y.numpy()) for x, y in
             make_dataset(splits, "train", cfg, seed=1, training=True, epochs=range(0, 2))]
-    assert [len(y) for _, y in full] == [8, 8, 8, 8] and full[0][0].shape == (8, 16, 16, 3)
+    assert [len(y) for _, y in full] == [8, 2, 8, 2] and full[0][0].shape == (8, 16, 16, 3)
     resumed = [y.numpy() for _, y in make_dataset(splits, "train", cfg, seed=1, training=True, epochs=range(1, 2))]
     np.testing.assert_array_equal(np.concatenate(resumed), np.concatenate([y for _, y in full[2:]]))
     from tfft.training.process_state import run_state
 
     with run_state(seed=0, deterministic=False):  # `seed: 0` sets TF's global seed to 0 (it once broke the shuffle)
         again = [y.numpy() for _, y in make_dataset(splits, "train", cfg, seed=1, training=True, epochs=range(0, 1))]
-    assert [len(y) for y in again] == [8, 8]
+    assert [len(y) for y in again] == [8, 2]
     on_decoded, batched = offset_steps(cfg.image_size)
     runs = {}
     for epochs, skip in ((range(0, 2), 0), (range(1, 2), 1)):
@@ -214,3 +214,29 @@ def test_tfds_source_real_code_path(tfds_dir, monkeypatch):
     np.testing.assert_array_equal(runs[1][0], runs[0][3])  # resumed inside epoch 1: its batch 1
     sliced = load_splits(cfg.model_copy(update={"source": "tfds:dummy_mnist:train[:50%],train[50%:]"}), seed=1)
     assert {k: len(v) for k, v in sliced.splits.items()} == {"train": 10, "val": 10}
+
+
+def test_a_tfds_val_carve_is_stratified_and_seeded_like_a_folders(tfds_dir, monkeypatch):
+    """README: val_split carves val from a source without one "stratified, seeded" -- a TFDS split too."""
+    from tfft.data import make_dataset
+    from tfft.data.sources import _stratified
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_dir))
+    cfg = DataConfig(source="tfds:dummy_mnist", image_size=(16, 16), batch_size=8, val_split=0.5)
+    splits = load_splits(cfg, seed=3)
+    every = np.concatenate([splits["train"].labels, splits["val"].labels])
+    per_class = {name: int((every == c).sum()) for c, name in enumerate(splits.class_names)}
+    # each class split as _stratified splits a folder's class (a contiguous slice ignores the classes)
+    expected = {name: len(v) for name, v in _stratified({n: list(range(k)) for n, k in per_class.items()},
+                                                        0.5, 0.0, 3)["val"].items()}
+    assert splits.counts("val") == expected
+    assert len(splits["train"]) + len(splits["val"]) == 20
+    indices = {k: set(splits[k].tfds["indices"].tolist()) for k in ("train", "val")}
+    assert not indices["train"] & indices["val"] and indices["train"] | indices["val"] == set(range(20))
+    assert indices["val"] != set(range(10, 20))  # not the last half
+    again = load_splits(cfg, seed=3)
+    assert set(again["val"].tfds["indices"].tolist()) == indices["val"]  # seeded
+    other = load_splits(cfg, seed=4)
+    assert set(other["val"].tfds["indices"].tolist()) != indices["val"]
+    val_labels = np.concatenate([y.numpy() for _, y in make_dataset(splits, "val", cfg, seed=3, training=False)])
+    np.testing.assert_array_equal(val_labels, splits["val"].labels)  # the pipeline reads the carved examples

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -266,3 +268,113 @@ def test_a_process_waits_for_the_last_slot_another_holds_and_never_overshoots(tm
     assert not thread.is_alive() and len(done["result"].trials) == 2
     assert len(fake_train["calls"]) == 1
     assert not [t for t in study.get_trials() if SURPLUS in t.user_attrs]
+
+
+# ------------------------------------------------------------------ many processes on PostgreSQL
+
+
+def _trial_open_in(pid: int) -> int | None:
+    """The number of the trial whose train.log process `pid` has open (None: not in a trial)."""
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:  # the process ended, or an fd closed while listing
+        return None
+    for link in links:
+        path = Path(link)
+        if path.name == "train.log" and path.parent.name.startswith("trial-"):
+            return int(path.parent.name.split("-")[1])
+    return None
+
+
+@pytest.mark.slow
+def test_processes_sharing_a_postgresql_study_replace_a_killed_trial(tmp_path, tiny_backbone, postgres_url):
+    """Two `tfft tune` processes on one PostgreSQL study; one is SIGKILLed mid-trial. Its trial is
+    failed by the heartbeat (not lost, not counted), the other finishes exactly N, none twice, and
+    the password is nowhere in what they print or write."""
+    from tests.studies.conftest import POSTGRES_PASSWORD
+
+    config = _write(tmp_path / "config.yaml", head_config(tiny_backbone))
+    space = _write(tmp_path / "space.yaml", SPACE)
+    out = tmp_path / "tune"
+    command = [sys.executable, "-m", "tfft.cli.main", "tune", str(config), "--space", str(space), "--trials", "2",
+               "--storage", postgres_url, "--study", "pg", "--run-dir", str(out), "--heartbeat", "3"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for _ in range(2)]
+    try:
+        killed = None
+        deadline = time.monotonic() + 300
+        while killed is None and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            for index, proc in enumerate(procs):
+                number = _trial_open_in(proc.pid)
+                if number is not None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    killed = (index, number)
+                    break
+            time.sleep(0.05)
+        assert killed is not None, "no process was seen in a trial"
+        outputs = [p.communicate(timeout=540)[0] for p in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    index, number = killed
+    survivor = 1 - index
+    assert procs[index].returncode == -signal.SIGKILL and procs[survivor].returncode == 0, outputs
+    assert f"trial {number}: its process stopped (no heartbeat): failed" in outputs[survivor]
+
+    trials = optuna.load_study(study_name="pg", storage=postgres_url).trials
+    states = {t.number: t.state.name for t in trials}
+    assert states[number] == "FAIL"  # marked failed, not lost (RUNNING) and not counted
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 2 and len(trials) == 3, states
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 2  # no parameters run twice
+    ran = [[int(line.split()[1]) for line in text.splitlines() if line.startswith("trial ") and " [" in line]
+           for text in outputs]
+    assert sorted(ran[0] + ran[1]) == sorted(t.number for t in complete), outputs  # each trial run once
+    rows = _rows(out)
+    assert sorted((int(r["number"]), r["state"]) for r in rows) == sorted(states.items())
+
+    assert "tfft:***@127.0.0.1" in outputs[survivor]
+    assert not [text for text in outputs if POSTGRES_PASSWORD in text]
+    written = [p for p in out.rglob("*") if p.is_file() and POSTGRES_PASSWORD.encode() in p.read_bytes()]
+    assert not written
+
+
+def test_a_storage_password_is_masked_in_what_tune_prints_and_writes(tmp_path, fake_train, postgres_url, capsys):
+    import tfft
+    from tests.studies.conftest import POSTGRES_PASSWORD
+
+    result = tfft.tune({"name": "masked"}, SPACE, trials=2, storage=postgres_url, study="masked",
+                       run_dir=str(tmp_path / "tune"))
+    printed = capsys.readouterr()
+    assert len(result.trials) == 2 and "in postgresql://tfft:***@127.0.0.1:" in printed.out
+    assert POSTGRES_PASSWORD not in printed.out + printed.err + repr(result)
+    assert not [p for p in result.run_dir.rglob("*") if p.is_file() and POSTGRES_PASSWORD.encode() in p.read_bytes()]
+
+
+def test_an_unreachable_or_driverless_storage_is_exit_2_without_its_password(tmp_path, fake_train, cli_runner,
+                                                                           monkeypatch):
+    config = _write(tmp_path / "config.yaml", {"name": "nodb"})
+    space = _write(tmp_path / "space.yaml", SPACE)
+    url = "postgresql://tfft:hunter2-pw@127.0.0.1:1/studies"  # port 1: nothing listens
+    run = cli_runner("tune", config, "--space", space, "--trials", 1, "--storage", url, "--run-dir", tmp_path / "a")
+    assert run.exit_code == 2 and "--storage: cannot open postgresql://tfft:***@127.0.0.1:1/studies" in run.output
+    assert "hunter2" not in run.output and "Traceback" not in run.output
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` raises ImportError, as without it
+    run = cli_runner("tune", config, "--space", space, "--trials", 1, "--storage", url, "--run-dir", tmp_path / "b")
+    assert run.exit_code == 2, run.output
+    assert "postgresql:// needs the psycopg module" in run.output and 'pip install "psycopg[binary]"' in run.output
+    assert "hunter2" not in run.output and fake_train["calls"] == []
+
+
+def test_masked_hides_the_password_of_a_url_and_nothing_else():
+    from tfft.studies.storage import masked
+
+    assert masked("mysql+pymysql://me:p%40ss@db:3306/s?charset=utf8") == "mysql+pymysql://me:***@db:3306/s?charset=utf8"
+    assert masked("postgresql://db/s?user=me&password=x1&sslmode=require") == \
+        "postgresql://db/s?user=me&password=***&sslmode=require"
+    assert masked("postgresql://me@db/s") == "postgresql://me@db/s"
+    assert masked("sqlite:////tmp/a:b@c/study.db") == "sqlite:////tmp/a:b@c/study.db"

@@ -177,3 +177,50 @@ def test_multi_worker_two_local_workers_killed_and_resumed(tmp_path):
     assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0].split(","))
     assert f"run dir: {run_dir}" in logs[0]
     assert f"run dir: {run_dir}" not in logs[1] and "run dir: " in logs[1]  # the worker wrote to a temp folder
+
+
+@pytest.fixture
+def fake_tpu(monkeypatch):
+    """TensorFlow's TPU entry points replaced by recorders (no TPU here): `calls` holds the
+    resolver's `tpu=` argument and what was connected and initialised."""
+    import tensorflow as tf
+
+    calls = {}
+
+    class Resolver:
+        def __init__(self, tpu=None, **kwargs):
+            calls["tpu"] = tpu
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", Resolver)
+    monkeypatch.setattr(tf.config, "experimental_connect_to_cluster", lambda r: calls.setdefault("connected", r))
+    monkeypatch.setattr(tf.tpu.experimental, "initialize_tpu_system", lambda r: calls.setdefault("initialised", r))
+    monkeypatch.setattr(tf.distribute, "TPUStrategy", lambda r: ("TPUStrategy", r))
+    for name in ("COLAB_TPU_ADDR", "TPU_NAME", "TF_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    return calls
+
+
+@pytest.mark.parametrize("env, setting, expected", [
+    ({"COLAB_TPU_ADDR": "10.0.0.2:8470"}, None, "grpc://10.0.0.2:8470"),  # a Colab TPU runtime
+    ({"TPU_NAME": "my-tpu"}, None, "my-tpu"),  # a Cloud TPU
+    ({"COLAB_TPU_ADDR": "10.0.0.2:8470"}, "grpc://10.9.9.9:8470", "grpc://10.9.9.9:8470"),  # the config wins
+])
+def test_auto_picks_the_tpu_the_environment_or_config_names(fake_tpu, monkeypatch, env, setting, expected):
+    from tfft.config import DistributeConfig
+    from tfft.training.distribute import make_strategy
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    strategy = make_strategy(DistributeConfig(strategy="auto", tpu_address=setting))
+    assert fake_tpu["tpu"] == expected
+    assert strategy[0] == "TPUStrategy" and fake_tpu["connected"] is fake_tpu["initialised"] is strategy[1]
+
+
+def test_without_a_named_tpu_auto_is_not_a_tpu_and_tpu_resolves_the_local_one(fake_tpu):
+    from tfft.config import DistributeConfig
+    from tfft.training.distribute import make_strategy, strategy_name
+
+    assert strategy_name(make_strategy(DistributeConfig(strategy="auto"))) == "_DefaultDistributionStrategy"
+    assert fake_tpu == {}
+    make_strategy(DistributeConfig(strategy="tpu"))
+    assert fake_tpu["tpu"] is None  # TensorFlow finds a TPU VM's own chips

@@ -24,16 +24,19 @@ from tfft.cli.options import config_argument, load_cli_config, overrides_option
 @click.option("--keep", type=int, default=None, metavar="K", help="Keep only the best K trials' run directories.")
 @click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True,
               help="Stop hopeless trials early from their per-epoch val metric.")
+@click.option("--heartbeat", type=int, default=None, metavar="SECONDS",
+              help="Seconds between a running trial's heartbeats in the storage (default: tfft.studies.storage.HEARTBEAT_S); "
+                   "a killed process's trial is failed and replaced 2 x this later.")
 @overrides_option
 @click.option("--verbose", "-v", is_flag=True, help="Show each trial's training output (default: its train.log).")
 def tune(config: str, space: str, trials: int, storage: str | None, study: str | None, run_dir: str | None,
-         metric: str | None, keep: int | None, pruner: str, overrides: tuple[str, ...], verbose: bool) -> None:
+         metric: str | None, keep: int | None, pruner: str, heartbeat: int | None, overrides: tuple[str, ...], verbose: bool) -> None:
     """Search SPACE around CONFIG with Optuna until the study has N finished trials; prints `run dir: DIR` last."""
     from tfft.studies.tune import tune as run_tune
 
     cfg = load_cli_config(config, overrides)
     result = run_tune(cfg, space, trials, storage=storage, study=study, run_dir=run_dir, metric=metric,
-                      keep=keep, pruner=pruner, verbose=verbose)
+                      keep=keep, pruner=pruner, verbose=verbose, heartbeat=heartbeat)
     if result.best_config is not None:
         click.echo(f"best config: {result.best_config}")
     click.echo(f"run dir: {result.run_dir}")

@@ -27,7 +27,7 @@ from tfft.config import DataConfig
 from tfft.data import decode as _decode
 from tfft.data import pyfunc as _pyfunc
 from tfft.data import shapes as _shapes
-from tfft.data.sources import DataSplits, Split
+from tfft.data.sources import DataSplits, Split, tfds_examples
 from tfft.errors import UserError
 
 EPOCH_STRIDE = 100003
@@ -218,11 +218,8 @@ def _element_decoder(split: Split, image_size: tuple[int, int],
 
 
 def _tfds_base(split: Split, image_size: tuple[int, int], fast_decode: bool = True):
-    import tensorflow_datasets as tfds
-
     info = split.tfds
-    ds = info["builder"].as_dataset(split=info["split"], shuffle_files=False,
-                                    decoders={info["image_key"]: tfds.decode.SkipDecoding()})
+    ds = tfds_examples(split)
     image_key, label_key = info["image_key"], info["label_key"]
     size = (int(image_size[0]), int(image_size[1]))
 

@@ -36,7 +36,8 @@ class Split:
     1 PIL decode), `sizes` ((width, height) int32) and `formats` (PIL's format name: "JPEG",
     "PNG", ...) are parallel numpy arrays. For
     `kind == "builtin"`: `ids` are `builtin:shapes` image ids. For `kind == "tfds"`: `tfds` holds
-    `{"builder", "split", "image_key", "label_key"}`, and `labels` may be None until counted.
+    `{"builder", "split", "image_key", "label_key"}` (and `indices`, the examples of that TFDS split
+    a val carve keeps), and `labels` may be None until counted.
     In a multi-label `DataSplits`, `labels` is an int32 [N, C] multi-hot matrix; `builtin` names
     the generated set (`shapes`, `shapes-multi`).
     """
@@ -707,6 +708,7 @@ def _load_tfds(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
                         "use an image classification dataset such as tf_flowers") from None
     available = list(info.splits.keys())
     specs: dict[str, str] = {}
+    carve: Optional[str] = None  # a TFDS split that val_split's stratified, seeded carve divides
     val_name = next((s for s in ("validation", "val", "valid") if s in available), None)
     test_name = "test" if "test" in available else None
     if split_spec:
@@ -716,17 +718,13 @@ def _load_tfds(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
         if "val" not in specs and val_name is not None:
             specs["val"] = val_name
         elif "val" not in specs and data_cfg.val_split > 0 and "[" not in specs["train"]:
-            pct = int(round(data_cfg.val_split * 100))
-            base = specs["train"]
-            specs["train"], specs["val"] = f"{base}[:{100 - pct}%]", f"{base}[{100 - pct}%:]"
+            carve = specs["train"]
     else:
         train_spec = "train" if "train" in available else available[0]
         if val_name is not None:
             specs["train"], specs["val"] = train_spec, val_name
         elif data_cfg.val_split > 0:
-            pct = int(round(data_cfg.val_split * 100))
-            specs["train"] = f"{train_spec}[:{100 - pct}%]"
-            specs["val"] = f"{train_spec}[{100 - pct}%:]"
+            specs["train"] = carve = train_spec
         else:
             specs["train"] = train_spec
         if test_name and test_name != train_spec:
@@ -741,14 +739,45 @@ def _load_tfds(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
         splits[split_name] = Split(name=split_name, kind="tfds", num_examples=n,
                                    tfds={"builder": builder, "split": tspec, "image_key": image_key,
                                          "label_key": label_key})
+    if carve is not None:
+        splits.update(_carve_tfds(splits["train"], class_names, data_cfg.val_split, seed))
+        splits = {name: splits[name] for name in SPLIT_NAMES if name in splits}
     return DataSplits(class_names=class_names, splits=splits, skipped=[], source=source, kind="tfds")
 
 
-def _tfds_labels(split: Split) -> np.ndarray:
+def _carve_tfds(whole: Split, class_names: list[str], val_split: float, seed: int) -> dict[str, Split]:
+    """`whole` (a TFDS split) divided into train and val as a folder is: each class's examples
+    in a permutation seeded by (seed, class), `val_split` of them to val (`_stratified`).
+    Reads the split's labels once (images left encoded)."""
+    labels = _tfds_labels(whole)
+    per_class = {name: np.flatnonzero(labels == c).tolist() for c, name in enumerate(class_names)}
+    parts = _stratified(per_class, val_split, 0.0, seed)
+    carved = {}
+    for name in ("train", "val"):
+        index = np.sort(np.asarray([i for items in parts[name].values() for i in items], dtype=np.int64))
+        carved[name] = Split(name=name, kind="tfds", num_examples=len(index), labels=labels[index],
+                             tfds={**whole.tfds, "indices": index})
+    return carved
+
+
+def tfds_examples(split: Split) -> Any:
+    """A TFDS split's examples (images still encoded) in their stored order: the whole TFDS
+    split, or the examples its `indices` (a val carve) keep."""
+    import tensorflow as tf
     import tensorflow_datasets as tfds
 
     info = split.tfds
     ds = info["builder"].as_dataset(split=info["split"], shuffle_files=False,
                                     decoders={info["image_key"]: tfds.decode.SkipDecoding()})
-    labels = [int(x) for x in ds.map(lambda ex: ex[info["label_key"]]).as_numpy_iterator()]
+    if info.get("indices") is None:
+        return ds
+    keep = np.zeros(int(info["builder"].info.splits[info["split"]].num_examples), dtype=bool)
+    keep[info["indices"]] = True
+    keep = tf.constant(keep)
+    return ds.enumerate().filter(lambda i, example: tf.gather(keep, i)).map(lambda i, example: example)
+
+
+def _tfds_labels(split: Split) -> np.ndarray:
+    label_key = split.tfds["label_key"]
+    labels = [int(x) for x in tfds_examples(split).map(lambda ex: ex[label_key]).as_numpy_iterator()]
     return np.asarray(labels, dtype=np.int32)

@@ -47,6 +47,7 @@ import yaml
 from tfft.config import Config, load_config
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.studies.space import Param, apply_params, check_space, load_space
+from tfft.studies.storage import HEARTBEAT_S, masked, open_storage
 from tfft.atomic import write_csv, write_text
 
 SURPLUS = "tfft.surplus"
@@ -57,7 +58,6 @@ TRIALS_CSV = "trials.csv"
 BEST_CONFIG = "best_config.yaml"
 TUNE_PNG = "tune.png"
 PLOT_EVERY_S = 120  # tune.png is redrawn at most this often while trials run, and at the end
-HEARTBEAT_S = 30  # a killed process's trial is failed (and replaced) about 2 x this later
 
 
 @dataclasses.dataclass
@@ -129,24 +129,6 @@ def _counts(trial: Any, optuna: Any) -> bool:
 
 def _running(trial: Any, optuna: Any) -> bool:
     return trial.state == optuna.trial.TrialState.RUNNING and SURPLUS not in trial.user_attrs
-
-
-def _storage(optuna: Any, url: str) -> Any:
-    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    last: Optional[Exception] = None
-    for attempt in range(5):  # two processes creating the same new database race on its tables
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S)
-        except ImportError as exc:  # a driver (psycopg2, PyMySQL) is missing
-            raise UserError("--storage", f"cannot open {url}: {exc}",
-                            "install the database driver SQLAlchemy names") from None
-        except Exception as exc:  # sqlalchemy's OperationalError and friends
-            last = exc
-            time.sleep(0.5 + attempt)
-    raise UserError("--storage", f"cannot open {url}: {last}",
-                    "check the URL (e.g. sqlite:///study.db, postgresql://user:pass@host/db)")
 
 
 def _open_study(optuna: Any, storage: Any, name: str, direction: str, metric: str, params: list[Param],
@@ -508,6 +490,7 @@ def tune(
     sampler: Any = None,
     verbose: bool = False,
     poll_seconds: float = 2.0,
+    heartbeat: Optional[int] = None,
 ) -> TuneResult:
     """Search `space` around `config` until the study holds `trials` finished trials.
 
@@ -518,7 +501,7 @@ def tune(
             `log_uniform`, `int` or `choice` (see `tfft.studies.space`).
         trials: N, the study's total of finished trials over every process that shares it.
         storage: an Optuna storage URL (`sqlite:///...`, `postgresql://...`, `mysql://...`);
-            default `sqlite:///DIR/study.db`.
+            default `sqlite:///DIR/study.db`. tfft prints it with its password masked.
         study: the study's name in the storage (default: the config's `name`).
         run_dir: DIR, where the outputs go (default `runs/NAME-tune`, not numbered, so that
             running again continues the study).
@@ -531,10 +514,14 @@ def tune(
             `optuna.samplers` object.
         verbose: show each trial's training output instead of writing it to its `train.log`.
         poll_seconds: how often a process waiting for other processes' trials looks again.
+        heartbeat: seconds between a running trial's heartbeats in the storage; the trial of a
+            process that stopped beating (killed, its machine lost) is failed 2 x this later, and
+            a new trial replaces it. None: `HEARTBEAT_S` (30).
 
     Returns:
         A `TuneResult`: `run_dir`, `best_trial`, `best_value`, `best_params`, `best_config`
-        (the path of best_config.yaml), `trials` (the rows of trials.csv).
+        (the path of best_config.yaml), `trials` (the rows of trials.csv), `storage` (the URL as
+        given, for `optuna.load_study`; its repr leaves it out).
 
     Raises:
         UserError: a bad space (before any trial), a trial's config refused, a missing Optuna.
@@ -554,6 +541,10 @@ def tune(
         raise UserError("--trials", f"expected a positive number of trials, got {trials!r}", "e.g. --trials 20")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
         raise UserError("--keep", f"expected a number of run directories >= 0, got {keep!r}")
+    heartbeat = HEARTBEAT_S if heartbeat is None else heartbeat
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or heartbeat < 1:
+        raise UserError("--heartbeat", f"expected a whole number of seconds >= 1, got {heartbeat!r}",
+                        f"e.g. --heartbeat {HEARTBEAT_S}")
     metric_name, direction = objective_of(task.default_metric if metric is None else metric)
     monitored = task.epoch_metric(metric_name)
     out = Path(run_dir) if run_dir is not None else Path(cfg.training.runs_dir) / f"{cfg.name}-tune"
@@ -563,13 +554,13 @@ def tune(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # tfft prints one line per trial itself
     try:
-        storage_obj = _storage(optuna, url)
+        storage_obj = open_storage(optuna, url, heartbeat)
         opened = _open_study(optuna, storage_obj, name, direction, metric_name, params, _pruner(optuna, pruner))
         if sampler is not None:
             opened.sampler = sampler
         runner = _Study(optuna, opened, cfg, params, trials, out, metric_name, direction, keep, sampler,
                         verbose, poll_seconds, monitored)
-        print(f"tune: study {name!r} in {url}: {runner.finished()}/{trials} trials finished, "
+        print(f"tune: study {name!r} in {masked(url)}: {runner.finished()}/{trials} trials finished, "
               f"val {metric_name} ({'minimised' if direction == 'minimize' else 'maximised'}; pruned on "
               f"val_{monitored} per epoch); space: "
               + "; ".join(p.describe() for p in params), flush=True)

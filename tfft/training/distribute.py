@@ -34,18 +34,37 @@ def configure_virtual_cpus(count: int) -> None:
                         "set it before anything else runs in this Python process (a fresh process)") from None
 
 
+def tpu_address(cfg: DistributeConfig) -> str | None:
+    """The TPU to connect to, for `TPUClusterResolver(tpu=...)`: `distribute.tpu_address`, else a
+    Colab TPU runtime's `COLAB_TPU_ADDR` (host:port, as `grpc://host:port`), else `TPU_NAME`
+    (a Cloud TPU's name); None when none is set.
+
+    Example:
+    >>> tpu_address(DistributeConfig(tpu_address="my-tpu"))
+    'my-tpu'
+    """
+    if cfg.tpu_address:
+        return cfg.tpu_address
+    colab = os.environ.get("COLAB_TPU_ADDR", "").strip()
+    if colab:
+        return colab if "://" in colab else f"grpc://{colab}"
+    return os.environ.get("TPU_NAME", "").strip() or None
+
+
 def make_strategy(cfg: DistributeConfig) -> Any:
     """Build the strategy `distribute.strategy` asks for.
 
-    `auto`: a TPU if one is reachable (TPU_NAME or `tpu_address` set), MirroredStrategy on more
-    than one GPU or more than one virtual CPU, the default strategy otherwise.
+    `auto`: a TPU when one is named (`distribute.tpu_address`, `COLAB_TPU_ADDR` or `TPU_NAME`:
+    `tpu_address`), MirroredStrategy on more than one GPU or more than one virtual CPU, the
+    default strategy otherwise.
     """
     import tensorflow as tf
 
     configure_virtual_cpus(cfg.virtual_cpus)
     kind = cfg.strategy
+    tpu = tpu_address(cfg)
     if kind == "auto":
-        if cfg.tpu_address or os.environ.get("TPU_NAME"):
+        if tpu:
             kind = "tpu"
         elif len(tf.config.list_logical_devices("GPU")) > 1 or cfg.virtual_cpus > 1:
             kind = "mirrored"
@@ -66,11 +85,12 @@ def make_strategy(cfg: DistributeConfig) -> Any:
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "tpu":
         try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=cfg.tpu_address or "")
+            # None: TensorFlow resolves the TPU itself (a Cloud TPU VM's local chips)
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as exc:
-            raise UserError("distribute.strategy", f"no TPU reachable ({exc})",
+            raise UserError("distribute.strategy", f"no TPU reachable at {tpu or 'the local TPU'} ({exc})",
                             "on Colab choose a TPU runtime; elsewhere set distribute.tpu_address") from None
         return tf.distribute.TPUStrategy(resolver)
     raise AssertionError(kind)
