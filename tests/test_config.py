@@ -166,6 +166,20 @@ def test_relative_paths_are_stored_absolute(tmp_path, monkeypatch):
     assert kept.data.source == "builtin:shapes" and kept.model.weights == "imagenet"
 
 
+def test_relative_manifest_rows_stay_relative_to_the_manifest(tmp_path, monkeypatch):
+    from tfft.data import load_splits
+
+    write_image_folder(tmp_path / "photos", {"cat": 3, "dog": 3}, size=8)
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "m.csv").write_text("path,label\n" + "".join(
+        f"../photos/{c}/{c}_{i:03d}.png,{c}\n" for c in ("cat", "dog") for i in range(3)))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config({"data": {"source": "csv:lists/m.csv"}})
+    monkeypatch.chdir(tmp_path / "photos")  # elsewhere: the stored path and the rows still resolve
+    splits = load_splits(cfg.data, seed=0)
+    assert len(splits.splits["train"]) + len(splits.splits["val"]) == 6 and splits.skipped == []
+
+
 @pytest.mark.slow
 def test_run_with_a_relative_source_evaluates_from_another_folder(tmp_path, monkeypatch, capsys, cli_runner):
     """A run's config.yaml names its data absolutely: `tfft evaluate RUN` works from anywhere, and a
