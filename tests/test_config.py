@@ -180,7 +180,6 @@ def test_relative_manifest_rows_stay_relative_to_the_manifest(tmp_path, monkeypa
     assert len(splits.splits["train"]) + len(splits.splits["val"]) == 6 and splits.skipped == []
 
 
-@pytest.mark.slow
 def test_run_with_a_relative_source_evaluates_from_another_folder(tmp_path, monkeypatch, capsys, cli_runner):
     """A run's config.yaml names its data absolutely: `tfft evaluate RUN` works from anywhere, and a
     class too small to get a val image is named while training."""
