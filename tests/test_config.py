@@ -11,6 +11,8 @@ import yaml
 from tfft.config import Config, apply_override, load_config
 from tfft.errors import UserError
 
+from tests.conftest import tiny_config, write_image_folder
+
 
 def test_three_line_config_gets_every_default(tmp_path):
     path = tmp_path / "c.yaml"
@@ -147,3 +149,53 @@ def test_full_fine_tune_of_pretrained_weights_defaults_to_the_fine_tuning_rate(c
     cfg = load_config(config)
     assert cfg.schedule.lr == pytest.approx(lr)
     assert load_config(cfg.to_dict()).schedule.lr == pytest.approx(lr)  # config.yaml and --resume agree
+
+
+def test_relative_paths_are_stored_absolute(tmp_path, monkeypatch):
+    """Every file path of a config is made absolute from the current directory where it was loaded."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "teacher").mkdir()
+    cfg = load_config({"data": {"source": "csv:lists/m.csv"},
+                       "model": {"backbone": "keras:nets/b.keras#conv3", "weights": "w/x.weights.h5"},
+                       "distill": {"teacher": "teacher"}})
+    assert cfg.data.source == f"csv:{tmp_path / 'lists' / 'm.csv'}"
+    assert cfg.model.backbone == f"keras:{tmp_path / 'nets' / 'b.keras'}#conv3"
+    assert cfg.model.weights == str(tmp_path / "w" / "x.weights.h5")
+    assert cfg.distill.teacher == str(tmp_path / "teacher")
+    kept = load_config({"data": {"source": "builtin:shapes"}, "model": {"weights": "imagenet"}})
+    assert kept.data.source == "builtin:shapes" and kept.model.weights == "imagenet"
+
+
+def test_relative_manifest_rows_stay_relative_to_the_manifest(tmp_path, monkeypatch):
+    from tfft.data import load_splits
+
+    write_image_folder(tmp_path / "photos", {"cat": 3, "dog": 3}, size=8)
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "m.csv").write_text("path,label\n" + "".join(
+        f"../photos/{c}/{c}_{i:03d}.png,{c}\n" for c in ("cat", "dog") for i in range(3)))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config({"data": {"source": "csv:lists/m.csv"}})
+    monkeypatch.chdir(tmp_path / "photos")  # elsewhere: the stored path and the rows still resolve
+    splits = load_splits(cfg.data, seed=0)
+    assert len(splits.splits["train"]) + len(splits.splits["val"]) == 6 and splits.skipped == []
+
+
+def test_run_with_a_relative_source_evaluates_from_another_folder(tmp_path, monkeypatch, capsys, cli_runner):
+    """A run's config.yaml names its data absolutely: `tfft evaluate RUN` works from anywhere, and a
+    class too small to get a val image is named while training."""
+    from tfft.training.run import train
+
+    work = tmp_path / "work"
+    write_image_folder(work / "photos", {"cat": 2, "dog": 6, "eel": 6}, size=16)
+    monkeypatch.chdir(work)
+    run = train(tiny_config(data={"source": "photos"}), run_dir=str(tmp_path / "run")).run_dir
+    assert "warning: 1 class(es) have no val image: cat (2 images)" in capsys.readouterr().out
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["source"] == str(work / "photos")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = cli_runner("evaluate", run, "--split", "val")
+    assert result.exit_code == 0, result.output
+    assert (run / "eval" / "val" / "metrics.json").is_file()
+    assert load_config(run / "config.yaml").data.source == str(work / "photos")

@@ -554,20 +554,41 @@ def load_config(
         config = Config.model_validate(raw)
     except pydantic.ValidationError as exc:
         raise _user_error(exc) from None
-    if path is not None:
-        config = _resolve_relative_paths(config, path.parent)
-    return config
+    return _resolve_relative_paths(config, path.parent if path is not None else None)
 
 
-def _resolve_relative_paths(config: Config, base: Path) -> Config:
-    """Paths in a config file are relative to the current directory first, then to the file."""
+def _absolute(text: str, base: Optional[Path]) -> str:
+    """`text` as an absolute path: from the current directory, or from `base` where only that has it."""
+    path = Path(text).expanduser()
+    if not path.is_absolute() and not path.exists() and base is not None and (base / path).exists():
+        path = base / path
+    return os.path.abspath(path)
+
+
+def _resolve_relative_paths(config: Config, base: Optional[Path]) -> Config:
+    """Make the config's file paths absolute, so a run's config.yaml works from any folder.
+
+    Paths are relative to the current directory first, then to the config file (`base`):
+    `data.source` (a folder or `csv:FILE`), `data.fold_file`, `model.backbone: keras:FILE[#LAYER]`,
+    `model.weights` (a file) and `distill.teacher`. Schemes (`builtin:`, `tfds:`, `gs://`) are kept.
+    """
     source = config.data.source
     for prefix in ("", "csv:"):
         if source.startswith(prefix) and ":" not in source[len(prefix):].split("/")[0]:
-            rel = source[len(prefix):]
-            if rel and not Path(rel).is_absolute() and not Path(rel).exists() and (base / rel).exists():
-                config.data.source = prefix + str(base / rel)
+            rel = source[len(prefix):].strip()
+            if rel:
+                config.data.source = prefix + _absolute(rel, base)
             break
+    if config.data.fold_file:
+        config.data.fold_file = _absolute(config.data.fold_file, base)
+    if config.model.backbone.startswith("keras:"):
+        file, sep, layer = config.model.backbone[len("keras:"):].partition("#")
+        if file:
+            config.model.backbone = "keras:" + _absolute(file, base) + sep + layer
+    if config.model.weights is not None and config.model.weights != "imagenet":
+        config.model.weights = _absolute(config.model.weights, base)
+    if config.distill.teacher:
+        config.distill.teacher = _absolute(config.distill.teacher, base)
     return config
 
 

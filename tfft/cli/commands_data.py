@@ -1,4 +1,4 @@
-"""`tfft data check PATH [--json] [--strict]`: inspect an image folder before training."""
+"""`tfft data check PATH [--json] [--strict]`: inspect an image folder or manifest before training."""
 
 from __future__ import annotations
 
@@ -16,10 +16,15 @@ def data_group() -> None:
 @data_group.command("check")
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
-@click.option("--strict", is_flag=True, help="Exit 1 when any image file is unreadable.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any image file is unreadable or train would warn.")
 @click.option("--no-duplicates", is_flag=True, help="Skip hashing files to find exact duplicates.")
 def check(path: str, as_json: bool, strict: bool, no_duplicates: bool) -> None:
-    """Per-class counts, empty classes, unreadable files, odd formats, duplicates and sizes."""
+    """Per-class counts, empty classes, unreadable files, odd formats, duplicates and sizes.
+
+    PATH is a folder of class subfolders (optionally inside train/ val/ test/) or csv:MANIFEST.
+    The verdict is train's: what `tfft train` refuses exits 2 (after the report), and with
+    --strict what it warns about exits 1.
+    """
     from tfft.data.check import check_folder, format_report
 
     report = check_folder(path, duplicates=not no_duplicates)
@@ -27,9 +32,14 @@ def check(path: str, as_json: bool, strict: bool, no_duplicates: bool) -> None:
         click.echo(json.dumps(report))
     else:
         click.echo(format_report(report))
-    if strict and report["bad_files"]:
+    if report["errors"]:
+        for error in report["errors"]:
+            click.echo(f"error: {error['text']}", err=True)
+        sys.exit(2)
+    if strict and (report["bad_files"] or report["warnings"]):
         if not as_json:
-            click.echo(f"--strict: {len(report['bad_files'])} unreadable file(s)", err=True)
+            click.echo(f"--strict: {len(report['bad_files'])} unreadable file(s), "
+                       f"{len(report['warnings'])} warning(s)", err=True)
         sys.exit(1)
 
 

@@ -1,8 +1,11 @@
-"""`tfft data check`: what is in an image folder, and what is wrong with it.
+"""`tfft data check`: what is in an image folder or manifest, and what is wrong with it.
 
 Counts images per class, empty classes, unreadable files (with reasons), odd formats (CMYK,
 16-bit, palette, EXIF-rotated, ...), exact duplicates (by content hash) and the size
-distribution. A folder with `train/` (and `val/`, `test/`) inside is reported per split too.
+distribution. A folder with `train/` (and `val/`, `test/`, or their aliases) inside is reported
+per split too. The verdict is `tfft train`'s: the source is listed by `load_splits` with the
+default data settings and judged by `tfft.data.rules.verdict`, so what train refuses is an
+error here and what train warns about is a warning.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any, Union
 
 import numpy as np
 
+from tfft.config import Config, DataConfig
 from tfft.data import decode as _decode
-from tfft.data.sources import SPLIT_NAMES
+from tfft.data import rules as _rules
 from tfft.errors import UserError
 
 
@@ -29,65 +33,145 @@ def _hash(path: str) -> str:
     return digest.hexdigest()
 
 
-def _classes_of(root: Path) -> tuple[dict[str, list[str]], dict[str, dict[str, int]], list[str]]:
-    """Files per class (all splits merged), per-split counts placeholder, and the split names."""
+def _classes_of(root: Path) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]], dict[str, Path]]:
+    """Files per class (all splits merged), files per split and class, and the split folders."""
     from tfft.data.sources import list_class_folders, list_images
 
-    split_dirs = [s for s in SPLIT_NAMES if (root / s).is_dir()]
+    try:
+        split_dirs = _rules.split_folders(root)
+    except UserError:  # a mixed layout: the verdict says so; list every folder as a class
+        split_dirs = {}
     files: dict[str, list[str]] = {}
     split_of: dict[str, dict[str, list[str]]] = {}
-    if "train" in split_dirs:
-        for split in split_dirs:
-            split_of[split] = {}
-            for name in list_class_folders(root / split):
-                found = list_images(root / split / name)
-                split_of[split][name] = found
-                files.setdefault(name, []).extend(found)
-    else:
+    for split, folder in split_dirs.items():
+        split_of[split] = {}
+        for name in list_class_folders(folder):
+            found = list_images(folder / name)
+            split_of[split][name] = found
+            files.setdefault(name, []).extend(found)
+    if not split_dirs:
         for name in list_class_folders(root):
             files[name] = list_images(root / name)
-        split_dirs = []
-    return files, split_of, split_dirs  # type: ignore[return-value]
+    return files, split_of, split_dirs
+
+
+def _classes_of_splits(splits: Any) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+    """Files per class and per split and class of a listed manifest (readable files only)."""
+    files: dict[str, list[str]] = {name: [] for name in splits.class_names}
+    split_of: dict[str, dict[str, list[str]]] = {}
+    for split, part in splits.splits.items():
+        split_of[split] = {name: [] for name in splits.class_names}
+        labels = np.asarray(part.labels)
+        for path, label in zip(part.paths, labels):
+            for index in (np.flatnonzero(label) if labels.ndim == 2 else [int(label)]):
+                name = splits.class_names[int(index)]
+                split_of[split][name].append(str(path))
+                files[name].append(str(path))
+    return files, split_of
+
+
+def _error_entry(exc: UserError) -> dict[str, Any]:
+    return {"kind": getattr(exc, "kind", "error"), "where": exc.where, "message": exc.message,
+            "hint": exc.hint, "paths": list(getattr(exc, "paths", [])), "text": str(exc)}
+
+
+def judge(source: str) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """List `source` as `tfft train` would (default data settings) and apply train's rules.
+
+    Returns:
+        `(splits or None, errors, warnings)`: `errors` are what train refuses (`{kind, where,
+        message, hint, paths, text}`), `warnings` what it warns about (`{kind, message, ...}`).
+    """
+    from tfft.data.sources import load_splits
+
+    try:
+        splits = load_splits(DataConfig(source=source), Config.model_fields["seed"].default, echo=False)
+    except UserError as exc:
+        return None, [_error_entry(exc)], []
+    found = _rules.verdict(splits)
+    return splits, [_error_entry(e) for e in found.errors], list(splits.findings) + found.warnings
 
 
 def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True) -> dict[str, Any]:
-    """Inspect an image folder (class subfolders, optionally under train/ val/ test/).
+    """Inspect an image folder (class subfolders, optionally under train/ val/ test/) or `csv:` manifest.
 
     Args:
-        path: the folder.
+        path: the folder, or `csv:path/to/manifest.csv`.
         duplicates: hash file contents to find exact duplicates.
 
     Returns:
         A dict with the contract's keys `classes` ({name: readable images}), `empty_classes`,
         `bad_files` ([{path, reason}]), `total_images` (images that decode), plus `path`,
         `num_classes`, `imbalance_ratio` (largest / smallest non-empty class), `splits`
-        (per-split class counts when train/ exists), `odd_formats` ({kind: count}), `formats`,
+        (per-split class counts when the source has splits), `split_folders` ({split: folder
+        name}, e.g. `{"val": "validation"}`), `odd_formats` ({kind: count}), `formats`,
         `duplicates` ([[path, ...], ...]), `duplicate_files`, `sizes` ({min, median, max} as
-        [width, height] by area), `ignored_files` (non-image or hidden files).
+        [width, height] by area), `ignored_files` (non-image or hidden files), and train's
+        verdict: `errors` ([{kind, where, message, hint, paths, text}]: what `tfft train`
+        refuses, e.g. kind `leak`, `label_conflict`, `split_layout`) and `warnings` ([{kind,
+        message, count, ...}]: e.g. `repeated_rows`, `same_file_in_two_classes`, `no_val_images`
+        with its `classes`).
 
     Raises:
-        UserError: the path does not exist or is not a folder.
+        UserError: the path does not exist or is not a folder (or a manifest).
 
     Example:
     >>> report = check_folder("photos/")  # doctest: +SKIP
     >>> report["classes"], report["bad_files"][:1]  # doctest: +SKIP
     ({'cat': 400, 'dog': 398}, [{'path': 'photos/dog/x.jpg', 'reason': 'empty file (0 bytes)'}])
     """
-    root = Path(path).expanduser()
+    source = os.fspath(path)
+    is_csv = source.startswith("csv:")
+    root = Path(source[len("csv:"):] if is_csv else source).expanduser()
     if not root.exists():
-        raise UserError(str(path), "folder not found",
-                        "give a folder of class subfolders, e.g. photos/ with photos/cat/*.jpg")
-    if not root.is_dir():
-        raise UserError(str(path), "expected a folder of class subfolders, got a file",
-                        "give the folder that holds one subfolder per class")
-    files, split_of, split_dirs = _classes_of(root)
-    every = [p for name in sorted(files) for p in files[name]]
+        raise UserError(source, "manifest not found" if is_csv else "folder not found",
+                        "give a folder of class subfolders, e.g. photos/ with photos/cat/*.jpg, or csv:manifest.csv")
+    if is_csv != root.is_file():
+        raise UserError(source, "expected a folder of class subfolders, got a file" if not is_csv else
+                        "expected a CSV file, got a folder",
+                        "give the folder that holds one subfolder per class, or csv:manifest.csv")
+    splits, errors, warnings = judge(f"csv:{root}" if is_csv else str(root))
+    extra_bad: list[dict[str, str]] = []
+    if is_csv:
+        files, split_of = _classes_of_splits(splits) if splits is not None else ({}, {})
+        split_dirs = {name: Path(name) for name in split_of}
+        extra_bad = list(splits.skipped) if splits is not None else []
+    else:
+        files, split_of, split_dirs = _classes_of(root)
+    every = list(dict.fromkeys(p for name in sorted(files) for p in files[name]))
     probes = {p.path: p for p in _decode.scan_files(every)}
     good = {p for p in every if probes[p].ok}
     classes = {name: sum(1 for p in files[name] if p in good) for name in sorted(files)}
-    empty = [name for name, count in classes.items() if count == 0]
-    bad = [{"path": p, "reason": probes[p].reason or "unreadable"} for p in every if not probes[p].ok]
+    report: dict[str, Any] = {
+        "path": source,
+        "classes": classes,
+        "empty_classes": [name for name, count in classes.items() if count == 0],
+        "bad_files": [{"path": p, "reason": probes[p].reason or "unreadable"} for p in every if not probes[p].ok]
+                     + extra_bad,
+        "total_images": len(good),
+        "num_classes": len(classes),
+    }
     nonzero = [c for c in classes.values() if c > 0]
+    report["imbalance_ratio"] = round(max(nonzero) / min(nonzero), 3) if nonzero else None
+    report.update(_file_stats([p for p in every if p in good], probes, duplicates))
+    report["ignored_files"] = 0 if is_csv else _count_ignored(root)
+    if split_dirs:
+        report["splits"] = {
+            split: {name: sum(1 for p in split_of[split].get(name, []) if p in good)
+                    for name in sorted(split_of[split])}
+            for split in split_dirs}
+        train_names = sorted(split_of.get("train", {}))
+        report["class_mismatch"] = {split: sorted(split_of[split]) for split in split_dirs
+                                    if sorted(split_of[split]) != train_names}
+        if not is_csv:
+            report["split_folders"] = {split: folder.name for split, folder in split_dirs.items()}
+    report["errors"] = errors
+    report["warnings"] = warnings
+    return report
+
+
+def _file_stats(good: list[str], probes: dict[str, Any], duplicates: bool) -> dict[str, Any]:
+    """Imbalance, formats, decode routes, sizes and exact duplicates of the readable files."""
     odd = Counter(kind for p in good for kind in probes[p].kinds)
     formats = Counter(str(probes[p].format) for p in good)
     routes = Counter("pil" if probes[p].route == _decode.ROUTE_PIL else "tf" for p in good)
@@ -105,39 +189,20 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True) -> d
         }
     dup_groups: list[list[str]] = []
     if duplicates and good:
-        ordered = [p for p in every if p in good]
         with ThreadPoolExecutor(max_workers=min(16, 4 * (os.cpu_count() or 1))) as pool:
-            digests = list(pool.map(_hash, ordered))
+            digests = list(pool.map(_hash, good))
         groups: dict[str, list[str]] = defaultdict(list)
-        for p, digest in zip(ordered, digests):
+        for p, digest in zip(good, digests):
             groups[digest].append(p)
         dup_groups = [g for g in groups.values() if len(g) > 1]
-    ignored = _count_ignored(root)
-    report: dict[str, Any] = {
-        "path": str(root),
-        "classes": classes,
-        "empty_classes": empty,
-        "bad_files": bad,
-        "total_images": len(good),
-        "num_classes": len(classes),
-        "imbalance_ratio": (round(max(nonzero) / min(nonzero), 3) if nonzero else None),
+    return {
         "odd_formats": dict(sorted(odd.items())),
         "formats": dict(sorted(formats.items())),
         "decode_routes": dict(sorted(routes.items())),
         "sizes": size_stats,
         "duplicates": dup_groups,
         "duplicate_files": sum(len(g) - 1 for g in dup_groups),
-        "ignored_files": ignored,
     }
-    if split_dirs:
-        report["splits"] = {
-            split: {name: sum(1 for p in split_of[split].get(name, []) if p in good)
-                    for name in sorted(split_of[split])}
-            for split in split_dirs}
-        train_names = sorted(split_of["train"])
-        report["class_mismatch"] = {split: sorted(split_of[split]) for split in split_dirs
-                                    if sorted(split_of[split]) != train_names}
-    return report
 
 
 def _count_ignored(root: Path) -> int:
@@ -168,6 +233,9 @@ def format_report(report: dict[str, Any], max_listed: int = 20) -> str:
         lines.append(f"empty classes: {', '.join(report['empty_classes'])}")
     for split, names in (report.get("class_mismatch") or {}).items():
         lines.append(f"warning: {split}/ classes {names} differ from train/")
+    aliased = {split: name for split, name in (report.get("split_folders") or {}).items() if name != split}
+    if aliased:
+        lines.append("split folders: " + ", ".join(f"{name}/ read as {split}" for split, name in aliased.items()))
     sizes = report["sizes"]
     if sizes:
         lines.append("sizes (WxH by area): min {}x{}, median {}x{}, max {}x{} ({} distinct)".format(
@@ -191,4 +259,6 @@ def format_report(report: dict[str, Any], max_listed: int = 20) -> str:
         lines.append("unreadable files: none")
     if report["ignored_files"]:
         lines.append(f"ignored (not images or hidden): {report['ignored_files']} files")
+    for warning in report.get("warnings", []):
+        lines.append(f"warning: {warning['message']}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from tfft.data.rules import aliases_text, split_of_name
 from tfft.errors import UserError
 
 TASKS = ("auto", "single_label", "multi_label")
@@ -54,10 +55,11 @@ def parse_labels_cell(cell: str, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cell.split()))
 
 
-def read_rows(path: Path, header: Sequence[str], rows: Iterable[dict], split_names: Sequence[str]) -> list[ManifestRow]:
+def read_rows(path: Path, header: Sequence[str], rows: Iterable[dict]) -> list[ManifestRow]:
     """Validate the rows of a `path,labels[,split]` manifest (as `csv.DictReader` reads them).
 
     Paths are resolved against the manifest's folder; the file's existence is not checked here.
+    A `split` cell may hold any name of `tfft.data.rules.SPLIT_ALIASES` (`validation`, `dev`, ...).
 
     Raises:
         UserError: naming `manifest.csv:LINE` for a row with too many or too few fields, an
@@ -84,11 +86,9 @@ def read_rows(path: Path, header: Sequence[str], rows: Iterable[dict], split_nam
         if not file_cell:
             raise UserError(where, "the path cell is empty", "give the image's path (relative to the CSV's folder)")
         labels = parse_labels_cell(str(row.get(LABELS_COLUMN) or ""), where)
-        split = str(row.get("split") or "train").strip().lower() if has_split else "train"
-        if split in ("validation", "valid"):
-            split = "val"
-        if split not in split_names:
-            raise UserError(where, f"unknown split {row.get('split')!r}", f"use {', '.join(split_names)}")
+        split = split_of_name(str(row.get("split") or "train")) if has_split else "train"
+        if split is None:
+            raise UserError(where, f"unknown split {row.get('split')!r}", f"use {aliases_text()}")
         file_path = Path(file_cell).expanduser()
         if not file_path.is_absolute():
             file_path = path.parent / file_path
@@ -242,7 +242,7 @@ def manifest_examples(source: str, class_names: Sequence[str]) -> tuple[list[str
             raise UserError(str(path), f"expected a header with columns path,labels[,split], got {header}",
                             "a multi-label run is evaluated on a manifest whose labels column lists each "
                             "image's labels separated by spaces")
-        rows = read_rows(path, header, reader, ("train", "val", "test"))
+        rows = read_rows(path, header, reader)
     check_files_exist(rows)
     known = set(class_names)
     for row in rows:
@@ -287,5 +287,5 @@ def task_of_source(source: str, task: str = "auto") -> str:
                 reader = csv.DictReader(handle)
                 header = [h.strip() for h in (reader.fieldnames or [])]
                 if "path" in header and LABELS_COLUMN in header:
-                    return resolve_task(task, read_rows(path, header, reader, ("train", "val", "test")))
+                    return resolve_task(task, read_rows(path, header, reader))
     return "single_label" if task == "auto" else task

@@ -20,11 +20,12 @@ import numpy as np
 from tfft.config import DataConfig
 from tfft.data import decode as _decode
 from tfft.data import multilabel as _multilabel
+from tfft.data import rules as _rules
 from tfft.data import shapes as _shapes
 from tfft.data import stratify as _stratify
+from tfft.data.rules import SPLIT_ALIASES, SPLIT_NAMES, list_class_folders, split_folders
 from tfft.errors import DataError, UserError
 
-SPLIT_NAMES = ("train", "val", "test")
 MAX_SKIPPED_PRINTED = 10
 
 
@@ -78,6 +79,8 @@ class DataSplits:
     source: str = ""
     kind: str = "files"
     task: str = "single_label"  # or "multi_label": labels are int32 [N, C] multi-hot
+    # Warnings found while listing (rows dropped as repeats, one file reached twice): see tfft.data.rules.
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -122,6 +125,8 @@ def data_report(splits: DataSplits) -> dict[str, Any]:
         "skipped_count": len(splits.skipped),
         "skipped": list(splits.skipped),
     }
+    if splits.findings:
+        report["findings"] = list(splits.findings)
     if splits.multi_label:  # per_class counts images per label; add how many labels an image has
         report["task"] = splits.task
         for name, split in splits.splits.items():
@@ -132,13 +137,15 @@ def data_report(splits: DataSplits) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 
-def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSplits:
+def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto", *, echo: bool = True) -> DataSplits:
     """Resolve `data_cfg.source` into class names, train/val/test examples and skipped files.
 
     Sources:
         - `path/to/folder`: class subfolders; with `train/` (and optional `val/`, `test/`) inside
-          those are used, otherwise a stratified split by `val_split` / `test_split`.
-        - `csv:path/to/manifest.csv`: columns `path,label[,split]`, paths relative to the CSV.
+          those are used, otherwise a stratified split by `val_split` / `test_split`. Split
+          folders may have the names of `SPLIT_ALIASES` (`validation/`, `dev/`, `testing/`, ...).
+        - `csv:path/to/manifest.csv`: columns `path,label[,split]`, paths relative to the CSV; a
+          file listed with two labels or in two splits is refused, an exact repeat dropped.
         - `tfds:NAME[:SPLIT]`: a prepared TensorFlow Datasets dataset (never downloaded here).
         - `csv:path/to/manifest.csv` with columns `path,labels[,split]`: labels separated by
           spaces (multi-label; an empty cell is an image with no positive label).
@@ -153,13 +160,16 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSpli
             `builtin:shapes-multi`; single-label otherwise), `single_label` or `multi_label`
             (a single-label source then gets one-hot label vectors). Multi-label splits are
             stratified per label (`tfft.data.stratify`).
+        echo: print skipped files and findings to stderr (`tfft data check` reports them itself).
 
     Returns:
         A `DataSplits`. Unreadable files are in `.skipped` (and printed once to stderr).
 
     Raises:
         UserError: a missing source, an unknown scheme, mismatched train/val classes.
-        DataError: a class with no images; any unreadable file when `on_bad_image: error`.
+        DataError: a class with no images; any unreadable file when `on_bad_image: error`;
+            split folders beside class folders, a manifest's file with two labels or in two
+            splits (`tfft.data.rules.SourceConflict`).
 
     Example:
     >>> cfg = DataConfig(source="photos/", val_split=0.2)  # doctest: +SKIP
@@ -184,7 +194,10 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSpli
         result = _load_folder(source, data_cfg, seed)
     if task == "multi_label" and not result.multi_label:
         result = _as_multi_label(result)
-    _report_skipped(result.skipped)
+    if echo:
+        _report_skipped(result.skipped)
+        for finding in result.findings:
+            print(f"warning: {finding['message']}", file=sys.stderr)
     if data_cfg.fold_file is not None:
         result = apply_folds(result, data_cfg.fold_file, int(data_cfg.fold))
     return result
@@ -275,7 +288,7 @@ def apply_folds(splits: DataSplits, fold_file: str, fold: int) -> DataSplits:
     if "test" in splits.splits:
         out["test"] = splits.splits["test"]
     return DataSplits(class_names=list(splits.class_names), splits=out, skipped=list(splits.skipped),
-                      source=splits.source, kind=splits.kind, task=splits.task)
+                      source=splits.source, kind=splits.kind, task=splits.task, findings=list(splits.findings))
 
 
 def _as_multi_label(splits: DataSplits) -> DataSplits:
@@ -299,11 +312,6 @@ def _report_skipped(skipped: list[dict[str, str]]) -> None:
 
 
 # -- folders -------------------------------------------------------------------------------------
-
-
-def list_class_folders(root: Path) -> list[str]:
-    """Sorted, non-hidden subfolder names of `root`."""
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def list_images(folder: Path) -> list[str]:
@@ -363,27 +371,30 @@ def _load_folder(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
     if not root.is_dir():
         raise UserError("data.source", f"expected a folder of class subfolders, got the file {source!r}",
                         "for a manifest write csv:" + source if source.endswith(".csv") else _hint_missing(source))
-    folders = {s: root / s for s in SPLIT_NAMES if (root / s).is_dir()}
+    folders = split_folders(root)
     per_split: dict[str, dict[str, list[str]]]
-    if "train" in folders:
-        class_names = list_class_folders(folders["train"])
+    if folders:
+        train_dir = folders["train"]
+        class_names = list_class_folders(train_dir)
         if not class_names:
-            raise DataError(str(folders["train"]), "no class subfolders",
-                            "put each class's images in its own subfolder, e.g. train/cat/, train/dog/")
+            raise DataError(str(train_dir), "no class subfolders",
+                            f"put each class's images in its own subfolder, e.g. {train_dir.name}/cat/, "
+                            f"{train_dir.name}/dog/")
         listed: dict[str, dict[str, list[str]]] = {}
         for split_name, folder in folders.items():
             names = list_class_folders(folder)
             if split_name != "train" and names != class_names:
                 raise UserError(
-                    str(folder), f"classes differ from train/: {split_name}/ has {names}, "
-                    f"train/ has {class_names}",
-                    f"give {split_name}/ the same class subfolders as train/ (an empty folder is fine "
-                    "for val/test only if you remove it)")
+                    str(folder), f"classes differ from {train_dir.name}/: {folder.name}/ has {names}, "
+                    f"{train_dir.name}/ has {class_names}",
+                    f"give {folder.name}/ the same class subfolders as {train_dir.name}/ (an empty folder is "
+                    "fine for val/test only if you remove it)")
             listed[split_name] = {c: list_images(folder / c) for c in class_names}
         for c in class_names:
             if not listed["train"][c]:
-                raise DataError(str(folders["train"] / c), "no images",
+                raise DataError(str(train_dir / c), "no images",
                                 f"add images ({', '.join(_decode.IMAGE_EXTENSIONS)}) or remove the folder")
+        findings = _rules.same_file_findings(listed)
         carve_val = "val" not in listed and data_cfg.val_split > 0
         carve_test = "test" not in listed and data_cfg.test_split > 0
         if carve_val or carve_test:
@@ -407,17 +418,21 @@ def _load_folder(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
             if not files:
                 raise DataError(str(root / c), "no images",
                                 f"add images ({', '.join(_decode.IMAGE_EXTENSIONS)}) or remove the folder")
+        findings = _rules.same_file_findings({"train": per_class})
         per_split = _stratified(per_class, data_cfg.val_split, data_cfg.test_split, seed)
         if data_cfg.test_split <= 0:
             per_split.pop("test")
         if data_cfg.val_split <= 0:
             per_split.pop("val")
-    return _finish_files(source, class_names, per_split, data_cfg, seed, [], where_root=root)
+    result = _finish_files(source, class_names, per_split, data_cfg, seed, [], where_root=root,
+                           train_dir=folders.get("train"))
+    result.findings = findings
+    return result
 
 
 def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict[str, list[str]]],
                   data_cfg: DataConfig, seed: int, skipped: list[dict[str, str]],
-                  where_root: Optional[Path] = None) -> DataSplits:
+                  where_root: Optional[Path] = None, train_dir: Optional[Path] = None) -> DataSplits:
     """Apply the per-class limit, scan the chosen files, drop unreadable ones, build `Split`s."""
     for split_name, per_class in per_split.items():
         for c in class_names:
@@ -450,7 +465,7 @@ def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict
             counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
             empty = [c for c, n in zip(class_names, counts) if n == 0]
             if empty:
-                where = str((where_root / "train" / empty[0]) if where_root and (where_root / "train").is_dir()
+                where = str((train_dir / empty[0]) if train_dir is not None
                             else (where_root / empty[0]) if where_root else source)
                 raise DataError(where, f"no readable images for class(es) {empty} in the training split",
                                 "every class needs at least one readable training image; "
@@ -478,7 +493,7 @@ def _load_csv(source: str, data_cfg: DataConfig, seed: int, task: str = "auto") 
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
         if "path" in header and _multilabel.LABELS_COLUMN in header:
-            rows_ml = _multilabel.read_rows(path, header, reader, SPLIT_NAMES)
+            rows_ml = _multilabel.read_rows(path, header, reader)
             return _load_labels_manifest(source, path, rows_ml, data_cfg, seed, task)
         if "path" not in header or "label" not in header:
             raise UserError(str(path), f"expected a header with columns path,label[,split] or "
@@ -490,26 +505,28 @@ def _load_csv(source: str, data_cfg: DataConfig, seed: int, task: str = "auto") 
     skipped: list[dict[str, str]] = []
     per_split: dict[str, dict[str, list[str]]] = {}
     labels_seen: set[str] = set()
-    entries: list[tuple[str, str, str]] = []
+    listed: list[tuple[str, str, str, tuple[str, ...]]] = []  # (where, split, file, (label,))
     for line, row in enumerate(rows, start=2):
         if not row.get("path"):
             continue
         label = row.get("label", "")
         if not label:
             raise UserError(f"{path}:{line}", f"empty label for {row['path']!r}", "every row needs a label")
-        split_name = (row.get("split") or "train").lower() if has_split else "train"
-        if split_name in ("validation", "valid"):
-            split_name = "val"
-        if split_name not in SPLIT_NAMES:
-            raise UserError(f"{path}:{line}", f"unknown split {row.get('split')!r}", "use train, val or test")
+        split_name = _rules.split_of_name(row.get("split") or "train") if has_split else "train"
+        if split_name is None:
+            raise UserError(f"{path}:{line}", f"unknown split {row.get('split')!r}", f"use {_rules.aliases_text()}")
         file_path = Path(row["path"]).expanduser()
         if not file_path.is_absolute():
             file_path = base / file_path
         labels_seen.add(label)
-        if not file_path.is_file():
-            skipped.append({"path": os.path.normpath(str(file_path)), "reason": "file not found"})
+        listed.append((f"{path}:{line}", split_name, os.path.normpath(str(file_path)), (label,)))
+    keep, findings = _rules.check_manifest_rows(path, listed)
+    entries: list[tuple[str, str, str]] = []
+    for _, split_name, file_path, (label,) in (listed[i] for i in keep):
+        if not Path(file_path).is_file():
+            skipped.append({"path": file_path, "reason": "file not found"})
             continue
-        entries.append((split_name, label, os.path.normpath(str(file_path))))
+        entries.append((split_name, label, file_path))
     class_names = sorted(labels_seen)
     if not class_names:
         raise DataError(str(path), "no images", "the manifest lists no rows")
@@ -531,7 +548,9 @@ def _load_csv(source: str, data_cfg: DataConfig, seed: int, task: str = "auto") 
         raise DataError(skipped[0]["path"], "file listed in the manifest was not found",
                         "fix the path (relative paths are resolved against the CSV's folder) or set "
                         "data.on_bad_image: skip")
-    return _finish_files(source, class_names, per_split, data_cfg, seed, skipped)
+    result = _finish_files(source, class_names, per_split, data_cfg, seed, skipped)
+    result.findings = findings
+    return result
 
 
 
@@ -544,6 +563,8 @@ def _load_labels_manifest(source: str, path: Path, rows: list[_multilabel.Manife
     """
     if not rows:
         raise DataError(str(path), "no images", "the manifest lists no rows")
+    keep, findings = _rules.check_manifest_rows(path, [(r.where, r.split, r.path, r.labels) for r in rows])
+    rows = [rows[i] for i in keep]
     task = _multilabel.resolve_task(task, rows)
     _multilabel.check_files_exist(rows)
     _multilabel.check_train_labels(rows)
@@ -599,7 +620,7 @@ def _load_labels_manifest(source: str, path: Path, rows: list[_multilabel.Manife
                              dtype=np.int32).reshape(-1, 2),
             formats=np.asarray([probes[rows[i].path].format or "" for i in members], dtype=object))
     return DataSplits(class_names=class_names, splits=splits, skipped=skipped, source=source, kind="files",
-                      task=task)
+                      task=task, findings=findings)
 
 # -- builtin -------------------------------------------------------------------------------------
 
@@ -709,8 +730,8 @@ def _load_tfds(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
     available = list(info.splits.keys())
     specs: dict[str, str] = {}
     carve: Optional[str] = None  # a TFDS split that val_split's stratified, seeded carve divides
-    val_name = next((s for s in ("validation", "val", "valid") if s in available), None)
-    test_name = "test" if "test" in available else None
+    val_name = next((s for s in SPLIT_ALIASES["val"] if s in available), None)
+    test_name = next((s for s in SPLIT_ALIASES["test"] if s in available), None)
     if split_spec:
         # tfds:NAME:TRAIN[,VAL[,TEST]] with TFDS split syntax, e.g. train[:80%],train[80%:]
         given = [part.strip() for part in split_spec.split(",") if part.strip()]

@@ -138,14 +138,15 @@ class Assembly:
         from tfft import data
 
         cfg = self.cfg
+        from tfft.data.rules import verdict
+
         self.splits = data.load_splits(cfg.data, cfg.seed, task=self.run.task.name)
         self.class_names = list(self.splits.class_names)
-        if len(self.class_names) < (1 if self.splits.multi_label else 2):  # one label: present or not
-            raise UserError("data.source", f"found {len(self.class_names)} class(es) in {cfg.data.source}",
-                            "a classifier needs at least 2 class folders")
-        self.num_train = len(self.splits.splits["train"]) if "train" in self.splits.splits else 0
-        if self.num_train == 0:
-            raise UserError("data.source", "no training images", "check the folder and data.val_split")
+        found = verdict(self.splits)  # the rules `tfft data check` applies too
+        found.raise_first()
+        for warning in found.warnings:
+            self.say(f"warning: {warning['message']}")
+        self.num_train = len(self.splits.splits["train"])
         self.has_val = "val" in self.splits.splits and len(self.splits.splits["val"]) > 0
         if cfg.training.class_weight == "balanced":
             self.task = self.run.task.balanced(self.splits.counts("train"), self.class_names, self.num_train)

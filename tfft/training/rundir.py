@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tfft import layout
-from tfft.data.sources import SPLIT_NAMES
+from tfft.data.rules import split_folders
 from tfft.errors import UserError
 from tfft.layout import CHECKPOINT, has_checkpoint, is_finished
 from tfft.reporting.multilabel_eval import THRESHOLDS_FILE
@@ -181,7 +181,7 @@ def split_files(run: Run, split: str = "val", data: Optional[str] = None,
     source = str(data if data is not None else config.data.source)
     data_cfg = config.data.model_copy(update={"source": source})
     root = Path(source).expanduser()
-    if data is not None and root.is_dir() and not any((root / s).is_dir() for s in SPLIT_NAMES):
+    if data is not None and root.is_dir() and not split_folders(root):
         data_cfg = data_cfg.model_copy(update={"val_split": 0.0, "test_split": 0.0, "limit_per_class": None})
         split = "train"
     splits = load_splits(data_cfg, config.seed)
