@@ -276,7 +276,8 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
         resume: finish the unfinished study in `run_dir` (or the newest unfinished
             `runs/NAME-cv*`): finished folds are kept, an interrupted fold resumes from its
             checkpoint, the rest run.
-        ensemble: also average the K fold models into `DIR/ensemble/` (`tfft.ensemble`).
+        ensemble: also average the K fold models into `DIR/ensemble/` (`tfft.ensemble`), scored on
+            the test split; without one it is refused before any fold trains.
 
     Returns:
         A `CVResult` with `run_dir`, `summary` (the content of `cv_summary.json`), `fold_dirs`.
@@ -295,6 +296,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
                         "run cv on the original config, without data.fold_file and data.fold")
     if ensemble:
         _ensemble_available()
+        _check_ensemble_has_test(cfg)
     path = _choose_dir(cfg, run_dir, resume)
     folds_file = path / FOLDS_FILE
     command = f"tfft cv {path / layout.CONFIG} --folds {folds} --run-dir {path} --resume"
@@ -581,6 +583,19 @@ def _ensemble_available() -> None:
 
     if importlib.util.find_spec("tfft.studies.ensemble") is None:
         raise UserError("--ensemble", "this tfft has no `tfft ensemble` yet", "drop --ensemble")
+
+
+def _check_ensemble_has_test(cfg: Config) -> None:
+    """Refuse `--ensemble` before any fold trains when the data has no test split: the folds' models
+    together saw every train+val image, so only test images can score their average."""
+    from tfft import data
+
+    splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
+    if len(splits.splits.get("test", ())) == 0:
+        raise UserError("--ensemble", f"{cfg.data.source} has no test split, and the fold models together "
+                        "trained on every train+val image, so nothing could score their ensemble",
+                        "set data.test_split (e.g. 0.1, carved from train) or add a test/ folder; or drop "
+                        "--ensemble and run `tfft ensemble DIR/fold-*` later, knowing it is unscored")
 
 
 def _ensemble(path: Path, fold_dirs: list[Path], names: tuple[str, ...]) -> tuple[Path, dict[str, Any]]:
