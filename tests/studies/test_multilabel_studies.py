@@ -199,7 +199,7 @@ def test_ensemble_of_multilabel_runs_tunes_thresholds_on_common_val(ml_study):
 
     import tfft
     from tfft import data
-    from tfft.reporting.multilabel import tune_thresholds
+    from tfft.reporting.multilabel import robust_thresholds
     from tfft.reporting.multilabel_eval import collect
 
     result = ml_study["ensemble"]
@@ -211,7 +211,9 @@ def test_ensemble_of_multilabel_runs_tunes_thresholds_on_common_val(ml_study):
     y, probs = collect(model, data.make_dataset(splits, "val", cfg.data, seed=cfg.seed, training=False))
     assert len(y) == result.num_examples == len(splits["val"])
     thresholds = json.loads((out / "thresholds.json").read_text())
-    assert list(thresholds.values()) == pytest.approx(tune_thresholds(y, probs).tolist())
+    assert list(thresholds.values()) == pytest.approx(robust_thresholds(y, probs)[0].tolist())
+    intervals = json.loads((out / "threshold_intervals.json").read_text())["labels"]
+    assert [row["threshold"] for row in intervals.values()] == list(thresholds.values())
     metrics = json.loads((out / "metrics.json").read_text())["val"]
     assert metrics["task"] == "multi_label" and (out / "pr_curves.png").is_file()
     for member in result.members:  # each member scored at its own thresholds on the same images

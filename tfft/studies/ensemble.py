@@ -331,9 +331,9 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                 for member, member_probs in zip(members, probs[1:]):
                     m = compute_metrics(y, member_probs, class_names, top_k=top_k)
                     member.update({key: m[key] for key in ("accuracy", "loss", "macro_f1")})
-    thresholds, thresholds_from, in_sample = None, "", None
+    thresholds, thresholds_from, in_sample, details = None, "", None, {}
     if multi:
-        thresholds, thresholds_from, in_sample = _multilabel_thresholds(
+        thresholds, thresholds_from, in_sample, details = _multilabel_thresholds(
             runs, config, class_names, with_members, y, probs, evaluated if y is not None else None,
             scores_own_val=data is None and split == "val")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -348,8 +348,9 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
         document["thresholds_in_sample"] = in_sample
     atomic.write_json(out_dir / ENSEMBLE_FILE, document)
     if multi:
-        metrics = _write_multilabel(out_dir, runs, members, class_names, thresholds, y, probs, split, document,
-                                    {"thresholds_chosen_on": thresholds_from, "thresholds_in_sample": in_sample})
+        metrics = _write_multilabel(out_dir, runs, members, class_names, (thresholds, details), y, probs, split,
+                                    document, {"thresholds_chosen_on": thresholds_from,
+                                               "thresholds_in_sample": in_sample})
     else:
         if metrics:
             plot_confusion_matrix(metrics["confusion_matrix"], class_names, out_dir / layout.CONFUSION_MATRIX,
@@ -364,28 +365,29 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
 
 def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[str], with_members: Any,
                            y: Optional[np.ndarray], probs: Optional[list[np.ndarray]], evaluated: Any,
-                           scores_own_val: bool) -> tuple[np.ndarray, str, Optional[bool]]:
-    """The ensemble's thresholds (labels.txt order), how they were chosen, and whether that was
-    on the images scored (None when nothing is scored).
+                           scores_own_val: bool) -> tuple[np.ndarray, str, Optional[bool], dict[str, Any]]:
+    """The ensemble's thresholds (labels.txt order), how they were chosen, whether that was on the
+    images scored (None when nothing is scored) and `robust_thresholds`' details.
 
-    F1-best on the ensemble's probabilities of the members' common val images: those scored when
+    Chosen (`robust_thresholds`) on the ensemble's probabilities of the members' common val images: those scored when
     they are what is scored (`scores_own_val`: in-sample, said so), else the ones outside the
     scored data (`evaluated`). With none, the mean of the members' thresholds, in-sample when
     some scored image is in a member's val split (it chose that member's thresholds)."""
-    from tfft.reporting.multilabel import tune_thresholds
+    from tfft.reporting.multilabel import robust_thresholds
     from tfft.reporting.multilabel_eval import read_run_thresholds
 
     scored = y is not None and probs is not None and len(y) > 0
     if scores_own_val and scored:
-        return (tune_thresholds(y, probs[0]), "tuned (F1-best per label) on the images scored, the members' "
-                "common val images: the figures are in-sample (optimistic)", True)
+        cuts, details = robust_thresholds(y, probs[0])
+        return (cuts, "tuned on the images scored, the members' common val images: the figures are in-sample "
+                "(optimistic)", True, details)
     if not scores_own_val:
         dataset, _, description, _ = _evaluation_data(runs, config, class_names, None, "val", True,
                                                       exclude=evaluated)
         if dataset is not None:
             y_val, p_val = _predict(with_members, dataset)
-            return tune_thresholds(y_val, p_val[0]), f"tuned (F1-best per label) on {description}", (
-                False if scored else None)
+            cuts, details = robust_thresholds(y_val, p_val[0])
+            return cuts, f"tuned on {description}", (False if scored else None), details
     member = []
     for run in runs:
         cuts = dict(zip(run.class_names, read_run_thresholds(run.run_dir, run.class_names)))
@@ -393,7 +395,8 @@ def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[s
     in_sample = _overlaps_members_val(runs, evaluated) if scored else None
     why = "no validation image outside the data scored" if not scores_own_val else "no validation images"
     note = "; chosen on some of the images scored: in-sample" if in_sample else ""
-    return np.mean(np.asarray(member, np.float64), axis=0), f"mean of the members' thresholds ({why}{note})", in_sample
+    how = f"mean of the members' thresholds ({why}{note})"
+    return np.mean(np.asarray(member, np.float64), axis=0), how, in_sample, {"method": how}
 
 
 def _overlaps_members_val(runs: Sequence[Run], evaluated: Any) -> bool:
@@ -413,14 +416,17 @@ def _overlaps_members_val(runs: Sequence[Run], evaluated: Any) -> bool:
 
 
 def _write_multilabel(out_dir: Path, runs: Sequence[Run], members: list[dict[str, Any]], class_names: list[str],
-                      thresholds: np.ndarray, y: Optional[np.ndarray], probs: Optional[list[np.ndarray]], split: str,
+                      chosen: tuple[np.ndarray, dict[str, Any]], y: Optional[np.ndarray],
+                      probs: Optional[list[np.ndarray]], split: str,
                       document: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """thresholds.json, then metrics.json (last: it marks the directory finished) with the figures;
-    each member scored at its own thresholds on the same images (ensemble.json)."""
-    from tfft.reporting.multilabel import compute_multilabel_metrics, thresholds_document
-    from tfft.reporting.multilabel_eval import THRESHOLDS_FILE, evaluate_multilabel, read_run_thresholds
+    """thresholds.json (and threshold_intervals.json), then metrics.json (last: it marks the
+    directory finished) with the figures; each member scored at its own thresholds on the same
+    images (ensemble.json)."""
+    from tfft.reporting.multilabel import compute_multilabel_metrics
+    from tfft.reporting.multilabel_eval import evaluate_multilabel, read_run_thresholds, write_thresholds
 
-    atomic.write_json(out_dir / THRESHOLDS_FILE, thresholds_document(class_names, thresholds))
+    thresholds, details = chosen
+    write_thresholds(out_dir, class_names, thresholds, details)
     if y is None or probs is None:
         atomic.write_json(out_dir / layout.METRICS, {})
         return {}
