@@ -287,9 +287,11 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     >>> result.summary["metrics"]["accuracy"]["mean"]  # doctest: +SKIP
     0.93
     """
+    from tfft.studies.cost import study_cost
     from tfft.training.assembly import resolve
 
-    cfg = resolve(config).config  # every config mistake surfaces here, before any image is read
+    resolved = resolve(config)  # every config mistake surfaces here, before any image is read
+    cfg = resolved.config
     _check_folds(folds)
     if cfg.data.fold_file is not None:
         raise UserError("data.fold_file", "is set: this config is already one fold of a cross-validation",
@@ -297,6 +299,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     if ensemble:
         _ensemble_available()
         _check_ensemble_has_test(cfg)
+    print(f"cv: expected cost: {study_cost(resolved, folds, 'fold')}", flush=True)
     path = _choose_dir(cfg, run_dir, resume)
     folds_file = path / FOLDS_FILE
     command = f"tfft cv {path / layout.CONFIG} --folds {folds} --run-dir {path} --resume"
@@ -322,6 +325,10 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
         for k in range(1, folds + 1):
             fold_dirs.append(path / f"fold-{k}")
             seconds.append(_run_fold(cfg, folds_file, k, folds, fold_dirs[-1]))
+            if seconds[-1] is not None and k < folds and all(s is None for s in seconds[:-1]):
+                print(f"cv: fold {k} took {seconds[-1]:.0f} s; {folds - k} more fold(s), roughly "
+                      f"{(folds - k) * seconds[-1]:.0f} s (less where they read the features this one stored)",
+                      flush=True)
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except TrainingInterrupted:

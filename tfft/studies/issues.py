@@ -183,6 +183,12 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
     if not resume and cv_dir.exists() and any(cv_dir.iterdir()):
         raise UserError(f"--out {out_dir}", "already holds a run of `tfft data issues`",
                         "pass --resume to finish it, or choose another --out")
+    from tfft.studies.cv import _check_folds
+
+    _check_folds(folds)
+    print(f"issues: expected cost: a {folds}-fold cross-validation{' of the head on frozen features' if quick else ''} "
+          "(its cost below), then one backbone pass over every image for near-duplicates (the features the "
+          "folds stored are read, not recomputed)", flush=True)
     oof = out_of_fold(cfg, folds, cv_dir, resume=resume)
     paths, class_names = list(oof["keys"]), list(oof["class_names"])
     ranking = _label_issues.rank(oof["labels"], oof["probs"])
