@@ -3,8 +3,9 @@
 `evaluate_multilabel` scores one split's probabilities at the run's thresholds and writes the
 split into `metrics.json` with `pr_curves.png`, `label_cooccurrence.png` and a per-label
 `confusion_matrix.png`; `choose_thresholds` chooses them on validation data and writes
-`thresholds.json` and `threshold_intervals.json`. The arithmetic is in `tfft.reporting.multilabel` (numpy). Below training
-(the trainer calls it); the run-directory commands' side is `tfft.evaluation.multilabel_eval`.
+`thresholds.json` and `threshold_intervals.json`. The arithmetic is in `tfft.reporting.multilabel`
+(numpy). Below training (the trainer calls it); the run-directory commands' side is
+`tfft.evaluation.multilabel_eval`.
 """
 
 from __future__ import annotations

@@ -369,10 +369,11 @@ def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[s
     """The ensemble's thresholds (labels.txt order), how they were chosen, whether that was on the
     images scored (None when nothing is scored) and `robust_thresholds`' details.
 
-    Chosen (`robust_thresholds`) on the ensemble's probabilities of the members' common val images: those scored when
-    they are what is scored (`scores_own_val`: in-sample, said so), else the ones outside the
-    scored data (`evaluated`). With none, the mean of the members' thresholds, in-sample when
-    some scored image is in a member's val split (it chose that member's thresholds)."""
+    Chosen (`robust_thresholds`) on the ensemble's probabilities of the members' common val
+    images: those scored when they are what is scored (`scores_own_val`: in-sample, said so), else
+    the ones outside the scored data (`evaluated`). With none, the mean of the members'
+    thresholds, in-sample when some scored image is in a member's val split (it chose that
+    member's thresholds)."""
     from tfft.reporting.multilabel import robust_thresholds
     from tfft.reporting.multilabel_eval import read_run_thresholds
 
@@ -381,9 +382,11 @@ def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[s
         cuts, details = robust_thresholds(y, probs[0])
         return (cuts, "tuned on the images scored, the members' common val images: the figures are in-sample "
                 "(optimistic)", True, details)
+    why = "no validation images"
     if not scores_own_val:
         dataset, _, description, _ = _evaluation_data(runs, config, class_names, None, "val", True,
                                                       exclude=evaluated)
+        why = description
         if dataset is not None:
             y_val, p_val = _predict(with_members, dataset)
             cuts, details = robust_thresholds(y_val, p_val[0])
@@ -393,7 +396,6 @@ def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[s
         cuts = dict(zip(run.class_names, read_run_thresholds(run.run_dir, run.class_names)))
         member.append([cuts[name] for name in class_names])
     in_sample = _overlaps_members_val(runs, evaluated) if scored else None
-    why = "no validation image outside the data scored" if not scores_own_val else "no validation images"
     note = "; chosen on some of the images scored: in-sample" if in_sample else ""
     how = f"mean of the members' thresholds ({why}{note})"
     return np.mean(np.asarray(member, np.float64), axis=0), how, in_sample, {"method": how}

@@ -112,7 +112,8 @@ def embeddings(cfg: Config, model_path: Path, paths: list[str]) -> np.ndarray:
     from tfft.training.feature_cache import split_model
     from tfft.training.feature_store import StoredFeatures, open_store
 
-    model = load_saved_model(model_path, str(model_path), "give a run whose model.keras holds only built-in Keras layers")
+    model = load_saved_model(model_path, str(model_path),
+                             "give a run whose model.keras holds only built-in Keras layers")
     model.get_layer(BACKBONE_LAYER_NAME).trainable = False  # the pooled features, whatever trained last
     feature_model, _ = split_model(model)
     store = open_store(cfg.performance.feature_store, cfg.performance.feature_store_max_gb)
