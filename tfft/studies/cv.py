@@ -24,6 +24,8 @@ out-of-fold disagreement (`tfft.studies.label_issues.rank_multilabel`).
 
 from __future__ import annotations
 
+# Over 600 lines: folds, the study loop, its summary and the fold ensemble share one plan and one
+# set of file names; `cv.png` (`_plot`) could move to tfft.reporting when its owner next edits it.
 import dataclasses
 import math
 import time
