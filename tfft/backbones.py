@@ -725,11 +725,7 @@ def spec_for_keras_model(path_spec: str) -> KerasFileSpec:
         raise UserError("model.backbone", f"saved model not found: {path or '(empty path)'}",
                         "write keras:path/to/model.keras[#layer_name]; relative paths start "
                         f"in {os.getcwd()}")
-    try:
-        model = keras.models.load_model(str(file), safe_mode=True, compile=False)
-    except Exception as exc:  # noqa: BLE001 - any load failure is the file's problem
-        raise UserError("model.backbone", f"cannot load {path} as a Keras model: {exc}",
-                        "save it with model.save('model.keras') using built-in layers") from None
+    model = load_saved_model(file, "model.backbone", "save it with model.save('model.keras') using built-in layers")
     layer_names = [lay.name for lay in model.layers]
     if not layer:
         layer = _last_4d_layer(model) or ""
@@ -761,6 +757,36 @@ def spec_for_keras_model(path_spec: str) -> KerasFileSpec:
     if not _in_distribution_scope():
         spec._loaded.append(cut)
     return spec
+
+
+def load_saved_model(path: Union[str, os.PathLike], where: str, hint: str) -> "keras.Model":
+    """Load a user's `.keras` file the one way tfft does: `safe_mode=True`, `compile=False`.
+
+    Any failure (a missing or corrupt file, a `Lambda` or custom layer that safe mode refuses)
+    is the file's problem, so it is a `UserError` (exit 2, one line) naming `where`: the config key
+    or path the file came from (`model.backbone`, `distill.teacher`, a run's model.keras).
+
+    Args:
+        path: the `.keras` file.
+        where: what the message is about.
+        hint: how to fix it.
+
+    Returns:
+        The loaded `keras.Model`.
+
+    Raises:
+        UserError: the file does not load in safe mode.
+
+    Example:
+    >>> load_saved_model("runs/a/model.keras", "distill.teacher", "re-run tfft train")  # doctest: +SKIP
+    """
+    import keras
+
+    try:
+        return keras.models.load_model(str(path), safe_mode=True, compile=False)
+    except Exception as exc:  # noqa: BLE001 - any load failure is the file's problem
+        raise UserError(where, f"cannot load {path} as a Keras model in safe mode "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", hint) from None
 
 
 def _in_distribution_scope() -> bool:
@@ -887,5 +913,5 @@ __all__ = [
     # `list` is public (`tfft.backbones.list()`) but left out here so that a star import
     # does not shadow the builtin.
     "Block", "BackboneSpec", "KerasFileSpec", "REGISTRY", "names", "get", "all_specs",
-    "describe", "count_parameters", "spec_for_keras_model", "offline_names", "safe_model_name",
+    "describe", "count_parameters", "spec_for_keras_model", "load_saved_model", "offline_names", "safe_model_name",
 ]

@@ -51,3 +51,4 @@ def eval_dir(run_dir: Path, split: str) -> Path:
     """Where `tfft evaluate` writes one split's results."""
     return Path(run_dir) / EVAL / split
 THRESHOLDS = "thresholds.json"  # multi-label runs: one decision threshold per class
+THRESHOLD_INTERVALS = "threshold_intervals.json"  # multi-label runs: how the thresholds were chosen, how sure they are

@@ -128,3 +128,58 @@ def test_savedmodel_label_strings_and_label_parity():
     row = prediction_row("x.png", np.array([0.3, 0.8, 0.45]), ["cat", "dog", "sofa"], np.array([0.5, 0.5, 0.4]))
     assert row["labels"] == ["dog", "sofa"] and row["probabilities"] == [0.8, 0.45]
     assert row["all_probabilities"] == {"cat": 0.3, "dog": 0.8, "sofa": 0.45}
+
+
+def _validation_draw(rng: np.random.Generator, n: int, positives: int) -> tuple[np.ndarray, np.ndarray]:
+    """One label's validation split: sigmoid-like scores, positives around 0.7, negatives around 0.3."""
+    truth = np.zeros(n, dtype=np.int64)
+    truth[:positives] = 1
+    scores = np.where(truth > 0, rng.normal(0.7, 0.15, n), rng.normal(0.3, 0.15, n)).clip(0.001, 0.999)
+    return truth[:, None], scores[:, None]
+
+
+def test_robust_thresholds_with_few_positives_are_pulled_to_half_and_stable_under_resampling():
+    from tfft.reporting.multilabel import robust_thresholds
+
+    rng = np.random.default_rng(0)
+    robust, best, widths = [], [], []
+    for _ in range(30):  # 30 validation splits of 80 images, 6 positives, from one distribution
+        y, p = _validation_draw(rng, 80, 6)
+        cuts, details = robust_thresholds(y, p)
+        robust.append(cuts[0])
+        best.append(tune_thresholds(y, p)[0])
+        widths.append(details["interval"][0][1] - details["interval"][0][0])
+        assert details["positives"] == [6] and details["f1_best"][0] == pytest.approx(best[-1], abs=1e-4)
+        assert abs(cuts[0] - 0.5) <= 0.5 * 6 / 31 + 1e-9  # weight 6 / (6 + 25) on a cut in [0, 1]
+    assert np.mean(np.abs(np.subtract(robust, 0.5))) < 0.5 * np.mean(np.abs(np.subtract(best, 0.5)))
+    assert np.std(robust) < 0.25 * np.std(best)  # the plain F1-best cut jumps from split to split
+    assert np.median(widths) > 0.1  # and the interval says how uncertain it is
+
+
+def test_robust_thresholds_with_many_positives_are_the_f1_best_cut():
+    from tfft.reporting.multilabel import robust_thresholds
+
+    y, p = _validation_draw(np.random.default_rng(1), 6000, 3000)
+    cuts, details = robust_thresholds(y, p)
+    assert cuts[0] == pytest.approx(tune_thresholds(y, p)[0], abs=0.02)
+    assert details["weight"][0] > 0.99 and details["interval"][0][1] - details["interval"][0][0] < 0.08
+    again, _ = robust_thresholds(y, p)
+    assert again.tolist() == cuts.tolist()  # seeded: the same data gives the same thresholds
+
+
+def test_choose_thresholds_writes_intervals_beside_the_thresholds_and_the_report_shows_them(tmp_path, capsys):
+    from tfft.reporting.multilabel_eval import choose_thresholds
+    from tfft.reporting.report import write_report
+
+    y0, p0 = _validation_draw(np.random.default_rng(2), 80, 6)
+    y1, p1 = _validation_draw(np.random.default_rng(3), 80, 40)
+    cuts = choose_thresholds(np.c_[y0, y1], np.c_[p0, p1], ["cat", "dog"], tmp_path)
+    assert json.loads((tmp_path / "thresholds.json").read_text()) == {"cat": cuts[0], "dog": cuts[1]}
+    intervals = json.loads((tmp_path / "threshold_intervals.json").read_text())
+    assert "bootstrap" in intervals["method"] and list(intervals["labels"]) == ["cat", "dog"]
+    cat, dog = intervals["labels"]["cat"], intervals["labels"]["dog"]
+    assert cat["threshold"] == cuts[0] and cat["positives"] == 6 and dog["positives"] == 40
+    assert cat["interval"][0] <= cat["threshold"] <= cat["interval"][1] or cat["weight"] < 0.5
+    assert "cat" in capsys.readouterr().out  # printed with its interval when chosen
+    report = write_report(tmp_path).read_text()
+    assert "## Thresholds" in report and f"| cat | {cuts[0]:.4g} | {cat['interval'][0]:.3f} - " in report

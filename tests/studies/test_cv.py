@@ -232,3 +232,13 @@ def test_resume_needs_the_same_folds_and_config(tmp_path, cv_data, cli_runner):
     (tmp_path / "cv").mkdir()
     result = cli_runner("cv", config, "--folds", "2", "--run-dir", tmp_path / "cv", "--resume")
     assert result.exit_code == 2 and "nothing to resume" in result.output
+
+
+def test_ensemble_without_a_test_split_is_refused_before_any_fold_trains(tmp_path, cv_data, cli_runner):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(_cv_config(cv_data)))
+    result = cli_runner("cv", config, "--folds", "2", "--run-dir", tmp_path / "cv", "--ensemble")
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: --ensemble:") and "no test split" in last and "data.test_split" in last, last
+    assert "cv: fold" not in result.output and not (tmp_path / "cv").exists()  # nothing planned, nothing trained

@@ -208,3 +208,15 @@ def test_resizing_branch_with_a_large_downscale_antialiases():
     expected = (small.predict_on_batch(shrunk) + large.predict_on_batch(images)) / 2
     np.testing.assert_allclose(model.predict_on_batch(images), expected, atol=1e-5)
     assert len(with_members.outputs) == 3
+
+
+def test_member_that_safe_mode_refuses_exits_2_with_one_line(members, tmp_path, cli_runner):
+    from tests.training.test_distill import save_lambda_model
+
+    unsafe = Path(shutil.copytree(members["b"], tmp_path / "unsafe"))
+    save_lambda_model(unsafe / "model.keras", 40, 3)
+    result = cli_runner("ensemble", members["a"], unsafe, "--out", tmp_path / "never")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "safe mode" in lines[0] and "hint" in lines[0], result.stderr
+    assert not (tmp_path / "never").exists()

@@ -104,6 +104,8 @@ def test_data_issues_command_end_to_end(tmp_path, cli_runner):
     result = cli_runner("data", "issues", config, "--folds", "2", "--top", "5", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == f"run dir: {tmp_path / 'out'}"
+    assert "issues: expected cost: a 2-fold cross-validation of the head on frozen features" in result.output
+    assert "cv: expected cost: 2 folds x (5 head epochs on cached features)" in result.output
     rows = _read(tmp_path / "out" / "label_issues.csv")
     assert len(rows) == 35 and len({r["path"] for r in rows}) == 35
     dups = _read(tmp_path / "out" / "duplicates.csv")

@@ -199,7 +199,7 @@ def test_ensemble_of_multilabel_runs_tunes_thresholds_on_common_val(ml_study):
 
     import tfft
     from tfft import data
-    from tfft.reporting.multilabel import tune_thresholds
+    from tfft.reporting.multilabel import robust_thresholds
     from tfft.reporting.multilabel_eval import collect
 
     result = ml_study["ensemble"]
@@ -211,7 +211,9 @@ def test_ensemble_of_multilabel_runs_tunes_thresholds_on_common_val(ml_study):
     y, probs = collect(model, data.make_dataset(splits, "val", cfg.data, seed=cfg.seed, training=False))
     assert len(y) == result.num_examples == len(splits["val"])
     thresholds = json.loads((out / "thresholds.json").read_text())
-    assert list(thresholds.values()) == pytest.approx(tune_thresholds(y, probs).tolist())
+    assert list(thresholds.values()) == pytest.approx(robust_thresholds(y, probs)[0].tolist())
+    intervals = json.loads((out / "threshold_intervals.json").read_text())["labels"]
+    assert [row["threshold"] for row in intervals.values()] == list(thresholds.values())
     metrics = json.loads((out / "metrics.json").read_text())["val"]
     assert metrics["task"] == "multi_label" and (out / "pr_curves.png").is_file()
     for member in result.members:  # each member scored at its own thresholds on the same images
@@ -251,3 +253,28 @@ def test_ensemble_refuses_single_and_multi_label_members_together(ml_study, tiny
     single = train(head_config(tiny_backbone, training={"verbose": "quiet"}), run_dir=str(tmp_path / "single"))
     result = cli_runner("ensemble", ml_study["members"][0], single.run_dir, "--out", tmp_path / "mixed")
     assert result.exit_code == 2 and "one task" in result.output and "Traceback" not in result.output
+
+
+def test_ensemble_scored_on_other_data_keeps_the_thresholds_chosen_on_val(ml_study, tmp_path):
+    """`--data` images never choose the thresholds they are scored at: those come from the members'
+    val images (the same as the default ensemble's), and the metrics say the figures are not in-sample."""
+    from PIL import Image
+
+    import tfft
+    from tfft.data import shapes
+
+    rows = ["path,labels"]
+    for image_id in range(7000, 7024):
+        Image.fromarray(shapes.render_multi(image_id)).save(tmp_path / f"img_{image_id}.png")
+        rows.append(f"{tmp_path / f'img_{image_id}.png'},{' '.join(LABELS[c] for c in shapes.multi_labels(image_id))}")
+    (tmp_path / "new.csv").write_text("\n".join(rows) + "\n")
+    default = ml_study["ensemble"]
+    other = tfft.ensemble(ml_study["members"], out=str(tmp_path / "other"), data=f"csv:{tmp_path / 'new.csv'}")
+    assert other.num_examples == 24
+    assert other.thresholds == pytest.approx(default.thresholds)  # chosen on val, not on the 24 images
+    assert other.thresholds_in_sample is False and "[val]" in other.thresholds_from
+    metrics = json.loads((tmp_path / "other" / "metrics.json").read_text())["val"]
+    assert metrics["thresholds_in_sample"] is False and metrics["thresholds_chosen_on"] == other.thresholds_from
+    own = json.loads((default.run_dir / "metrics.json").read_text())["val"]
+    assert default.thresholds_in_sample is True and own["thresholds_in_sample"] is True
+    assert "in-sample" in own["thresholds_chosen_on"]

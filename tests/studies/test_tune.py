@@ -178,7 +178,9 @@ def test_a_diverging_trial_is_recorded_as_failed_and_the_search_goes_on(tmp_path
     rows = _rows(result.run_dir)
     assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert rows[1]["value"] == "" and len(fake_train["calls"]) == 3
-    assert "trial 1 [2/3]: failed: the loss became NaN/Inf" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "trial 1 [2/3]: failed: the loss became NaN/Inf" in out
+    assert "\ntune: expected cost: 3 trials x (" in out and "(pruned trials stop early)" in out
     assert result.best_value == max(float(r["value"]) for r in rows if r["value"])
 
 

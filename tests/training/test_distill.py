@@ -204,3 +204,25 @@ def test_distilled_run_resumes_to_the_uninterrupted_result(teacher_dir, backbone
     assert len(left) == len(right) > 5
     for (path, a), b in zip(left.items(), right.values()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
+
+
+def save_lambda_model(path: Path, size: int, classes: int) -> Path:
+    """A .keras file with a Lambda layer: safe-mode loading refuses it."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x)).save(path)
+    return path
+
+
+def test_teacher_that_safe_mode_refuses_exits_2_naming_distill_teacher(teacher_dir, backbone, tmp_path, cli_runner):
+    import yaml
+
+    unsafe = Path(shutil.copytree(teacher_dir, tmp_path / "unsafe"))
+    classes = len((unsafe / "labels.txt").read_text().split())
+    save_lambda_model(unsafe / "model.keras", 40, classes)
+    config = tmp_path / "student.yaml"
+    config.write_text(yaml.safe_dump(_student(unsafe, backbone)))
+    cli = cli_runner("train", config, "--run-dir", tmp_path / "student")
+    assert cli.exit_code == 2, cli.output
+    assert "distill.teacher" in cli.stderr and "safe mode" in cli.stderr and "Traceback" not in cli.output

@@ -2,9 +2,10 @@
 
 `evaluate_multilabel` scores one split's probabilities at the run's thresholds and writes the
 split into `metrics.json` with `pr_curves.png`, `label_cooccurrence.png` and a per-label
-`confusion_matrix.png`; `choose_thresholds` tunes them on validation data and writes
-`thresholds.json`. The arithmetic is in `tfft.reporting.multilabel` (numpy). Below training
-(the trainer calls it); the run-directory commands' side is `tfft.evaluation.multilabel_eval`.
+`confusion_matrix.png`; `choose_thresholds` chooses them on validation data and writes
+`thresholds.json` and `threshold_intervals.json`. The arithmetic is in `tfft.reporting.multilabel`
+(numpy). Below training (the trainer calls it); the run-directory commands' side is
+`tfft.evaluation.multilabel_eval`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def collect(model: Any, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def choose_thresholds(y_val: Optional[np.ndarray], probs_val: Optional[np.ndarray], class_names: Sequence[str],
-                      run_dir: str | os.PathLike) -> np.ndarray:
-    """The F1-best threshold per label on validation data, written to RUN_DIR/thresholds.json.
+                      run_dir: str | os.PathLike, seed: int = 0) -> np.ndarray:
+    """Thresholds per label chosen on validation data (`robust_thresholds`), written to
+    RUN_DIR/thresholds.json, with each one's bootstrap interval in RUN_DIR/threshold_intervals.json.
 
     Without validation data every label keeps 0.5 (and a warning says so).
 
@@ -50,10 +52,47 @@ def choose_thresholds(y_val: Optional[np.ndarray], probs_val: Optional[np.ndarra
     if y_val is None or probs_val is None or not len(y_val):
         print("warning: no validation images: every label's threshold stays 0.5")
         cuts = np.full(len(class_names), _metrics.DEFAULT_THRESHOLD)
+        details = {"method": "0.5 for every label: no validation images"}
     else:
-        cuts = _metrics.tune_thresholds(y_val, probs_val)
-    write_json(Path(run_dir) / THRESHOLDS_FILE, _metrics.thresholds_document(class_names, cuts))
+        cuts, details = _metrics.robust_thresholds(y_val, probs_val, seed=seed)
+        print(format_threshold_intervals(class_names, cuts, details))
+    write_thresholds(run_dir, class_names, cuts, details)
     return cuts
+
+
+def write_thresholds(run_dir: str | os.PathLike, class_names: Sequence[str], thresholds: Any,
+                     details: dict[str, Any]) -> None:
+    """RUN_DIR/thresholds.json (`{label: threshold}`, what predict and export read) and, beside it,
+    RUN_DIR/threshold_intervals.json: `method` and per label its `threshold`, and what `details`
+    holds per label (`robust_thresholds`: `f1_best`, `positives`, `weight`, `interval`)."""
+    names = [str(n) for n in class_names]
+    per_label = {name: {"threshold": float(t)} for name, t in zip(names, np.asarray(thresholds).reshape(-1))}
+    for key, values in details.items():
+        if isinstance(values, list) and len(values) == len(names):
+            for name, value in zip(names, values):
+                per_label[name][key] = value
+    write_json(Path(run_dir) / THRESHOLDS_FILE, _metrics.thresholds_document(names, thresholds))
+    write_json(Path(run_dir) / layout.THRESHOLD_INTERVALS, {"method": details.get("method", ""), "labels": per_label})
+
+
+def format_threshold_intervals(class_names: Sequence[str], thresholds: Any, details: dict[str, Any],
+                               shown: int = 8) -> str:
+    """One line: each label's threshold with its bootstrap interval and positives (the `shown`
+    widest intervals when there are more labels).
+
+    Example:
+    >>> format_threshold_intervals(["cat"], [0.46], {"interval": [[0.3, 0.7]], "positives": [6], "f1_best": [0.8]})
+    'thresholds (90% bootstrap interval, val positives, F1-best cut): cat 0.46 [0.30, 0.70] 6 pos, F1-best 0.80'
+    """
+    rows = list(zip(class_names, np.asarray(thresholds).reshape(-1), details["interval"], details["positives"],
+                    details["f1_best"]))
+    if len(rows) > shown:
+        rows = sorted(rows, key=lambda r: r[2][0] - r[2][1])[:shown]
+    text = "; ".join(f"{name} {t:.2f} [{low:.2f}, {high:.2f}] {n} pos, F1-best {best:.2f}"
+                     for name, t, (low, high), n, best in rows)
+    more = f" (the {shown} widest of {len(class_names)}; all in {layout.THRESHOLD_INTERVALS})" \
+        if len(class_names) > shown else ""
+    return f"thresholds (90% bootstrap interval, val positives, F1-best cut): {text}{more}"
 
 
 def read_run_thresholds(run_dir: str | os.PathLike, class_names: Sequence[str]) -> np.ndarray:

@@ -94,6 +94,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         for split, values in metrics.items():
             if isinstance(values, dict) and "per_class" in values:
                 lines += [f"### {split}", "", "```", format_table(values), "```", ""]
+    lines += _threshold_lines(_read_json(root / layout.THRESHOLD_INTERVALS))
     if (root / layout.CONFUSION_MATRIX).is_file():
         lines += ["![confusion matrix](confusion_matrix.png)", ""]
     for split_dir in sorted((root / layout.EVAL).glob("*")) if (root / layout.EVAL).is_dir() else []:
@@ -165,6 +166,20 @@ def _training_lines(history: Path, saved: str) -> list[str]:
     if best is not None:
         held = "model.keras holds it" if saved == "best" else "model.keras holds the last epoch (training.save: last)"
         lines.append(f"best: epoch {best[0]}, {best[1]} {_num(best[2])}; {held}")
+    return lines + [""]
+
+
+def _threshold_lines(document: Any) -> list[str]:
+    """A multi-label run's thresholds with their bootstrap intervals (threshold_intervals.json)."""
+    if not isinstance(document, dict) or not isinstance(document.get("labels"), dict):
+        return []
+    lines = ["## Thresholds", "", str(document.get("method", "")), "",
+             "| label | threshold | 90% interval | val positives | F1-best cut |", "| --- | --- | --- | --- | --- |"]
+    for name, row in document["labels"].items():
+        interval = row.get("interval")
+        shown = f"{interval[0]:.3f} - {interval[1]:.3f}" if isinstance(interval, list) and len(interval) == 2 else "-"
+        lines.append(f"| {name} | {_num(row.get('threshold'))} | {shown} | {_num(row.get('positives'))} "
+                     f"| {_num(row.get('f1_best'))} |")
     return lines + [""]
 
 

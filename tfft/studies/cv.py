@@ -24,6 +24,8 @@ out-of-fold disagreement (`tfft.studies.label_issues.rank_multilabel`).
 
 from __future__ import annotations
 
+# Over 600 lines: folds, the study loop, its summary and the fold ensemble share one plan and one
+# set of file names; `cv.png` (`_plot`) could move to tfft.reporting when its owner next edits it.
 import dataclasses
 import math
 import time
@@ -276,7 +278,8 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
         resume: finish the unfinished study in `run_dir` (or the newest unfinished
             `runs/NAME-cv*`): finished folds are kept, an interrupted fold resumes from its
             checkpoint, the rest run.
-        ensemble: also average the K fold models into `DIR/ensemble/` (`tfft.ensemble`).
+        ensemble: also average the K fold models into `DIR/ensemble/` (`tfft.ensemble`), scored on
+            the test split; without one it is refused before any fold trains.
 
     Returns:
         A `CVResult` with `run_dir`, `summary` (the content of `cv_summary.json`), `fold_dirs`.
@@ -286,15 +289,19 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     >>> result.summary["metrics"]["accuracy"]["mean"]  # doctest: +SKIP
     0.93
     """
+    from tfft.studies.cost import study_cost
     from tfft.training.assembly import resolve
 
-    cfg = resolve(config).config  # every config mistake surfaces here, before any image is read
+    resolved = resolve(config)  # every config mistake surfaces here, before any image is read
+    cfg = resolved.config
     _check_folds(folds)
     if cfg.data.fold_file is not None:
         raise UserError("data.fold_file", "is set: this config is already one fold of a cross-validation",
                         "run cv on the original config, without data.fold_file and data.fold")
     if ensemble:
         _ensemble_available()
+        _check_ensemble_has_test(cfg)
+    print(f"cv: expected cost: {study_cost(resolved, folds, 'fold')}", flush=True)
     path = _choose_dir(cfg, run_dir, resume)
     folds_file = path / FOLDS_FILE
     command = f"tfft cv {path / layout.CONFIG} --folds {folds} --run-dir {path} --resume"
@@ -320,6 +327,10 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
         for k in range(1, folds + 1):
             fold_dirs.append(path / f"fold-{k}")
             seconds.append(_run_fold(cfg, folds_file, k, folds, fold_dirs[-1]))
+            if seconds[-1] is not None and k < folds and all(s is None for s in seconds[:-1]):
+                print(f"cv: fold {k} took {seconds[-1]:.0f} s; {folds - k} more fold(s), roughly "
+                      f"{(folds - k) * seconds[-1]:.0f} s (less where they read the features this one stored)",
+                      flush=True)
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except TrainingInterrupted:
@@ -593,6 +604,19 @@ def _ensemble_available() -> None:
 
     if importlib.util.find_spec("tfft.studies.ensemble") is None:
         raise UserError("--ensemble", "this tfft has no `tfft ensemble` yet", "drop --ensemble")
+
+
+def _check_ensemble_has_test(cfg: Config) -> None:
+    """Refuse `--ensemble` before any fold trains when the data has no test split: the folds' models
+    together saw every train+val image, so only test images can score their average."""
+    from tfft import data
+
+    splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
+    if len(splits.splits.get("test", ())) == 0:
+        raise UserError("--ensemble", f"{cfg.data.source} has no test split, and the fold models together "
+                        "trained on every train+val image, so nothing could score their ensemble",
+                        "set data.test_split (e.g. 0.1, carved from train) or add a test/ folder; or drop "
+                        "--ensemble and run `tfft ensemble DIR/fold-*` later, knowing it is unscored")
 
 
 def _ensemble(path: Path, fold_dirs: list[Path], names: tuple[str, ...]) -> tuple[Path, dict[str, Any]]:

@@ -17,11 +17,14 @@ Multi-label members (runs with `thresholds.json`) give a multi-label ensemble: t
 sigmoid probabilities, and a `thresholds.json` of its own so that evaluate, predict and export
 decide its labels as they do a run's. The averaged scores are not any member's (averaging pulls
 them towards the middle where members disagree), so the thresholds are chosen on the ensemble's
-own probabilities when validation data is at hand: the F1-best cut per label on the members'
-common `val` images (the data that chose each member's thresholds). When there is none (the
-split evaluated is `test`, whose images must not choose what they score, or the members share no
-validation image, as cross-validation folds do), every label's threshold is the mean of the
-members' thresholds. `ensemble.json` says which (`thresholds`).
+own probabilities of the members' common `val` images (the data that chose each member's
+thresholds), leaving out any image that is scored: when `--data` or `--split test` is scored,
+only the val images outside it choose. When none is left (the members share no validation image,
+as cross-validation folds do), every label's threshold is the mean of the members' thresholds.
+Scoring the members' own val images (the default) can only be in-sample: the thresholds, the
+ensemble's and the members', were chosen on those very images, so the figures are optimistic.
+`ensemble.json` (`thresholds`, `thresholds_in_sample`), the metrics (`thresholds_chosen_on`,
+`thresholds_in_sample`) and the CLI say which.
 
 Example:
 >>> import tfft
@@ -59,6 +62,8 @@ class EnsembleResult:
         evaluated_on: which images (or why there were none).
         thresholds: a multi-label ensemble's `thresholds.json` (None for single-label).
         thresholds_from: how they were chosen (`tuned on ...` or `mean of the members'`).
+        thresholds_in_sample: the thresholds were chosen on (some of) the images the metrics are
+            for, so the metrics are optimistic (None when not multi-label or not evaluated).
     """
 
     run_dir: Path
@@ -69,6 +74,7 @@ class EnsembleResult:
     evaluated_on: str = ""
     thresholds: Optional[dict[str, float]] = None
     thresholds_from: str = ""
+    thresholds_in_sample: Optional[bool] = None
 
 
 def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
@@ -193,10 +199,12 @@ def _generated(source: str) -> bool:
 
 
 def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], data: Optional[str],
-                     split: str, multi: bool = False) -> tuple[Optional[Any], int, str]:
+                     split: str, multi: bool = False, exclude: Any = None) -> tuple[Optional[Any], int, str, Any]:
     """A dataset of (images at the ensemble's size, labels in `class_names` order: indices, or
-    multi-hot rows when `multi`) on the data every member can be judged on, its size and a
-    description; (None, 0, why) when there is none."""
+    multi-hot rows when `multi`) on the data every member can be judged on, its size, a
+    description and which images they are (a frozenset of real paths, or `(source, split)` for
+    generated data); (None, 0, why, None) when there is none. `exclude` (such an identity) leaves
+    those images out."""
     import tensorflow as tf
 
     from tfft import data as tfft_data
@@ -210,16 +218,18 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
             reference = config.data.model_dump(exclude=ignore)
             if any(r.config.data.model_dump(exclude=ignore) != reference or r.config.seed != config.seed
                    for r in runs):
-                return None, 0, f"the members' data sections differ ({source} is generated, no common files)"
+                return None, 0, f"the members' data sections differ ({source} is generated, no common files)", None
         data_cfg = config.data.model_copy(update={"source": source})
         splits = tfft_data.load_splits(data_cfg, config.seed, task="multi_label" if multi else "auto")
         if split not in splits.splits or len(splits.splits[split]) == 0:
-            return None, 0, f"{source} has no {split!r} split"
+            return None, 0, f"{source} has no {split!r} split", None
+        if exclude == (source, split):
+            return None, 0, f"{source} [{split}] is the data scored", None
         if list(splits.class_names) != list(class_names):
             raise UserError(source, f"classes {list(splits.class_names)} differ from the ensemble's "
                             f"{class_names}", "evaluate on data with the same classes")
         dataset = tfft_data.make_dataset(splits, split, data_cfg, seed=config.seed, training=False)
-        return dataset, len(splits.splits[split]), f"{source} [{split}]"
+        return dataset, len(splits.splits[split]), f"{source} [{split}]", (source, split)
     if data is not None:
         paths, named_labels = _labelled_files(Run(run_dir=runs[0].run_dir, config=config, class_names=class_names),
                                               split, multi, data)
@@ -236,13 +246,30 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
             else:
                 common = {p: name for p, name in common.items() if named.get(p) == name}
         assert common is not None
-        paths = [p for p in first_paths if os.path.realpath(p) in common]
+        left_out = exclude if isinstance(exclude, frozenset) else frozenset()
+        paths = [p for p in first_paths if os.path.realpath(p) in common and os.path.realpath(p) not in left_out]
         if not paths:
-            return None, 0, f"the members' {split!r} splits share no image"
+            return None, 0, f"the members' {split!r} splits share no image" + (" outside the data scored"
+                                                                               if left_out else ""), None
         labels = _encode([common[os.path.realpath(p)] for p in paths], class_names, multi)
-        description = f"the {len(paths)} {split!r} images common to all {len(runs)} members"
+        description = f"the {len(paths)} {split!r} images common to all {len(runs)} members" + (
+            " outside the data scored" if left_out & set(common) else "")
     dataset = decoded_files(list(paths), size, np.asarray(labels)).map(lambda image, i, y: (image, y))
-    return dataset.batch(batch).prefetch(tf.data.AUTOTUNE), len(paths), description
+    identity = frozenset(os.path.realpath(p) for p in paths)
+    return dataset.batch(batch).prefetch(tf.data.AUTOTUNE), len(paths), description, identity
+
+
+def _predict(with_members: Any, dataset: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Labels and `[ensemble, member_1, ...]` probabilities of a dataset, in one pass."""
+    outputs: list[list[np.ndarray]] = []
+    ys = []
+    for images, labels in dataset:
+        values = with_members.predict_on_batch(images)
+        outputs = outputs or [[] for _ in values]
+        for store, value in zip(outputs, values):
+            store.append(np.asarray(value, np.float32))
+        ys.append(np.asarray(labels))
+    return np.concatenate(ys).astype(np.int64), [np.concatenate(chunks) for chunks in outputs]
 
 
 def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.PathLike], *,
@@ -291,18 +318,11 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                 "image_size": list(r.image_size), "labels": list(r.class_names)} for r in runs]
     metrics: dict[str, Any] = {}
     description, count = "not evaluated", 0
-    y, probs = None, None
+    y, probs, evaluated = None, None, None
     if evaluate:
-        dataset, count, description = _evaluation_data(runs, config, class_names, data, split, multi)
+        dataset, count, description, evaluated = _evaluation_data(runs, config, class_names, data, split, multi)
         if dataset is not None:
-            outputs: list[list[np.ndarray]] = [[] for _ in range(len(runs) + 1)]
-            ys = []
-            for images, labels in dataset:
-                for store, value in zip(outputs, with_members.predict_on_batch(images)):
-                    store.append(np.asarray(value, np.float32))
-                ys.append(np.asarray(labels))
-            y = np.concatenate(ys).astype(np.int64)
-            probs = [np.concatenate(chunks) for chunks in outputs]
+            y, probs = _predict(with_members, dataset)
             count = len(y)
             if not multi:
                 top_k = int(config.evaluate.top_k)
@@ -311,9 +331,11 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                 for member, member_probs in zip(members, probs[1:]):
                     m = compute_metrics(y, member_probs, class_names, top_k=top_k)
                     member.update({key: m[key] for key in ("accuracy", "loss", "macro_f1")})
-    thresholds, thresholds_from = None, ""
+    thresholds, thresholds_from, in_sample, details = None, "", None, {}
     if multi:
-        thresholds, thresholds_from = _multilabel_thresholds(runs, class_names, y, probs, split, description)
+        thresholds, thresholds_from, in_sample, details = _multilabel_thresholds(
+            runs, config, class_names, with_members, y, probs, evaluated if y is not None else None,
+            scores_own_val=data is None and split == "val")
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(out_dir / layout.MODEL) as tmp:
         model.save(tmp)
@@ -323,9 +345,12 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                 "evaluated_on": description, "num_examples": count}
     if multi:
         document["thresholds"] = thresholds_from
+        document["thresholds_in_sample"] = in_sample
     atomic.write_json(out_dir / ENSEMBLE_FILE, document)
     if multi:
-        metrics = _write_multilabel(out_dir, runs, members, class_names, thresholds, y, probs, split, document)
+        metrics = _write_multilabel(out_dir, runs, members, class_names, (thresholds, details), y, probs, split,
+                                    document, {"thresholds_chosen_on": thresholds_from,
+                                               "thresholds_in_sample": in_sample})
     else:
         if metrics:
             plot_confusion_matrix(metrics["confusion_matrix"], class_names, out_dir / layout.CONFUSION_MATRIX,
@@ -335,35 +360,75 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     return EnsembleResult(run_dir=out_dir, metrics=metrics, members=members, split=split, num_examples=count,
                           evaluated_on=description,
                           thresholds=None if thresholds is None else dict(zip(class_names, map(float, thresholds))),
-                          thresholds_from=thresholds_from)
+                          thresholds_from=thresholds_from, thresholds_in_sample=in_sample)
 
 
-def _multilabel_thresholds(runs: Sequence[Run], class_names: list[str], y: Optional[np.ndarray],
-                           probs: Optional[list[np.ndarray]], split: str, description: str) -> tuple[np.ndarray, str]:
-    """The ensemble's thresholds (labels.txt order) and how they were chosen: F1-best on its own
-    probabilities of validation images, else the mean of the members' thresholds."""
-    from tfft.reporting.multilabel import tune_thresholds
+def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[str], with_members: Any,
+                           y: Optional[np.ndarray], probs: Optional[list[np.ndarray]], evaluated: Any,
+                           scores_own_val: bool) -> tuple[np.ndarray, str, Optional[bool], dict[str, Any]]:
+    """The ensemble's thresholds (labels.txt order), how they were chosen, whether that was on the
+    images scored (None when nothing is scored) and `robust_thresholds`' details.
+
+    Chosen (`robust_thresholds`) on the ensemble's probabilities of the members' common val
+    images: those scored when they are what is scored (`scores_own_val`: in-sample, said so), else
+    the ones outside the scored data (`evaluated`). With none, the mean of the members'
+    thresholds, in-sample when some scored image is in a member's val split (it chose that
+    member's thresholds)."""
+    from tfft.reporting.multilabel import robust_thresholds
     from tfft.reporting.multilabel_eval import read_run_thresholds
 
-    if y is not None and probs is not None and len(y) and split == "val":
-        return tune_thresholds(y, probs[0]), f"tuned (F1-best per label) on {description}"
+    scored = y is not None and probs is not None and len(y) > 0
+    if scores_own_val and scored:
+        cuts, details = robust_thresholds(y, probs[0])
+        return (cuts, "tuned on the images scored, the members' common val images: the figures are in-sample "
+                "(optimistic)", True, details)
+    why = "no validation images"
+    if not scores_own_val:
+        dataset, _, description, _ = _evaluation_data(runs, config, class_names, None, "val", True,
+                                                      exclude=evaluated)
+        why = description
+        if dataset is not None:
+            y_val, p_val = _predict(with_members, dataset)
+            cuts, details = robust_thresholds(y_val, p_val[0])
+            return cuts, f"tuned on {description}", (False if scored else None), details
     member = []
     for run in runs:
         cuts = dict(zip(run.class_names, read_run_thresholds(run.run_dir, run.class_names)))
         member.append([cuts[name] for name in class_names])
-    why = "no validation images to tune on" if split == "val" else f"the {split!r} split is not for choosing them"
-    return np.mean(np.asarray(member, np.float64), axis=0), f"mean of the members' thresholds ({why})"
+    in_sample = _overlaps_members_val(runs, evaluated) if scored else None
+    note = "; chosen on some of the images scored: in-sample" if in_sample else ""
+    how = f"mean of the members' thresholds ({why}{note})"
+    return np.mean(np.asarray(member, np.float64), axis=0), how, in_sample, {"method": how}
+
+
+def _overlaps_members_val(runs: Sequence[Run], evaluated: Any) -> bool:
+    """Whether an image scored is in some member's val split (where its thresholds were chosen)."""
+    for run in runs:
+        if isinstance(evaluated, tuple):  # generated data: the same source and split
+            if evaluated == (str(run.config.data.source), "val"):
+                return True
+            continue
+        try:
+            paths, _ = _labelled_files(run, "val", True)
+        except UserError:  # a member without a val split chose nothing on these images
+            continue
+        if evaluated & {os.path.realpath(p) for p in paths}:
+            return True
+    return False
 
 
 def _write_multilabel(out_dir: Path, runs: Sequence[Run], members: list[dict[str, Any]], class_names: list[str],
-                      thresholds: np.ndarray, y: Optional[np.ndarray], probs: Optional[list[np.ndarray]], split: str,
-                      document: dict[str, Any]) -> dict[str, Any]:
-    """thresholds.json, then metrics.json (last: it marks the directory finished) with the figures;
-    each member scored at its own thresholds on the same images (ensemble.json)."""
-    from tfft.reporting.multilabel import compute_multilabel_metrics, thresholds_document
-    from tfft.reporting.multilabel_eval import THRESHOLDS_FILE, evaluate_multilabel, read_run_thresholds
+                      chosen: tuple[np.ndarray, dict[str, Any]], y: Optional[np.ndarray],
+                      probs: Optional[list[np.ndarray]], split: str,
+                      document: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """thresholds.json (and threshold_intervals.json), then metrics.json (last: it marks the
+    directory finished) with the figures; each member scored at its own thresholds on the same
+    images (ensemble.json)."""
+    from tfft.reporting.multilabel import compute_multilabel_metrics
+    from tfft.reporting.multilabel_eval import evaluate_multilabel, read_run_thresholds, write_thresholds
 
-    atomic.write_json(out_dir / THRESHOLDS_FILE, thresholds_document(class_names, thresholds))
+    thresholds, details = chosen
+    write_thresholds(out_dir, class_names, thresholds, details)
     if y is None or probs is None:
         atomic.write_json(out_dir / layout.METRICS, {})
         return {}
@@ -372,7 +437,7 @@ def _write_multilabel(out_dir: Path, runs: Sequence[Run], members: list[dict[str
         m = compute_multilabel_metrics(y, member_probs, class_names, [cuts[name] for name in class_names])
         member.update({key: m[key] for key in ("mAP", "micro_f1", "macro_f1", "loss")})
     atomic.write_json(out_dir / ENSEMBLE_FILE, document)
-    metrics = evaluate_multilabel(y, probs[0], class_names, thresholds, out_dir, split=split, merge=False)
+    metrics = evaluate_multilabel(y, probs[0], class_names, thresholds, out_dir, split=split, merge=False, extra=extra)
     return metrics
 
 

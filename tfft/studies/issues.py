@@ -106,14 +106,14 @@ def _all_images(cfg: Config) -> tuple[list[str], list[str]]:
 def embeddings(cfg: Config, model_path: Path, paths: list[str]) -> np.ndarray:
     """The backbone's pooled features of `paths` (NaN rows for files that do not decode), taken from
     a run's model.keras; rows the feature store already holds are read, not computed."""
-    import keras
-
+    from tfft.backbones import load_saved_model
     from tfft.data.files import decoded_files
     from tfft.models.build import BACKBONE_LAYER_NAME
     from tfft.training.feature_cache import split_model
     from tfft.training.feature_store import StoredFeatures, open_store
 
-    model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+    model = load_saved_model(model_path, str(model_path),
+                             "give a run whose model.keras holds only built-in Keras layers")
     model.get_layer(BACKBONE_LAYER_NAME).trainable = False  # the pooled features, whatever trained last
     feature_model, _ = split_model(model)
     store = open_store(cfg.performance.feature_store, cfg.performance.feature_store_max_gb)
@@ -185,6 +185,12 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
     if not resume and cv_dir.exists() and any(cv_dir.iterdir()):
         raise UserError(f"--out {out_dir}", "already holds a run of `tfft data issues`",
                         "pass --resume to finish it, or choose another --out")
+    from tfft.studies.cv import _check_folds
+
+    _check_folds(folds)
+    print(f"issues: expected cost: a {folds}-fold cross-validation{' of the head on frozen features' if quick else ''} "
+          "(its cost below), then one backbone pass over every image for near-duplicates (the features the "
+          "folds stored are read, not recomputed)", flush=True)
     oof = out_of_fold(cfg, folds, cv_dir, resume=resume)
     paths, class_names = list(oof["keys"]), list(oof["class_names"])
     ranking = _label_issues.rank(oof["labels"], oof["probs"])

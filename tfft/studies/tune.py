@@ -532,11 +532,14 @@ def tune(
     ...                     "model.dropout": {"uniform": [0.0, 0.5]}}, trials=20)  # doctest: +SKIP
     >>> result.best_value, result.best_config  # doctest: +SKIP
     """
+    from tfft.studies.cost import study_cost
+
     optuna = _require_optuna()
     cfg = load_config(config)
     params = load_space(space)
     check_space(params, cfg)
-    task = _check_resolvable(params, cfg).task
+    resolved = _check_resolvable(params, cfg)
+    task = resolved.task
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise UserError("--trials", f"expected a positive number of trials, got {trials!r}", "e.g. --trials 20")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
@@ -564,6 +567,8 @@ def tune(
               f"val {metric_name} ({'minimised' if direction == 'minimize' else 'maximised'}; pruned on "
               f"val_{monitored} per epoch); space: "
               + "; ".join(p.describe() for p in params), flush=True)
+        cost = study_cost(resolved, max(0, trials - runner.finished()), "trial", [p.key for p in params])
+        print(f"tune: expected cost: {cost} (pruned trials stop early)", flush=True)
         try:
             runner.run()
         except TrainingInterrupted:

@@ -81,10 +81,12 @@ class Teacher:
         image_size: the student's input size; the teacher resizes to its own inside.
 
     Raises:
-        UserError: naming `distill.teacher`, when its labels differ from the student's.
+        UserError: naming `distill.teacher`, when its labels differ from the student's, or its
+            model.keras does not load in safe mode (a `Lambda` or custom layer).
     """
 
     def __init__(self, run_dir: Path, class_names: list[str], image_size: tuple[int, int]):
+        from tfft.backbones import load_saved_model
         from tfft.models.build import logits_model
         from tfft.task import LOGITS_LAYER
 
@@ -94,7 +96,8 @@ class Teacher:
                             f"{list(class_names)}", "distill from a teacher trained on the same classes "
                             "(the same names, in the same order)")
         self.run_dir = run_dir
-        model = keras.models.load_model(run_dir / layout.MODEL, compile=False)
+        model = load_saved_model(run_dir / layout.MODEL, KEY, "point distill.teacher at a run whose model.keras "
+                                 "holds only built-in Keras layers (safe mode refuses Lambda and custom layers)")
         model.trainable = False
         names = [layer.name for layer in model.layers]
         if LOGITS_LAYER in names:

@@ -124,14 +124,11 @@ def read_labels(path: str | os.PathLike) -> list[str]:
 
 
 def load_model(run: Run):
-    """Load model.keras with safe_mode=True (built-in layers only), compile=False."""
-    import keras
+    """Load model.keras with safe_mode=True (built-in layers only), compile=False (`load_saved_model`)."""
+    from tfft.backbones import load_saved_model
 
-    try:
-        return keras.models.load_model(run.model_path, compile=False, safe_mode=True)
-    except Exception as exc:  # a corrupt or foreign file is the user's to fix
-        raise UserError(str(run.model_path), f"cannot load the model ({type(exc).__name__}: {exc})",
-                        "re-run `tfft train`; model.keras must hold only built-in Keras layers") from None
+    return load_saved_model(run.model_path, str(run.model_path),
+                            "re-run `tfft train`; model.keras must hold only built-in Keras layers")
 
 
 def is_multi_label(run: Run) -> bool:
