@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import tiny_config, write_image_folder
 from tests.evaluation.conftest import build_run_dir
 from tfft.cli.main import cli
 from tfft.compression.prune import (MIN_RECOVERY_STEPS, magnitude_mask, plan_schedule, polynomial_sparsity)
@@ -76,6 +77,17 @@ def test_too_short_schedule_exits_2(pruned, tmp_path):
     assert not (tmp_path / "short").exists()
 
 
+def test_accuracy_before_and_after(pruned):
+    _, out, result = pruned
+    report = json.loads((out / "pruning.json").read_text())
+    before, after = report["val_accuracy_before"], report["val_accuracy_after"]
+    assert 0 < before <= 1 and 0 < after <= 1
+    assert f"prune: val accuracy {before:.4f} -> {after:.4f}" in result.output
+    # Measured as `tfft evaluate` measures the pruned run (the same val images).
+    assert after == pytest.approx(json.loads((out / "metrics.json").read_text())["val"]["accuracy"])
+    assert ("warning: pruning" in result.output) == (before - after > 0.03)
+
+
 def test_pruned_run_directory(pruned):
     source, out, result = pruned
     assert result.exit_code == 0, result.output
@@ -131,3 +143,22 @@ def test_bad_sparsity_is_exit_2(pruned):
     result = CliRunner().invoke(cli, ["prune", str(Path(source).parent / "missing"), "--sparsity", "0.5"],
                                 catch_exceptions=False)
     assert result.exit_code == 2 and "run directory not found" in result.output
+
+
+@pytest.mark.slow
+def test_large_accuracy_drop_warns(tmp_path, cli_runner):
+    """A tiny colour classifier pruned to 99%: the logits kernel is all zeros, so accuracy falls to chance."""
+    from tfft.training.run import train
+
+    images = write_image_folder(tmp_path / "images", {"red": 16, "green": 16, "blue": 16}, size=32)
+    config = tiny_config(schedule={"preset": "full", "epochs": 8, "lr": 1e-2}, training={"verbose": "quiet"})
+    config["data"] = {"source": str(images), "image_size": [32, 32], "batch_size": 16, "val_split": 0.25}
+    del config["training"]["steps_per_epoch"]
+    source = train(config, run_dir=str(tmp_path / "run")).run_dir
+    result = cli_runner("prune", source, "--sparsity", 0.99, "--epochs", 1, "--min-steps", MIN_STEPS,
+                        "--out", tmp_path / "pruned")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "pruned" / "pruning.json").read_text())
+    assert report["val_accuracy_before"] - report["val_accuracy_after"] > 0.03, report
+    assert "warning: pruning to sparsity 0.99 cost" in result.output
+    assert "more --epochs" in result.output and "lower --sparsity" in result.output

@@ -19,6 +19,10 @@ so this is its schedule written as one Keras callback (`MagnitudePruning`):
   optimizer step (`on_train_batch_end`), so a pruned weight that the optimizer moves returns to
   exactly 0.
 
+The val accuracy of the dense model and of the pruned one (the same images, the same
+computation: `val_accuracy`) is printed and stored in pruning.json; a fall of more than
+`ACCURACY_WARN_DROP` gets a warning that suggests a longer schedule or a lower sparsity.
+
 The run is the source run's assembled run (`tfft.training.assembly`: its data, augmentation,
 task loss and metrics), its classifier loaded with the source's weights, every layer trainable
 (BatchNorm too, by default: `bn="train"`, see `prune`). The result is a run directory: `model.keras` (plain layers,
@@ -57,6 +61,7 @@ MIN_STEPS = 100  # default least number of pruning steps: the data repeats to re
 MASK_UPDATES = 16  # about this many mask updates over the ramp when --frequency is not given
 MIN_MASK_UPDATES = 4  # fewer is a jump, not a gradual prune
 MIN_RECOVERY_STEPS = 10  # steps at the final sparsity after the ramp
+ACCURACY_WARN_DROP = 0.03  # warn when the pruned val accuracy is this much below the dense one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,6 +332,35 @@ def _schedule_record(schedule: PruningSchedule, pruning: Any, min_steps: int) ->
             "recovery_steps_run": pruning.recovery_steps_run}
 
 
+def val_accuracy(model: Any, dataset: Any) -> float:
+    """Top-1 accuracy of `model` over `dataset`'s batches of (images, one-hot labels).
+
+    The dense and the pruned model are both measured by this, on the same val batches.
+    """
+    correct = total = 0
+    for images, labels in dataset:
+        predicted = np.asarray(model.predict_on_batch(images)).argmax(axis=-1)
+        truth = np.asarray(labels)
+        truth = truth.argmax(axis=-1) if truth.ndim > 1 else truth
+        correct += int((predicted == truth).sum())
+        total += int(truth.shape[0])
+    return correct / total if total else float("nan")
+
+
+def _report_accuracy(before: Optional[float], after: Optional[float], sparsity: float, images: int) -> None:
+    """Print the dense -> pruned val accuracy, and a warning when it fell more than `ACCURACY_WARN_DROP`."""
+    if before is None or after is None:
+        print("prune: no val split: the accuracy before and after pruning is not measured")
+        return
+    drop = before - after
+    print(f"prune: val accuracy {before:.4f} -> {after:.4f} ({-drop * 100:+.1f} points; dense -> pruned, "
+          f"{images} val images)")
+    if drop > ACCURACY_WARN_DROP:
+        print(f"warning: pruning to sparsity {sparsity:g} cost {drop * 100:.1f} points of val accuracy "
+              f"(more than {ACCURACY_WARN_DROP * 100:g}); prune again with more --epochs (or --min-steps) "
+              "to recover, or a lower --sparsity")
+
+
 def _output_dir(source: Path, sparsity: float, out: Optional[Union[str, os.PathLike]], overwrite: bool) -> Path:
     path = Path(out).expanduser() if out is not None else source.parent / f"{source.name}-pruned-{round(sparsity * 100)}"
     if path.resolve() == source.resolve():
@@ -427,15 +461,18 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     print(f"prune: {len(layers)} Conv2D/Dense kernels ({sum(int(np.prod(l.kernel.shape)) for l in layers):,} "
           f"weights) to sparsity {float(sparsity):g}, lr {rate:g}, BatchNorm {bn}; {schedule.describe()}")
     val = asm.dataset("val", None) if asm.has_val else None
+    before = val_accuracy(asm.model, val) if val is not None else None  # the dense model, as loaded
     history = asm.train_model.fit(asm.dataset("train", range(schedule.data_passes)), epochs=schedule.epochs,
                                   steps_per_epoch=schedule.steps_per_epoch, validation_data=val,
                                   callbacks=[pruning], verbose=2, shuffle=False)
     for layer, momentum in zip(norms, momenta):
         layer.momentum = momentum
     reached, per_layer = sparsity_of(layers)
+    after = val_accuracy(asm.model, val) if val is not None else None  # the same images, the same way
     at_ramp = "n/a" if pruning.ramp_sparsity is None else f"{pruning.ramp_sparsity:.4f}"
     print(f"prune: sparsity {reached:.4f} over the pruned kernels (target {float(sparsity):g}; "
           f"{at_ramp} at the end of the ramp, then {pruning.recovery_steps_run} recovery steps)")
+    _report_accuracy(before, after, float(sparsity), len(asm.splits.splits["val"]) if val is not None else 0)
 
     path.mkdir(parents=True, exist_ok=True)
     cfg = source_cfg.model_copy(deep=True)
@@ -460,6 +497,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     write_json(path / PRUNING, {"target_sparsity": float(sparsity), "sparsity": reached, "layers": per_layer,
                                 "gzip_bytes": sizes, "source": str(run.run_dir), "epochs": int(epochs),
                                 "lr": rate, "frequency": schedule.frequency, "ramp": float(ramp), "bn": bn,
+                                "val_accuracy_before": before, "val_accuracy_after": after,
                                 "schedule": _schedule_record(schedule, pruning, min_steps)})
     metrics = {}
     for split in build.evaluate.splits:  # metrics.json last: it marks the run finished
@@ -474,5 +512,5 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     return PruneResult(path, float(sparsity), reached, per_layer, sizes, metrics)
 
 
-__all__ = ["PruneResult", "PruningSchedule", "prune", "plan_schedule", "polynomial_sparsity",
+__all__ = ["PruneResult", "PruningSchedule", "prune", "plan_schedule", "val_accuracy", "polynomial_sparsity",
            "magnitude_mask", "prunable_layers", "sparsity_of"]
