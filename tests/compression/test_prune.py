@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import tiny_config, write_image_folder
 from tests.evaluation.conftest import build_run_dir
 from tfft.cli.main import cli
-from tfft.compression.prune import magnitude_mask, polynomial_sparsity
+from tfft.compression.prune import (MIN_RECOVERY_STEPS, magnitude_mask, plan_schedule, polynomial_sparsity)
+from tfft.errors import UserError
 
 SPARSITY = 0.75
+MIN_STEPS = 40  # the tiny run's 25 steps per pass: the data repeats once
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,8 @@ def pruned(tmp_path_factory, pets_mini):
     root = tmp_path_factory.mktemp("prune")
     source = build_run_dir(root / "source", pets_mini)
     result = CliRunner().invoke(cli, ["prune", str(source), "--sparsity", str(SPARSITY), "--epochs", "1",
-                                      "--out", str(root / "pruned")], catch_exceptions=False)
+                                      "--min-steps", str(MIN_STEPS), "--out", str(root / "pruned")],
+                                catch_exceptions=False)
     return source, root / "pruned", result
 
 
@@ -37,6 +41,51 @@ def test_schedule_and_masks():
     kept = np.abs(kernel)[mask == 1]
     assert mask.mean() == pytest.approx(0.4, abs=1 / kernel.size)
     assert kept.min() >= np.abs(kernel)[mask == 0].max()  # the smallest magnitudes go
+
+
+def test_plan_schedule_repeats_ramps_and_recovers():
+    # The issue's run: 245 images in batches of 32, 2 epochs = 16 steps, masks every 10.
+    schedule = plan_schedule(2, 8)
+    assert schedule.steps == 100 and schedule.data_passes == 13 and schedule.steps_per_epoch == 50
+    assert schedule.ramp_steps == 75 and schedule.recovery_steps == 25 and schedule.mask_updates >= 10
+    assert plan_schedule(10, 30).steps == 300  # long enough already: no repetition
+    with pytest.raises(UserError, match="too short") as error:
+        plan_schedule(2, 8, min_steps=16)  # the old 16 steps: 4 left to recover
+    assert "--min-steps" in error.value.hint
+    with pytest.raises(UserError, match="expected at least 4") as error:
+        plan_schedule(2, 8, frequency=40)  # masks every 40 steps of a 75-step ramp: a jump
+    assert error.value.where == "--frequency"
+
+
+def test_target_reached_before_recovery_steps(pruned):
+    _, out, result = pruned
+    assert result.exit_code == 0, result.output
+    schedule = json.loads((out / "pruning.json").read_text())["schedule"]
+    # 1 epoch of 25 steps is repeated to MIN_STEPS; the ramp ends at the target, then the model recovers.
+    assert schedule["steps"] == schedule["steps_run"] == MIN_STEPS and schedule["data_passes"] == 2
+    assert schedule["ramp_sparsity"] == pytest.approx(SPARSITY, abs=0.005)
+    assert schedule["recovery_steps_run"] == schedule["recovery_steps"] >= MIN_RECOVERY_STEPS
+    assert schedule["mask_updates"] >= 4 and schedule["frequency"] < schedule["ramp_steps"]
+    assert "the training data repeats" in result.output
+
+
+def test_too_short_schedule_exits_2(pruned, tmp_path):
+    source, _, _ = pruned
+    result = CliRunner().invoke(cli, ["prune", str(source), "--sparsity", "0.5", "--epochs", "1", "--min-steps",
+                                      "1", "--out", str(tmp_path / "short")], catch_exceptions=False)
+    assert result.exit_code == 2 and "too short" in result.output and "--min-steps" in result.output
+    assert not (tmp_path / "short").exists()
+
+
+def test_accuracy_before_and_after(pruned):
+    _, out, result = pruned
+    report = json.loads((out / "pruning.json").read_text())
+    before, after = report["val_accuracy_before"], report["val_accuracy_after"]
+    assert 0 < before <= 1 and 0 < after <= 1
+    assert f"prune: val accuracy {before:.4f} -> {after:.4f}" in result.output
+    # Measured as `tfft evaluate` measures the pruned run (the same val images).
+    assert after == pytest.approx(json.loads((out / "metrics.json").read_text())["val"]["accuracy"])
+    assert ("warning: pruning" in result.output) == (before - after > 0.03)
 
 
 def test_pruned_run_directory(pruned):
@@ -94,3 +143,22 @@ def test_bad_sparsity_is_exit_2(pruned):
     result = CliRunner().invoke(cli, ["prune", str(Path(source).parent / "missing"), "--sparsity", "0.5"],
                                 catch_exceptions=False)
     assert result.exit_code == 2 and "run directory not found" in result.output
+
+
+@pytest.mark.slow
+def test_large_accuracy_drop_warns(tmp_path, cli_runner):
+    """A tiny colour classifier pruned to 99%: the logits kernel is all zeros, so accuracy falls to chance."""
+    from tfft.training.run import train
+
+    images = write_image_folder(tmp_path / "images", {"red": 16, "green": 16, "blue": 16}, size=32)
+    config = tiny_config(schedule={"preset": "full", "epochs": 8, "lr": 1e-2}, training={"verbose": "quiet"})
+    config["data"] = {"source": str(images), "image_size": [32, 32], "batch_size": 16, "val_split": 0.25}
+    del config["training"]["steps_per_epoch"]
+    source = train(config, run_dir=str(tmp_path / "run")).run_dir
+    result = cli_runner("prune", source, "--sparsity", 0.99, "--epochs", 1, "--min-steps", MIN_STEPS,
+                        "--out", tmp_path / "pruned")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "pruned" / "pruning.json").read_text())
+    assert report["val_accuracy_before"] - report["val_accuracy_after"] > 0.03, report
+    assert "warning: pruning to sparsity 0.99 cost" in result.output
+    assert "more --epochs" in result.output and "lower --sparsity" in result.output

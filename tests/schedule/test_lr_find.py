@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from tests.conftest import TINY_BACKBONE
 from tfft.config import ScheduleConfig
 from tfft.errors import UserError
 from tfft.schedule.lr_range import exponential_rates, select_phase, smooth, suggest_lr
 from tfft.schedule.phases import resolve_phases
 
 START, END, STEPS = 1e-6, 10.0, 30
+
+
+def _tiny() -> dict:
+    """`_config` on the two-convolution backbone: the fastest run, for what does not need a real network."""
+    config = _config()
+    config["model"]["backbone"] = TINY_BACKBONE
+    config["schedule"]["finetune_unfreeze"] = "all"
+    return config
 
 
 def _config() -> dict:
@@ -47,7 +57,7 @@ def test_writes_json_and_plot(lr_run):
     saved = json.loads(result.json_path.read_text())
     assert saved["suggestion"] == pytest.approx(result.suggestion)
     assert saved["lrs"] == pytest.approx(result.lrs) and saved["losses"] == pytest.approx(result.losses)
-    assert saved["phase"] == "finetune"  # the default: the first phase that unfreezes anything
+    assert saved["phase"] == "head" and saved["feature_cache"] is True  # the default: the first, cached
     assert (run_dir / "config.yaml").exists()
     assert not list(run_dir.glob(".*tmp*"))  # atomic writes leave no temporaries
 
@@ -77,6 +87,36 @@ def test_cli_prints_suggestion(cli_runner, tmp_path):
     assert saved["phase"] == "head" and saved["steps"] == 8
 
 
+def test_cli_defaults_cache_progress(cli_runner, tmp_path):
+    """Without --phase or --steps: the head phase on cached features, a length from the data, progress lines."""
+    from tfft.schedule.lr_range import DEFAULT_MIN_STEPS
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(_tiny()))
+    run_dir = tmp_path / "defaults"
+    result = cli_runner("lr-find", config, "--start-lr", 1e-5, "--end-lr", 1, "--run-dir", run_dir)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run_dir / "lr_find.json").read_text())
+    # 104 training images in batches of 16: 4 passes are 28 steps, raised to the default's floor.
+    assert saved["phase"] == "head" and saved["steps"] == DEFAULT_MIN_STEPS
+    assert saved["feature_cache"] is True
+    assert "lr-find: feature cache on: backbone features computed once" in result.output
+    # The backbone ran over the training images once, then 30 head steps on their features.
+    assert re.search(r"^feature cache: train pass 1/1: (\d+)/\1 images in ", result.output, re.M)
+    progress = [line for line in result.output.splitlines() if line.startswith("lr-find: step ")]
+    assert len(progress) >= 5 and all("steps/s" in line and "s left" in line and "loss" in line for line in progress)
+    assert progress[0].startswith("lr-find: step 3/30, lr ")
+
+
+def test_divergence_stops_early(tmp_path):
+    from tfft.training.lr_find import find_lr
+
+    result = find_lr(_tiny(), start_lr=1e-2, end_lr=1e8, steps=100, run_dir=tmp_path / "div")
+    assert result.stopped in ("diverged", "nan") and len(result.lrs) < 100 and result.steps == 100
+    saved = json.loads(result.json_path.read_text())
+    assert saved["recorded_steps"] == len(result.lrs) < saved["steps"]
+
+
 def test_cli_bad_phase_exits_2(cli_runner, tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(_config()))
@@ -94,7 +134,7 @@ def test_cli_bad_range_exits_2(cli_runner, tmp_path):
 
 def test_select_phase():
     phases = resolve_phases(ScheduleConfig(preset="two_phase"), 5)
-    assert select_phase(phases, None)[1].name == "finetune"
+    assert select_phase(phases, None)[1].name == "head"  # the default: the first phase
     assert select_phase(phases, "head") == (0, phases[0])
     assert select_phase(phases, 1) == (1, phases[1]) and select_phase(phases, "-2")[0] == 0
     with pytest.raises(UserError, match="did you mean finetune"):

@@ -12,14 +12,15 @@ from tfft.cli.options import config_argument, load_cli_config, overrides_option
 @overrides_option
 @click.option("--phase", default=None, metavar="NAME|INDEX",
               help="The phase to test: its name or index (from 0, as in schedule.phases[INDEX]). "
-                   "Default: the first phase that unfreezes part of the backbone, else the first.")
-@click.option("--steps", type=int, default=200, show_default=True,
-              help="Batches to train, one rate each (the training set repeats as needed).")
+                   "Default: the first (the head phase: on cached features where the backbone is frozen).")
+@click.option("--steps", type=int, default=None,
+              help="Batches to train, one rate each (the training set repeats as needed). "
+                   "Default: 4 passes over the training data, within 30..100.")
 @click.option("--start-lr", type=float, default=1e-7, show_default=True, help="The first rate.")
 @click.option("--end-lr", type=float, default=10.0, show_default=True, help="The last rate.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write lr_find.png and lr_find.json (default: runs/NAME-lr-find).")
-def lr_find(config: str, overrides: tuple[str, ...], phase: str | None, steps: int, start_lr: float,
+def lr_find(config: str, overrides: tuple[str, ...], phase: str | None, steps: int | None, start_lr: float,
             end_lr: float, run_dir: str | None) -> None:
     """Learning-rate range test: train a throwaway model with a growing rate and suggest one.
 

@@ -6,13 +6,22 @@ so this is its schedule written as one Keras callback (`MagnitudePruning`):
 * what is pruned: the kernels of every `Conv2D` and `Dense` layer (the backbone's too); not
   depthwise kernels (one 3x3 filter per channel: a few weights that carry a whole channel), not
   biases, not BatchNormalization;
-* the schedule: TF-MOT's `PolynomialDecay` with power 3: at step t the target sparsity is
-  `S x (1 - (1 - t / n)^3)`, rising from 0 to S over the first `n = ramp x steps` fine-tuning
-  steps (`ramp` 0.75 by default: the last quarter trains at S, to recover);
+* the schedule, in optimizer steps (`plan_schedule`): at least `min_steps` (100) of them, the
+  training data repeating as often as needed (8 steps of a small data set could not both ramp and
+  recover); the sparsity follows Zhu & Gupta's cubic ramp (TF-MOT's `PolynomialDecay`, power 3):
+  at step t it is `S x (1 - (1 - t / n)^3)`, rising from 0 to S over the first
+  `n = ramp x steps` steps (`ramp` 0.75 by default), and the last steps train at S to recover;
+  a schedule with fewer than `MIN_RECOVERY_STEPS` recovery steps or `MIN_MASK_UPDATES` mask
+  updates in its ramp is refused (exit 2);
 * the masks: non-trainable variables, recomputed every `frequency` steps per layer from the
-  magnitudes of the kept weights (the smallest `round(s x size)` set to 0), and applied after
-  every optimizer step (`on_train_batch_end`), so a pruned weight that the optimizer moves
-  returns to exactly 0.
+  magnitudes of the kept weights (the smallest `round(s x size)` set to 0), `frequency` chosen
+  from the ramp's length (about `MASK_UPDATES` updates) unless given, and applied after every
+  optimizer step (`on_train_batch_end`), so a pruned weight that the optimizer moves returns to
+  exactly 0.
+
+The val accuracy of the dense model and of the pruned one (the same images, the same
+computation: `val_accuracy`) is printed and stored in pruning.json; a fall of more than
+`ACCURACY_WARN_DROP` gets a warning that suggests a longer schedule or a lower sparsity.
 
 The run is the source run's assembled run (`tfft.training.assembly`: its data, augmentation,
 task loss and metrics), its classifier loaded with the source's weights, every layer trainable
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import math
 import os
 import shutil
 from pathlib import Path
@@ -47,6 +57,107 @@ from tfft.errors import UserError
 PRUNING = "pruning.json"
 BN_MOMENTUM = 0.9  # Keras' 0.99 averages over ~100 steps: longer than a short pruning run's last sparsity step
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr", "sparsity")
+MIN_STEPS = 100  # default least number of pruning steps: the data repeats to reach it
+MASK_UPDATES = 16  # about this many mask updates over the ramp when --frequency is not given
+MIN_MASK_UPDATES = 4  # fewer is a jump, not a gradual prune
+MIN_RECOVERY_STEPS = 10  # steps at the final sparsity after the ramp
+ACCURACY_WARN_DROP = 0.03  # warn when the pruned val accuracy is this much below the dense one
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningSchedule:
+    """The pruning schedule in optimizer steps (see `plan_schedule`).
+
+    Attributes:
+        steps: optimizer steps in all.
+        epochs: Keras epochs (`steps / epochs` steps each).
+        data_passes: passes over the training data streamed (the data repeats when needed).
+        ramp_steps: steps over which the sparsity rises from 0 to the target.
+        frequency: the masks are recomputed every this many steps during the ramp.
+        frequency_source: `auto` (from the ramp's length) or `--frequency`.
+    """
+
+    steps: int
+    epochs: int
+    data_passes: int
+    ramp_steps: int
+    frequency: int
+    frequency_source: str = "auto"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.steps // self.epochs
+
+    @property
+    def recovery_steps(self) -> int:
+        return self.steps - self.ramp_steps
+
+    @property
+    def mask_updates(self) -> int:
+        """Mask updates during the ramp (every `frequency` steps, and at its last step)."""
+        return self.ramp_steps // self.frequency + (1 if self.ramp_steps % self.frequency else 0)
+
+    def describe(self) -> str:
+        return (f"{self.steps} steps ({self.epochs} epoch(s) of {self.steps_per_epoch}, {self.data_passes} pass(es) "
+                f"over the data): sparsity ramps (cubic) over {self.ramp_steps}, then {self.recovery_steps} "
+                f"recovery steps; masks every {self.frequency} steps ({self.frequency_source}), "
+                f"{self.mask_updates} updates")
+
+
+def plan_schedule(epochs: int, steps_per_pass: int, min_steps: int = MIN_STEPS, ramp: float = 0.75,
+                  frequency: Optional[int] = None) -> PruningSchedule:
+    """The pruning schedule of `epochs` passes over data of `steps_per_pass` batches.
+
+    The run has `max(epochs x steps_per_pass, min_steps)` steps (rounded up to whole epochs): a
+    small data set repeats. The sparsity ramps over the first `ramp` of them; the masks are
+    recomputed every `frequency` steps (default: about `MASK_UPDATES` times over the ramp).
+
+    Args:
+        epochs: Keras epochs (at least 1).
+        steps_per_pass: batches in one pass over the training data.
+        min_steps: the least number of steps.
+        ramp: the fraction of the steps over which the sparsity rises, in (0, 1).
+        frequency: steps between mask updates, or None to derive it from the ramp.
+
+    Returns:
+        A `PruningSchedule`.
+
+    Raises:
+        UserError: a schedule with fewer than `MIN_RECOVERY_STEPS` recovery steps or fewer than
+            `MIN_MASK_UPDATES` mask updates in its ramp, or a bad argument.
+
+    Example:
+    >>> schedule = plan_schedule(2, 8)  # 245 images in batches of 32, 2 epochs: the data repeats
+    >>> schedule.steps, schedule.ramp_steps, schedule.recovery_steps, schedule.frequency
+    (100, 75, 25, 4)
+    """
+    if not 0.0 < float(ramp) < 1.0:
+        raise UserError("--ramp", f"expected a fraction of the steps in (0, 1), got {ramp}",
+                        "e.g. 0.75: the sparsity rises over the first 3/4, the rest recovers")
+    if int(min_steps) < 1:
+        raise UserError("--min-steps", f"expected at least 1, got {min_steps}", f"the default is {MIN_STEPS}")
+    if frequency is not None and int(frequency) < 1:
+        raise UserError("--frequency", f"expected at least 1 step, got {frequency}", "or leave it out (auto)")
+    epochs = int(epochs)
+    per_epoch = max(int(steps_per_pass), math.ceil(int(min_steps) / epochs))
+    steps = per_epoch * epochs
+    ramp_steps = max(1, int(round(float(ramp) * steps)))
+    source = "auto" if frequency is None else "--frequency"
+    every = max(1, ramp_steps // MASK_UPDATES) if frequency is None else int(frequency)
+    schedule = PruningSchedule(steps, epochs, math.ceil(steps / int(steps_per_pass)), ramp_steps, every, source)
+    longer = (f"lengthen it: --epochs (now {epochs}) or --min-steps (now {min_steps}; the data repeats), "
+              "or a lower --ramp")
+    if schedule.recovery_steps < MIN_RECOVERY_STEPS:
+        raise UserError("--epochs", f"the pruning schedule is too short: {steps} steps leave "
+                        f"{schedule.recovery_steps} at the final sparsity after a ramp of {ramp_steps}, "
+                        f"expected at least {MIN_RECOVERY_STEPS} to recover", longer)
+    if schedule.mask_updates < MIN_MASK_UPDATES:
+        hint = (f"use --frequency {max(1, ramp_steps // MASK_UPDATES)} or leave it out (auto)"
+                if frequency is not None else longer)
+        raise UserError("--frequency" if frequency is not None else "--epochs",
+                        f"masks every {every} steps over a ramp of {ramp_steps} steps is {schedule.mask_updates} "
+                        f"update(s), expected at least {MIN_MASK_UPDATES} for a gradual prune", hint)
+    return schedule
 
 
 @dataclasses.dataclass
@@ -128,20 +239,22 @@ def _make_callback_class() -> Any:
         Args:
             layers: from `prunable_layers`.
             target: the final sparsity S.
-            total_steps: the optimizer steps of the fine-tuning.
-            frequency: recompute the masks every this many steps.
-            ramp: the fraction of `total_steps` over which the sparsity rises to S.
+            schedule: a `PruningSchedule` (its `ramp_steps` and `frequency`).
+
+        After training, `ramp_sparsity` is the sparsity measured over the kernels at the end of the
+        ramp and `recovery_steps_run` the optimizer steps that ran after it.
         """
 
-        def __init__(self, layers: list[Any], target: float, total_steps: int, frequency: int = 10,
-                     ramp: float = 0.75):
+        def __init__(self, layers: list[Any], target: float, schedule: PruningSchedule):
             super().__init__()
             self.layers = layers
             self.target = float(target)
-            self.ramp_steps = max(1, int(round(ramp * total_steps)))
-            self.frequency = max(1, int(frequency))
+            self.ramp_steps = int(schedule.ramp_steps)
+            self.frequency = int(schedule.frequency)
             self.step = 0
             self.sparsity = 0.0
+            self.ramp_sparsity: Optional[float] = None
+            self.recovery_steps_run = 0
             self.masks = [keras.Variable(np.ones(tuple(layer.kernel.shape), np.float32), trainable=False,
                                          name=f"{layer.name}_prune_mask") for layer in layers]
 
@@ -156,17 +269,20 @@ def _make_callback_class() -> Any:
 
         def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
             self.step += 1
-            if self.step % self.frequency == 0 or self.step == self.ramp_steps:
-                if self.step <= self.ramp_steps:
-                    self._update_masks()
+            if self.step > self.ramp_steps:
+                self.recovery_steps_run += 1
+            elif self.step % self.frequency == 0 or self.step == self.ramp_steps:
+                self._update_masks()
             self._apply()
+            if self.step == self.ramp_steps:
+                self.ramp_sparsity = sparsity_of(self.layers)[0]
 
         def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
             if logs is not None:
                 logs["sparsity"] = self.sparsity
 
         def on_train_end(self, logs: Optional[dict] = None) -> None:
-            if self.sparsity < self.target:  # a run shorter than its ramp still ends at S
+            if self.sparsity < self.target:  # a run stopped before the end of its ramp still ends at S
                 self.step = max(self.step, self.ramp_steps)
                 self._update_masks()
             self._apply()
@@ -205,6 +321,46 @@ def _plain_gzip_size(model: Any) -> int:
         return gzip_size(target)
 
 
+def _schedule_record(schedule: PruningSchedule, pruning: Any, min_steps: int) -> dict[str, Any]:
+    """pruning.json's `schedule`: the one planned, and what ran (steps, sparsity at the ramp's end)."""
+    return {"kind": "polynomial, power 3, from 0 (Zhu & Gupta 2017)", "steps": schedule.steps,
+            "min_steps": int(min_steps), "epochs": schedule.epochs, "steps_per_epoch": schedule.steps_per_epoch,
+            "data_passes": schedule.data_passes, "ramp_steps": schedule.ramp_steps,
+            "recovery_steps": schedule.recovery_steps, "frequency": schedule.frequency,
+            "frequency_source": schedule.frequency_source, "mask_updates": schedule.mask_updates,
+            "steps_run": pruning.step, "ramp_sparsity": pruning.ramp_sparsity,
+            "recovery_steps_run": pruning.recovery_steps_run}
+
+
+def val_accuracy(model: Any, dataset: Any) -> float:
+    """Top-1 accuracy of `model` over `dataset`'s batches of (images, one-hot labels).
+
+    The dense and the pruned model are both measured by this, on the same val batches.
+    """
+    correct = total = 0
+    for images, labels in dataset:
+        predicted = np.asarray(model.predict_on_batch(images)).argmax(axis=-1)
+        truth = np.asarray(labels)
+        truth = truth.argmax(axis=-1) if truth.ndim > 1 else truth
+        correct += int((predicted == truth).sum())
+        total += int(truth.shape[0])
+    return correct / total if total else float("nan")
+
+
+def _report_accuracy(before: Optional[float], after: Optional[float], sparsity: float, images: int) -> None:
+    """Print the dense -> pruned val accuracy, and a warning when it fell more than `ACCURACY_WARN_DROP`."""
+    if before is None or after is None:
+        print("prune: no val split: the accuracy before and after pruning is not measured")
+        return
+    drop = before - after
+    print(f"prune: val accuracy {before:.4f} -> {after:.4f} ({-drop * 100:+.1f} points; dense -> pruned, "
+          f"{images} val images)")
+    if drop > ACCURACY_WARN_DROP:
+        print(f"warning: pruning to sparsity {sparsity:g} cost {drop * 100:.1f} points of val accuracy "
+              f"(more than {ACCURACY_WARN_DROP * 100:g}); prune again with more --epochs (or --min-steps) "
+              "to recover, or a lower --sparsity")
+
+
 def _output_dir(source: Path, sparsity: float, out: Optional[Union[str, os.PathLike]], overwrite: bool) -> Path:
     path = Path(out).expanduser() if out is not None else source.parent / f"{source.name}-pruned-{round(sparsity * 100)}"
     if path.resolve() == source.resolve():
@@ -217,8 +373,9 @@ def _output_dir(source: Path, sparsity: float, out: Optional[Union[str, os.PathL
 
 
 def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
-          out: Optional[Union[str, os.PathLike]] = None, *, lr: Optional[float] = None, frequency: int = 10,
-          ramp: float = 0.75, bn: str = "train", overwrite: bool = False) -> PruneResult:
+          out: Optional[Union[str, os.PathLike]] = None, *, lr: Optional[float] = None,
+          frequency: Optional[int] = None, ramp: float = 0.75, min_steps: int = MIN_STEPS, bn: str = "train",
+          overwrite: bool = False) -> PruneResult:
     """Prune a finished run's model to `sparsity` while fine-tuning it, into a new run directory.
 
     Args:
@@ -227,8 +384,9 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
         epochs: fine-tuning epochs (the sparsity rises over the first `ramp` of their steps).
         out: the new run directory (default `RUN_DIR-pruned-<S in %>` beside the run).
         lr: the fine-tuning rate (default: the smallest rate of the run's phases).
-        frequency: recompute the masks every this many steps.
+        frequency: recompute the masks every this many steps (default: from the ramp's length).
         ramp: the fraction of the steps over which the sparsity rises from 0 to S.
+        min_steps: at least this many steps in all (the data repeats): see `plan_schedule`.
         bn: `train` (default): BatchNormalization learns and its statistics follow the pruned
             convolutions (momentum at most `BN_MOMENTUM` while pruning, so that they catch up within
             tens of steps; the saved layers keep their own); `frozen`: as the dense model had them. Zeroing 75% of a kernel shrinks
@@ -240,13 +398,16 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
         A `PruneResult`.
 
     Raises:
-        UserError: a sparsity outside (0, 1), no finished run, a multi-label run, `out` taken.
+        UserError: a sparsity outside (0, 1), no finished run, a multi-label run, `out` taken, a
+            schedule too short to ramp and recover (`plan_schedule`).
 
     Example:
     >>> prune("runs/pets", sparsity=1.5)  # doctest: +SKIP
     Traceback (most recent call last):
     tfft.errors.UserError: --sparsity: expected a fraction of weights in (0, 1), got 1.5 ...
     """
+    # Over 80 lines: one straight sequence (check, load, prune while fitting, write the run
+    # directory, metrics.json last), each step a few lines that read best in order.
     import keras
 
     from tfft.data import data_report, make_dataset, steps_per_epoch
@@ -290,20 +451,28 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
             layer.momentum = min(layer.momentum, BN_MOMENTUM)
     layers = prunable_layers(asm.model)
     rate = float(lr) if lr is not None else min(phase.lr for phase in resolved.phases)
-    steps = steps_per_epoch(asm.splits, "train", build.data.batch_size)
-    pruning = _make_callback_class()(layers, float(sparsity), steps * int(epochs), frequency, ramp)
+    per_pass = steps_per_epoch(asm.splits, "train", build.data.batch_size)
+    schedule = plan_schedule(int(epochs), per_pass, min_steps, ramp, frequency)
+    pruning = _make_callback_class()(layers, float(sparsity), schedule)
     asm.compile(asm.train_model, keras.optimizers.Adam(rate))
+    if schedule.steps > int(epochs) * per_pass:
+        print(f"prune: {epochs} epoch(s) of {per_pass} steps is {int(epochs) * per_pass} steps, fewer than "
+              f"{min_steps} (--min-steps): the training data repeats")
     print(f"prune: {len(layers)} Conv2D/Dense kernels ({sum(int(np.prod(l.kernel.shape)) for l in layers):,} "
-          f"weights) to sparsity {float(sparsity):g} over {epochs} epoch(s) of {steps} steps, lr {rate:g}, "
-          f"masks every {frequency} steps, BatchNorm {bn}")
+          f"weights) to sparsity {float(sparsity):g}, lr {rate:g}, BatchNorm {bn}; {schedule.describe()}")
     val = asm.dataset("val", None) if asm.has_val else None
-    history = asm.train_model.fit(asm.dataset("train", range(int(epochs))), epochs=int(epochs),
-                                  steps_per_epoch=steps, validation_data=val, callbacks=[pruning],
-                                  verbose=2, shuffle=False)
+    before = val_accuracy(asm.model, val) if val is not None else None  # the dense model, as loaded
+    history = asm.train_model.fit(asm.dataset("train", range(schedule.data_passes)), epochs=schedule.epochs,
+                                  steps_per_epoch=schedule.steps_per_epoch, validation_data=val,
+                                  callbacks=[pruning], verbose=2, shuffle=False)
     for layer, momentum in zip(norms, momenta):
         layer.momentum = momentum
     reached, per_layer = sparsity_of(layers)
-    print(f"prune: sparsity {reached:.4f} over the pruned kernels (target {float(sparsity):g})")
+    after = val_accuracy(asm.model, val) if val is not None else None  # the same images, the same way
+    at_ramp = "n/a" if pruning.ramp_sparsity is None else f"{pruning.ramp_sparsity:.4f}"
+    print(f"prune: sparsity {reached:.4f} over the pruned kernels (target {float(sparsity):g}; "
+          f"{at_ramp} at the end of the ramp, then {pruning.recovery_steps_run} recovery steps)")
+    _report_accuracy(before, after, float(sparsity), len(asm.splits.splits["val"]) if val is not None else 0)
 
     path.mkdir(parents=True, exist_ok=True)
     cfg = source_cfg.model_copy(deep=True)
@@ -327,8 +496,9 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     sizes = {"dense": _plain_gzip_size(source), "pruned": gzip_size(path / layout.MODEL)}
     write_json(path / PRUNING, {"target_sparsity": float(sparsity), "sparsity": reached, "layers": per_layer,
                                 "gzip_bytes": sizes, "source": str(run.run_dir), "epochs": int(epochs),
-                                "lr": rate, "frequency": int(frequency), "ramp": float(ramp), "bn": bn,
-                                "schedule": "polynomial, power 3, from 0"})
+                                "lr": rate, "frequency": schedule.frequency, "ramp": float(ramp), "bn": bn,
+                                "val_accuracy_before": before, "val_accuracy_after": after,
+                                "schedule": _schedule_record(schedule, pruning, min_steps)})
     metrics = {}
     for split in build.evaluate.splits:  # metrics.json last: it marks the run finished
         if split in asm.splits.splits and len(asm.splits.splits[split]) > 0:
@@ -342,4 +512,5 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     return PruneResult(path, float(sparsity), reached, per_layer, sizes, metrics)
 
 
-__all__ = ["PruneResult", "prune", "polynomial_sparsity", "magnitude_mask", "prunable_layers", "sparsity_of"]
+__all__ = ["PruneResult", "PruningSchedule", "prune", "plan_schedule", "val_accuracy", "polynomial_sparsity",
+           "magnitude_mask", "prunable_layers", "sparsity_of"]

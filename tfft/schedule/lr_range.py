@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -31,6 +31,20 @@ from tfft.schedule.phases import Phase
 SMOOTHING = 0.98
 DIVERGENCE_FACTOR = 4.0
 MIN_STEPS = 5
+DEFAULT_MAX_STEPS = 100  # fastai's num_it: a curve to read, in well under a training run
+DEFAULT_MIN_STEPS = 30  # a small data set still gets a curve (its batches repeat)
+DEFAULT_EPOCHS = 4  # the default covers this many passes over the training data, within the bounds above
+
+
+def default_steps(steps_per_epoch: int) -> int:
+    """The range test's default length: `DEFAULT_EPOCHS` passes over the data, clipped to
+    [`DEFAULT_MIN_STEPS`, `DEFAULT_MAX_STEPS`].
+
+    Example:
+    >>> default_steps(25), default_steps(2), default_steps(500)  # pets-mini (800 images / 32), tiny, large
+    (100, 30, 100)
+    """
+    return int(min(DEFAULT_MAX_STEPS, max(DEFAULT_MIN_STEPS, DEFAULT_EPOCHS * int(steps_per_epoch))))
 
 
 def exponential_rates(start_lr: float, end_lr: float, steps: int) -> np.ndarray:
@@ -116,13 +130,13 @@ def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float]) -> tuple[float, 
 def select_phase(phases: Sequence[Phase], phase: Union[int, str, None]) -> tuple[int, Phase]:
     """The phase to test: by name, by index into `schedule.phases` (from 0), or the default.
 
-    The default is the first phase that unfreezes part of the backbone (`unfreeze` other than
-    `none`), or the first phase when none does.
+    The default is the first phase (the head phase of a two-phase schedule: with a frozen
+    backbone it trains on cached features, so the test takes seconds, not a training run).
 
     Args:
         phases: the resolved phases.
         phase: a phase name, an index (an int or a string of digits, negative from the end),
-            or None for the default.
+            or None for the first phase.
 
     Returns:
         `(index, phase)`.
@@ -134,14 +148,11 @@ def select_phase(phases: Sequence[Phase], phase: Union[int, str, None]) -> tuple
     >>> from tfft.config import ScheduleConfig
     >>> from tfft.schedule.phases import resolve_phases
     >>> phases = resolve_phases(ScheduleConfig(preset="two_phase"), 5)
-    >>> [select_phase(phases, p)[1].name for p in (None, "head", 0, "-1")]
-    ['finetune', 'head', 'head', 'finetune']
+    >>> [select_phase(phases, p)[1].name for p in (None, "head", 1, "-1")]
+    ['head', 'head', 'finetune', 'finetune']
     """
     names = [p.name for p in phases]
     if phase is None:
-        for index, item in enumerate(phases):
-            if item.unfreeze != "none":
-                return index, item
         return 0, phases[0]
     text = str(phase).strip()
     if text in names:
@@ -159,13 +170,16 @@ def select_phase(phases: Sequence[Phase], phase: Union[int, str, None]) -> tuple
     return index, phases[index]
 
 
-def check_range(start_lr: float, end_lr: float, steps: int) -> None:
+def check_range(start_lr: float, end_lr: float, steps: Optional[int]) -> None:
+    """Refuse a rate range that is not increasing and positive, or fewer than `MIN_STEPS` steps
+    (None: the default, `default_steps`)."""
     if not (math.isfinite(start_lr) and start_lr > 0):
         raise UserError("--start-lr", f"expected a rate > 0, got {start_lr!r}", "e.g. 1e-7")
     if not (math.isfinite(end_lr) and end_lr > start_lr):
         raise UserError("--end-lr", f"expected a rate above --start-lr ({start_lr:g}), got {end_lr!r}", "e.g. 10")
-    if int(steps) < MIN_STEPS:
-        raise UserError("--steps", f"expected at least {MIN_STEPS} steps, got {steps}", "a few hundred, e.g. 200")
+    if steps is not None and int(steps) < MIN_STEPS:
+        raise UserError("--steps", f"expected at least {MIN_STEPS} steps, got {steps}",
+                        f"e.g. {DEFAULT_MAX_STEPS}, or leave it out (the default follows the data)")
 
 
 def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
