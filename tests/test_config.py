@@ -110,6 +110,19 @@ def test_config_show_never_imports_tensorflow_and_is_complete(tmp_path):
     assert imported == "False"
 
 
+def test_config_show_prints_block_yaml(tmp_path, cli_runner):
+    """Every key on its own line: no section printed as one `{...}` blob; short lists stay `[a, b]`."""
+    path = tmp_path / "c.yaml"
+    path.write_text("name: demo\nschedule: {phases: [{name: head, epochs: 1}]}\n")
+    result = cli_runner("config", "show", path)
+    assert result.exit_code == 0
+    assert "{" not in result.output
+    lines = result.output.splitlines()
+    assert "schedule:" in lines and "  optimizer: adam" in lines and "  image_size: [224, 224]" in lines
+    assert "  - name: head" in lines
+    assert yaml.safe_load(result.output)["schedule"]["phases"][0]["epochs"] == 1
+
+
 def test_config_show_user_error_exit_2(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data:\n  batch_sise: 3\n")

@@ -345,8 +345,22 @@ class Config(_Section):
         return _plain(self.model_dump(mode="python"))
 
     def to_yaml(self) -> str:
-        """The resolved config as YAML, defaults included."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        """The resolved config as block YAML, defaults included: one key a line, lists of scalars
+        (`image_size: [224, 224]`) on theirs."""
+        return yaml.dump(self.to_dict(), Dumper=_BlockDumper, sort_keys=False, default_flow_style=False)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Mappings as blocks (a section of scalars would otherwise be one `{...}` blob), lists of
+    scalars in flow style."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+    flow = all(not isinstance(item, (dict, list)) for item in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+_BlockDumper.add_representer(list, _represent_list)
 
 
 def _plain(value: Any) -> Any:
