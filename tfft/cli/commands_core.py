@@ -35,7 +35,7 @@ def config_group() -> None:
 @overrides_option
 def config_show(config: str, overrides: tuple[str, ...]) -> None:
     """Print the fully resolved CONFIG, defaults included, as YAML."""
-    click.echo(load_cli_config(config, overrides).to_yaml(), nl=False)
+    click.echo(load_cli_config(config, overrides, check=False).to_yaml(), nl=False)
 
 
 @click.command()

@@ -25,9 +25,9 @@ def lr_find(config: str, overrides: tuple[str, ...], phase: str | None, steps: i
 
     Prints `suggested lr: X` (the steepest descent of the smoothed loss) and the plot's path.
     """
+    cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
     from tfft.training.lr_find import find_lr
 
-    cfg = load_cli_config(config, overrides)
     find_lr(cfg, phase=phase, start_lr=start_lr, end_lr=end_lr, steps=steps, run_dir=run_dir)
 
 

@@ -176,10 +176,6 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSpli
     elif source.startswith("csv:"):
         result = _load_csv(source, data_cfg, seed, task)
     else:
-        if ":" in source.split("/")[0] and not os.path.exists(source) and len(source.split(":")[0]) > 1:
-            scheme = source.split(":")[0]
-            raise UserError("data.source", f"unknown source scheme {scheme + ':'!r} in {source!r}",
-                            "use a folder path, csv:FILE, tfds:NAME[:SPLIT] or builtin:shapes")
         result = _load_folder(source, data_cfg, seed)
     if task == "multi_label" and not result.multi_label:
         result = _as_multi_label(result)
@@ -355,13 +351,44 @@ def _hint_missing(source: str) -> str:
             f"from the current directory ({os.getcwd()})")
 
 
-def _load_folder(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+def check_source(source: str) -> None:
+    """Check that `data.source` names an existing folder or CSV manifest (or `builtin:`, `tfds:`),
+    reading no image: what `load_splits` would first refuse, before anything heavy starts.
+
+    Raises:
+        UserError: `data.source`: an unknown scheme, a missing folder or manifest, a file given as a folder.
+
+    Example:
+    >>> check_source("builtin:shapes")
+    >>> check_source("/nonexistent/photos")
+    Traceback (most recent call last):
+    ...
+    tfft.errors.UserError: data.source: folder not found: '/nonexistent/photos' (hint: ...)
+    """
+    source = source.strip()
+    if source.startswith(("builtin:", "tfds:")):
+        return
+    if source.startswith("csv:"):
+        path = Path(source[len("csv:"):]).expanduser()
+        if not path.is_file():
+            raise UserError("data.source", f"CSV manifest not found: {str(path)!r}",
+                            "write csv:path/to/manifest.csv with a header line `path,label[,split]`")
+        return
+    if ":" in source.split("/")[0] and not os.path.exists(source) and len(source.split(":")[0]) > 1:
+        scheme = source.split(":")[0]
+        raise UserError("data.source", f"unknown source scheme {scheme + ':'!r} in {source!r}",
+                        "use a folder path, csv:FILE, tfds:NAME[:SPLIT] or builtin:shapes")
     root = Path(source).expanduser()
     if not root.exists():
         raise UserError("data.source", f"folder not found: {source!r}", _hint_missing(source))
     if not root.is_dir():
         raise UserError("data.source", f"expected a folder of class subfolders, got the file {source!r}",
                         "for a manifest write csv:" + source if source.endswith(".csv") else _hint_missing(source))
+
+
+def _load_folder(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+    check_source(source)
+    root = Path(source).expanduser()
     folders = {s: root / s for s in SPLIT_NAMES if (root / s).is_dir()}
     per_split: dict[str, dict[str, list[str]]]
     if "train" in folders:
@@ -469,10 +496,8 @@ def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict
 
 
 def _load_csv(source: str, data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSplits:
+    check_source(source)
     path = Path(source[len("csv:"):]).expanduser()
-    if not path.is_file():
-        raise UserError("data.source", f"CSV manifest not found: {str(path)!r}",
-                        "write csv:path/to/manifest.csv with a header line `path,label[,split]`")
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]

@@ -26,6 +26,7 @@ from tfft.reporting.plots import plot_curves
 from tfft.reporting.report import write_report
 from tfft.training import process_state, rundir
 from tfft.training.assembly import ResolvedRun, resolve
+from tfft.training.preflight import check_config
 
 # Keys a resumed run may change; everything else must match the interrupted run's config.
 _RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
@@ -114,6 +115,7 @@ def train(
     from tfft.training import distribute
 
     cfg = load_config(config)
+    check_config(cfg)  # missing paths, too-small images: refused before TensorFlow starts
     # Before `resolve`: loading a `keras:` backbone starts TensorFlow, after which virtual CPUs
     # and a MultiWorkerMirroredStrategy's collective ops can no longer be configured.
     strategy = distribute.make_strategy(cfg.distribute)
@@ -126,8 +128,12 @@ def train(
     if resume:
         _check_resumable(load_config(path / layout.CONFIG), cfg)
     command = f"tfft train {path / layout.CONFIG} --run-dir {path} --resume"
+    made = rundir.folders_to_make(path) if distribute.is_chief_task() and not resume else None
     try:
         return _Run(resolved, strategy, path, resume, list(callbacks or []), feature_store).execute()
+    except UserError:  # refused during set-up (no images in a class...): no half-made run directory
+        rundir.discard_unstarted(path, made)
+        raise
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except OSError as exc:
