@@ -7,9 +7,9 @@ files, and splits them into train / val / test. Everything is deterministic in `
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
-import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +154,7 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSpli
             stratified per label (`tfft.data.stratify`).
 
     Returns:
-        A `DataSplits`. Unreadable files are in `.skipped` (and printed once to stderr).
+        A `DataSplits`. Unreadable files are in `.skipped` (and in a warning of the `tfft` logger).
 
     Raises:
         UserError: a missing source, an unknown scheme, mismatched train/val classes.
@@ -179,7 +179,7 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSpli
         result = _load_folder(source, data_cfg, seed)
     if task == "multi_label" and not result.multi_label:
         result = _as_multi_label(result)
-    _report_skipped(result.skipped)
+    _report_skipped(result.skipped, source)
     if data_cfg.fold_file is not None:
         result = apply_folds(result, data_cfg.fold_file, int(data_cfg.fold))
     return result
@@ -282,15 +282,17 @@ def _as_multi_label(splits: DataSplits) -> DataSplits:
     return splits
 
 
-def _report_skipped(skipped: list[dict[str, str]]) -> None:
+def _report_skipped(skipped: list[dict[str, str]], source: str) -> None:
+    """Warn of the unreadable files (through the `tfft` logger: a command shows it once, however
+    often its folds read the source; a run also lists them in its data_report.json)."""
     if not skipped:
         return
-    lines = [f"warning: skipped {len(skipped)} unreadable file(s) (listed in data_report.json):"]
+    lines = [f"warning: skipped {len(skipped)} unreadable file(s):"]
     for item in skipped[:MAX_SKIPPED_PRINTED]:
         lines.append(f"  {item['path']}: {item['reason']}")
     if len(skipped) > MAX_SKIPPED_PRINTED:
-        lines.append(f"  ... and {len(skipped) - MAX_SKIPPED_PRINTED} more")
-    print("\n".join(lines), file=sys.stderr)
+        lines.append(f"  ... and {len(skipped) - MAX_SKIPPED_PRINTED} more (`tfft data check {source}` lists them all)")
+    logging.getLogger(__name__).warning("\n".join(lines))
 
 
 # -- folders -------------------------------------------------------------------------------------
