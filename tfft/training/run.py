@@ -278,13 +278,13 @@ class _Run:
         print(f"feature cache: {decision.reason}")
         if not decision.use:
             return None
-        print(f"feature cache: caching {feature_cache.describe_point(self.model)}")
+        feature_cache.log.info("feature cache: caching %s", feature_cache.describe_point(self.model))
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model, logits=teacher is not None)
         from tfft.training.feature_store import open_store
 
         if teacher is not None:
-            print("feature cache: the teacher's logits are cached beside the features (one pass)")
+            feature_cache.log.info("feature cache: the teacher's logits are cached beside the features (one pass)")
 
         disk = open_store(perf.feature_store, perf.feature_store_max_gb)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
@@ -549,7 +549,8 @@ class _Run:
     def execute(self) -> TrainResult:
         started = time.time()
         self._setup()
-        with process_state.run_state(self.cfg.seed, self.cfg.training.deterministic, self.precision):
+        with process_state.run_log(self.path / layout.RUN_LOG), \
+                process_state.run_state(self.cfg.seed, self.cfg.training.deterministic, self.precision):
             self._assemble()
             self._run_phases()
             metrics = self._finish()

@@ -59,7 +59,7 @@ def choose_run_dir(runs_dir: str, name: str, run_dir: str | None, resume: bool, 
 
 
 # What a run writes before its first epoch: a start refused then leaves only these behind.
-SETUP_FILES = (layout.CONFIG, layout.ENVIRONMENT, layout.LABELS, layout.DATA_REPORT)
+SETUP_FILES = (layout.CONFIG, layout.ENVIRONMENT, layout.LABELS, layout.DATA_REPORT, layout.RUN_LOG)
 
 
 def folders_to_make(path: Path) -> Optional[list[Path]]:
