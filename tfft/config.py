@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import typing
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -21,6 +20,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tfft.config_messages import user_error
 from tfft.errors import UserError, did_you_mean
 
 UNFREEZE_PATTERN = re.compile(r"^(none|all|top:[1-9][0-9]*|from:.+)$")
@@ -459,121 +459,6 @@ def set_key(raw: dict[str, Any], key: str, value: Any, label: Optional[str] = No
         raise UserError(label, f"{last!r} is not inside a mapping")
 
 
-def _loc_to_key(loc: tuple[Any, ...]) -> str:
-    key = ""
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-        elif str(part).startswith(("function-", "literal[", "tuple[", "list[", "union[")):
-            continue
-        else:
-            key += ("." if key else "") + str(part)
-    return key or "config"
-
-
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            break
-        annotation = field.annotation
-        for candidate in getattr(annotation, "__args__", ()) + (annotation,):
-            inner = getattr(candidate, "__args__", ())
-            for sub in (candidate,) + tuple(inner):
-                if isinstance(sub, type) and issubclass(sub, BaseModel):
-                    model = sub
-                    break
-    return list(getattr(model, "model_fields", {}))
-
-
-# Hints for the common mistakes, by the key's last part (or the whole key): what to do instead.
-_HINTS = {
-    "schedule.finetune_epochs": "use schedule.preset: feature_extraction to train the head only",
-    "schedule.head_epochs": "use schedule.preset: full to train every layer from the first epoch",
-    "epochs": "at least 1; to drop a phase, leave it out of schedule.phases",
-    "lr": "a rate such as 1e-3 for a new head or 1e-4 for fine-tuning; `tfft lr-find CONFIG` suggests one",
-    "batch_size": "a positive integer such as 32",
-    "image_size": "two integers [height, width], e.g. [224, 224]",
-    "val_split": "a fraction of the images, e.g. 0.2; 0 holds out none (no validation)",
-    "test_split": "a fraction of the images, e.g. 0.1; 0 holds out none",
-}
-_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-
-
-def _field_at(loc: tuple[Any, ...]) -> Any:
-    """The pydantic FieldInfo at a validation error's location (None when it is not a field)."""
-    model: Any = Config
-    field = None
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        model = next((sub for sub in (field.annotation, *getattr(field.annotation, "__args__", ()))
-                      for sub in (sub, *getattr(sub, "__args__", ()))
-                      if isinstance(sub, type) and issubclass(sub, BaseModel)), None)
-    return field
-
-
-def _expected(error: dict[str, Any], field: Any) -> str:
-    """What a value at the error's location must be, in words."""
-    kind, ctx = error["type"], error.get("ctx") or {}
-    number = "an integer" if field is not None and int in (field.annotation, *getattr(field.annotation, "__args__", ())) \
-        else "a number"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        bounds = [f"{sign} {getattr(m, name):g}" for m in (field.metadata if field is not None else ())
-                  for name, sign in _BOUNDS if hasattr(m, name)]
-        return f"{number} {' and '.join(bounds) or ' '.join(f'{sign} {ctx[n]:g}' for n, sign in _BOUNDS if n in ctx)}"
-    if kind == "literal_error":
-        return "one of " + ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
-    if kind.startswith("int_"):
-        return "an integer"
-    if kind.startswith("float_"):
-        return "a number"
-    if kind.startswith("bool_"):
-        return "true or false"
-    if kind in ("tuple_type", "too_long", "too_short", "list_type") or (kind == "missing" and isinstance(error["loc"][-1], int)):
-        items = typing.get_args(field.annotation) if field is not None and typing.get_origin(field.annotation) is tuple else ()
-        return f"a list of {len(items)} items" if items and Ellipsis not in items else "a list"
-    if kind == "missing":
-        return "a value (this key is required)"
-    return error["msg"].removeprefix("Value error, ")
-
-
-def _user_error(exc: pydantic.ValidationError) -> UserError:
-    """The first of pydantic's errors as a `UserError`: the key, what was received and expected, a hint."""
-    error = exc.errors()[0]
-    loc = tuple(error["loc"])
-    key = _loc_to_key(loc)
-    received = error.get("input")
-    if error["type"] == "extra_forbidden":
-        hint = did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
-        return UserError(key, "unknown key", hint or f"valid keys here: {', '.join(_fields_at(loc[:-1]))}")
-    if error["type"] in ("missing", "too_short") and loc and isinstance(loc[-1], int):
-        loc = loc[:-1]  # image_size: [224] is short of its second item; name the key, not the index
-        key = _loc_to_key(loc)
-    if error["type"] in ("value_error", "assertion_error"):
-        message = error["msg"].removeprefix("Value error, ")
-    else:
-        shown = received if not isinstance(received, dict) else None
-        message = f"expected {_expected(error, _field_at(loc))}" + (f", got {shown!r}" if shown is not None else "")
-    hint = _HINTS.get(key) or _HINTS.get(key.rsplit(".", 1)[-1].split("[")[0])
-    if error["type"] == "literal_error":
-        if isinstance(received, bool):
-            hint = "YAML reads on/off/yes/no as true/false: quote the word, e.g. 'off'"
-        else:
-            choices = re.findall(r"'([^']*)'", (error.get("ctx") or {}).get("expected", ""))
-            hint = did_you_mean(str(received), choices) or hint
-    more = len(exc.errors()) - 1
-    if more:
-        hint = (hint + "; " if hint else "") + f"{more} more problem(s) after this one"
-    return UserError(key, message, hint)
-
-
 def _load_raw(source: Union[str, os.PathLike, dict, None]) -> tuple[dict[str, Any], Optional[Path]]:
     if source is None:
         return {}, None
@@ -632,7 +517,7 @@ def load_config(
     try:
         config = Config.model_validate(raw)
     except pydantic.ValidationError as exc:
-        raise _user_error(exc) from None
+        raise user_error(exc, Config) from None
     if path is not None:
         config = _resolve_relative_paths(config, path.parent)
     return config
