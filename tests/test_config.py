@@ -56,7 +56,7 @@ def test_set_list_index():
 @pytest.mark.parametrize("raw, where, needle", [
     ({"data": {"batch_sise": 3}}, "data.batch_sise", "did you mean batch_size"),
     ({"modle": {}}, "modle", "did you mean model"),
-    ({"data": {"batch_size": -3}}, "data.batch_size", "greater than 0"),
+    ({"data": {"batch_size": -3}}, "data.batch_size", "expected an integer > 0, got -3"),
     ({"data": {"batch_size": "many"}}, "data.batch_size", "'many'"),
     ({"model": {"backbone": "resnet5"}}, "model.backbone", "did you mean resnet50"),
     ({"schedule": {"phases": [{"name": "x", "epochs": 1, "unfreeze": "top:x"}]}}, "schedule.phases[0].unfreeze", "top:N"),
@@ -110,6 +110,46 @@ def test_config_show_never_imports_tensorflow_and_is_complete(tmp_path):
     shown = yaml.safe_load("\n".join(shown_lines))
     assert shown["name"] == "demo" and shown["data"]["batch_size"] == 8
     assert imported == "False"
+
+
+def test_config_show_prints_block_yaml(tmp_path, cli_runner):
+    """Every key on its own line: no section printed as one `{...}` blob; short lists stay `[a, b]`."""
+    path = tmp_path / "c.yaml"
+    path.write_text("name: demo\nschedule: {phases: [{name: head, epochs: 1}]}\n")
+    result = cli_runner("config", "show", path)
+    assert result.exit_code == 0
+    assert "{" not in result.output
+    lines = result.output.splitlines()
+    assert "schedule:" in lines and "  optimizer: adam" in lines and "  image_size: [224, 224]" in lines
+    assert "  - name: head" in lines
+    assert yaml.safe_load(result.output)["schedule"]["phases"][0]["epochs"] == 1
+
+
+@pytest.mark.parametrize("override, line", [
+    ("schedule.finetune_epochs=0", "error: schedule.finetune_epochs: expected an integer >= 1, got 0 "
+                                   "(hint: use schedule.preset: feature_extraction to train the head only)"),
+    ("schedule.epochs=-2", "error: schedule.epochs: expected an integer >= 1, got -2"),
+    ("schedule.lr=0", "error: schedule.lr: expected a number > 0, got 0 (hint: a rate such as 1e-3"),
+    ("data.batch_size=0", "error: data.batch_size: expected an integer > 0, got 0 (hint: a positive integer"),
+    ("data.image_size=[224]", "error: data.image_size: expected a list of 2 items, got [224] (hint: two integers"),
+    ("data.val_split=1.5", "error: data.val_split: expected a number >= 0 and < 1, got 1.5 (hint: a fraction"),
+    ("schedule.preset=twophase", "error: schedule.preset: expected one of feature_extraction, full, two_phase, "
+                                 "gradual, got 'twophase' (hint: did you mean two_phase?)"),
+    ("schedule.optimizer=adm", "error: schedule.optimizer: expected one of adam, adamw, sgd, rmsprop, got 'adm' "
+                               "(hint: did you mean adam?)"),
+    ("schedule.bn=off", "error: schedule.bn: expected one of auto, frozen, train, got False (hint: YAML reads "
+                        "on/off/yes/no as true/false"),
+])
+def test_validation_errors_say_what_to_do(tmp_path, cli_runner, override, line):
+    """pydantic's wording ("Input should be greater than or equal to 1") becomes the key, what was
+    expected and received, and a hint; one line, exit 2, no traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text("name: demo\n")
+    result = cli_runner("config", "show", path, "--set", override)
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith(line), result.output
+    assert "Traceback" not in result.output and "Input should" not in result.output
 
 
 def test_config_show_user_error_exit_2(tmp_path):

@@ -188,7 +188,7 @@ class BackboneSpec:
         import keras
 
         shape = self.check_size(input_shape or (self.default_size, self.default_size, 3))
-        path = _weights_path(weights)
+        path = weights_path(weights)
         if self.builder is not None:
             model = self.builder(shape)
             if weights == "imagenet":
@@ -354,7 +354,7 @@ class KerasFileSpec(BackboneSpec):
                         f"got {shape[0]}x{shape[1]}",
                         f"set data.image_size: {[self.input_shape[0], self.input_shape[1]]}",
                     )
-        path = _weights_path(weights)
+        path = weights_path(weights)
         model = self._load_cut()
         if weights is None:
             model = keras.models.clone_model(model)  # fresh initialisation, same layer names
@@ -695,6 +695,28 @@ def _last_4d_layer(model: "keras.Model") -> Optional[str]:
     return name
 
 
+def keras_model_file(path_spec: str) -> tuple[Path, str]:
+    """The file and the layer name (or "") of `keras:PATH[#LAYER]`, checked to exist (no TensorFlow).
+
+    Raises:
+        UserError: `model.backbone` when the file is missing.
+
+    Example:
+    >>> keras_model_file("keras:/nonexistent.keras")
+    Traceback (most recent call last):
+    ...
+    tfft.errors.UserError: model.backbone: saved model not found: /nonexistent.keras (hint: ...)
+    """
+    text = path_spec[len(KERAS_PREFIX):] if path_spec.startswith(KERAS_PREFIX) else path_spec
+    path, _, layer = text.partition("#")
+    file = Path(path).expanduser()
+    if not path or not file.is_file():
+        raise UserError("model.backbone", f"saved model not found: {path or '(empty path)'}",
+                        "write keras:path/to/model.keras[#layer_name]; relative paths start "
+                        f"in {os.getcwd()}")
+    return file, layer
+
+
 def spec_for_keras_model(path_spec: str) -> KerasFileSpec:
     """A backbone spec for a user's saved model: `keras:path/to/model.keras[#layer_name]`.
 
@@ -718,13 +740,9 @@ def spec_for_keras_model(path_spec: str) -> KerasFileSpec:
     """
     import keras
 
+    file, layer = keras_model_file(path_spec)
     text = path_spec[len(KERAS_PREFIX):] if path_spec.startswith(KERAS_PREFIX) else path_spec
-    path, _, layer = text.partition("#")
-    file = Path(path).expanduser()
-    if not path or not file.is_file():
-        raise UserError("model.backbone", f"saved model not found: {path or '(empty path)'}",
-                        "write keras:path/to/model.keras[#layer_name]; relative paths start "
-                        f"in {os.getcwd()}")
+    path = text.partition("#")[0]
     model = load_saved_model(file, "model.backbone", "save it with model.save('model.keras') using built-in layers")
     layer_names = [lay.name for lay in model.layers]
     if not layer:
@@ -809,7 +827,8 @@ def safe_model_name(text: str) -> str:
 # ---------------------------------------------------------------- weights
 
 
-def _weights_path(weights: Union[None, str, os.PathLike]) -> Optional[Path]:
+def weights_path(weights: Union[None, str, os.PathLike]) -> Optional[Path]:
+    """The weights file `model.weights` names, checked to exist; None for `imagenet` or null."""
     if weights is None or weights == "imagenet":
         return None
     path = Path(weights).expanduser()

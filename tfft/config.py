@@ -20,6 +20,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tfft.config_messages import user_error
 from tfft.errors import UserError, did_you_mean
 
 UNFREEZE_PATTERN = re.compile(r"^(none|all|top:[1-9][0-9]*|from:.+)$")
@@ -76,7 +77,8 @@ class DataConfig(_Section):
     @model_validator(mode="after")
     def _splits(self) -> "DataConfig":
         if self.val_split + self.test_split >= 1.0:
-            raise ValueError("val_split + test_split must leave some images for training")
+            raise ValueError(f"val_split {self.val_split:g} + test_split {self.test_split:g} leaves no images "
+                             "for training: keep their sum below 1, e.g. val_split: 0.2, test_split: 0.1")
         if (self.fold_file is None) != (self.fold is None):
             raise ValueError("data.fold_file and data.fold go together: give both (a fold of a "
                              "cross-validation) or neither")
@@ -345,8 +347,22 @@ class Config(_Section):
         return _plain(self.model_dump(mode="python"))
 
     def to_yaml(self) -> str:
-        """The resolved config as YAML, defaults included."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        """The resolved config as block YAML, defaults included: one key a line, lists of scalars
+        (`image_size: [224, 224]`) on theirs."""
+        return yaml.dump(self.to_dict(), Dumper=_BlockDumper, sort_keys=False, default_flow_style=False)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Mappings as blocks (a section of scalars would otherwise be one `{...}` blob), lists of
+    scalars in flow style."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+    flow = all(not isinstance(item, (dict, list)) for item in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+_BlockDumper.add_representer(list, _represent_list)
 
 
 def _plain(value: Any) -> Any:
@@ -443,58 +459,6 @@ def set_key(raw: dict[str, Any], key: str, value: Any, label: Optional[str] = No
         raise UserError(label, f"{last!r} is not inside a mapping")
 
 
-def _loc_to_key(loc: tuple[Any, ...]) -> str:
-    key = ""
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-        elif str(part).startswith(("function-", "literal[", "tuple[", "list[", "union[")):
-            continue
-        else:
-            key += ("." if key else "") + str(part)
-    return key or "config"
-
-
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            break
-        annotation = field.annotation
-        for candidate in getattr(annotation, "__args__", ()) + (annotation,):
-            inner = getattr(candidate, "__args__", ())
-            for sub in (candidate,) + tuple(inner):
-                if isinstance(sub, type) and issubclass(sub, BaseModel):
-                    model = sub
-                    break
-    return list(getattr(model, "model_fields", {}))
-
-
-def _user_error(exc: pydantic.ValidationError) -> UserError:
-    error = exc.errors()[0]
-    loc = tuple(error["loc"])
-    key = _loc_to_key(loc)
-    received = error.get("input")
-    if error["type"] == "extra_forbidden":
-        hint = did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
-        return UserError(key, "unknown key", hint or f"valid keys here: {', '.join(_fields_at(loc[:-1]))}")
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] not in ("value_error", "assertion_error") and not isinstance(received, dict):
-        message += f", got {received!r}"
-    hint = None
-    if key.endswith("batch_size"):
-        hint = "a positive integer such as 32"
-    elif key.endswith("image_size"):
-        hint = "two integers, e.g. [224, 224]"
-    more = len(exc.errors()) - 1
-    if more:
-        hint = (hint + "; " if hint else "") + f"{more} more problem(s) after this one"
-    return UserError(key, message, hint)
-
-
 def _load_raw(source: Union[str, os.PathLike, dict, None]) -> tuple[dict[str, Any], Optional[Path]]:
     if source is None:
         return {}, None
@@ -553,7 +517,7 @@ def load_config(
     try:
         config = Config.model_validate(raw)
     except pydantic.ValidationError as exc:
-        raise _user_error(exc) from None
+        raise user_error(exc, Config) from None
     return _resolve_relative_paths(config, path.parent if path is not None else None)
 
 

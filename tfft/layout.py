@@ -23,6 +23,7 @@ DATA_REPORT = "data_report.json"
 CONFUSION_MATRIX = "confusion_matrix.png"
 CURVES = "curves.png"
 ENVIRONMENT = "environment.json"
+RUN_LOG = "run.log"  # the details of the run (the `tfft` logger's records: `tfft --verbose` shows them)
 REPORT = "report.md"
 CHECKPOINTS = "checkpoints"
 CHECKPOINT = f"{CHECKPOINTS}/last.npz"  # the resumable checkpoint (tfft.training.checkpoint)

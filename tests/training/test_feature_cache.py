@@ -115,8 +115,8 @@ def test_cache_progress_in_a_log_file_is_plain_lines(capsys):
     cache.fill_val(data, 10)
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\r" not in out and "\b" not in out
-    assert out.splitlines()[0] == "feature cache: val"
-    assert out.splitlines()[-1].startswith("feature cache: val: 10/10 images in ")
+    assert out.splitlines()[0] == "computing backbone features once (10 val images)"
+    assert out.splitlines()[-1].startswith("computing backbone features once (10 val images): 10/10 in ")
     assert cache.val[0].shape == (10, 3)
 
 
@@ -149,12 +149,16 @@ def test_cached_phases_train_what_the_full_model_trains(tmp_path, capsys):
     cached, cached_rows = _run(tmp_path, "cached", "auto", backbone="mobilenet")
     out = capsys.readouterr().out
     assert out.count("feature cache: on") == 2, out
-    assert "caching the pooled backbone features" in out
-    assert "caching the frozen backbone's activations entering conv_dw_12" in out
     # one pass of the frozen bottom serves both phases: the head's features derive from it
-    starts = [line for line in out.splitlines() if line.startswith("feature cache: the frozen bottom up to")]
-    assert len([line for line in starts if line.endswith("of each image)")]) == 1, starts  # title lines
-    assert "reusing the activations entering conv_dw_12 from the previous phase" in out
+    starts = [line for line in out.splitlines() if line.startswith("computing backbone features once (")]
+    assert [line for line in starts if ":" not in line] == ["computing backbone features once (48 images)",
+                                                            "computing backbone features once (16 val images)"]
+    assert "reusing the backbone features of the previous phase" in out
+    # The details (layer names) are in the run's log (and `tfft --verbose`), not on the console.
+    log = (tmp_path / "cached" / "run.log").read_text()
+    for detail in ("caching the pooled backbone features", "caching the frozen backbone's activations entering "
+                   "conv_dw_12", "reusing the activations entering conv_dw_12 from the previous phase"):
+        assert detail in log and detail not in out
     plain, plain_rows = _run(tmp_path, "plain", "off", backbone="mobilenet")
     assert [r["phase"] for r in cached_rows] == ["head"] * 2 + ["finetune"]
     for a, b in zip(cached_rows, plain_rows):

@@ -78,6 +78,9 @@ def test_user_mistake_exit_2(tmp_path, name, cli_runner):
     assert len(lines) == 1, result.output
     assert needle in lines[0], lines[0]
     assert "Traceback" not in result.output
+    # Refused before the first epoch (by the pre-TensorFlow check or while reading the data): no
+    # half-made run directory is left behind.
+    assert not (tmp_path / "run").exists()
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -22,10 +22,10 @@ def augment_group() -> None:
 @click.option("--seed", default=None, type=int, help="Augmentation seed (default: the config's seed).")
 def preview(config: str, overrides: tuple[str, ...], out_path: str, per_class: int, seed: int | None) -> None:
     """Write a grid of CONFIG's train images, one row per class: the original, then augmented copies."""
+    cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
     from tfft.training.preview import preview_augmentation
 
-    path, description = preview_augmentation(load_cli_config(config, overrides), out_path,
-                                             per_class=per_class, seed=seed)
+    path, description = preview_augmentation(cfg, out_path, per_class=per_class, seed=seed)
     click.echo(description)
     click.echo(f"wrote {path}")
 

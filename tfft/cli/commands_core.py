@@ -7,6 +7,7 @@ import json
 import click
 
 from tfft.cli.options import config_argument, load_cli_config, overrides_option
+from tfft.cli.runtime import device_line
 
 
 @click.command()
@@ -19,6 +20,7 @@ from tfft.cli.options import config_argument, load_cli_config, overrides_option
 def train(config: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool, overwrite: bool) -> None:
     """Train a classifier as CONFIG says; prints `run dir: PATH` last."""
     cfg = load_cli_config(config, overrides)
+    click.echo(device_line())
     from tfft.training.run import train as run_train
 
     result = run_train(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite)
@@ -35,7 +37,7 @@ def config_group() -> None:
 @overrides_option
 def config_show(config: str, overrides: tuple[str, ...]) -> None:
     """Print the fully resolved CONFIG, defaults included, as YAML."""
-    click.echo(load_cli_config(config, overrides).to_yaml(), nl=False)
+    click.echo(load_cli_config(config, overrides, check=False).to_yaml(), nl=False)
 
 
 @click.command()

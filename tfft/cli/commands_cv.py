@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tfft.cli.options import config_argument, load_cli_config, overrides_option
+from tfft.cli.runtime import device_line
 
 
 @click.command("cv")
@@ -19,10 +20,11 @@ def cv(config: str, folds: int, overrides: tuple[str, ...], run_dir: str | None,
        ensemble: bool) -> None:
     """Stratified (per label for multi-label data), grouped K-fold cross-validation of CONFIG's train+val
     images; prints `run dir: DIR` last."""
+    cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
+    click.echo(device_line())
     from tfft.studies.cv import cv as run_cv
 
-    result = run_cv(load_cli_config(config, overrides), folds=folds, run_dir=run_dir,
-                    resume=resume, ensemble=ensemble)
+    result = run_cv(cfg, folds=folds, run_dir=run_dir, resume=resume, ensemble=ensemble)
     click.echo(f"run dir: {result.run_dir}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tfft.cli.options import config_argument, load_cli_config, overrides_option
+from tfft.cli.runtime import device_line
 
 
 @click.command("lr-find")
@@ -26,9 +27,10 @@ def lr_find(config: str, overrides: tuple[str, ...], phase: str | None, steps: i
 
     Prints `suggested lr: X` (the steepest descent of the smoothed loss) and the plot's path.
     """
+    cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
+    click.echo(device_line())
     from tfft.training.lr_find import find_lr
 
-    cfg = load_cli_config(config, overrides)
     find_lr(cfg, phase=phase, start_lr=start_lr, end_lr=end_lr, steps=steps, run_dir=run_dir)
 
 

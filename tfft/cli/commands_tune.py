@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tfft.cli.options import config_argument, load_cli_config, overrides_option
+from tfft.cli.runtime import device_line
 
 
 @click.command()
@@ -32,9 +33,10 @@ from tfft.cli.options import config_argument, load_cli_config, overrides_option
 def tune(config: str, space: str, trials: int, storage: str | None, study: str | None, run_dir: str | None,
          metric: str | None, keep: int | None, pruner: str, heartbeat: int | None, overrides: tuple[str, ...], verbose: bool) -> None:
     """Search SPACE around CONFIG with Optuna until the study has N finished trials; prints `run dir: DIR` last."""
+    cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
+    click.echo(device_line())
     from tfft.studies.tune import tune as run_tune
 
-    cfg = load_cli_config(config, overrides)
     result = run_tune(cfg, space, trials, storage=storage, study=study, run_dir=run_dir, metric=metric,
                       keep=keep, pruner=pruner, verbose=verbose, heartbeat=heartbeat)
     if result.best_config is not None:

@@ -13,10 +13,8 @@ import traceback
 
 import click
 
+from tfft.cli.runtime import command_runtime
 from tfft.errors import TrainingInterrupted, UserError
-
-# TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) buries the progress lines.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 class _Group(click.Group):
@@ -25,7 +23,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         debug = ctx.params.get("debug") or os.environ.get("TFFT_DEBUG") == "1"
         try:
-            return super().invoke(ctx)
+            # TensorFlow's start-up chatter hidden (unless --debug), each warning once.
+            with command_runtime(debug=debug, verbose=bool(ctx.params.get("verbose"))):
+                return super().invoke(ctx)
         except UserError as exc:
             if debug:
                 traceback.print_exc()
@@ -51,9 +51,11 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for every error.")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for every error, and TensorFlow's own log lines.")
+@click.option("--verbose", is_flag=True, help="Show the details of the work (also in a run's run.log) and "
+                                              "TensorFlow's warnings.")
 @click.version_option(package_name="tfft")
-def cli(debug: bool) -> None:
+def cli(debug: bool, verbose: bool) -> None:
     """tfft: fine-tune pretrained keras.applications image models from a YAML file."""
     if debug:
         os.environ["TFFT_DEBUG"] = "1"

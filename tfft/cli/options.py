@@ -11,8 +11,16 @@ overrides_option = click.option(
     help="Override a config key, e.g. --set data.batch_size=16 (repeatable).")
 
 
-def load_cli_config(config: str, overrides: tuple[str, ...]):
-    """CONFIG with its `--set` overrides, validated (`tfft.config.load_config`)."""
-    from tfft.config import load_config
+def load_cli_config(config: str, overrides: tuple[str, ...], check: bool = True):
+    """CONFIG with its `--set` overrides, validated (`tfft.config.load_config`).
 
-    return load_config(config, overrides=list(overrides))
+    With `check`, its paths and sizes are checked too (`tfft.training.preflight.check_config`):
+    a missing data folder is refused in a second, before TensorFlow is imported.
+    """
+    from tfft.config import load_config
+    from tfft.training.preflight import check_config
+
+    cfg = load_config(config, overrides=list(overrides))
+    if check:
+        check_config(cfg)
+    return cfg

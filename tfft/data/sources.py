@@ -7,9 +7,9 @@ files, and splits them into train / val / test. Everything is deterministic in `
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
-import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +163,7 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto", *, echo: bo
         echo: print skipped files and findings to stderr (`tfft data check` reports them itself).
 
     Returns:
-        A `DataSplits`. Unreadable files are in `.skipped` (and printed once to stderr).
+        A `DataSplits`. Unreadable files are in `.skipped` (and in a warning of the `tfft` logger).
 
     Raises:
         UserError: a missing source, an unknown scheme, mismatched train/val classes.
@@ -187,17 +187,13 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto", *, echo: bo
     elif source.startswith("csv:"):
         result = _load_csv(source, data_cfg, seed, task)
     else:
-        if ":" in source.split("/")[0] and not os.path.exists(source) and len(source.split(":")[0]) > 1:
-            scheme = source.split(":")[0]
-            raise UserError("data.source", f"unknown source scheme {scheme + ':'!r} in {source!r}",
-                            "use a folder path, csv:FILE, tfds:NAME[:SPLIT] or builtin:shapes")
         result = _load_folder(source, data_cfg, seed)
     if task == "multi_label" and not result.multi_label:
         result = _as_multi_label(result)
     if echo:
-        _report_skipped(result.skipped)
+        _report_skipped(result.skipped, source)
         for finding in result.findings:
-            print(f"warning: {finding['message']}", file=sys.stderr)
+            logging.getLogger(__name__).warning(f"warning: {finding['message']}")
     if data_cfg.fold_file is not None:
         result = apply_folds(result, data_cfg.fold_file, int(data_cfg.fold))
     return result
@@ -300,15 +296,17 @@ def _as_multi_label(splits: DataSplits) -> DataSplits:
     return splits
 
 
-def _report_skipped(skipped: list[dict[str, str]]) -> None:
+def _report_skipped(skipped: list[dict[str, str]], source: str) -> None:
+    """Warn of the unreadable files (through the `tfft` logger: a command shows it once, however
+    often its folds read the source; a run also lists them in its data_report.json)."""
     if not skipped:
         return
-    lines = [f"warning: skipped {len(skipped)} unreadable file(s) (listed in data_report.json):"]
+    lines = [f"warning: skipped {len(skipped)} unreadable file(s):"]
     for item in skipped[:MAX_SKIPPED_PRINTED]:
         lines.append(f"  {item['path']}: {item['reason']}")
     if len(skipped) > MAX_SKIPPED_PRINTED:
-        lines.append(f"  ... and {len(skipped) - MAX_SKIPPED_PRINTED} more")
-    print("\n".join(lines), file=sys.stderr)
+        lines.append(f"  ... and {len(skipped) - MAX_SKIPPED_PRINTED} more (`tfft data check {source}` lists them all)")
+    logging.getLogger(__name__).warning("\n".join(lines))
 
 
 # -- folders -------------------------------------------------------------------------------------
@@ -364,13 +362,44 @@ def _hint_missing(source: str) -> str:
             f"from the current directory ({os.getcwd()})")
 
 
-def _load_folder(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+def check_source(source: str) -> None:
+    """Check that `data.source` names an existing folder or CSV manifest (or `builtin:`, `tfds:`),
+    reading no image: what `load_splits` would first refuse, before anything heavy starts.
+
+    Raises:
+        UserError: `data.source`: an unknown scheme, a missing folder or manifest, a file given as a folder.
+
+    Example:
+    >>> check_source("builtin:shapes")
+    >>> check_source("/nonexistent/photos")
+    Traceback (most recent call last):
+    ...
+    tfft.errors.UserError: data.source: folder not found: '/nonexistent/photos' (hint: ...)
+    """
+    source = source.strip()
+    if source.startswith(("builtin:", "tfds:")):
+        return
+    if source.startswith("csv:"):
+        path = Path(source[len("csv:"):]).expanduser()
+        if not path.is_file():
+            raise UserError("data.source", f"CSV manifest not found: {str(path)!r}",
+                            "write csv:path/to/manifest.csv with a header line `path,label[,split]`")
+        return
+    if ":" in source.split("/")[0] and not os.path.exists(source) and len(source.split(":")[0]) > 1:
+        scheme = source.split(":")[0]
+        raise UserError("data.source", f"unknown source scheme {scheme + ':'!r} in {source!r}",
+                        "use a folder path, csv:FILE, tfds:NAME[:SPLIT] or builtin:shapes")
     root = Path(source).expanduser()
     if not root.exists():
         raise UserError("data.source", f"folder not found: {source!r}", _hint_missing(source))
     if not root.is_dir():
         raise UserError("data.source", f"expected a folder of class subfolders, got the file {source!r}",
                         "for a manifest write csv:" + source if source.endswith(".csv") else _hint_missing(source))
+
+
+def _load_folder(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
+    check_source(source)
+    root = Path(source).expanduser()
     folders = split_folders(root)
     per_split: dict[str, dict[str, list[str]]]
     if folders:
@@ -485,10 +514,8 @@ def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict
 
 
 def _load_csv(source: str, data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSplits:
+    check_source(source)
     path = Path(source[len("csv:"):]).expanduser()
-    if not path.is_file():
-        raise UserError("data.source", f"CSV manifest not found: {str(path)!r}",
-                        "write csv:path/to/manifest.csv with a header line `path,label[,split]`")
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]

@@ -104,9 +104,9 @@ def resolve(config: Union[Config, dict, str, None]) -> ResolvedRun:
                         "set augment.placement: pipeline (or auto), or drop the mixing")
     task = task_of_source(cfg.data.source, cfg.task)  # before any image is scanned
     cfg.task = task  # config.yaml records the resolved task, as it does `schedule.bn: auto`
-    from tfft.training.distill import check_teacher
+    from tfft.training.preflight import check_config
 
-    check_teacher(cfg)  # a finished teacher run, before any image is read
+    check_config(cfg)  # paths, sizes and a finished teacher run, before any image is read
     return ResolvedRun(cfg, spec, (int(cfg.data.image_size[0]), int(cfg.data.image_size[1])), phases,
                        task_for(task))
 

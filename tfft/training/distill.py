@@ -43,39 +43,16 @@ import keras
 
 from tfft import layout
 from tfft.errors import UserError
+from tfft.training.preflight import TEACHER_KEY
 
-KEY = "distill.teacher"
-
-
-def check_teacher(cfg: Any) -> Optional[Path]:
-    """The teacher run directory of a config (None without `distill.teacher`), checked before any
-    data is read: a finished run of a single-label task.
-
-    Raises:
-        UserError: naming `distill.teacher`: no such folder, or a run that is not finished.
-    """
-    teacher = cfg.distill.teacher
-    if not teacher:
-        return None
-    path = Path(teacher).expanduser()
-    if not path.is_dir():
-        raise UserError(KEY, f"run directory {path} not found",
-                        "give the folder a finished `tfft train` printed as `run dir: PATH`")
-    if not layout.is_finished(path):
-        raise UserError(KEY, f"{path} is not a finished run (it lacks {' or '.join(layout.FINISHED)})",
-                        f"finish it first (tfft train {path / layout.CONFIG} --run-dir {path} --resume), "
-                        "or point distill.teacher at a finished run")
-    if cfg.task == "multi_label":
-        raise UserError(KEY, "distillation of a multi-label run",
-                        "distillation here matches softmax distributions: use it with single-label data")
-    return path
+KEY = TEACHER_KEY
 
 
 class Teacher:
     """A finished run's model as the teacher of a run: images in, logits out, frozen.
 
     Args:
-        run_dir: the teacher run (checked by `check_teacher`).
+        run_dir: the teacher run (checked by `tfft.training.preflight.check_teacher`).
         class_names: the student's classes, in output order: the teacher's labels.txt must list
             the same ones in the same order.
         image_size: the student's input size; the teacher resizes to its own inside.

@@ -33,6 +33,7 @@ run already computed for the same pixels and feature model are read, not recompu
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,9 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+# The details (which layer a cache cuts at, where a pass's features come from) go to the `tfft`
+# logger: a run's run.log and `tfft --verbose`; the console says what is computed, in plain words.
+log = logging.getLogger(__name__)
 POOL_LAYER_NAME = "pool"
 AUTO_MAX_BYTES = 4 * 2**30  # `auto` declines a cache larger than this; `on` does not
 
@@ -179,6 +183,19 @@ def feature_size(model: keras.Model) -> int:
     return 0 if point is None else point.size
 
 
+def pass_title(images: int, split: str = "train", flips: int = 1, copy: str = "") -> str:
+    """The console's title of one pass of the frozen backbone.
+
+    Example:
+    >>> pass_title(245, flips=2)
+    'computing backbone features once (245 images, 2 flips)'
+    >>> pass_title(61, "val")
+    'computing backbone features once (61 val images)'
+    """
+    what = [f"{images} {'val ' if split == 'val' else ''}images"] + [f"{flips} flips"] * (flips > 1) + [copy] * bool(copy)
+    return f"computing backbone features once ({', '.join(what)})"
+
+
 def describe_point(model: keras.Model) -> str:
     """Where the cached features are taken, for the console."""
     point = cache_point(model)
@@ -276,15 +293,16 @@ def shared_pass(model: keras.Model, layer: str, previous: Optional[SharedPass], 
     lower = _lower(model, layer)
     digest = weights_digest(lower.weights)
     if previous is not None and previous.layer == layer and previous.fingerprint == digest:
-        print(f"feature cache: reusing the activations entering {layer} from the previous phase")
+        print("feature cache: reusing the backbone features of the previous phase")
+        log.info("feature cache: reusing the activations entering %s from the previous phase", layer)
         return previous
     import tensorflow as tf
 
     run = tf.function(lambda images: lower(images, training=False), reduce_retracing=True)
-    versions = compute_features(run, train, total, f"feature cache: the frozen bottom up to {layer}, "
-                                f"train ({len(outcomes)} version(s) of each image)", flips=outcomes)
-    val_rows = compute_features(run, val, val_total, "feature cache: the frozen bottom, val")[0] \
-        if val is not None else None
+    log.info("feature cache: the frozen bottom up to %s, train (%d version(s) of each image), one pass "
+             "shared by the cached phases", layer, len(outcomes))
+    versions = compute_features(run, train, total, pass_title(total, flips=len(outcomes)), flips=outcomes)
+    val_rows = compute_features(run, val, val_total, pass_title(val_total, "val"))[0] if val is not None else None
     return SharedPass(layer, [v for v, _ in versions], versions[0][1], val_rows, digest, len(outcomes))
 
 
@@ -344,10 +362,10 @@ class Progress:
     returns, one line at the start, one every `every` seconds, one at the end.
 
     Example:
-    >>> progress = Progress("feature cache: val", 10, stream=sys.stdout)
-    feature cache: val
+    >>> progress = Progress("computing backbone features once (10 val images)", 10, stream=sys.stdout)
+    computing backbone features once (10 val images)
     >>> progress.add(10); progress.done()  # doctest: +ELLIPSIS
-    feature cache: val: 10/10 images in ... s
+    computing backbone features once (10 val images): 10/10 in ... s
     """
 
     def __init__(self, title: str, total: int, every: float = 30.0, stream: Any = None):
@@ -368,12 +386,12 @@ class Progress:
         now = time.monotonic()
         if now - self.last >= self.every and self.count < self.total:
             self.last = now
-            print(f"{self.title}: {self.count}/{self.total} images, {now - self.started:.0f} s",
+            print(f"{self.title}: {self.count}/{self.total}, {now - self.started:.0f} s",
                   file=self.stream, flush=True)
 
     def done(self) -> None:
         if self.bar is None:
-            print(f"{self.title}: {self.count}/{self.total} images in {time.monotonic() - self.started:.0f} s",
+            print(f"{self.title}: {self.count}/{self.total} in {time.monotonic() - self.started:.0f} s",
                   file=self.stream, flush=True)
 
 
@@ -454,8 +472,9 @@ class FeatureCache:
             shuffled: True when the copies already hold epochs in their training order
                 (augmented copies); False for one pass in file order.
         """
-        self.copies = [self._compute(ds, total, f"feature cache: train pass {i + 1}/{len(passes)}",
-                                     persist=not shuffled)[0] for i, ds in enumerate(passes)]
+        copy = (lambda i: f"augmented copy {i + 1}/{len(passes)}") if shuffled else (lambda i: "")
+        self.copies = [self._compute(ds, total, pass_title(total, copy=copy(i)), persist=not shuffled)[0]
+                       for i, ds in enumerate(passes)]
         self.first_epoch = int(first_epoch)
         self.shuffled_base = bool(shuffled)
         self.flip_versions = False
@@ -468,8 +487,8 @@ class FeatureCache:
             total: examples in the pass (for the progress bar).
             outcomes: the `(horizontal, vertical)` flips, equally likely (`Augmenter.flip_outcomes`).
         """
-        self.copies = self._compute(dataset, total, f"feature cache: train, {len(outcomes)} flip "
-                                    "versions of each image", persist=True, flips=outcomes)
+        self.copies = self._compute(dataset, total, pass_title(total, flips=len(outcomes)), persist=True,
+                                    flips=outcomes)
         self.shuffled_base = False
         self.flip_versions = True
 
@@ -491,7 +510,7 @@ class FeatureCache:
                    for i in range(0, len(rows), 64)]
             return np.concatenate(out)
 
-        print(f"feature cache: derived from the activations entering {shared.layer}")
+        log.info("feature cache: derived from the activations entering %s", shared.layer)
         self.copies = [(derive(version), shared.labels) for version in shared.versions]
         self.flip_versions = shared.outcomes > 1
         self.shuffled_base = False
@@ -504,7 +523,7 @@ class FeatureCache:
         return self.val is not None and self.fingerprint() == self.weights_fingerprint
 
     def fill_val(self, dataset: Any, total: int) -> None:
-        self.val = self._compute(dataset, total, "feature cache: val", persist=True)[0]
+        self.val = self._compute(dataset, total, pass_title(total, "val"), persist=True)[0]
 
     def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         from tfft.data.pipeline import epoch_permutation

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Optional
 
 
@@ -107,6 +109,35 @@ def run_state(seed: int, deterministic: bool, precision: Optional[str] = None) -
         yield
     finally:
         saved.restore()
+
+
+@contextlib.contextmanager
+def run_log(path: Path) -> Iterator[None]:
+    """Write the `tfft` logger's records, details (INFO) included, to `path` (appended) for the block.
+
+    The console shows the details only under `tfft --verbose`; the run's log always holds them.
+
+    Example:
+    >>> import logging, tempfile
+    >>> log_file = Path(tempfile.mkdtemp()) / "run.log"
+    >>> with run_log(log_file):
+    ...     logging.getLogger("tfft.training").info("feature cache: caching the pooled features")
+    >>> log_file.read_text().splitlines()[0].split(" ", 2)[2]
+    'INFO tfft.training: feature cache: caching the pooled features'
+    """
+    logger = logging.getLogger("tfft")
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
 
 
 def interactive(stream: Any = None) -> bool:

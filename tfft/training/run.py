@@ -26,6 +26,7 @@ from tfft.reporting.plots import plot_curves
 from tfft.reporting.report import write_report
 from tfft.training import process_state, rundir
 from tfft.training.assembly import ResolvedRun, resolve
+from tfft.training.preflight import check_config
 
 # Keys a resumed run may change; everything else must match the interrupted run's config.
 _RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
@@ -114,6 +115,7 @@ def train(
     from tfft.training import distribute
 
     cfg = load_config(config)
+    check_config(cfg)  # missing paths, too-small images: refused before TensorFlow starts
     # Before `resolve`: loading a `keras:` backbone starts TensorFlow, after which virtual CPUs
     # and a MultiWorkerMirroredStrategy's collective ops can no longer be configured.
     strategy = distribute.make_strategy(cfg.distribute)
@@ -126,8 +128,12 @@ def train(
     if resume:
         _check_resumable(load_config(path / layout.CONFIG), cfg)
     command = f"tfft train {path / layout.CONFIG} --run-dir {path} --resume"
+    made = rundir.folders_to_make(path) if distribute.is_chief_task() and not resume else None
     try:
         return _Run(resolved, strategy, path, resume, list(callbacks or []), feature_store).execute()
+    except UserError:  # refused during set-up (no images in a class...): no half-made run directory
+        rundir.discard_unstarted(path, made)
+        raise
     except KeyboardInterrupt:
         raise TrainingInterrupted(str(path), command) from None
     except OSError as exc:
@@ -272,13 +278,13 @@ class _Run:
         print(f"feature cache: {decision.reason}")
         if not decision.use:
             return None
-        print(f"feature cache: caching {feature_cache.describe_point(self.model)}")
+        feature_cache.log.info("feature cache: caching %s", feature_cache.describe_point(self.model))
         with self.strategy.scope():
             feature_model, head = feature_cache.split_model(self.model, logits=teacher is not None)
         from tfft.training.feature_store import open_store
 
         if teacher is not None:
-            print("feature cache: the teacher's logits are cached beside the features (one pass)")
+            feature_cache.log.info("feature cache: the teacher's logits are cached beside the features (one pass)")
 
         disk = open_store(perf.feature_store, perf.feature_store_max_gb)
         cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
@@ -544,7 +550,8 @@ class _Run:
     def execute(self) -> TrainResult:
         started = time.time()
         self._setup()
-        with process_state.run_state(self.cfg.seed, self.cfg.training.deterministic, self.precision):
+        with process_state.run_log(self.path / layout.RUN_LOG), \
+                process_state.run_state(self.cfg.seed, self.cfg.training.deterministic, self.precision):
             self._assemble()
             self._run_phases()
             metrics = self._finish()

@@ -58,6 +58,49 @@ def choose_run_dir(runs_dir: str, name: str, run_dir: str | None, resume: bool, 
     return path
 
 
+# What a run writes before its first epoch: a start refused then leaves only these behind.
+SETUP_FILES = (layout.CONFIG, layout.ENVIRONMENT, layout.LABELS, layout.DATA_REPORT, layout.RUN_LOG)
+
+
+def folders_to_make(path: Path) -> Optional[list[Path]]:
+    """The folders that making run directory `path` creates (it and its missing parents, innermost
+    first); [] when it exists empty; None when it already holds something (never cleaned up).
+
+    Example:
+    >>> [p.name for p in folders_to_make(Path("/nonexistent/runs/demo"))]
+    ['demo', 'runs', 'nonexistent']
+    """
+    if path.exists():
+        return None if not path.is_dir() or any(path.iterdir()) else []
+    made = []
+    while not path.exists() and path != path.parent:
+        made.append(path)
+        path = path.parent
+    return made
+
+
+def discard_unstarted(path: Path, made: Optional[list[Path]]) -> bool:
+    """After a refused start, remove what this command made of run directory `path`: its set-up
+    files (`SETUP_FILES`) and the folders `folders_to_make` listed, only while it holds nothing else.
+
+    Returns:
+        Whether `path` was cleaned up (False: it holds more, or was not this command's).
+    """
+    if made is None or not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    if any(entry.name not in SETUP_FILES or not entry.is_file() for entry in entries):
+        return False
+    for entry in entries:
+        entry.unlink()
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:  # a parent that another run has written into meanwhile
+            break
+    return True
+
+
 # --------------------------------------------------------------------------- a finished run
 
 @dataclass
