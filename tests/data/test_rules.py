@@ -97,13 +97,13 @@ def test_multi_label_manifest_conflicts_too(tmp_path):
         load_splits(DataConfig(source=source), seed=0, task="multi_label")
 
 
-def test_repeated_row_is_dropped_with_a_warning_and_folds_still_match(tmp_path, capsys):
+def test_repeated_row_is_dropped_with_a_warning_and_folds_still_match(tmp_path, caplog):
     from tfft.config import load_config
     from tfft.studies.cv import _write_plan, plan_folds
 
     source = _manifest(tmp_path, _rows() + ["imgs/cat/003.png,cat,train"])
     splits = load_splits(DataConfig(source=source, val_split=0.2), seed=0)
-    assert "1 repeated row(s) (the same file, label and split) dropped" in capsys.readouterr().err
+    assert "1 repeated row(s) (the same file, label and split) dropped" in caplog.text
     assert splits.findings[0]["kind"] == "repeated_rows" and splits.findings[0]["count"] == 1
     keys = example_keys(pooled(splits))
     assert len(keys) == len(set(keys)) == 10
@@ -115,11 +115,11 @@ def test_repeated_row_is_dropped_with_a_warning_and_folds_still_match(tmp_path, 
     assert len(fold.splits["train"]) + len(fold.splits["val"]) == 10
 
 
-def test_same_file_in_two_class_folders_warns(tmp_path, capsys):
+def test_same_file_in_two_class_folders_warns(tmp_path, caplog):
     root = _folder(tmp_path / "d", {"cat": 4, "dog": 4})
     os.symlink(root / "cat" / "000.png", root / "dog" / "linked.png")
     splits = load_splits(DataConfig(source=str(root)), seed=0)
-    assert "1 file(s) reached from two class folders" in capsys.readouterr().err
+    assert "1 file(s) reached from two class folders" in caplog.text
     assert [f["kind"] for f in splits.findings] == ["same_file_in_two_classes"]
 
 
