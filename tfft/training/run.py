@@ -19,6 +19,7 @@ from typing import Any, Optional, Union
 from tfft import layout
 from tfft.atomic import atomic_path, write_csv, write_json, write_text
 from tfft.config import Config, load_config
+from tfft.data.sources import lists_digest, split_lists
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.reporting import multilabel_eval
 from tfft.reporting.evaluate import evaluate_model
@@ -74,6 +75,31 @@ def _check_resumable(saved: Config, new: Config) -> None:
     if changed:
         raise UserError(", ".join(changed[:5]), "cannot change when resuming a run",
                         "resume with the run's own config.yaml, or start a new run")
+
+
+def _check_same_data(run_dir: Path, state: dict[str, Any], lists: dict[str, list[str]], digest: str) -> None:
+    """Refuse to resume on other data than the run started with (its split lists' digest differs).
+
+    A run from before the digest was recorded resumes unchecked.
+    """
+    recorded = state.get("data_digest")
+    if recorded is None or recorded == digest:
+        return
+    import json
+
+    try:
+        before = json.loads((run_dir / layout.SPLIT_LISTS).read_text())
+    except (OSError, ValueError):  # removed by hand: the digest alone says that something changed
+        before = {}
+    changes = []
+    for name in sorted(set(before) | set(lists)) if before else []:
+        old, new = set(before.get(name, [])), set(lists.get(name, []))
+        if old != new:
+            changes.append(f"{name}: {len(new - old)} added, {len(old - new)} removed")
+    what = "; ".join(changes) if changes else "the split lists differ"
+    raise UserError("data.source", f"the data changed since the run started ({what}); resuming would train "
+                    "and score on other splits", "restore the data as it was, or start a new run "
+                    "(another --run-dir, or --overwrite)")
 
 
 def train(
@@ -303,7 +329,7 @@ class _Run:
                 "data": self.cfg.data.model_dump(mode="json"), "seed": self.cfg.seed, "precision": self.precision,
                 "augment": self.cfg.augment.model_dump(mode="json") if self.asm.augmenter is not None else None,
                 "copies": decision.copies, "first_epoch": start if self.asm.augmenter is not None else 0,
-                "teacher": str(teacher.run_dir) if teacher is not None else None})
+                "teacher": str(teacher.run_dir) if teacher is not None else None, "files": self.data_digest})
             if self.feature_store.restore(key, cache):
                 print("feature cache: reused the features an earlier run in this process computed")
                 return cache
@@ -342,8 +368,11 @@ class _Run:
         cfg = self.cfg
         phases = self.resolved.phases
         last = self.source / checkpoint.LAST
+        lists = split_lists(self.splits)
+        self.data_digest = lists_digest(lists)
         if self.resume:
             self.state = checkpoint.load_state(self.source)
+            _check_same_data(self.source, self.state, lists, self.data_digest)
             self.history = list(self.state.get("history", []))
             self.phase_rows = list(self.state.get("phase_rows", []))
             checkpoint.restore(last, self.model.variables)
@@ -353,7 +382,10 @@ class _Run:
             print(f"resuming {self.source} at epoch {self.state['epoch'] + 1}" + (f", step {step + 1}" if step else "")
                   + f", phase {self.state['phase'] + 1}")
         else:
-            self.state = {"epoch": 0, "step": 0, "phase": 0, "phase_start": 0, "best": math.inf}
+            self.state = {"epoch": 0, "step": 0, "phase": 0, "phase_start": 0, "best": math.inf,
+                          "data_digest": self.data_digest}
+            if self.chief:  # what `_check_same_data` compares a resumed run's data with
+                write_json(self.path / layout.SPLIT_LISTS, lists)
         from tfft.data import steps_per_epoch
 
         steps = cfg.training.steps_per_epoch or steps_per_epoch(self.splits, "train", cfg.data.batch_size)
