@@ -362,7 +362,7 @@ class _Run:
         import keras
 
         from tfft.schedule.freezing import apply_freezing
-        from tfft.training import checkpoint
+        from tfft.training import batchnorm, checkpoint
         from tfft.training.callbacks import EpochRecorder
 
         cfg = self.cfg
@@ -461,10 +461,24 @@ class _Run:
                                     f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
                                     f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
                                     f"{self.path / 'checkpoints'}")
+            trained_bn = batchnorm.trained_batchnorms(self.model)
+            self._recompute_batchnorm(trained_bn)  # before the checkpoint: a resumed run does not redo it
             self.state.update(phase=index + 1, phase_start=self.state["epoch"], step=0, phase_best=math.inf,
-                              phase_wait=0, early_stopped=False)
+                              phase_wait=0, early_stopped=False,
+                              bn_recomputed=sorted(set(self.state.get("bn_recomputed", [])) | set(trained_bn)))
             if self.chief:
                 checkpoint.save(self.path, self.state, self.model.variables)
+
+    def _recompute_batchnorm(self, names: Sequence[str]) -> None:
+        """Set the moving statistics of the BatchNorm layers `names` (trained in a phase) to their
+        values over the training split (`tfft.training.batchnorm`): the momentum's slow average
+        leaves a model trained from scratch for a few epochs a constant in inference mode."""
+        from tfft.training import batchnorm
+
+        if not names:
+            return
+        count = batchnorm.recompute(self.model, names, self.asm.dataset("train", None))
+        print(f"batchnorm: moving statistics of {len(names)} layer(s) recomputed over {count} training images")
 
     def _fit(self, cache: Optional[Any], start: int, first: int, end: int, skip: int, steps: int, val_data: Any,
              callbacks: list[Any], verbose: int) -> None:
@@ -516,6 +530,7 @@ class _Run:
             checkpoint.restore(best, self.model.variables)
             print(f"model.keras: best weights (epoch {self.state.get('best_epoch')}, "
                   f"{'val_loss' if self.has_val else 'loss'} {self.state.get('best'):.4f})")
+            self._recompute_batchnorm(self.state.get("bn_recomputed", []))  # the epoch's weights, statistics to match
         if not self.chief:
             return {}
         with atomic_path(self.path / layout.MODEL, suffix=".keras") as tmp:
