@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from tfft import layout
-from tfft.atomic import atomic_path, write_csv, write_json, write_text
+from tfft.atomic import atomic_path, write_csv, write_json, write_json_entry, write_text
 from tfft.config import Config, load_config
 from tfft.data.sources import lists_digest, split_lists
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
@@ -232,6 +232,7 @@ class _Run:
 
     def _assemble(self) -> None:
         from tfft import data
+        from tfft.training import distribute
         from tfft.training.assembly import assemble
 
         self.asm = asm = assemble(self.resolved, self.strategy, self.accelerator)
@@ -239,6 +240,10 @@ class _Run:
         self.num_train, self.has_val = asm.num_train, asm.has_val
         self.model, self.train_model = asm.model, asm.train_model
         self.fit_model = self.train_model  # what the current phase fits (see _feature_cache)
+        applied = distribute.applied_precision(self.model)  # what the layers compute in, not what was asked
+        if applied != self.precision:
+            print(f"precision: {self.precision} requested, the backbone's layers compute in {applied}")
+        write_json_entry(self.path / layout.ENVIRONMENT, "precision", applied)
         write_text(self.path / layout.LABELS, "\n".join(self.class_names) + "\n")
         write_json(self.path / layout.DATA_REPORT, data.data_report(self.splits))
         counts = {name: len(split) for name, split in self.splits.splits.items()}
