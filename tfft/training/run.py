@@ -77,31 +77,6 @@ def _check_resumable(saved: Config, new: Config) -> None:
                         "resume with the run's own config.yaml, or start a new run")
 
 
-def _check_same_data(run_dir: Path, state: dict[str, Any], lists: dict[str, list[str]], digest: str) -> None:
-    """Refuse to resume on other data than the run started with (its split lists' digest differs).
-
-    A run from before the digest was recorded resumes unchecked.
-    """
-    recorded = state.get("data_digest")
-    if recorded is None or recorded == digest:
-        return
-    import json
-
-    try:
-        before = json.loads((run_dir / layout.SPLIT_LISTS).read_text())
-    except (OSError, ValueError):  # removed by hand: the digest alone says that something changed
-        before = {}
-    changes = []
-    for name in sorted(set(before) | set(lists)) if before else []:
-        old, new = set(before.get(name, [])), set(lists.get(name, []))
-        if old != new:
-            changes.append(f"{name}: {len(new - old)} added, {len(old - new)} removed")
-    what = "; ".join(changes) if changes else "the split lists differ"
-    raise UserError("data.source", f"the data changed since the run started ({what}); resuming would train "
-                    "and score on other splits", "restore the data as it was, or start a new run "
-                    "(another --run-dir, or --overwrite)")
-
-
 def train(
     config: Union[Config, dict, str, None] = None,
     run_dir: Optional[str] = None,
@@ -377,7 +352,7 @@ class _Run:
         self.data_digest = lists_digest(lists)
         if self.resume:
             self.state = checkpoint.load_state(self.source)
-            _check_same_data(self.source, self.state, lists, self.data_digest)
+            checkpoint.check_same_data(self.source, self.state, lists, self.data_digest)
             self.history = list(self.state.get("history", []))
             self.phase_rows = list(self.state.get("phase_rows", []))
             checkpoint.restore(last, self.model.variables)
@@ -389,7 +364,7 @@ class _Run:
         else:
             self.state = {"epoch": 0, "step": 0, "phase": 0, "phase_start": 0, "best": math.inf,
                           "data_digest": self.data_digest}
-            if self.chief:  # what `_check_same_data` compares a resumed run's data with
+            if self.chief:  # what `checkpoint.check_same_data` compares a resumed run's data with
                 write_json(self.path / layout.SPLIT_LISTS, lists)
         from tfft.data import steps_per_epoch
 
