@@ -358,7 +358,8 @@ class KerasFileSpec(BackboneSpec):
         model = self._load_cut()
         if weights is None:
             model = keras.models.clone_model(model)  # fresh initialisation, same layer names
-        elif path is not None:
+        model = _under_global_policy(model)
+        if path is not None:
             _load_weights(model, path, self.name)
         return model
 
@@ -805,6 +806,62 @@ def load_saved_model(path: Union[str, os.PathLike], where: str, hint: str) -> "k
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's problem
         raise UserError(where, f"cannot load {path} as a Keras model in safe mode "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", hint) from None
+
+
+def _under_global_policy(model: "keras.Model") -> "keras.Model":
+    """`model` with its float32 layers computing under the global dtype policy (mixed precision).
+
+    A loaded file keeps the policy each layer was saved with (float32, usually), whatever the
+    global one: under `performance.precision: mixed_float16` a `keras:` backbone would compute in
+    float32 while the registry's backbones, built under the policy, compute in float16. Returns
+    `model` itself when nothing changes; else a clone (same layer names) holding its weights.
+    """
+    import keras
+
+    return with_dtype_policy(model, keras.config.dtype_policy().name, only="float32")
+
+
+def with_dtype_policy(model: "keras.Model", policy: str, only: Optional[str] = None) -> "keras.Model":
+    """`model`, nested models included, with its layers computing under `policy` (weights kept).
+
+    Args:
+        model: a functional model.
+        policy: a Keras dtype policy name (`float32`, `mixed_float16`, `mixed_bfloat16`).
+        only: change only the layers now under this policy (None: every layer).
+
+    Returns:
+        `model` itself when no layer changes; else a clone with the same layer names and weights.
+
+    Example:
+    >>> import keras
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> plain = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
+    >>> with_dtype_policy(plain, "mixed_bfloat16").layers[-1].dtype_policy.name
+    'mixed_bfloat16'
+    """
+    import keras
+
+    def changes(layer: Any) -> bool:
+        if isinstance(layer, keras.layers.InputLayer) or hasattr(layer, "layers"):
+            return False
+        return layer.dtype_policy.name != policy and (only is None or layer.dtype_policy.name == only)
+
+    def all_layers(container: Any) -> list[Any]:
+        return [inner for layer in container.layers
+                for inner in ([layer] + (all_layers(layer) if hasattr(layer, "layers") else []))]
+
+    if not any(changes(layer) for layer in all_layers(model)):
+        return model
+
+    def clone(layer: Any) -> Any:
+        config = layer.get_config()
+        if changes(layer):
+            config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    cloned = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    cloned.set_weights(model.get_weights())
+    return cloned
 
 
 def _in_distribution_scope() -> bool:

@@ -29,6 +29,7 @@ CHECKPOINTS = "checkpoints"
 CHECKPOINT = f"{CHECKPOINTS}/last.npz"  # the resumable checkpoint (tfft.training.checkpoint)
 BEST_WEIGHTS = f"{CHECKPOINTS}/best.weights.npz"
 STATE = f"{CHECKPOINTS}/state.json"
+SPLIT_LISTS = f"{CHECKPOINTS}/splits.json"  # the examples of each split when the run started (resume checks them)
 TENSORBOARD = "tensorboard"
 EVAL = "eval"  # eval/<split>/ from `tfft evaluate`
 LR_FIND_PLOT = "lr_find.png"

@@ -212,3 +212,56 @@ def test_a_fully_trained_backbone_has_no_cache_point_though_its_preprocessing_is
     for layer in backbone.layers[:backbone.layers.index(backbone.get_layer("stem_conv")) + 1]:
         layer.trainable = False  # the stem frozen too: now a real cut exists above it
     assert cache_point(model) is not None and cache_point(model).backbone_layer != "stem_conv"
+
+
+@pytest.mark.slow
+def test_a_shared_feature_store_never_serves_the_features_of_another_model_or_input(tmp_path, capsys):
+    """`tfft tune`'s in-memory store: a trial that differs only in pooling or image size computes
+    its own features (and so gets its own numbers); the same trial again reuses them. It once served
+    the `avg` trial's features to the `max` one."""
+    import keras
+
+    from tfft.training.feature_cache import FeatureStore
+    from tfft.training.run import train
+
+    store = FeatureStore(max_entries=8)
+    base = tiny_config(name="store", data={"builtin_per_class": 8},
+                       schedule={"preset": "feature_extraction", "epochs": 1, "lr": 5e-3},
+                       model={"backbone": TINY_BACKBONE, "weights": "imagenet"},
+                       training={"verbose": "quiet"}, evaluate={"splits": ["val"]},
+                       performance={"cache_features": "on", "feature_store": "off"})
+
+    def trial(name, **sections):
+        cfg = tiny_config(**{**base, **{k: {**base[k], **v} for k, v in sections.items()}})
+        keras.backend.clear_session()
+        result = train(cfg, run_dir=str(tmp_path / name), feature_store=store)
+        reused = "reused the features an earlier run in this process computed" in capsys.readouterr().out
+        return reused, result.metrics["val"]["loss"]
+
+    reused, avg = trial("avg")
+    assert not reused
+    reused, top = trial("max", model={"pooling": "max"})
+    assert not reused and top != pytest.approx(avg, abs=1e-6)
+    reused, bigger = trial("size", data={"image_size": [40, 40]})
+    assert not reused and bigger != pytest.approx(avg, abs=1e-6)
+    reused, again = trial("avg-again")
+    assert reused and again == pytest.approx(avg, abs=1e-6)
+    assert (store.hits, store.misses) == (1, 3)
+
+
+def test_the_feature_store_key_holds_the_settings_of_weightless_layers():
+    """Two feature models with the same weights that differ in a preprocessing constant (a
+    `Rescaling` scale, which holds no weight) never share a key."""
+    import keras
+
+    from tfft.training.feature_cache import FeatureStore
+
+    def features(scale):
+        inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Rescaling(scale)(inputs)
+        x = keras.layers.Conv2D(2, 3, kernel_initializer=keras.initializers.Constant(0.1))(x)
+        return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+
+    store = FeatureStore()
+    assert store.key(features(1 / 255), {}) == store.key(features(1 / 255), {})
+    assert store.key(features(1 / 255), {}) != store.key(features(1 / 127.5), {})

@@ -253,3 +253,30 @@ def test_run_interrupted_before_its_last_epochs_history_row_is_written_resumes_w
     keras.backend.clear_session()
     tfft.train(config, run_dir=str(killed), resume=True)
     assert (straight / "history.csv").read_text() == (killed / "history.csv").read_text()
+
+
+def test_resume_refuses_a_changed_image_folder(tmp_path, cli_runner):
+    """An image added to and another removed from the folder after the run started: --resume
+    would train on other splits, so it exits 2 and says what changed, per split."""
+    import keras
+
+    import tfft
+    from tests.conftest import write_image_folder
+    from tfft.errors import TrainingInterrupted
+
+    images = write_image_folder(tmp_path / "images", {"red": 8, "green": 8}, size=16)
+    config = tiny_config(name="resume-data", data={"source": str(images), "val_split": 0.25},
+                         training={"steps_per_epoch": 1, "verbose": "quiet"},
+                         schedule={"preset": "full", "epochs": 2}, evaluate={"splits": []})
+    run = tmp_path / "run"
+    keras.backend.clear_session()
+    with pytest.raises(TrainingInterrupted):
+        tfft.train(config, run_dir=str(run), callbacks=[_StopAfterEpoch1()])
+    (run / "c.yaml").write_text(yaml.safe_dump(config))
+    write_image_folder(tmp_path / "more", {"red": 1}, size=16, seed=5)
+    (tmp_path / "more" / "red" / "red_000.png").rename(images / "red" / "red_new.png")
+    (images / "green" / "green_003.png").unlink()
+    result = cli_runner("train", run / "c.yaml", "--run-dir", run, "--resume")
+    assert result.exit_code == 2, result.output
+    assert "the data changed since the run started (train: " in result.output
+    assert "added" in result.output and "removed" in result.output and "--overwrite" in result.output

@@ -222,6 +222,38 @@ def example_keys(split: Split) -> list[str]:
                     "use an image folder, csv:manifest.csv or builtin:shapes")
 
 
+def split_lists(splits: DataSplits) -> dict[str, list[str]]:
+    """Each split's examples after splitting, one `key<TAB>label(s)` line each, in split order.
+
+    What a run trains and is scored on: a run's state records their `lists_digest`, so a resume
+    on a changed folder is refused (`tfft.training.run`), and `tfft tune`'s in-memory feature
+    store keys on it. A TFDS split, a stream, is named by its builder, split and size.
+
+    Example:
+    >>> splits = load_splits(DataConfig(source="builtin:shapes", builtin_per_class=4), seed=0)
+    >>> split_lists(splits)["train"][:2]
+    ['builtin:shapes#0\\tcircle', 'builtin:shapes#2\\tcircle']
+    """
+    out = {}
+    for name, split in splits.splits.items():
+        if split.kind == "tfds":
+            out[name] = [f"tfds:{sorted(split.tfds.items())}#{split.num_examples}"]
+            continue
+        labels = split.labels
+        names = [("|".join(splits.class_names[int(i)] for i in np.flatnonzero(row)) if labels.ndim == 2
+                  else splits.class_names[int(row)]) for row in labels]
+        out[name] = [f"{key}\t{label}" for key, label in zip(example_keys(split), names)]
+    return out
+
+
+def lists_digest(lists: dict[str, list[str]]) -> str:
+    """A hex digest of `split_lists(...)`: equal digests, the same examples in the same splits."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(lists, sort_keys=True).encode()).hexdigest()
+
+
 def pooled(splits: DataSplits) -> Split:
     """The train and val examples together (train first), as one `Split` named `pool`."""
     parts = [splits.splits[name] for name in POOLED_SPLITS if name in splits.splits]

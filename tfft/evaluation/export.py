@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from tfft.atomic import current_umask, write_bytes
+from tfft.backbones import with_dtype_policy
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
 from tfft.data.files import decode_bytes, read_images
@@ -350,7 +351,9 @@ def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
 
     # from_keras_model freezes the weights into the flatbuffer (a plain concrete function keeps
     # Keras 3 variables as resources, which int8 calibration cannot read).
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    # TFLite has no float16 / bfloat16 kernels for most ops: a mixed-precision model converts as
+    # its float32 twin (the same weights), which `quantize: float16` may then shrink.
+    converter = tf.lite.TFLiteConverter.from_keras_model(with_dtype_policy(model, "float32"))
     if quantize == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize == "float16":

@@ -76,6 +76,12 @@ def evaluate_model(model, data: Any, class_names: Sequence[str], out_dir: str | 
         y = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0]
     metrics = compute_metrics(y.astype(np.int64), probs_all, class_names, top_k=top_k)
     metrics["split"] = split
+    predicted = np.unique(probs_all.argmax(axis=1))
+    if len(predicted) == 1 and len(np.unique(y)) > 1:  # looks trained (train accuracy may be high), is not
+        warning = (f"every {split} prediction is {class_names[int(predicted[0])]!r}: the model is a constant "
+                   "(trained from scratch too briefly? set model.bn_momentum, train longer or use pretrained weights)")
+        metrics["warnings"] = [warning]
+        print(f"warning: {warning}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cm_name = "confusion_matrix.png" if split == "val" else f"confusion_matrix_{split}.png"

@@ -93,7 +93,8 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         lines += ["## Metrics", ""]
         for split, values in metrics.items():
             if isinstance(values, dict) and "per_class" in values:
-                lines += [f"### {split}", "", "```", format_table(values), "```", ""]
+                lines += [f"### {split}", ""] + [f"**Warning:** {w}\n" for w in values.get("warnings", [])]
+                lines += ["```", format_table(values), "```", ""]
     lines += _threshold_lines(_read_json(root / layout.THRESHOLD_INTERVALS))
     if (root / layout.CONFUSION_MATRIX).is_file():
         lines += ["![confusion matrix](confusion_matrix.png)", ""]

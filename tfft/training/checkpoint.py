@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from tfft.atomic import atomic_path, write_json
-from tfft.layout import BEST_WEIGHTS, CHECKPOINT, STATE
+from tfft.errors import UserError
+from tfft.layout import BEST_WEIGHTS, CHECKPOINT, SPLIT_LISTS, STATE
 
 LAST = CHECKPOINT
 BEST = BEST_WEIGHTS
@@ -92,3 +93,34 @@ def restore(path: Path, variables: Sequence[Any], group: str = "model", match_pa
         for i, variable in enumerate(variables):
             variable.assign(data[f"{group}/{i:05d}"])
 
+
+def check_same_data(run_dir: Path, state: dict[str, Any], lists: dict[str, list[str]], digest: str) -> None:
+    """Refuse to resume on other data than the run started with (its split lists' digest differs).
+
+    A run from before the digest was recorded resumes unchecked.
+
+    Args:
+        run_dir: the run directory (its `checkpoints/splits.json` holds the lists it started with).
+        state: the checkpoint's progress (`load_state`), with the digest as `data_digest`.
+        lists: the split lists now (`tfft.data.sources.split_lists`).
+        digest: their `lists_digest`.
+
+    Raises:
+        UserError: the data differ; the message counts the examples added and removed per split.
+    """
+    recorded = state.get("data_digest")
+    if recorded is None or recorded == digest:
+        return
+    try:
+        before = json.loads((run_dir / SPLIT_LISTS).read_text())
+    except (OSError, ValueError):  # removed by hand: the digest alone says that something changed
+        before = {}
+    changes = []
+    for name in sorted(set(before) | set(lists)) if before else []:
+        old, new = set(before.get(name, [])), set(lists.get(name, []))
+        if old != new:
+            changes.append(f"{name}: {len(new - old)} added, {len(old - new)} removed")
+    what = "; ".join(changes) if changes else "the split lists differ"
+    raise UserError("data.source", f"the data changed since the run started ({what}); resuming would train "
+                    "and score on other splits", "restore the data as it was, or start a new run "
+                    "(another --run-dir, or --overwrite)")

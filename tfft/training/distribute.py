@@ -166,6 +166,22 @@ def resolve_precision(perf: PerformanceConfig, strategy: Any) -> str:
     return "float32"
 
 
+def applied_precision(model: Any) -> str:
+    """The dtype policy the backbone's weighted layers compute under, as environment.json reports
+    it: one name (`mixed_float16`), or the names joined by `+` when they differ.
+
+    Example:
+    >>> from tfft.config import ModelConfig
+    >>> from tfft.models.build import build_classifier
+    >>> applied_precision(build_classifier(ModelConfig(backbone="mobilenet_v3_small", weights=None), 3, (32, 32)))
+    'float32'
+    """
+    from tfft.models.build import get_backbone
+
+    names = {layer.dtype_policy.name for layer in get_backbone(model).layers if layer.weights}
+    return "+".join(sorted(names)) or "float32"
+
+
 def has_accelerator() -> bool:
     import tensorflow as tf
 

@@ -42,6 +42,8 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+from tfft.training.feature_store import model_digest
+
 # The details (which layer a cache cuts at, where a pass's features come from) go to the `tfft`
 # logger: a run's run.log and `tfft --verbose`; the console says what is computed, in plain words.
 log = logging.getLogger(__name__)
@@ -262,7 +264,7 @@ class SharedPass:
     """The training and val activations at one backbone cut, shared by the phases above it.
 
     `versions` holds one array per flip outcome (one in all without augmentation), in file order.
-    `fingerprint` is the digest of the weights below the cut when it was computed.
+    `fingerprint` is the `model_digest` of the frozen part below the cut when it was computed.
     """
 
     layer: str
@@ -273,16 +275,6 @@ class SharedPass:
     outcomes: int
 
 
-def weights_digest(weights: Sequence[Any]) -> str:
-    """A digest of the values of `weights` (equal digests: equal activations)."""
-    import hashlib
-
-    digest = hashlib.sha1()
-    for weight in weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
-    return digest.hexdigest()
-
-
 def shared_pass(model: keras.Model, layer: str, previous: Optional[SharedPass], train: Any, total: int,
                 outcomes: Sequence[tuple[bool, bool]], val: Any, val_total: int) -> SharedPass:
     """The activations entering backbone `layer` for train (every flip outcome) and val.
@@ -291,7 +283,7 @@ def shared_pass(model: keras.Model, layer: str, previous: Optional[SharedPass], 
     otherwise runs the frozen bottom once over `train` and `val` (un-augmented, file order).
     """
     lower = _lower(model, layer)
-    digest = weights_digest(lower.weights)
+    digest = model_digest(lower)
     if previous is not None and previous.layer == layer and previous.fingerprint == digest:
         print("feature cache: reusing the backbone features of the previous phase")
         log.info("feature cache: reusing the activations entering %s from the previous phase", layer)
@@ -493,8 +485,8 @@ class FeatureCache:
         self.flip_versions = True
 
     def fingerprint(self) -> str:
-        """A digest of the feature model's weights: equal digests, equal cached features."""
-        return weights_digest(self.feature_model.weights)
+        """The feature model's `model_digest`: equal digests, equal cached features."""
+        return model_digest(self.feature_model)
 
     def fill_derived(self, shared: SharedPass, through: Optional[keras.Model]) -> None:
         """This phase's features from a `SharedPass`, through the frozen layers between (`bridge`;
@@ -577,10 +569,10 @@ class FeatureStore:
 
     A head-only trial that changes the rate, dropout or epochs runs the same frozen backbone
     over the same images as the trial before it; with a store passed to `tfft.train` only the
-    first trial computes the features. An entry's key is a digest of the feature model's
-    weights (so a different backbone, weights file, input size or pooling never matches) and
-    of everything else the features depend on (the data section, seed, precision and, for
-    augmented passes, the augmentation and the epochs they stand for).
+    first trial computes the features. An entry's key is the feature model's `model_digest` (so a
+    different backbone, weights file, input size, preprocessing or pooling never matches) and a
+    digest of everything else the features depend on (the data section and the split lists, the
+    seed, the precision and, for augmented passes, the augmentation and the epochs they stand for).
 
     Args:
         max_entries: entries kept (the least recently used beyond this are dropped).
@@ -601,16 +593,14 @@ class FeatureStore:
         self.misses = 0
 
     def key(self, feature_model: keras.Model, depends_on: dict[str, Any]) -> str:
-        """A digest of `feature_model`'s input shape and weights and of `depends_on` (JSON-able)."""
+        """The entry key: `model_digest(feature_model)` (weights, layers and their settings: the
+        pooling, the input size, the preprocessing) and `depends_on`, the JSON-able rest the
+        features depend on (the data's settings and split lists, the seed, the precision...)."""
         import hashlib
         import json
 
         digest = hashlib.sha256(json.dumps(depends_on, sort_keys=True, default=str).encode())
-        digest.update(repr(tuple(feature_model.input_shape)).encode())
-        for variable in feature_model.weights:
-            value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
-            digest.update(f"{variable.path}:{value.dtype}:{value.shape}".encode())
-            digest.update(value.tobytes())
+        digest.update(model_digest(feature_model).encode())
         return digest.hexdigest()
 
     def restore(self, key: str, cache: FeatureCache) -> bool:

@@ -70,6 +70,13 @@ def image_digests(images: np.ndarray) -> np.ndarray:
 def model_digest(feature_model: Any) -> str:
     """A hex digest of everything about a feature model that decides its features.
 
+    The one model digest of tfft's feature caches: the disk store's key, the in-memory
+    `feature_cache.FeatureStore`'s key and the check that a frozen part is unchanged all use it.
+    It covers the input shape, the global dtype policy, each layer's class and configuration (its
+    name aside: Keras numbers auto-named layers per process), every weight (shape, dtype and
+    bytes) and the output on a fixed probe batch (the wiring, and settings a configuration hides).
+    Trainable flags are left out: features are computed in inference mode, where they change nothing.
+
     Example:
     >>> from tfft.config import ModelConfig
     >>> from tfft.models.build import build_classifier
@@ -81,6 +88,8 @@ def model_digest(feature_model: Any) -> str:
     >>> model_digest(a) == model_digest(a), len(model_digest(a))
     (True, 32)
     """
+    import json
+
     import keras
 
     digest = hashlib.blake2b(digest_size=16)
@@ -88,6 +97,9 @@ def model_digest(feature_model: Any) -> str:
     digest.update(keras.config.dtype_policy().name.encode())
     for layer in _layers(feature_model):
         digest.update(type(layer).__name__.encode())
+        if not hasattr(layer, "layers"):  # a nested model's layers are listed themselves
+            config = {k: v for k, v in layer.get_config().items() if k not in ("name", "trainable")}
+            digest.update(json.dumps(config, sort_keys=True, default=repr).encode())
     for weight in feature_model.weights:
         value = np.asarray(keras.ops.convert_to_numpy(weight))
         digest.update(repr((value.shape, str(value.dtype))).encode())

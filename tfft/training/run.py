@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from tfft import layout
-from tfft.atomic import atomic_path, write_csv, write_json, write_text
+from tfft.atomic import atomic_path, write_csv, write_json, write_json_entry, write_text
 from tfft.config import Config, load_config
+from tfft.data.sources import lists_digest, split_lists
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.reporting import multilabel_eval
 from tfft.reporting.evaluate import evaluate_model
@@ -212,6 +213,7 @@ class _Run:
 
     def _assemble(self) -> None:
         from tfft import data
+        from tfft.training import distribute
         from tfft.training.assembly import assemble
 
         self.asm = asm = assemble(self.resolved, self.strategy, self.accelerator)
@@ -219,6 +221,10 @@ class _Run:
         self.num_train, self.has_val = asm.num_train, asm.has_val
         self.model, self.train_model = asm.model, asm.train_model
         self.fit_model = self.train_model  # what the current phase fits (see _feature_cache)
+        applied = distribute.applied_precision(self.model)  # what the layers compute in, not what was asked
+        if applied != self.precision:
+            print(f"precision: {self.precision} requested, the backbone's layers compute in {applied}")
+        write_json_entry(self.path / layout.ENVIRONMENT, "precision", applied)
         write_text(self.path / layout.LABELS, "\n".join(self.class_names) + "\n")
         write_json(self.path / layout.DATA_REPORT, data.data_report(self.splits))
         counts = {name: len(split) for name, split in self.splits.splits.items()}
@@ -309,7 +315,7 @@ class _Run:
                 "data": self.cfg.data.model_dump(mode="json"), "seed": self.cfg.seed, "precision": self.precision,
                 "augment": self.cfg.augment.model_dump(mode="json") if self.asm.augmenter is not None else None,
                 "copies": decision.copies, "first_epoch": start if self.asm.augmenter is not None else 0,
-                "teacher": str(teacher.run_dir) if teacher is not None else None})
+                "teacher": str(teacher.run_dir) if teacher is not None else None, "files": self.data_digest})
             if self.feature_store.restore(key, cache):
                 print("feature cache: reused the features an earlier run in this process computed")
                 return cache
@@ -342,14 +348,17 @@ class _Run:
         import keras
 
         from tfft.schedule.freezing import apply_freezing
-        from tfft.training import checkpoint
+        from tfft.training import batchnorm, checkpoint
         from tfft.training.callbacks import EpochRecorder
 
         cfg = self.cfg
         phases = self.resolved.phases
         last = self.source / checkpoint.LAST
+        lists = split_lists(self.splits)
+        self.data_digest = lists_digest(lists)
         if self.resume:
             self.state = checkpoint.load_state(self.source)
+            checkpoint.check_same_data(self.source, self.state, lists, self.data_digest)
             self.history = list(self.state.get("history", []))
             self.phase_rows = list(self.state.get("phase_rows", []))
             checkpoint.restore(last, self.model.variables)
@@ -359,7 +368,10 @@ class _Run:
             print(f"resuming {self.source} at epoch {self.state['epoch'] + 1}" + (f", step {step + 1}" if step else "")
                   + f", phase {self.state['phase'] + 1}")
         else:
-            self.state = {"epoch": 0, "step": 0, "phase": 0, "phase_start": 0, "best": math.inf}
+            self.state = {"epoch": 0, "step": 0, "phase": 0, "phase_start": 0, "best": math.inf,
+                          "data_digest": self.data_digest}
+            if self.chief:  # what `checkpoint.check_same_data` compares a resumed run's data with
+                write_json(self.path / layout.SPLIT_LISTS, lists)
         from tfft.data import steps_per_epoch
 
         steps = cfg.training.steps_per_epoch or steps_per_epoch(self.splits, "train", cfg.data.batch_size)
@@ -435,10 +447,24 @@ class _Run:
                                     f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
                                     f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
                                     f"{self.path / 'checkpoints'}")
+            trained_bn = batchnorm.trained_batchnorms(self.model)
+            self._recompute_batchnorm(trained_bn)  # before the checkpoint: a resumed run does not redo it
             self.state.update(phase=index + 1, phase_start=self.state["epoch"], step=0, phase_best=math.inf,
-                              phase_wait=0, early_stopped=False)
+                              phase_wait=0, early_stopped=False,
+                              bn_recomputed=sorted(set(self.state.get("bn_recomputed", [])) | set(trained_bn)))
             if self.chief:
                 checkpoint.save(self.path, self.state, self.model.variables)
+
+    def _recompute_batchnorm(self, names: Sequence[str]) -> None:
+        """Set the moving statistics of the BatchNorm layers `names` (trained in a phase) to their
+        values over the training split (`tfft.training.batchnorm`): the momentum's slow average
+        leaves a model trained from scratch for a few epochs a constant in inference mode."""
+        from tfft.training import batchnorm
+
+        if not names:
+            return
+        count = batchnorm.recompute(self.model, names, self.asm.dataset("train", None))
+        print(f"batchnorm: moving statistics of {len(names)} layer(s) recomputed over {count} training images")
 
     def _fit(self, cache: Optional[Any], start: int, first: int, end: int, skip: int, steps: int, val_data: Any,
              callbacks: list[Any], verbose: int) -> None:
@@ -490,6 +516,7 @@ class _Run:
             checkpoint.restore(best, self.model.variables)
             print(f"model.keras: best weights (epoch {self.state.get('best_epoch')}, "
                   f"{'val_loss' if self.has_val else 'loss'} {self.state.get('best'):.4f})")
+            self._recompute_batchnorm(self.state.get("bn_recomputed", []))  # the epoch's weights, statistics to match
         if not self.chief:
             return {}
         with atomic_path(self.path / layout.MODEL, suffix=".keras") as tmp:
