@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import user_files
 from tests.evaluation.conftest import build_run_dir
 from tfft.cli.main import cli
 from tfft.compression.prune import magnitude_mask, polynomial_sparsity
@@ -94,3 +95,16 @@ def test_bad_sparsity_is_exit_2(pruned):
     result = CliRunner().invoke(cli, ["prune", str(Path(source).parent / "missing"), "--sparsity", "0.5"],
                                 catch_exceptions=False)
     assert result.exit_code == 2 and "run directory not found" in result.output
+
+
+def test_out_with_user_files_is_refused_and_overwrite_keeps_them(pruned, user_folder):
+    source, _, _ = pruned
+    args = ["prune", str(source), "--sparsity", "0.5", "--epochs", "1"]
+    for out in (user_folder, Path(source).parent):  # a folder of the user's, and the one holding the run
+        result = CliRunner().invoke(cli, args + ["--out", str(out)], catch_exceptions=False)
+        assert result.exit_code == 2 and "--overwrite" in result.output, result.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]
+    assert (Path(source) / "model.keras").is_file()
+    result = CliRunner().invoke(cli, args + ["--out", str(user_folder), "--overwrite"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert {"notes.txt", "photos/a.jpg", "model.keras", "pruning.json"} <= set(user_files(user_folder))

@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from tests.conftest import user_files
 from tfft.errors import UserError
 from tfft.evaluation.export import export
 from tfft.data.files import read_image
@@ -129,3 +130,38 @@ def test_cli_exit_codes(cli_runner, run_dir, tmp_path):
     result = cli_runner("evaluate", run_dir, "--split", "val", "--top-k", "1")
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output and "macro avg" in result.output
+
+
+
+def test_export_refuses_a_folder_of_user_files_and_the_run_itself(cli_runner, run_copy, user_folder):
+    mine = user_folder
+    before = user_files(run_copy)
+    for fmt, out in (("savedmodel", mine), ("savedmodel", run_copy), ("savedmodel", run_copy.parent),
+                     ("tflite", run_copy / "labels.txt")):
+        result = cli_runner("export", run_copy, "--format", fmt, "--out", out)
+        assert result.exit_code == 2, (out, result.output)
+        assert "--overwrite" in result.output and "Traceback" not in result.output
+    assert user_files(mine) == ["notes.txt", "photos/a.jpg"]
+    assert user_files(run_copy) == before
+
+
+def test_export_overwrite_writes_beside_theuser_files(cli_runner, run_copy, user_folder):
+    mine = user_folder
+    result = cli_runner("export", run_copy, "--format", "savedmodel", "--out", mine, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (mine / "saved_model.pb").is_file() and (mine / "assets" / "labels.txt").is_file()
+    assert (mine / "notes.txt").read_text() == "mine" and (mine / "photos" / "a.jpg").is_file()
+
+
+def test_export_tflite_into_an_existing_folder_and_again_to_the_default(cli_runner, run_copy, user_folder):
+    mine = user_folder
+    result = cli_runner("export", run_copy, "--format", "tflite", "--out", mine)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {mine / 'model.tflite'}" in result.output
+    assert user_files(mine) == ["model.tflite", "notes.txt", "photos/a.jpg"]
+    again = cli_runner("export", run_copy, "--format", "tflite", "--out", mine)  # now it exists: the user's?
+    assert again.exit_code == 2 and "already exists" in again.output
+    for _ in range(2):  # tfft's own RUN_DIR/export/ is replaced freely
+        result = cli_runner("export", run_copy, "--format", "tflite")
+        assert result.exit_code == 0, result.output
+    assert (run_copy / "export" / "model.tflite").is_file()

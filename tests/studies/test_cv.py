@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import tiny_config, write_image_folder
+from tests.conftest import tiny_config, user_files, write_image_folder
 from tfft.studies.cv import assign_folds
 
 
@@ -207,3 +207,11 @@ def test_resume_needs_the_same_folds_and_config(tmp_path, cv_data, cli_runner):
     (tmp_path / "cv").mkdir()
     result = cli_runner("cv", config, "--folds", "2", "--run-dir", tmp_path / "cv", "--resume")
     assert result.exit_code == 2 and "nothing to resume" in result.output
+
+
+def test_run_dir_with_user_files_is_refused(tmp_path, cv_data, cli_runner, user_folder):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(_cv_config(cv_data)))
+    result = cli_runner("cv", config, "--folds", "2", "--run-dir", user_folder)
+    assert result.exit_code == 2 and f"--run-dir {user_folder}: already holds files" in result.output, result.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_BACKBONE, tiny_config, write_image_folder
+from tests.conftest import TINY_BACKBONE, tiny_config, user_files, write_image_folder
 
 # Two members of one backbone (few layers: saving, loading and exporting stay quick; their layer
 # names clash, as fold members' do), two input sizes.
@@ -208,3 +208,14 @@ def test_resizing_branch_with_a_large_downscale_antialiases():
     expected = (small.predict_on_batch(shrunk) + large.predict_on_batch(images)) / 2
     np.testing.assert_allclose(model.predict_on_batch(images), expected, atol=1e-5)
     assert len(with_members.outputs) == 3
+
+
+def test_out_with_user_files_is_refused_and_overwrite_keeps_them(members, user_folder, cli_runner):
+    runs = (members["a"], members["b"])
+    for out in (user_folder, members["a"].parent):  # the user's folder, and the one holding the members
+        result = cli_runner("ensemble", *runs, "--out", out)
+        assert result.exit_code == 2 and "--overwrite" in result.stderr, result.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]
+    result = cli_runner("ensemble", *runs, "--out", user_folder, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert {"notes.txt", "photos/a.jpg", "model.keras", "metrics.json"} <= set(user_files(user_folder))

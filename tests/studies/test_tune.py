@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, user_files
 from tests.studies.conftest import head_config
 
 optuna = pytest.importorskip("optuna")
@@ -266,3 +266,11 @@ def test_a_process_waits_for_the_last_slot_another_holds_and_never_overshoots(tm
     assert not thread.is_alive() and len(done["result"].trials) == 2
     assert len(fake_train["calls"]) == 1
     assert not [t for t in study.get_trials() if SURPLUS in t.user_attrs]
+
+
+def test_run_dir_with_user_files_is_refused(tmp_path, fake_train, cli_runner, user_folder):
+    config = _write(tmp_path / "config.yaml", {"name": "mine"})
+    space = _write(tmp_path / "space.yaml", SPACE)
+    run = cli_runner("tune", config, "--space", space, "--trials", 1, "--run-dir", user_folder)
+    assert run.exit_code == 2 and f"--run-dir {user_folder}: already holds files" in run.output, run.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"] and fake_train["calls"] == []

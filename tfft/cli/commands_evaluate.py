@@ -46,12 +46,15 @@ def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: boo
 @click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "onnx"]), required=True)
 @click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default="none",
               show_default=True, help="TFLite only.")
-@click.option("--out", default=None, help="Where to write (default: RUN_DIR/export/...).")
-def export(run_dir: str, fmt: str, quantize: str, out: str | None) -> None:
+@click.option("--out", default=None,
+              help="Where to write (default: RUN_DIR/export/...); an existing folder gets model.tflite inside.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an --out that already holds files (only the export's own files are replaced).")
+def export(run_dir: str, fmt: str, quantize: str, out: str | None, overwrite: bool) -> None:
     """Export RUN_DIR's model; the last line is the parity check against model.keras."""
     from tfft.evaluation.export import export as run_export
 
-    result = run_export(run_dir, format=fmt, quantize=quantize, out=out)
+    result = run_export(run_dir, format=fmt, quantize=quantize, out=out, overwrite=overwrite)
     click.echo(f"wrote {result.path}")
     click.echo(f"size: {result.size_bytes / 1e6:.3f} MB ({result.size_bytes} bytes)")
     click.echo(f"latency: {result.latency_ms:.3f} ms per image (median of 20, batch 1, this CPU)")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from tfft.atomic import current_umask, write_bytes
+from tfft.atomic import check_output, current_umask, write_bytes
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
 from tfft.data.files import decode_bytes, read_images
@@ -83,7 +83,7 @@ class ExportResult:
 
 def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str = "none",
            out: Optional[str | os.PathLike] = None, parity_images: int = PARITY_IMAGES,
-           ) -> ExportResult:
+           overwrite: bool = False) -> ExportResult:
     """Export a run's model.keras and check it against the original.
 
     Args:
@@ -93,15 +93,18 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
         quantize: TFLite only: "none", "dynamic" (int8 weights), "float16" (float16 weights)
             or "int8" (full-integer, calibrated on training images; float32 I/O kept).
         out: where to write (default `RUN_DIR/export/savedmodel`, `RUN_DIR/export/model.tflite`,
-            `RUN_DIR/export/model_<quantize>.tflite`).
+            `RUN_DIR/export/model_<quantize>.tflite`). An existing folder given for a one-file
+            format (tflite, onnx) gets the file under its default name.
         parity_images: at most this many validation images for the parity check.
+        overwrite: write into an `out` that already holds files (or is or holds the run
+            directory); only the export's own files are replaced, the others stay.
 
     Returns:
         An `ExportResult(path, size_bytes, latency_ms, parity_top1, parity_max_abs_diff)`.
 
     Raises:
-        UserError: a missing run directory or model, an unknown format or quantization, or
-            ONNX without tf2onnx.
+        UserError: a missing run directory or model, an unknown format or quantization, ONNX
+            without tf2onnx, or an `out` that exists, holds files or holds the run (without `overwrite`).
 
     Example:
     >>> result = export("runs/quickstart", format="tflite", quantize="int8")  # doctest: +SKIP
@@ -118,11 +121,15 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
     run = open_run(run_dir)
     if format == "onnx":
         _require_tf2onnx()
-    model = load_model(run)
     default_name = {"savedmodel": "savedmodel", "onnx": "model.onnx",
                     "tflite": "model.tflite" if quantize == "none" else f"model_{quantize}.tflite"}
-    path = Path(out).expanduser() if out is not None else run.run_dir / "export" / default_name[format]
+    if out is None:
+        path = run.run_dir / "export" / default_name[format]  # tfft's own folder: replaced freely
+    else:
+        path = check_output(out, overwrite=overwrite, file_name=None if format == "savedmodel" else default_name[format],
+                            runs=[run.run_dir], own=[run.run_dir / "export"])
     path.parent.mkdir(parents=True, exist_ok=True)
+    model = load_model(run)
 
     val_paths, val_images = _parity_images(run, parity_images)
     thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
@@ -266,10 +273,21 @@ def _size(path: Path) -> int:
 
 
 def _replace(tmp: Path, path: Path) -> None:
-    """Move a finished export into place (an existing one is replaced)."""
+    """Move a finished export into place: into an empty or missing `path` whole; into a folder that
+    holds files entry by entry, replacing only the export's own entries (the others stay)."""
+    if path.is_dir() and not path.is_symlink() and any(path.iterdir()):
+        for entry in sorted(tmp.iterdir()):
+            target = path / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(entry, target)
+        tmp.rmdir()
+        return
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists():
+        path.rmdir()
+    elif path.exists() or path.is_symlink():
         path.unlink()
     os.replace(tmp, path)
 
@@ -372,8 +390,8 @@ def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
             data = converter.convert()
     except Exception as exc:
         raise RuntimeError(f"TFLite conversion ({quantize}) failed: {type(exc).__name__}: {exc}") from exc
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+    if path.is_dir() and not path.is_symlink():  # only the default RUN_DIR/export/model.tflite gets here
+        raise UserError(str(path), "is a folder; expected the .tflite file", "remove it or pass --out")
     write_bytes(path, data)
 
 

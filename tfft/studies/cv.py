@@ -33,7 +33,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from tfft import layout
-from tfft.atomic import write_csv, write_json, write_text
+from tfft.atomic import check_output, write_csv, write_json, write_text
 from tfft.config import Config, load_config
 from tfft.errors import TrainingInterrupted, UserError
 
@@ -251,9 +251,7 @@ def _choose_dir(cfg: Config, run_dir: Optional[str], resume: bool) -> Path:
     if (path / FOLDS_FILE).exists():
         raise UserError(str(path), "holds an unfinished cross-validation",
                         "pass --resume to finish it, or choose another --run-dir")
-    if path.exists() and any(path.iterdir()):
-        raise UserError(str(path), "is not empty", "choose a new or empty --run-dir")
-    return path
+    return check_output(path, option="--run-dir", hint="choose a new or empty --run-dir")
 
 
 def fold_config(cfg: Config, folds_file: Path, fold: int) -> Config:

@@ -279,8 +279,7 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     member_dirs = {os.path.realpath(r.run_dir) for r in runs}
     if os.path.realpath(out_dir) in member_dirs:
         raise UserError(f"--out {out}", "is one of the members", "write the ensemble to a new folder")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"--out {out}", "already holds files", "pass --overwrite or choose another folder")
+    out_dir = atomic.check_output(out_dir, overwrite=overwrite, runs=[r.run_dir for r in runs])
     class_names = list(runs[0].class_names)
     image_size = _input_size(runs)
     multi = is_multi_label(runs[0])

@@ -47,7 +47,7 @@ import yaml
 from tfft.config import Config, load_config
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.studies.space import Param, apply_params, check_space, load_space
-from tfft.atomic import write_csv, write_text
+from tfft.atomic import check_output, write_csv, write_text
 
 SURPLUS = "tfft.surplus"
 DIVERGED = "tfft.diverged"
@@ -56,6 +56,7 @@ RUN_DIR = "tfft.run_dir"
 TRIALS_CSV = "trials.csv"
 BEST_CONFIG = "best_config.yaml"
 TUNE_PNG = "tune.png"
+STUDY_FILES = ("study.db", TRIALS_CSV, BEST_CONFIG, "trials")  # any of them: the folder of an earlier study
 PLOT_EVERY_S = 120  # tune.png is redrawn at most this often while trials run, and at the end
 HEARTBEAT_S = 30  # a killed process's trial is failed (and replaced) about 2 x this later
 
@@ -557,6 +558,9 @@ def tune(
     metric_name, direction = objective_of(task.default_metric if metric is None else metric)
     monitored = task.epoch_metric(metric_name)
     out = Path(run_dir) if run_dir is not None else Path(cfg.training.runs_dir) / f"{cfg.name}-tune"
+    if not any((out / name).exists() for name in STUDY_FILES):  # not an earlier study's folder, to continue
+        out = check_output(out, option="--run-dir", hint="choose a new or empty --run-dir, or an earlier study's "
+                           "folder to continue it")
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     name = study or cfg.name
