@@ -108,14 +108,14 @@ def test_predict_lists_the_labels_above_their_thresholds(multi_run, other_manife
     thresholds = json.loads((multi_run.run_dir / "thresholds.json").read_text())
     result = cli_runner("predict", str(multi_run.run_dir), str(manifest.parent), "--format", "json")
     assert result.exit_code == 0, result.output
-    predicted = json.loads(result.output)
+    predicted = json.loads(result.stdout)
     assert len(predicted) == len(rows)
     for row in predicted:
         scores = row["all_probabilities"]
         assert list(scores) == list(thresholds)
         assert sorted(row["labels"]) == sorted(n for n, p in scores.items() if p >= thresholds[n])
-    table = cli_runner("predict", str(multi_run.run_dir), str(manifest.parent)).output.splitlines()
-    assert table[0] == "path,labels," + ",".join(f"p_{n}" for n in thresholds)
+    table = cli_runner("predict", str(multi_run.run_dir), str(manifest.parent)).stdout.splitlines()
+    assert table[0] == "path,labels," + ",".join(f"p_{n}" for n in thresholds) + ",error"
 
 
 def test_savedmodel_label_joins_labels_above_threshold_and_tflite_parity(multi_run, other_manifest, tmp_path):

@@ -90,7 +90,7 @@ def test_predict_labels_above_thresholds(mosaic_run, cli_runner):
     files = [str(manifest.parent / r["path"]) for r in mosaic_run["rows"] if r["split"] == "test"][:4]
     result = cli_runner("predict", run, *files, "--format", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     assert [Path(r["path"]).name for r in rows] == [Path(f).name for f in files]
     for row in rows:
         p = row["all_probabilities"]

@@ -35,10 +35,17 @@ def evaluate(run_dir: str, data: str | None, split: str, top_k: int | None, batc
 @click.option("--batch-size", type=int, default=32, show_default=True)
 def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: bool, batch_size: int) -> None:
     """Top-k labels for images: files, folders (recursive) or globs."""
-    from tfft.evaluation.predict import format_rows, predict as run_predict
+    from tfft.errors import UserError, plural
+    from tfft.evaluation.predict import failures, format_rows, predict as run_predict
 
     rows = run_predict(run_dir, list(paths), top_k=top_k, tta=tta, batch_size=batch_size)
     click.echo(format_rows(rows, fmt))
+    failed = failures(rows)
+    if rows and failed == len(rows):
+        raise UserError(" ".join(paths), f"none of the {plural(len(rows), 'file')} could be read (the error "
+                        "column above says why for each)", "run `tfft data check` on them")
+    click.echo(f"predict: {plural(len(rows), 'file')}, {failed} failed" +
+               (" (the error column says why)" if failed else ""), err=True)
 
 
 @click.command()

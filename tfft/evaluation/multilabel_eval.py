@@ -59,26 +59,26 @@ def prediction_row(path: str, probabilities: np.ndarray, class_names: Sequence[s
 
 
 def format_prediction_rows(rows: list[dict[str, Any]], class_names: Sequence[str]) -> str:
-    """Multi-label predictions as CSV: `path,labels,p_<label>...[,error]` (labels space-separated).
+    """Multi-label predictions as CSV: `path,labels,p_<label>...,error` (labels space-separated;
+    `error` empty for a classified file).
 
     Example:
     >>> row = prediction_row("a.jpg", np.array([0.9, 0.2]), ["cat", "dog"], np.array([0.5, 0.5]))
     >>> print(format_prediction_rows([row], ["cat", "dog"]))
-    path,labels,p_cat,p_dog
-    a.jpg,cat,0.900000,0.200000
+    path,labels,p_cat,p_dog,error
+    a.jpg,cat,0.900000,0.200000,
     """
     import csv
     import io
 
-    with_error = any("error" in row for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "labels"] + [f"p_{name}" for name in class_names] + (["error"] if with_error else []))
+    writer.writerow(["path", "labels"] + [f"p_{name}" for name in class_names] + ["error"])
     for row in rows:
         scores = row.get("all_probabilities") or {}
         cells = [row["path"], " ".join(row["labels"])]
         cells += [f"{scores[name]:.6f}" if name in scores else "" for name in class_names]
-        writer.writerow(cells + ([row.get("error", "")] if with_error else []))
+        writer.writerow(cells + [row.get("error") or ""])
     return buffer.getvalue().rstrip("\n")
 
 
