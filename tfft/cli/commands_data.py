@@ -21,6 +21,7 @@ def data_group() -> None:
 def check(path: str, as_json: bool, strict: bool, no_duplicates: bool) -> None:
     """Per-class counts, empty classes, unreadable files, odd formats, duplicates and sizes."""
     from tfft.data.check import check_folder, format_report
+    from tfft.errors import plural
 
     report = check_folder(path, duplicates=not no_duplicates)
     if as_json:
@@ -29,7 +30,7 @@ def check(path: str, as_json: bool, strict: bool, no_duplicates: bool) -> None:
         click.echo(format_report(report))
     if strict and report["bad_files"]:
         if not as_json:
-            click.echo(f"--strict: {len(report['bad_files'])} unreadable file(s)", err=True)
+            click.echo(f"--strict: {plural(len(report['bad_files']), 'unreadable file')}", err=True)
         sys.exit(1)
 
 

@@ -22,7 +22,7 @@ from tfft.data import decode as _decode
 from tfft.data import multilabel as _multilabel
 from tfft.data import shapes as _shapes
 from tfft.data import stratify as _stratify
-from tfft.errors import DataError, UserError
+from tfft.errors import DataError, UserError, plural
 
 SPLIT_NAMES = ("train", "val", "test")
 MAX_SKIPPED_PRINTED = 10
@@ -289,7 +289,7 @@ def _as_multi_label(splits: DataSplits) -> DataSplits:
 def _report_skipped(skipped: list[dict[str, str]]) -> None:
     if not skipped:
         return
-    lines = [f"warning: skipped {len(skipped)} unreadable file(s) (listed in data_report.json):"]
+    lines = [f"warning: skipped {plural(len(skipped), 'unreadable file')} (listed in data_report.json):"]
     for item in skipped[:MAX_SKIPPED_PRINTED]:
         lines.append(f"  {item['path']}: {item['reason']}")
     if len(skipped) > MAX_SKIPPED_PRINTED:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from tfft.errors import UserError
+from tfft.errors import UserError, plural
 from tfft.reporting.metrics import format_table
 from tfft import layout
 from tfft.atomic import write_text
@@ -74,7 +74,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
                 if key == "skipped":
                     continue
                 lines.append(f"| {key} | {_num(value) if not isinstance(value, (dict, list)) else json.dumps(value)[:200]} |")
-            lines.append(f"| skipped | {len(skipped)} file(s) |")
+            lines.append(f"| skipped | {plural(len(skipped), 'file')} |")
             for item in skipped[:20]:
                 text = f"{item.get('path')}: {item.get('reason')}" if isinstance(item, dict) else str(item)
                 lines.append(f"- skipped `{text}`")

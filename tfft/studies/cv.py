@@ -35,7 +35,7 @@ import numpy as np
 from tfft import layout
 from tfft.atomic import check_output, write_csv, write_json, write_text
 from tfft.config import Config, load_config
-from tfft.errors import TrainingInterrupted, UserError
+from tfft.errors import TrainingInterrupted, UserError, plural
 
 FOLDS_FILE = "folds.csv"
 SUMMARY_FILE = "cv_summary.json"
@@ -171,9 +171,10 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     what = "label" if multi else "class"
     for name, n in zip(splits.class_names, counts):
         if n < folds:
-            raise UserError("--folds", f"{folds} folds, but {what} {name!r} has only {n} train+val image(s)",
+            raise UserError("--folds", f"{folds} folds, but {what} {name!r} has only {plural(int(n), 'train+val image')}",
                             f"use --folds {max(2, int(n))} or fewer, or add images to {name!r}")
-    print(f"cv: {len(keys)} train+val images, {len(splits.class_names)} {what}s; looking for near-duplicates")
+    print(f"cv: {plural(len(keys), 'train+val image')}, {plural(len(splits.class_names), what)}; "
+          "looking for near-duplicates")
     groups, kinds = _duplicate_groups(pool, keys)
     if multi:
         fold_of = iterative_kfold(labels, folds, cfg.seed, groups=groups) + 1
@@ -188,7 +189,7 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     print(f"cv: near-duplicate pairs: {found}; {plan.num_groups} groups kept whole, {folds} folds of "
           + "/".join(str(int((fold_of == k).sum())) for k in range(1, folds + 1)) + " images")
     if short:
-        print(f"warning: class(es) {short} are in fewer than {folds} folds (their near-duplicate groups are "
+        print(f"warning: {plural(len(short), 'class').split(' ', 1)[1]} {short} {'is' if len(short) == 1 else 'are'} in fewer than {folds} folds (their near-duplicate groups are "
               "large); those folds validate without them")
     return plan
 

@@ -45,7 +45,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from tfft.config import Config, load_config
-from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
+from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError, plural
 from tfft.studies.space import Param, apply_params, check_space, load_space
 from tfft.atomic import check_output, write_csv, write_text
 
@@ -356,7 +356,7 @@ class _Study:
                 return
             if done + running >= self.total:
                 if not waiting:
-                    print(f"waiting for {running} trial(s) running in other processes "
+                    print(f"waiting for {plural(running, 'trial')} running in other processes "
                           f"({done}/{self.total} finished)", flush=True)
                     waiting = True
                 time.sleep(self.poll_s)

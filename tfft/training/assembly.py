@@ -25,7 +25,7 @@ import dataclasses
 from typing import Any, Callable, Optional, Union
 
 from tfft.config import Config, load_config
-from tfft.errors import UserError
+from tfft.errors import UserError, plural
 from tfft.schedule.phases import Phase, resolve_phases
 from tfft.task import Task, task_for
 
@@ -141,7 +141,7 @@ class Assembly:
         self.splits = data.load_splits(cfg.data, cfg.seed, task=self.run.task.name)
         self.class_names = list(self.splits.class_names)
         if len(self.class_names) < (1 if self.splits.multi_label else 2):  # one label: present or not
-            raise UserError("data.source", f"found {len(self.class_names)} class(es) in {cfg.data.source}",
+            raise UserError("data.source", f"found {plural(len(self.class_names), 'class')} in {cfg.data.source}",
                             "a classifier needs at least 2 class folders")
         self.num_train = len(self.splits.splits["train"]) if "train" in self.splits.splits else 0
         if self.num_train == 0:
