@@ -83,7 +83,8 @@ def test_parity_line_counts_the_clear_images(run_dir, tmp_path):
     from tfft.evaluation.export import CLEAR_MARGIN, _keras_probs, _parity_images
 
     result = export(run_dir, format="tflite", out=tmp_path / "m.tflite", parity_images=60)
-    probs = np.sort(_keras_probs(load_model(open_run(run_dir)), _parity_images(open_run(run_dir), 60)[1]), axis=1)
+    probs = np.sort(_keras_probs(load_model(open_run(run_dir)), _parity_images(open_run(run_dir), 60, tmp_path)[1]),
+                    axis=1)
     clear = int(((probs[:, -1] - probs[:, -2]) >= CLEAR_MARGIN).sum())
     assert result.parity_images == 60 and result.parity_clear_images == clear
     line = result.parity_line()
@@ -165,3 +166,23 @@ def test_export_tflite_into_an_existing_folder_and_again_to_the_default(cli_runn
         result = cli_runner("export", run_copy, "--format", "tflite")
         assert result.exit_code == 0, result.output
     assert (run_copy / "export" / "model.tflite").is_file()
+
+
+@pytest.mark.slow  # a tiny training, an int8 and a SavedModel export: about a minute here
+def test_export_of_a_builtin_run_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """builtin:/tfds: runs have no image files: parity and calibration images go to a temporary folder, removed after."""
+    import tempfile
+
+    import tfft
+    from tests.conftest import tiny_config
+
+    run = tfft.train(tiny_config(name="builtin-export"), run_dir=str(tmp_path / "run")).run_dir
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = export(run, format="tflite", quantize="int8", parity_images=16)
+    assert result.parity_images == 16 and (run / "export" / "model_int8.tflite").is_file()
+    result = export(run, format="savedmodel", parity_images=16)
+    assert result.parity_top1 == 100.0
+    # (TensorFlow's autograph leaves its own generated .py files there; tfft leaves no folder, no image)
+    assert [p.name for p in scratch.iterdir() if p.is_dir()] == [] and list(scratch.rglob("*.png")) == []

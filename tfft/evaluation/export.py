@@ -129,9 +129,15 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
         path = check_output(out, overwrite=overwrite, file_name=None if format == "savedmodel" else default_name[format],
                             runs=[run.run_dir], own=[run.run_dir / "export"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = load_model(run)
+    # builtin:/tfds: sources have no files: their parity and calibration images are written here, removed after.
+    with tempfile.TemporaryDirectory(prefix="tfft-export-") as scratch:
+        return _export(run, format, quantize, path, parity_images, Path(scratch))
 
-    val_paths, val_images = _parity_images(run, parity_images)
+
+def _export(run: Run, format: str, quantize: str, path: Path, parity_images: int, scratch: Path) -> ExportResult:
+    """`export` once its arguments are checked and `path` chosen; `scratch` is a temporary folder."""
+    model = load_model(run)
+    val_paths, val_images = _parity_images(run, parity_images, scratch)
     thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
                   if is_multi_label(run) else None)
     if format == "savedmodel":
@@ -139,7 +145,7 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
         runner = _savedmodel_runner(path)
         parity_inputs = [Path(p).read_bytes() for p in val_paths]  # end to end: bytes in
     elif format == "tflite":
-        _write_tflite(model, run, quantize, path)
+        _write_tflite(model, run, quantize, path, scratch)
         runner = _tflite_runner(path)
         parity_inputs = val_images
     else:
@@ -186,10 +192,9 @@ def clear_agreement(reference: np.ndarray, exported: np.ndarray, margin: float =
 # --------------------------------------------------------------------------- data
 
 
-def _generated_files(run: Run, split: str, limit: int) -> list[str]:
-    """For sources that are not files (builtin:, tfds:): up to `limit` images as lossless PNGs."""
-    import tempfile
-
+def _generated_files(run: Run, split: str, limit: int, scratch: Path) -> list[str]:
+    """For sources that are not files (builtin:, tfds:): up to `limit` images as lossless PNGs in
+    a new folder inside `scratch` (the caller's temporary folder, removed by it)."""
     from PIL import Image
 
     from tfft import data as tfft_data
@@ -197,7 +202,7 @@ def _generated_files(run: Run, split: str, limit: int) -> list[str]:
     splits = tfft_data.load_splits(run.config.data, run.config.seed)
     if split not in splits.splits or len(splits.splits[split]) == 0:
         raise UserError(str(run.config.data.source), f"no {split!r} split")
-    folder = Path(tempfile.mkdtemp(prefix=f"tfft-{split}-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{split}-", dir=scratch))
     paths: list[str] = []
     dataset = tfft_data.make_dataset(splits, split, run.config.data, seed=run.config.seed, training=False)
     for images, _ in dataset:
@@ -210,20 +215,20 @@ def _generated_files(run: Run, split: str, limit: int) -> list[str]:
     return paths
 
 
-def _split_paths(run: Run, split: str, limit: int) -> list[str]:
+def _split_paths(run: Run, split: str, limit: int, scratch: Path) -> list[str]:
     if str(run.config.data.source).startswith(("builtin:", "tfds:")):
-        return _generated_files(run, split, limit)
+        return _generated_files(run, split, limit, scratch)
     if is_multi_label(run):
         return split_examples(run, split)[0]
     paths, _ = split_files(run, split)
     return paths
 
 
-def _parity_images(run: Run, limit: int) -> tuple[list[str], list[np.ndarray]]:
+def _parity_images(run: Run, limit: int, scratch: Path) -> tuple[list[str], list[np.ndarray]]:
     """Up to `limit` validation images (every n-th file), decoded as in training."""
     for split in ("val", "test", "train"):
         try:
-            paths = _split_paths(run, split, limit)
+            paths = _split_paths(run, split, limit, scratch)
         except UserError:
             continue
         step = max(1, len(paths) // limit)
@@ -234,10 +239,10 @@ def _parity_images(run: Run, limit: int) -> tuple[list[str], list[np.ndarray]]:
                     "the run's data.source must still exist where it was when training")
 
 
-def _calibration_images(run: Run, count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
+def _calibration_images(run: Run, scratch: Path, count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
     for split in ("train", "val"):
         try:
-            paths = _split_paths(run, split, int(count * 1.2) + 1)
+            paths = _split_paths(run, split, int(count * 1.2) + 1, scratch)
         except UserError:
             continue
         rng = np.random.default_rng(run.config.seed)
@@ -363,7 +368,7 @@ def _savedmodel_runner(path: Path) -> Callable[[list], np.ndarray]:
 # --------------------------------------------------------------------------- TFLite
 
 
-def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
+def _write_tflite(model, run: Run, quantize: str, path: Path, scratch: Path) -> None:
     import tensorflow as tf
 
     # from_keras_model freezes the weights into the flatbuffer (a plain concrete function keeps
@@ -375,7 +380,7 @@ def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
-        images = _calibration_images(run)
+        images = _calibration_images(run, scratch)
 
         def representative():
             for image in images:
