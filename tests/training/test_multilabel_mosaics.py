@@ -77,7 +77,7 @@ def test_evaluate_other_manifest_equals_the_runs_test_split(mosaic_run, cli_runn
     run = mosaic_run["run"]
     result = cli_runner("evaluate", run, "--data", f"csv:{mosaic_run['other']}", "--split", "test")
     assert result.exit_code == 0, result.output
-    again = json.loads((run / "eval" / "test" / "metrics.json").read_text())["test"]
+    again = json.loads((run / "eval" / f"csv-{Path(mosaic_run['other']).stem}-test" / "metrics.json").read_text())["test"]
     own = json.loads((run / "metrics.json").read_text())["test"]
     assert again["num_examples"] == 20
     for key in ("mAP", "micro_f1", "macro_f1", "loss"):

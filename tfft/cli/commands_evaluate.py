@@ -13,7 +13,7 @@ import click
 @click.option("--top-k", "top_k", type=int, default=None, help="k of top-k accuracy (default: evaluate.top_k).")
 @click.option("--batch-size", type=int, default=None, help="Default: the run's data.batch_size.")
 def evaluate(run_dir: str, data: str | None, split: str, top_k: int | None, batch_size: int | None) -> None:
-    """Metrics of RUN_DIR's model on a split; writes RUN_DIR/eval/<split>/."""
+    """Metrics of RUN_DIR's model on a split; writes RUN_DIR/eval/<split>/ (--data: eval/<data name>-<split>/)."""
     from tfft.evaluation.core import evaluate_run
     from tfft.reporting.multilabel import format_multilabel_table
     from tfft.reporting.metrics import format_table

@@ -1,4 +1,5 @@
-"""`tfft evaluate`: a run directory's model.keras on one split, written to RUN_DIR/eval/<split>/.
+"""`tfft evaluate`: a run directory's model.keras on one split, written to RUN_DIR/eval/<split>/
+(other data, `--data SPEC`: RUN_DIR/eval/<slug of SPEC>-<split>/, beside the run's own evaluation).
 
 The trainer's own end-of-training evaluation of an in-memory model is
 `tfft.reporting.evaluate.evaluate_model`, below training; this module reads run directories.
@@ -11,6 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tfft import layout
 from tfft.evaluation import multilabel_eval
 from tfft.errors import UserError
 from tfft.data.files import decoded_files
@@ -47,7 +49,8 @@ def predict_files(model, paths: Sequence[str], labels: Sequence[int], image_size
 
 def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: str = "val",
                  batch_size: Optional[int] = None, top_k: Optional[int] = None) -> dict[str, Any]:
-    """Evaluate a run's model.keras on one split and write RUN_DIR/eval/<split>/.
+    """Evaluate a run's model.keras on one split and write RUN_DIR/eval/<split>/ (with `data`
+    other than the run's: RUN_DIR/eval/<slug of data>-<split>/, see `tfft.layout.eval_dir`).
 
     Writes `metrics.json` (`{"<split>": {...}}`, the run directory's metrics.json schema),
     `confusion_matrix.png`, `confusion_matrix_normalized.png` and `worst.png`.
@@ -88,7 +91,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
         "data": str(data if data is not None else run.config.data.source),
         "skipped": [paths[i] for i in range(len(paths)) if i not in kept_set],
     })
-    out_dir = run.run_dir / "eval" / split
+    out_dir = layout.eval_dir(run.run_dir, split, data, run.config.data.source)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_split(out_dir, split, metrics, "confusion_matrix.png", merge=False)
     plot_confusion_matrix(metrics["confusion_matrix"], run.class_names,
@@ -107,7 +110,7 @@ def _evaluate_generated(run: Any, source: str, split: str, batch_size: int, top_
     splits, data_cfg = generated_split(run, source, split, batch_size)
     model = load_model(run)
     dataset = tfft_data.make_dataset(splits, split, data_cfg, seed=run.config.seed, training=False)
-    out_dir = run.run_dir / "eval" / split
+    out_dir = layout.eval_dir(run.run_dir, split, source, run.config.data.source)
     out_dir.mkdir(parents=True, exist_ok=True)
     probs, ys = [], []
     for images, labels in dataset:

@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tfft import layout
 from tfft.reporting.multilabel import thresholds_document
 from tfft.reporting.multilabel_eval import (THRESHOLDS_FILE, choose_thresholds, collect, evaluate_multilabel,
                                             read_run_thresholds)
@@ -123,7 +124,7 @@ def evaluate_run_multilabel(run: Any, data: Optional[str], split: str, batch_siz
             raise UserError(source, f"none of the {len(paths)} images could be decoded", "run `tfft data check` on it")
         kept_set = set(kept.tolist())
         skipped = [paths[i] for i in range(len(paths)) if i not in kept_set]
-    out_dir = Path(run.run_dir) / "eval" / split
+    out_dir = layout.eval_dir(run.run_dir, split, data, run.config.data.source)
     metrics = evaluate_multilabel(y, probs, run.class_names, thresholds, out_dir, split=split, merge=False,
                                   extra={"data": source, "skipped": skipped})
     metrics["out_dir"] = str(out_dir)
