@@ -219,3 +219,26 @@ def test_out_with_user_files_is_refused_and_overwrite_keeps_them(members, user_f
     result = cli_runner("ensemble", *runs, "--out", user_folder, "--overwrite")
     assert result.exit_code == 0, result.output
     assert {"notes.txt", "photos/a.jpg", "model.keras", "metrics.json"} <= set(user_files(user_folder))
+
+
+@pytest.fixture(scope="module")
+def built_2x(members, tmp_path_factory) -> Path:
+    """An ensemble of the 32x32 member and a 64x64 one: the small branch shrinks 2x (antialiased)."""
+    from tfft.studies.ensemble import ensemble
+
+    root = tmp_path_factory.mktemp("ensemble2x")
+    large = _write_run(root / "c", members["folder"], TINY_BACKBONE, 64, seed=3)
+    return ensemble([members["a"], large], root / "ac").run_dir
+
+
+def test_tflite_export_of_members_2x_apart_runs_on_builtin_ops(built_2x, tmp_path):
+    import tensorflow as tf
+
+    from tfft.evaluation.export import export
+
+    result = export(built_2x, format="tflite", out=tmp_path / "m.tflite", parity_images=16)
+    assert result.parity_top1 == 100.0 and result.parity_max_abs_diff < 1e-4
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "m.tflite"))
+    assert list(interpreter.get_input_details()[0]["shape"][1:]) == [64, 64, 3]
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not [op for op in ops if op.startswith("Flex")], ops  # no TF Select ops needed

@@ -2,8 +2,10 @@
 
 The ensemble is a plain functional `keras.Model` of built-in layers: its input is the largest
 member input (elementwise max of the heights and widths); each member is a nested model behind
-its own `keras.layers.Resizing` when its size differs (bilinear; antialiased, like training's
-resize, when it shrinks 2x or more, which TFLite then runs only with TF Select ops); a member whose labels.txt lists the same classes in another order gets a fixed 0/1
+its own resize when its size differs: a `keras.layers.Resizing` (bilinear) below 2x, and from 2x
+on the antialiased bilinear resize training uses, written as fixed `Dense` matrices along height
+and width between `Permute`s (exactly `tf.image.resize(antialias=True)`, in ops TFLite runs
+natively: the antialiased kernel itself needs TF Select ops); a member whose labels.txt lists the same classes in another order gets a fixed 0/1
 `Dense` that reorders its outputs; `keras.layers.Average` gives the output. It is written as a
 run directory (`model.keras`, `labels.txt`, `config.yaml`, `metrics.json`, `confusion_matrix.png`,
 `ensemble.json`) that `tfft evaluate`, `predict` and `export` accept, and it loads with
@@ -119,6 +121,29 @@ def _needs_antialias(source: Sequence[int], target: Sequence[int]) -> bool:
     return max(source[0] / target[0], source[1] / target[1]) >= ANTIALIAS_RATIO
 
 
+def _antialiased_resize(x: Any, size: tuple[int, int], target: tuple[int, int], prefix: str) -> Any:
+    """`tf.image.resize(x, target, "bilinear", antialias=True)` as built-in layers TFLite runs
+    natively: the resize is linear and separable, so each axis is a fixed matrix (a `Dense` without
+    bias, found by resizing the identity) applied between `Permute`s."""
+    import keras
+    import tensorflow as tf
+
+    def matrix(n: int, m: int) -> np.ndarray:  # [n, m]: a length-n axis resized to m, as a Dense kernel
+        eye = np.eye(n, dtype=np.float32)[:, :, None]
+        return tf.image.resize(eye, (m, n), method="bilinear", antialias=True).numpy()[:, :, 0].T
+
+    # (axis length, target, the Permute that brings the axis last and back, its name)
+    for n, m, perm, axis in ((size[1], target[1], (1, 3, 2), "w"), (size[0], target[0], (3, 2, 1), "h")):
+        if n == m:
+            continue
+        dense = keras.layers.Dense(m, use_bias=False, trainable=False, name=f"{prefix}_{axis}")
+        x = keras.layers.Permute(perm, name=f"{prefix}_{axis}_in")(x)
+        x = dense(x)
+        x = keras.layers.Permute(perm, name=f"{prefix}_{axis}_out")(x)
+        dense.set_weights([matrix(n, m)])
+    return x
+
+
 def build_ensemble_model(models: Sequence[Any], class_orders: Sequence[Sequence[str]],
                          image_size: Sequence[int], class_names: Sequence[str],
                          name: str = "tfft_ensemble") -> tuple[Any, Any]:
@@ -144,9 +169,10 @@ def build_ensemble_model(models: Sequence[Any], class_orders: Sequence[Sequence[
         model.name = f"member_{index}"  # nested models need unique names
         member_h, member_w = (int(d) for d in model.input_shape[1:3])
         x = inputs
-        if (member_h, member_w) != (height, width):
+        if _needs_antialias((height, width), (member_h, member_w)):
+            x = _antialiased_resize(x, (height, width), (member_h, member_w), f"member_{index}_resize")
+        elif (member_h, member_w) != (height, width):
             x = keras.layers.Resizing(member_h, member_w, interpolation="bilinear",
-                                      antialias=_needs_antialias((height, width), (member_h, member_w)),
                                       name=f"member_{index}_resize")(x)
         y = model(x)
         if list(order) != list(class_names):
