@@ -242,3 +242,23 @@ def test_tflite_export_of_members_2x_apart_runs_on_builtin_ops(built_2x, tmp_pat
     assert list(interpreter.get_input_details()[0]["shape"][1:]) == [64, 64, 3]
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert not [op for op in ops if op.startswith("Flex")], ops  # no TF Select ops needed
+
+
+def test_members_accuracy_printed_equals_their_metrics_json(members, tmp_path, cli_runner):
+    """Members of different sizes are scored on images resized once to their own size (as their
+    own evaluation does), not through the ensemble's input (resized twice)."""
+    import tfft
+
+    runs = []
+    for size in (32, 64):
+        config = tiny_config(name=f"m{size}", data={"source": str(members["folder"]), "image_size": [size, size],
+                                                   "batch_size": 8}, training={"steps_per_epoch": 3, "verbose": "quiet"})
+        runs.append(tfft.train(config, run_dir=str(tmp_path / f"m{size}")).run_dir)
+    result = cli_runner("ensemble", *runs, "--out", tmp_path / "ens")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    for run in runs:
+        own = json.loads((run / "metrics.json").read_text())["val"]
+        row = next(line.split() for line in lines if line.strip().startswith(str(run) + " "))
+        assert row[2] == f"{own['accuracy']:.4f}" and row[3] == f"{own['loss']:.4f}", (row, own)
+    assert "resized once to its own size" in result.stdout

@@ -219,16 +219,17 @@ def _generated(source: str) -> bool:
 
 
 def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], data: Optional[str],
-                     split: str, multi: bool = False) -> tuple[Optional[Any], int, str]:
-    """A dataset of (images at the ensemble's size, labels in `class_names` order: indices, or
-    multi-hot rows when `multi`) on the data every member can be judged on, its size and a
-    description; (None, 0, why) when there is none."""
+                     split: str, multi: bool = False, member: Optional[Run] = None) -> tuple[Optional[Any], int, str]:
+    """A dataset of (images at the ensemble's size, or at `member`'s size decoded as it decodes,
+    labels in `class_names` order: indices, or multi-hot rows when `multi`) on the data every
+    member can be judged on, its size and a description; (None, 0, why) when there is none."""
     import tensorflow as tf
 
     from tfft import data as tfft_data
     from tfft.data.files import decoded_files
 
-    size, batch = tuple(config.data.image_size), int(config.data.batch_size)
+    target = member if member is not None else Run(run_dir=runs[0].run_dir, config=config, class_names=class_names)
+    size, fast_decode, batch = tuple(target.image_size), target.fast_decode, int(config.data.batch_size)
     source = str(data if data is not None else config.data.source)
     if _generated(source):
         if data is None:
@@ -237,7 +238,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
             if any(r.config.data.model_dump(exclude=ignore) != reference or r.config.seed != config.seed
                    for r in runs):
                 return None, 0, f"the members' data sections differ ({source} is generated, no common files)"
-        data_cfg = config.data.model_copy(update={"source": source})
+        data_cfg = config.data.model_copy(update={"source": source, "image_size": size})
         splits = tfft_data.load_splits(data_cfg, config.seed, task="multi_label" if multi else "auto")
         if split not in splits.splits or len(splits.splits[split]) == 0:
             return None, 0, f"{source} has no {split!r} split"
@@ -267,7 +268,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
             return None, 0, f"the members' {split!r} splits share no image"
         labels = _encode([common[os.path.realpath(p)] for p in paths], class_names, multi)
         description = f"the {len(paths)} {split!r} images common to all {len(runs)} members"
-    dataset = decoded_files(list(paths), size, np.asarray(labels)).map(lambda image, i, y: (image, y))
+    dataset = decoded_files(list(paths), size, np.asarray(labels), fast_decode=fast_decode).map(lambda image, i, y: (image, y))
     return dataset.batch(batch).prefetch(tf.data.AUTOTUNE), len(paths), description
 
 
@@ -329,6 +330,7 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
             y = np.concatenate(ys).astype(np.int64)
             probs = [np.concatenate(chunks) for chunks in outputs]
             count = len(y)
+            _score_members_at_their_size(runs, models, probs, config, class_names, data, split, multi)
             if not multi:
                 top_k = int(config.evaluate.top_k)
                 metrics = compute_metrics(y, probs[0], class_names, top_k=top_k)
@@ -361,6 +363,25 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                           evaluated_on=description,
                           thresholds=None if thresholds is None else dict(zip(class_names, map(float, thresholds))),
                           thresholds_from=thresholds_from)
+
+
+def _score_members_at_their_size(runs: Sequence[Run], models: Sequence[Any], probs: list[np.ndarray], config: Any,
+                                 class_names: list[str], data: Optional[str], split: str, multi: bool) -> None:
+    """Replace `probs[i]` of each member whose size (or decoding) is not the ensemble's by its
+    probabilities on the images decoded once at its own size, as its own evaluation decodes them:
+    through the ensemble's input it would see them resized twice (decoded to the ensemble's size,
+    then to its own), which moves its score away from its metrics.json."""
+    reference = Run(run_dir=runs[0].run_dir, config=config, class_names=class_names)
+    for index, (run, model) in enumerate(zip(runs, models), start=1):
+        if tuple(run.image_size) == tuple(reference.image_size) and run.fast_decode == reference.fast_decode:
+            continue
+        dataset, _, _ = _evaluation_data(runs, config, class_names, data, split, multi, member=run)
+        if dataset is None:
+            continue
+        order = [list(run.class_names).index(name) for name in class_names]
+        own = [np.asarray(model.predict_on_batch(images), np.float32) for images, _ in dataset]
+        if own and sum(len(chunk) for chunk in own) == len(probs[index]):
+            probs[index] = np.concatenate(own)[:, order]
 
 
 def _multilabel_thresholds(runs: Sequence[Run], class_names: list[str], y: Optional[np.ndarray],
