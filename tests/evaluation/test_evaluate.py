@@ -136,3 +136,9 @@ def test_evaluation_lists_the_images_training_used(tmp_path):
     paths, labels = split_files(Run(tmp_path, cfg, ["cat", "dog"]), "val")
     assert sorted(Path(p).suffix for p in paths) == [".jfif", ".jfif", ".jpe", ".jpe", ".png", ".png", ".tif", ".tif"]
     assert not any(".thumbs" in p for p in paths) and sorted(labels.tolist()) == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_a_split_that_is_not_a_name_is_refused_before_writing(run_copy, pets_mini, cli_runner):
+    result = cli_runner("evaluate", run_copy, "--data", pets_mini / "val", "--split", "../../escaped")
+    assert result.exit_code == 2 and "--split" in result.output, result.output
+    assert not (run_copy / "escaped").exists() and not (run_copy.parent / "escaped").exists()

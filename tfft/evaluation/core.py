@@ -8,6 +8,7 @@ The trainer's own end-of-training evaluation of an in-memory model is
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -70,6 +71,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     >>> m = evaluate_run("runs/quickstart", split="val")  # doctest: +SKIP
     >>> print(format_table(m))  # doctest: +SKIP
     """
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", str(split)):  # it names a folder under eval/
+        raise UserError("--split", f"expected a split name (train, val, test), got {split!r}", "e.g. --split val")
     run = open_run(run_dir)
     batch_size = int(batch_size or run.config.data.batch_size)
     top_k = int(top_k or run.config.evaluate.top_k)
