@@ -58,31 +58,6 @@ class TrainingInterrupted(Exception):
         super().__init__(f"interrupted; state saved in {run_dir}. Resume with: {resume_command}")
 
 
-def plural(count: int, noun: str, plural_form: str | None = None) -> str:
-    """`count` and `noun`, the noun in the plural unless the count is 1: every message's "3 classes".
-
-    Args:
-        count: how many.
-        noun: the singular (`class`, `image`, `trial`).
-        plural_form: an irregular plural (default: `es` after s, x, z, ch, sh; `ies` for a
-            consonant and y; else `s`).
-
-    Example:
-    >>> plural(1, "class"), plural(2, "class"), plural(0, "image"), plural(3, "label(s)"[:5])
-    ('1 class', '2 classes', '0 images', '3 labels')
-    """
-    if int(count) == 1:
-        return f"{count} {noun}"
-    if plural_form is None:
-        if noun.endswith(("s", "x", "z", "ch", "sh")):
-            plural_form = noun + "es"
-        elif noun.endswith("y") and noun[-2:-1] not in "aeiou":
-            plural_form = noun[:-1] + "ies"
-        else:
-            plural_form = noun + "s"
-    return f"{count} {plural_form}"
-
-
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     """Return a 'did you mean X?' hint for a misspelled `name`, or None.
 

@@ -21,7 +21,7 @@ def data_group() -> None:
 def check(path: str, as_json: bool, strict: bool, no_duplicates: bool) -> None:
     """Per-class counts, empty classes, unreadable files, odd formats, duplicates and sizes."""
     from tfft.data.check import check_folder, format_report
-    from tfft.errors import plural
+    from tfft.reporting.wording import plural
 
     report = check_folder(path, duplicates=not no_duplicates)
     if as_json:

@@ -35,7 +35,8 @@ def evaluate(run_dir: str, data: str | None, split: str, top_k: int | None, batc
 @click.option("--batch-size", type=int, default=32, show_default=True)
 def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: bool, batch_size: int) -> None:
     """Top-k labels for images: files, folders (recursive) or globs."""
-    from tfft.errors import UserError, plural
+    from tfft.errors import UserError
+    from tfft.reporting.wording import plural
     from tfft.evaluation.predict import failures, format_rows, predict as run_predict
 
     rows = run_predict(run_dir, list(paths), top_k=top_k, tta=tta, batch_size=batch_size)

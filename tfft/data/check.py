@@ -18,7 +18,8 @@ import numpy as np
 
 from tfft.data import decode as _decode
 from tfft.data.sources import SPLIT_NAMES
-from tfft.errors import UserError, plural
+from tfft.errors import UserError
+from tfft.reporting.wording import plural
 
 
 def _hash(path: str) -> str:

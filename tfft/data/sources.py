@@ -22,7 +22,8 @@ from tfft.data import decode as _decode
 from tfft.data import multilabel as _multilabel
 from tfft.data import shapes as _shapes
 from tfft.data import stratify as _stratify
-from tfft.errors import DataError, UserError, plural
+from tfft.errors import DataError, UserError
+from tfft.reporting.wording import plural
 
 SPLIT_NAMES = ("train", "val", "test")
 MAX_SKIPPED_PRINTED = 10

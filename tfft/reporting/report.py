@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from tfft.errors import UserError, plural
+from tfft.errors import UserError
+
+from tfft.reporting.wording import plural
 from tfft.reporting.metrics import format_table
 from tfft import layout
 from tfft.atomic import write_text

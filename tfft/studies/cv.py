@@ -35,7 +35,8 @@ import numpy as np
 from tfft import layout
 from tfft.atomic import check_output, write_csv, write_json, write_text
 from tfft.config import Config, load_config
-from tfft.errors import TrainingInterrupted, UserError, plural
+from tfft.errors import TrainingInterrupted, UserError
+from tfft.reporting.wording import plural
 
 FOLDS_FILE = "folds.csv"
 SUMMARY_FILE = "cv_summary.json"

@@ -45,7 +45,8 @@ from typing import Any, Optional, Union
 import yaml
 
 from tfft.config import Config, load_config
-from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError, plural
+from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
+from tfft.reporting.wording import plural
 from tfft.studies.space import Param, apply_params, check_space, load_space
 from tfft.atomic import check_output, write_csv, write_text
 

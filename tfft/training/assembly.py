@@ -25,7 +25,8 @@ import dataclasses
 from typing import Any, Callable, Optional, Union
 
 from tfft.config import Config, load_config
-from tfft.errors import UserError, plural
+from tfft.errors import UserError
+from tfft.reporting.wording import plural
 from tfft.schedule.phases import Phase, resolve_phases
 from tfft.task import Task, task_for
 

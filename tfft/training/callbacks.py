@@ -9,7 +9,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from tfft.errors import plural
+from tfft.reporting.wording import plural
 from tfft.schedule.optimizers import current_lr
 from tfft.training import checkpoint
 
