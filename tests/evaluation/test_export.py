@@ -152,6 +152,10 @@ def test_export_overwrite_writes_beside_theuser_files(cli_runner, run_copy, user
     assert result.exit_code == 0, result.output
     assert (mine / "saved_model.pb").is_file() and (mine / "assets" / "labels.txt").is_file()
     assert (mine / "notes.txt").read_text() == "mine" and (mine / "photos" / "a.jpg").is_file()
+    for _ in range(2):  # tfft's own RUN_DIR/export/savedmodel is replaced freely
+        result = cli_runner("export", run_copy, "--format", "savedmodel")
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (run_copy / "export").iterdir()) == ["savedmodel"]
 
 
 def test_export_tflite_into_an_existing_folder_and_again_to_the_default(cli_runner, run_copy, user_folder):
