@@ -62,6 +62,21 @@ def cli_runner():
     return invoke
 
 
+def user_files(folder: Path) -> list[str]:
+    """The files under `folder`, relative, sorted (to check that a user's files survived)."""
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def user_folder(tmp_path: Path) -> Path:
+    """A folder of the user's own files (`notes.txt`, `photos/a.jpg`) that no `--out` may wipe."""
+    folder = tmp_path / "mine"
+    (folder / "photos").mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "photos" / "a.jpg").write_bytes(b"not really a jpeg")
+    return folder
+
+
 def checkpoint_weights(run_dir: Path) -> dict[str, np.ndarray]:
     """The model variables of a run's resumable checkpoint, by variable path (in saved order)."""
     with np.load(run_dir / "checkpoints" / "last.npz", allow_pickle=False) as data:

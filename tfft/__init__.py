@@ -199,15 +199,19 @@ def ensemble(run_dirs: list, out: str, data: Optional[str] = None, split: str = 
     return _ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
 
 
-def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out: Optional[str] = None) -> Any:
+def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out: Optional[str] = None,
+           overwrite: bool = False) -> Any:
     """Export a run's model as a SavedModel (bytes in) or TFLite, checking parity.
+
+    An `out` that exists, holds files or holds the run is refused unless `overwrite` (which
+    replaces only the export's own files).
 
     Example:
     >>> tfft.export("runs/quickstart", format="tflite", quantize="int8")  # doctest: +SKIP
     """
     from tfft.evaluation.export import export as _export
 
-    return _export(run_dir, format=format, quantize=quantize, out=out)
+    return _export(run_dir, format=format, quantize=quantize, out=out, overwrite=overwrite)
 
 
 def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: Optional[str] = None,

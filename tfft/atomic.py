@@ -26,6 +26,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from tfft.errors import UserError
+
 
 def current_umask() -> int:
     """The process umask, read without changing it (Linux /proc; elsewhere the common 0o022).
@@ -76,6 +78,68 @@ def atomic_path(path: str | os.PathLike, suffix: Optional[str] = None) -> Iterat
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_output(path: str | os.PathLike, *, option: str = "--out", overwrite: bool = False,
+                 file_name: Optional[str] = None, runs: Sequence[str | os.PathLike] = (),
+                 own: Sequence[str | os.PathLike] = (), hint: Optional[str] = None) -> Path:
+    """Where a command may write the output the user named, or a `UserError` (exit 2).
+
+    Nothing the user owns is replaced without `overwrite`. Refused unless `overwrite`: an existing
+    file, a non-empty existing folder, one of `runs` (the run directories the command reads) or a
+    folder that holds one. A path inside one of `own` (folders only tfft writes, e.g.
+    `RUN_DIR/export`) is tfft's own output and may be replaced. This function deletes nothing: with
+    `overwrite` the writer replaces only the entries it writes, and the user's other files stay.
+
+    Args:
+        path: the `--out` (or `--run-dir`) the user gave.
+        option: the option's name, for the message.
+        overwrite: the user passed `--overwrite`.
+        file_name: for a one-file output: the file's name inside `path` when `path` is a folder.
+        runs: the run directories the command reads.
+        own: folders whose contents tfft alone writes.
+        hint: the refusal's hint (default: choose another path, or pass --overwrite).
+
+    Returns:
+        The path to write (`path / file_name` when `path` is an existing folder and `file_name` is given).
+
+    Example:
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> check_output(folder, file_name="model.tflite").name
+    'model.tflite'
+    >>> _ = (folder / "notes.txt").write_text("mine")
+    >>> try:
+    ...     check_output(folder)
+    ... except UserError as error:
+    ...     print(error.message)
+    already holds files
+    """
+    path = Path(path).expanduser()
+    if file_name is not None and path.is_dir():
+        path = path / file_name
+    where = f"{option} {path}"
+    if file_name is not None and path.is_dir():
+        raise UserError(where, "is a folder; expected a file", f"choose another {option}")
+    if file_name is None and path.exists() and not path.is_dir():
+        raise UserError(where, "is a file; expected a folder", f"choose another {option}")
+    target = path.resolve()
+    if any(target == Path(folder).resolve() or Path(folder).resolve() in target.parents for folder in own):
+        return path
+    hint = hint or ("choose another path, or pass --overwrite to replace it" if file_name else
+            "choose a new or empty folder, or pass --overwrite to write into it (only the files tfft writes are replaced)")
+    if overwrite:
+        return path
+    for run in runs:
+        run = Path(run).resolve()
+        if target == run or target in run.parents:
+            what = "is" if target == run else "holds"
+            raise UserError(where, f"{what} the run directory {run}, which this command reads", hint)
+    if path.is_file() or path.is_symlink():
+        raise UserError(where, "already exists", hint)
+    if path.is_dir() and any(path.iterdir()):
+        raise UserError(where, "already holds files", hint)
+    return path
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -11,7 +11,10 @@ False
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
+from typing import Optional
 
 CONFIG = "config.yaml"
 LABELS = "labels.txt"
@@ -31,7 +34,7 @@ BEST_WEIGHTS = f"{CHECKPOINTS}/best.weights.npz"
 STATE = f"{CHECKPOINTS}/state.json"
 SPLIT_LISTS = f"{CHECKPOINTS}/splits.json"  # the examples of each split when the run started (resume checks them)
 TENSORBOARD = "tensorboard"
-EVAL = "eval"  # eval/<split>/ from `tfft evaluate`
+EVAL = "eval"  # eval/<split>/ from `tfft evaluate`; eval/<data slug>-<split>/ from `tfft evaluate --data`
 LR_FIND_PLOT = "lr_find.png"
 LR_FIND_JSON = "lr_find.json"
 
@@ -49,8 +52,38 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (Path(run_dir) / CHECKPOINT).is_file()
 
 
-def eval_dir(run_dir: Path, split: str) -> Path:
-    """Where `tfft evaluate` writes one split's results."""
-    return Path(run_dir) / EVAL / split
+def eval_dir(run_dir: Path, split: str, data: Optional[str] = None, source: Optional[str] = None) -> Path:
+    """Where `tfft evaluate` writes one split's results: `eval/<split>/` for the run's own data
+    (`data` None or the run's `source`), `eval/<data_slug(data)>-<split>/` for other data (never
+    over the run's own evaluation).
+
+    Example:
+    >>> eval_dir(Path("runs/a"), "val").as_posix(), eval_dir(Path("runs/a"), "val", "/data/new_pets/").as_posix()
+    ('runs/a/eval/val', 'runs/a/eval/new_pets-val')
+    """
+    own = data is None or (source is not None and _same_spec(str(data), str(source)))
+    return Path(run_dir) / EVAL / (split if own else f"{data_slug(str(data))}-{split}")
+
+
+def _same_spec(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.realpath(a) == os.path.realpath(b)
+
+
+def data_slug(spec: str) -> str:
+    """A folder name for a data spec: its scheme and last path part, in letters, digits, `.`, `_`, `-`.
+
+    Example:
+    >>> data_slug("/data/other_pets"), data_slug("csv:/x/more.csv"), data_slug("tfds:cifar10:test[:10%]")
+    ('other_pets', 'csv-more', 'tfds-cifar10-test-10')
+    """
+    text = str(spec).rstrip("/\\")
+    scheme, _, rest = text.partition(":")
+    if rest and re.fullmatch(r"[a-z]+", scheme) and not rest.startswith("//"):  # builtin:, tfds:, csv:...
+        name = f"{scheme}-{os.path.splitext(os.path.basename(rest))[0] if scheme == 'csv' else os.path.basename(rest) or rest}"
+    else:
+        name = os.path.basename(text) or text
+    return re.sub(r"[^A-Za-z0-9._]+", "-", name).strip("-.") or "data"
 THRESHOLDS = "thresholds.json"  # multi-label runs: one decision threshold per class
 THRESHOLD_INTERVALS = "threshold_intervals.json"  # multi-label runs: how the thresholds were chosen, how sure they are

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import tiny_config, write_image_folder
+from tests.conftest import tiny_config, user_files, write_image_folder
 from tests.evaluation.conftest import build_run_dir
 from tfft.cli.main import cli
 from tfft.compression.prune import (MIN_RECOVERY_STEPS, magnitude_mask, plan_schedule, polynomial_sparsity)
@@ -162,3 +162,16 @@ def test_large_accuracy_drop_warns(tmp_path, cli_runner):
     assert report["val_accuracy_before"] - report["val_accuracy_after"] > 0.03, report
     assert "warning: pruning to sparsity 0.99 cost" in result.output
     assert "more --epochs" in result.output and "lower --sparsity" in result.output
+
+
+def test_out_with_user_files_is_refused_and_overwrite_keeps_them(pruned, user_folder):
+    source, _, _ = pruned
+    args = ["prune", str(source), "--sparsity", "0.5", "--epochs", "1"]
+    for out in (user_folder, Path(source).parent):  # a folder of the user's, and the one holding the run
+        result = CliRunner().invoke(cli, args + ["--out", str(out)], catch_exceptions=False)
+        assert result.exit_code == 2 and "--overwrite" in result.output, result.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]
+    assert (Path(source) / "model.keras").is_file()
+    result = CliRunner().invoke(cli, args + ["--out", str(user_folder), "--overwrite"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert {"notes.txt", "photos/a.jpg", "model.keras", "pruning.json"} <= set(user_files(user_folder))

@@ -121,3 +121,12 @@ def test_pets_mini_check(pets_mini):
     assert report["splits"]["train"] == {"cat": 400, "dog": 400}
     assert report["splits"]["val"] == {"cat": 120, "dog": 120}
     assert report["total_images"] == 1040 and report["bad_files"] == []
+
+
+def test_one_class_is_counted_in_the_singular(tmp_path, cli_runner):
+    from PIL import Image
+
+    (tmp_path / "d" / "x").mkdir(parents=True)
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "d" / "x" / "1.png")
+    result = cli_runner("data", "check", tmp_path / "d")
+    assert result.exit_code == 0 and "1 readable image in 1 class\n" in result.output, result.output

@@ -105,7 +105,7 @@ def test_bad_files_skipped_and_reported(messy_folder, caplog):
     assert set(skipped) == {"truncated.jpg", "empty.jpg", "text.jpg"}
     assert all(skipped.values())
     err = caplog.text  # a warning of the `tfft` logger (each command shows it once: tests/cli/test_runtime.py)
-    assert "skipped 3 unreadable file(s)" in err and "empty.jpg" in err
+    assert "skipped 3 unreadable files" in err and "empty.jpg" in err
     assert data_report(splits)["skipped_count"] == 3
     with pytest.raises(DataError) as info:
         load_splits(DataConfig(source=str(messy_folder), val_split=0.0, on_bad_image="error"), seed=0)

@@ -52,7 +52,24 @@ def test_evaluate_other_data_is_one_flag(run_copy, pets_mini):
     # A plain folder of class subfolders (no split folders inside) is evaluated whole.
     result = evaluate_run(run_copy, data=str(pets_mini / "val"), split="test", top_k=1)
     assert result["num_examples"] == 240 and result["top_k"] == 1
-    assert (run_copy / "eval" / "test" / "metrics.json").is_file()
+    assert (run_copy / "eval" / "val-test" / "metrics.json").is_file()  # named after the data
+    assert not (run_copy / "eval" / "test").exists()
+
+
+def test_evaluate_other_data_never_replaces_the_runs_own_evaluation(run_copy, pets_mini, tmp_path, cli_runner):
+    import shutil
+
+    assert cli_runner("evaluate", run_copy, "--split", "val").exit_code == 0
+    own = (run_copy / "eval" / "val" / "metrics.json").read_text()
+    other = tmp_path / "new_pets"
+    shutil.copytree(pets_mini / "val" / "cat", other / "cat")
+    shutil.copytree(pets_mini / "val" / "dog", other / "dog")
+    result = cli_runner("evaluate", run_copy, "--data", other, "--split", "val")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == f"wrote {run_copy / 'eval' / 'new_pets-val'}"
+    assert (run_copy / "eval" / "val" / "metrics.json").read_text() == own
+    saved = json.loads((run_copy / "eval" / "new_pets-val" / "metrics.json").read_text())["val"]
+    assert saved["data"] == str(other) and saved["num_examples"] == 240
 
 
 def test_evaluate_model_merges_splits_into_run_metrics(run_copy, pets_mini):
@@ -121,3 +138,9 @@ def test_evaluation_lists_the_images_training_used(tmp_path):
     paths, labels = split_files(Run(tmp_path, cfg, ["cat", "dog"]), "val")
     assert sorted(Path(p).suffix for p in paths) == [".jfif", ".jfif", ".jpe", ".jpe", ".png", ".png", ".tif", ".tif"]
     assert not any(".thumbs" in p for p in paths) and sorted(labels.tolist()) == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_a_split_that_is_not_a_name_is_refused_before_writing(run_copy, pets_mini, cli_runner):
+    result = cli_runner("evaluate", run_copy, "--data", pets_mini / "val", "--split", "../../escaped")
+    assert result.exit_code == 2 and "--split" in result.output, result.output
+    assert not (run_copy / "escaped").exists() and not (run_copy.parent / "escaped").exists()

@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from tests.conftest import user_files
 from tfft.errors import UserError
 from tfft.evaluation.export import export
 from tfft.data.files import read_image
@@ -82,7 +83,8 @@ def test_parity_line_counts_the_clear_images(run_dir, tmp_path):
     from tfft.evaluation.export import CLEAR_MARGIN, _keras_probs, _parity_images
 
     result = export(run_dir, format="tflite", out=tmp_path / "m.tflite", parity_images=60)
-    probs = np.sort(_keras_probs(load_model(open_run(run_dir)), _parity_images(open_run(run_dir), 60)[1]), axis=1)
+    probs = np.sort(_keras_probs(load_model(open_run(run_dir)), _parity_images(open_run(run_dir), 60, tmp_path)[1]),
+                    axis=1)
     clear = int(((probs[:, -1] - probs[:, -2]) >= CLEAR_MARGIN).sum())
     assert result.parity_images == 60 and result.parity_clear_images == clear
     line = result.parity_line()
@@ -129,3 +131,62 @@ def test_cli_exit_codes(cli_runner, run_dir, tmp_path):
     result = cli_runner("evaluate", run_dir, "--split", "val", "--top-k", "1")
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output and "macro avg" in result.output
+
+
+
+def test_export_refuses_a_folder_of_user_files_and_the_run_itself(cli_runner, run_copy, user_folder):
+    mine = user_folder
+    before = user_files(run_copy)
+    for fmt, out in (("savedmodel", mine), ("savedmodel", run_copy), ("savedmodel", run_copy.parent),
+                     ("tflite", run_copy / "labels.txt")):
+        result = cli_runner("export", run_copy, "--format", fmt, "--out", out)
+        assert result.exit_code == 2, (out, result.output)
+        assert "--overwrite" in result.output and "Traceback" not in result.output
+    assert user_files(mine) == ["notes.txt", "photos/a.jpg"]
+    assert user_files(run_copy) == before
+
+
+def test_export_overwrite_writes_beside_theuser_files(cli_runner, run_copy, user_folder):
+    mine = user_folder
+    result = cli_runner("export", run_copy, "--format", "savedmodel", "--out", mine, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (mine / "saved_model.pb").is_file() and (mine / "assets" / "labels.txt").is_file()
+    assert (mine / "notes.txt").read_text() == "mine" and (mine / "photos" / "a.jpg").is_file()
+    for _ in range(2):  # tfft's own RUN_DIR/export/savedmodel is replaced freely
+        result = cli_runner("export", run_copy, "--format", "savedmodel")
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (run_copy / "export").iterdir()) == ["savedmodel"]
+
+
+def test_export_tflite_into_an_existing_folder_and_again_to_the_default(cli_runner, run_copy, user_folder):
+    mine = user_folder
+    result = cli_runner("export", run_copy, "--format", "tflite", "--out", mine)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {mine / 'model.tflite'}" in result.output
+    assert user_files(mine) == ["model.tflite", "notes.txt", "photos/a.jpg"]
+    again = cli_runner("export", run_copy, "--format", "tflite", "--out", mine)  # now it exists: the user's?
+    assert again.exit_code == 2 and "already exists" in again.output
+    for _ in range(2):  # tfft's own RUN_DIR/export/ is replaced freely
+        result = cli_runner("export", run_copy, "--format", "tflite")
+        assert result.exit_code == 0, result.output
+    assert (run_copy / "export" / "model.tflite").is_file()
+
+
+@pytest.mark.slow  # a tiny training, an int8 and a SavedModel export: about a minute here
+def test_export_of_a_builtin_run_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """builtin:/tfds: runs have no image files: parity and calibration images go to a temporary folder, removed after."""
+    import tempfile
+
+    import tfft
+    from tests.conftest import tiny_config
+
+    run = tfft.train(tiny_config(name="builtin-export"), run_dir=str(tmp_path / "run")).run_dir
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = export(run, format="tflite", quantize="int8", parity_images=16)
+    assert result.parity_images == 16 and (run / "export" / "model_int8.tflite").is_file()
+    result = export(run, format="savedmodel", parity_images=16)
+    assert result.parity_top1 == 100.0
+    # (TensorFlow's autograph leaves its own generated .py files there; tfft leaves no folder, no image)
+    assert [p.name for p in scratch.iterdir() if p.is_dir()] == [] and list(scratch.rglob("*.png")) == []

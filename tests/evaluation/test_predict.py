@@ -40,7 +40,7 @@ def test_tta_and_bad_files(run_dir, pets_mini, tmp_path):
     bad.write_bytes(b"\xff\xd8\xff garbage")
     rows = predict(run_dir, [str(good), str(bad), str(tmp_path / "missing.png")], top_k=1, tta=True)
     assert len(rows) == 3
-    assert rows[0]["labels"] and "error" not in rows[0]
+    assert rows[0]["labels"] and rows[0]["error"] is None
     assert rows[1]["labels"] == [] and rows[1]["error"]
     assert "not found" in rows[2]["error"]
     plain = predict(run_dir, [str(good)], top_k=2)[0]
@@ -58,19 +58,20 @@ def test_csv_and_json_formats():
     assert parsed[2][-1] == "not a readable image"
     assert json.loads(format_rows(rows, "json")) == rows
     only_good = format_rows(rows[:1], "csv").splitlines()
-    assert only_good[0] == "path,label_1,prob_1,label_2,prob_2"
+    assert only_good[0] == "path,label_1,prob_1,label_2,prob_2,error"  # the same columns with or without failures
 
 
 def test_cli_predict_csv_and_json(cli_runner, run_dir, pets_mini):
     folder = pets_mini / "val" / "cat"
     result = cli_runner("predict", run_dir, str(folder / "10*.jpg"), "--top-k", "1")
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
-    assert lines[0] == "path,label_1,prob_1"
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "path,label_1,prob_1,error"
     assert len(lines) == 1 + len(list(folder.glob("10*.jpg")))
+    assert result.stderr.strip() == f"predict: {len(lines) - 1} files, 0 failed"
     result = cli_runner("predict", run_dir, str(folder / "10*.jpg"), "--format", "json", "--tta")
-    rows = json.loads(result.output)
-    assert rows and set(rows[0]) == {"path", "labels", "probabilities"}
+    rows = json.loads(result.stdout)
+    assert rows and set(rows[0]) == {"path", "labels", "probabilities", "error"} and rows[0]["error"] is None
     assert np.isclose(sum(rows[0]["probabilities"]), 1.0, atol=1e-4)
 
 
@@ -78,3 +79,18 @@ def test_cli_predict_nothing_found_is_exit_2(cli_runner, run_dir, tmp_path):
     result = cli_runner("predict", run_dir, str(tmp_path / "*.jpg"))
     assert result.exit_code == 2
     assert "no image files found" in result.output
+
+
+def test_cli_predict_counts_failures_and_exits_2_when_none_is_read(cli_runner, run_dir, pets_mini, tmp_path):
+    good = sorted((pets_mini / "val" / "dog").glob("*.jpg"))[0]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    result = cli_runner("predict", run_dir, good, bad, "--top-k", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == "predict: 2 files, 1 failed (the error column says why)"
+    result = cli_runner("predict", run_dir, bad, tmp_path / "missing.jpg", "--top-k", "1")
+    assert result.exit_code == 2, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["path", "label_1", "prob_1", "error"] and all(row[-1] for row in rows[1:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "none of the 2 files could be read" in lines[0] and "error column" in lines[0]

@@ -9,7 +9,7 @@ import numpy as np
 
 from tfft.reporting.metrics import compute_metrics, format_table
 from tfft.reporting.report import write_report
-from tfft.reporting.wording import plural
+from tfft.wording import plural
 
 CLASSES = [f"breed_{i:02d}_with_a_long_name" for i in range(45)]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import tiny_config, write_image_folder
+from tests.conftest import tiny_config, user_files, write_image_folder
 from tfft.studies.cv import assign_folds
 
 
@@ -91,6 +91,7 @@ def test_cv_writes_folds_oof_summary_and_reuses_features(tmp_path, cv_data, caps
 
     result = tfft.cv(_cv_config(cv_data), folds=3, run_dir=str(tmp_path / "cv"))
     out = capsys.readouterr().out
+    assert ", 2 classes; looking for near-duplicates" in out and "classs" not in out
     root = result.run_dir
     images = sorted(str(p.resolve()) for p in cv_data.rglob("*.*"))
     # Every fold a complete run directory whose validation split is its fold.
@@ -242,3 +243,11 @@ def test_ensemble_without_a_test_split_is_refused_before_any_fold_trains(tmp_pat
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("error: --ensemble:") and "no test split" in last and "data.test_split" in last, last
     assert "cv: fold" not in result.output and not (tmp_path / "cv").exists()  # nothing planned, nothing trained
+
+
+def test_run_dir_with_user_files_is_refused(tmp_path, cv_data, cli_runner, user_folder):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(_cv_config(cv_data)))
+    result = cli_runner("cv", config, "--folds", "2", "--run-dir", user_folder)
+    assert result.exit_code == 2 and f"--run-dir {user_folder}: already holds files" in result.output, result.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]

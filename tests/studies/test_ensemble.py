@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_BACKBONE, tiny_config, write_image_folder
+from tests.conftest import TINY_BACKBONE, tiny_config, user_files, write_image_folder
 
 # Two members of one backbone (few layers: saving, loading and exporting stay quick; their layer
 # names clash, as fold members' do), two input sizes.
@@ -220,3 +220,57 @@ def test_member_that_safe_mode_refuses_exits_2_with_one_line(members, tmp_path, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "safe mode" in lines[0] and "hint" in lines[0], result.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_out_with_user_files_is_refused_and_overwrite_keeps_them(members, user_folder, cli_runner):
+    runs = (members["a"], members["b"])
+    for out in (user_folder, members["a"].parent):  # the user's folder, and the one holding the members
+        result = cli_runner("ensemble", *runs, "--out", out)
+        assert result.exit_code == 2 and "--overwrite" in result.stderr, result.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]
+    result = cli_runner("ensemble", *runs, "--out", user_folder, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert {"notes.txt", "photos/a.jpg", "model.keras", "metrics.json"} <= set(user_files(user_folder))
+
+
+@pytest.fixture(scope="module")
+def built_2x(members, tmp_path_factory) -> Path:
+    """An ensemble of the 32x32 member and a 64x64 one: the small branch shrinks 2x (antialiased)."""
+    from tfft.studies.ensemble import ensemble
+
+    root = tmp_path_factory.mktemp("ensemble2x")
+    large = _write_run(root / "c", members["folder"], TINY_BACKBONE, 64, seed=3)
+    return ensemble([members["a"], large], root / "ac").run_dir
+
+
+def test_tflite_export_of_members_2x_apart_runs_on_builtin_ops(built_2x, tmp_path):
+    import tensorflow as tf
+
+    from tfft.evaluation.export import export
+
+    result = export(built_2x, format="tflite", out=tmp_path / "m.tflite", parity_images=16)
+    assert result.parity_top1 == 100.0 and result.parity_max_abs_diff < 1e-4
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "m.tflite"))
+    assert list(interpreter.get_input_details()[0]["shape"][1:]) == [64, 64, 3]
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not [op for op in ops if op.startswith("Flex")], ops  # no TF Select ops needed
+
+
+def test_members_accuracy_printed_equals_their_metrics_json(members, tmp_path, cli_runner):
+    """Members of different sizes are scored on images resized once to their own size (as their
+    own evaluation does), not through the ensemble's input (resized twice)."""
+    import tfft
+
+    runs = []
+    for size in (32, 64):
+        config = tiny_config(name=f"m{size}", data={"source": str(members["folder"]), "image_size": [size, size],
+                                                   "batch_size": 8}, training={"steps_per_epoch": 3, "verbose": "quiet"})
+        runs.append(tfft.train(config, run_dir=str(tmp_path / f"m{size}")).run_dir)
+    result = cli_runner("ensemble", *runs, "--out", tmp_path / "ens")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    for run in runs:
+        own = json.loads((run / "metrics.json").read_text())["val"]
+        row = next(line.split() for line in lines if line.strip().startswith(str(run) + " "))
+        assert row[2] == f"{own['accuracy']:.4f}" and row[3] == f"{own['loss']:.4f}", (row, own)
+    assert "resized once to its own size" in result.stdout

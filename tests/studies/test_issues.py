@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import tiny_config, write_image_folder
+from tests.conftest import tiny_config, user_files, write_image_folder
 
 
 def _folder_with_planted_copies(root: Path) -> Path:
@@ -33,16 +33,12 @@ def _read(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_issues_writes_ranked_labels_duplicates_and_gallery(tmp_path, monkeypatch):
+def _fake_cross_validation(monkeypatch, seen: dict) -> None:
+    """Replace the cross-validation by what cv's oof_predictions.csv gives: a confident, right
+    model, except that the given label of one green image says red; no embedding neighbours."""
     from tfft.studies import issues as issues_module
 
-    folder = _folder_with_planted_copies(tmp_path)
-    cfg = tiny_config(data={"source": str(folder), "image_size": [32, 32], "batch_size": 8})
-    seen = {}
-
     def fake_out_of_fold(config, folds, cv_dir, resume=False):
-        # What cv's oof_predictions.csv gives: a confident, right model, except that the given
-        # label of one green image says red.
         from tfft import data
         from tfft.data.sources import example_keys, pooled
 
@@ -58,10 +54,19 @@ def test_issues_writes_ranked_labels_duplicates_and_gallery(tmp_path, monkeypatc
                 "folds": np.ones(len(labels), dtype=np.int64)}
 
     def fake_embeddings(config, model_path, paths):
-        return np.random.default_rng(0).normal(size=(len(paths), 8))  # no embedding neighbours
+        return np.random.default_rng(0).normal(size=(len(paths), 8))
 
     monkeypatch.setattr(issues_module, "out_of_fold", fake_out_of_fold)
     monkeypatch.setattr(issues_module, "embeddings", fake_embeddings)
+
+
+def test_issues_writes_ranked_labels_duplicates_and_gallery(tmp_path, monkeypatch):
+    from tfft.studies import issues as issues_module
+
+    folder = _folder_with_planted_copies(tmp_path)
+    cfg = tiny_config(data={"source": str(folder), "image_size": [32, 32], "batch_size": 8})
+    seen = {}
+    _fake_cross_validation(monkeypatch, seen)
     result = issues_module.issues(cfg, folds=2, top=4, out=tmp_path / "out")
     assert seen == {"schedule": "feature_extraction", "flip": False}  # the quick cross-validation
 
@@ -111,3 +116,18 @@ def test_data_issues_command_end_to_end(tmp_path, cli_runner):
     dups = _read(tmp_path / "out" / "duplicates.csv")
     assert any(r["kind"] == "exact" and {r["split_a"], r["split_b"]} == {"train", "val"} for r in dups)
     assert (tmp_path / "out" / "label_issues.png").is_file()
+
+
+def test_out_with_user_files_is_refused_and_overwrite_keeps_them(tmp_path, user_folder, cli_runner, monkeypatch):
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data={"source": str(_folder_with_planted_copies(tmp_path)),
+                                                       "image_size": [32, 32], "batch_size": 8})))
+    result = cli_runner("data", "issues", config, "--folds", "2", "--out", user_folder)
+    assert result.exit_code == 2 and "--overwrite" in result.stderr, result.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]
+    _fake_cross_validation(monkeypatch, {})
+    result = cli_runner("data", "issues", config, "--folds", "2", "--out", user_folder, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert {"notes.txt", "photos/a.jpg", "label_issues.csv", "duplicates.csv"} <= set(user_files(user_folder))

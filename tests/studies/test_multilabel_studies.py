@@ -236,7 +236,7 @@ def test_ensemble_predicts_and_exports_its_labels_above_its_thresholds(ml_study,
         Image.fromarray(shapes.render_multi(image_id)).save(files[-1])
     result = cli_runner("predict", out, *files, "--format", "json")
     assert result.exit_code == 0, result.output
-    for row in json.loads(result.output):
+    for row in json.loads(result.stdout):
         p = row["all_probabilities"]
         assert sorted(row["labels"]) == sorted(n for n in LABELS if p[n] >= thresholds[n])
     saved = export(out, format="savedmodel", out=tmp_path / "sm", parity_images=8)

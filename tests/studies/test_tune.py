@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, user_files
 from tests.studies.conftest import head_config
 
 optuna = pytest.importorskip("optuna")
@@ -381,3 +381,11 @@ def test_masked_hides_the_password_of_a_url_and_nothing_else():
         "postgresql://db/s?user=me&password=***&sslmode=require"
     assert masked("postgresql://me@db/s") == "postgresql://me@db/s"
     assert masked("sqlite:////tmp/a:b@c/study.db") == "sqlite:////tmp/a:b@c/study.db"
+
+
+def test_run_dir_with_user_files_is_refused(tmp_path, fake_train, cli_runner, user_folder):
+    config = _write(tmp_path / "config.yaml", {"name": "mine"})
+    space = _write(tmp_path / "space.yaml", SPACE)
+    run = cli_runner("tune", config, "--space", space, "--trials", 1, "--run-dir", user_folder)
+    assert run.exit_code == 2 and f"--run-dir {user_folder}: already holds files" in run.output, run.output
+    assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"] and fake_train["calls"] == []

@@ -96,11 +96,12 @@ def test_evaluate_another_manifest_scores_every_row(multi_run, other_manifest, c
     result = cli_runner("evaluate", str(multi_run.run_dir), "--data", f"csv:{manifest}", "--split", "test")
     assert result.exit_code == 0, result.output
     assert "mAP" in result.output and "test: 12 images" in result.output
-    metrics = json.loads((multi_run.run_dir / "eval" / "test" / "metrics.json").read_text())["test"]
+    out = multi_run.run_dir / "eval" / f"csv-{Path(manifest).stem}-test"  # named after the data
+    metrics = json.loads((out / "metrics.json").read_text())["test"]
     assert metrics["num_examples"] == 12
     supports = {name: row["support"] for name, row in metrics["per_class"].items()}
     assert supports == {name: sum(name in labels for _, labels in rows) for name in supports}
-    assert (multi_run.run_dir / "eval" / "test" / "pr_curves.png").is_file()
+    assert (out / "pr_curves.png").is_file()
 
 
 def test_predict_lists_the_labels_above_their_thresholds(multi_run, other_manifest, cli_runner):
@@ -108,14 +109,14 @@ def test_predict_lists_the_labels_above_their_thresholds(multi_run, other_manife
     thresholds = json.loads((multi_run.run_dir / "thresholds.json").read_text())
     result = cli_runner("predict", str(multi_run.run_dir), str(manifest.parent), "--format", "json")
     assert result.exit_code == 0, result.output
-    predicted = json.loads(result.output)
+    predicted = json.loads(result.stdout)
     assert len(predicted) == len(rows)
     for row in predicted:
         scores = row["all_probabilities"]
         assert list(scores) == list(thresholds)
         assert sorted(row["labels"]) == sorted(n for n, p in scores.items() if p >= thresholds[n])
-    table = cli_runner("predict", str(multi_run.run_dir), str(manifest.parent)).output.splitlines()
-    assert table[0] == "path,labels," + ",".join(f"p_{n}" for n in thresholds)
+    table = cli_runner("predict", str(multi_run.run_dir), str(manifest.parent)).stdout.splitlines()
+    assert table[0] == "path,labels," + ",".join(f"p_{n}" for n in thresholds) + ",error"
 
 
 def test_savedmodel_label_joins_labels_above_threshold_and_tflite_parity(multi_run, other_manifest, tmp_path):

@@ -77,7 +77,7 @@ def test_evaluate_other_manifest_equals_the_runs_test_split(mosaic_run, cli_runn
     run = mosaic_run["run"]
     result = cli_runner("evaluate", run, "--data", f"csv:{mosaic_run['other']}", "--split", "test")
     assert result.exit_code == 0, result.output
-    again = json.loads((run / "eval" / "test" / "metrics.json").read_text())["test"]
+    again = json.loads((run / "eval" / f"csv-{Path(mosaic_run['other']).stem}-test" / "metrics.json").read_text())["test"]
     own = json.loads((run / "metrics.json").read_text())["test"]
     assert again["num_examples"] == 20
     for key in ("mAP", "micro_f1", "macro_f1", "loss"):
@@ -90,7 +90,7 @@ def test_predict_labels_above_thresholds(mosaic_run, cli_runner):
     files = [str(manifest.parent / r["path"]) for r in mosaic_run["rows"] if r["split"] == "test"][:4]
     result = cli_runner("predict", run, *files, "--format", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     assert [Path(r["path"]).name for r in rows] == [Path(f).name for f in files]
     for row in rows:
         p = row["all_probabilities"]

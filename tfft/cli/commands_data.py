@@ -26,6 +26,7 @@ def check(path: str, as_json: bool, strict: bool, no_duplicates: bool) -> None:
     --strict what it warns about exits 1.
     """
     from tfft.data.check import check_folder, format_report
+    from tfft.wording import plural
 
     report = check_folder(path, duplicates=not no_duplicates)
     if as_json:
@@ -38,8 +39,8 @@ def check(path: str, as_json: bool, strict: bool, no_duplicates: bool) -> None:
         sys.exit(2)
     if strict and (report["bad_files"] or report["warnings"]):
         if not as_json:
-            click.echo(f"--strict: {len(report['bad_files'])} unreadable file(s), "
-                       f"{len(report['warnings'])} warning(s)", err=True)
+            click.echo(f"--strict: {plural(len(report['bad_files']), 'unreadable file')}, "
+                       f"{plural(len(report['warnings']), 'warning')}", err=True)
         sys.exit(1)
 
 

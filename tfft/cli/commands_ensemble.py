@@ -27,6 +27,11 @@ def ensemble(run_dirs: tuple[str, ...], out: str, data: str | None, split: str, 
         for member in result.members:
             size = "x".join(str(s) for s in member["image_size"])
             click.echo(f"  {member['run_dir']:<{width}}  {size:>9}  {member[score]:>8.4f}  {member['loss']:>7.4f}")
+        sizes = {tuple(member["image_size"]) for member in result.members}
+        if len(sizes) > 1:
+            largest = f"{max(h for h, _ in sizes)}x{max(w for _, w in sizes)}"
+            click.echo(f"  (each member on the images resized once to its own size, as its own metrics.json; "
+                       f"the ensemble takes {largest} and resizes it inside the model to each member's size)")
         if multi:
             from tfft.reporting.multilabel import format_multilabel_table
 

@@ -13,7 +13,7 @@ import click
 @click.option("--top-k", "top_k", type=int, default=None, help="k of top-k accuracy (default: evaluate.top_k).")
 @click.option("--batch-size", type=int, default=None, help="Default: the run's data.batch_size.")
 def evaluate(run_dir: str, data: str | None, split: str, top_k: int | None, batch_size: int | None) -> None:
-    """Metrics of RUN_DIR's model on a split; writes RUN_DIR/eval/<split>/."""
+    """Metrics of RUN_DIR's model on a split; writes RUN_DIR/eval/<split>/ (--data: eval/<data name>-<split>/)."""
     from tfft.evaluation.core import evaluate_run
     from tfft.reporting.multilabel import format_multilabel_table
     from tfft.reporting.metrics import format_table
@@ -35,10 +35,18 @@ def evaluate(run_dir: str, data: str | None, split: str, top_k: int | None, batc
 @click.option("--batch-size", type=int, default=32, show_default=True)
 def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: bool, batch_size: int) -> None:
     """Top-k labels for images: files, folders (recursive) or globs."""
-    from tfft.evaluation.predict import format_rows, predict as run_predict
+    from tfft.errors import UserError
+    from tfft.wording import plural
+    from tfft.evaluation.predict import failures, format_rows, predict as run_predict
 
     rows = run_predict(run_dir, list(paths), top_k=top_k, tta=tta, batch_size=batch_size)
     click.echo(format_rows(rows, fmt))
+    failed = failures(rows)
+    if rows and failed == len(rows):
+        raise UserError(" ".join(paths), f"none of the {plural(len(rows), 'file')} could be read (the error "
+                        "column above says why for each)", "run `tfft data check` on them")
+    click.echo(f"predict: {plural(len(rows), 'file')}, {failed} failed" +
+               (" (the error column says why)" if failed else ""), err=True)
 
 
 @click.command()
@@ -46,12 +54,15 @@ def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: boo
 @click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "onnx"]), required=True)
 @click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default="none",
               show_default=True, help="TFLite only.")
-@click.option("--out", default=None, help="Where to write (default: RUN_DIR/export/...).")
-def export(run_dir: str, fmt: str, quantize: str, out: str | None) -> None:
+@click.option("--out", default=None,
+              help="Where to write (default: RUN_DIR/export/...); an existing folder gets model.tflite inside.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an --out that already holds files (only the export's own files are replaced).")
+def export(run_dir: str, fmt: str, quantize: str, out: str | None, overwrite: bool) -> None:
     """Export RUN_DIR's model; the last line is the parity check against model.keras."""
     from tfft.evaluation.export import export as run_export
 
-    result = run_export(run_dir, format=fmt, quantize=quantize, out=out)
+    result = run_export(run_dir, format=fmt, quantize=quantize, out=out, overwrite=overwrite)
     click.echo(f"wrote {result.path}")
     click.echo(f"size: {result.size_bytes / 1e6:.3f} MB ({result.size_bytes} bytes)")
     click.echo(f"latency: {result.latency_ms:.3f} ms per image (median of 20, batch 1, this CPU)")

@@ -15,13 +15,15 @@ from tfft.cli.options import load_cli_config, overrides_option
 @overrides_option
 @click.option("--full", is_flag=True, help="Cross-validate the config as given (default: frozen backbone, head only).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run of the same command.")
+@click.option("--overwrite", is_flag=True, help="Write into an --out that holds other files (they stay).")
 def issues(config: str, folds: int, top: int, out: str | None, overrides: tuple[str, ...], full: bool,
-           resume: bool) -> None:
+           resume: bool, overwrite: bool) -> None:
     """Label errors (out-of-fold confident learning) and near-duplicates within and across splits."""
     cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
     from tfft.studies.issues import issues as run_issues
 
-    result = run_issues(cfg, folds=folds, top=top, out=out, quick=not full, resume=resume)
+    result = run_issues(cfg, folds=folds, top=top, out=out, quick=not full, resume=resume,
+                        overwrite=overwrite)
     width = max([len(name) for name in result.class_names] + [5])
     click.echo(f"{'rank':>4}  {'score':>6}  {'given':<{width}}  {'suggested':<{width}}  flagged  path")
     for position, issue in enumerate(result.ranking[:top], start=1):

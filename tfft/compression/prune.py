@@ -44,14 +44,13 @@ import dataclasses
 import gzip
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from tfft import layout
-from tfft.atomic import atomic_path, write_csv, write_json, write_text
+from tfft.atomic import atomic_path, check_output, write_csv, write_json, write_text
 from tfft.errors import UserError
 
 PRUNING = "pruning.json"
@@ -365,11 +364,7 @@ def _output_dir(source: Path, sparsity: float, out: Optional[Union[str, os.PathL
     path = Path(out).expanduser() if out is not None else source.parent / f"{source.name}-pruned-{round(sparsity * 100)}"
     if path.resolve() == source.resolve():
         raise UserError("--out", f"{path} is the run being pruned", "choose another --out folder")
-    if path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise UserError("--out", f"{path} already holds files", "pass --overwrite, or choose another --out")
-        shutil.rmtree(path)
-    return path
+    return check_output(path, overwrite=overwrite, runs=[source])  # with overwrite: replaces only tfft's files
 
 
 def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,

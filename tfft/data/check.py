@@ -23,6 +23,7 @@ from tfft.config import Config, DataConfig
 from tfft.data import decode as _decode
 from tfft.data import rules as _rules
 from tfft.errors import UserError
+from tfft.wording import plural
 
 
 def _hash(path: str) -> str:
@@ -215,7 +216,7 @@ def _count_ignored(root: Path) -> int:
 
 def format_report(report: dict[str, Any], max_listed: int = 20) -> str:
     """The human-readable text of a `check_folder` report."""
-    lines = [f"{report['path']}: {report['total_images']} readable images in {report['num_classes']} classes"]
+    lines = [f"{report['path']}: {plural(report['total_images'], 'readable image')} in {plural(report['num_classes'], 'class')}"]
     width = max([len(n) for n in report["classes"]] + [5])
     splits = report.get("splits")
     if splits:

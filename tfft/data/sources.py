@@ -25,6 +25,7 @@ from tfft.data import shapes as _shapes
 from tfft.data import stratify as _stratify
 from tfft.data.rules import SPLIT_ALIASES, SPLIT_NAMES, list_class_folders, split_folders
 from tfft.errors import DataError, UserError
+from tfft.wording import plural
 
 MAX_SKIPPED_PRINTED = 10
 
@@ -333,7 +334,7 @@ def _report_skipped(skipped: list[dict[str, str]], source: str) -> None:
     often its folds read the source; a run also lists them in its data_report.json)."""
     if not skipped:
         return
-    lines = [f"warning: skipped {len(skipped)} unreadable file(s):"]
+    lines = [f"warning: skipped {plural(len(skipped), 'unreadable file')}:"]
     for item in skipped[:MAX_SKIPPED_PRINTED]:
         lines.append(f"  {item['path']}: {item['reason']}")
     if len(skipped) > MAX_SKIPPED_PRINTED:

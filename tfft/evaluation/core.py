@@ -1,4 +1,5 @@
-"""`tfft evaluate`: a run directory's model.keras on one split, written to RUN_DIR/eval/<split>/.
+"""`tfft evaluate`: a run directory's model.keras on one split, written to RUN_DIR/eval/<split>/
+(other data, `--data SPEC`: RUN_DIR/eval/<slug of SPEC>-<split>/, beside the run's own evaluation).
 
 The trainer's own end-of-training evaluation of an in-memory model is
 `tfft.reporting.evaluate.evaluate_model`, below training; this module reads run directories.
@@ -7,10 +8,12 @@ The trainer's own end-of-training evaluation of an in-memory model is
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tfft import layout
 from tfft.evaluation import multilabel_eval
 from tfft.errors import UserError
 from tfft.data.files import decoded_files
@@ -47,7 +50,8 @@ def predict_files(model, paths: Sequence[str], labels: Sequence[int], image_size
 
 def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: str = "val",
                  batch_size: Optional[int] = None, top_k: Optional[int] = None) -> dict[str, Any]:
-    """Evaluate a run's model.keras on one split and write RUN_DIR/eval/<split>/.
+    """Evaluate a run's model.keras on one split and write RUN_DIR/eval/<split>/ (with `data`
+    other than the run's: RUN_DIR/eval/<slug of data>-<split>/, see `tfft.layout.eval_dir`).
 
     Writes `metrics.json` (`{"<split>": {...}}`, the run directory's metrics.json schema),
     `confusion_matrix.png`, `confusion_matrix_normalized.png` and `worst.png`.
@@ -67,6 +71,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     >>> m = evaluate_run("runs/quickstart", split="val")  # doctest: +SKIP
     >>> print(format_table(m))  # doctest: +SKIP
     """
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", str(split)):  # it names a folder under eval/
+        raise UserError("--split", f"expected a split name (train, val, test), got {split!r}", "e.g. --split val")
     run = open_run(run_dir)
     batch_size = int(batch_size or run.config.data.batch_size)
     top_k = int(top_k or run.config.evaluate.top_k)
@@ -88,7 +94,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
         "data": str(data if data is not None else run.config.data.source),
         "skipped": [paths[i] for i in range(len(paths)) if i not in kept_set],
     })
-    out_dir = run.run_dir / "eval" / split
+    out_dir = layout.eval_dir(run.run_dir, split, data, run.config.data.source)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_split(out_dir, split, metrics, "confusion_matrix.png", merge=False)
     plot_confusion_matrix(metrics["confusion_matrix"], run.class_names,
@@ -108,7 +114,7 @@ def _evaluate_generated(run: Any, source: str, split: str, batch_size: int, top_
     splits, data_cfg = generated_split(run, source, split, batch_size)
     model = load_model(run)
     dataset = tfft_data.make_dataset(splits, split, data_cfg, seed=run.config.seed, training=False)
-    out_dir = run.run_dir / "eval" / split
+    out_dir = layout.eval_dir(run.run_dir, split, source, run.config.data.source)
     out_dir.mkdir(parents=True, exist_ok=True)
     probs, ys = [], []
     for images, labels in dataset:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from tfft.atomic import current_umask, write_bytes
+from tfft.atomic import check_output, current_umask, write_bytes
 from tfft.backbones import with_dtype_policy
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
@@ -84,7 +84,7 @@ class ExportResult:
 
 def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str = "none",
            out: Optional[str | os.PathLike] = None, parity_images: int = PARITY_IMAGES,
-           ) -> ExportResult:
+           overwrite: bool = False) -> ExportResult:
     """Export a run's model.keras and check it against the original.
 
     Args:
@@ -94,15 +94,18 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
         quantize: TFLite only: "none", "dynamic" (int8 weights), "float16" (float16 weights)
             or "int8" (full-integer, calibrated on training images; float32 I/O kept).
         out: where to write (default `RUN_DIR/export/savedmodel`, `RUN_DIR/export/model.tflite`,
-            `RUN_DIR/export/model_<quantize>.tflite`).
+            `RUN_DIR/export/model_<quantize>.tflite`). An existing folder given for a one-file
+            format (tflite, onnx) gets the file under its default name.
         parity_images: at most this many validation images for the parity check.
+        overwrite: write into an `out` that already holds files (or is or holds the run
+            directory); only the export's own files are replaced, the others stay.
 
     Returns:
         An `ExportResult(path, size_bytes, latency_ms, parity_top1, parity_max_abs_diff)`.
 
     Raises:
-        UserError: a missing run directory or model, an unknown format or quantization, or
-            ONNX without tf2onnx.
+        UserError: a missing run directory or model, an unknown format or quantization, ONNX
+            without tf2onnx, or an `out` that exists, holds files or holds the run (without `overwrite`).
 
     Example:
     >>> result = export("runs/quickstart", format="tflite", quantize="int8")  # doctest: +SKIP
@@ -119,13 +122,23 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
     run = open_run(run_dir)
     if format == "onnx":
         _require_tf2onnx()
-    model = load_model(run)
     default_name = {"savedmodel": "savedmodel", "onnx": "model.onnx",
                     "tflite": "model.tflite" if quantize == "none" else f"model_{quantize}.tflite"}
-    path = Path(out).expanduser() if out is not None else run.run_dir / "export" / default_name[format]
+    if out is None:
+        path = run.run_dir / "export" / default_name[format]  # tfft's own folder: replaced freely
+    else:
+        path = check_output(out, overwrite=overwrite, file_name=None if format == "savedmodel" else default_name[format],
+                            runs=[run.run_dir], own=[run.run_dir / "export"])
     path.parent.mkdir(parents=True, exist_ok=True)
+    # builtin:/tfds: sources have no files: their parity and calibration images are written here, removed after.
+    with tempfile.TemporaryDirectory(prefix="tfft-export-") as scratch:
+        return _export(run, format, quantize, path, parity_images, Path(scratch))
 
-    val_paths, val_images = _parity_images(run, parity_images)
+
+def _export(run: Run, format: str, quantize: str, path: Path, parity_images: int, scratch: Path) -> ExportResult:
+    """`export` once its arguments are checked and `path` chosen; `scratch` is a temporary folder."""
+    model = load_model(run)
+    val_paths, val_images = _parity_images(run, parity_images, scratch)
     thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
                   if is_multi_label(run) else None)
     if format == "savedmodel":
@@ -133,7 +146,7 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
         runner = _savedmodel_runner(path)
         parity_inputs = [Path(p).read_bytes() for p in val_paths]  # end to end: bytes in
     elif format == "tflite":
-        _write_tflite(model, run, quantize, path)
+        _write_tflite(model, run, quantize, path, scratch)
         runner = _tflite_runner(path)
         parity_inputs = val_images
     else:
@@ -180,10 +193,9 @@ def clear_agreement(reference: np.ndarray, exported: np.ndarray, margin: float =
 # --------------------------------------------------------------------------- data
 
 
-def _generated_files(run: Run, split: str, limit: int) -> list[str]:
-    """For sources that are not files (builtin:, tfds:): up to `limit` images as lossless PNGs."""
-    import tempfile
-
+def _generated_files(run: Run, split: str, limit: int, scratch: Path) -> list[str]:
+    """For sources that are not files (builtin:, tfds:): up to `limit` images as lossless PNGs in
+    a new folder inside `scratch` (the caller's temporary folder, removed by it)."""
     from PIL import Image
 
     from tfft import data as tfft_data
@@ -191,7 +203,7 @@ def _generated_files(run: Run, split: str, limit: int) -> list[str]:
     splits = tfft_data.load_splits(run.config.data, run.config.seed)
     if split not in splits.splits or len(splits.splits[split]) == 0:
         raise UserError(str(run.config.data.source), f"no {split!r} split")
-    folder = Path(tempfile.mkdtemp(prefix=f"tfft-{split}-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{split}-", dir=scratch))
     paths: list[str] = []
     dataset = tfft_data.make_dataset(splits, split, run.config.data, seed=run.config.seed, training=False)
     for images, _ in dataset:
@@ -204,20 +216,20 @@ def _generated_files(run: Run, split: str, limit: int) -> list[str]:
     return paths
 
 
-def _split_paths(run: Run, split: str, limit: int) -> list[str]:
+def _split_paths(run: Run, split: str, limit: int, scratch: Path) -> list[str]:
     if str(run.config.data.source).startswith(("builtin:", "tfds:")):
-        return _generated_files(run, split, limit)
+        return _generated_files(run, split, limit, scratch)
     if is_multi_label(run):
         return split_examples(run, split)[0]
     paths, _ = split_files(run, split)
     return paths
 
 
-def _parity_images(run: Run, limit: int) -> tuple[list[str], list[np.ndarray]]:
+def _parity_images(run: Run, limit: int, scratch: Path) -> tuple[list[str], list[np.ndarray]]:
     """Up to `limit` validation images (every n-th file), decoded as in training."""
     for split in ("val", "test", "train"):
         try:
-            paths = _split_paths(run, split, limit)
+            paths = _split_paths(run, split, limit, scratch)
         except UserError:
             continue
         step = max(1, len(paths) // limit)
@@ -228,10 +240,10 @@ def _parity_images(run: Run, limit: int) -> tuple[list[str], list[np.ndarray]]:
                     "the run's data.source must still exist where it was when training")
 
 
-def _calibration_images(run: Run, count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
+def _calibration_images(run: Run, scratch: Path, count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
     for split in ("train", "val"):
         try:
-            paths = _split_paths(run, split, int(count * 1.2) + 1)
+            paths = _split_paths(run, split, int(count * 1.2) + 1, scratch)
         except UserError:
             continue
         rng = np.random.default_rng(run.config.seed)
@@ -267,10 +279,21 @@ def _size(path: Path) -> int:
 
 
 def _replace(tmp: Path, path: Path) -> None:
-    """Move a finished export into place (an existing one is replaced)."""
+    """Move a finished export into place: into an empty or missing `path` whole; into a folder that
+    holds files entry by entry, replacing only the export's own entries (the others stay)."""
+    if path.is_dir() and not path.is_symlink() and any(path.iterdir()):
+        for entry in sorted(tmp.iterdir()):
+            target = path / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(entry, target)
+        tmp.rmdir()
+        return
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists():
+        path.rmdir()
+    elif path.exists() or path.is_symlink():
         path.unlink()
     os.replace(tmp, path)
 
@@ -346,7 +369,7 @@ def _savedmodel_runner(path: Path) -> Callable[[list], np.ndarray]:
 # --------------------------------------------------------------------------- TFLite
 
 
-def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
+def _write_tflite(model, run: Run, quantize: str, path: Path, scratch: Path) -> None:
     import tensorflow as tf
 
     # from_keras_model freezes the weights into the flatbuffer (a plain concrete function keeps
@@ -360,7 +383,7 @@ def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
-        images = _calibration_images(run)
+        images = _calibration_images(run, scratch)
 
         def representative():
             for image in images:
@@ -375,8 +398,8 @@ def _write_tflite(model, run: Run, quantize: str, path: Path) -> None:
             data = converter.convert()
     except Exception as exc:
         raise RuntimeError(f"TFLite conversion ({quantize}) failed: {type(exc).__name__}: {exc}") from exc
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+    if path.is_dir() and not path.is_symlink():  # only the default RUN_DIR/export/model.tflite gets here
+        raise UserError(str(path), "is a folder; expected the .tflite file", "remove it or pass --out")
     write_bytes(path, data)
 
 

@@ -6,11 +6,11 @@ is `tfft.reporting.multilabel_eval`, re-exported here for the commands.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tfft import layout
 from tfft.reporting.multilabel import thresholds_document
 from tfft.reporting.multilabel_eval import (THRESHOLDS_FILE, choose_thresholds, collect, evaluate_multilabel,
                                             read_run_thresholds)
@@ -59,26 +59,26 @@ def prediction_row(path: str, probabilities: np.ndarray, class_names: Sequence[s
 
 
 def format_prediction_rows(rows: list[dict[str, Any]], class_names: Sequence[str]) -> str:
-    """Multi-label predictions as CSV: `path,labels,p_<label>...[,error]` (labels space-separated).
+    """Multi-label predictions as CSV: `path,labels,p_<label>...,error` (labels space-separated;
+    `error` empty for a classified file).
 
     Example:
     >>> row = prediction_row("a.jpg", np.array([0.9, 0.2]), ["cat", "dog"], np.array([0.5, 0.5]))
     >>> print(format_prediction_rows([row], ["cat", "dog"]))
-    path,labels,p_cat,p_dog
-    a.jpg,cat,0.900000,0.200000
+    path,labels,p_cat,p_dog,error
+    a.jpg,cat,0.900000,0.200000,
     """
     import csv
     import io
 
-    with_error = any("error" in row for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "labels"] + [f"p_{name}" for name in class_names] + (["error"] if with_error else []))
+    writer.writerow(["path", "labels"] + [f"p_{name}" for name in class_names] + ["error"])
     for row in rows:
         scores = row.get("all_probabilities") or {}
         cells = [row["path"], " ".join(row["labels"])]
         cells += [f"{scores[name]:.6f}" if name in scores else "" for name in class_names]
-        writer.writerow(cells + ([row.get("error", "")] if with_error else []))
+        writer.writerow(cells + [row.get("error") or ""])
     return buffer.getvalue().rstrip("\n")
 
 
@@ -123,7 +123,7 @@ def evaluate_run_multilabel(run: Any, data: Optional[str], split: str, batch_siz
             raise UserError(source, f"none of the {len(paths)} images could be decoded", "run `tfft data check` on it")
         kept_set = set(kept.tolist())
         skipped = [paths[i] for i in range(len(paths)) if i not in kept_set]
-    out_dir = Path(run.run_dir) / "eval" / split
+    out_dir = layout.eval_dir(run.run_dir, split, data, run.config.data.source)
     metrics = evaluate_multilabel(y, probs, run.class_names, thresholds, out_dir, split=split, merge=False,
                                   extra={"data": source, "skipped": skipped})
     metrics["out_dir"] = str(out_dir)

@@ -21,7 +21,8 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
     """Classify images with a run's model.keras.
 
     Images are decoded and resized exactly as in training, batched, and (with `tta`) averaged
-    with their horizontal mirror. A file that cannot be read gets a row with an `error` field.
+    with their horizontal mirror. A file that cannot be read gets a row whose `error` says why
+    (every row has `error`: None when the file was classified).
 
     Args:
         run_dir: a folder written by `tfft train`.
@@ -32,8 +33,8 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
         batch_size: images per model call.
 
     Returns:
-        One dict per file, in input order: `{"path", "labels": [...], "probabilities": [...]}`,
-        or `{"path", "labels": [], "probabilities": [], "error": "..."}`. For a multi-label run
+        One dict per file, in input order: `{"path", "labels": [...], "probabilities": [...],
+        "error": None}`, or `{"path", "labels": [], "probabilities": [], "error": "..."}`. For a multi-label run
         `labels` are those at or above their thresholds (thresholds.json; `top_k` does not
         apply) and `all_probabilities` maps every label to its probability.
 
@@ -65,11 +66,12 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
             probs = (probs + np.asarray(model.predict_on_batch(batch[:, :, ::-1, :]), np.float64)) / 2.0
         for (index, _), p in zip(pending, probs):
             if thresholds is not None:
-                rows[index] = multilabel_eval.prediction_row(files[index], p, run.class_names, thresholds)
+                rows[index] = {**multilabel_eval.prediction_row(files[index], p, run.class_names, thresholds),
+                               "error": None}
                 continue
             top = np.argsort(-p, kind="stable")[:k]
             rows[index] = {"path": files[index], "labels": [run.class_names[i] for i in top],
-                           "probabilities": [round(float(p[i]), 6) for i in top]}
+                           "probabilities": [round(float(p[i]), 6) for i in top], "error": None}
         pending.clear()
 
     for index, path in enumerate(files):
@@ -93,8 +95,19 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def failures(rows: list[dict[str, Any]]) -> int:
+    """How many of `predict`'s rows are files that could not be classified.
+
+    Example:
+    >>> failures([{"path": "a.jpg", "error": None}, {"path": "b.jpg", "error": "file not found"}])
+    1
+    """
+    return sum(1 for row in rows if row.get("error"))
+
+
 def format_rows(rows: list[dict[str, Any]], fmt: str = "csv", top_k: Optional[int] = None) -> str:
-    """Predictions as CSV (`path,label_1,prob_1,...[,error]`) or a JSON list.
+    """Predictions as CSV (`path,label_1,prob_1,...,error`: the same columns whatever the files;
+    `error` is empty for a classified file) or a JSON list.
 
     Args:
         rows: from `predict`.
@@ -103,8 +116,8 @@ def format_rows(rows: list[dict[str, Any]], fmt: str = "csv", top_k: Optional[in
 
     Example:
     >>> print(format_rows([{"path": "a.jpg", "labels": ["dog"], "probabilities": [0.9]}]))
-    path,label_1,prob_1
-    a.jpg,dog,0.900000
+    path,label_1,prob_1,error
+    a.jpg,dog,0.900000,
     """
     if fmt == "json":
         return json.dumps(rows, indent=2)
@@ -114,13 +127,12 @@ def format_rows(rows: list[dict[str, Any]], fmt: str = "csv", top_k: Optional[in
     if names is not None:  # a multi-label run: path,labels,p_<label>...
         return multilabel_eval.format_prediction_rows(rows, names)
     k = top_k if top_k is not None else max([len(r["labels"]) for r in rows] + [1])
-    with_error = any("error" in r for r in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["path"]
     for i in range(1, k + 1):
         header += [f"label_{i}", f"prob_{i}"]
-    writer.writerow(header + (["error"] if with_error else []))
+    writer.writerow(header + ["error"])
     for row in rows:
         cells = [row["path"]]
         for i in range(k):
@@ -128,5 +140,5 @@ def format_rows(rows: list[dict[str, Any]], fmt: str = "csv", top_k: Optional[in
                 cells += [row["labels"][i], f"{row['probabilities'][i]:.6f}"]
             else:
                 cells += ["", ""]
-        writer.writerow(cells + ([row.get("error", "")] if with_error else []))
+        writer.writerow(cells + [row.get("error") or ""])
     return buffer.getvalue().rstrip("\n")

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tfft.atomic import file_mode
 from tfft.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,12 +64,6 @@ def cache_path(name: str, source: os.PathLike | str) -> Path:
     return cache_folder() / f"{name}-{sha256_of(source)[:16]}{SUFFIX}"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def converted(name: str, source: Path, convert: Callable[[str, Path, Path], None]) -> Path:
     """The cached conversion of `source`, made with `convert(name, source, tmp_target)` if absent.
 
@@ -97,7 +92,7 @@ def converted(name: str, source: Path, convert: Callable[[str, Path, Path], None
     try:
         print(f"weights: converting {source.name} for {name} into {target} (once)", flush=True)
         convert(name, source, Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is not the usual mode
+        os.chmod(tmp, file_mode())  # mkstemp's 0600 is not the usual mode; the umask is read, never set
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

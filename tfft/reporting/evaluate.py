@@ -16,7 +16,7 @@ from tfft import layout
 from tfft.atomic import write_json_entry
 from tfft.reporting.metrics import compute_metrics
 from tfft.reporting.plots import plot_confusion_matrix
-from tfft.reporting.wording import plural
+from tfft.wording import plural
 
 
 def worst_examples(y: np.ndarray, probs: np.ndarray, limit: int = 16) -> tuple[np.ndarray, str]:

@@ -20,7 +20,7 @@ from tfft import layout
 from tfft.atomic import write_json, write_json_entry
 from tfft.reporting import multilabel as _metrics
 from tfft.reporting import multilabel_plots as _plots
-from tfft.reporting.wording import plural
+from tfft.wording import plural
 
 THRESHOLDS_FILE = layout.THRESHOLDS
 

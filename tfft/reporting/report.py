@@ -11,7 +11,7 @@ from typing import Any, Optional
 from tfft.errors import UserError
 from tfft.reporting.metrics import format_table
 from tfft.reporting.plots import best_epoch
-from tfft.reporting.wording import plural
+from tfft.wording import plural
 from tfft import layout
 from tfft.atomic import write_text
 
@@ -87,8 +87,8 @@ def write_report(run_dir: str | os.PathLike) -> Path:
 
     metrics = _read_json(root / layout.METRICS) or {}
     for eval_file in sorted((root / layout.EVAL).glob("*/metrics.json")) if (root / layout.EVAL).is_dir() else []:
-        for split, values in (_read_json(eval_file) or {}).items():
-            metrics.setdefault(f"{split} (tfft evaluate)", values)
+        for split, values in (_read_json(eval_file) or {}).items():  # the folder: `val`, or `new_pets-val` (--data)
+            metrics.setdefault(f"{eval_file.parent.name} (tfft evaluate)", values)
     if metrics:
         lines += ["## Metrics", ""]
         for split, values in metrics.items():

@@ -27,7 +27,6 @@ from __future__ import annotations
 # Over 600 lines: folds, the study loop, its summary and the fold ensemble share one plan and one
 # set of file names; `cv.png` (`_plot`) could move to tfft.reporting when its owner next edits it.
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -35,9 +34,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from tfft import layout
-from tfft.atomic import write_csv, write_json, write_text
+from tfft.atomic import check_output, write_csv, write_json, write_text
 from tfft.config import Config, load_config
 from tfft.errors import TrainingInterrupted, UserError
+from tfft.wording import plural
 
 FOLDS_FILE = "folds.csv"
 SUMMARY_FILE = "cv_summary.json"
@@ -173,9 +173,10 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     what = "label" if multi else "class"
     for name, n in zip(splits.class_names, counts):
         if n < folds:
-            raise UserError("--folds", f"{folds} folds, but {what} {name!r} has only {n} train+val image(s)",
+            raise UserError("--folds", f"{folds} folds, but {what} {name!r} has only {plural(int(n), 'train+val image')}",
                             f"use --folds {max(2, int(n))} or fewer, or add images to {name!r}")
-    print(f"cv: {len(keys)} train+val images, {len(splits.class_names)} {what}s; looking for near-duplicates")
+    print(f"cv: {plural(len(keys), 'train+val image')}, {plural(len(splits.class_names), what)}; "
+          "looking for near-duplicates")
     groups, kinds = _duplicate_groups(pool, keys)
     if multi:
         fold_of = iterative_kfold(labels, folds, cfg.seed, groups=groups) + 1
@@ -190,7 +191,7 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     print(f"cv: near-duplicate pairs: {found}; {plan.num_groups} groups kept whole, {folds} folds of "
           + "/".join(str(int((fold_of == k).sum())) for k in range(1, folds + 1)) + " images")
     if short:
-        print(f"warning: class(es) {short} are in fewer than {folds} folds (their near-duplicate groups are "
+        print(f"warning: {plural(len(short), 'class').split(' ', 1)[1]} {short} {'is' if len(short) == 1 else 'are'} in fewer than {folds} folds (their near-duplicate groups are "
               "large); those folds validate without them")
     return plan
 
@@ -253,9 +254,7 @@ def _choose_dir(cfg: Config, run_dir: Optional[str], resume: bool) -> Path:
     if (path / FOLDS_FILE).exists():
         raise UserError(str(path), "holds an unfinished cross-validation",
                         "pass --resume to finish it, or choose another --run-dir")
-    if path.exists() and any(path.iterdir()):
-        raise UserError(str(path), "is not empty", "choose a new or empty --run-dir")
-    return path
+    return check_output(path, option="--run-dir", hint="choose a new or empty --run-dir")
 
 
 def fold_config(cfg: Config, folds_file: Path, fold: int) -> Config:
@@ -548,7 +547,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"{'oof':>4}  {summary['images']:>6}  "
                  + "  ".join(f"{summary['oof'][m]:>9.4f}" for m in names))
     if "test" in summary:
-        lines.append(f"test (mean over folds): " + ", ".join(
+        lines.append("test (mean over folds): " + ", ".join(
             f"{m} {summary['test'][m]['mean']:.4f}±{summary['test'][m]['std']:.4f}" for m in names))
     pairs = ", ".join(f"{n} {kind}" for kind, n in summary["duplicate_pairs"].items()) or "none"
     lines.append(f"{summary['groups']} groups (near-duplicate pairs: {pairs}); std is over folds (ddof 1)")
@@ -560,7 +559,7 @@ def _plot(summary: dict[str, Any], out: Path) -> Any:
     (accuracy-like scores 0 to 1), so small differences between folds look as small as they are.
     Returns the (saved, closed) figure."""
     from tfft.reporting.plots import _pyplot, _save
-    from tfft.reporting.wording import plural
+    from tfft.wording import plural
 
     plt = _pyplot()
     k = summary["folds"]

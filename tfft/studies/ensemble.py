@@ -2,8 +2,10 @@
 
 The ensemble is a plain functional `keras.Model` of built-in layers: its input is the largest
 member input (elementwise max of the heights and widths); each member is a nested model behind
-its own `keras.layers.Resizing` when its size differs (bilinear; antialiased, like training's
-resize, when it shrinks 2x or more, which TFLite then runs only with TF Select ops); a member whose labels.txt lists the same classes in another order gets a fixed 0/1
+its own resize when its size differs: a `keras.layers.Resizing` (bilinear) below 2x, and from 2x
+on the antialiased bilinear resize training uses, written as fixed `Dense` matrices along height
+and width between `Permute`s (exactly `tf.image.resize(antialias=True)`, in ops TFLite runs
+natively: the antialiased kernel itself needs TF Select ops); a member whose labels.txt lists the same classes in another order gets a fixed 0/1
 `Dense` that reorders its outputs; `keras.layers.Average` gives the output. It is written as a
 run directory (`model.keras`, `labels.txt`, `config.yaml`, `metrics.json`, `confusion_matrix.png`,
 `ensemble.json`) that `tfft evaluate`, `predict` and `export` accept, and it loads with
@@ -125,6 +127,29 @@ def _needs_antialias(source: Sequence[int], target: Sequence[int]) -> bool:
     return max(source[0] / target[0], source[1] / target[1]) >= ANTIALIAS_RATIO
 
 
+def _antialiased_resize(x: Any, size: tuple[int, int], target: tuple[int, int], prefix: str) -> Any:
+    """`tf.image.resize(x, target, "bilinear", antialias=True)` as built-in layers TFLite runs
+    natively: the resize is linear and separable, so each axis is a fixed matrix (a `Dense` without
+    bias, found by resizing the identity) applied between `Permute`s."""
+    import keras
+    import tensorflow as tf
+
+    def matrix(n: int, m: int) -> np.ndarray:  # [n, m]: a length-n axis resized to m, as a Dense kernel
+        eye = np.eye(n, dtype=np.float32)[:, :, None]
+        return tf.image.resize(eye, (m, n), method="bilinear", antialias=True).numpy()[:, :, 0].T
+
+    # (axis length, target, the Permute that brings the axis last and back, its name)
+    for n, m, perm, axis in ((size[1], target[1], (1, 3, 2), "w"), (size[0], target[0], (3, 2, 1), "h")):
+        if n == m:
+            continue
+        dense = keras.layers.Dense(m, use_bias=False, trainable=False, name=f"{prefix}_{axis}")
+        x = keras.layers.Permute(perm, name=f"{prefix}_{axis}_in")(x)
+        x = dense(x)
+        x = keras.layers.Permute(perm, name=f"{prefix}_{axis}_out")(x)
+        dense.set_weights([matrix(n, m)])
+    return x
+
+
 def build_ensemble_model(models: Sequence[Any], class_orders: Sequence[Sequence[str]],
                          image_size: Sequence[int], class_names: Sequence[str],
                          name: str = "tfft_ensemble") -> tuple[Any, Any]:
@@ -150,9 +175,10 @@ def build_ensemble_model(models: Sequence[Any], class_orders: Sequence[Sequence[
         model.name = f"member_{index}"  # nested models need unique names
         member_h, member_w = (int(d) for d in model.input_shape[1:3])
         x = inputs
-        if (member_h, member_w) != (height, width):
+        if _needs_antialias((height, width), (member_h, member_w)):
+            x = _antialiased_resize(x, (height, width), (member_h, member_w), f"member_{index}_resize")
+        elif (member_h, member_w) != (height, width):
             x = keras.layers.Resizing(member_h, member_w, interpolation="bilinear",
-                                      antialias=_needs_antialias((height, width), (member_h, member_w)),
                                       name=f"member_{index}_resize")(x)
         y = model(x)
         if list(order) != list(class_names):
@@ -199,18 +225,20 @@ def _generated(source: str) -> bool:
 
 
 def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], data: Optional[str],
-                     split: str, multi: bool = False, exclude: Any = None) -> tuple[Optional[Any], int, str, Any]:
-    """A dataset of (images at the ensemble's size, labels in `class_names` order: indices, or
-    multi-hot rows when `multi`) on the data every member can be judged on, its size, a
-    description and which images they are (a frozenset of real paths, or `(source, split)` for
-    generated data); (None, 0, why, None) when there is none. `exclude` (such an identity) leaves
-    those images out."""
+                     split: str, multi: bool = False, exclude: Any = None, member: Optional[Run] = None
+                     ) -> tuple[Optional[Any], int, str, Any]:
+    """A dataset of (images at the ensemble's size, or at `member`'s size decoded as it decodes,
+    labels in `class_names` order: indices, or multi-hot rows when `multi`) on the data every
+    member can be judged on, its size, a description and which images they are (a frozenset of
+    real paths, or `(source, split)` for generated data); (None, 0, why, None) when there is none.
+    `exclude` (such an identity) leaves those images out."""
     import tensorflow as tf
 
     from tfft import data as tfft_data
     from tfft.data.files import decoded_files
 
-    size, batch = tuple(config.data.image_size), int(config.data.batch_size)
+    target = member if member is not None else Run(run_dir=runs[0].run_dir, config=config, class_names=class_names)
+    size, fast_decode, batch = tuple(target.image_size), target.fast_decode, int(config.data.batch_size)
     source = str(data if data is not None else config.data.source)
     if _generated(source):
         if data is None:
@@ -219,7 +247,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
             if any(r.config.data.model_dump(exclude=ignore) != reference or r.config.seed != config.seed
                    for r in runs):
                 return None, 0, f"the members' data sections differ ({source} is generated, no common files)", None
-        data_cfg = config.data.model_copy(update={"source": source})
+        data_cfg = config.data.model_copy(update={"source": source, "image_size": size})
         splits = tfft_data.load_splits(data_cfg, config.seed, task="multi_label" if multi else "auto")
         if split not in splits.splits or len(splits.splits[split]) == 0:
             return None, 0, f"{source} has no {split!r} split", None
@@ -254,7 +282,8 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
         labels = _encode([common[os.path.realpath(p)] for p in paths], class_names, multi)
         description = f"the {len(paths)} {split!r} images common to all {len(runs)} members" + (
             " outside the data scored" if left_out & set(common) else "")
-    dataset = decoded_files(list(paths), size, np.asarray(labels)).map(lambda image, i, y: (image, y))
+    dataset = decoded_files(list(paths), size, np.asarray(labels), fast_decode=fast_decode).map(
+        lambda image, i, y: (image, y))
     identity = frozenset(os.path.realpath(p) for p in paths)
     return dataset.batch(batch).prefetch(tf.data.AUTOTUNE), len(paths), description, identity
 
@@ -306,8 +335,7 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     member_dirs = {os.path.realpath(r.run_dir) for r in runs}
     if os.path.realpath(out_dir) in member_dirs:
         raise UserError(f"--out {out}", "is one of the members", "write the ensemble to a new folder")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserError(f"--out {out}", "already holds files", "pass --overwrite or choose another folder")
+    out_dir = atomic.check_output(out_dir, overwrite=overwrite, runs=[r.run_dir for r in runs])
     class_names = list(runs[0].class_names)
     image_size = _input_size(runs)
     multi = is_multi_label(runs[0])
@@ -324,6 +352,7 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
         if dataset is not None:
             y, probs = _predict(with_members, dataset)
             count = len(y)
+            _score_members_at_their_size(runs, models, probs, config, class_names, data, split, multi)
             if not multi:
                 top_k = int(config.evaluate.top_k)
                 metrics = compute_metrics(y, probs[0], class_names, top_k=top_k)
@@ -361,6 +390,25 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                           evaluated_on=description,
                           thresholds=None if thresholds is None else dict(zip(class_names, map(float, thresholds))),
                           thresholds_from=thresholds_from, thresholds_in_sample=in_sample)
+
+
+def _score_members_at_their_size(runs: Sequence[Run], models: Sequence[Any], probs: list[np.ndarray], config: Any,
+                                 class_names: list[str], data: Optional[str], split: str, multi: bool) -> None:
+    """Replace `probs[i]` of each member whose size (or decoding) is not the ensemble's by its
+    probabilities on the images decoded once at its own size, as its own evaluation decodes them:
+    through the ensemble's input it would see them resized twice (decoded to the ensemble's size,
+    then to its own), which moves its score away from its metrics.json."""
+    reference = Run(run_dir=runs[0].run_dir, config=config, class_names=class_names)
+    for index, (run, model) in enumerate(zip(runs, models), start=1):
+        if tuple(run.image_size) == tuple(reference.image_size) and run.fast_decode == reference.fast_decode:
+            continue
+        dataset, _, _, _ = _evaluation_data(runs, config, class_names, data, split, multi, member=run)
+        if dataset is None:
+            continue
+        order = [list(run.class_names).index(name) for name in class_names]
+        own = [np.asarray(model.predict_on_batch(images), np.float32) for images, _ in dataset]
+        if own and sum(len(chunk) for chunk in own) == len(probs[index]):
+            probs[index] = np.concatenate(own)[:, order]
 
 
 def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[str], with_members: Any,

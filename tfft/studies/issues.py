@@ -142,7 +142,7 @@ def write_duplicates_csv(path: Union[str, os.PathLike], pairs: list[Any], split_
 
 def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: int = 24,
            out: Optional[Union[str, os.PathLike]] = None, *, quick: bool = True, resume: bool = False,
-           embedding_threshold: float = _duplicates.EMBEDDING_THRESHOLD) -> IssuesResult:
+           overwrite: bool = False, embedding_threshold: float = _duplicates.EMBEDDING_THRESHOLD) -> IssuesResult:
     """Find likely label errors and near-duplicate images in a config's data.
 
     Args:
@@ -153,6 +153,7 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
         quick: train only the head on frozen features, without augmentation (default); False
             cross-validates the config exactly as given.
         resume: finish an interrupted run of the same command.
+        overwrite: write into an `out` that holds other files (they stay; tfft's own are replaced).
         embedding_threshold: the largest cosine distance of two images' backbone features that
             counts as a near-duplicate.
 
@@ -160,7 +161,8 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
         An `IssuesResult`.
 
     Raises:
-        UserError: a bad config, `folds` < 2 or more folds than images in a class, `top` < 1.
+        UserError: a bad config, `folds` < 2 or more folds than images in a class, `top` < 1, or an
+            `out` that holds files (without `resume` or `overwrite`).
 
     Example:
     >>> result = issues("configs/pets.yaml", folds=5, out="runs/pets-issues")  # doctest: +SKIP
@@ -185,6 +187,8 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
     if not resume and cv_dir.exists() and any(cv_dir.iterdir()):
         raise UserError(f"--out {out_dir}", "already holds a run of `tfft data issues`",
                         "pass --resume to finish it, or choose another --out")
+    if not resume:
+        out_dir = atomic.check_output(out_dir, overwrite=overwrite)
     from tfft.studies.cv import _check_folds
 
     _check_folds(folds)

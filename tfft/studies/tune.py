@@ -46,9 +46,10 @@ import yaml
 
 from tfft.config import Config, load_config
 from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
+from tfft.wording import plural
 from tfft.studies.space import Param, apply_params, check_space, load_space
 from tfft.studies.storage import HEARTBEAT_S, masked, open_storage
-from tfft.atomic import write_csv, write_text
+from tfft.atomic import check_output, write_csv, write_text
 
 SURPLUS = "tfft.surplus"
 DIVERGED = "tfft.diverged"
@@ -57,6 +58,7 @@ RUN_DIR = "tfft.run_dir"
 TRIALS_CSV = "trials.csv"
 BEST_CONFIG = "best_config.yaml"
 TUNE_PNG = "tune.png"
+STUDY_FILES = ("study.db", TRIALS_CSV, BEST_CONFIG, "trials")  # any of them: the folder of an earlier study
 PLOT_EVERY_S = 120  # tune.png is redrawn at most this often while trials run, and at the end
 
 
@@ -337,7 +339,7 @@ class _Study:
                 return
             if done + running >= self.total:
                 if not waiting:
-                    print(f"waiting for {running} trial(s) running in other processes "
+                    print(f"waiting for {plural(running, 'trial')} running in other processes "
                           f"({done}/{self.total} finished)", flush=True)
                     waiting = True
                 time.sleep(self.poll_s)
@@ -551,6 +553,9 @@ def tune(
     metric_name, direction = objective_of(task.default_metric if metric is None else metric)
     monitored = task.epoch_metric(metric_name)
     out = Path(run_dir) if run_dir is not None else Path(cfg.training.runs_dir) / f"{cfg.name}-tune"
+    if not any((out / name).exists() for name in STUDY_FILES):  # not an earlier study's folder, to continue
+        out = check_output(out, option="--run-dir", hint="choose a new or empty --run-dir, or an earlier study's "
+                           "folder to continue it")
     out.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     name = study or cfg.name

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from tfft.wording import plural
 from tfft.schedule.optimizers import current_lr
 from tfft.training import checkpoint
 
@@ -126,6 +127,6 @@ class EpochRecorder(keras.callbacks.Callback):
         if self.run_dir is not None:
             self.on_rows(self.history)
         if self.patience is not None and self.state["phase_wait"] >= self.patience:
-            print(f"early stopping: {self.monitor} has not improved for {self.patience} epoch(s)")
+            print(f"early stopping: {self.monitor} has not improved for {plural(self.patience, 'epoch')}")
             self.state["early_stopped"] = True
             self.model.stop_training = True

@@ -7,12 +7,16 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from tfft.atomic import check_output
 from tfft.config import Config
 from tfft.training.assembly import resolve
 
 
-def preview_augmentation(config: Union[Config, dict, str, None], out_path: Union[str, Path],
-                         per_class: int = 8, seed: Optional[int] = None) -> tuple[Path, str]:
+PREVIEW = "augment_preview.png"  # the default file, in the working directory
+
+
+def preview_augmentation(config: Union[Config, dict, str, None], out_path: Union[str, Path, None] = None,
+                         per_class: int = 8, seed: Optional[int] = None, overwrite: bool = False) -> tuple[Path, str]:
     """Write a PNG grid of training images augmented as `tfft train` would: one row per class,
     its first training image as decoded ("original"), then `per_class` augmented copies of it.
 
@@ -21,9 +25,11 @@ def preview_augmentation(config: Union[Config, dict, str, None], out_path: Union
 
     Args:
         config: a `Config`, a dict, a YAML path or text.
-        out_path: the PNG to write.
+        out_path: the PNG to write (default `augment_preview.png`, replaced freely); an existing
+            folder gets `augment_preview.png` inside; an existing file is refused without `overwrite`.
         per_class: augmented copies per row.
         seed: the augmentation seed (default: the config's seed).
+        overwrite: replace an existing `out_path`.
 
     Returns:
         `(path, description)`: the PNG written and the augmenter's one-line description.
@@ -37,6 +43,7 @@ def preview_augmentation(config: Union[Config, dict, str, None], out_path: Union
     from tfft import data
     from tfft.augment import build_augmenter, preview_grid
 
+    out_path = Path(PREVIEW) if out_path is None else check_output(out_path, overwrite=overwrite, file_name=PREVIEW)
     run = resolve(config)
     cfg = run.config
     splits = data.load_splits(cfg.data, seed=cfg.seed)
