@@ -101,6 +101,7 @@ def test_ensemble_run_is_explained_by_its_members(run_dir, tmp_path):
     out = tmp_path / "ens"
     ensemble([str(run_dir), str(twin)], str(out))
     result = interpret(out, split="val", top=3)
+    assert (out / "report.html").is_file()  # written by tfft ensemble
     assert result.heatmaps.shape == (3, 64, 64) and (out / "interpret" / "val" / "top_losses.png").is_file()
     member = heatmaps(load_model(open_run(run_dir)), result.images, class_index=result.predicted)
     np.testing.assert_allclose(result.heatmaps, member, atol=1e-4)

@@ -266,3 +266,9 @@ def test_a_process_waits_for_the_last_slot_another_holds_and_never_overshoots(tm
     assert not thread.is_alive() and len(done["result"].trials) == 2
     assert len(fake_train["calls"]) == 1
     assert not [t for t in study.get_trials() if SURPLUS in t.user_attrs]
+
+
+def test_the_study_folder_gets_a_report_html_with_its_trials(study):
+    page = (study["root"] / "tune" / "report.html").read_text()
+    assert "trials.csv" in page and "data:image/png;base64," in page  # the table and tune.png
+

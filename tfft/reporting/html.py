@@ -34,7 +34,7 @@ table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px sol
 text-align:right}th{background:#edf2f7}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:.4em 0}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
 pre{background:#f7fafc;border:1px solid #e2e8f0;padding:.8em;overflow:auto;font-size:.85em}
-.muted{color:#666}
+.muted{color:#666}.wide{overflow-x:auto}
 """
 
 
@@ -54,7 +54,7 @@ def _esc(value: Any) -> str:
 def _table(header: list, rows: list) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _figure(path: Path, root: Path) -> str:

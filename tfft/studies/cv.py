@@ -36,6 +36,7 @@ from tfft import layout
 from tfft.atomic import write_csv, write_json, write_text
 from tfft.config import Config, load_config
 from tfft.errors import TrainingInterrupted, UserError
+from tfft.reporting.html import write_html_report
 
 FOLDS_FILE = "folds.csv"
 SUMMARY_FILE = "cv_summary.json"
@@ -329,6 +330,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     if ensemble:
         ensemble_dir, summary["ensemble"] = _ensemble(path, fold_dirs, summary_metrics(summary["task"]))
         write_json(path / SUMMARY_FILE, summary)
+    write_html_report(path)
     return CVResult(path, summary, fold_dirs, ensemble_dir)
 
 
