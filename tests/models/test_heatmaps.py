@@ -66,8 +66,13 @@ def test_ensemble_averages_members(models, tmp_path):
     assert not np.allclose(maps, own)
 
 
+def test_maps_come_back_at_the_images_size(models):
+    maps = heatmaps(models[0], _patch_images(2, 96), class_index=0)  # the model takes 48x48
+    assert maps.shape == (2, 96, 96) and maps.max() <= 1.0
+
+
 def test_wrong_input_is_a_user_error(models):
-    with pytest.raises(UserError, match="the model takes 48x48"):
-        heatmaps(models[0], _patch_images(1, 32))
+    with pytest.raises(UserError, match="expected"):
+        heatmaps(models[0], _patch_images(1)[0])
     with pytest.raises(UserError, match="3 classes"):
         heatmaps(models[0], _patch_images(1), class_index=7)

@@ -29,7 +29,6 @@ class _Chain:
     layers: list
     feature: int  # index into `layers` of the last 4-D output
     score: int  # index of the logits layer (the last layer when there is none)
-    input_size: tuple[int, int]
 
 
 @dataclass
@@ -59,7 +58,7 @@ def _chain(model: Any) -> Optional[_Chain]:
         if _parents(layer)[-1:] != [[previous]]:
             return None
         previous = layer.name
-    probe = np.zeros((1,) + tuple(int(d) for d in model.input_shape[1:]), dtype=np.float32)
+    probe = np.zeros((1,) + tuple(int(d or 64) for d in model.input_shape[1:]), dtype=np.float32)
     x, feature = probe, None
     for index, layer in enumerate(layers):
         x = layer(x, training=False)
@@ -70,7 +69,7 @@ def _chain(model: Any) -> Optional[_Chain]:
                         "heatmaps need a convolutional backbone (a [batch, height, width, channels] output)")
     names = [layer.name for layer in layers]
     score = names.index(LOGITS_LAYER) if LOGITS_LAYER in names else len(layers) - 1
-    return _Chain(layers, feature, score, (int(model.input_shape[1]), int(model.input_shape[2])))
+    return _Chain(layers, feature, score)
 
 
 def _members(model: Any) -> list[_Member]:
@@ -132,13 +131,14 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
 
     Args:
         model: a tfft `keras.Model` (raw 0-255 RGB in, probabilities out).
-        images: raw 0-255 RGB, [N, H, W, 3], at the model's input size.
+        images: raw 0-255 RGB, [N, H, W, 3]; resized (bilinear, antialiased) to the model's input
+            when their size differs (pass them at its size to explain exactly the pixels it sees).
         class_index: the class to explain: one index for every image, one per image, or None
             for each image's predicted class.
         batch_size: images per forward and backward pass.
 
     Returns:
-        float32 [N, H, W] in [0, 1] (1 where the map peaks; all 0 where no location raises the
+        float32 [N, H, W] in [0, 1] at the images' size (1 where the map peaks; all 0 where no location raises the
         class's score).
 
     Example:
@@ -153,10 +153,12 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
     if images.ndim != 4 or images.shape[-1] != 3:
         raise UserError("images", f"expected [N, H, W, 3] raw RGB, got shape {images.shape}",
                         "stack the images into one array, 0-255 RGB")
-    expected = tuple(int(d) for d in model.input_shape[1:3])
-    if tuple(images.shape[1:3]) != expected:
-        raise UserError("images", f"are {images.shape[1]}x{images.shape[2]}, the model takes "
-                        f"{expected[0]}x{expected[1]}", "resize them as training does (tfft.data.files.read_image)")
+    size = (int(images.shape[1]), int(images.shape[2]))
+    model_size = tuple(int(d) if d else s for d, s in zip(model.input_shape[1:3], size))
+    if model_size != size:  # the model sees them at its input size, the maps come back at theirs
+        import tensorflow as tf
+
+        images = tf.image.resize(images, model_size, method="bilinear", antialias=True).numpy()
     count = len(images)
     if class_index is None:
         classes = np.concatenate([np.asarray(model.predict_on_batch(images[i:i + batch_size])).argmax(axis=1)
@@ -168,14 +170,14 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
         raise UserError("class_index", f"got {sorted(set(classes.tolist()))}, the model has {outputs} classes",
                         f"give indices 0..{outputs - 1} (labels.txt order)")
     members = _members(model)
-    result = np.zeros(images.shape[:3], dtype=np.float32)
+    result = np.zeros((count,) + size, dtype=np.float32)
     for start in range(0, count, batch_size):
         batch, wanted = images[start:start + batch_size], classes[start:start + batch_size]
-        total = np.zeros(batch.shape[:3], dtype=np.float32)
+        total = np.zeros((len(batch),) + size, dtype=np.float32)
         for member in members:
             x = batch if member.prefix is None else np.asarray(member.prefix([batch], training=False))
             own = wanted if member.class_map is None else member.class_map[wanted]
-            total += _gradcam(member.chain, x, own, expected)
+            total += _gradcam(member.chain, x, own, size)
         top = total.reshape(len(total), -1).max(axis=1)
         result[start:start + len(batch)] = np.where(top[:, None, None] > 0,
                                                     total / np.maximum(top, 1e-12)[:, None, None], 0.0)
