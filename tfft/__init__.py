@@ -289,7 +289,7 @@ def heatmaps(model: Any, images: Any, class_index: Any = None) -> Any:
 
 
 def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top: int = 16,
-              out: Optional[str] = None) -> Any:
+              out: Optional[str] = None, member: Optional[int] = None) -> Any:
     """Top losses, most confused classes and per-class galleries with Grad-CAM (`tfft interpret`).
 
     Args:
@@ -298,6 +298,7 @@ def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top:
         data: another data source to interpret on (replaces `data.source`).
         top: N top losses.
         out: the output folder (default `RUN_DIR/interpret/<split>/`).
+        member: an ensemble's member K (1-based) to explain; None: the members' mean.
 
     Returns:
         An `InterpretResult` (`images`, `heatmaps`, `labels`, `predicted`, `losses`, `files`...).
@@ -309,4 +310,4 @@ def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top:
     """
     from tfft.evaluation.interpret import interpret as _interpret
 
-    return _interpret(run_dir, split=split, data=data, top=top, out=out)
+    return _interpret(run_dir, split=split, data=data, top=top, out=out, member=member)

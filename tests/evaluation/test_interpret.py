@@ -89,7 +89,7 @@ def test_cli_refuses_bad_top_and_foreign_out(run_copy, cli_runner, tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
-def test_ensemble_run_is_explained_by_its_members(run_dir, tmp_path):
+def test_ensemble_run_is_explained_by_its_members(run_dir, tmp_path, cli_runner):
     """Two identical members: the ensemble's averaged heatmaps are each member's."""
     import shutil
 
@@ -105,6 +105,11 @@ def test_ensemble_run_is_explained_by_its_members(run_dir, tmp_path):
     assert result.heatmaps.shape == (3, 64, 64) and (out / "interpret" / "val" / "top_losses.png").is_file()
     member = heatmaps(load_model(open_run(run_dir)), result.images, class_index=result.predicted)
     np.testing.assert_allclose(result.heatmaps, member, atol=1e-4)
+    second = interpret(out, split="val", top=3, member=2, out=str(tmp_path / "member-2"))
+    np.testing.assert_allclose(second.heatmaps, member, atol=1e-4)
+    assert json.loads((tmp_path / "member-2" / "interpret.json").read_text())["member"] == 2
+    refused = cli_runner("interpret", out, "--member", "3", "--out", tmp_path / "member-3")
+    assert refused.exit_code == 2 and "2 member(s)" in refused.output
 
 
 @pytest.fixture(scope="module")

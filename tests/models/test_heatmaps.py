@@ -61,9 +61,16 @@ def test_ensemble_averages_members(models, tmp_path):
     images = _patch_images(3)
     maps = heatmaps(loaded, images, class_index=0)
     assert maps.shape == (3, 48, 48) and 0.0 <= maps.min() and maps.max() <= 1.0
-    # member 2 lists b before a: its class 1 is the ensemble's class 0
-    own = heatmaps(big, images, class_index=0)
-    assert not np.allclose(maps, own)
+    # member 1 takes the ensemble's input as it is: its map is the big model's own
+    first = heatmaps(loaded, images, class_index=0, member=1)
+    np.testing.assert_allclose(first, heatmaps(big, images, class_index=0), atol=1e-5)
+    # member 2 lists b before a (its class 1 is the ensemble's class 0); the ensemble's map is the mean
+    second = heatmaps(loaded, images, class_index=0, member=2)
+    assert not np.allclose(first, second)
+    mean = first + second
+    np.testing.assert_allclose(maps, mean / mean.reshape(3, -1).max(axis=1)[:, None, None], atol=1e-5)
+    with pytest.raises(UserError, match="2 member"):
+        heatmaps(loaded, images, member=3)
 
 
 def test_maps_come_back_at_the_images_size(models):
@@ -76,3 +83,14 @@ def test_wrong_input_is_a_user_error(models):
         heatmaps(models[0], _patch_images(1)[0])
     with pytest.raises(UserError, match="3 classes"):
         heatmaps(models[0], _patch_images(1), class_index=7)
+
+
+def test_ensemble_member_maps_follow_its_class_order(models, tiny_backbone):
+    from tfft.studies.ensemble import build_ensemble_model
+
+    other = build_classifier(ModelConfig(backbone=f"keras:{tiny_backbone}", weights=None, dropout=0.1), 3, (48, 48))
+    ensemble, _ = build_ensemble_model([models[0], other], [["a", "b", "c"], ["b", "a", "c"]], (48, 48),
+                                       ["a", "b", "c"])
+    images = _patch_images(2, seed=3)
+    np.testing.assert_allclose(heatmaps(ensemble, images, class_index=0, member=2),
+                               heatmaps(other, images, class_index=1), atol=1e-5)  # its "a" is output 1

@@ -88,7 +88,8 @@ def _out_dir(run: Any, split: str, out: Optional[str]) -> Path:
 
 
 def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str] = None, top: int = 16,
-              out: Optional[str] = None, batch_size: Optional[int] = None) -> InterpretResult:
+              out: Optional[str] = None, batch_size: Optional[int] = None,
+              member: Optional[int] = None) -> InterpretResult:
     """Top losses, most confused classes and per-class galleries of a run, with Grad-CAM heatmaps.
 
     Args:
@@ -99,6 +100,7 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
         top: N, the number of top losses (and the images per gallery, at most 8 a class).
         out: the output folder (default `RUN_DIR/interpret/<split>/`).
         batch_size: default: the run's `data.batch_size`.
+        member: an ensemble's member K (1-based) whose heatmaps to draw; None: their mean.
 
     Returns:
         An `InterpretResult`: arrays of the top losses (images, heatmaps, labels, predictions,
@@ -116,43 +118,35 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
     multi = is_multi_label(run)
     batch_size = int(batch_size or run.config.data.batch_size)
     model, probs, y, fetch, paths = _source(run, split, data, multi, batch_size)
+
+    def explain(images: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        return heatmaps(model, images, class_index=classes, batch_size=batch_size, member=member)
+
     names = list(run.class_names)
     out_dir.mkdir(parents=True, exist_ok=True)
     if multi:
-        return interpret_multilabel(run, model, probs, y, fetch, paths, int(top), out_dir, split)
+        return interpret_multilabel(run, explain, probs, y, fetch, paths, int(top), out_dir, split)
     y = y.astype(np.int64)
     eps = 1e-7
     losses = -np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))
     pred = probs.argmax(axis=1)
     order = np.argsort(-losses, kind="stable")[: int(top)]
     images = fetch(order)
-    maps = heatmaps(model, images, class_index=pred[order], batch_size=batch_size)
+    maps = explain(images, pred[order])
     files = {"top_losses": out_dir / TOP_LOSSES_PNG}
     plot_gallery(tiles(images, maps), y[order], pred[order], probs[order], names, files["top_losses"],
                  max_images=len(order), title=f"{split}: top {len(order)} losses (Grad-CAM of the predicted class)")
     rows = [{"path": paths[i] if paths else None, "index": int(i), "label": names[y[i]], "predicted": names[pred[i]],
              "probability": round(float(probs[i, pred[i]]), 6), "loss": round(float(losses[i]), 6)}
             for i in order.tolist()]
-    atomic.write_text(out_dir / "top_losses.csv", "path,index,label,predicted,probability,loss\n" + "".join(
-        f"{r['path'] or ''},{r['index']},{r['label']},{r['predicted']},{r['probability']},{r['loss']}\n" for r in rows))
+    atomic.write_csv(out_dir / "top_losses.csv", rows, ["path", "index", "label", "predicted", "probability", "loss"])
     files["top_losses_csv"] = out_dir / "top_losses.csv"
 
-    cm = np.asarray(confusion_matrix(y, pred, len(names)))
-    pairs = sorted(((int(cm[i, j]), i, j) for i in range(len(names)) for j in range(len(names))
-                    if i != j and cm[i, j] > 0), reverse=True)[:5]
-    confused = [{"label": names[i], "predicted": names[j], "count": count} for count, i, j in pairs]
-    examples = np.asarray([k for _, i, j in pairs for k in
-                           sorted(np.flatnonzero((y == i) & (pred == j)), key=lambda k: -probs[k, j])[:4]], np.int64)
-    if len(examples):
-        files["most_confused"] = out_dir / "most_confused.png"
-        ex_images = fetch(examples)
-        plot_gallery(tiles(ex_images, heatmaps(model, ex_images, class_index=pred[examples])), y[examples],
-                     pred[examples], probs[examples], names, files["most_confused"], max_images=len(examples),
-                     title=f"{split}: most confused pairs, " + ", ".join(
-                         f"{c['label']} -> {c['predicted']} ({c['count']})" for c in confused))
-    files.update(_class_galleries(model, probs, y, pred, names, fetch, min(int(top), 8), out_dir))
+    confused = _most_confused(explain, probs, y, pred, names, fetch, out_dir, split, files)
+    files.update(_class_galleries(explain, probs, y, pred, names, fetch, min(int(top), 8), out_dir))
     atomic.write_json(out_dir / INTERPRET_JSON, {
         "split": split, "data": str(data if data is not None else run.config.data.source), "method": "grad-cam",
+        "member": member,
         "task": "single_label", "images": int(len(y)), "top_losses": rows, "most_confused": confused,
         "class_galleries_left_out": max(0, len(names) - MAX_CLASS_GALLERIES),
         "files": {k: v.name for k, v in files.items()}})
@@ -162,7 +156,26 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
                            most_confused=confused, files=files)
 
 
-def _class_galleries(model: Any, probs: np.ndarray, y: np.ndarray, pred: np.ndarray, names: list,
+def _most_confused(explain: Any, probs: np.ndarray, y: np.ndarray, pred: np.ndarray, names: list, fetch: Any,
+                   out_dir: Path, split: str, files: dict) -> list:
+    """The 5 most frequent (true, predicted) mistakes, and most_confused.png of up to 4 images each."""
+    cm = np.asarray(confusion_matrix(y, pred, len(names)))
+    pairs = sorted(((int(cm[i, j]), i, j) for i in range(len(names)) for j in range(len(names))
+                    if i != j and cm[i, j] > 0), reverse=True)[:5]
+    confused = [{"label": names[i], "predicted": names[j], "count": count} for count, i, j in pairs]
+    examples = np.asarray([k for _, i, j in pairs for k in
+                           sorted(np.flatnonzero((y == i) & (pred == j)), key=lambda k: -probs[k, j])[:4]], np.int64)
+    if len(examples):
+        files["most_confused"] = out_dir / "most_confused.png"
+        ex_images = fetch(examples)
+        plot_gallery(tiles(ex_images, explain(ex_images, pred[examples])), y[examples],
+                     pred[examples], probs[examples], names, files["most_confused"], max_images=len(examples),
+                     title=f"{split}: most confused pairs, " + ", ".join(
+                         f"{c['label']} -> {c['predicted']} ({c['count']})" for c in confused))
+    return confused
+
+
+def _class_galleries(explain: Any, probs: np.ndarray, y: np.ndarray, pred: np.ndarray, names: list,
                      fetch: Any, count: int, out_dir: Path) -> dict:
     """One PNG per predicted class: its most confident right predictions, then its most confident wrong."""
     files = {}
@@ -175,7 +188,7 @@ def _class_galleries(model: Any, probs: np.ndarray, y: np.ndarray, pred: np.ndar
             continue
         files[f"class_{c}"] = out_dir / f"class_{c}_{slug(names[c])}.png"
         images = fetch(chosen)
-        plot_gallery(tiles(images, heatmaps(model, images, class_index=c)), y[chosen], pred[chosen],
+        plot_gallery(tiles(images, explain(images, np.full(len(images), c))), y[chosen], pred[chosen],
                      probs[chosen], names, files[f"class_{c}"], max_images=len(chosen),
                      title=f"predicted {names[c]}: {len(right)} most confident right, {len(wrong)} wrong")
     return files

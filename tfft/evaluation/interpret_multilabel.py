@@ -15,7 +15,6 @@ import numpy as np
 from tfft import atomic
 from tfft.evaluation.interpret_figures import (INTERPRET_JSON, MAX_CLASS_GALLERIES, TOP_LOSSES_PNG,
                                               InterpretResult, slug, tiles)
-from tfft.models.heatmaps import heatmaps
 from tfft.reporting.multilabel_eval import read_run_thresholds
 from tfft.reporting.plots import plot_gallery
 
@@ -25,11 +24,11 @@ def _pair_names(names: list) -> list:
     return [f"{name}: {value}" for name in names for value in ("no", "yes")]
 
 
-def _draw(model: Any, fetch: Callable, images_of: np.ndarray, labels_of: np.ndarray, y: np.ndarray,
+def _draw(explain: Callable, fetch: Callable, images_of: np.ndarray, labels_of: np.ndarray, y: np.ndarray,
           decided: np.ndarray, probs: np.ndarray, names: list, path: Path, title: str) -> tuple:
     """A gallery of (image, label) pairs, each image beside its label's heatmap."""
     images = fetch(images_of)
-    maps = heatmaps(model, images, class_index=labels_of)
+    maps = explain(images, labels_of)
     truth = 2 * labels_of + y[images_of, labels_of]
     guess = 2 * labels_of + decided[images_of, labels_of]
     plot_gallery(tiles(images, maps), truth, guess, probs[images_of, labels_of], _pair_names(names), path,
@@ -37,9 +36,10 @@ def _draw(model: Any, fetch: Callable, images_of: np.ndarray, labels_of: np.ndar
     return images, maps
 
 
-def interpret_multilabel(run: Any, model: Any, probs: np.ndarray, y: np.ndarray, fetch: Callable,
+def interpret_multilabel(run: Any, explain: Callable, probs: np.ndarray, y: np.ndarray, fetch: Callable,
                          paths: Optional[list], top: int, out_dir: Path, split: str) -> InterpretResult:
-    """The multi-label half of `tfft.evaluation.interpret.interpret` (same outputs, per label)."""
+    """The multi-label half of `tfft.evaluation.interpret.interpret` (same outputs, per label);
+    `explain(images, classes)` gives the heatmaps."""
     names = list(run.class_names)
     y = np.asarray(y).astype(np.int64)
     thresholds = read_run_thresholds(run.run_dir, names)
@@ -49,14 +49,13 @@ def interpret_multilabel(run: Any, model: Any, probs: np.ndarray, y: np.ndarray,
     flat = np.argsort(-losses.ravel(), kind="stable")[:top]
     rows_of, labels_of = np.unravel_index(flat, losses.shape)
     files = {"top_losses": out_dir / TOP_LOSSES_PNG}
-    images, maps = _draw(model, fetch, rows_of, labels_of, y, decided, probs, names, files["top_losses"],
+    images, maps = _draw(explain, fetch, rows_of, labels_of, y, decided, probs, names, files["top_losses"],
                          f"{split}: top {len(flat)} (image, label) losses (Grad-CAM of that label)")
     rows = [{"path": paths[i] if paths else None, "index": int(i), "label": names[c], "given": int(y[i, c]),
              "predicted": int(decided[i, c]), "probability": round(float(probs[i, c]), 6),
              "loss": round(float(losses[i, c]), 6)} for i, c in zip(rows_of.tolist(), labels_of.tolist())]
-    atomic.write_text(out_dir / "top_losses.csv", "path,index,label,given,predicted,probability,loss\n" + "".join(
-        f"{r['path'] or ''},{r['index']},{r['label']},{r['given']},{r['predicted']},{r['probability']},{r['loss']}\n"
-        for r in rows))
+    atomic.write_csv(out_dir / "top_losses.csv", rows,
+                     ["path", "index", "label", "given", "predicted", "probability", "loss"])
     files["top_losses_csv"] = out_dir / "top_losses.csv"
     missed, extra = (y == 1) & (decided == 0), (y == 0) & (decided == 1)
     counts = missed.T.astype(np.int64) @ extra.astype(np.int64)  # [a, b]: a missed while b was predicted
@@ -71,7 +70,7 @@ def interpret_multilabel(run: Any, model: Any, probs: np.ndarray, y: np.ndarray,
         chosen = np.asarray(right + wrong, np.int64)
         if len(chosen):
             files[f"class_{c}"] = out_dir / f"class_{c}_{slug(names[c])}.png"
-            _draw(model, fetch, chosen, np.full(len(chosen), c), y, decided, probs, names, files[f"class_{c}"],
+            _draw(explain, fetch, chosen, np.full(len(chosen), c), y, decided, probs, names, files[f"class_{c}"],
                   f"predicted {names[c]}: {len(right)} most confident right, {len(wrong)} wrong")
     atomic.write_json(out_dir / INTERPRET_JSON, {
         "split": split, "method": "grad-cam", "task": "multi_label", "images": int(len(y)),

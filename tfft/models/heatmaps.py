@@ -13,6 +13,7 @@ own index of the class.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
@@ -91,7 +92,10 @@ def _members(model: Any) -> list[_Member]:
         if len(consumers) == 1 and isinstance(consumers[0], keras.layers.Dense):
             # tfft ensemble's fixed 0/1 reorder: kernel[member class, model class]
             class_map = np.asarray(consumers[0].get_weights()[0]).argmax(axis=0)
-        members.append(_Member(chain, prefix, class_map))
+        members.append((layer.name, _Member(chain, prefix, class_map)))
+    if all(re.fullmatch(r"member_\d+", name) for name, _ in members):  # tfft ensemble: member_1, member_2...
+        members.sort(key=lambda item: int(item[0].split("_")[1]))
+    members = [m for _, m in members]
     if not members:
         raise UserError(model.name, "is neither a chain of layers (a tfft classifier) nor an ensemble of them",
                         "give a model.keras written by `tfft train` or `tfft ensemble`")
@@ -121,7 +125,7 @@ def _gradcam(chain: _Chain, images: Any, classes: np.ndarray, size: tuple[int, i
 
 
 def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], None] = None,
-             batch_size: int = 32) -> np.ndarray:
+             batch_size: int = 32, member: Optional[int] = None) -> np.ndarray:
     """Grad-CAM heatmaps of a tfft model: where it looks when it scores a class.
 
     The gradient of the class's logit (the `logits` layer; the output where there is none) with
@@ -136,6 +140,8 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
         class_index: the class to explain: one index for every image, one per image, or None
             for each image's predicted class.
         batch_size: images per forward and backward pass.
+        member: for an ensemble, explain only its member K (1-based, ensemble.json's order);
+            None: the mean of every member's map.
 
     Returns:
         float32 [N, H, W] in [0, 1] at the images' size (1 where the map peaks; all 0 where no location raises the
@@ -170,6 +176,11 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
         raise UserError("class_index", f"got {sorted(set(classes.tolist()))}, the model has {outputs} classes",
                         f"give indices 0..{outputs - 1} (labels.txt order)")
     members = _members(model)
+    if member is not None:
+        if not 1 <= int(member) <= len(members):
+            raise UserError("member", f"got {member}, this model has {len(members)} member(s)",
+                            f"give 1..{len(members)}, or none for the mean of all")
+        members = [members[int(member) - 1]]
     result = np.zeros((count,) + size, dtype=np.float32)
     for start in range(0, count, batch_size):
         batch, wanted = images[start:start + batch_size], classes[start:start + batch_size]
