@@ -58,7 +58,7 @@ def test_report_html_is_self_contained(run_folder):
 
 def _chromium() -> str:
     if shutil.which("chromium") is None and SETUP.is_file():
-        subprocess.run(["bash", str(SETUP)], check=False, timeout=900)
+        subprocess.run(["sh", str(SETUP)], check=False, timeout=900)
     found = shutil.which("chromium")
     if found is None:
         pytest.skip(f"chromium is not installed (run {SETUP} as root)")
