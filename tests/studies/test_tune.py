@@ -267,4 +267,3 @@ def test_a_process_waits_for_the_last_slot_another_holds_and_never_overshoots(tm
     assert not thread.is_alive() and len(done["result"].trials) == 2
     assert len(fake_train["calls"]) == 1
     assert not [t for t in study.get_trials() if SURPLUS in t.user_attrs]
-
