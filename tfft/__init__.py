@@ -31,6 +31,8 @@ __all__ = [
     "ensemble",
     "evaluate",
     "export",
+    "heatmaps",
+    "interpret",
     "load_config",
     "predict",
     "prune",
@@ -265,3 +267,51 @@ def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = N
     from tfft.compression import prune as _prune
 
     return _prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, bn=bn, overwrite=overwrite)
+
+
+def heatmaps(model: Any, images: Any, class_index: Any = None) -> Any:
+    """Grad-CAM heatmaps of any tfft model.keras: where it looks when it scores a class.
+
+    Args:
+        model: a tfft `keras.Model` (from `tfft.build_model`, a run's model.keras or an ensemble's).
+        images: raw 0-255 RGB [N, H, W, 3] at the model's input size.
+        class_index: one class for all images, one per image, or None for each predicted class.
+
+    Returns:
+        float32 [N, H, W] in [0, 1] (see `tfft.models.heatmaps.heatmaps`).
+
+    Example:
+    >>> import numpy as np, tfft
+    >>> model = tfft.build_model({"model": {"backbone": "mobilenet_v3_small", "weights": None},
+    ...                           "data": {"image_size": [32, 32]}}, num_classes=2)
+    >>> tfft.heatmaps(model, np.zeros((1, 32, 32, 3)), class_index=1).shape
+    (1, 32, 32)
+    """
+    from tfft.models.heatmaps import heatmaps as _heatmaps
+
+    return _heatmaps(model, images, class_index=class_index)
+
+
+def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top: int = 16,
+              out: Optional[str] = None, member: Optional[int] = None) -> Any:
+    """Top losses, most confused classes and per-class galleries with Grad-CAM (`tfft interpret`).
+
+    Args:
+        run_dir: a run directory written by `tfft.train` or `tfft.ensemble`.
+        split: `val`, `test` or `train`.
+        data: another data source to interpret on (replaces `data.source`).
+        top: N top losses.
+        out: the output folder (default `RUN_DIR/interpret/<split>/`).
+        member: an ensemble's member K (1-based) to explain; None: the members' mean.
+
+    Returns:
+        An `InterpretResult` (`images`, `heatmaps`, `labels`, `predicted`, `losses`, `files`...).
+
+    Example:
+    >>> result = tfft.interpret("runs/quickstart", top=8)  # doctest: +SKIP
+    >>> result.heatmaps.shape  # doctest: +SKIP
+    (8, 224, 224)
+    """
+    from tfft.evaluation.interpret import interpret as _interpret
+
+    return _interpret(run_dir, split=split, data=data, top=top, out=out, member=member)

@@ -14,6 +14,7 @@ need() {  # need FILE_GLOB_OR_COMMAND DEBIAN_PACKAGE
 }
 
 need '/usr/lib/postgresql/*/bin/initdb' postgresql   # tests/studies/test_tune.py: a shared study on PostgreSQL
+need chromium chromium   # tests/reporting/test_html.py: report.html rendered headless
 
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -93,6 +93,7 @@ def test_cv_writes_folds_oof_summary_and_reuses_features(tmp_path, cv_data, caps
     out = capsys.readouterr().out
     assert ", 2 classes; looking for near-duplicates" in out and "classs" not in out
     root = result.run_dir
+    assert "cv_summary.json" in (root / "report.html").read_text()  # the study's page
     images = sorted(str(p.resolve()) for p in cv_data.rglob("*.*"))
     # Every fold a complete run directory whose validation split is its fold.
     plan = _rows(root / "folds.csv")

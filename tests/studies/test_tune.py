@@ -47,6 +47,7 @@ def test_trials_csv_holds_each_trial_with_its_run_directory(study):
     out, rows = study["result"].run_dir, study["rows"]
     assert list(rows[0]) == ["number", "value", "state", "schedule.lr", "model.dropout"]
     assert [r["number"] for r in rows] == ["0", "1"] and {r["state"] for r in rows} == {"COMPLETE"}
+    assert "trials.csv" in (out / "report.html").read_text()  # the study's page: its table and tune.png
     for row in rows:
         run = out / "trials" / f"trial-{int(row['number']):04d}"
         metrics = yaml.safe_load((run / "metrics.json").read_text())

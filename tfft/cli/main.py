@@ -64,12 +64,12 @@ def cli(debug: bool, verbose: bool) -> None:
 def _register() -> None:
     # Each command family lives in its own module (one line each: keep every name when merging).
     from tfft.cli import (commands_augment, commands_core, commands_cv, commands_data, commands_ensemble, commands_evaluate,
-                          commands_issues,
+                          commands_interpret, commands_issues,
                           commands_prune,
                           commands_schedule, commands_tune)
 
     for module in (commands_core, commands_data, commands_augment, commands_evaluate, commands_schedule,
-                   commands_ensemble, commands_tune, commands_cv, commands_issues, commands_prune):
+                   commands_ensemble, commands_tune, commands_cv, commands_issues, commands_prune, commands_interpret):
         module.register(cli)
 
 

@@ -37,6 +37,7 @@ from tfft import layout
 from tfft.atomic import check_output, write_csv, write_json, write_text
 from tfft.config import Config, load_config
 from tfft.errors import TrainingInterrupted, UserError
+from tfft.reporting.html import write_html_report
 from tfft.wording import plural
 
 FOLDS_FILE = "folds.csv"
@@ -339,6 +340,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     if ensemble:
         ensemble_dir, summary["ensemble"] = _ensemble(path, fold_dirs, summary_metrics(summary["task"]))
         write_json(path / SUMMARY_FILE, summary)
+    write_html_report(path)
     return CVResult(path, summary, fold_dirs, ensemble_dir)
 
 

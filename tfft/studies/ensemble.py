@@ -46,6 +46,7 @@ import numpy as np
 from tfft.errors import UserError
 from tfft.training.rundir import Run, is_multi_label, load_model, open_run, split_examples, split_files
 from tfft import atomic, layout
+from tfft.reporting.html import write_html_report
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -386,6 +387,7 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                                   title=f"ensemble of {len(runs)}: confusion matrix ({split}, {count} images)")
         # metrics.json last: its presence marks the run directory finished.
         atomic.write_json(out_dir / layout.METRICS, {split: metrics} if metrics else {})
+    write_html_report(out_dir)
     return EnsembleResult(run_dir=out_dir, metrics=metrics, members=members, split=split, num_examples=count,
                           evaluated_on=description,
                           thresholds=None if thresholds is None else dict(zip(class_names, map(float, thresholds))),

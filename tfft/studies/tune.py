@@ -50,6 +50,7 @@ from tfft.wording import plural
 from tfft.studies.space import Param, apply_params, check_space, load_space
 from tfft.studies.storage import HEARTBEAT_S, masked, open_storage
 from tfft.atomic import check_output, write_csv, write_text
+from tfft.reporting.html import write_html_report
 
 SURPLUS = "tfft.surplus"
 DIVERGED = "tfft.diverged"
@@ -581,6 +582,7 @@ def tune(
             raise TrainingInterrupted(str(out), "the same tfft tune command (the interrupted trial is "
                                                 "replaced by a new one)") from None
         best_config = runner.write_outputs()
+        write_html_report(out)
     finally:
         optuna.logging.set_verbosity(verbosity)
     best = _best(runner._trials(), optuna, direction)

@@ -25,6 +25,7 @@ from tfft.reporting import multilabel_eval
 from tfft.reporting.evaluate import evaluate_model
 from tfft.reporting.plots import plot_curves
 from tfft.reporting.report import write_report
+from tfft.reporting.html import write_html_report
 from tfft.training import process_state, rundir
 from tfft.training.assembly import ResolvedRun, resolve
 from tfft.training.preflight import check_config
@@ -525,6 +526,7 @@ class _Run:
         self._plots()
         write_json(self.path / layout.METRICS, metrics)
         write_report(self.path)
+        write_html_report(self.path)
         return metrics
 
     def _evaluate(self) -> dict[str, Any]:
