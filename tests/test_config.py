@@ -229,7 +229,7 @@ def test_run_with_a_relative_source_evaluates_from_another_folder(tmp_path, monk
     write_image_folder(work / "photos", {"cat": 2, "dog": 6, "eel": 6}, size=16)
     monkeypatch.chdir(work)
     run = train(tiny_config(data={"source": "photos"}), run_dir=str(tmp_path / "run")).run_dir
-    assert "warning: 1 class(es) have no val image: cat (2 images)" in capsys.readouterr().out
+    assert "warning: 1 class has no val image: cat (2 images)" in capsys.readouterr().out
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"]["source"] == str(work / "photos")
     elsewhere = tmp_path / "elsewhere"

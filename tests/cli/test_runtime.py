@@ -57,7 +57,7 @@ def test_a_command_shows_each_warning_once(tmp_path, capsys):
     finally:
         tensorflow.removeHandler(collect)
     err = capsys.readouterr().err
-    assert err.count("skipped 1 unreadable file(s)") == 1, err
+    assert err.count("skipped 1 unreadable file:") == 1, err
     assert "broken.png" in err and "data_report.json" not in err  # `data issues` writes no data_report.json
     assert len(seen) == 1 and "retracing" in seen[0]
 

@@ -61,7 +61,7 @@ def test_one_class_folder_exits_2_as_train_refuses_it(tmp_path, cli_runner):
     write_image_folder(tmp_path / "one", {"cat": 4})
     result = cli_runner("data", "check", tmp_path / "one", "--json")
     assert result.exit_code == 2
-    assert json.loads(result.stdout)["errors"][0]["message"] == f"found 1 class(es) in {tmp_path / 'one'}"
+    assert json.loads(result.stdout)["errors"][0]["message"] == f"found 1 class in {tmp_path / 'one'}"
     assert "a classifier needs at least 2 class folders" in result.stderr
 
 
@@ -69,7 +69,7 @@ def test_single_image_class_warns_and_strict_exits_1(tmp_path, cli_runner):
     write_image_folder(tmp_path / "d", {"cat": 1, "dog": 6})
     result = cli_runner("data", "check", tmp_path / "d")
     assert result.exit_code == 0
-    assert "warning: 1 class(es) have no val image: cat (1 image)" in result.stdout
+    assert "warning: 1 class has no val image: cat (1 image)" in result.stdout
     strict = cli_runner("data", "check", tmp_path / "d", "--json", "--strict")
     assert strict.exit_code == 1
     warning = json.loads(strict.stdout)["warnings"][0]
@@ -102,7 +102,7 @@ def test_csv_manifest_check_leak_and_repeat(tmp_path, cli_runner):
     assert result.exit_code == 2
     error = json.loads(result.stdout)["errors"][0]
     assert error["kind"] == "leak" and error["paths"] == [str(tmp_path / "imgs" / "cat" / "cat_001.png")]
-    assert "1 file(s) listed in more than one split" in result.stderr
+    assert "1 file listed in more than one split" in result.stderr
 
 
 def test_missing_path(tmp_path, cli_runner):
@@ -129,4 +129,5 @@ def test_one_class_is_counted_in_the_singular(tmp_path, cli_runner):
     (tmp_path / "d" / "x").mkdir(parents=True)
     Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "d" / "x" / "1.png")
     result = cli_runner("data", "check", tmp_path / "d")
-    assert result.exit_code == 0 and "1 readable image in 1 class\n" in result.output, result.output
+    assert result.exit_code == 2 and "1 readable image in 1 class\n" in result.output, result.output  # train refuses one class
+    assert "found 1 class in" in result.output and "class(es)" not in result.output

@@ -187,7 +187,7 @@ def test_single_label_task_on_several_labels_names_the_key_and_row(tmp_path):
 def test_bad_rows_exit_2_from_the_cli(tmp_path, cli_runner):
     manifest = write_manifest(tmp_path, [("a.png", "cat"), ("b.png", "cat", "dog")])
     config = tmp_path / "c.yaml"
-    config.write_text(f"data: {{source: 'csv:{manifest}', image_size: [16, 16]}}\n"
+    config.write_text(f"data: {{source: 'csv:{manifest}', image_size: [32, 32]}}\n"
                       "model: {backbone: mobilenet, weights: null}\n")
     result = cli_runner("train", str(config), "--run-dir", str(tmp_path / "run"))
     assert result.exit_code == 2

@@ -44,7 +44,7 @@ def test_testing_and_training_aliases(tmp_path):
 def test_split_folder_beside_class_folders_is_refused(tmp_path, cli_runner):
     _folder(tmp_path / "d", {"cat": 3, "dog": 3})
     _folder(tmp_path / "d" / "test", {"cat": 1, "dog": 1})
-    with pytest.raises(SourceConflict, match=r"test/ sit beside 2 other folder\(s\) \(cat/, dog/\)") as info:
+    with pytest.raises(SourceConflict, match=r"test/ sit beside 2 other folders \(cat/, dog/\)") as info:
         load_splits(DataConfig(source=str(tmp_path / "d")), seed=0)
     assert info.value.where == str(tmp_path / "d") and "train/" in info.value.hint
     cfg = tmp_path / "c.yaml"
@@ -77,7 +77,7 @@ def _rows(n: int = 5) -> list[str]:
 
 def test_manifest_same_file_in_two_splits_is_a_leak(tmp_path):
     source = _manifest(tmp_path, _rows() + ["imgs/cat/000.png,cat,val", "imgs/dog/001.png,dog,validation"])
-    with pytest.raises(SourceConflict, match=r"2 file\(s\) listed in more than one split") as info:
+    with pytest.raises(SourceConflict, match=r"2 files listed in more than one split") as info:
         load_splits(DataConfig(source=source), seed=0)
     assert info.value.kind == "leak" and "cat/000.png in train (" in str(info.value)
     assert [Path(p).name for p in info.value.paths] == ["000.png", "001.png"]
@@ -85,7 +85,7 @@ def test_manifest_same_file_in_two_splits_is_a_leak(tmp_path):
 
 def test_manifest_same_file_with_two_labels_is_refused(tmp_path):
     source = _manifest(tmp_path, _rows() + ["imgs/./cat/002.png,dog,train"])  # another spelling, same file
-    with pytest.raises(SourceConflict, match=r"1 file\(s\) listed with different labels: .*cat/002.png as cat") as info:
+    with pytest.raises(SourceConflict, match=r"1 file listed with different labels: .*cat/002.png as cat") as info:
         load_splits(DataConfig(source=source), seed=0)
     assert info.value.kind == "label_conflict" and info.value.exit_code == 2
 
@@ -103,7 +103,7 @@ def test_repeated_row_is_dropped_with_a_warning_and_folds_still_match(tmp_path, 
 
     source = _manifest(tmp_path, _rows() + ["imgs/cat/003.png,cat,train"])
     splits = load_splits(DataConfig(source=source, val_split=0.2), seed=0)
-    assert "1 repeated row(s) (the same file, label and split) dropped" in caplog.text
+    assert "1 repeated row (the same file, label and split) dropped" in caplog.text
     assert splits.findings[0]["kind"] == "repeated_rows" and splits.findings[0]["count"] == 1
     keys = example_keys(pooled(splits))
     assert len(keys) == len(set(keys)) == 10
@@ -119,16 +119,16 @@ def test_same_file_in_two_class_folders_warns(tmp_path, caplog):
     root = _folder(tmp_path / "d", {"cat": 4, "dog": 4})
     os.symlink(root / "cat" / "000.png", root / "dog" / "linked.png")
     splits = load_splits(DataConfig(source=str(root)), seed=0)
-    assert "1 file(s) reached from two class folders" in caplog.text
+    assert "1 file reached from two class folders" in caplog.text
     assert [f["kind"] for f in splits.findings] == ["same_file_in_two_classes"]
 
 
 def test_verdict_one_class_and_classes_without_val_images(tmp_path):
     one = load_splits(DataConfig(source=str(_folder(tmp_path / "one", {"cat": 5}))), seed=0)
-    assert "found 1 class(es)" in str(verdict(one).errors[0])
+    assert "found 1 class" in str(verdict(one).errors[0])
     small = load_splits(DataConfig(source=str(_folder(tmp_path / "s", {"cat": 1, "dog": 2, "eel": 9}))), seed=0)
     result = verdict(small)
     assert result.errors == []
     assert [(w["kind"], w["classes"]) for w in result.warnings] == [("no_val_images", ["cat", "dog"])]
-    assert "2 class(es) have no val image: cat (1 image), dog (2 images)" in result.warnings[0]["message"]
+    assert "2 classes have no val image: cat (1 image), dog (2 images)" in result.warnings[0]["message"]
     assert np.sum(list(small.counts("val").values())) == 2  # eel: round(9 * 0.2)

@@ -109,7 +109,7 @@ def test_ensemble_run_is_explained_by_its_members(run_dir, tmp_path, cli_runner)
     np.testing.assert_allclose(second.heatmaps, member, atol=1e-4)
     assert json.loads((tmp_path / "member-2" / "interpret.json").read_text())["member"] == 2
     refused = cli_runner("interpret", out, "--member", "3", "--out", tmp_path / "member-3")
-    assert refused.exit_code == 2 and "2 member(s)" in refused.output
+    assert refused.exit_code == 2 and "2 members" in refused.output
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,7 @@ def test_cli_defaults_cache_progress(cli_runner, tmp_path):
     assert saved["feature_cache"] is True
     assert "lr-find: feature cache on: backbone features computed once" in result.output
     # The backbone ran over the training images once, then 30 head steps on their features.
-    assert re.search(r"^feature cache: train pass 1/1: (\d+)/\1 images in ", result.output, re.M)
+    assert re.search(r"^computing backbone features once \((\d+) images\): \1/\1 in ", result.output, re.M)
     progress = [line for line in result.output.splitlines() if line.startswith("lr-find: step ")]
     assert len(progress) >= 5 and all("steps/s" in line and "s left" in line and "loss" in line for line in progress)
     assert progress[0].startswith("lr-find: step 3/30, lr ")

@@ -69,7 +69,7 @@ def test_a_briefly_trained_batchnorm_model_is_not_a_constant_and_resumes_bitwise
     confusion = np.array(result.metrics["val"]["confusion_matrix"])
     assert (confusion.sum(axis=0) > 0).all(), confusion  # both classes predicted
     assert result.metrics["val"]["accuracy"] >= 0.75 and "warnings" not in result.metrics["val"]
-    assert "batchnorm: moving statistics of 3 layer(s) recomputed over 24 training images" in capsys.readouterr().out
+    assert "batchnorm: moving statistics of 3 layers recomputed over 24 training images" in capsys.readouterr().out
 
     keras.backend.clear_session()
     with pytest.raises(TrainingInterrupted):

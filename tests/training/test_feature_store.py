@@ -42,7 +42,7 @@ def test_second_view_reads_what_the_first_computed(tmp_path):
     images = _images(6)
     expected = np.asarray(model(images))
     np.testing.assert_allclose(first(images[:4]), expected[:4], atol=1e-6)
-    assert "0 of 4 image(s) read" in first.flush()
+    assert "0 of 4 images read" in first.flush()
     again = StoredFeatures(store, model, _Counting(model))
     got = again(images[2:6])  # two stored, two new
     np.testing.assert_allclose(got, expected[2:6], atol=1e-6)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from tfft.errors import DataError, UserError
+from tfft.wording import plural
 
 SPLIT_NAMES = ("train", "val", "test")
 # The one table of split names: folder names and a manifest's `split` cells, read case-insensitively.
@@ -94,7 +95,7 @@ def split_folders(root: Path) -> dict[str, Path]:
         shown = ", ".join(f"{n}/" for n in others[:MAX_LISTED]) + (" ..." if len(others) > MAX_LISTED else "")
         raise SourceConflict(
             "split_layout", str(root),
-            f"split folder(s) {', '.join(named)} sit beside {len(others)} other folder(s) ({shown}); "
+            f"split folder(s) {', '.join(named)} sit beside {plural(len(others), 'other folder')} ({shown}); "
             "a folder holds either class folders or split folders",
             "move the class folders into train/ (val/ and test/ hold the same class folders), or "
             "rename a class folder that is named like a split", paths=[str(root / n) for n in named])
@@ -147,7 +148,7 @@ def check_manifest_rows(manifest: Path, rows: Sequence[tuple[str, str, str, tupl
         shown = "; ".join(f"{rows[g[0]][2]} as " + " and ".join(
             f"{' '.join(rows[i][3]) or '(none)'} ({rows[i][0]})" for i in g[:2]) for g in conflicts[:MAX_LISTED])
         raise SourceConflict("label_conflict", str(manifest),
-                             f"{len(conflicts)} file(s) listed with different labels: {shown}",
+                             f"{plural(len(conflicts), 'file')} listed with different labels: {shown}",
                              "list each image once with its one label (a multi-label manifest has a `labels` "
                              "column: all of an image's labels in one cell, separated by spaces)",
                              paths=[rows[g[0]][2] for g in conflicts])
@@ -156,7 +157,7 @@ def check_manifest_rows(manifest: Path, rows: Sequence[tuple[str, str, str, tupl
         shown = "; ".join(f"{rows[g[0]][2]} in " + " and ".join(
             f"{rows[i][1]} ({rows[i][0]})" for i in g[:2]) for g in leaks[:MAX_LISTED])
         raise SourceConflict("leak", str(manifest),
-                             f"{len(leaks)} file(s) listed in more than one split (a leak: the model would be "
+                             f"{plural(len(leaks), 'file')} listed in more than one split (a leak: the model would be "
                              f"scored on images it trained on): {shown}",
                              "list each image in one split only", paths=[rows[g[0]][2] for g in leaks])
     keep = [i for i, (_, _, file, _) in enumerate(rows) if first[os.path.realpath(file)] == i]
@@ -164,7 +165,7 @@ def check_manifest_rows(manifest: Path, rows: Sequence[tuple[str, str, str, tupl
     if repeated:
         extra = len(rows) - len(keep)
         where = [rows[g[1]][0] for g in list(repeated.values())[:MAX_LISTED]]
-        findings.append(_finding("repeated_rows", f"{manifest}: {extra} repeated row(s) (the same file, label and "
+        findings.append(_finding("repeated_rows", f"{manifest}: {plural(extra, 'repeated row')} (the same file, label and "
                                  f"split) dropped, e.g. {', '.join(where)}",
                                  [rows[g[0]][2] for g in repeated.values()], extra))
     return keep, findings
@@ -191,7 +192,7 @@ def same_file_findings(listed: dict[str, dict[str, list[str]]]) -> list[dict[str
         twice = [places for places in seen.values() if len({p[index] for p in places}) > 1]
         if twice:
             shown = "; ".join(" and ".join(p[2] for p in places[:2]) for places in twice[:MAX_LISTED])
-            findings.append(_finding(kind, f"{len(twice)} file(s) reached from two {what} (links to one file): "
+            findings.append(_finding(kind, f"{plural(len(twice), 'file')} reached from two {what} (links to one file): "
                                      f"{shown}", [places[0][2] for places in twice], len(twice)))
     return findings
 
@@ -232,7 +233,7 @@ def verdict(splits: Any) -> Verdict:
     out = Verdict()
     names = list(splits.class_names)
     if len(names) < (1 if splits.multi_label else 2):
-        out.errors.append(DataError("data.source", f"found {len(names)} class(es) in {splits.source}",
+        out.errors.append(DataError("data.source", f"found {plural(len(names), 'class')} in {splits.source}",
                                     "a classifier needs at least 2 class folders"))
     train = splits.splits.get("train")
     if train is None or len(train) == 0:
@@ -250,6 +251,6 @@ def verdict(splits: Any) -> Verdict:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             out.warnings.append({
                 "kind": f"no_{split}_images", "count": len(missing), "classes": missing,
-                "message": f"{len(missing)} class(es) have no {split} image: {shown}{more}; their {split} "
+                "message": f"{plural(len(missing), 'class')} {'has' if len(missing) == 1 else 'have'} no {split} image: {shown}{more}; their {split} "
                            "scores are missing (add images to them)"})
     return out

@@ -306,7 +306,7 @@ def apply_folds(splits: DataSplits, fold_file: str, fold: int) -> DataSplits:
     extra = len(assignment) - (len(keys) - len(missing))
     if missing or extra:
         raise UserError("data.fold_file", f"{fold_file} does not match {splits.source}: "
-                        f"{len(missing)} image(s) not in the file (e.g. {missing[:1]}), {extra} listed that the "
+                        f"{plural(len(missing), 'image')} not in the file (e.g. {missing[:1]}), {extra} listed that the "
                         "source does not give", "the data changed since `tfft cv` wrote it: start a new cv")
     folds = np.asarray([assignment[k] for k in keys])
     if fold not in set(folds.tolist()):

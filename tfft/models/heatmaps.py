@@ -21,6 +21,7 @@ import numpy as np
 
 from tfft.errors import UserError
 from tfft.task import LOGITS_LAYER
+from tfft.wording import plural
 
 
 @dataclass
@@ -178,7 +179,7 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
     members = _members(model)
     if member is not None:
         if not 1 <= int(member) <= len(members):
-            raise UserError("member", f"got {member}, this model has {len(members)} member(s)",
+            raise UserError("member", f"got {member}, this model has {plural(len(members), 'member')}",
                             f"give 1..{len(members)}, or none for the mean of all")
         members = [members[int(member) - 1]]
     result = np.zeros((count,) + size, dtype=np.float32)

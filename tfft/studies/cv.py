@@ -328,7 +328,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
             fold_dirs.append(path / f"fold-{k}")
             seconds.append(_run_fold(cfg, folds_file, k, folds, fold_dirs[-1]))
             if seconds[-1] is not None and k < folds and all(s is None for s in seconds[:-1]):
-                print(f"cv: fold {k} took {seconds[-1]:.0f} s; {folds - k} more fold(s), roughly "
+                print(f"cv: fold {k} took {seconds[-1]:.0f} s; {plural(folds - k, 'more fold')}, roughly "
                       f"{(folds - k) * seconds[-1]:.0f} s (less where they read the features this one stored)",
                       flush=True)
     except KeyboardInterrupt:

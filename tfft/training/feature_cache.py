@@ -43,6 +43,7 @@ import keras
 import numpy as np
 
 from tfft.training.feature_store import model_digest
+from tfft.wording import plural
 
 # The details (which layer a cache cuts at, where a pass's features come from) go to the `tfft`
 # logger: a run's run.log and `tfft --verbose`; the console says what is computed, in plain words.
@@ -105,7 +106,7 @@ def decide(setting: str, copies: int, *, backbone_frozen: bool, augmenting: bool
     if flips:
         return Decision(True, passes, f"on: backbone features of every flip of every image computed "
                                       f"once ({passes} versions, exact; {size / 2**20:.1f} MiB)", flips=True)
-    what = f"{passes} augmented pass(es)" if augmenting else "one pass"
+    what = plural(passes, 'augmented pass') if augmenting else "one pass"
     return Decision(True, passes, f"on: backbone features computed once ({what}, {size / 2**20:.1f} MiB)")
 
 

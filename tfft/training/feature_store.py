@@ -32,6 +32,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from tfft.wording import plural
+
 DIGEST_BYTES = 16
 SHARD_SUFFIX = ".npz"
 
@@ -245,7 +247,7 @@ class StoredFeatures:
         """Write what was computed since the last flush; returns a console line."""
         if self.new_keys:
             self.store.add(self.key, np.concatenate(self.new_keys), np.concatenate(self.new_features))
-        line = (f"feature store: {self.hits} of {self.hits + self.misses} image(s) read from {self.store.root}, "
+        line = (f"feature store: {self.hits} of {plural(self.hits + self.misses, 'image')} read from {self.store.root}, "
                 f"{self.misses} computed")
         self.new_keys, self.new_features, self.hits, self.misses = [], [], 0, 0
         return line

@@ -36,6 +36,7 @@ from tfft.schedule.lr_range import (DEFAULT_EPOCHS, DEFAULT_MAX_STEPS, DEFAULT_M
 from tfft.schedule.phases import Phase
 from tfft.training import process_state
 from tfft.training.assembly import ResolvedRun, assemble, resolve
+from tfft.wording import plural
 
 
 @dataclasses.dataclass
@@ -175,7 +176,7 @@ def find_lr(
         "smoothed": [float(v) for v in smoothed],
         "seconds": round(time.time() - started, 1),
     })
-    print(f"lr-find: {len(lrs)} step(s), {stopped}, in {time.time() - started:.0f} s; "
+    print(f"lr-find: {plural(len(lrs), 'step')}, {stopped}, in {time.time() - started:.0f} s; "
           f"phase {chosen.name!r} is configured with lr {chosen.lr:g}")
     print(f"suggested lr: {suggestion:.3g} ({rule})")
     print(f"plot: {plot_path}")

@@ -29,6 +29,7 @@ from tfft.reporting.html import write_html_report
 from tfft.training import process_state, rundir
 from tfft.training.assembly import ResolvedRun, resolve
 from tfft.training.preflight import check_config
+from tfft.wording import plural
 
 # Keys a resumed run may change; everything else must match the interrupted run's config.
 _RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
@@ -231,7 +232,7 @@ class _Run:
         counts = {name: len(split) for name, split in self.splits.splits.items()}
         print("data: " + ", ".join(f"{n} {k}" for k, n in counts.items()) +
               f" images, {len(self.class_names)} classes" +
-              (f", {len(self.splits.skipped)} unreadable file(s) skipped (see {layout.DATA_REPORT})"
+              (f", {plural(len(self.splits.skipped), 'unreadable file')} skipped (see {layout.DATA_REPORT})"
                if self.splits.skipped else ""))
         if asm.augmenter is not None:
             print(f"augment ({asm.placement}): {asm.augmenter.describe()}")
@@ -465,7 +466,7 @@ class _Run:
         if not names:
             return
         count = batchnorm.recompute(self.model, names, self.asm.dataset("train", None))
-        print(f"batchnorm: moving statistics of {len(names)} layer(s) recomputed over {count} training images")
+        print(f"batchnorm: moving statistics of {plural(len(names), 'layer')} recomputed over {count} training images")
 
     def _fit(self, cache: Optional[Any], start: int, first: int, end: int, skip: int, steps: int, val_data: Any,
              callbacks: list[Any], verbose: int) -> None:
