@@ -16,11 +16,12 @@ import html
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from tfft import layout
 from tfft.atomic import write_text
 from tfft.errors import UserError
+from tfft.reporting.report import read_json
 
 REPORT_HTML = "report.html"
 MAX_TABLE_ROWS = 30  # a study's CSV shows its first rows here; the file has them all
@@ -36,13 +37,6 @@ img{max-width:100%;border:1px solid #ddd;margin:.4em 0}figure{margin:1em 0}figca
 pre{background:#f7fafc;border:1px solid #e2e8f0;padding:.8em;overflow:auto;font-size:.85em}
 .muted{color:#666}.wide{overflow-x:auto}
 """
-
-
-def _read_json(path: Path) -> Optional[Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _esc(value: Any) -> str:
@@ -132,12 +126,12 @@ def write_html_report(run_dir: str | os.PathLike) -> Path:
     if labels.is_file():
         names = [n for n in labels.read_text(encoding="utf-8").splitlines() if n.strip()]
         body.append(f"<p>{len(names)} classes: {_esc(', '.join(names[:50]))}</p>")
-    body += _data_section(_read_json(root / layout.DATA_REPORT))
-    metrics = _read_json(root / layout.METRICS)
+    body += _data_section(read_json(root / layout.DATA_REPORT))
+    metrics = read_json(root / layout.METRICS)
     evals = sorted((root / layout.EVAL).glob("*/metrics.json")) if (root / layout.EVAL).is_dir() else []
     merged = dict(metrics) if isinstance(metrics, dict) else {}
     for path in evals:
-        for split, values in (_read_json(path) or {}).items():
+        for split, values in (read_json(path) or {}).items():
             merged.setdefault(f"{split} (tfft evaluate)", values)
     body += _metrics_section(merged)
     figures = sorted(root.glob("*.png")) + sorted(root.glob(f"{layout.EVAL}/*/*.png"))
@@ -158,10 +152,10 @@ def write_html_report(run_dir: str | os.PathLike) -> Path:
     for path in sorted(root.glob("*.json")):
         if path.name in (layout.METRICS, layout.DATA_REPORT, layout.PHASES):
             continue
-        value = _read_json(path)
+        value = read_json(path)
         if value is not None:
             body += [f"<h3>{_esc(path.name)}</h3>", f"<pre>{_esc(json.dumps(value, indent=2)[:20000])}</pre>"]
-    phases = _read_json(root / layout.PHASES)
+    phases = read_json(root / layout.PHASES)
     if isinstance(phases, list) and phases and all(isinstance(p, dict) for p in phases):
         keys = list(dict.fromkeys(k for p in phases for k in p))
         body += ["<h2>Phases</h2>", _table(keys, [[p.get(k) for k in keys] for p in phases])]

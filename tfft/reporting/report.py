@@ -18,7 +18,8 @@ from tfft.atomic import write_text
 MAX_CLASS_ROWS = 40  # report.md's per-class count table stops here; data_report.json has them all
 
 
-def _read_json(path: Path) -> Optional[Any]:
+def read_json(path: Path) -> Optional[Any]:
+    """A JSON file's content, or None when it is missing or not JSON (a report shows what there is)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -70,9 +71,9 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         names = [n for n in labels.read_text(encoding="utf-8").splitlines() if n.strip()]
         lines += [f"Classes ({len(names)}): " + ", ".join(names[:50]) + (" ..." if len(names) > 50 else ""), ""]
 
-    lines += _data_lines(_read_json(root / layout.DATA_REPORT))
+    lines += _data_lines(read_json(root / layout.DATA_REPORT))
 
-    phases = _read_json(root / layout.PHASES)
+    phases = read_json(root / layout.PHASES)
     if isinstance(phases, list) and phases:
         lines += ["## Phases", "", "| phase | epochs | unfreeze | lr | trainable | non-trainable |",
                   "| --- | --- | --- | --- | --- | --- |"]
@@ -85,9 +86,9 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     if (root / layout.CURVES).is_file():
         lines += ["![training curves](curves.png)", ""]
 
-    metrics = _read_json(root / layout.METRICS) or {}
+    metrics = read_json(root / layout.METRICS) or {}
     for eval_file in sorted((root / layout.EVAL).glob("*/metrics.json")) if (root / layout.EVAL).is_dir() else []:
-        for split, values in (_read_json(eval_file) or {}).items():  # the folder: `val`, or `new_pets-val` (--data)
+        for split, values in (read_json(eval_file) or {}).items():  # the folder: `val`, or `new_pets-val` (--data)
             metrics.setdefault(f"{eval_file.parent.name} (tfft evaluate)", values)
     if metrics:
         lines += ["## Metrics", ""]
@@ -95,14 +96,14 @@ def write_report(run_dir: str | os.PathLike) -> Path:
             if isinstance(values, dict) and "per_class" in values:
                 lines += [f"### {split}", ""] + [f"**Warning:** {w}\n" for w in values.get("warnings", [])]
                 lines += ["```", format_table(values), "```", ""]
-    lines += _threshold_lines(_read_json(root / layout.THRESHOLD_INTERVALS))
+    lines += _threshold_lines(read_json(root / layout.THRESHOLD_INTERVALS))
     if (root / layout.CONFUSION_MATRIX).is_file():
         lines += ["![confusion matrix](confusion_matrix.png)", ""]
     for split_dir in sorted((root / layout.EVAL).glob("*")) if (root / layout.EVAL).is_dir() else []:
         for name in ("confusion_matrix.png", "worst.png"):
             if (split_dir / name).is_file():
                 lines += [f"![{split_dir.name} {name[:-4]}](eval/{split_dir.name}/{name})", ""]
-    env = _read_json(root / layout.ENVIRONMENT)
+    env = read_json(root / layout.ENVIRONMENT)
     if isinstance(env, dict):
         lines += ["## Environment", "", "| key | value |", "| --- | --- |"]
         lines += [f"| {k} | {json.dumps(v) if isinstance(v, (dict, list)) else v} |" for k, v in env.items()]

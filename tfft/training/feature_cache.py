@@ -62,6 +62,15 @@ class Decision:
     flips: bool = False  # the copies are the flip outcomes of one pass (see `FeatureCache.fill_flips`)
 
 
+def decide_for_model(model: keras.Model, performance: Any, augmenter: Any, num_examples: int) -> Decision:
+    """`decide` for a phase of `model` as built: its frozen backbone, its feature size, the run's
+    `performance` section and augmenter (None: no augmentation). Training and lr-find both ask this."""
+    return decide(performance.cache_features, performance.cache_augmented_copies,
+                  backbone_frozen=backbone_frozen(model), augmenting=augmenter is not None,
+                  feature_size=feature_size(model), num_examples=num_examples,
+                  flip_outcomes=len(augmenter.flip_outcomes) if augmenter else 0)
+
+
 def decide(setting: str, copies: int, *, backbone_frozen: bool, augmenting: bool, feature_size: int,
            num_examples: int, flip_outcomes: int = 0) -> Decision:
     """Apply `performance.cache_features` (`auto | on | off`) to one phase.

@@ -194,17 +194,12 @@ def _cached_head(asm: Any) -> Optional[Any]:
     """
     from tfft.training import feature_cache
 
-    perf, augmenter = asm.cfg.performance, asm.augmenter
-    decision = feature_cache.decide(perf.cache_features, perf.cache_augmented_copies,
-                                    backbone_frozen=feature_cache.backbone_frozen(asm.model),
-                                    augmenting=augmenter is not None,
-                                    feature_size=feature_cache.feature_size(asm.model),
-                                    num_examples=asm.num_train,
-                                    flip_outcomes=len(augmenter.flip_outcomes) if augmenter else 0)
+    augmenter = asm.augmenter
+    decision = feature_cache.decide_for_model(asm.model, asm.cfg.performance, augmenter, asm.num_train)
     print(f"lr-find: feature cache {decision.reason}")
     if not decision.use:
         return None
-    print(f"feature cache: caching {feature_cache.describe_point(asm.model)}")
+    feature_cache.log.info("feature cache: caching %s", feature_cache.describe_point(asm.model))
     with asm.strategy.scope():
         feature_model, head = feature_cache.split_model(asm.model)
     cache = feature_cache.FeatureCache(feature_model, head, asm.cfg.seed, asm.cfg.data.batch_size)

@@ -277,12 +277,7 @@ class _Run:
                         "teacher's logits")
             print(f"feature cache: off for this distilled phase ({why})")
             return None
-        decision = feature_cache.decide(perf.cache_features, perf.cache_augmented_copies,
-                                        backbone_frozen=feature_cache.backbone_frozen(self.model),
-                                        augmenting=self.asm.augmenter is not None,
-                                        feature_size=feature_cache.feature_size(self.model),
-                                        num_examples=self.num_train,
-                                        flip_outcomes=len(augmenter.flip_outcomes) if augmenter else 0)
+        decision = feature_cache.decide_for_model(self.model, perf, augmenter, self.num_train)
         print(f"feature cache: {decision.reason}")
         if not decision.use:
             return None
