@@ -821,6 +821,23 @@ def _under_global_policy(model: "keras.Model") -> "keras.Model":
     return with_dtype_policy(model, keras.config.dtype_policy().name, only="float32")
 
 
+def all_layers(model: Any) -> list[Any]:
+    """Every layer of `model`, nested models' layers included (each after its container), in order.
+
+    Example:
+    >>> import keras
+    >>> inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")], name="inner")
+    >>> [layer.name for layer in all_layers(keras.Sequential([keras.Input((4,)), inner]))]
+    ['inner', 'd']
+    """
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out.extend(all_layers(layer))
+    return out
+
+
 def with_dtype_policy(model: "keras.Model", policy: str, only: Optional[str] = None) -> "keras.Model":
     """`model`, nested models included, with its layers computing under `policy` (weights kept).
 
@@ -845,10 +862,6 @@ def with_dtype_policy(model: "keras.Model", policy: str, only: Optional[str] = N
         if isinstance(layer, keras.layers.InputLayer) or hasattr(layer, "layers"):
             return False
         return layer.dtype_policy.name != policy and (only is None or layer.dtype_policy.name == only)
-
-    def all_layers(container: Any) -> list[Any]:
-        return [inner for layer in container.layers
-                for inner in ([layer] + (all_layers(layer) if hasattr(layer, "layers") else []))]
 
     if not any(changes(layer) for layer in all_layers(model)):
         return model

@@ -21,16 +21,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfft.backbones import all_layers
+
 _BATCH_NORMS = (keras.layers.BatchNormalization,)
-
-
-def _all_layers(model: Any) -> list[Any]:
-    out = []
-    for layer in model.layers:
-        out.append(layer)
-        if hasattr(layer, "layers"):
-            out.extend(_all_layers(layer))
-    return out
 
 
 def trained_batchnorms(model: keras.Model) -> list[str]:
@@ -43,7 +36,7 @@ def trained_batchnorms(model: keras.Model) -> list[str]:
     >>> trained_batchnorms(model)
     ['bn']
     """
-    return [layer.name for layer in _all_layers(model) if isinstance(layer, _BATCH_NORMS) and layer.trainable]
+    return [layer.name for layer in all_layers(model) if isinstance(layer, _BATCH_NORMS) and layer.trainable]
 
 
 def recompute(model: keras.Model, names: Sequence[str], batches: Iterable[Any]) -> int:
@@ -74,7 +67,7 @@ def recompute(model: keras.Model, names: Sequence[str], batches: Iterable[Any]) 
     """
     import tensorflow as tf
 
-    by_name = {layer.name: layer for layer in _all_layers(model)}
+    by_name = {layer.name: layer for layer in all_layers(model)}
     layers = [by_name[name] for name in names]
     if not layers:
         return 0

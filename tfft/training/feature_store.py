@@ -32,6 +32,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from tfft.backbones import all_layers
 from tfft.wording import plural
 
 DIGEST_BYTES = 16
@@ -97,7 +98,7 @@ def model_digest(feature_model: Any) -> str:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(repr(tuple(feature_model.input_shape)).encode())
     digest.update(keras.config.dtype_policy().name.encode())
-    for layer in _layers(feature_model):
+    for layer in all_layers(feature_model):
         digest.update(type(layer).__name__.encode())
         if not hasattr(layer, "layers"):  # a nested model's layers are listed themselves
             config = {k: v for k, v in layer.get_config().items() if k not in ("name", "trainable")}
@@ -111,15 +112,6 @@ def model_digest(feature_model: Any) -> str:
     batch = [probe] if isinstance(feature_model.input, list) else probe  # the structure its inputs have
     digest.update(np.asarray(keras.ops.convert_to_numpy(feature_model(batch, training=False)), np.float32).tobytes())
     return digest.hexdigest()
-
-
-def _layers(model: Any) -> list[Any]:
-    out = []
-    for layer in model.layers:
-        out.append(layer)
-        if hasattr(layer, "layers"):
-            out.extend(_layers(layer))
-    return out
 
 
 class DiskFeatureStore:
