@@ -537,7 +537,7 @@ def _resolve_relative_paths(config: Config, base: Optional[Path]) -> Config:
     `model.weights` (a file) and `distill.teacher`. Schemes (`builtin:`, `tfds:`, `gs://`) are kept.
     """
     source = config.data.source
-    for prefix in ("", "csv:"):
+    for prefix in ("", "csv:", "tfrecord:"):  # the schemes whose location is a path (config imports no tfft.data)
         if source.startswith(prefix) and ":" not in source[len(prefix):].split("/")[0]:
             rel = source[len(prefix):].strip()
             if rel:

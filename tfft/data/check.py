@@ -121,9 +121,11 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True) -> d
     >>> report["classes"], report["bad_files"][:1]  # doctest: +SKIP
     ({'cat': 400, 'dog': 398}, [{'path': 'photos/dog/x.jpg', 'reason': 'empty file (0 bytes)'}])
     """
+    from tfft.data.sources import source_of
+
     source = os.fspath(path)
-    is_csv = source.startswith("csv:")
-    root = Path(source[len("csv:"):] if is_csv else source).expanduser()
+    is_csv = source_of(source).name == "csv"
+    root = Path(source_of(source).location).expanduser()
     if not root.exists():
         raise UserError(source, "manifest not found" if is_csv else "folder not found",
                         "give a folder of class subfolders, e.g. photos/ with photos/cat/*.jpg, or csv:manifest.csv")

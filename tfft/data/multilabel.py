@@ -231,7 +231,9 @@ def manifest_examples(source: str, class_names: Sequence[str]) -> tuple[list[str
     """
     import csv
 
-    path = Path(source[len("csv:"):] if source.startswith("csv:") else source).expanduser()
+    from tfft.data.sources import source_of
+
+    path = Path(source_of(source).location if source_of(source).name == "csv" else source).expanduser()
     if not path.is_file():
         raise UserError(source, f"CSV manifest not found: {str(path)!r}",
                         "give csv:path/to/manifest.csv with a header line `path,labels[,split]`")
@@ -269,23 +271,8 @@ def task_of_source(source: str, task: str = "auto") -> str:
     >>> task_of_source("builtin:shapes-multi"), task_of_source("photos/")
     ('multi_label', 'single_label')
     """
-    import csv
+    from tfft.data.sources import source_of
 
     if task not in TASKS:
         raise UserError("task", f"unknown task {task!r}", f"use one of {', '.join(TASKS)}")
-    source = source.strip()
-    if source == "builtin:shapes-multi":
-        if task == "single_label":
-            raise UserError("task", "task: single_label, but builtin:shapes-multi is multi-label data "
-                            "(an image shows several shapes)",
-                            "set task: multi_label (or auto), or use data.source: builtin:shapes")
-        return "multi_label"
-    if source.startswith("csv:"):
-        path = Path(source[len("csv:"):]).expanduser()
-        if path.is_file():
-            with open(path, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                header = [h.strip() for h in (reader.fieldnames or [])]
-                if "path" in header and LABELS_COLUMN in header:
-                    return resolve_task(task, read_rows(path, header, reader))
-    return "single_label" if task == "auto" else task
+    return source_of(source).task(task)

@@ -17,6 +17,7 @@ from tfft import layout
 from tfft.evaluation import multilabel_eval
 from tfft.errors import UserError
 from tfft.data.files import decoded_files
+from tfft.data.sources import source_of
 from tfft.training.rundir import generated_split, is_multi_label, load_model, open_run, split_files
 from tfft.reporting.evaluate import worst_examples, write_split
 from tfft.reporting.metrics import compute_metrics
@@ -79,7 +80,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
     if is_multi_label(run):  # metrics at the run's thresholds; --data csv: scores every row
         return multilabel_eval.evaluate_run_multilabel(run, data, split, batch_size)
     source = str(data if data is not None else run.config.data.source)
-    if source.startswith(("builtin:", "tfds:")):
+    if not source_of(source).has_files:
         return _evaluate_generated(run, source, split, batch_size, top_k)
     paths, labels = split_files(run, split, data)
     model = load_model(run)
@@ -108,7 +109,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: Optional[str] = None, split: 
 
 
 def _evaluate_generated(run: Any, source: str, split: str, batch_size: int, top_k: int) -> dict[str, Any]:
-    """evaluate_run for sources that are not files on disk (builtin:, tfds:)."""
+    """evaluate_run for sources that are not files on disk (builtin:, tfds:, tfrecord:)."""
     from tfft import data as tfft_data
 
     splits, data_cfg = generated_split(run, source, split, batch_size)

@@ -30,6 +30,7 @@ from tfft.backbones import with_dtype_policy
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
 from tfft.data.files import decode_bytes, read_images
+from tfft.data.sources import source_of
 from tfft.training.rundir import Run, is_multi_label, load_model, open_run, split_examples, split_files
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -217,7 +218,7 @@ def _generated_files(run: Run, split: str, limit: int, scratch: Path) -> list[st
 
 
 def _split_paths(run: Run, split: str, limit: int, scratch: Path) -> list[str]:
-    if str(run.config.data.source).startswith(("builtin:", "tfds:")):
+    if not source_of(run.config.data.source).has_files:
         return _generated_files(run, split, limit, scratch)
     if is_multi_label(run):
         return split_examples(run, split)[0]

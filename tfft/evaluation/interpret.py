@@ -17,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tfft import atomic, layout
+from tfft.data.sources import source_of
 from tfft.errors import UserError
 from tfft.evaluation.core import predict_files
 from tfft.evaluation.interpret_figures import (INTERPRET, INTERPRET_JSON, MAX_CLASS_GALLERIES, TOP_LOSSES_PNG,
@@ -33,7 +34,7 @@ def _source(run: Any, split: str, data: Optional[str], multi: bool, batch_size: 
     """(model, probs [M, C], labels [M] or [M, C], fetch(indices) -> images, paths [M] or None)."""
     source = str(data if data is not None else run.config.data.source)
     model = load_model(run)
-    if source.startswith(("builtin:", "tfds:")):
+    if not source_of(source).has_files:
         from tfft import data as tfft_data
 
         splits, data_cfg = generated_split(run, source, split, batch_size,

@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tfft import layout
+from tfft.data.sources import source_of
 from tfft.reporting.multilabel import thresholds_document
 from tfft.reporting.multilabel_eval import (THRESHOLDS_FILE, choose_thresholds, collect, evaluate_multilabel,
                                             read_run_thresholds)
@@ -112,7 +113,7 @@ def evaluate_run_multilabel(run: Any, data: Optional[str], split: str, batch_siz
     source = str(data if data is not None else run.config.data.source)
     model = load_model(run)
     skipped: list[str] = []
-    if source.startswith("builtin:"):
+    if not source_of(source).has_files:
         splits, data_cfg = generated_split(run, source, split, batch_size, task="multi_label")
         y, probs = collect(model, tfft_data.make_dataset(splits, split, data_cfg, seed=run.config.seed,
                                                          training=False))

@@ -222,7 +222,9 @@ def _encode(labels: Sequence[Any], class_names: list[str], multi: bool) -> np.nd
 
 
 def _generated(source: str) -> bool:
-    return str(source).startswith(("builtin:", "tfds:"))
+    from tfft.data.sources import source_of
+
+    return not source_of(source).has_files
 
 
 def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], data: Optional[str],

@@ -30,6 +30,7 @@ import numpy as np
 
 from tfft import atomic, layout
 from tfft.config import Config
+from tfft.data.sources import source_of
 from tfft.errors import UserError
 from tfft.studies import duplicates as _duplicates
 from tfft.studies import label_issues as _label_issues
@@ -215,7 +216,7 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
     print(f"issues: {len(pairs)} near-duplicate pairs ({across} across splits); wrote {out_dir / DUPLICATES_FILE}")
 
     shown = ranking[:top]
-    if shown and not paths[0].startswith("builtin:"):
+    if shown and source_of(cfg.data.source).has_files:
         probs = np.asarray(oof["probs"])
         plot_gallery([paths[r.index] for r in shown], [r.given for r in shown], [r.suggested for r in shown],
                      probs[[r.index for r in shown]], class_names, out_dir / GALLERY_FILE,

@@ -216,12 +216,13 @@ def split_files(run: Run, split: str = "val", data: Optional[str] = None,
         (paths, labels) with labels indexing `run.class_names`.
     """
     from tfft.data import load_splits
+    from tfft.data.sources import fs, source_of
 
     config = run.config
     source = str(data if data is not None else config.data.source)
     data_cfg = config.data.model_copy(update={"source": source})
-    root = Path(source).expanduser()
-    if data is not None and root.is_dir() and not split_folders(root):
+    root = fs.path(source_of(source).location)
+    if data is not None and source_of(source).name == "folder" and root.is_dir() and not split_folders(root):
         data_cfg = data_cfg.model_copy(update={"val_split": 0.0, "test_split": 0.0, "limit_per_class": None})
         split = "train"
     splits = load_splits(data_cfg, config.seed)
@@ -230,7 +231,7 @@ def split_files(run: Run, split: str = "val", data: Optional[str] = None,
                         f"{sorted(k for k, v in splits.splits.items() if len(v))})",
                         "check --data / data.source and --split (train | val | test)")
     chosen = splits.splits[split]
-    if chosen.paths is None:
+    if chosen.paths is None or chosen.kind != "files":
         raise UserError(source, "this source has no image files to list", "give a folder or csv: source")
     names = [splits.class_names[int(i)] for i in chosen.labels]
     index = {name: i for i, name in enumerate(run.class_names)}
@@ -252,9 +253,10 @@ def split_examples(run: Any, split: str, data: Optional[str] = None) -> tuple[li
     """
     from tfft.data import load_splits
     from tfft.data import multilabel as data_multilabel
+    from tfft.data.sources import source_of
 
     source = str(data if data is not None else run.config.data.source)
-    if data is not None and source.startswith("csv:"):
+    if data is not None and source_of(source).name == "csv":
         return data_multilabel.manifest_examples(source, run.class_names)
     if data is not None:  # a folder: one label per image, from its class folder
         paths, labels = split_files(run, split, data)

@@ -1,0 +1,107 @@
+"""Sources whose examples are image files (a folder, a CSV manifest): listing, scanning, `Split`s.
+
+Local files are scanned by `tfft.data.decode.scan_files` (header probe, check decode, cached);
+files on another file system (`gs://`, `ram://`, ...) are read once through `tf.io.gfile` and
+their headers probed from the bytes. Such files must decode with TensorFlow's own decoders
+(JPEG, PNG, GIF, BMP, WebP): one that needs PIL (EXIF rotation, CMYK, 16-bit) is skipped with
+the reason, since PIL reads local files only (`tfft data pack` such a folder instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from tfft.config import DataConfig
+from tfft.data import decode as _decode
+from tfft.data.rules import SPLIT_NAMES
+from tfft.data.sources import fs as _fs
+from tfft.data.sources.base import DataSplits, Split
+from tfft.data.sources.split import _limit
+from tfft.errors import DataError
+
+REMOTE_NEEDS_PIL = ("needs PIL decoding (EXIF rotation, CMYK, 16-bit, ...), which reads local files only; "
+                    "copy the folder to a local disk or `tfft data pack` it")
+
+
+def list_images(folder: Union[str, Path]) -> list[str]:
+    """Image files under `folder` (recursively, sorted; hidden files/folders and other extensions
+    ignored); `folder` may be on any file system `tfft.data.sources.fs` knows."""
+    found = []
+    for dirpath, dirnames, filenames in _fs.walk(str(folder)):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if _decode.is_image_file(name):
+                found.append(_fs.join(dirpath, name))
+    return found
+
+
+def scan(paths: list[str]) -> list[_decode.Probe]:
+    """One `Probe` per path: local files through `scan_files`, others from their bytes (gfile)."""
+    local = [p for p in paths if _fs.is_local(p)]
+    probes = {p.path: p for p in _decode.scan_files(local)} if local else {}
+    for p in paths:
+        if p in probes:
+            continue
+        try:
+            probe = dataclasses.replace(_decode.probe_header(_fs.read_bytes(p)), path=p)
+        except Exception as exc:  # a file the file system cannot read
+            probe = _decode.Probe(path=p, reason=f"cannot read file ({type(exc).__name__})")
+        if probe.route == _decode.ROUTE_PIL:
+            probe.route, probe.reason = None, REMOTE_NEEDS_PIL
+        probes[p] = probe
+    return [probes[p] for p in paths]
+
+
+def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict[str, list[str]]],
+                  data_cfg: DataConfig, seed: int, skipped: list[dict[str, str]],
+                  where_root: Optional[Path] = None, train_dir: Optional[Path] = None) -> DataSplits:
+    """Apply the per-class limit, scan the chosen files, drop unreadable ones, build `Split`s."""
+    for split_name, per_class in per_split.items():
+        for c in class_names:
+            per_class[c] = _limit(per_class.get(c, []), data_cfg.limit_per_class, seed, c, split_name)
+    every = [p for per_class in per_split.values() for c in class_names for p in per_class[c]]
+    probes = {p.path: p for p in scan(every)}
+    bad = [probes[p] for p in every if not probes[p].ok]
+    if bad and data_cfg.on_bad_image == "error":
+        first = bad[0]
+        raise DataError(first.path, f"unreadable image: {first.reason}"
+                        + (f" ({len(bad) - 1} more unreadable)" if len(bad) > 1 else ""),
+                        "remove or fix the file, or set data.on_bad_image: skip to skip unreadable files")
+    skipped = list(skipped) + [{"path": p.path, "reason": p.reason or "unreadable"} for p in bad]
+    splits: dict[str, Split] = {}
+    for split_name in SPLIT_NAMES:
+        if split_name not in per_split:
+            continue
+        paths, labels, routes, sizes, formats = [], [], [], [], []
+        for index, c in enumerate(class_names):
+            for p in per_split[split_name][c]:
+                probe = probes[p]
+                if not probe.ok:
+                    continue
+                paths.append(p)
+                labels.append(index)
+                routes.append(probe.route)
+                sizes.append((probe.width, probe.height))
+                formats.append(probe.format or "")
+        if split_name == "train":
+            counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
+            empty = [c for c, n in zip(class_names, counts) if n == 0]
+            if empty:
+                where = str((train_dir / empty[0]) if train_dir is not None
+                            else (where_root / empty[0]) if where_root else source)
+                raise DataError(where, f"no readable images for class(es) {empty} in the training split",
+                                "every class needs at least one readable training image; "
+                                "see the skipped files above")
+        splits[split_name] = Split(
+            name=split_name, kind="files",
+            paths=np.asarray(paths, dtype=object),
+            labels=np.asarray(labels, dtype=np.int32),
+            routes=np.asarray(routes, dtype=np.int8),
+            sizes=np.asarray(sizes, dtype=np.int32).reshape(-1, 2),
+            formats=np.asarray(formats, dtype=object))
+    return DataSplits(class_names=list(class_names), splits=splits, skipped=skipped, source=source,
+                      kind="files")
