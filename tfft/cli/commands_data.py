@@ -1,4 +1,4 @@
-"""`tfft data check PATH [--json] [--strict]`: inspect an image folder or manifest before training."""
+"""`tfft data check PATH [--json] [--strict]` and `tfft data pack SOURCE --out DIR`: inspect, pack a dataset."""
 
 from __future__ import annotations
 
@@ -42,6 +42,28 @@ def check(path: str, as_json: bool, strict: bool, no_duplicates: bool) -> None:
             click.echo(f"--strict: {plural(len(report['bad_files']), 'unreadable file')}, "
                        f"{plural(len(report['warnings']), 'warning')}", err=True)
         sys.exit(1)
+
+
+@data_group.command("pack")
+@click.argument("source")
+@click.option("--out", required=True, type=click.Path(), help="The folder the shards and index.json go to.")
+@click.option("--max-side", type=int, default=None, help="Re-encode images whose longer side is larger.")
+@click.option("--per-shard", type=int, default=1000, show_default=True, help="Images per shard.")
+@click.option("--val-split", type=float, default=0.2, show_default=True, help="As data.val_split.")
+@click.option("--test-split", type=float, default=0.0, show_default=True, help="As data.test_split.")
+@click.option("--seed", type=int, default=42, show_default=True, help="The seed of the split, as a run's seed.")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty --out.")
+def pack(source: str, out: str, max_side: int, per_shard: int, val_split: float, test_split: float, seed: int,
+         overwrite: bool) -> None:
+    """Write SOURCE (a folder or csv:MANIFEST) as TFRecord shards; train on them with data.source: tfrecord:OUT.
+
+    Labels and splits go inside each record and index.json beside the shards. A pack that
+    stopped resumes when run again with the same arguments (finished shards are skipped).
+    """
+    from tfft import data
+
+    data.pack(source, out, max_side=max_side, per_shard=per_shard, val_split=val_split, test_split=test_split,
+              seed=seed, overwrite=overwrite, echo=lambda line: click.echo(line, err=True))
 
 
 def register(cli: click.Group) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from tfft.data.check import check_folder
 from tfft.data.decode import IMAGE_EXTENSIONS, Probe, is_image_file, pil_decode, probe_header, scan_files
-from tfft.data.sources import DataSplits, Split, data_report, load_splits
+from tfft.data.sources import SOURCES, DataSource, DataSplits, Split, data_report, load_splits, source_of
 from tfft.data.stratify import iterative_kfold, iterative_stratification
 
 _LAZY = {
@@ -28,6 +28,7 @@ _LAZY = {
     "DecodedBatch": "tfft.data.pipeline",
     "resize_decoded": "tfft.data.pipeline",
     "decode_and_resize": "tfft.data.decode",
+    "pack": "tfft.data.packing",  # `tfft.data.pack(source, out)`: TFRecord shards, read as tfrecord:DIR
     "issues": "tfft.studies.issues",  # `tfft.data.issues(...)`: label errors and duplicates (a study)
 }
 
@@ -45,5 +46,5 @@ __all__ = [
     "DataSplits", "Split", "load_splits", "data_report", "make_dataset", "build", "steps_per_epoch",
     "epoch_permutation", "augment_seed", "DecodedBatch", "resize_decoded", "decode_and_resize", "check_folder",
     "scan_files", "issues", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
-    "iterative_stratification", "iterative_kfold",
+    "iterative_stratification", "iterative_kfold", "SOURCES", "DataSource", "source_of", "pack",
 ]

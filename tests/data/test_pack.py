@@ -1,0 +1,68 @@
+"""`tfft data pack` and `tfrecord:DIR`: shards that train on the folder's own batches, resumable packs, one-line refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import tfft
+from tests.conftest import checkpoint_weights, tiny_config, write_image_folder
+from tfft.config import DataConfig
+from tfft.data import load_splits, pack
+from tfft.errors import UserError
+
+
+@pytest.fixture
+def jpeg_folder(tmp_path):
+    return write_image_folder(tmp_path / "photos", {"a": 10, "b": 10}, size=32, fmt="jpg")
+
+
+def _run(source: str, tmp_path, name: str):
+    config = tiny_config(data={"source": source}, training={"deterministic": True, "steps_per_epoch": None,
+                                                            "verbose": "quiet"})
+    config["name"] = name
+    return tfft.train(config, run_dir=str(tmp_path / "runs" / name))
+
+
+def test_packed_folder_trains_to_the_same_weights_bitwise(jpeg_folder, tmp_path):
+    lines = []
+    index = pack(str(jpeg_folder), str(tmp_path / "packed"), per_shard=6, seed=1, echo=lines.append)
+    assert index["counts"] == {"train": 16, "val": 4} and index["classes"] == ["a", "b"]
+    assert [s["count"] for s in index["shards"]] == [6, 6, 4, 4]  # train 3 shards, val 1
+    assert len(lines) == 5 and "[1/4] train-00000-of-00003.tfrecord: 6 images" in lines[0]
+    source = f"tfrecord:{tmp_path / 'packed'}"
+    folder, packed = load_splits(DataConfig(source=str(jpeg_folder)), 1), load_splits(DataConfig(source=source), 1)
+    for name in ("train", "val"):  # the same examples in the same order: the same batches
+        assert np.array_equal(folder[name].labels, packed[name].labels)
+        assert [p.split("#")[1] for p in packed[name].paths] == \
+            [str(p)[len(str(jpeg_folder)) + 1:] for p in folder[name].paths]
+    a, b = _run(str(jpeg_folder), tmp_path, "folder"), _run(source, tmp_path, "packed")
+    wa, wb = checkpoint_weights(a.run_dir), checkpoint_weights(b.run_dir)
+    assert len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa.values(), wb.values()))
+    metrics = json.loads((a.run_dir / "metrics.json").read_text())
+    assert tfft.evaluate(str(b.run_dir))["accuracy"] == metrics["val"]["accuracy"]  # evaluate reads the shards
+
+
+def test_pack_resumes_skipping_finished_shards(jpeg_folder, tmp_path):
+    out = tmp_path / "packed"
+    first = pack(str(jpeg_folder), str(out), per_shard=8, max_side=16, seed=1, echo=lambda line: None)
+    assert all(max(s) <= 16 for s in json.loads((out / "train-00000-of-00002.tfrecord.json").read_text())["size"])
+    (out / "train-00001-of-00002.tfrecord.json").unlink()  # as if stopped while writing the second shard
+    (out / "index.json").unlink()
+    lines = []
+    again = pack(str(jpeg_folder), str(out), per_shard=8, max_side=16, seed=1, echo=lines.append)
+    assert "skipped" in lines[0] and "skipped" not in lines[1] and "skipped" in lines[2]
+    assert again == first
+    with pytest.raises(UserError, match="already holds files"):  # another pack's options: refused
+        pack(str(jpeg_folder), str(out), per_shard=4, seed=1, echo=lambda line: None)
+
+
+def test_pack_and_tfrecord_errors_exit_2_with_one_line(cli_runner, jpeg_folder, tmp_path, user_folder):
+    result = cli_runner("data", "pack", str(jpeg_folder), "--out", str(user_folder))
+    assert result.exit_code == 2 and "already holds files" in result.output and len(result.output.splitlines()) == 1
+    result = cli_runner("data", "pack", "builtin:shapes", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and "no image files to pack" in result.output
+    with pytest.raises(UserError, match="index.json not found"):  # refused before TensorFlow starts
+        tfft.train(tiny_config(data={"source": f"tfrecord:{tmp_path / 'nothing'}"}))
