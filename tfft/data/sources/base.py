@@ -185,6 +185,13 @@ class DataSource:
         """List (never decode) the examples into train / val / test; deterministic in `seed`."""
         raise NotImplementedError
 
+    def keys(self, split: Split) -> list[str]:
+        """One stable name per example of `split` (what cross-validation folds and a run's split
+        lists record); by default `tfft.data.sources.split.example_keys`."""
+        from tfft.data.sources.split import example_keys
+
+        return example_keys(split)
+
     def element_decoder(self, split: Split, image_size: tuple[int, int],
                         fast_decode: bool = True) -> tuple[Callable[[Any], Any], int, bool]:
         """`(index -> (uint8 image [h, w, 3] as decoded, label), number of elements, may be large)`

@@ -68,7 +68,7 @@ def split_lists(splits: DataSplits) -> dict[str, list[str]]:
         labels = split.labels
         names = [("|".join(splits.class_names[int(i)] for i in np.flatnonzero(row)) if labels.ndim == 2
                   else splits.class_names[int(row)]) for row in labels]
-        out[name] = [f"{key}\t{label}" for key, label in zip(example_keys(split), names)]
+        out[name] = [f"{key}\t{label}" for key, label in zip(splits.origin.keys(split), names)]
     return out
 
 
@@ -129,7 +129,7 @@ def apply_folds(splits: DataSplits, fold_file: str, fold: int) -> DataSplits:
     """
     assignment = read_fold_file(fold_file)
     pool = pooled(splits)
-    keys = example_keys(pool)
+    keys = splits.origin.keys(pool)
     missing = [k for k in keys if k not in assignment]
     extra = len(assignment) - (len(keys) - len(missing))
     if missing or extra:
