@@ -66,3 +66,21 @@ def test_pack_and_tfrecord_errors_exit_2_with_one_line(cli_runner, jpeg_folder, 
     assert result.exit_code == 2 and "no image files to pack" in result.output
     with pytest.raises(UserError, match="index.json not found"):  # refused before TensorFlow starts
         tfft.train(tiny_config(data={"source": f"tfrecord:{tmp_path / 'nothing'}"}))
+
+
+def test_a_pass_in_order_streams_the_shards_as_the_folder_reads_its_files(jpeg_folder, tmp_path):
+    from tfft.data import make_dataset
+    from tfft.data.sources.tfrecord import stream
+
+    pack(str(jpeg_folder), str(tmp_path / "packed"), per_shard=3, seed=1, echo=lambda line: None)
+    cfg = DataConfig(source=f"tfrecord:{tmp_path / 'packed'}", image_size=(24, 24), batch_size=4)
+    packed = load_splits(cfg, seed=1)
+    folder = load_splits(cfg.model_copy(update={"source": str(jpeg_folder)}), seed=1)
+    for name in ("train", "val"):
+        got = [b for b in make_dataset(packed, name, cfg, seed=1, training=False).as_numpy_iterator()]
+        want = [b for b in make_dataset(folder, name, cfg, seed=1, training=False).as_numpy_iterator()]
+        assert len(got) == len(want) and all(np.array_equal(g[0], w[0]) and np.array_equal(g[1], w[1])
+                                             for g, w in zip(got, want))
+    train = packed["train"]  # 16 images in 6 shards: worker 0 of 2 reads shards 0, 2, 4
+    keys = [k.decode() for k in stream(train, worker=(0, 2)).map(lambda e: e["key"]).as_numpy_iterator()]
+    assert len(keys) == 3 + 3 + 3 and set(keys) < {p.split("#")[1] for p in train.paths}

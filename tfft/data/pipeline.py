@@ -304,6 +304,10 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         ds = functools.reduce(lambda a, b: a.concatenate(b), [tfds_epoch(int(e)) for e in epoch_list])
         return ds.prefetch(autotune).with_options(options)
 
+    stream = None if training else splits.origin.ordered(part, size, fast_decode)  # a source's own stream
+    if stream is not None:
+        ds = _resized_batches(_decoded_batches(stream[0], stream[1], size, batch, stream[2]), size)
+        return ds.prefetch(autotune).with_options(options)
     decode, n, may_be_large = splits.origin.element_decoder(part, size, fast_decode)  # the source decodes
     if not training:
         ds = _resized_batches(_decoded_batches(tf.data.Dataset.range(n), decode, size, batch, may_be_large), size)

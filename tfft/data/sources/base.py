@@ -200,6 +200,14 @@ class DataSource:
 
         return pipeline._element_decoder(split, image_size, fast_decode)
 
+    def ordered(self, split: Split, image_size: tuple[int, int],
+                fast_decode: bool = True) -> Optional[tuple[Any, Callable[..., Any], bool]]:
+        """For a pass in the split's order (not training): `(elements, decode, may_be_large)`, a
+        dataset, `decode(*element) -> (image as decoded, label)` and whether an image may be too
+        large to batch as decoded, when the source streams better than it reads by index; None
+        (the default): `element_decoder` over the indices."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
 

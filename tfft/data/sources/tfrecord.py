@@ -8,8 +8,9 @@ only when the pack holds no val split); `data.limit_per_class` is applied as for
 
 Training reads records by offset (`tf.io.gfile`, any file system), in the order the stateless
 epoch permutation gives: a packed folder trains on the same batches as the folder itself. A
-pass in stored order (evaluation, features) may stream the shards instead (`stream`: a
-`TFRecordDataset` per shard, interleaved, sharded by file across the workers of a multi-worker run).
+pass in stored order (`make_dataset(..., training=False)`: evaluation, features) streams the
+shards instead (`stream`: a `TFRecordDataset` per shard, interleaved, sharded by file across the
+workers of a multi-worker run), kept to the split's examples by key.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class TFRecordSource(DataSource):
     def element_decoder(self, split: Split, image_size: tuple[int, int],
                         fast_decode: bool = True) -> tuple[Callable[[Any], Any], int, bool]:
         return record_decoder(split, image_size, fast_decode)
+
+    def ordered(self, split: Split, image_size: tuple[int, int], fast_decode: bool = True) -> Any:
+        return ordered(split, image_size, fast_decode)
 
 
 def _load_records(source: TFRecordSource, data_cfg: DataConfig, seed: int, task: str) -> DataSplits:
@@ -202,9 +206,10 @@ def record_decoder(split: Split, image_size: tuple[int, int],
 
 
 def stream(split: Split, *, cycle_length: int = 4, worker: Optional[tuple[int, int]] = None) -> Any:
-    """The parsed examples of the shards `split` reads, streamed (`TFRecordDataset` per shard,
-    `interleave`d deterministically), sharded by file: across a multi-worker run's replicas by
-    tf.data's `AutoShardPolicy.FILE`, or explicitly with `worker=(index, count)`.
+    """The parsed examples of the shards `split` reads, streamed (a `TFRecordDataset` per shard,
+    `interleave`d deterministically), sharded by file: across a multi-worker run's workers by
+    tf.data's auto-sharding (`AutoShardPolicy.AUTO`: by file where there are enough files), or
+    explicitly with `worker=(index, count)`.
 
     Args:
         split: a `records` split (its `shards`).
@@ -221,5 +226,31 @@ def stream(split: Split, *, cycle_length: int = 4, worker: Optional[tuple[int, i
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=max(1, int(cycle_length)),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).map(parse)
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
     return ds.with_options(options)
+
+
+def ordered(split: Split, image_size: tuple[int, int], fast_decode: bool = True) -> tuple[Any, Callable, bool]:
+    """A `records` split in its order, streamed (`stream(cycle_length=1)`: the stored order, which
+    is the listed order) and kept to its members by key: `(elements, decode, may_be_large)`."""
+    import tensorflow as tf
+
+    from tfft.data import decode as _decode
+    from tfft.data import pipeline as _pipeline
+
+    size = (int(image_size[0]), int(image_size[1]))
+    keys = [str(p).split("#", 1)[1] for p in split.paths]
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(keys or [""], tf.string), tf.range(max(1, len(keys)), dtype=tf.int64)), default_value=-1)
+    labels = tf.constant(split.labels, dtype=tf.int32)
+    one_op, may_be_large = _pipeline._files_plan(split, size, fast_decode)
+    elements = stream(split, cycle_length=1).map(lambda example: (example["image"], table.lookup(example["key"])))
+    elements = elements.filter(lambda image, position: position >= 0)
+
+    def decode(encoded, position):
+        image = one_op(encoded) if one_op is not None else _decode.decode_bytes_native(
+            encoded, size, fast_decode=fast_decode)
+        image.set_shape([None, None, 3])
+        return image, tf.gather(labels, position)
+
+    return elements, decode, may_be_large
