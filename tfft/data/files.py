@@ -43,9 +43,10 @@ def decoded_files(paths: list[str], image_size, *extra: np.ndarray, fast_decode:
     import tensorflow as tf
 
     from tfft.data import decode
+    from tfft.data.sources.files import scan
 
     size = (int(image_size[0]), int(image_size[1]))
-    probes = decode.scan_files(paths)
+    probes = scan(paths)  # local files by scan_files, others (gs://, ram://) from their bytes
     ok = np.asarray([p.ok for p in probes], dtype=bool)
     routes = np.asarray([p.route if p.ok else 0 for p in probes], dtype=np.int32)
     index = np.arange(len(paths), dtype=np.int64)[ok]
@@ -73,14 +74,14 @@ def expand_paths(inputs: list[str]) -> list[str]:
     A path that does not exist and is no glob is kept, so that it gets an error row.
     """
     from tfft.data.decode import is_image_file
-    from tfft.data.sources import list_images
+    from tfft.data.sources import fs, list_images
 
     out: list[str] = []
     for item in inputs:
         item = str(item)
-        path = Path(item).expanduser()
+        path = fs.path(item)  # a local Path, or a gs://, ram://... one
         if path.is_dir():
-            out.extend(list_images(path))
+            out.extend(list_images(str(path)))
         elif path.exists():
             out.append(str(path))
         elif any(ch in item for ch in "*?["):

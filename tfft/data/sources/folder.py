@@ -14,7 +14,7 @@ from tfft.data.rules import list_class_folders, split_folders
 from tfft.data.sources import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits
 from tfft.data.sources.files import _finish_files, list_images
-from tfft.data.sources.split import _stratified
+from tfft.data.sources.split import _stratified, carve_missing
 from tfft.errors import DataError, UserError
 
 
@@ -76,17 +76,7 @@ def _load_folder(folder: FolderSource, data_cfg: DataConfig, seed: int) -> DataS
                 raise DataError(str(train_dir / c), "no images",
                                 f"add images ({', '.join(_decode.IMAGE_EXTENSIONS)}) or remove the folder")
         findings = _rules.same_file_findings(listed)
-        carve_val = "val" not in listed and data_cfg.val_split > 0
-        carve_test = "test" not in listed and data_cfg.test_split > 0
-        if carve_val or carve_test:
-            carved = _stratified(listed["train"], data_cfg.val_split if carve_val else 0.0,
-                                 data_cfg.test_split if carve_test else 0.0, seed)
-            listed["train"] = carved["train"]
-            if carve_val:
-                listed["val"] = carved["val"]
-            if carve_test:
-                listed["test"] = carved["test"]
-        per_split = listed
+        per_split = carve_missing(listed, data_cfg.val_split, data_cfg.test_split, seed)
     else:
         class_names = list_class_folders(root)
         if not class_names:

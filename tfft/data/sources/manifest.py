@@ -18,7 +18,7 @@ from tfft.data.rules import SPLIT_NAMES
 from tfft.data.sources import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
 from tfft.data.sources.files import _finish_files, scan
-from tfft.data.sources.split import _stratified
+from tfft.data.sources.split import carve_missing
 from tfft.errors import DataError, UserError
 
 
@@ -111,16 +111,7 @@ def _load_csv(manifest: CsvSource, data_cfg: DataConfig, seed: int, task: str = 
         per_split.setdefault(split_name, {c: [] for c in class_names})[label].append(file_path)
     if "train" not in per_split:
         raise DataError(str(path), "no training images", "give rows with split=train (or no split column)")
-    carve_val = "val" not in per_split and data_cfg.val_split > 0
-    carve_test = "test" not in per_split and data_cfg.test_split > 0
-    if carve_val or carve_test:
-        carved = _stratified(per_split["train"], data_cfg.val_split if carve_val else 0.0,
-                             data_cfg.test_split if carve_test else 0.0, seed)
-        per_split["train"] = carved["train"]
-        if carve_val:
-            per_split["val"] = carved["val"]
-        if carve_test:
-            per_split["test"] = carved["test"]
+    per_split = carve_missing(per_split, data_cfg.val_split, data_cfg.test_split, seed)
     if data_cfg.on_bad_image == "error" and skipped:
         raise DataError(skipped[0]["path"], "file listed in the manifest was not found",
                         "fix the path (relative paths are resolved against the CSV's folder) or set "

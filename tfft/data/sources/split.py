@@ -194,6 +194,23 @@ def _stratified(per_class: dict[str, list[Any]], val_split: float, test_split: f
     return out
 
 
+def carve_missing(listed: dict[str, dict[str, list[Any]]], val_split: float, test_split: float,
+                  seed: int) -> dict[str, dict[str, list[Any]]]:
+    """`{split: {class: items}}` with a val (test) split carved from train by `_stratified` when
+    there is none and `val_split` (`test_split`) asks for one."""
+    carve_val = "val" not in listed and val_split > 0
+    carve_test = "test" not in listed and test_split > 0
+    if carve_val or carve_test:
+        carved = _stratified(listed["train"], val_split if carve_val else 0.0, test_split if carve_test else 0.0,
+                             seed)
+        listed["train"] = carved["train"]
+        if carve_val:
+            listed["val"] = carved["val"]
+        if carve_test:
+            listed["test"] = carved["test"]
+    return listed
+
+
 def _limit(items: list[Any], limit: Optional[int], seed: int, name: str, split: str) -> list[Any]:
     if limit is None or len(items) <= limit:
         return items

@@ -27,7 +27,7 @@ from tfft.data import stratify as _stratify
 from tfft.data.rules import SPLIT_NAMES
 from tfft.data.sources import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
-from tfft.data.sources.split import _limit, _stratified
+from tfft.data.sources.split import _limit, carve_missing
 from tfft.errors import DataError, UserError
 
 INDEX = "index.json"
@@ -142,9 +142,7 @@ def _choose(split_of: np.ndarray, labels: list[Any], classes: list[str], multi: 
     rows: dict[str, dict[str, list[int]]] = {}
     for i, (name, label) in enumerate(zip(split_of, labels)):
         rows.setdefault(str(name), {c: [] for c in classes})[classes[int(label)]].append(i)
-    if "val" not in rows and data_cfg.val_split > 0:  # carved as a folder is
-        carved = _stratified(rows["train"], data_cfg.val_split, 0.0, seed)
-        rows["train"], rows["val"] = carved["train"], carved["val"]
+    rows = carve_missing(rows, data_cfg.val_split, 0.0, seed)  # a pack without val: carved as a folder is
     return {name: np.asarray([i for c in classes for i in _limit(rows[name][c], data_cfg.limit_per_class,
                                                                  seed, c, name)], dtype=np.int64)
             for name in SPLIT_NAMES if name in rows}
