@@ -156,6 +156,9 @@ def pack(source: str, out: str, *, max_side: Optional[int] = None, per_shard: in
     """
     if max_side is not None and int(max_side) < 8:
         raise UserError("--max-side", f"expected at least 8 pixels, got {max_side}", "e.g. --max-side 512")
+    for option, value in (("--val-split", val_split), ("--test-split", test_split)):
+        if not 0.0 <= float(value) < 1.0:
+            raise UserError(option, f"expected a fraction in [0, 1), got {value}", f"e.g. {option} 0.2")
     if int(per_shard) < 1:
         raise UserError("--per-shard", f"expected at least 1, got {per_shard}", "e.g. --per-shard 1000")
     origin = source_of(source)
