@@ -15,7 +15,7 @@ import logging
 
 from tfft.config import DataConfig
 from tfft.data import multilabel as _multilabel
-from tfft.data.rules import list_class_folders  # noqa: F401  (importable here, as before)
+from tfft.data.rules import list_class_folders  # importable here, as before
 from tfft.data.sources import builtin as _builtin  # noqa: F401  (registers builtin:)
 from tfft.data.sources import manifest as _manifest  # noqa: F401  (registers csv:)
 from tfft.data.sources import tfds as _tfds  # noqa: F401  (registers tfds:)
