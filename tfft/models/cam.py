@@ -61,8 +61,9 @@ def scorecam_weights(feature: np.ndarray, inputs: np.ndarray, classes: np.ndarra
         low = masks.min(axis=(1, 2, 3), keepdims=True)
         span = masks.max(axis=(1, 2, 3), keepdims=True) - low
         masks = np.where(span > 0, (masks - low) / np.maximum(span, 1e-12), 0.0)
-        scores = probabilities(inputs[b][None] * masks.astype(np.float32))[:, classes[b]]
-        weights[b, 0, 0, chosen] = scores
+        masked = np.concatenate([np.zeros_like(inputs[b][None]), inputs[b][None] * masks.astype(np.float32)])
+        scores = probabilities(masked)[:, classes[b]]
+        weights[b, 0, 0, chosen] = np.maximum(scores[1:] - scores[0], 0.0)  # over the black image's score
     return weights
 
 

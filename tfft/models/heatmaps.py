@@ -182,9 +182,9 @@ def _cam(chain: _Chain, images: Any, classes: np.ndarray, size: tuple[int, int],
     grads = None if method == "scorecam" else _as_grid(tf.cast(tape.gradient(score, feature), tf.float32))
     feature = _as_grid(tf.cast(feature, tf.float32))
     if method == "scorecam":
-        def probabilities(batch: np.ndarray) -> np.ndarray:
+        def probabilities(batch: np.ndarray) -> np.ndarray:  # the logits: probabilities saturate
             out = tf.convert_to_tensor(batch)
-            for layer in chain.layers:
+            for layer in chain.layers[: chain.score + 1]:
                 out = layer(out, training=False)
             return np.asarray(out, np.float32)
 
