@@ -103,7 +103,14 @@ def _interpolation(out: int, cells: int, offset: float, stride: float) -> np.nda
 
 def upsample(cam: np.ndarray, size: tuple[int, int], method: str, offset: Any = None, stride: Any = None) -> np.ndarray:
     """[B, h, w] maps to [B, size]: `bilinear` (half-pixel cells) or `aligned` (cells at their
-    receptive fields' centres: `offset`, `stride` from `receptive_field_centres`)."""
+    receptive fields' centres: `offset`, `stride` from `receptive_field_centres`).
+
+    Example:
+    >>> cell = np.zeros((1, 4, 4)); cell[0, 1, 2] = 1.0
+    >>> up = upsample(cell, (16, 16), "aligned", offset=np.array([3.0, 3.0]), stride=np.array([4.0, 4.0]))
+    >>> np.unravel_index(int(up[0].argmax()), (16, 16))  # 3 + 4 * (1, 2)
+    (np.int64(7), np.int64(11))
+    """
     import tensorflow as tf
 
     if method == "bilinear" or offset is None:
@@ -114,6 +121,11 @@ def upsample(cam: np.ndarray, size: tuple[int, int], method: str, offset: Any = 
 
 
 def normalise(maps: np.ndarray) -> np.ndarray:
-    """Each map scaled to peak at 1 (all-zero maps stay 0), float32."""
+    """Each map scaled to peak at 1 (all-zero maps stay 0), float32.
+
+    Example:
+    >>> normalise(np.array([[[0.0, 2.0]], [[0.0, 0.0]]])).tolist()
+    [[[0.0, 1.0]], [[0.0, 0.0]]]
+    """
     top = maps.reshape(len(maps), -1).max(axis=1) if len(maps) else np.zeros(0)
     return np.where(top[:, None, None] > 0, maps / np.maximum(top, 1e-12)[:, None, None], 0.0).astype(np.float32)

@@ -35,7 +35,12 @@ def multi_label_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def rank(losses: np.ndarray, top: int) -> np.ndarray:
-    """Indices of the `top` largest losses, largest first (ties: first seen first)."""
+    """Indices of the `top` largest losses, largest first (ties: first seen first).
+
+    Example:
+    >>> rank(np.array([0.1, 2.0, 0.5]), 2).tolist()
+    [1, 2]
+    """
     return np.argsort(-np.asarray(losses).ravel(), kind="stable")[: int(top)]
 
 
