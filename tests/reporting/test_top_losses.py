@@ -49,3 +49,14 @@ def test_no_val_split_is_a_note(model, tmp_path):
     assert write_run_top_losses(model, None, ["cat", "dog"], tmp_path) is None
     assert not (tmp_path / layout.TOP_LOSSES).exists()
     assert "no val split" in write_html_report(tmp_path).read_text()
+
+
+def test_a_run_without_val_notes_it_in_its_report(tmp_path):
+    from tests.conftest import tiny_config
+    from tfft.training.run import train
+
+    cfg = tiny_config(name="noval", data={"val_split": 0.0, "builtin_per_class": 8},
+                      training={"steps_per_epoch": 1, "verbose": "quiet"})
+    run_dir = train(cfg, run_dir=str(tmp_path / "run")).run_dir
+    assert not (run_dir / layout.TOP_LOSSES).exists()
+    assert "no val split" in (run_dir / "report.html").read_text()
