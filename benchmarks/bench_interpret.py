@@ -25,23 +25,34 @@ from pathlib import Path
 
 import numpy as np
 
-SIZE, PATCH = 64, 14
+TEXTURE = "blocks"  # --texture smooth: the blocks blurred
+CLASSES = ("horizontal", "vertical")  # --plain adds a third class without a patch
+SIZE, PATCH = 64, 14  # --size / --patch change them (the patch keeps its share of the image: 4.8%)
 
 
 def make_patch_dataset(root: Path, per_class: dict, seed: int = 0) -> dict:
     """Write root/<split>/<class>/*.png; return {path: (y0, x0, y1, x1)} of each image's patch."""
     from PIL import Image
+    from scipy.ndimage import zoom
 
     rng = np.random.default_rng(seed)
     boxes = {}
     for split, count in per_class.items():
-        for label, name in enumerate(("horizontal", "vertical")):
+        for label, name in enumerate(CLASSES):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                coarse = rng.uniform(60, 200, (SIZE // 8, SIZE // 8, 3))
-                image = np.kron(coarse, np.ones((8, 8, 1))) + rng.normal(0, 25, (SIZE, SIZE, 3))
-                stripes = (np.arange(PATCH) // 2 % 2).astype(np.float64)
+                coarse = rng.uniform(60, 200, (8, 8, 3))  # 8x8 blocks of SIZE/8 px, stripes PATCH/7 px wide
+                if TEXTURE == "blocks":  # sharp block edges: horizontal and vertical, like the stripes
+                    image = np.kron(coarse, np.ones((SIZE // 8, SIZE // 8, 1)))
+                else:  # the same blocks blurred: no straight edges
+                    image = zoom(coarse, (SIZE / 8, SIZE / 8, 1), order=3, mode="nearest")
+                image = image + rng.normal(0, 25, (SIZE, SIZE, 3))
+                if name == "plain":  # no patch: the third class of --plain
+                    path = folder / f"{name}_{i:03d}.png"
+                    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path)
+                    continue
+                stripes = (np.arange(PATCH) // max(1, PATCH // 7) % 2).astype(np.float64)
                 pattern = np.tile(stripes[:, None], (1, PATCH)) if label == 0 else np.tile(stripes[None, :], (PATCH, 1))
                 y0, x0 = rng.integers(0, SIZE - PATCH, 2)
                 image[y0:y0 + PATCH, x0:x0 + PATCH] = 30 + 200 * pattern[..., None]
@@ -51,22 +62,24 @@ def make_patch_dataset(root: Path, per_class: dict, seed: int = 0) -> dict:
     return boxes
 
 
-def backbone_file(path: Path) -> Path:
+def backbone_file(path: Path, strides: tuple = (2, 2, 1)) -> Path:
     import keras
 
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)
     for i, filters in enumerate((16, 32, 64)):
-        x = keras.layers.Conv2D(filters, 3, strides=2 if i < 2 else 1, padding="same", activation="relu",
+        x = keras.layers.Conv2D(filters, 3, strides=strides[i], padding="same", activation="relu",
                                 name=f"conv{i + 1}")(x)
     keras.Model(inputs, x, name="patchnet").save(path)
     return path
 
 
-def scores(maps: np.ndarray, boxes: list, margin: int = 4) -> dict:
+def scores(maps: np.ndarray, boxes: list, keep=None, margin: int = 4) -> dict:
     """Mean heatmap mass inside the patch (and inside it grown by `margin` px, one feature-map
     cell of the stride-4 backbone), and the pointing game (the peak inside the patch)."""
     mass, near, hits = [], [], []
+    if keep is not None:
+        maps, boxes = maps[keep], [b for b, k in zip(boxes, keep) if k]
     for heat, (y0, x0, y1, x1) in zip(maps, boxes):
         total = float(heat.sum())
         mass.append(float(heat[y0:y1, x0:x1].sum()) / total if total > 0 else 0.0)
@@ -78,11 +91,40 @@ def scores(maps: np.ndarray, boxes: list, margin: int = 4) -> dict:
             "pointing_game": round(float(np.mean(hits)), 3)}
 
 
+VARIANTS = [("gradcam", "bilinear", None), ("gradcam", "aligned", None), ("gradcam++", "bilinear", None),
+            ("gradcam++", "aligned", None), ("scorecam", "bilinear", None), ("scorecam", "aligned", None),
+            ("gradcam", "aligned", "conv1"), ("gradcam++", "aligned", "conv1")]
+
+
+def randomised(model, what: str, seed: int = 1):
+    """A copy of `model` with its head (`head`) or every weight (`all`) drawn again, same scale."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    rng = np.random.default_rng(seed)
+    layers = [copy.get_layer("logits")] + (list(copy.get_layer("backbone").layers) if what == "all" else [])
+    for layer in layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            k, b = layer.get_weights()
+            layer.set_weights([rng.normal(0, k.std(), k.shape).astype(np.float32), np.zeros_like(b)])
+    return copy
+
+
 def main() -> None:
+    global SIZE, PATCH, TEXTURE, CLASSES
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="/tmp/bench-interpret")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--size", type=int, default=SIZE, help="image side, px")
+    parser.add_argument("--patch", type=int, default=PATCH, help="patch side, px")
+    parser.add_argument("--texture", default=TEXTURE, choices=["blocks", "smooth"])
+    parser.add_argument("--plain", action="store_true", help="a third class, no patch: both stripe classes then "
+                        "need their own evidence (with two, one can be learned as the other's absence)")
+    parser.add_argument("--strides", default="2,2,1", help="the three convolutions' strides (2,1,1: a finer last map)")
     args = parser.parse_args()
-    import keras
+    SIZE, PATCH, TEXTURE = args.size, args.patch, args.texture
+    CLASSES = ("horizontal", "vertical", "plain") if args.plain else CLASSES
 
     from tfft.data.files import read_image
     from tfft.evaluation.interpret import interpret
@@ -91,12 +133,13 @@ def main() -> None:
     from tfft.training.run import train
 
     out = Path(args.out)
-    boxes = make_patch_dataset(out / "data", {"train": 150, "val": 50})
+    boxes = make_patch_dataset(out / "data", {"train": 150, "val": 50})  # per class
+    held = make_patch_dataset(out / "heldout", {"test": 50}, seed=7)  # never seen by training nor the choice
     config = {
         "name": "patch", "seed": 0,
         "data": {"source": str(out / "data"), "image_size": [SIZE, SIZE], "batch_size": 32},
-        "model": {"backbone": f"keras:{backbone_file(out / 'patchnet.keras')}", "weights": None, "dropout": 0.0},
-        "schedule": {"phases": [{"name": "all", "epochs": 12, "unfreeze": "all", "lr": 3e-3}]},
+        "model": {"backbone": f"keras:{backbone_file(out / 'patchnet.keras', tuple(int(v) for v in args.strides.split(',')))}", "weights": None, "dropout": 0.0},
+        "schedule": {"phases": [{"name": "all", "epochs": args.epochs, "unfreeze": "all", "lr": 3e-3}]},
         "augment": {"horizontal_flip": False},
         "performance": {"cache_features": "off"},
         "training": {"save": "last", "verbose": "quiet"},
@@ -106,31 +149,39 @@ def main() -> None:
     train_s = time.perf_counter() - started
     run = open_run(run_dir)
     model = load_model(run)
-    val = sorted(p for p in boxes if "/val/" in p)
-    images = np.stack([read_image(p, run.image_size, fast_decode=run.fast_decode) for p in val])
-    labels = np.asarray([0 if "/horizontal/" in p else 1 for p in val])
-    accuracy = float((model.predict_on_batch(images).argmax(axis=1) == labels).mean())
-    heatmaps(model, images[:4])  # trace once
-    started = time.perf_counter()
-    trained = heatmaps(model, images, class_index=labels)
-    heatmap_s = time.perf_counter() - started
-    result = {"images": len(val), "area": round(PATCH * PATCH / SIZE**2, 3),
-              "area_within_4px": round((PATCH + 8) ** 2 / SIZE**2, 3), "val_accuracy": round(accuracy, 3),
-              "train_s": round(train_s, 1), "trained": scores(trained, [boxes[p] for p in val])}
-    head = model.get_layer("logits")
-    kernel, bias = head.get_weights()
-    rng = np.random.default_rng(1)
-    head.set_weights([rng.normal(0, kernel.std(), kernel.shape).astype(np.float32), np.zeros_like(bias)])
-    result["random_head"] = scores(heatmaps(model, images, class_index=labels), [boxes[p] for p in val])
-    for layer in model.get_layer("backbone").layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            k, b = layer.get_weights()
-            layer.set_weights([rng.normal(0, k.std(), k.shape).astype(np.float32), np.zeros_like(b)])
-    result["random_all"] = scores(heatmaps(model, images, class_index=labels), [boxes[p] for p in val])
+
+    def load(folder):  # every image (for the accuracy), and those with a patch (for the heatmaps)
+        paths = sorted(str(p) for p in Path(folder).glob("*/*.png"))
+        images = np.stack([read_image(p, run.image_size, fast_decode=run.fast_decode) for p in paths])
+        labels = np.asarray([CLASSES.index(Path(p).parent.name) for p in paths])
+        accuracy = float((model.predict_on_batch(images).argmax(axis=1) == labels).mean())
+        keep = [i for i, p in enumerate(paths) if p in boxes or p in held]
+        return (images[keep], labels[keep], [boxes.get(paths[i]) or held[paths[i]] for i in keep]), accuracy
+    (val, val_acc), (test, test_acc) = load(out / "data" / "val"), load(out / "heldout" / "test")
+    accuracy = {"val": val_acc, "heldout": test_acc}
+    heatmaps(model, val[0][:4])  # trace once
+    random_head, random_all = randomised(model, "head"), randomised(model, "all")
+    rows = []
+    for method, upsampling, layer in VARIANTS:
+        def maps(m, data):
+            return heatmaps(m, data[0], class_index=data[1], method=method, upsampling=upsampling, layer=layer)
+        started = time.perf_counter()
+        chosen_on = scores(maps(model, val), val[2])
+        seconds = time.perf_counter() - started
+        rows.append({"method": method, "upsampling": upsampling, "layer": layer or "last",
+                     "val (choice)": chosen_on, "heldout": scores(maps(model, test), test[2]),
+                     "heldout per class": [scores(maps(model, test), test[2], test[1] == c)["mass_in_patch"]
+                                           for c in range(2)],
+                     "heldout, head randomised": scores(maps(random_head, test), test[2]),
+                     "heldout, all randomised": scores(maps(random_all, test), test[2]),
+                     "seconds_100": round(seconds, 2)})
+        print(json.dumps(rows[-1]), flush=True)
     started = time.perf_counter()
     interpret(run_dir, split="val", top=16)
-    result["seconds"] = {"heatmaps_100": round(heatmap_s, 2), "interpret_100": round(time.perf_counter() - started, 2)}
-    print(json.dumps(result, indent=2))
+    print(json.dumps({"images": len(val[0]), "area": round(PATCH * PATCH / SIZE**2, 3),
+                      "area_within_4px": round((PATCH + 8) ** 2 / SIZE**2, 3), "accuracy": accuracy,
+                      "train_s": round(train_s, 1), "interpret_100_s": round(time.perf_counter() - started, 2)},
+                     indent=2))
 
 
 if __name__ == "__main__":

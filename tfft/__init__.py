@@ -269,13 +269,20 @@ def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = N
     return _prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, bn=bn, overwrite=overwrite)
 
 
-def heatmaps(model: Any, images: Any, class_index: Any = None) -> Any:
-    """Grad-CAM heatmaps of any tfft model.keras: where it looks when it scores a class.
+def heatmaps(model: Any, images: Any, class_index: Any = None, method: str = "gradcam",
+             upsampling: str = "aligned", layer: Optional[str] = None, member: Optional[int] = None) -> Any:
+    """Class-activation heatmaps of any tfft model.keras: where it looks when it scores a class.
 
     Args:
         model: a tfft `keras.Model` (from `tfft.build_model`, a run's model.keras or an ensemble's).
         images: raw 0-255 RGB [N, H, W, 3] at the model's input size.
         class_index: one class for all images, one per image, or None for each predicted class.
+        method: `gradcam` (default: it localises best in benchmarks/RESULTS.md), `gradcam++` or
+            `scorecam`.
+        upsampling: `aligned` (feature cells at their receptive fields' centres) or `bilinear`.
+        layer: the layer whose output is the feature map (None: the backbone's last spatial one;
+            ViT-like token outputs are laid out on their patch grid).
+        member: an ensemble's member K (1-based); None: the members' mean.
 
     Returns:
         float32 [N, H, W] in [0, 1] (see `tfft.models.heatmaps.heatmaps`).
@@ -289,11 +296,12 @@ def heatmaps(model: Any, images: Any, class_index: Any = None) -> Any:
     """
     from tfft.models.heatmaps import heatmaps as _heatmaps
 
-    return _heatmaps(model, images, class_index=class_index)
+    return _heatmaps(model, images, class_index=class_index, method=method, upsampling=upsampling, layer=layer,
+                     member=member)
 
 
 def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top: int = 16,
-              out: Optional[str] = None, member: Optional[int] = None) -> Any:
+              out: Optional[str] = None, member: Optional[int] = None, method: str = "gradcam") -> Any:
     """Top losses, most confused classes and per-class galleries with Grad-CAM (`tfft interpret`).
 
     Args:
@@ -303,6 +311,7 @@ def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top:
         top: N top losses.
         out: the output folder (default `RUN_DIR/interpret/<split>/`).
         member: an ensemble's member K (1-based) to explain; None: the members' mean.
+        method: the heatmaps' `gradcam`, `gradcam++` or `scorecam` (see `tfft.heatmaps`).
 
     Returns:
         An `InterpretResult` (`images`, `heatmaps`, `labels`, `predicted`, `losses`, `files`...).
@@ -314,4 +323,4 @@ def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top:
     """
     from tfft.evaluation.interpret import interpret as _interpret
 
-    return _interpret(run_dir, split=split, data=data, top=top, out=out, member=member)
+    return _interpret(run_dir, split=split, data=data, top=top, out=out, member=member, method=method)

@@ -34,7 +34,7 @@ def test_top_losses_are_the_largest_losses_on_the_pixels_training_saw(interprete
     # no other val image has a larger loss than the 4th shown
     doc = json.loads((result.out_dir / "interpret.json").read_text())
     assert [r["loss"] for r in doc["top_losses"]] == [round(float(v), 6) for v in result.losses]
-    assert doc["images"] >= 4 and doc["method"] == "grad-cam"
+    assert doc["images"] >= 4 and doc["method"] == "gradcam"
     with open(result.out_dir / "top_losses.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 4
 
@@ -72,9 +72,10 @@ def test_heatmaps_differ_from_randomised_head(run_dir, interpreted):
 
 
 def test_cli_writes_the_folder_and_report(run_copy, cli_runner):
-    result = cli_runner("interpret", run_copy, "--top", "3")
+    result = cli_runner("interpret", run_copy, "--top", "3", "--method", "gradcam++")
     assert result.exit_code == 0, result.output
     assert (run_copy / "interpret" / "val" / "top_losses.png").is_file()
+    assert json.loads((run_copy / "interpret" / "val" / "interpret.json").read_text())["method"] == "gradcam++"
     html = (run_copy / "report.html").read_text()
     assert "interpret/val/top_losses.png" in html and "data:image/png;base64," in html
 
@@ -135,3 +136,15 @@ def test_multilabel_run_is_explained_per_label(multi_run):
     assert list(result.losses) == sorted(result.losses, reverse=True)
     assert result.heatmaps.shape == (5, 32, 32) and result.files["top_losses"].is_file()
     assert (multi_run / "report.html").is_file()  # written by training
+
+
+def test_training_draws_top_losses_for_its_report(run_dir, multi_run):
+    """Every run's report.html shows its val top losses with heatmaps (multi-label: per label)."""
+    for folder, key in ((run_dir, "predicted"), (multi_run, "given")):
+        summary = json.loads((folder / "top_losses.json").read_text())
+        rows = summary["top_losses"]
+        assert 1 <= len(rows) <= 8 and all(key in r for r in rows)
+        assert [r["loss"] for r in rows] == sorted((r["loss"] for r in rows), reverse=True)
+        assert (folder / "top_losses.png").is_file()
+        page = (folder / "report.html").read_text()
+        assert "Top losses (val, at the end of training)" in page

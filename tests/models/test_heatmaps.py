@@ -94,3 +94,73 @@ def test_ensemble_member_maps_follow_its_class_order(models, tiny_backbone):
     images = _patch_images(2, seed=3)
     np.testing.assert_allclose(heatmaps(ensemble, images, class_index=0, member=2),
                                heatmaps(other, images, class_index=1), atol=1e-5)  # its "a" is output 1
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "scorecam"])
+def test_other_methods_follow_the_same_contract(models, method):
+    images = _patch_images(3)
+    maps = heatmaps(models[0], images, class_index=[0, 1, 2], method=method, upsampling="bilinear")
+    assert maps.shape == (3, 48, 48) and maps.dtype == np.float32
+    assert 0.0 <= maps.min() and maps.max() <= 1.0
+
+
+def _spot_model(tokens: bool, class_token: bool = False):
+    """Input 32x32 -> 4x4 patches of 8 px (a positive 8x8 convolution, no bias) -> [N, 4, 4, 2] or, as
+    tokens, [N, 16 (+1), 2] -> mean -> logits: the only live cell is the one under a bright spot."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    patches = keras.layers.Conv2D(2, 8, strides=8, use_bias=False, kernel_initializer="ones", name="embed")(inputs)
+    x = patches
+    if tokens:
+        x = keras.layers.Reshape((16, 2))(patches)
+        if class_token:
+            first = keras.layers.Reshape((1, 2))(keras.layers.GlobalAveragePooling1D()(x))
+            x = keras.layers.Concatenate(axis=1)([first, x])
+    backbone = keras.Model(inputs, x, name="backbone")
+    outer = keras.Input((32, 32, 3))
+    pooled = (keras.layers.GlobalAveragePooling1D() if tokens else keras.layers.GlobalAveragePooling2D())(backbone(outer))
+    logits = keras.layers.Dense(2, kernel_initializer="ones", name="logits")(pooled)
+    return keras.Model(outer, keras.layers.Activation("softmax")(logits))
+
+
+@pytest.mark.parametrize("tokens,class_token", [(False, False), (True, False), (True, True)])
+def test_token_feature_maps_are_laid_out_on_their_grid(tokens, class_token):
+    """ViT-like backbones: [N, tokens, C] with a square grid of patch tokens (+ a class token)."""
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    images[0, 16:24, 8:16] = 200.0  # patch (row 2, column 1)
+    maps = heatmaps(_spot_model(tokens, class_token), images, class_index=0, upsampling="bilinear")
+    assert maps.shape == (1, 32, 32)
+    peak = np.unravel_index(int(maps[0].argmax()), (32, 32))
+    assert 16 <= peak[0] < 24 and 8 <= peak[1] < 16
+    assert maps[0, 16:24, 8:16].sum() > 0.5 * maps[0].sum()
+
+
+def test_aligned_upsampling_centres_cells_on_their_receptive_fields():
+    import keras
+
+    from tfft.models import cam
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(2, 3, strides=2, padding="same", kernel_initializer="ones")(inputs)
+    x = keras.layers.Conv2D(2, 3, strides=2, padding="same", kernel_initializer="ones")(x)
+    offset, stride = cam.receptive_field_centres(keras.Model(inputs, x), (32, 32))
+    np.testing.assert_allclose(stride, [4, 4])
+    np.testing.assert_allclose(offset, [3, 3], atol=0.05)  # TF 'same' pads after: cell i sees rows 4i..4i+6
+    one = np.zeros((1, 8, 8))
+    one[0, 2, 5] = 1.0
+    up = cam.upsample(one, (32, 32), "aligned", offset, stride)
+    assert np.unravel_index(int(up[0].argmax()), (32, 32)) == (11, 23)  # 3 + 4 * (2, 5)
+
+
+def test_layer_picks_an_earlier_finer_map(tiny_backbone):
+    import keras
+
+    model = build_classifier(ModelConfig(backbone=f"keras:{tiny_backbone}", weights=None), 2, (32, 32))
+    inner = [layer.name for layer in model.get_layer("backbone").layers if isinstance(layer, keras.layers.Conv2D)]
+    maps = heatmaps(model, _patch_images(2, 32), class_index=0, layer=inner[0])
+    assert maps.shape == (2, 32, 32) and 0.0 <= maps.min() and maps.max() <= 1.0
+    with pytest.raises(UserError, match="no such layer"):
+        heatmaps(model, _patch_images(1, 32), layer="nope")
+    with pytest.raises(UserError, match="method"):
+        heatmaps(model, _patch_images(1, 32), method="lime")

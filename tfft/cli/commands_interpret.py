@@ -15,14 +15,16 @@ import click
 @click.option("--batch-size", type=int, default=None, help="Default: the run's data.batch_size.")
 @click.option("--member", type=int, default=None, metavar="K",
               help="Ensembles: draw member K's heatmaps (default: the members' mean).")
+@click.option("--method", default="gradcam", show_default=True, type=click.Choice(["gradcam", "gradcam++", "scorecam"]),
+              help="How the heatmaps weight the feature map (benchmarks/RESULTS.md compares them).")
 def interpret(run_dir: str, split: str, data: str | None, top: int, out: str | None, batch_size: int | None,
-              member: int | None) -> None:
+              member: int | None, method: str) -> None:
     """Where RUN_DIR's model looks (Grad-CAM) on its worst and most confused images."""
     from tfft.evaluation.interpret import interpret as run_interpret
     from tfft.reporting.html import write_html_report
 
     result = run_interpret(run_dir, split=split, data=data, top=top, out=out, batch_size=batch_size,
-                           member=member)
+                           member=member, method=method)
     for row in result.most_confused[:5]:
         click.echo(f"confused: {row['label']} -> {row['predicted']}: {row['count']}")
     worst = result.losses[0] if len(result.losses) else float("nan")

@@ -23,9 +23,11 @@ from tfft.evaluation.core import predict_files
 from tfft.evaluation.interpret_figures import (INTERPRET, INTERPRET_JSON, MAX_CLASS_GALLERIES, TOP_LOSSES_PNG,
                                               InterpretResult, slug, tiles)
 from tfft.evaluation.interpret_multilabel import interpret_multilabel
+from tfft.models.cam import DEFAULT_METHOD, METHODS
 from tfft.models.heatmaps import heatmaps
 from tfft.reporting.metrics import confusion_matrix
 from tfft.reporting.plots import plot_gallery
+from tfft.reporting.top_losses import rank, single_label_losses
 from tfft.training.rundir import (generated_split, is_multi_label, load_model, open_run, split_examples,
                                   split_files)
 
@@ -90,7 +92,7 @@ def _out_dir(run: Any, split: str, out: Optional[str], data: Optional[str]) -> P
 
 def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str] = None, top: int = 16,
               out: Optional[str] = None, batch_size: Optional[int] = None,
-              member: Optional[int] = None) -> InterpretResult:
+              member: Optional[int] = None, method: str = DEFAULT_METHOD) -> InterpretResult:
     """Top losses, most confused classes and per-class galleries of a run, with Grad-CAM heatmaps.
 
     Args:
@@ -102,6 +104,7 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
         out: the output folder (default `RUN_DIR/interpret/<split>/`).
         batch_size: default: the run's `data.batch_size`.
         member: an ensemble's member K (1-based) whose heatmaps to draw; None: their mean.
+        method: the heatmaps' `gradcam`, `gradcam++` or `scorecam` (`tfft.heatmaps`).
 
     Returns:
         An `InterpretResult`: arrays of the top losses (images, heatmaps, labels, predictions,
@@ -114,6 +117,8 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
     """
     if int(top) < 1:
         raise UserError("--top", f"expected an integer >= 1, got {top}", "e.g. --top 16")
+    if method not in METHODS:
+        raise UserError("--method", f"got {method!r}", f"one of {', '.join(METHODS)}")
     run = open_run(run_dir)
     out_dir = _out_dir(run, split, out, data)
     multi = is_multi_label(run)
@@ -121,17 +126,16 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
     model, probs, y, fetch, paths = _source(run, split, data, multi, batch_size)
 
     def explain(images: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        return heatmaps(model, images, class_index=classes, batch_size=batch_size, member=member)
+        return heatmaps(model, images, class_index=classes, batch_size=batch_size, member=member, method=method)
 
     names = list(run.class_names)
     out_dir.mkdir(parents=True, exist_ok=True)
     if multi:
-        return interpret_multilabel(run, explain, probs, y, fetch, paths, int(top), out_dir, split)
+        return interpret_multilabel(run, explain, probs, y, fetch, paths, int(top), out_dir, split, method)
     y = y.astype(np.int64)
-    eps = 1e-7
-    losses = -np.log(np.clip(probs[np.arange(len(y)), y], eps, 1.0))
+    losses = single_label_losses(probs, y)
     pred = probs.argmax(axis=1)
-    order = np.argsort(-losses, kind="stable")[: int(top)]
+    order = rank(losses, top)
     images = fetch(order)
     maps = explain(images, pred[order])
     files = {"top_losses": out_dir / TOP_LOSSES_PNG}
@@ -146,7 +150,7 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
     confused = _most_confused(explain, probs, y, pred, names, fetch, out_dir, split, files)
     files.update(_class_galleries(explain, probs, y, pred, names, fetch, min(int(top), 8), out_dir))
     atomic.write_json(out_dir / INTERPRET_JSON, {
-        "split": split, "data": str(data if data is not None else run.config.data.source), "method": "grad-cam",
+        "split": split, "data": str(data if data is not None else run.config.data.source), "method": method,
         "member": member,
         "task": "single_label", "images": int(len(y)), "top_losses": rows, "most_confused": confused,
         "class_galleries_left_out": max(0, len(names) - MAX_CLASS_GALLERIES),

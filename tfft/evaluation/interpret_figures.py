@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from tfft.models.heatmaps import overlay
+from tfft.reporting.top_losses import tiles  # noqa: F401  (re-exported: both interpret halves draw tiles)
 
 INTERPRET = "interpret"  # RUN_DIR/interpret/<split>/
 INTERPRET_JSON = "interpret.json"
@@ -38,11 +38,6 @@ class InterpretResult:
     most_confused: list = field(default_factory=list)
     files: dict = field(default_factory=dict)
     label: Optional[np.ndarray] = None
-
-
-def tiles(images: np.ndarray, maps: np.ndarray) -> list[np.ndarray]:
-    """Each image beside its heatmap overlay, one tile [H, 2W, 3] 0-255."""
-    return [np.concatenate([image, overlay(image, heat)], axis=1) for image, heat in zip(images, maps)]
 
 
 def slug(name: str) -> str:

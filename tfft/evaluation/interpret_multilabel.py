@@ -17,11 +17,7 @@ from tfft.evaluation.interpret_figures import (INTERPRET_JSON, MAX_CLASS_GALLERI
                                               InterpretResult, slug, tiles)
 from tfft.reporting.multilabel_eval import read_run_thresholds
 from tfft.reporting.plots import plot_gallery
-
-
-def _pair_names(names: list) -> list:
-    """Tile captions for (label, absent/present): index 2 * label + value."""
-    return [f"{name}: {value}" for name in names for value in ("no", "yes")]
+from tfft.reporting.top_losses import multi_label_losses, pair_names, rank
 
 
 def _draw(explain: Callable, fetch: Callable, images_of: np.ndarray, labels_of: np.ndarray, y: np.ndarray,
@@ -31,22 +27,22 @@ def _draw(explain: Callable, fetch: Callable, images_of: np.ndarray, labels_of: 
     maps = explain(images, labels_of)
     truth = 2 * labels_of + y[images_of, labels_of]
     guess = 2 * labels_of + decided[images_of, labels_of]
-    plot_gallery(tiles(images, maps), truth, guess, probs[images_of, labels_of], _pair_names(names), path,
+    plot_gallery(tiles(images, maps), truth, guess, probs[images_of, labels_of], pair_names(names), path,
                  max_images=len(images_of), title=title)
     return images, maps
 
 
 def interpret_multilabel(run: Any, explain: Callable, probs: np.ndarray, y: np.ndarray, fetch: Callable,
-                         paths: Optional[list], top: int, out_dir: Path, split: str) -> InterpretResult:
+                         paths: Optional[list], top: int, out_dir: Path, split: str,
+                         method: str = "gradcam") -> InterpretResult:
     """The multi-label half of `tfft.evaluation.interpret.interpret` (same outputs, per label);
     `explain(images, classes)` gives the heatmaps."""
     names = list(run.class_names)
     y = np.asarray(y).astype(np.int64)
     thresholds = read_run_thresholds(run.run_dir, names)
     decided = (probs >= thresholds[None, :]).astype(np.int64)
-    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
-    losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    flat = np.argsort(-losses.ravel(), kind="stable")[:top]
+    losses = multi_label_losses(probs, y)
+    flat = rank(losses, top)
     rows_of, labels_of = np.unravel_index(flat, losses.shape)
     files = {"top_losses": out_dir / TOP_LOSSES_PNG}
     images, maps = _draw(explain, fetch, rows_of, labels_of, y, decided, probs, names, files["top_losses"],
@@ -73,7 +69,7 @@ def interpret_multilabel(run: Any, explain: Callable, probs: np.ndarray, y: np.n
             _draw(explain, fetch, chosen, np.full(len(chosen), c), y, decided, probs, names, files[f"class_{c}"],
                   f"predicted {names[c]}: {len(right)} most confident right, {len(wrong)} wrong")
     atomic.write_json(out_dir / INTERPRET_JSON, {
-        "split": split, "method": "grad-cam", "task": "multi_label", "images": int(len(y)),
+        "split": split, "method": method, "task": "multi_label", "images": int(len(y)),
         "thresholds": {n: float(t) for n, t in zip(names, thresholds)}, "top_losses": rows, "most_confused": confused,
         "class_galleries_left_out": max(0, len(names) - MAX_CLASS_GALLERIES),
         "files": {k: v.name for k, v in files.items()}})

@@ -1,8 +1,9 @@
-"""Grad-CAM heatmaps: where a tfft model looks when it scores a class.
+"""Class-activation heatmaps: where a tfft model looks when it scores a class.
 
-Grad-CAM (Selvaraju et al. 2017) weights each channel of the backbone's last spatial feature map
-(the last 4-D output before pooling) by the mean gradient of the class's logit over it, sums the
-channels, keeps the positive part, resizes the map bilinearly to the image and scales it to [0, 1].
+The backbone's last spatial feature map (the last 4-D output before pooling, or a ViT-like
+[batch, tokens, channels] sequence whose patch tokens form a square grid, after an optional class
+token) has its channels weighted for the class (`tfft.models.cam`: Grad-CAM, Grad-CAM++ or
+Score-CAM), summed, kept positive, upsampled to the image and scaled to [0, 1].
 
 A tfft classifier is a chain of layers (input, preprocessing, backbone, pooling, head); the
 chain is run layer by layer so that the feature map and the logit come from one forward pass
@@ -13,13 +14,15 @@ own index of the class.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from tfft.errors import UserError
+from tfft.models import cam as cams
 from tfft.task import LOGITS_LAYER
 from tfft.wording import plural
 
@@ -29,8 +32,9 @@ class _Chain:
     """A classifier as the layers to run in order, the feature map's and the score's positions."""
 
     layers: list
-    feature: int  # index into `layers` of the last 4-D output
+    feature: int  # index into `layers` of the last spatial output (4-D, or a square grid of tokens)
     score: int  # index of the logits layer (the last layer when there is none)
+    centres: dict = field(default_factory=dict)  # image size -> (offset, stride) of the feature cells
 
 
 @dataclass
@@ -48,42 +52,89 @@ def _parents(layer: Any) -> list[list[str]]:
     return [[p.operation.name for p in node.parent_nodes] for node in layer._inbound_nodes]
 
 
-def _chain(model: Any) -> Optional[_Chain]:
-    """The model as a chain of single-input layers, or None when it is not one."""
+def _token_grid(shape: Sequence[Any]) -> Optional[tuple[int, int]]:
+    """(extra tokens, grid side) of a [batch, tokens, channels] output whose patch tokens form a
+    square grid (tokens = side^2, or side^2 + 1 with a class token first); None otherwise."""
+    if len(shape) != 3 or not shape[1]:
+        return None
+    for extra in (0, 1):
+        side = math.isqrt(int(shape[1]) - extra)
+        if side >= 2 and side * side == int(shape[1]) - extra:
+            return extra, side
+    return None
+
+
+def _split_at(layers: list, name: str) -> Optional[tuple[list, int]]:
+    """`layers` with the nested model holding layer `name` cut in two at that layer's output
+    (the first part then ends on the feature map); None when no nested model holds it."""
     import keras
 
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    for index, layer in enumerate(layers):
+        if isinstance(layer, keras.Model) and name in [inner.name for inner in layer.layers]:
+            inner = layer.get_layer(name)
+            try:
+                head = keras.Model(inner.output, layer.outputs, name=f"{layer.name}_after_{name}")
+            except ValueError as error:
+                raise UserError(f"layer={name!r}", f"the layers after it also read earlier outputs ({error})",
+                                "choose a block's output (where a residual connection has joined)") from None
+            return layers[:index] + [keras.Model(layer.inputs[0], inner.output, name=f"{layer.name}_to_{name}"),
+                                     head] + layers[index + 1:], index
+    return None
+
+
+def _chain(model: Any, layer: Optional[str] = None) -> Optional[_Chain]:
+    """The model as a chain of single-input layers, or None when it is not one.
+
+    `layer`: the name of the layer whose output is the feature map (in the model or inside its
+    nested backbone); None: the last spatial output."""
+    import keras
+
+    layers = [item for item in model.layers if not isinstance(item, keras.layers.InputLayer)]
     if not layers or len(model.inputs) != 1:
         return None
     previous = model.layers[0].name
-    for layer in layers:
-        if _parents(layer)[-1:] != [[previous]]:
+    for item in layers:
+        if _parents(item)[-1:] != [[previous]]:
             return None
-        previous = layer.name
-    probe = np.zeros((1,) + tuple(int(d or 64) for d in model.input_shape[1:]), dtype=np.float32)
-    x, feature = probe, None
-    for index, layer in enumerate(layers):
-        x = layer(x, training=False)
-        if len(x.shape) == 4:
-            feature = index
-    if feature is None:
-        raise UserError(model.name, "has no 4-D (spatial) feature map for Grad-CAM",
-                        "heatmaps need a convolutional backbone (a [batch, height, width, channels] output)")
-    names = [layer.name for layer in layers]
+        previous = item.name
+    names = [item.name for item in layers]
     score = names.index(LOGITS_LAYER) if LOGITS_LAYER in names else len(layers) - 1
+    chosen = None
+    if layer is not None:
+        split = None if layer in names else _split_at(layers, layer)
+        if layer not in names and split is None:
+            raise UserError(f"layer={layer!r}", f"no such layer in {model.name} or its backbone",
+                            "give a layer name from model.summary() or model.get_layer('backbone').summary()")
+        layers, chosen = split if split is not None else (layers, names.index(layer))
+        score += split is not None
+    probe = np.zeros((1,) + tuple(int(d or 64) for d in model.input_shape[1:]), dtype=np.float32)
+    x, feature, spatial = probe, None, set()
+    for index, item in enumerate(layers[: score + 1]):
+        x = item(x, training=False)
+        if len(x.shape) == 4 or _token_grid(x.shape) is not None:
+            feature = index
+            spatial.add(index)
+    if chosen is not None and chosen not in spatial:
+        raise UserError(f"layer={layer!r}", "its output is not spatial ([batch, height, width, channels] or a "
+                        "square grid of tokens)", "give a convolution's or a block's output")
+    feature = chosen if chosen is not None else feature
+    if feature is None:
+        raise UserError(model.name, "has no spatial feature map for a heatmap",
+                        "heatmaps need a convolutional backbone (a [batch, height, width, channels] output) "
+                        "or a token one ([batch, tokens, channels] with a square grid of patch tokens)")
     return _Chain(layers, feature, score)
 
 
-def _members(model: Any) -> list[_Member]:
+def _members(model: Any, layer: Optional[str] = None) -> list[_Member]:
     """The classifiers to explain: the model itself, or each member of an ensemble."""
     import keras
 
-    chain = _chain(model)
+    chain = _chain(model, layer)
     if chain is not None:
         return [_Member(chain, None, None)]
-    members = []
+    members, layer_name = [], layer
     for layer in model.layers:
-        if not isinstance(layer, keras.Model) or (chain := _chain(layer)) is None:
+        if not isinstance(layer, keras.Model) or (chain := _chain(layer, layer_name)) is None:
             continue
         node = layer._inbound_nodes[-1]
         source = node.arguments.keras_tensors[0]
@@ -103,8 +154,20 @@ def _members(model: Any) -> list[_Member]:
     return members
 
 
-def _gradcam(chain: _Chain, images: Any, classes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Grad-CAM of one chain for one batch: float32 [B, size] in [0, 1]."""
+def _as_grid(feature: Any) -> Any:
+    """A feature map as [B, h, w, C] (a token sequence's patch tokens laid out on their grid)."""
+    import tensorflow as tf
+
+    grid = _token_grid(feature.shape) if len(feature.shape) == 3 else None
+    if grid is None:
+        return feature
+    extra, side = grid
+    return tf.reshape(feature[:, extra:], (-1, side, side, int(feature.shape[-1])))
+
+
+def _cam(chain: _Chain, images: Any, classes: np.ndarray, size: tuple[int, int], method: str,
+         upsampling: str) -> np.ndarray:
+    """The heatmaps of one chain for one batch: float32 [B, size] in [0, 1]."""
     import tensorflow as tf
 
     x = tf.convert_to_tensor(images, tf.float32)
@@ -116,23 +179,44 @@ def _gradcam(chain: _Chain, images: Any, classes: np.ndarray, size: tuple[int, i
                 feature = x
                 tape.watch(feature)
         score = tf.gather(tf.cast(x, tf.float32), tf.constant(classes, tf.int32), axis=1, batch_dims=1)
-    grads = tf.cast(tape.gradient(score, feature), tf.float32)
-    feature = tf.cast(feature, tf.float32)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * feature, axis=-1, keepdims=True))
-    cam = tf.image.resize(cam, size, method="bilinear")[..., 0].numpy()
-    top = cam.reshape(len(cam), -1).max(axis=1)
-    return np.where(top[:, None, None] > 0, cam / np.maximum(top, 1e-12)[:, None, None], 0.0).astype(np.float32)
+    grads = None if method == "scorecam" else _as_grid(tf.cast(tape.gradient(score, feature), tf.float32))
+    feature = _as_grid(tf.cast(feature, tf.float32))
+    if method == "scorecam":
+        def probabilities(batch: np.ndarray) -> np.ndarray:  # the logits: probabilities saturate
+            out = tf.convert_to_tensor(batch)
+            for layer in chain.layers[: chain.score + 1]:
+                out = layer(out, training=False)
+            return np.asarray(out, np.float32)
+
+        weights = cams.scorecam_weights(feature.numpy(), np.asarray(images, np.float32), classes, probabilities)
+    else:
+        weights = cams.channel_weights(method, feature, grads)
+    cam = tf.nn.relu(tf.reduce_sum(weights * feature, axis=-1)).numpy()
+    offset = stride = None
+    if upsampling == "aligned":
+        seen = (int(images.shape[1]), int(images.shape[2]))
+        if seen not in chain.centres:
+            def run(batch: Any) -> Any:
+                for layer in chain.layers[: chain.feature + 1]:
+                    batch = layer(batch, training=False)
+                return _as_grid(batch)
+
+            chain.centres[seen] = cams.receptive_field_centres(run, seen)
+        offset, stride = chain.centres[seen]
+        scale = np.asarray(size) / np.asarray(seen)  # the maps come back at the caller's size
+        offset, stride = (offset + 0.5) * scale - 0.5, stride * scale
+    return cams.normalise(cams.upsample(cam, size, upsampling, offset, stride))
 
 
 def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], None] = None,
-             batch_size: int = 32, member: Optional[int] = None) -> np.ndarray:
-    """Grad-CAM heatmaps of a tfft model: where it looks when it scores a class.
+             batch_size: int = 32, member: Optional[int] = None, method: str = cams.DEFAULT_METHOD,
+             upsampling: str = cams.DEFAULT_UPSAMPLING, layer: Optional[str] = None) -> np.ndarray:
+    """Class-activation heatmaps of a tfft model: where it looks when it scores a class.
 
-    The gradient of the class's logit (the `logits` layer; the output where there is none) with
-    respect to the backbone's last spatial feature map weights that map's channels. Works on any
-    `model.keras` that `tfft train` writes (backbone nested or flat) and on `tfft ensemble`
-    models (the mean of the members' heatmaps).
+    The backbone's last spatial feature map (or its patch tokens, laid out on their grid) has
+    its channels weighted for the class's logit (the `logits` layer; the output where there is
+    none). Works on any `model.keras` that `tfft train` writes (backbone nested or flat) and on
+    `tfft ensemble` models (the mean of the members' heatmaps).
 
     Args:
         model: a tfft `keras.Model` (raw 0-255 RGB in, probabilities out).
@@ -143,6 +227,11 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
         batch_size: images per forward and backward pass.
         member: for an ensemble, explain only its member K (1-based, ensemble.json's order);
             None: the mean of every member's map.
+        method: `gradcam`, `gradcam++` or `scorecam` (`tfft.models.cam`; benchmarks/RESULTS.md
+            compares them).
+        upsampling: `aligned` (each feature cell at its receptive field's centre) or `bilinear`.
+        layer: the layer whose output is the feature map (in the model or its nested backbone),
+            e.g. an earlier block's for a finer map; None: the last spatial output.
 
     Returns:
         float32 [N, H, W] in [0, 1] at the images' size (1 where the map peaks; all 0 where no location raises the
@@ -160,6 +249,9 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
     if images.ndim != 4 or images.shape[-1] != 3:
         raise UserError("images", f"expected [N, H, W, 3] raw RGB, got shape {images.shape}",
                         "stack the images into one array, 0-255 RGB")
+    for name, value, allowed in (("method", method, cams.METHODS), ("upsampling", upsampling, cams.UPSAMPLING)):
+        if value not in allowed:
+            raise UserError(name, f"got {value!r}", f"one of {', '.join(allowed)}")
     size = (int(images.shape[1]), int(images.shape[2]))
     model_size = tuple(int(d) if d else s for d, s in zip(model.input_shape[1:3], size))
     if model_size != size:  # the model sees them at its input size, the maps come back at theirs
@@ -176,7 +268,7 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
     if count and (classes.min() < 0 or classes.max() >= outputs):
         raise UserError("class_index", f"got {sorted(set(classes.tolist()))}, the model has {outputs} classes",
                         f"give indices 0..{outputs - 1} (labels.txt order)")
-    members = _members(model)
+    members = _members(model, layer)
     if member is not None:
         if not 1 <= int(member) <= len(members):
             raise UserError("member", f"got {member}, this model has {plural(len(members), 'member')}",
@@ -186,13 +278,11 @@ def heatmaps(model: Any, images: Any, class_index: Union[int, Sequence[int], Non
     for start in range(0, count, batch_size):
         batch, wanted = images[start:start + batch_size], classes[start:start + batch_size]
         total = np.zeros((len(batch),) + size, dtype=np.float32)
-        for member in members:
-            x = batch if member.prefix is None else np.asarray(member.prefix([batch], training=False))
-            own = wanted if member.class_map is None else member.class_map[wanted]
-            total += _gradcam(member.chain, x, own, size)
-        top = total.reshape(len(total), -1).max(axis=1)
-        result[start:start + len(batch)] = np.where(top[:, None, None] > 0,
-                                                    total / np.maximum(top, 1e-12)[:, None, None], 0.0)
+        for one in members:
+            x = batch if one.prefix is None else np.asarray(one.prefix([batch], training=False))
+            own = wanted if one.class_map is None else one.class_map[wanted]
+            total += _cam(one.chain, x, own, size, method, upsampling)
+        result[start:start + len(batch)] = cams.normalise(total)
     return result
 
 

@@ -3,7 +3,8 @@
 Everything is inside the file (PNGs base64-embedded, CSS inline, no script, no network), so it
 opens from a mail attachment or a copied folder. It shows what the folder holds, skipping what is
 absent: the config, data counts and bad files, training curves, metrics per split and class, the
-confusion matrix, `tfft evaluate` and `tfft interpret` figures (top losses with heatmaps), and a
+confusion matrix, the val top losses with heatmaps that training draws, `tfft evaluate` and
+`tfft interpret` figures (top losses with heatmaps, galleries), and a
 study's tables (cv, tune, data issues: every CSV and JSON summary in the folder). report.md stays
 for terminals.
 """
@@ -105,6 +106,23 @@ def _csv_section(path: Path) -> list[str]:
     return [f"<h3>{_esc(path.name)}</h3>", _table(rows[0], rows[1:MAX_TABLE_ROWS + 1]), note]
 
 
+def _top_losses_section(root: Path) -> list[str]:
+    """The val top losses that training drew (top_losses.png and .json), or its note when skipped."""
+    summary = read_json(root / layout.TOP_LOSSES_JSON)
+    if not isinstance(summary, dict):
+        return []
+    parts = ["<h2>Top losses (val, at the end of training)</h2>"]
+    if summary.get("note"):
+        parts.append(f'<p class="muted">{_esc(summary["note"])}</p>')
+    if (root / layout.TOP_LOSSES).is_file():
+        parts.append(_figure(root / layout.TOP_LOSSES, root))
+    rows = [r for r in summary.get("top_losses") or [] if isinstance(r, dict)]
+    if rows:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        parts.append(_table(keys, [[r.get(k) for k in keys] for r in rows]))
+    return parts
+
+
 def write_html_report(run_dir: str | os.PathLike) -> Path:
     """Write DIR/report.html: a self-contained page of a run, cv, tune or ensemble folder.
 
@@ -134,7 +152,9 @@ def write_html_report(run_dir: str | os.PathLike) -> Path:
         for split, values in (read_json(path) or {}).items():
             merged.setdefault(f"{split} (tfft evaluate)", values)
     body += _metrics_section(merged)
-    figures = sorted(root.glob("*.png")) + sorted(root.glob(f"{layout.EVAL}/*/*.png"))
+    body += _top_losses_section(root)
+    figures = [p for p in sorted(root.glob("*.png")) if p.name != layout.TOP_LOSSES]
+    figures += sorted(root.glob(f"{layout.EVAL}/*/*.png"))
     interpreted = sorted(root.glob("interpret/*/*.png"), key=lambda p: (p.parent.name, p.name != "top_losses.png",
                                                                          p.name))
     if figures:
@@ -150,7 +170,7 @@ def write_html_report(run_dir: str | os.PathLike) -> Path:
         for path in tables:
             body += _csv_section(path)
     for path in sorted(root.glob("*.json")):
-        if path.name in (layout.METRICS, layout.DATA_REPORT, layout.PHASES):
+        if path.name in (layout.METRICS, layout.DATA_REPORT, layout.PHASES, layout.TOP_LOSSES_JSON):
             continue
         value = read_json(path)
         if value is not None:

@@ -26,6 +26,7 @@ from tfft.reporting.evaluate import evaluate_model
 from tfft.reporting.plots import plot_curves
 from tfft.reporting.report import write_report
 from tfft.reporting.html import write_html_report
+from tfft.reporting.top_losses import write_run_top_losses
 from tfft.training import process_state, rundir
 from tfft.training.assembly import ResolvedRun, resolve
 from tfft.training.preflight import check_config
@@ -520,6 +521,11 @@ class _Run:
             _portable(self.model).save(tmp)
         metrics = self._evaluate()
         self._plots()
+        # -- report.html's val top losses with heatmaps (one batch; a note when there is no val) --
+        from tfft.data import make_dataset
+        val = make_dataset(self.splits, "val", self.cfg.data, seed=self.cfg.seed, training=False) if self.has_val else None
+        write_run_top_losses(self.model, val, self.class_names, self.path, self.asm.task.name == "multi_label")
+        # -- end of the top losses --
         write_json(self.path / layout.METRICS, metrics)
         write_report(self.path)
         write_html_report(self.path)
