@@ -37,6 +37,7 @@ TENSORBOARD = "tensorboard"
 EVAL = "eval"  # eval/<split>/ from `tfft evaluate`; eval/<data slug>-<split>/ from `tfft evaluate --data`
 LR_FIND_PLOT = "lr_find.png"
 LR_FIND_JSON = "lr_find.json"
+EXPORT = "export"  # `tfft export` writes here by default (tfft's own: replaced freely)
 
 FINISHED = (MODEL, METRICS)  # both present: the run finished (metrics.json is written last)
 REQUIRED = (MODEL, CONFIG, LABELS)  # what evaluate, predict and export need

@@ -95,7 +95,7 @@ def test_parity_line_counts_the_clear_images(run_dir, tmp_path):
 
 
 def test_bad_arguments_are_user_errors(run_dir, tmp_path):
-    with pytest.raises(UserError, match="quantization applies to --format tflite"):
+    with pytest.raises(UserError, match="--format savedmodel has quantizations none, got 'int8'"):
         export(run_dir, format="savedmodel", quantize="int8")
     with pytest.raises(UserError, match="expected one of"):
         export(run_dir, format="pb")
@@ -155,7 +155,9 @@ def test_export_overwrite_writes_beside_theuser_files(cli_runner, run_copy, user
     for _ in range(2):  # tfft's own RUN_DIR/export/savedmodel is replaced freely
         result = cli_runner("export", run_copy, "--format", "savedmodel")
         assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (run_copy / "export").iterdir()) == ["savedmodel"]
+    # beside it, the input contract (export.json, README.md) and labels.txt
+    assert sorted(p.name for p in (run_copy / "export").iterdir()) == ["README.md", "export.json", "labels.txt",
+                                                                       "savedmodel"]
 
 
 def test_export_tflite_into_an_existing_folder_and_again_to_the_default(cli_runner, run_copy, user_folder):
