@@ -63,7 +63,7 @@ def _export_formats() -> list[str]:
 @click.option("--format", "fmt", type=LazyChoice(_export_formats), required=True,
               help="A format, or all: every installed format and quantization into one folder, with a table.")
 @click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default=None,
-              help="tflite: dynamic | float16 | int8; onnx: dynamic; openvino: int8 (NNCF). "
+              help="tflite: dynamic | float16 | int8; onnx: dynamic | int8; openvino: int8 (NNCF). "
                    "Default none (--format all: every quantization).")
 @click.option("--out", default=None,
               help="Where to write (default: RUN_DIR/export/...); an existing folder gets model.tflite inside.")

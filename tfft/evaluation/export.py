@@ -18,7 +18,6 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
 
 import numpy as np
 
@@ -28,7 +27,14 @@ from tfft.evaluation import multilabel_eval
 from tfft.evaluation.exporters import EXPORTERS, Exporter, ExportJob
 from tfft.evaluation.exporters.contract import write_contract
 from tfft.evaluation.exporters.images import calibration_images, parity_images
-from tfft.evaluation.exporters.parity import CLEAR_MARGIN, ExportResult, clear_agreement, compare, format_table
+from tfft.evaluation.exporters.parity import (
+    CLEAR_MARGIN,
+    ExportResult,
+    clear_agreement,
+    compare,
+    format_table,
+)
+from tfft.evaluation.exporters.savedmodel import serving_module
 from tfft.layout import EXPORT
 from tfft.training.rundir import Run, is_multi_label, load_model, open_run
 
@@ -62,8 +68,8 @@ def _exporter(format: str, quantize: str) -> Exporter:
 
 
 def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str = "none",
-           out: Optional[str | os.PathLike] = None, parity_images: int = PARITY_IMAGES,
-           overwrite: bool = False, threads: Optional[int] = None) -> ExportResult:
+           out: str | os.PathLike | None = None, parity_images: int = PARITY_IMAGES,
+           overwrite: bool = False, threads: int | None = None) -> ExportResult:
     """Export a run's model.keras and check it in its own runtime against the original.
 
     Args:
@@ -72,7 +78,8 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
             "tflite", "onnx" or "openvino" (raw 0-255 RGB float32 NHWC in, probabilities out).
         quantize: "none"; tflite: "dynamic" (int8 weights), "float16" (float16 weights) or "int8"
             (full-integer, calibrated on training images; float32 I/O kept); onnx: "dynamic"
-            (int8 weights, ONNX Runtime's quantize_dynamic); openvino: "int8" (NNCF, calibrated).
+            (int8 weights, ONNX Runtime's quantize_dynamic: slow on convnets) or "int8" (static
+            QDQ, calibrated); openvino: "int8" (NNCF, calibrated).
         out: where to write (default `RUN_DIR/export/<the format's file name>`, with export.json,
             README.md and labels.txt beside). An existing folder given for a one-file format
             (tflite, onnx) gets the file under its default name.
@@ -111,9 +118,9 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
     return result
 
 
-def export_all(run_dir: str | os.PathLike, out: Optional[str | os.PathLike] = None, quantize: Optional[str] = None,
+def export_all(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, quantize: str | None = None,
                parity_images: int = PARITY_IMAGES, overwrite: bool = False,
-               threads: Optional[int] = None) -> ExportSummary:
+               threads: int | None = None) -> ExportSummary:
     """Export a run to every installed format and each of its quantizations (or only `quantize`)
     into one folder, each checked in its own runtime, with export.json, README.md and labels.txt.
 
@@ -143,8 +150,7 @@ def export_all(run_dir: str | os.PathLike, out: Optional[str | os.PathLike] = No
                 continue
             missing = exporter.missing(variant)
             if missing:
-                summary.skipped.append(f"{name} {variant}: needs {', '.join(missing)} "
-                                       f"(pip install {' '.join(missing)})")
+                summary.skipped.append(f"{name} {variant}: needs {', '.join(missing)} ({exporter.install_hint(missing)})")
             else:
                 chosen.append((exporter, variant))
     if not chosen:
@@ -161,24 +167,28 @@ class _Checker:
     """One run's model, parity images, model.keras' probabilities and calibration images, loaded
     once for any number of exports (a context manager: its scratch folder is removed on exit)."""
 
-    def __init__(self, run: Run, limit: int, threads: Optional[int]):
+    def __init__(self, run: Run, limit: int, threads: int | None):
         self.run = run
         self.limit = limit
         self.threads = int(threads or os.cpu_count() or 1)
         self.thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
                            if is_multi_label(run) else None)
-        self._calibration: Optional[list] = None
+        self._calibration: list | None = None
 
-    def __enter__(self) -> "_Checker":
+    def __enter__(self) -> _Checker:
         # builtin:/tfds: sources have no files: their parity and calibration images are written here.
         self._scratch = tempfile.TemporaryDirectory(prefix="tfft-export-")
         self.scratch = Path(self._scratch.name)
-        self.model = load_model(self.run)
-        self.paths, self.images, self.labels = parity_images(self.run, self.limit, self.scratch)
-        self.reference = keras_probs(self.model, self.images)
+        try:
+            self.model = load_model(self.run)
+            self.paths, self.images, self.labels = parity_images(self.run, self.limit, self.scratch)
+            self.reference = keras_probs(self.model, self.images)
+        except BaseException:
+            self._scratch.cleanup()
+            raise
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._scratch.cleanup()
 
     def calibration(self) -> list:
@@ -217,6 +227,7 @@ def sizes(path: Path) -> tuple[int, int]:
 
 # The names tests and callers used before the exporters became a registry.
 _keras_probs = keras_probs
+_serving_module = serving_module
 
 
 def _parity_images(run: Run, limit: int, scratch: Path) -> tuple[list[str], list[np.ndarray]]:
@@ -224,5 +235,14 @@ def _parity_images(run: Run, limit: int, scratch: Path) -> tuple[list[str], list
     return paths, images
 
 
-__all__ = ["CLEAR_MARGIN", "ExportResult", "ExportSummary", "FORMATS", "QUANTIZATIONS", "clear_agreement",
-           "export", "export_all", "format_table"]
+__all__ = [
+    "CLEAR_MARGIN",
+    "FORMATS",
+    "QUANTIZATIONS",
+    "ExportResult",
+    "ExportSummary",
+    "clear_agreement",
+    "export",
+    "export_all",
+    "format_table",
+]

@@ -13,10 +13,24 @@ Example:
 
 from __future__ import annotations
 
+# isort: off
 # In this order (the CLI lists them so): each module registers its exporter when imported.
-from tfft.evaluation.exporters import savedmodel, tflite, onnx, openvino  # noqa: F401, I001
-from tfft.evaluation.exporters.base import EXPORTERS, Exporter, ExportJob, RuntimeCheck, installed_formats
-from tfft.evaluation.exporters.parity import CLEAR_MARGIN, ExportResult, clear_agreement, compare, format_table
+from tfft.evaluation.exporters import savedmodel, tflite, onnx, openvino  # noqa: F401
+# isort: on
+from tfft.evaluation.exporters.base import (
+           EXPORTERS,
+           Exporter,
+           ExportJob,
+           RuntimeCheck,
+           installed_formats,
+)
+from tfft.evaluation.exporters.parity import (
+           CLEAR_MARGIN,
+           ExportResult,
+           clear_agreement,
+           compare,
+           format_table,
+)
 
 __all__ = ["CLEAR_MARGIN", "EXPORTERS", "ExportJob", "ExportResult", "Exporter", "RuntimeCheck", "clear_agreement",
            "compare", "format_table", "installed_formats"]

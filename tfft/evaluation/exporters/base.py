@@ -22,16 +22,17 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 
 from tfft.errors import UserError
 from tfft.registry import Registry
 
-EXPORTERS: Registry[type["Exporter"]] = Registry("export format", where="--format")
+EXPORTERS: Registry[type[Exporter]] = Registry("export format", where="--format")
 LATENCY_RUNS = 20
 RUNTIME_SCRIPT = Path(__file__).with_name("runtime_check.py")
 
@@ -44,8 +45,8 @@ class ExportJob:
     run: Any  # tfft.training.rundir.Run
     quantize: str = "none"
     scratch: Path = Path(".")
-    thresholds: Optional[Any] = None
-    calibration: Callable[[], list] = field(default=lambda: [])
+    thresholds: Any | None = None
+    calibration: Callable[[], list] = field(default=list)
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Exporter:
     quantizations: tuple[str, ...] = ("none",)
     modules: tuple[str, ...] = ()
     runtime_modules: tuple[str, ...] = ()
-    quantize_modules: dict[str, tuple[str, ...]] = {}
+    quantize_modules: ClassVar[dict[str, tuple[str, ...]]] = {}
     is_folder = False
     inputs = "images"
 
@@ -99,15 +100,18 @@ class Exporter:
     def installed(self, quantize: str = "none") -> bool:
         return not self.missing(quantize)
 
+    def install_hint(self, missing: list[str]) -> str:
+        """How to install what is missing: the extra, or the modules when there is none."""
+        return f"pip install 'tfft[{self.extra}]'" if self.extra else "pip install " + " ".join(missing)
+
     def require(self, quantize: str = "none") -> None:
         """A `UserError` naming the extra when something this export needs is not installed."""
         missing = self.missing(quantize)
         if missing:
-            extra = f"pip install 'tfft[{self.extra}]'" if self.extra else "pip install " + " ".join(missing)
-            if quantize in self.quantize_modules and set(missing) <= set(self.quantize_modules[quantize]):
-                extra = "pip install " + " ".join(missing)
-            raise UserError(f"--format {self.name}", f"needs {', '.join(missing)}, which is not installed",
-                            f"{extra}; the formats installed here: {', '.join(installed_formats())}")
+            raise UserError(f"--format {self.name}" + (f" --quantize {quantize}" if quantize != "none" else ""),
+                            f"needs {', '.join(missing)}, which is not installed",
+                            f"{self.install_hint(missing)}; the formats installed here: "
+                            f"{', '.join(installed_formats())}")
 
     def export(self, model, path: Path, job: ExportJob) -> None:
         """Write `model` (a Keras model taking raw 0-255 RGB float32 NHWC) to `path`."""
@@ -135,7 +139,7 @@ def run_in_subprocess(runtime: str, path: Path, images: np.ndarray, threads: int
         # openvino.py would shadow the real modules) comes first on sys.path.
         proc = subprocess.run([sys.executable, "-c", RUNTIME_SCRIPT.read_text(encoding="utf-8"), runtime,
                                str(Path(path).resolve()), folder, str(threads), str(LATENCY_RUNS)],
-                              cwd=folder, env=env, capture_output=True, text=True)
+                              cwd=folder, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"checking the {runtime} export in its runtime failed:\n{proc.stderr[-3000:]}")
         report = json.loads((Path(folder) / "report.json").read_text(encoding="utf-8"))
@@ -185,7 +189,12 @@ def float32_function(model, image_size):
     model = with_dtype_policy(model, "float32")
     height, width = int(image_size[0]), int(image_size[1])
     spec = tf.TensorSpec([None, height, width, 3], tf.float32, name="image")
-    return tf.function(lambda image: model(image, training=False), input_signature=[spec]), spec
+
+    def serve(image):
+        return model(image, training=False)
+
+    # autograph off: a Keras model call needs no conversion (and autograph warns on the closure)
+    return tf.function(serve, input_signature=[spec], autograph=False), spec
 
 
 __all__ = ["EXPORTERS", "ExportJob", "Exporter", "RuntimeCheck", "installed_formats", "run_in_subprocess"]

@@ -9,8 +9,9 @@ order; the SavedModel's `serving_default` takes encoded image bytes and decodes 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from tfft.atomic import write_json, write_text
 from tfft.evaluation import multilabel_eval
@@ -21,7 +22,7 @@ METADATA = "export.json"
 README = "README.md"
 
 
-def contract(run: Any, thresholds: Optional[Any] = None) -> dict[str, Any]:
+def contract(run: Any, thresholds: Any | None = None) -> dict[str, Any]:
     """The input and output contract of a run's exports, as `export.json` states it."""
     height, width = (int(v) for v in run.image_size)
     document: dict[str, Any] = {
@@ -40,7 +41,7 @@ def contract(run: Any, thresholds: Optional[Any] = None) -> dict[str, Any]:
     return document
 
 
-def write_contract(folder: Path, run: Any, results: Sequence[ExportResult], thresholds: Optional[Any] = None) -> None:
+def write_contract(folder: Path, run: Any, results: Sequence[ExportResult], thresholds: Any | None = None) -> None:
     """Write labels.txt, export.json (the contract and one entry per export file, merged with the
     entries already there) and README.md into `folder`."""
     metadata_path = folder / METADATA

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -46,7 +45,7 @@ def _generated_files(run: Run, split: str, limit: int, scratch: Path) -> tuple[l
     return paths, labels
 
 
-def _split_paths(run: Run, split: str, limit: int, scratch: Path) -> tuple[list[str], Optional[list[int]]]:
+def _split_paths(run: Run, split: str, limit: int, scratch: Path) -> tuple[list[str], list[int] | None]:
     if str(run.config.data.source).startswith(("builtin:", "tfds:")):
         paths, labels = _generated_files(run, split, limit, scratch)
         return paths, (None if is_multi_label(run) else labels)
@@ -56,7 +55,7 @@ def _split_paths(run: Run, split: str, limit: int, scratch: Path) -> tuple[list[
     return paths, [int(label) for label in labels]
 
 
-def parity_images(run: Run, limit: int, scratch: Path) -> tuple[list[str], list[np.ndarray], Optional[list[int]]]:
+def parity_images(run: Run, limit: int, scratch: Path) -> tuple[list[str], list[np.ndarray], list[int] | None]:
     """Up to `limit` validation images (every n-th file), decoded as in training, and their labels
     (single-label runs; None otherwise)."""
     for split in ("val", "test", "train"):

@@ -2,18 +2,25 @@
 
 Converted with `openvino.convert_model` from the model's tf.function (raw 0-255 RGB float32 NHWC
 in, probabilities out). `int8` is NNCF post-training quantization calibrated on training images
-(needs `pip install nncf`).
+(`nncf`, in the openvino extra).
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from tfft.evaluation.exporters.base import (EXPORTERS, Exporter, ExportJob, float32_function, replace,
-                                            temporary_folder)
+from tfft.evaluation.exporters.base import (
+    EXPORTERS,
+    Exporter,
+    ExportJob,
+    float32_function,
+    replace,
+    temporary_folder,
+)
 
 
 @EXPORTERS.register("openvino")
@@ -25,7 +32,7 @@ class OpenVinoExporter(Exporter):
     file_name = "openvino"
     quantizations = ("none", "int8")
     modules = ("tensorflow", "openvino")
-    quantize_modules = {"int8": ("nncf",)}
+    quantize_modules: ClassVar[dict[str, tuple[str, ...]]] = {"int8": ("nncf",)}
     is_folder = True
 
     def export(self, model, path: Path, job: ExportJob) -> None:

@@ -10,8 +10,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,17 +38,17 @@ class ExportResult:
     quantize: str = "none"
     parity_images: int = 0
     # Multi-label runs: % of images on which each label is decided (at its threshold) as model.keras decides it.
-    parity_labels: Optional[dict[str, float]] = None
+    parity_labels: dict[str, float] | None = None
     # Single-label: top-1 agreement over the "clear" images (model.keras' top-1 margin >= CLEAR_MARGIN),
     # None when there was none, and how many they were.
-    parity_clear_top1: Optional[float] = None
+    parity_clear_top1: float | None = None
     parity_clear_images: int = 0
     gzip_bytes: int = 0  # the export gzip-compressed (a folder: its files, each compressed, summed)
     runtime: str = ""  # what ran the check, e.g. "onnxruntime 1.32.0"
     threads: int = 0  # the runtime's intra-op threads for the latency
     tensorflow_loaded: bool = True  # TensorFlow was imported where the check ran
-    accuracy: Optional[float] = None  # single-label: % of the parity images the export labels right
-    reference_accuracy: Optional[float] = None  # the same for model.keras
+    accuracy: float | None = None  # single-label: % of the parity images the export labels right
+    reference_accuracy: float | None = None  # the same for model.keras
 
     def parity_line(self) -> str:
         """`parity: top1 agreement A%, max abs diff D` (the contract's last line), then for a
@@ -69,7 +70,7 @@ class ExportResult:
 
 
 def clear_agreement(reference: np.ndarray, exported: np.ndarray, margin: float = CLEAR_MARGIN
-                    ) -> tuple[Optional[float], int]:
+                    ) -> tuple[float | None, int]:
     """Top-1 agreement (%) over the images whose reference top-1 probability leads the second by
     at least `margin`, and how many those were (None and 0 when none).
 
@@ -89,8 +90,8 @@ def clear_agreement(reference: np.ndarray, exported: np.ndarray, margin: float =
     return float(agree.mean() * 100.0), count
 
 
-def compare(reference: np.ndarray, exported: np.ndarray, labels: Optional[Sequence[int]] = None,
-            thresholds: Optional[Any] = None, class_names: Optional[list[str]] = None) -> dict[str, Any]:
+def compare(reference: np.ndarray, exported: np.ndarray, labels: Sequence[int] | None = None,
+            thresholds: Any | None = None, class_names: list[str] | None = None) -> dict[str, Any]:
     """The parity numbers of `exported` probabilities against model.keras' `reference` (the
     `ExportResult` fields): top-1 agreement, max abs diff, clear-image agreement, per-label
     agreement (multi-label, with `thresholds`), and accuracy on `labels` when given."""

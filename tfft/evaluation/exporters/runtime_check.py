@@ -50,8 +50,8 @@ def openvino_runner(path: str, threads: int):
 def tflite_runner(path: str, threads: int):
     """The LiteRT interpreter (ai-edge-litert), or TensorFlow's when it is not installed."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
         from ai_edge_litert import __version__ as version
+        from ai_edge_litert.interpreter import Interpreter
         name = f"ai-edge-litert {version}"
     except ImportError:
         import tensorflow as tf

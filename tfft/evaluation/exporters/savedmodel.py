@@ -10,18 +10,25 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from tfft.data.files import decode_bytes
 from tfft.evaluation import multilabel_eval
-from tfft.evaluation.exporters.base import (EXPORTERS, LATENCY_RUNS, Exporter, ExportJob, RuntimeCheck, replace,
-                                            temporary_folder)
+from tfft.evaluation.exporters.base import (
+    EXPORTERS,
+    LATENCY_RUNS,
+    Exporter,
+    ExportJob,
+    RuntimeCheck,
+    replace,
+    temporary_folder,
+)
 from tfft.evaluation.exporters.runtime_check import median_latency_ms
 
 
-def serving_module(model, class_names: list[str], image_size: tuple[int, int], thresholds: Optional[Any] = None,
+def serving_module(model, class_names: list[str], image_size: tuple[int, int], thresholds: Any | None = None,
                    fast_decode: bool = True):
     """The serving module; with `thresholds` (a multi-label run) `label` joins every label at or
     above its threshold with a space; JPEGs decode as `data.fast_decode` says (`Run.fast_decode`)."""
