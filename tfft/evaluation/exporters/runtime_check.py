@@ -20,13 +20,16 @@ import numpy as np
 
 
 def onnx_runner(path: str, threads: int):
-    """ONNX Runtime on the CPU, all graph optimisations, `threads` intra-op threads."""
+    """ONNX Runtime on the CPU, all graph optimisations, `threads` intra-op threads, no spinning."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # ALL: the blocked NCHWc convolutions, 4x faster than BASIC/EXTENDED on Lite0; no spinning:
+    # idle threads that spin cost more than they save on a shared CPU (benchmarks/RESULTS.md).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return (lambda x: session.run(None, {name: x})[0]), f"onnxruntime {ort.__version__}"
