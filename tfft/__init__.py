@@ -31,6 +31,7 @@ __all__ = [
     "ensemble",
     "evaluate",
     "export",
+    "export_all",
     "heatmaps",
     "interpret",
     "load_config",
@@ -202,18 +203,31 @@ def ensemble(run_dirs: list, out: str, data: Optional[str] = None, split: str = 
 
 
 def export(run_dir: str, format: str = "savedmodel", quantize: str = "none", out: Optional[str] = None,
-           overwrite: bool = False) -> Any:
-    """Export a run's model as a SavedModel (bytes in) or TFLite, checking parity.
+           overwrite: bool = False, threads: Optional[int] = None) -> Any:
+    """Export a run's model (savedmodel, tflite, onnx, openvino), checked in its own runtime.
 
     An `out` that exists, holds files or holds the run is refused unless `overwrite` (which
-    replaces only the export's own files).
+    replaces only the export's own files). See `tfft.evaluation.export.export`.
 
     Example:
     >>> tfft.export("runs/quickstart", format="tflite", quantize="int8")  # doctest: +SKIP
     """
     from tfft.evaluation.export import export as _export
 
-    return _export(run_dir, format=format, quantize=quantize, out=out, overwrite=overwrite)
+    return _export(run_dir, format=format, quantize=quantize, out=out, overwrite=overwrite, threads=threads)
+
+
+def export_all(run_dir: str, out: Optional[str] = None, quantize: Optional[str] = None, overwrite: bool = False,
+               threads: Optional[int] = None) -> Any:
+    """Export a run to every installed format and quantization into one folder (default
+    RUN_DIR/export), each checked in its own runtime; `.table()` is the deployment table.
+
+    Example:
+    >>> print(tfft.export_all("runs/quickstart", out="deploy").table())  # doctest: +SKIP
+    """
+    from tfft.evaluation.export import export_all as _export_all
+
+    return _export_all(run_dir, out=out, quantize=quantize, overwrite=overwrite, threads=threads)
 
 
 def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: Optional[str] = None,

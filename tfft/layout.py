@@ -39,6 +39,7 @@ LR_FIND_PLOT = "lr_find.png"
 LR_FIND_JSON = "lr_find.json"
 TOP_LOSSES = "top_losses.png"  # the val top losses with heatmaps that training draws for report.html
 TOP_LOSSES_JSON = "top_losses.json"
+EXPORT = "export"  # `tfft export` writes here by default (tfft's own: replaced freely)
 
 FINISHED = (MODEL, METRICS)  # both present: the run finished (metrics.json is written last)
 REQUIRED = (MODEL, CONFIG, LABELS)  # what evaluate, predict and export need

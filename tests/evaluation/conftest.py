@@ -50,3 +50,18 @@ def run_dir(tmp_path_factory, pets_mini) -> Path:
 @pytest.fixture
 def run_copy(run_dir, tmp_path) -> Path:
     return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+@pytest.fixture(scope="session")
+def deployed(run_dir, tmp_path_factory) -> tuple[Path, str]:
+    """`tfft export RUN --format all --out DEPLOY` of the tiny run, once per session: the folder
+    (every installed format and quantization, export.json, README.md, labels.txt) and the CLI's output."""
+    from click.testing import CliRunner
+
+    from tfft.cli.main import cli
+
+    folder = tmp_path_factory.mktemp("deploy") / "deploy"
+    result = CliRunner().invoke(cli, ["export", str(run_dir), "--format", "all", "--out", str(folder)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return folder, result.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tfft.cli.options import LazyChoice
+
 
 @click.command()
 @click.argument("run_dir", type=str)
@@ -49,23 +51,43 @@ def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: boo
                (" (the error column says why)" if failed else ""), err=True)
 
 
+def _export_formats() -> list[str]:
+    """The registered export formats and `all` (tfft.evaluation.exporters.EXPORTERS)."""
+    from tfft.evaluation.exporters import EXPORTERS
+
+    return EXPORTERS.names() + ["all"]
+
+
 @click.command()
 @click.argument("run_dir", type=str)
-@click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "onnx"]), required=True)
-@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default="none",
-              show_default=True, help="TFLite only.")
+@click.option("--format", "fmt", type=LazyChoice(_export_formats), required=True,
+              help="A format, or all: every installed format and quantization into one folder, with a table.")
+@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default=None,
+              help="tflite: dynamic | float16 | int8; onnx: dynamic | int8; openvino: int8 (NNCF). "
+                   "Default none (--format all: every quantization).")
 @click.option("--out", default=None,
               help="Where to write (default: RUN_DIR/export/...); an existing folder gets model.tflite inside.")
 @click.option("--overwrite", is_flag=True,
               help="Write into an --out that already holds files (only the export's own files are replaced).")
-def export(run_dir: str, fmt: str, quantize: str, out: str | None, overwrite: bool) -> None:
-    """Export RUN_DIR's model; the last line is the parity check against model.keras."""
-    from tfft.evaluation.export import export as run_export
+@click.option("--threads", type=int, default=None, help="The runtime's threads for the latency (default: every core).")
+def export(run_dir: str, fmt: str, quantize: str | None, out: str | None, overwrite: bool,
+           threads: int | None) -> None:
+    """Export RUN_DIR's model, checked in its own runtime; the last line is the parity check against model.keras."""
+    from tfft import export as run_export, export_all
 
-    result = run_export(run_dir, format=fmt, quantize=quantize, out=out, overwrite=overwrite)
+    if fmt == "all":
+        summary = export_all(run_dir, out=out, quantize=quantize, overwrite=overwrite, threads=threads)
+        click.echo(summary.table())
+        for line in summary.skipped:
+            click.echo(f"skipped {line}")
+        click.echo(f"wrote {summary.folder}")
+        return
+    result = run_export(run_dir, format=fmt, quantize=quantize or "none", out=out, overwrite=overwrite,
+                        threads=threads)
     click.echo(f"wrote {result.path}")
-    click.echo(f"size: {result.size_bytes / 1e6:.3f} MB ({result.size_bytes} bytes)")
-    click.echo(f"latency: {result.latency_ms:.3f} ms per image (median of 20, batch 1, this CPU)")
+    click.echo(f"size: {result.size_bytes / 1e6:.3f} MB ({result.size_bytes} bytes), gzip {result.gzip_bytes / 1e6:.3f} MB")
+    click.echo(f"latency: {result.latency_ms:.3f} ms per image (median of 20, batch 1, {result.threads} threads, "
+               f"{result.runtime}, this CPU)")
     click.echo(result.parity_line())
 
 

@@ -24,3 +24,23 @@ def load_cli_config(config: str, overrides: tuple[str, ...], check: bool = True)
     if check:
         check_config(cfg)
     return cfg
+
+
+class LazyChoice(click.Choice):
+    """A `click.Choice` whose names come from `names()` when first needed (parsing, --help), so
+    that importing the CLI does not import the registry's module (e.g. every exporter)."""
+
+    def __init__(self, names, case_sensitive: bool = True):
+        self._names = names
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self._choices is None:
+            self._choices = tuple(self._names())
+        return self._choices
+
+    @choices.setter
+    def choices(self, value) -> None:
+        self._choices = tuple(value)

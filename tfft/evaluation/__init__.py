@@ -11,7 +11,8 @@ inside the functions that need it.
 from __future__ import annotations
 
 from tfft.evaluation.core import evaluate_run, predict_files
-from tfft.evaluation.export import ExportResult, export
+from tfft.evaluation.export import ExportResult, ExportSummary, export, export_all
+from tfft.evaluation.exporters import EXPORTERS, Exporter
 from tfft.evaluation.predict import format_rows, predict
 from tfft.reporting.evaluate import evaluate_model
 from tfft.reporting.metrics import binary_roc_auc, compute_metrics, confusion_matrix, format_table
@@ -19,13 +20,17 @@ from tfft.reporting.plots import plot_confusion_matrix, plot_curves, plot_galler
 from tfft.reporting.report import write_report
 
 __all__ = [
+    "EXPORTERS",
     "ExportResult",
+    "ExportSummary",
+    "Exporter",
     "binary_roc_auc",
     "compute_metrics",
     "confusion_matrix",
     "evaluate_model",
     "evaluate_run",
     "export",
+    "export_all",
     "format_rows",
     "format_table",
     "plot_confusion_matrix",
