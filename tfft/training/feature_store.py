@@ -3,9 +3,9 @@
 `tfft.training.feature_cache` computes a frozen backbone's features once per phase; this store
 keeps them on disk, one row per image, so that the next run over the same images with the same
 feature model (a cross-validation fold on another subset, a tuning trial, a repeated run, in this
-process or another) reads them instead of computing them. (`feature_cache.FeatureStore` is the
-in-memory counterpart `tfft tune` passes to `tfft.train`: whole caches, augmented copies included,
-within one process.)
+process or another) reads them instead of computing them. `FeatureStore` (below) is the
+in-memory tier `tfft tune` passes to `tfft.train`: whole caches, augmented copies included, within
+one process, by the same `model_digest`.
 
 Keys are exact, so a stale entry is never read:
 
@@ -365,3 +365,67 @@ class StoredFeatures:
                 f"{self.misses} computed")
         self.pending, self.hits, self.misses = {}, 0, 0
         return line
+
+
+class FeatureStore:
+    """Backbone features kept in memory across the runs of one process (`tfft tune`'s trials).
+
+    A head-only trial that changes the rate, dropout or epochs runs the same frozen backbone
+    over the same images as the trial before it; with a store passed to `tfft.train` only the
+    first trial computes the features. An entry's key is the feature model's `model_digest` (so a
+    different backbone, weights file, input size, preprocessing or pooling never matches) and a
+    digest of everything else the features depend on (the data section and the split lists, the
+    seed, the precision and, for augmented passes, the augmentation and the epochs they stand for).
+
+    Args:
+        max_entries: entries kept (the least recently used beyond this are dropped).
+
+    Example:
+    >>> store = FeatureStore()
+    >>> result = tfft.train(cfg, feature_store=store)  # doctest: +SKIP
+    >>> store.hits, store.misses  # doctest: +SKIP
+    (0, 1)
+    """
+
+    def __init__(self, max_entries: int = 4):
+        import collections
+
+        self.max_entries = int(max_entries)
+        self._entries: "collections.OrderedDict[str, dict[str, Any]]" = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, feature_model: Any, depends_on: dict[str, Any]) -> str:
+        """The entry key: `model_digest(feature_model)` (weights, layers and their settings: the
+        pooling, the input size, the preprocessing) and `depends_on`, the JSON-able rest the
+        features depend on (the data's settings and split lists, the seed, the precision...)."""
+        import json
+
+        digest = hashlib.sha256(json.dumps(depends_on, sort_keys=True, default=str).encode())
+        digest.update(model_digest(feature_model).encode())
+        return digest.hexdigest()
+
+    def restore(self, key: str, cache: Any) -> bool:
+        """Fill `cache` from the entry `key`; False (a miss) when there is none."""
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return False
+        self._entries.move_to_end(key)
+        cache.copies = list(entry["copies"])
+        cache.first_epoch = entry["first_epoch"]
+        cache.shuffled_base = entry["shuffled_base"]
+        cache.val = entry["val"]
+        self.hits += 1
+        return True
+
+    def store(self, key: str, cache: Any) -> None:
+        """Keep `cache`'s features under `key`."""
+        self._entries[key] = {"copies": list(cache.copies), "first_epoch": cache.first_epoch,
+                              "shuffled_base": cache.shuffled_base, "val": cache.val}
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
