@@ -100,3 +100,23 @@ def test_groups_of_files_leave_out_unreadable_and_singletons(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"no")
     every = paths + [str(tmp_path / "3_small.jpg"), str(tmp_path / "broken.jpg")]
     assert near_duplicate_groups(every) == [[paths[3], str(tmp_path / "3_small.jpg")]]
+
+
+def test_hashes_are_reused_until_the_file_changes(tmp_path):
+    """cv planning and `data issues` hash the same files: the second time reads the memo."""
+    import os
+
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    path = tmp_path / "a.bmp"  # uncompressed: two pictures of one size are files of one size
+    pictures = [Image.fromarray(rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8)).resize((64, 64)) for _ in range(2)]
+    pictures[0].save(path)
+    first, _ = phash_hashes([path])
+    stat = os.stat(path)
+    pictures[1].save(path)
+    assert os.stat(path).st_size == stat.st_size  # same size and mtime: taken for the same file
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert phash_hashes([path])[0] == first  # not decoded again
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert phash_hashes([path])[0] != first  # changed: hashed again
