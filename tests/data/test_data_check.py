@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tfft.data import check_folder
@@ -131,3 +132,24 @@ def test_one_class_is_counted_in_the_singular(tmp_path, cli_runner):
     result = cli_runner("data", "check", tmp_path / "d")
     assert result.exit_code == 2 and "1 readable image in 1 class\n" in result.output, result.output  # train refuses one class
     assert "found 1 class in" in result.output and "class(es)" not in result.output
+
+
+def test_near_duplicates_flag_lists_groups_without_a_model(tmp_path, cli_runner):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        for k in range(4):
+            coarse = rng.uniform(0, 255, (5, 5, 3)).astype(np.uint8)
+            Image.fromarray(coarse).resize((64, 64), Image.Resampling.BICUBIC).save(root / name / f"{k}.png")
+    original = root / "cat" / "0.png"
+    Image.open(original).resize((40, 40)).save(root / "dog" / "copy_of_cat0.jpg", quality=80)
+    result = cli_runner("data", "check", root, "--near-duplicates", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["near_duplicate_groups"] == [[str(original), str(root / "dog" / "copy_of_cat0.jpg")]]
+    text = cli_runner("data", "check", root, "--near-duplicates")
+    assert text.exit_code == 0 and "near-duplicates (perceptual hash within 8 of 64 bits): 2 images in 1 group" in text.stdout
+    assert "near_duplicate_groups" not in check_folder(root)  # only when asked for

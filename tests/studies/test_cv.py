@@ -252,3 +252,36 @@ def test_run_dir_with_user_files_is_refused(tmp_path, cv_data, cli_runner, user_
     result = cli_runner("cv", config, "--folds", "2", "--run-dir", user_folder)
     assert result.exit_code == 2 and f"--run-dir {user_folder}: already holds files" in result.output, result.output
     assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]
+
+
+def test_sparse_fold_assignment_equals_the_dense_one():
+    """`assign_folds` keeps each group's class counts sparse; its folds are those of the dense
+    groups x classes matrix it replaced, on imbalanced labels with near-duplicate groups."""
+    from tfft.studies.cv import assign_folds
+
+    def dense(labels, groups, folds, seed):
+        num_classes = int(labels.max()) + 1
+        unique, group_index = np.unique(groups, return_inverse=True)
+        counts = np.zeros((len(unique), num_classes))
+        np.add.at(counts, (group_index, labels), 1.0)
+        target = counts.sum(axis=0) / folds
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xC5])
+        shuffled = rng.permutation(len(unique))
+        rarity = (counts / np.maximum(counts.sum(axis=0), 1)).max(axis=1)
+        order = shuffled[np.lexsort((-rarity[shuffled], -counts[shuffled].sum(axis=1)))]
+        per_fold, chosen, scale = np.zeros((folds, num_classes)), np.zeros(len(unique), np.int64), np.maximum(target, 1e-9)
+        for g in order:
+            after = per_fold + counts[g]
+            cost = (((after - target) / scale) ** 2).sum(axis=1) - (((per_fold - target) / scale) ** 2).sum(axis=1)
+            best = np.lexsort((np.arange(folds), per_fold.sum(axis=1), np.round(cost, 9)))[0]
+            chosen[g] = best
+            per_fold[best] += counts[g]
+        return chosen[group_index] + 1
+
+    rng = np.random.default_rng(4)
+    for n, classes, folds in ((1040, 2, 5), (3000, 40, 3), (500, 7, 4)):
+        labels = np.minimum(rng.geometric(0.3, n) - 1, classes - 1)
+        groups = np.arange(n)
+        groups[rng.choice(n, n // 10)] = rng.integers(0, n, n // 10)  # some near-duplicate clusters
+        for seed in (0, 7):
+            np.testing.assert_array_equal(assign_folds(labels, groups, folds, seed), dense(labels, groups, folds, seed))

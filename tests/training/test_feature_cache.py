@@ -265,3 +265,39 @@ def test_the_feature_store_key_holds_the_settings_of_weightless_layers():
     store = FeatureStore()
     assert store.key(features(1 / 255), {}) == store.key(features(1 / 255), {})
     assert store.key(features(1 / 255), {}) != store.key(features(1 / 127.5), {})
+
+
+def test_the_cache_holds_its_features_about_once():
+    """Filling a flip cache and training epochs from it allocate little beyond the features: rows go
+    into one array per flip, and batches are gathered by index (no shuffled or stacked copies)."""
+    import tracemalloc
+
+    import keras
+    import tensorflow as tf
+
+    from tfft.training.feature_cache import FeatureCache
+
+    n, dim = 3000, 256
+    inputs = keras.Input((2, 2, 3))
+    features = keras.Model(inputs, keras.layers.Dense(dim)(keras.layers.Flatten()(inputs)))
+    head_in = keras.Input((dim,))
+    cache = FeatureCache(features, keras.Model(head_in, keras.layers.Dense(2)(head_in)), seed=3, batch_size=50)
+    images = np.random.default_rng(0).uniform(0, 255, (n, 2, 2, 3)).astype(np.float32)
+    labels = np.eye(2, dtype=np.float32)[np.arange(n) % 2]
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(500)
+    stored = 2 * n * dim * 4
+    tracemalloc.start()
+    cache.fill_flips(data, n, [(False, False), (True, False)])
+    filled = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    expected = cache._epoch_rows(2)  # all rows of epoch 2 at once: the batches must be these, in order
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    batches = list(cache._gather(*cache._epoch_plan(2), s, s + 50) for s in range(0, n, 50))
+    gathered = tracemalloc.get_traced_memory()[1] - before - sum(f.nbytes + y.nbytes for f, y in batches)
+    tracemalloc.stop()
+    assert filled < 1.2 * stored, (filled, stored)
+    assert gathered < 0.05 * stored, (gathered, stored)
+    np.testing.assert_array_equal(np.concatenate([f for f, _ in batches]), expected[0])
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), expected[1])
+    keras.backend.clear_session()

@@ -99,3 +99,40 @@ def test_a_second_run_reads_every_frozen_feature(tmp_path, capsys):
     assert len(lines) == 2 and all(line.endswith(" 0 computed") for line in lines), lines
     rows = [list(csv.DictReader(open(r.run_dir / "history.csv"))) for r in (first, second)]
     assert [r["loss"] for r in rows[0]] == [r["loss"] for r in rows[1]]  # the same features, bit for bit
+
+
+def test_a_pass_over_the_bound_is_kept_and_older_ones_go_first(tmp_path, caplog):
+    import logging
+
+    store = DiskFeatureStore(tmp_path, 10**9)
+    keys = [image_digests(_images(40, seed=i)) for i in range(3)]
+    features = [np.random.default_rng(i).normal(size=(40, 64)).astype(np.float32) for i in range(3)]
+    store.add("m", keys[0], features[0])
+    store.add("m", keys[1], features[1])
+    shards = sorted((tmp_path / "m").glob("*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    os.utime(shards[0], (1000, 1000))
+    os.utime(shards[1], (2000, 2000))
+    one = shards[0].stat().st_size
+    store.index("m").rows_at(store.index("m").find(keys[0][:1]))  # reading shard 0 makes it recent
+    store.max_bytes = 2 * one + 10
+    store.add("m", keys[2], features[2])  # over the bound: the least recently used (shard 1) goes
+    index = store.index("m")
+    assert (index.find(keys[1]) < 0).all() and (index.find(keys[0]) >= 0).all()
+    np.testing.assert_array_equal(index.rows_at(index.find(keys[2][::-1])), features[2][::-1])
+    store.max_bytes = one // 2  # one pass alone is larger than the bound: it stays, the rest goes
+    with caplog.at_level(logging.WARNING, logger="tfft.training.feature_store"):
+        store.add("m", keys[1], features[1])
+    index = store.index("m")
+    assert len(index.shards) == 1 and (index.find(keys[1]) >= 0).all() and len(index) == 40
+    assert "alone is over the store's bound" in caplog.text
+
+
+def test_a_view_reads_keys_at_open_and_rows_lazily(tmp_path):
+    store = DiskFeatureStore(tmp_path, 10**9)
+    for i in range(3):
+        store.add("m", image_digests(_images(30, seed=i)), np.full((30, 8), i, np.float32))
+    index = store.index("m")
+    assert len(index) == 90 and index._features == {}  # nothing but keys read at open
+    got = index.rows_at(index.find(image_digests(_images(30, seed=1))[[3, 1]]))
+    assert got.tolist() == [[1.0] * 8] * 2
+    assert len(index._features) == 1 and isinstance(next(iter(index._features.values())), np.memmap)

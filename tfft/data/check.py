@@ -93,12 +93,16 @@ def judge(source: str) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]
     return splits, [_error_entry(e) for e in found.errors], list(splits.findings) + found.warnings
 
 
-def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True) -> dict[str, Any]:
+def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True,
+                 near_duplicates: bool = False) -> dict[str, Any]:
     """Inspect an image folder (class subfolders, optionally under train/ val/ test/) or `csv:` manifest.
 
     Args:
         path: the folder, or `csv:path/to/manifest.csv`.
         duplicates: hash file contents to find exact duplicates.
+        near_duplicates: also group the readable images whose perceptual hashes are within
+            `tfft.data.near_duplicates.PHASH_THRESHOLD` bits (resized, re-encoded or lightly
+            edited copies; no model): the report adds `near_duplicate_groups` ([[path, ...], ...]).
 
     Returns:
         A dict with the contract's keys `classes` ({name: readable images}), `empty_classes`,
@@ -157,6 +161,10 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True) -> d
     nonzero = [c for c in classes.values() if c > 0]
     report["imbalance_ratio"] = round(max(nonzero) / min(nonzero), 3) if nonzero else None
     report.update(_file_stats([p for p in every if p in good], probes, duplicates))
+    if near_duplicates:
+        from tfft.data.near_duplicates import near_duplicate_groups
+
+        report["near_duplicate_groups"] = near_duplicate_groups([p for p in every if p in good])
     report["ignored_files"] = 0 if is_csv else _count_ignored(root)
     if split_dirs:
         report["splits"] = {
@@ -251,6 +259,14 @@ def format_report(report: dict[str, Any], max_listed: int = 20) -> str:
         lines.append(f"exact duplicates: {report['duplicate_files']} extra copies in {len(report['duplicates'])} groups")
         for group in report["duplicates"][:5]:
             lines.append("  " + " == ".join(group[:3]) + (" ..." if len(group) > 3 else ""))
+    if "near_duplicate_groups" in report:
+        from tfft.data.near_duplicates import PHASH_THRESHOLD
+
+        near = report["near_duplicate_groups"]
+        lines.append(f"near-duplicates (perceptual hash within {PHASH_THRESHOLD} of 64 bits): "
+                     + (f"{plural(sum(len(g) for g in near), 'image')} in {plural(len(near), 'group')}" if near else "none"))
+        for group in near[:5]:
+            lines.append("  " + " ~ ".join(group[:3]) + (" ..." if len(group) > 3 else ""))
     bad = report["bad_files"]
     if bad:
         lines.append(f"unreadable files: {len(bad)} (skipped in training)")

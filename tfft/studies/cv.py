@@ -14,7 +14,7 @@ their backbone features across folds through the persistent feature store
 
 `DIR/` holds `config.yaml`, `folds.csv` (`path,label,fold,group`), `fold-1/` ... `fold-K/`,
 `cv_summary.json`, `oof_predictions.csv` (every train+val image once, predicted by the fold that
-did not train on it), `label_issues.csv` (ranked from those predictions) and `cv.png`.
+did not train on it; its arrays beside it in `oof_predictions.npz`, `tfft.studies.oof`), `label_issues.csv` (ranked from those predictions) and `cv.png`.
 
 Multi-label data: `label` and `predicted` cells hold label sets joined by spaces (`predicted` at
 the thresholds of the fold that made the prediction, its `thresholds.json`), the summary's
@@ -24,8 +24,6 @@ out-of-fold disagreement (`tfft.studies.label_issues.rank_multilabel`).
 
 from __future__ import annotations
 
-# Over 600 lines: folds, the study loop, its summary and the fold ensemble share one plan and one
-# set of file names; `cv.png` (`_plot`) could move to tfft.reporting when its owner next edits it.
 import dataclasses
 import time
 from pathlib import Path
@@ -38,6 +36,9 @@ from tfft.atomic import check_output, write_csv, write_json, write_text
 from tfft.config import Config, load_config
 from tfft.errors import TrainingInterrupted, UserError
 from tfft.reporting.html import write_html_report
+from tfft.studies.oof import label_cell as _label_cell
+from tfft.studies.oof import read_predictions
+from tfft.studies.oof import write_predictions as _write_predictions
 from tfft.wording import plural
 
 FOLDS_FILE = "folds.csv"
@@ -101,23 +102,32 @@ def assign_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) 
     groups = np.asarray(groups, dtype=np.int64)
     num_classes = int(labels.max()) + 1 if len(labels) else 0
     unique, group_index = np.unique(groups, return_inverse=True)
-    counts = np.zeros((len(unique), num_classes))
-    np.add.at(counts, (group_index, labels), 1.0)
-    target = counts.sum(axis=0) / folds
+    # Each group's class counts, sparse: (group, class) cells sorted by group, `starts` per group
+    # (not a groups x classes matrix: that is 800 MB at 100k images and 1000 classes).
+    cells, cell_counts = np.unique(group_index * max(num_classes, 1) + labels, return_counts=True)
+    cell_group, cell_class = cells // max(num_classes, 1), cells % max(num_classes, 1)
+    starts = np.searchsorted(cell_group, np.arange(len(unique) + 1))
+    totals = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    target = totals / folds
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xC5])
     shuffled = rng.permutation(len(unique))
     # Largest groups first; among equal sizes, the rarest class first, then the seeded order.
-    rarity = (counts / np.maximum(counts.sum(axis=0), 1)).max(axis=1)
-    order = shuffled[np.lexsort((-rarity[shuffled], -counts[shuffled].sum(axis=1)))]
+    share = cell_counts / np.maximum(totals, 1)[cell_class]
+    rarity = np.maximum.reduceat(share, starts[:-1]) if len(cells) else np.zeros(0)
+    sizes = np.bincount(group_index, minlength=len(unique)).astype(np.float64)
+    order = shuffled[np.lexsort((-rarity[shuffled], -sizes[shuffled]))]
     per_fold = np.zeros((folds, num_classes))
     chosen = np.zeros(len(unique), dtype=np.int64)
     scale = np.maximum(target, 1e-9)
+    row = np.zeros(num_classes)
     for g in order:
-        after = per_fold + counts[g]
+        row[:] = 0.0
+        row[cell_class[starts[g]:starts[g + 1]]] = cell_counts[starts[g]:starts[g + 1]]
+        after = per_fold + row
         cost = (((after - target) / scale) ** 2).sum(axis=1) - (((per_fold - target) / scale) ** 2).sum(axis=1)
         best = np.lexsort((np.arange(folds), per_fold.sum(axis=1), np.round(cost, 9)))[0]
         chosen[g] = best
-        per_fold[best] += counts[g]
+        per_fold[best] += row
     return chosen[group_index] + 1
 
 
@@ -201,14 +211,6 @@ def _check_folds(folds: Any) -> None:
     if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
         raise UserError("--folds", f"expected an integer of at least 2, got {folds!r}",
                         "cross-validation needs 2 or more folds; 5 is usual")
-
-
-def _label_cell(label: Any, class_names: list[str]) -> str:
-    """A class index -> its name; a multi-hot row -> its labels joined by spaces."""
-    label = np.asarray(label)
-    if label.ndim == 0:
-        return class_names[int(label)]
-    return " ".join(class_names[c] for c in np.flatnonzero(label > 0.5))
 
 
 def _write_plan(path: Path, plan: FoldPlan) -> None:
@@ -396,51 +398,6 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
         thresholds = read_run_thresholds(fold_dir, splits.class_names)
     _write_predictions(fold_dir / FOLD_PREDICTIONS, example_keys(splits["val"]), labels,
                        np.full(len(labels), k), probs, splits.class_names, thresholds)
-
-
-def _write_predictions(path: Path, keys: list[str], labels: np.ndarray, folds: np.ndarray, probs: np.ndarray,
-                       class_names: list[str], thresholds: Optional[np.ndarray] = None) -> None:
-    """The OOF rows; with `thresholds` ([C] or [N, C]) the data is multi-label: label sets, and the
-    labels predicted at the thresholds."""
-    columns = ["path", "label", "predicted", "fold"] + [f"p_{name}" for name in class_names]
-    rows = []
-    cuts = None if thresholds is None else np.broadcast_to(np.asarray(thresholds, np.float64), probs.shape)
-    for i, (key, y, f, p) in enumerate(zip(keys, labels, folds, probs)):
-        predicted = class_names[int(np.argmax(p))] if cuts is None else _label_cell(p >= cuts[i], class_names)
-        row = {"path": key, "label": _label_cell(y, class_names), "predicted": predicted, "fold": int(f)}
-        row.update({f"p_{name}": f"{float(v):.6f}" for name, v in zip(class_names, p)})
-        rows.append(row)
-    write_csv(path, rows, columns)
-
-
-def read_predictions(path: Union[str, Path], multi_label: bool = False) -> dict[str, Any]:
-    """Read an `oof_predictions.csv` (or a fold's share): keys, labels, folds, probs, class names.
-
-    `multi_label`: the file is a multi-label study's; `labels` is then int [N, C] multi-hot, read
-    from the space-separated `label` cells.
-
-    Example:
-    >>> oof = read_predictions("runs/pets-cv/oof_predictions.csv")  # doctest: +SKIP
-    >>> oof["probs"].shape  # doctest: +SKIP
-    (1040, 2)
-    """
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        class_names = [c[2:] for c in reader.fieldnames if c.startswith("p_")]
-        rows = list(reader)
-    index = {name: i for i, name in enumerate(class_names)}
-    if multi_label:
-        from tfft.data.multilabel import multi_hot
-
-        labels = multi_hot([r["label"].split() for r in rows], class_names)
-    else:
-        labels = np.asarray([index[r["label"]] for r in rows])
-    return {"keys": [r["path"] for r in rows], "labels": labels,
-            "folds": np.asarray([int(r["fold"]) for r in rows]),
-            "probs": np.asarray([[float(r[f"p_{c}"]) for c in class_names] for r in rows]).reshape(-1, len(class_names)),
-            "class_names": class_names}
 
 
 # -- the summary -------------------------------------------------------------------------------

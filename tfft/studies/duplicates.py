@@ -11,7 +11,11 @@ Three detectors, from cheapest and surest to broadest:
   `embedding_threshold`, when embeddings are given.
 
 `find_duplicates` lists the pairs, `groups` turns them into one id per image (connected
-components) so that cross-validation can keep each cluster within one fold.
+components) so that cross-validation can keep each cluster within one fold. Neither compares all
+pairs: the pHash search is multi-index hashing with an exact check of the candidates
+(`tfft.data.near_duplicates`, which `tfft data check --near-duplicates` uses too), the embedding
+search works in blocks of bounded memory, and hashes are memoised per process (cv planning and
+`tfft data issues` hash each file once).
 
 Example:
 >>> from tfft.studies.duplicates import find_duplicates, groups
@@ -22,32 +26,26 @@ array([0, 0, 1])
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from tfft.data import decode as _decode
+from tfft.data.near_duplicates import (PHASH_BITS, PHASH_THRESHOLD, file_sha256, group_ids, phash_hashes,
+                                       phash_image, phash_pairs, sha256_files, unpack_bits)
 
 KINDS = ("exact", "phash", "embedding")
 """Detector names, strongest first; a pair found by several is reported under the first."""
-
-PHASH_BITS = 64
-PHASH_THRESHOLD = 8
-"""Default: at most 8 of 64 hash bits differ (a resized or re-encoded copy differs by 0-6; two
-unrelated photos by about 32, rarely under 16; on pets-mini the closest of 540k pairs is 10)."""
 
 EMBEDDING_THRESHOLD = 0.03
 """Default cosine distance (1 - cosine similarity) of backbone embeddings below which two images
 count as near-duplicates (see benchmarks/RESULTS.md for how it separates copies on pets-mini)."""
 
-_HASH_SIDE = 32  # the grey image the DCT runs on
-_HASH_LOW = 8  # low-frequency block kept: 8x8 = 64 bits
-_BLOCK = 2048  # rows per block of the pairwise distance matrices (bounded memory)
+EMBEDDING_BLOCK_BYTES = 64 << 20
+"""Memory for one block of cosine similarities (rows x columns float32): the embedding search
+never holds an N x N matrix, only blocks of this size, and keeps the pairs within the threshold."""
 
 
 @dataclass(frozen=True)
@@ -69,135 +67,56 @@ class DuplicatePair:
     kind: str
 
 
-# --------------------------------------------------------------------------- hashes
-
-
-def file_sha256(path: Union[str, os.PathLike]) -> str:
-    """The SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _dct_matrix(n: int) -> np.ndarray:
-    """The orthonormal DCT-II matrix: `M @ x` is the DCT of a length-n vector x."""
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-    m[0] /= np.sqrt(2.0)
-    return m
-
-
-_DCT = _dct_matrix(_HASH_SIDE)
-
-
-def _grey_thumbnail(rgb: np.ndarray, side: int = _HASH_SIDE) -> np.ndarray:
-    """uint8 [H, W, 3] -> float64 [side, side] luma, area-averaged (no aliasing)."""
-    from PIL import Image
-
-    luma = rgb.astype(np.float32) @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
-    image = Image.fromarray(luma, mode="F")
-    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float64)
-
-
-def phash_image(rgb: np.ndarray) -> np.ndarray:
-    """The 64-bit DCT perceptual hash of one decoded image, as 64 booleans.
-
-    Args:
-        rgb: uint8 or float [H, W, 3] (0..255) or [H, W] grey.
-
-    Returns:
-        A bool array of 64 bits (row-major over the 8x8 lowest DCT frequencies).
-
-    Example:
-    >>> import numpy as np
-    >>> image = np.random.default_rng(0).integers(0, 255, (64, 48, 3)).astype(np.uint8)
-    >>> phash_image(image).shape
-    (64,)
-    """
-    rgb = np.asarray(rgb)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[..., None], 3, axis=-1)
-    grey = _grey_thumbnail(rgb)
-    coeffs = _DCT @ grey @ _DCT.T
-    low = coeffs[:_HASH_LOW, :_HASH_LOW].ravel()
-    # The median leaves out the DC term (the mean brightness), which would skew it upward.
-    return low > np.median(low[1:])
-
-
-def _phash_file(path: str) -> Optional[np.ndarray]:
-    try:
-        # tfft.data's decoder: EXIF rotation applied, CMYK/16-bit/palette handled, and JPEGs
-        # decoded at 1/2..1/8 scale when that still covers the 32x32 thumbnail.
-        rgb = _decode.pil_decode(path, target=(2 * _HASH_SIDE, 2 * _HASH_SIDE))
-    except Exception:  # an unreadable file has no hash; the caller skips it
-        return None
-    return phash_image(rgb)
-
-
 def phash_files(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int] = None,
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Perceptual hashes of many files, decoded in a thread pool.
+    """Perceptual hashes of many files as bits (`tfft.data.near_duplicates.phash_hashes` packs them).
 
     Returns:
         (bits bool [N, 64], ok bool [N]); rows of files that do not decode are all False and
         `ok` is False there.
     """
-    paths = [os.fspath(p) for p in paths]
-    bits = np.zeros((len(paths), PHASH_BITS), dtype=bool)
-    ok = np.zeros(len(paths), dtype=bool)
-    with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
-        for i, value in enumerate(pool.map(_phash_file, paths)):
-            if value is not None:
-                bits[i], ok[i] = value, True
-    return bits, ok
-
-
-# --------------------------------------------------------------------------- pairs
-
-
-def _close_pairs(distance_block, n: int, threshold: float) -> list[tuple[int, int, float]]:
-    """(i, j, d) for i < j with d <= threshold; `distance_block(start, stop)` gives rows."""
-    found = []
-    for start in range(0, n, _BLOCK):
-        stop = min(n, start + _BLOCK)
-        block = distance_block(start, stop)  # [stop - start, n]
-        rows, cols = np.nonzero(block <= threshold)
-        keep = cols > rows + start
-        for r, c in zip(rows[keep], cols[keep]):
-            found.append((int(r + start), int(c), float(block[r, c])))
-    return found
-
-
-def phash_pairs(bits: np.ndarray, threshold: int = PHASH_THRESHOLD) -> list[tuple[int, int, int]]:
-    """Index pairs (i < j) whose hashes differ in at most `threshold` bits, with that count."""
-    ones = bits.astype(np.float32)
-    zeros = 1.0 - ones
-
-    def block(start, stop):  # Hamming distance as two matrix products
-        return ones[start:stop] @ zeros.T + zeros[start:stop] @ ones.T
-
-    return [(i, j, int(round(d))) for i, j, d in _close_pairs(block, len(bits), threshold + 0.5)]
+    hashes, ok = phash_hashes(paths, workers=workers)
+    return unpack_bits(hashes), ok
 
 
 def embedding_pairs(embeddings: np.ndarray, threshold: float = EMBEDDING_THRESHOLD,
-                    ) -> list[tuple[int, int, float]]:
-    """Index pairs (i < j) whose cosine distance is at most `threshold`; NaN rows are skipped."""
+                    block_bytes: int = EMBEDDING_BLOCK_BYTES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index pairs (i < j) whose cosine distance is at most `threshold`; NaN or zero rows are skipped.
+
+    Blocked: square blocks of the upper triangle, each at most `block_bytes` of float32, so the
+    memory is the embeddings plus one block, whatever N.
+
+    Returns:
+        (i int64, j int64, distance float32) arrays, sorted by (i, j).
+
+    Example:
+    >>> e = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.01]])
+    >>> i, j, d = embedding_pairs(e, 0.01)
+    >>> i.tolist(), j.tolist()
+    ([0], [2])
+    """
     emb = np.asarray(embeddings, dtype=np.float32)
-    valid = np.all(np.isfinite(emb), axis=1)
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    valid &= norms[:, 0] > 0
-    unit = np.where(valid[:, None], emb / np.where(norms > 0, norms, 1.0), 0.0)
-
-    def block(start, stop):
-        d = 1.0 - unit[start:stop] @ unit.T
-        d[:, ~valid] = np.inf
-        d[~valid[start:stop]] = np.inf
-        return d
-
-    return _close_pairs(block, len(emb), threshold)
+    norms = np.linalg.norm(emb, axis=1)
+    valid = np.flatnonzero(np.all(np.isfinite(emb), axis=1) & (norms > 0))
+    unit = emb[valid] / norms[valid, None]
+    n = len(unit)
+    side = max(1, int(np.sqrt(block_bytes / 4)))
+    found_i, found_j, found_d = [], [], []
+    for r0 in range(0, n, side):
+        rows = unit[r0:r0 + side]
+        for c0 in range(r0, n, side):
+            d = 1.0 - rows @ unit[c0:c0 + side].T
+            a, b = np.nonzero(d <= threshold)
+            keep = b + c0 > a + r0
+            a, b = a[keep], b[keep]
+            found_i.append(a + r0)
+            found_j.append(b + c0)
+            found_d.append(d[a, b])
+    if not found_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    i, j, d = valid[np.concatenate(found_i)], valid[np.concatenate(found_j)], np.concatenate(found_d)
+    order = np.lexsort((j, i))
+    return i[order].astype(np.int64), j[order].astype(np.int64), d[order].astype(np.float32)
 
 
 def find_duplicates(paths: Sequence[Union[str, os.PathLike]], embeddings: Optional[np.ndarray] = None, *,
@@ -251,16 +170,8 @@ def find_duplicates(paths: Sequence[Union[str, os.PathLike]], embeddings: Option
             found[key] = (kind, distance)
 
     if exact and n:
-        def digest(path: str) -> Optional[str]:
-            try:
-                return file_sha256(path)
-            except OSError:
-                return None
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            digests = list(pool.map(digest, paths))
         by_digest: dict[str, list[int]] = defaultdict(list)
-        for i, d in enumerate(digests):
+        for i, d in enumerate(sha256_files(paths, workers=workers)):
             if d is not None:
                 by_digest[d].append(i)
         for members in by_digest.values():
@@ -268,13 +179,13 @@ def find_duplicates(paths: Sequence[Union[str, os.PathLike]], embeddings: Option
                 for b in range(a + 1, len(members)):
                     add(members[a], members[b], 0, 0.0)
     if phash and n:
-        bits, ok = phash_files(paths, workers=workers)
+        hashes, ok = phash_hashes(paths, workers=workers)
         index = np.flatnonzero(ok)
-        for i, j, d in phash_pairs(bits[index], phash_threshold):
-            add(int(index[i]), int(index[j]), 1, d / PHASH_BITS)
+        for i, j, d in zip(*phash_pairs(hashes[index], phash_threshold)):
+            add(int(index[i]), int(index[j]), 1, int(d) / PHASH_BITS)
     if embeddings is not None and n:
-        for i, j, d in embedding_pairs(embeddings, embedding_threshold):
-            add(i, j, 2, max(0.0, d))
+        for i, j, d in zip(*embedding_pairs(embeddings, embedding_threshold)):
+            add(int(i), int(j), 2, max(0.0, float(d)))
     pairs = [DuplicatePair(paths[i], paths[j], float(d), KINDS[k]) for (i, j), (k, d) in found.items()]
     order = {name: k for k, name in enumerate(KINDS)}
     pairs.sort(key=lambda p: (order[p.kind], p.distance, p.path_a, p.path_b))
@@ -300,34 +211,13 @@ def groups(paths: Sequence[Union[str, os.PathLike]], pairs: Sequence[DuplicatePa
     [0, 1, 1, 2]
     """
     paths = [os.fspath(p) for p in paths]
-    parent = list(range(len(paths)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(i: int, j: int) -> None:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-
     first: dict[str, int] = {}
-    for i, p in enumerate(paths):
-        if p in first:
-            union(first[p], i)
-        else:
-            first[p] = i
-    for pair in pairs:
-        a, b = first.get(os.fspath(pair.path_a)), first.get(os.fspath(pair.path_b))
-        if a is not None and b is not None:
-            union(a, b)
-    ids: dict[int, int] = {}
-    out = np.empty(len(paths), dtype=np.int64)
-    for i in range(len(paths)):
-        out[i] = ids.setdefault(find(i), len(ids))
-    return out
+    same = [first.setdefault(p, i) for i, p in enumerate(paths)]  # the same path twice: one group
+    edges = [(first[a], first[b]) for a, b in ((os.fspath(p.path_a), os.fspath(p.path_b)) for p in pairs)
+             if a in first and b in first]
+    i = np.asarray([a for a, _ in edges] + same, dtype=np.int64)
+    j = np.asarray([b for _, b in edges] + list(range(len(paths))), dtype=np.int64)
+    return group_ids(len(paths), i, j)
 
 
 __all__ = [

@@ -34,15 +34,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
 import keras
 import numpy as np
 
-from tfft.training.feature_store import model_digest
+from tfft.training.feature_pass import Progress, compute_features  # noqa: F401 - importable here too
+from tfft.training.feature_store import FeatureStore, model_digest  # noqa: F401 - FeatureStore: importable here too
 from tfft.wording import plural
 
 # The details (which layer a cache cuts at, where a pass's features come from) go to the `tfft`
@@ -357,71 +356,6 @@ def split_model(model: keras.Model, logits: bool = False) -> tuple[keras.Model, 
     return feature_model, keras.Model(inputs, x, name="cached_head")
 
 
-class Progress:
-    """Progress of a long pass: Keras' bar on a terminal; plain lines elsewhere (a log file, CI).
-
-    Off a terminal it writes what Keras' own `verbose=2` writes: no ANSI escapes, no carriage
-    returns, one line at the start, one every `every` seconds, one at the end.
-
-    Example:
-    >>> progress = Progress("computing backbone features once (10 val images)", 10, stream=sys.stdout)
-    computing backbone features once (10 val images)
-    >>> progress.add(10); progress.done()  # doctest: +ELLIPSIS
-    computing backbone features once (10 val images): 10/10 in ... s
-    """
-
-    def __init__(self, title: str, total: int, every: float = 30.0, stream: Any = None):
-        self.title, self.total, self.every = title, int(total), float(every)
-        self.stream = stream if stream is not None else sys.stdout
-        self.count = 0
-        self.started = self.last = time.monotonic()
-        from tfft.training.process_state import interactive
-
-        print(title, file=self.stream, flush=True)
-        self.bar = keras.utils.Progbar(self.total, unit_name="image") if interactive(self.stream) else None
-
-    def add(self, count: int) -> None:
-        self.count += int(count)
-        if self.bar is not None:
-            self.bar.add(int(count))
-            return
-        now = time.monotonic()
-        if now - self.last >= self.every and self.count < self.total:
-            self.last = now
-            print(f"{self.title}: {self.count}/{self.total}, {now - self.started:.0f} s",
-                  file=self.stream, flush=True)
-
-    def done(self) -> None:
-        if self.bar is None:
-            print(f"{self.title}: {self.count}/{self.total} in {time.monotonic() - self.started:.0f} s",
-                  file=self.stream, flush=True)
-
-
-def compute_features(features: Any, batches: Iterable[Any], total: int, title: str,
-                     flips: Sequence[tuple[bool, bool]] = ((False, False),),
-                     after: Optional[Any] = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`features(images)` of each batch under each flip `(horizontal, vertical)`: one
-    `(features, labels)` pair per flip, rows in the batches' order; prints progress (`Progress`);
-    calls `after()` once the pass is done."""
-    import tensorflow as tf
-
-    rows: list[list[np.ndarray]] = [[] for _ in flips]
-    labels = []
-    progress = Progress(title, total)
-    for images, y in batches:
-        for out, (horizontal, vertical) in zip(rows, flips):
-            axes = [axis for axis, on in ((2, horizontal), (1, vertical)) if on]
-            flipped = tf.reverse(images, axes) if axes else images
-            out.append(np.asarray(keras.ops.convert_to_numpy(features(flipped)), np.float32))
-        labels.append(np.asarray(y))
-        progress.add(int(images.shape[0]))
-    if after is not None:
-        after()
-    progress.done()
-    y_all = np.concatenate(labels)
-    return [(np.concatenate(out), y_all) for out in rows]
-
-
 class FeatureCache:
     """Backbone features of one phase's training passes and of the validation split.
 
@@ -527,28 +461,52 @@ class FeatureCache:
     def fill_val(self, dataset: Any, total: int) -> None:
         self.val = self._compute(dataset, total, pass_title(total, "val"), persist=True)[0]
 
-    def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    def _epoch_plan(self, epoch: int) -> tuple[Optional[np.ndarray], Any]:
+        """`(order, version)` of an epoch: its rows are `copies[version][order]` (`order` None: as
+        stored); with flip versions `version` is an array, each row's flip."""
         from tfft.data.pipeline import epoch_permutation
 
         j = int(epoch) - self.first_epoch
         if self.flip_versions:
-            labels = self.copies[0][1]
-            order = epoch_permutation(len(labels), self.seed, int(epoch))
+            n = len(self.copies[0][1])
+            order = epoch_permutation(n, self.seed, int(epoch))
             # Which flip each image gets this epoch: uniform, a function of (seed, epoch) only.
             rng = np.random.default_rng([self.seed, int(epoch), 0x0F119])
-            version = rng.integers(0, len(self.copies), len(labels))[order]
-            stacked = np.stack([features for features, _ in self.copies])
-            return stacked[version, order], labels[order]
-        features, labels = self.copies[j % len(self.copies)]
+            return order, rng.integers(0, len(self.copies), n)[order]
+        k = j % len(self.copies)
         if self.shuffled_base and 0 <= j < len(self.copies):
-            return features, labels  # exactly the batches the augmented pipeline gave for this epoch
-        order = epoch_permutation(len(labels), self.seed, int(epoch))
-        return features[order], labels[order]
+            return None, k  # exactly the batches the augmented pipeline gave for this epoch
+        return epoch_permutation(len(self.copies[k][1]), self.seed, int(epoch)), k
+
+    def _gather(self, order: Optional[np.ndarray], version: Any, start: int, stop: int,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows `start:stop` of an epoch (`_epoch_plan`), gathered for one batch: no shuffled or
+        stacked copy of the features is made."""
+        if not isinstance(version, np.ndarray):
+            features, labels = self.copies[version]
+            if order is None:
+                return features[start:stop], labels[start:stop]
+            rows = order[start:stop]
+            return features[rows], labels[rows]
+        rows, which = order[start:stop], version[start:stop]
+        first = self.copies[0][0]
+        out = np.empty((len(rows),) + first.shape[1:], first.dtype)
+        for k, (features, _) in enumerate(self.copies):
+            mine = which == k
+            out[mine] = features[rows[mine]]
+        return out, self.copies[0][1][rows]
+
+    def _epoch_rows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every row of an epoch in training order (one gather of all; training gathers per batch)."""
+        order, version = self._epoch_plan(epoch)
+        return self._gather(order, version, 0, len(self.copies[0][1]))
 
     def train_dataset(self, epochs: range, skip_batches: int = 0) -> Any:
         """Batches of (features, one-hot labels) for `epochs`, back to back, like `make_dataset`'s.
 
-        `skip_batches` leaves out the first batches of the first epoch (resuming inside it).
+        `skip_batches` leaves out the first batches of the first epoch (resuming inside it). Each
+        batch is gathered from the stored features by index, so memory stays at the features
+        themselves plus a few batches.
         """
         import tensorflow as tf
 
@@ -557,83 +515,28 @@ class FeatureCache:
 
         def batches():
             for epoch in epochs:
-                features, labels = self._epoch_rows(epoch)
+                order, version = self._epoch_plan(epoch)
+                n = len(self.copies[0][1])
                 first = skip_batches * self.batch_size if epoch == epochs[0] else 0
-                for start in range(first, len(labels), self.batch_size):
-                    yield features[start:start + self.batch_size], labels[start:start + self.batch_size]
+                for start in range(first, n, self.batch_size):
+                    yield self._gather(order, version, start, start + self.batch_size)
 
         ds = tf.data.Dataset.from_generator(
             batches, output_signature=(tf.TensorSpec((None,) + feature_dim, tf.float32), label_spec))
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def val_dataset(self) -> Any:
-        """Batches of (features, one-hot labels) of the validation split, in its fixed order."""
+        """Batches of (features, one-hot labels) of the validation split, in its fixed order
+        (sliced from the stored features: no second copy in a tensor)."""
         import tensorflow as tf
 
         features, labels = self.val
-        return tf.data.Dataset.from_tensor_slices((features, labels)).batch(self.batch_size)
 
+        def batches():
+            for start in range(0, len(labels), self.batch_size):
+                yield features[start:start + self.batch_size], labels[start:start + self.batch_size]
 
-class FeatureStore:
-    """Backbone features kept in memory across the runs of one process (`tfft tune`'s trials).
-
-    A head-only trial that changes the rate, dropout or epochs runs the same frozen backbone
-    over the same images as the trial before it; with a store passed to `tfft.train` only the
-    first trial computes the features. An entry's key is the feature model's `model_digest` (so a
-    different backbone, weights file, input size, preprocessing or pooling never matches) and a
-    digest of everything else the features depend on (the data section and the split lists, the
-    seed, the precision and, for augmented passes, the augmentation and the epochs they stand for).
-
-    Args:
-        max_entries: entries kept (the least recently used beyond this are dropped).
-
-    Example:
-    >>> store = FeatureStore()
-    >>> result = tfft.train(cfg, feature_store=store)  # doctest: +SKIP
-    >>> store.hits, store.misses  # doctest: +SKIP
-    (0, 1)
-    """
-
-    def __init__(self, max_entries: int = 4):
-        import collections
-
-        self.max_entries = int(max_entries)
-        self._entries: "collections.OrderedDict[str, dict[str, Any]]" = collections.OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def key(self, feature_model: keras.Model, depends_on: dict[str, Any]) -> str:
-        """The entry key: `model_digest(feature_model)` (weights, layers and their settings: the
-        pooling, the input size, the preprocessing) and `depends_on`, the JSON-able rest the
-        features depend on (the data's settings and split lists, the seed, the precision...)."""
-        import hashlib
-        import json
-
-        digest = hashlib.sha256(json.dumps(depends_on, sort_keys=True, default=str).encode())
-        digest.update(model_digest(feature_model).encode())
-        return digest.hexdigest()
-
-    def restore(self, key: str, cache: FeatureCache) -> bool:
-        """Fill `cache` from the entry `key`; False (a miss) when there is none."""
-        entry = self._entries.get(key)
-        if entry is None:
-            self.misses += 1
-            return False
-        self._entries.move_to_end(key)
-        cache.copies = list(entry["copies"])
-        cache.first_epoch = entry["first_epoch"]
-        cache.shuffled_base = entry["shuffled_base"]
-        cache.val = entry["val"]
-        self.hits += 1
-        return True
-
-    def store(self, key: str, cache: FeatureCache) -> None:
-        """Keep `cache`'s features under `key`."""
-        self._entries[key] = {"copies": list(cache.copies), "first_epoch": cache.first_epoch,
-                              "shuffled_base": cache.shuffled_base, "val": cache.val}
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        ds = tf.data.Dataset.from_generator(batches, output_signature=(
+            tf.TensorSpec((None,) + features.shape[1:], tf.float32),
+            tf.TensorSpec((None,) + labels.shape[1:], tf.as_dtype(labels.dtype))))
+        return ds.apply(tf.data.experimental.assert_cardinality(-(-len(labels) // self.batch_size)))
