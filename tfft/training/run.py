@@ -33,7 +33,8 @@ from tfft.wording import plural
 
 # Keys a resumed run may change; everything else must match the interrupted run's config.
 _RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
-                      "performance.steps_per_execution")
+                      "performance.steps_per_execution",
+                      "performance.decoded_cache")  # issue 34: the decoded cache never changes a batch
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr")
 
 
