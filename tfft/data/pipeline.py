@@ -463,23 +463,26 @@ def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: boo
         def empty():
             return tf.zeros([0], tf.uint8), tf.constant([0, 0, 3]), tf.zeros([0], tf.float32)
 
-        return tf.cond(need, decoded, empty), index, epoch, batch_index
+        return tf.cond(need, decoded, empty), index, need, epoch, batch_index
 
     elements = tf.data.Dataset.range(positions.start, positions.stop).map(plan_tensors).unbatch()
     batches = elements.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).padded_batch(batch)
 
-    def finish(fields, indices, epoch, index):
+    def finish(fields, indices, need, epoch, index):
         if store is None:
             count = tf.reduce_sum(tf.cast(indices >= 0, tf.int32))
             kept = tuple(field[:count] for field in fields)
             return kept, tf.gather(labels_np, indices[:count]), epoch[0], index[0]
 
-        def merge(indices, raw, shapes, resized):
+        def merge(indices, need, raw, shapes, resized):
             store.put(indices, raw, shapes, resized)
-            valid = indices[indices >= 0]
+            count = int((indices >= 0).sum())  # the fillers (-1) come last
+            valid = indices[:count]
+            if need[:count].all():  # all decoded here: the batch is already what a gather would give
+                return raw[:count], shapes[:count], resized[:count], labels_np[valid]
             return (*store.gather(valid), labels_np[valid])
 
-        raw, shapes, resized, labels = _pyfunc.numpy_function(merge, [indices, *fields],
+        raw, shapes, resized, labels = _pyfunc.numpy_function(merge, [indices, need, *fields],
                                                               [tf.uint8, tf.int32, tf.float32, tf.int32])
         return _shaped(raw, shapes, resized, labels, labels_np), labels, epoch[0], index[0]
 
