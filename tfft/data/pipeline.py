@@ -474,17 +474,22 @@ def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: boo
             kept = tuple(field[:count] for field in fields)
             return kept, tf.gather(labels_np, indices[:count]), epoch[0], index[0]
 
-        def merge(indices, need, raw, shapes, resized):
+        def put(indices, need, raw, shapes, resized):
             store.put(indices, raw, shapes, resized)
-            count = int((indices >= 0).sum())  # the fillers (-1) come last
-            valid = indices[:count]
-            if need[:count].all():  # all decoded here: the batch is already what a gather would give
-                return raw[:count], shapes[:count], resized[:count], labels_np[valid]
-            return (*store.gather(valid), labels_np[valid])
+            return np.bool_(need[indices >= 0].all())
 
-        raw, shapes, resized, labels = _pyfunc.numpy_function(merge, [indices, need, *fields],
-                                                              [tf.uint8, tf.int32, tf.float32, tf.int32])
-        return _shaped(raw, shapes, resized, labels, labels_np), labels, epoch[0], index[0]
+        count = tf.reduce_sum(tf.cast(indices >= 0, tf.int32))  # the fillers (-1) come last
+        all_decoded = _pyfunc.numpy_function(put, [indices, need, *fields], tf.bool)
+        all_decoded.set_shape([])
+
+        def gathered():
+            return tuple(_pyfunc.numpy_function(lambda valid: store.gather(valid), [indices[:count]],
+                                                [tf.uint8, tf.int32, tf.float32]))
+
+        # All decoded here: the batch is already what a gather would give (and needs no copy).
+        kept = tf.cond(all_decoded, lambda: tuple(field[:count] for field in fields), gathered)
+        labels = tf.gather(labels_np, indices[:count])
+        return _shaped(*kept, labels, labels_np), labels, epoch[0], index[0]
 
     return batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
