@@ -4,6 +4,7 @@ Run from the repo root:
 
     .venv/bin/python benchmarks/bench_augment.py [--data /work/shared/datasets/pets-mini] [--repeats 3]
         [--one-iterator] [--reencode 500x375]
+    .venv/bin/python benchmarks/bench_augment.py --decoded-cache [--reencode 2016x1512] [--per-folder 100]
 
 Recipe (the "seed" IDG recipe): rotation 40, width/height shift 0.2, shear 0.2, zoom 0.2,
 horizontal_flip, fill_mode nearest; 224x224, batch 32, the train/ JPEGs of pets-mini, one
@@ -47,6 +48,7 @@ from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RECIPE = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2,
               zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
@@ -145,9 +147,11 @@ def keras_pass(train_dir: Path, one_iterator: bool = False):
     return _pass_over(ds, len(files), one_iterator), len(files.file_paths)  # the images Keras found
 
 
-def tf_pass(data_dir: Path, augment: str, one_iterator: bool = False, fast_decode: str = "auto"):
+def tf_pass(data_dir: Path, augment: str, one_iterator: bool = False, fast_decode: str = "auto",
+            decoded_cache=None):
     """augment: "none", "fused" (as `tfft train`: resize and warp in one call per batch as decoded) or
-    "batched" (the resize, then the XLA warp on whole batches). fast_decode: `data.fast_decode`."""
+    "batched" (the resize, then the XLA warp on whole batches). fast_decode: `data.fast_decode`.
+    decoded_cache: a `tfft.data.decoded_cache.DecodedCachePolicy` (None: off)."""
     from tfft import augment as tfft_augment
     from tfft import data as tfft_data
     from tfft.config import AugmentConfig, DataConfig
@@ -164,7 +168,7 @@ def tf_pass(data_dir: Path, augment: str, one_iterator: bool = False, fast_decod
     n = len(splits.splits["train"])
     epochs = range(0, 1000) if one_iterator else None  # back to back, as `tfft train` reads them
     ds = tfft_data.make_dataset(splits, "train", data_cfg, seed=1, training=True, epochs=epochs,
-                                augment_fn=augment_fn, on_decoded=on_decoded)
+                                augment_fn=augment_fn, on_decoded=on_decoded, decoded_cache=decoded_cache)
     return _pass_over(ds, tfft_data.steps_per_epoch(splits, "train", BATCH), one_iterator), n
 
 
@@ -190,7 +194,8 @@ def augment_only_pass(data_dir: Path):
 
 def _reencoded(data: Path, size: str, cache: Optional[Path] = None, per_folder: Optional[int] = None) -> Path:
     """A copy of the JPEG folder `data` with every image resized to `size` ("WxH"; PIL bicubic,
-    JPEG quality 90): temporary (removed at exit), or kept in `cache` and reused when complete.
+    JPEG quality 90; "own": links to the files as they are): temporary (removed at exit), or kept
+    in `cache` and reused when complete.
     `per_folder` keeps the first N files (sorted) of each folder."""
     import atexit
     import shutil
@@ -198,7 +203,7 @@ def _reencoded(data: Path, size: str, cache: Optional[Path] = None, per_folder: 
 
     from PIL import Image
 
-    width, height = (int(v) for v in size.lower().split("x"))
+    width, height = (0, 0) if size == "own" else (int(v) for v in size.lower().split("x"))
     if cache is not None:
         out = Path(cache) / f"{data.name}_{width}x{height}_q90{'' if per_folder is None else f'_{per_folder}'}"
         if (out / ".complete").is_file():
@@ -213,10 +218,81 @@ def _reencoded(data: Path, size: str, cache: Optional[Path] = None, per_folder: 
         for path in files[:per_folder]:
             target = out / path.relative_to(data)
             target.parent.mkdir(parents=True, exist_ok=True)
+            if not width:  # their own size: a link to each file
+                target.symlink_to(path.resolve())
+                continue
             Image.open(path).convert("RGB").resize((width, height), Image.BICUBIC).save(target, quality=90)
     if cache is not None:
         (out / ".complete").write_text("")
     return out
+
+
+def cache_rows(data: Path) -> dict:
+    """The rows of the decoded-cache table: {key: (name, make) }, `make()` -> (a pass, images).
+
+    Every pass is a fresh iterator over one epoch, built before the pass and not timed (what a
+    phase builds once). (c-cache 1) releases the store first, so its pass decodes and fills it
+    (a phase's first epoch); (c-cache 2+) is built once the store is full, as the later epochs of
+    a phase read it (gathered, nothing decoded).
+    """
+    import bench_decode  # the plain decode + resize (n)
+
+    from tfft.data import decoded_cache
+
+    policy = decoded_cache.DecodedCachePolicy("auto")
+
+    def filled():
+        decoded_cache.release()
+        return tf_pass(data, "fused", decoded_cache=policy)
+
+    def gathered():
+        if not any(store.complete for store in decoded_cache._CURRENT.values()):
+            run_pass, _ = tf_pass(data, "fused", decoded_cache=policy)
+            run_pass()
+        return tf_pass(data, "fused", decoded_cache=policy)
+
+    return {"a": ("(a) legacy ImageDataGenerator (seed recipe)", lambda: idg_pass(data / "train")),
+            "n": ("(n) plain TF decode + resize (every pixel, antialiased), no augmentation",
+                  lambda: bench_decode.naive_pass(data / "train", False)),
+            "b": ("(b) tfft decode + resize, no augmentation", lambda: tf_pass(data, "none")),
+            "c": ("(c) tfft augmented, no decoded cache (decoded every epoch)", lambda: tf_pass(data, "fused")),
+            "c1": ("(c-cache 1) tfft augmented, decoded cache: the first epoch (decodes, fills)", filled),
+            "c2": ("(c-cache 2+) tfft augmented, decoded cache: a later epoch (gathered)", gathered)}
+
+
+def cache_table(data: Path, repeats: int, label: str) -> dict:
+    """Print the decoded-cache table for `data` (a fresh iterator per epoch, best of `repeats`
+    interleaved rounds) and return {key: best images/s}."""
+    rows = cache_rows(data)
+    passes = {}
+    for key, (_, make) in rows.items():  # one warm-up pass each (compilation), untimed
+        run_pass, n = make()
+        run_pass()
+        passes[key] = n
+    best = {key: 0.0 for key in rows}
+    per_cpu = {key: 0.0 for key in rows}  # images per CPU-second of this process (all its threads)
+    for _ in range(repeats):
+        for key, (_, make) in rows.items():
+            run_pass, n = make()
+            start, cpu = time.perf_counter(), time.process_time()
+            run_pass()
+            best[key] = max(best[key], n / (time.perf_counter() - start))
+            per_cpu[key] = max(per_cpu[key], n / max(time.process_time() - cpu, 1e-9))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n{label}: {passes['c']} train JPEGs -> {SIZE[0]}x{SIZE[1]}, batch {BATCH}, {os.cpu_count()} CPU cores "
+          f"shared with other jobs (load average {load:.1f} at the end); a fresh iterator per epoch, "
+          f"best of {repeats} interleaved rounds\n")
+    print("| pipeline | images/s | vs (a) | vs (n) | images per CPU-s | vs (a) | vs (n) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for key, (name, _) in rows.items():
+        print(f"| {name} | {best[key]:.0f} | {best[key] / best['a']:.1f}x | {best[key] / best['n']:.2f}x | "
+              f"{per_cpu[key]:.0f} | {per_cpu[key] / per_cpu['a']:.1f}x | {per_cpu[key] / per_cpu['n']:.2f}x |")
+    for label, rate in (("wall", best), ("CPU", per_cpu)):
+        later, first = rate["c2"], rate["c1"]
+        print(f"goals ({label}): later epochs (c-cache 2+) vs (n) {later / rate['n']:.2f}x, vs (a) "
+              f"{later / rate['a']:.1f}x; the first epoch (c-cache 1) vs today's (c) {first / rate['c']:.2f}x; "
+              f"(c) vs (n) {rate['c'] / rate['n']:.2f}x, vs (a) {rate['c'] / rate['a']:.1f}x")
+    return best
 
 
 def main() -> None:
@@ -229,7 +305,20 @@ def main() -> None:
     parser.add_argument("--reencode", metavar="WxH",
                         help="time a copy of the data re-encoded at this size (PIL bicubic, JPEG quality 90), "
                              "e.g. 500x375, the size of the Oxford-IIIT Pet originals")
+    parser.add_argument("--decoded-cache", action="store_true",
+                        help="print the decoded-cache table instead: (a), (n), (b), (c) and tfft with the decoded "
+                             "cache (first and later epochs), a fresh iterator per epoch, best of --repeats")
+    parser.add_argument("--per-folder", type=int, default=None,
+                        help="keep the first N images of each class folder (a copy in --cache)")
+    parser.add_argument("--cache", default="/tmp/tfft-bench", help="where re-encoded copies are kept")
     args = parser.parse_args()
+    if args.decoded_cache:
+        size = args.reencode or "own"
+        data = Path(args.data)
+        if size != "own" or args.per_folder:
+            data = _reencoded(data, size, Path(args.cache), args.per_folder)
+        cache_table(data, args.repeats, data.name)
+        return
     data = _reencoded(Path(args.data), args.reencode) if args.reencode else Path(args.data)
     import tensorflow as tf
 

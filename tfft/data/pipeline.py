@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tfft.config import DataConfig
 from tfft.data import decode as _decode
+from tfft.data import decoded_cache as _decoded_cache
 from tfft.data import pyfunc as _pyfunc
 from tfft.data import shapes as _shapes
 from tfft.data.sources import DataSplits, Split, tfds_examples
@@ -237,7 +238,8 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
                  epochs: Optional[range] = None,
                  augment_fn: Optional[Callable[[Any, Any, Any], Any]] = None,
                  skip_batches: int = 0,
-                 on_decoded: Optional[Callable[[DecodedBatch, Any], Any]] = None) -> tf.data.Dataset:
+                 on_decoded: Optional[Callable[[DecodedBatch, Any], Any]] = None,
+                 decoded_cache: Optional[_decoded_cache.DecodedCachePolicy] = None) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` of (images float32 [B, H, W, 3] in 0..255, labels int32 [B]).
 
     Multi-label splits give int32 [B, C] multi-hot label vectors instead.
@@ -260,6 +262,8 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
             images [B, H, W, 3] float32 from the batch as decoded (a `DecodedBatch`, not yet
             resized), in place of the resize; `augment_fn` then gets its images with the same
             seed. Used to fuse the resize with the augmentation's warp.
+        decoded_cache: training on files or builtin splits: keep the images as decoded between
+            epochs (`tfft.data.decoded_cache`; None: off). The batches are bitwise the same.
 
     Returns:
         A prefetched `tf.data.Dataset`; with training, `ceil(n / batch_size)` batches per epoch.
@@ -314,21 +318,12 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
         return ds.prefetch(autotune).with_options(options)
 
     epoch_list = np.asarray(list(epochs if epochs is not None else range(0, 1)), dtype=np.int64)
-    seed_value = int(seed)
-
-    def permutation(epoch):
-        return epoch_permutation(n, seed_value, int(epoch))
-
-    def one_epoch(epoch):
-        order = _pyfunc.numpy_function(permutation, [epoch], tf.int64)
-        order.set_shape([n])
-        skip = _skip_for(epoch, epoch_list, skip_batches)
-        inner = tf.data.Dataset.from_tensor_slices(order[skip * batch:])
-        return _epoch_batches(inner, decode, size, batch, epoch, seed_value, skip, augment_fn, on_decoded,
-                              may_be_large)
-
-    ds = tf.data.Dataset.from_tensor_slices(epoch_list).flat_map(one_epoch)
-    return ds.prefetch(autotune).with_options(options)
+    if len(epoch_list) and (np.diff(epoch_list) != 1).any():
+        raise ValueError(f"epochs must be consecutive, got {epoch_list.tolist()}")
+    store = _decoded_cache.store_for(part, size, fast_decode, decoded_cache)
+    ds = _phase_batches(part, decode, may_be_large, size, batch, int(seed),
+                        int(epoch_list[0]) if len(epoch_list) else 0, len(epoch_list), int(skip_batches), store)
+    return _augmented(ds, size, int(seed), augment_fn, on_decoded).prefetch(autotune).with_options(options)
 
 
 def _decoded_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int],
@@ -353,20 +348,15 @@ def _resized_batches(batches: tf.data.Dataset, image_size: tuple[int, int]) -> t
     return batches.map(resized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _epoch_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int], batch: int, epoch,
-                   seed: int, first_index, augment_fn, on_decoded, may_be_large: bool = True) -> tf.data.Dataset:
-    """Decode, batch, resize and augment an epoch's elements; its first batch has index `first_index`.
+def _batch_step(image_size: tuple[int, int], seed: int, augment_fn, on_decoded) -> Callable:
+    """`step(fields, labels, epoch, index)`: a training batch as decoded -> (images, labels), resized
+    (`on_decoded` or `resize_decoded`), then `augment_fn`, each with the batch's seed."""
 
-    The batches are made as decoded; `on_decoded`, when given, makes their images (in place of
-    `resize_decoded`), then `augment_fn` runs, each with the batch's seed.
-    """
-    batches = _decoded_batches(elements, decode, image_size, batch, may_be_large)
-    if on_decoded is None and augment_fn is None:
-        return _resized_batches(batches, image_size)
-
-    def apply(index, pair):
-        fields, labels = pair
-        decoded, batch_seed = DecodedBatch(*fields), augment_seed(seed, epoch, index)
+    def step(fields, labels, epoch, index):
+        decoded = DecodedBatch(*fields)
+        if on_decoded is None and augment_fn is None:
+            return resize_decoded(decoded, image_size), labels
+        batch_seed = augment_seed(seed, epoch, index)
         if on_decoded is None:
             images = resize_decoded(decoded, image_size)
         else:
@@ -376,8 +366,162 @@ def _epoch_batches(elements: tf.data.Dataset, decode: Callable, image_size: tupl
                                  f"needs {(*image_size, 3)}: build the augmenter with data.image_size")
         return augment_fn(images, labels, batch_seed) if augment_fn is not None else (images, labels)
 
+    return step
+
+
+def _augmented(batches: tf.data.Dataset, image_size: tuple[int, int], seed: int, augment_fn,
+               on_decoded) -> tf.data.Dataset:
+    """(fields, labels, epoch, index) batches -> (images, labels), as `_batch_step` makes them."""
+    step = _batch_step(image_size, seed, augment_fn, on_decoded)
+    return batches.map(step, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _epoch_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int], batch: int, epoch,
+                   seed: int, first_index, augment_fn, on_decoded, may_be_large: bool = True) -> tf.data.Dataset:
+    """Decode, batch, resize and augment an epoch's elements (TFDS); its first batch has index `first_index`."""
+    batches = _decoded_batches(elements, decode, image_size, batch, may_be_large)
     indexed = tf.data.Dataset.zip((tf.data.Dataset.range(first_index, 2**62), batches))
-    return indexed.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _augmented(indexed.map(lambda index, pair: (*pair, epoch, index)), image_size, seed, augment_fn,
+                      on_decoded)
+
+
+class _Plan:
+    """Global batch g of a phase -> (example indices [batch], -1 padded; epoch; batch index).
+
+    Position `g + offset` of the phase's stream: epoch `first + p // per_pass`, batch `p % per_pass`
+    of that epoch's `epoch_permutation` (the last one of an epoch partial, filled with -1).
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, first: int):
+        self.n, self.batch, self.seed, self.first = n, batch, seed, first
+        self.per_pass = max(1, math.ceil(n / batch))
+        self._orders: dict = {}
+
+    def order(self, epoch: int) -> np.ndarray:
+        order = self._orders.get(epoch)
+        if order is None:
+            if len(self._orders) > 2:
+                self._orders.clear()
+            order = self._orders[epoch] = epoch_permutation(self.n, self.seed, epoch)
+        return order
+
+    def __call__(self, position) -> tuple[np.ndarray, int, int]:
+        epoch, index = self.first + int(position) // self.per_pass, int(position) % self.per_pass
+        indices = np.full(self.batch, -1, np.int64)
+        part = self.order(epoch)[index * self.batch:(index + 1) * self.batch]
+        indices[:len(part)] = part
+        return indices, epoch, index
+
+
+def _phase_batches(split: Split, decode: Callable, may_be_large: bool, image_size: tuple[int, int], batch: int,
+                   seed: int, first: int, epochs: int, skip: int,
+                   store: Optional[_decoded_cache.DecodedStore]) -> tf.data.Dataset:
+    """A phase's training batches as decoded, (fields, labels, epoch, index), one dataset for all its
+    epochs (nothing is built per epoch): epochs `first..first+epochs-1` back to back, the first
+    from its batch `skip`.
+
+    Without `store`, every epoch decodes its files. With one, the first epoch decodes what the
+    store lacks and fills it (all of it, the batches before `skip` too), and the later ones gather
+    their batches from it.
+    """
+    plan = _Plan(len(split), batch, seed, first)
+    total = epochs * plan.per_pass if len(split) else 0
+    if store is None:
+        return _decoding(plan, range(skip, total), decode, may_be_large, image_size, batch, split, None)
+    if store.complete:
+        return _gathered(plan, range(skip, total), store, split)
+    filled = _decoding(plan, range(0, min(plan.per_pass, total)), decode, may_be_large, image_size, batch, split,
+                       store)
+    if skip:
+        filled = filled.filter(lambda fields, labels, epoch, index: index >= skip)
+    return filled.concatenate(_gathered(plan, range(plan.per_pass, total), store, split))
+
+
+def _labels(split: Split) -> np.ndarray:
+    return np.asarray(split.labels, dtype=np.int32)
+
+
+def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: bool, image_size: tuple[int, int],
+              batch: int, split: Split, store: Optional[_decoded_cache.DecodedStore]) -> tf.data.Dataset:
+    """The batches at `positions`, decoded (in parallel, element by element) and batched as decoded;
+    with `store`, only what it lacks is decoded, and the batch is put in and gathered back."""
+    labels_np = _labels(split)
+
+    def planned(position):
+        indices, epoch, index = plan(position)
+        need = store.missing(indices) if store is not None else indices >= 0
+        return indices, need, np.int64(epoch), np.int64(index)
+
+    def plan_tensors(position):
+        indices, need, epoch, index = _pyfunc.numpy_function(planned, [position],
+                                                             [tf.int64, tf.bool, tf.int64, tf.int64])
+        indices.set_shape([batch])
+        need.set_shape([batch])
+        return indices, need, tf.fill([batch], epoch), tf.fill([batch], index)
+
+    def element(index, need, epoch, batch_index):
+        def decoded():
+            image, _ = decode(index)
+            return _decoded_element(image, image_size, may_be_large)
+
+        def empty():
+            return tf.zeros([0], tf.uint8), tf.constant([0, 0, 3]), tf.zeros([0], tf.float32)
+
+        return tf.cond(need, decoded, empty), index, need, epoch, batch_index
+
+    elements = tf.data.Dataset.range(positions.start, positions.stop).map(plan_tensors).unbatch()
+    batches = elements.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).padded_batch(batch)
+
+    def finish(fields, indices, need, epoch, index):
+        if store is None:
+            count = tf.reduce_sum(tf.cast(indices >= 0, tf.int32))
+            kept = tuple(field[:count] for field in fields)
+            return kept, tf.gather(labels_np, indices[:count]), epoch[0], index[0]
+
+        def put(indices, need, raw, shapes, resized):
+            store.put(indices, raw, shapes, resized)
+            return np.bool_(need[indices >= 0].all())
+
+        count = tf.reduce_sum(tf.cast(indices >= 0, tf.int32))  # the fillers (-1) come last
+        all_decoded = _pyfunc.numpy_function(put, [indices, need, *fields], tf.bool)
+        all_decoded.set_shape([])
+
+        def gathered():
+            return tuple(_pyfunc.numpy_function(lambda valid: store.gather(valid), [indices[:count]],
+                                                [tf.uint8, tf.int32, tf.float32]))
+
+        # All decoded here: the batch is already what a gather would give (and needs no copy).
+        kept = tf.cond(all_decoded, lambda: tuple(field[:count] for field in fields), gathered)
+        labels = tf.gather(labels_np, indices[:count])
+        return _shaped(*kept, labels, labels_np), labels, epoch[0], index[0]
+
+    return batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _shaped(raw, shapes, resized, labels, labels_np: np.ndarray) -> tuple:
+    raw.set_shape([None, None])
+    shapes.set_shape([None, 3])
+    resized.set_shape([None, None])
+    labels.set_shape([None, *labels_np.shape[1:]])
+    return raw, shapes, resized
+
+
+def _gathered(plan: _Plan, positions: range, store: _decoded_cache.DecodedStore, split: Split) -> tf.data.Dataset:
+    """The batches at `positions`, gathered from a filled `store` (one call a batch, no decode)."""
+    labels_np = _labels(split)
+
+    def gather(position):
+        indices, epoch, index = plan(position)
+        valid = indices[indices >= 0]
+        return (*store.gather(valid), labels_np[valid], np.int64(epoch), np.int64(index))
+
+    def batch_of(position):
+        raw, shapes, resized, labels, epoch, index = _pyfunc.numpy_function(
+            gather, [position], [tf.uint8, tf.int32, tf.float32, tf.int32, tf.int64, tf.int64])
+        return _shaped(raw, shapes, resized, labels, labels_np), labels, epoch, index
+
+    positions_ds = tf.data.Dataset.range(positions.start, positions.stop)
+    return positions_ds.map(batch_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _skip_for(epoch, epoch_list: np.ndarray, skip_batches: int):

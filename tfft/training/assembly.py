@@ -249,7 +249,7 @@ class Assembly:
 
         dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=training,
                                     epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip,
-                                    on_decoded=on_decoded)
+                                    on_decoded=on_decoded, decoded_cache=decoded_cache_policy(self.cfg.performance))
         if not training:
             dataset = dataset.map(lambda images, labels: (images, task.encode(labels, num_classes)))
         return dataset
@@ -323,6 +323,16 @@ def assemble(run: ResolvedRun, strategy: Any = None, accelerator: Optional[bool]
     assembly._augmenter()
     assembly._model()
     return assembly
+
+
+def decoded_cache_policy(performance: Any) -> Any:
+    """`performance.decoded_cache` and its budget as `make_dataset` takes them; beyond the budget the
+    decoded images go to the disk cache, `decoded/` beside the feature store's `features/`."""
+    from tfft.data.decoded_cache import DecodedCachePolicy
+    from tfft.training.feature_store import default_root
+
+    return DecodedCachePolicy(performance.decoded_cache, performance.decoded_cache_max_gb,
+                              default_root().parent / "decoded")
 
 
 def build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:

@@ -34,7 +34,8 @@ from tfft.wording import plural
 
 # Keys a resumed run may change; everything else must match the interrupted run's config.
 _RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
-                      "performance.steps_per_execution")
+                      "performance.steps_per_execution",
+                      "performance.decoded_cache")  # issue 34: the decoded cache never changes a batch
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr")
 
 
@@ -485,6 +486,12 @@ class _Run:
             train = cache.train_dataset(needed, skip_batches=position % per_pass)
         else:
             train = self.asm.dataset("train", needed, skip=position % per_pass)
+            if self.chief:  # issue 34: the pipeline's costs, said once when it is the slower side
+                from tfft.training import input_costs
+
+                report = input_costs.report_for(train, len(self.splits.splits["train"]), self.cfg.data.batch_size,
+                                                per_pass)
+                callbacks = callbacks + ([report] if report is not None else [])
         steps -= skip
         if skip:  # the metric variables must exist before the first step, to take the epoch's totals
             custom_loop.build_compiled_state(self.fit_model, self.strategy, train)
