@@ -7,6 +7,8 @@ in, probabilities out). `int8` is NNCF post-training quantization calibrated on 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 from pathlib import Path
 from typing import ClassVar
@@ -45,7 +47,9 @@ class OpenVinoExporter(Exporter):
 
             images = job.calibration()
             dataset = nncf.Dataset(images, lambda image: np.asarray(image, np.float32)[None])
-            converted = nncf.quantize(converted, dataset, subset_size=len(images))
+            # NNCF draws progress bars (rich) on stdout/stderr: kept out of the command's table.
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                converted = nncf.quantize(converted, dataset, subset_size=len(images))
         tmp = temporary_folder(path)
         try:
             # save_model compresses weights to float16 by default: kept float32 (parity within 1e-4)
