@@ -27,6 +27,7 @@ from tfft.reporting.plots import plot_curves
 from tfft.reporting.report import write_report
 from tfft.reporting.html import write_html_report
 from tfft.reporting.top_losses import write_run_top_losses
+from tfft.data.decoded_cache import release as release_decoded_cache
 from tfft.training import process_state, rundir
 from tfft.training.assembly import ResolvedRun, resolve
 from tfft.training.preflight import check_config
@@ -590,8 +591,11 @@ class _Run:
         self._setup()
         with process_state.run_log(self.path / layout.RUN_LOG), \
                 process_state.run_state(self.cfg.seed, self.cfg.training.deterministic, self.precision):
-            self._assemble()
-            self._run_phases()
-            metrics = self._finish()
+            try:
+                self._assemble()
+                self._run_phases()
+                metrics = self._finish()
+            finally:  # the decoded images live for one run: a later run in this process decodes afresh
+                release_decoded_cache()
         print(f"trained in {time.time() - started:.0f} s")
         return TrainResult(self.path, metrics, self.history, self.phase_rows)
