@@ -30,7 +30,7 @@ from tfft.backbones import with_dtype_policy
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
 from tfft.data.files import decode_bytes, read_images
-from tfft.training.rundir import Run, is_multi_label, load_model, open_run, split_examples, split_files
+from tfft.runs.directory import Run, is_multi_label, load_model, open_run, split_examples, split_files
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")

@@ -306,9 +306,9 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     folds_file = path / FOLDS_FILE
     command = f"tfft cv {path / layout.CONFIG} --folds {folds} --run-dir {path} --resume"
     if resume:
-        from tfft.training.run import _check_resumable
+        from tfft.runs.resume import check_resumable
 
-        _check_resumable(load_config(path / layout.CONFIG), cfg)
+        check_resumable(load_config(path / layout.CONFIG), cfg)
         saved = _read_plan(folds_file)
         if int(saved["folds"].max()) != folds:
             raise UserError("--folds", f"the cross-validation in {path} has {int(saved['folds'].max())} folds, "
@@ -391,7 +391,7 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
     labels = np.asarray(splits["val"].labels)
     thresholds = None
     if splits.multi_label:
-        from tfft.reporting.multilabel_eval import read_run_thresholds
+        from tfft.runs.thresholds import read_run_thresholds
 
         thresholds = read_run_thresholds(fold_dir, splits.class_names)
     _write_predictions(fold_dir / FOLD_PREDICTIONS, example_keys(splits["val"]), labels,
@@ -493,7 +493,7 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
     probs = np.concatenate([p["probs"] for p in parts])[rank]
     keys = [keys[i] for i in rank]
     if multi:  # each image decided at the thresholds of the fold that predicted it
-        from tfft.reporting.multilabel_eval import read_run_thresholds
+        from tfft.runs.thresholds import read_run_thresholds
         from tfft.reporting.multilabel import compute_multilabel_metrics
 
         fold_cuts = np.stack([read_run_thresholds(d, class_names) for d in fold_dirs])

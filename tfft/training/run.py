@@ -26,14 +26,13 @@ from tfft.reporting.evaluate import evaluate_model
 from tfft.reporting.plots import plot_curves
 from tfft.reporting.report import write_report
 from tfft.reporting.html import write_html_report
-from tfft.training import process_state, rundir
+from tfft.runs import directory as rundir
+from tfft.runs.resume import check_resumable
+from tfft.training import process_state
 from tfft.training.assembly import ResolvedRun, resolve
 from tfft.training.preflight import check_config
 from tfft.wording import plural
 
-# Keys a resumed run may change; everything else must match the interrupted run's config.
-_RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
-                      "performance.steps_per_execution")
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr")
 
 
@@ -59,25 +58,6 @@ def _verbosity(setting: str) -> int:
     if setting == "bar":
         return 1
     return 1 if process_state.interactive() else 2
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _check_resumable(saved: Config, new: Config) -> None:
-    old, cur = _flatten(saved.to_dict()), _flatten(new.to_dict())
-    changed = [k for k in sorted(set(old) | set(cur)) if old.get(k) != cur.get(k)
-               and not k.startswith(_RESUMABLE_CHANGES)]
-    if changed:
-        raise UserError(", ".join(changed[:5]), "cannot change when resuming a run",
-                        "resume with the run's own config.yaml, or start a new run")
 
 
 def train(
@@ -129,7 +109,7 @@ def train(
     else:  # a multi-worker non-chief: it writes to a temporary folder (see _Run._setup), reads nothing
         path = Path(run_dir) if run_dir else Path(cfg.training.runs_dir) / cfg.name
     if resume:
-        _check_resumable(load_config(path / layout.CONFIG), cfg)
+        check_resumable(load_config(path / layout.CONFIG), cfg)
     command = f"tfft train {path / layout.CONFIG} --run-dir {path} --resume"
     made = rundir.folders_to_make(path) if distribute.is_chief_task() and not resume else None
     try:
