@@ -72,9 +72,8 @@ def _decoded_element(image, image_size: tuple[int, int], may_be_large: bool = Tr
 def resize_decoded(decoded: DecodedBatch, image_size) -> tf.Tensor:
     """The images of a `DecodedBatch` resized as `decode.resize` does: float32 [B, H, W, 3].
 
-    One compiled call for the batch (`_resize_kernels.resize_batch`: TF's kernels' arithmetic in
-    their order, bitwise `decode.resize`), written straight into the batch; TF's ops, image by
-    image, if numba cannot be imported.
+    One compiled call for the batch (`resize_kernels.resize_batch`: TF's kernels' arithmetic in
+    their order, bitwise `decode.resize`), written straight into the batch.
 
     Example:
     >>> image = tf.random.uniform([5, 7, 3], 0, 255, tf.int32)
@@ -84,9 +83,7 @@ def resize_decoded(decoded: DecodedBatch, image_size) -> tf.Tensor:
     TensorShape([1, 8, 8, 3])
     """
     size = (int(image_size[0]), int(image_size[1]))
-    kernels = _pyfunc.compiled("tfft.data._resize_kernels")
-    if kernels is None:  # pragma: no cover - numba is a dependency
-        return _resize_decoded_tf(decoded, size)
+    from tfft.data import resize_kernels as kernels  # on first use: importing numba takes a moment
 
     def run(raw, shapes, resized):
         out = _pyfunc.aligned_empty((shapes.shape[0], *size, 3))
@@ -99,7 +96,8 @@ def resize_decoded(decoded: DecodedBatch, image_size) -> tf.Tensor:
 
 
 def _resize_decoded_tf(decoded: DecodedBatch, size: tuple[int, int]) -> tf.Tensor:
-    """`resize_decoded` with TF's ops (`decode.resize`), image by image."""
+    """`resize_decoded` with TF's ops (`decode.resize`), image by image: the reference the compiled
+    resize is tested against (tests/data/test_resize_kernels.py)."""
 
     def one(i):
         shape = decoded.shapes[i]
