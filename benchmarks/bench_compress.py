@@ -110,7 +110,7 @@ def _measure(path: Path, images, labels, latency_runs: int) -> dict:
 def _row(name: str, run_dir: Path, quantize: str, args: argparse.Namespace, cache: dict) -> dict:
     import tfft
     from tfft.data.files import read_images
-    from tfft.training.rundir import open_run, split_files
+    from tfft.runs.directory import open_run, split_files
 
     out = run_dir / "export" / (f"model_{quantize}.tflite" if quantize != "none" else "model.tflite")
     parity = None

@@ -8,7 +8,7 @@ Run from the repo root:
 One `tfft.train` run, in this process, of a frozen-backbone phase on cached features (the case
 where the fixed cost is most of the wait: `schedule.preset: feature_extraction`, `--epochs`
 epochs, default augmentation, so the flip cache). The stages are timed by wrapping the methods
-of `tfft.training.run._Run` and `tfft.training.assembly.Assembly` (nothing in tfft changes): start-up (imports: `import tfft`,
+of the run lifecycle (`tfft.training.session`, `execute`, `finish`) and `tfft.training.assembly.Assembly` (nothing in tfft changes): start-up (imports: `import tfft`,
 TensorFlow, Keras), set-up (strategy, seeds, config.yaml), the data scan, the model build (with
 the ImageNet weights), the feature pass, compile, fit (split into its first step, which traces,
 and the rest), and the end of the run: model.keras, the evaluation, the plots, the report.
@@ -61,7 +61,7 @@ def main() -> None:
     import tensorflow as tf
 
     import tfft
-    from tfft.training import assembly, run
+    from tfft.training import assembly, execute, finish, run
 
     TIMES["start-up: import tfft, TensorFlow, Keras"] = time.perf_counter() - start + (start - T0)
 
@@ -74,12 +74,12 @@ def main() -> None:
             if self.__dict__.get("first") is not None and "first_done" not in self.__dict__:
                 self.first_done = time.perf_counter() - self.first
 
-    real_fit = run._Run._fit
+    real_fit = execute.PhaseLoop.fit
 
     def fit(self, *a, **k):
         probe = FirstStep()
         a = list(a)
-        a[7] = list(a[7]) + [probe]  # _fit(cache, start, first, end, skip, steps, val_data, callbacks, verbose)
+        a[7] = list(a[7]) + [probe]  # fit(cache, start, first, end, skip, steps, val_data, callbacks, verbose)
         start = time.perf_counter()
         try:
             return real_fit(self, *a, **k)
@@ -89,16 +89,15 @@ def main() -> None:
             TIMES["fit: first step (tracing)"] += first
             TIMES["fit: the other steps, validation, checkpoints"] += total - first
 
-    run._Run._fit = fit
-    for owner, name, label in [(run._Run, "_setup", "set-up: strategy, seeds, config.yaml, environment.json"),
+    execute.PhaseLoop.fit = fit
+    for owner, name, label in [(run, "start_session", "set-up: strategy, seeds, config.yaml, environment.json"),
                                (assembly.Assembly, "_data", "data scan"),
                                (assembly.Assembly, "_augmenter", "augmenter"),
                                (assembly.Assembly, "_model", "model build with ImageNet weights"),
-                               (run._Run, "_feature_cache", "feature cache: the backbone pass over train + val"),
-                               (run._Run, "_compile", "compile, optimizer build"),
-                               (run._Run, "_evaluate", "end: evaluation (val predictions, metrics, confusion matrix)"),
-                               (run._Run, "_plots", "end: curves.png"),
-                               (run._Run, "_finish", "end: total (model.keras, evaluation, plots, report)")]:
+                               (execute.PhaseLoop, "feature_cache", "feature cache: the backbone pass over train + val"),
+                               (execute.PhaseLoop, "compile", "compile, optimizer build"),
+                               (finish, "evaluate_splits", "end: evaluation (val predictions, metrics, confusion matrix)"),
+                                                              (run, "finish_run", "end: total (model.keras, evaluation, plots, report)")]:
         _timed(owner, name, label)
 
     out = Path(tempfile.mkdtemp(prefix="bench-fixed-"))

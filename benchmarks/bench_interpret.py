@@ -129,7 +129,7 @@ def main() -> None:
     from tfft.data.files import read_image
     from tfft.evaluation.interpret import interpret
     from tfft.models.heatmaps import heatmaps
-    from tfft.training.rundir import load_model, open_run
+    from tfft.runs.directory import load_model, open_run
     from tfft.training.run import train
 
     out = Path(args.out)

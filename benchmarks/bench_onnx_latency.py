@@ -80,7 +80,7 @@ def build(run_dir: str, out: Path) -> tuple[dict[str, str], list[int]]:
     import tf2onnx
 
     from tfft.evaluation.exporters.base import float32_function
-    from tfft.training.rundir import load_model, open_run
+    from tfft.runs.directory import load_model, open_run
 
     run = open_run(run_dir)
     model = load_model(run)

@@ -4,13 +4,13 @@ Run from the repo root:
 
     .venv/bin/python benchmarks/bench_warp_kernel.py [--against GIT_REF] [--repeats 11]
 
-Rows: `tfft.augment._cpu_kernels.warp` (what the input pipeline runs per image) on a float32
+Rows: `tfft.augment.cpu_kernels.warp` (what the input pipeline runs per image) on a float32
 image (the output of the pipeline's resize) with a rotation+shear+zoom+shift matrix, and the
 batched XLA warp (`geometry.warp`) on a batch of 32 of the same, per image. With `--against REF`,
-also the `_cpu_kernels.py` of that git commit, compiled beside the current one (not cached).
+also the `cpu_kernels.py` of that git commit, compiled beside the current one (not cached).
 Rows are interleaved within a round; the table gives medians, and for `--against` the median of
 the per-round ratios (paired: a drift of this shared machine's speed cancels). A second table
-times the resize the pipeline fuses with the warp (`_cpu_kernels.resize`, bitwise
+times the resize the pipeline fuses with the warp (`cpu_kernels.resize`, bitwise
 `decode.resize`) against `decode.resize` itself, TF's ops.
 """
 
@@ -34,9 +34,13 @@ MODES = {"nearest": 0, "constant": 1, "reflect": 2, "wrap": 3}
 
 
 def _load_kernels_at(ref: str):
-    """The `warp` of `tfft/augment/_cpu_kernels.py` as it was at git commit `ref`."""
-    source = subprocess.run(["git", "show", f"{ref}:tfft/augment/_cpu_kernels.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout.replace("cache=True", "cache=False")
+    """The `warp` of `tfft/augment/cpu_kernels.py` (`_cpu_kernels.py` before issue 28) at git commit `ref`."""
+    for name in ("cpu_kernels.py", "_cpu_kernels.py"):
+        shown = subprocess.run(["git", "show", f"{ref}:tfft/augment/{name}"], cwd=ROOT, capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    shown.check_returncode()
+    source = shown.stdout.replace("cache=True", "cache=False")
     path = Path(tempfile.mkdtemp()) / "old_cpu_kernels.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("old_cpu_kernels", path)
@@ -47,7 +51,7 @@ def _load_kernels_at(ref: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--against", help="a git ref whose _cpu_kernels.warp to time beside the current one")
+    parser.add_argument("--against", help="a git ref whose cpu_kernels.warp to time beside the current one")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--calls", type=int, default=100, help="images warped per timing")
     args = parser.parse_args()
@@ -55,7 +59,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from tfft.augment import _cpu_kernels, geometry
+    from tfft.augment import cpu_kernels, geometry
 
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 255, (224, 224, 3)).astype(np.float32)
@@ -63,7 +67,7 @@ def main() -> None:
     matrix = np.array([[np.cos(theta), -np.sin(theta + shear) * 1.1, 20.0],
                        [np.sin(theta), np.cos(theta + shear) * 0.9, -15.0], [0.0, 0.0, 1.0]], np.float32)
     out = np.empty_like(image)
-    kernels = {"current": _cpu_kernels.warp}
+    kernels = {"current": cpu_kernels.warp}
     if args.against:
         kernels[args.against] = _load_kernels_at(args.against)
     batch, matrices = tf.constant(np.repeat(image[None], 32, 0)), tf.constant(np.repeat(matrix[None], 32, 0))
@@ -105,18 +109,18 @@ def _resize_table(repeats: int, calls: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from tfft.augment import _cpu_kernels
+    from tfft.augment import cpu_kernels
     from tfft.data import decode
 
     print(f"\nresize of a uint8 photo to 224x224 float32, ms of CPU per image, median of {repeats} rounds")
-    print("| source | kind | compiled (`_cpu_kernels.resize`) | `decode.resize` (TF ops, 32 per call) | ratio |")
+    print("| source | kind | compiled (`cpu_kernels.resize`) | `decode.resize` (TF ops, 32 per call) | ratio |")
     print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for (h, w), kind in (((180, 180), "bilinear (upscale)"), ((375, 500), "antialiased (downscale)")):
         images = rng.integers(0, 256, (32, h, w, 3), dtype=np.uint8)
         out, tensors = np.empty((224, 224, 3), np.float32), tf.constant(images)
         tf_resize = tf.function(lambda x: [decode.resize(x[i], (224, 224)) for i in range(32)])
-        rows = {"compiled": (lambda: _cpu_kernels.resize(images[0], out), calls, 1),
+        rows = {"compiled": (lambda: cpu_kernels.resize(images[0], out), calls, 1),
                 "tf": (lambda: tf_resize(tensors), max(1, calls // 32), 32)}
         for run, _, _ in rows.values():
             run()

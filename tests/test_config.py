@@ -239,3 +239,9 @@ def test_run_with_a_relative_source_evaluates_from_another_folder(tmp_path, monk
     assert result.exit_code == 0, result.output
     assert (run / "eval" / "val" / "metrics.json").is_file()
     assert load_config(run / "config.yaml").data.source == str(work / "photos")
+
+
+def test_the_dead_key_distribute_scale_lr_still_loads_with_a_warning():
+    with pytest.warns(FutureWarning, match="distribute.scale_lr"):
+        cfg = load_config({"distribute": {"scale_lr": True, "strategy": "none"}})
+    assert cfg.distribute.strategy == "none" and "scale_lr" not in cfg.to_dict()["distribute"]

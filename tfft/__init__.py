@@ -11,7 +11,9 @@ The public API (TensorFlow is imported only when a function needs it):
 
 from __future__ import annotations
 
+import functools
 import importlib
+import warnings
 from typing import Any, Optional, Union
 
 from tfft import data
@@ -25,13 +27,18 @@ __all__ = [
     "UserError",
     "__version__",
     "backbones",
+    "build_data",
     "build_model",
     "cv",
     "data",
+    "data_issues",
     "ensemble",
     "evaluate",
     "export",
     "export_all",
+    "export_formats",
+    "format_metrics",
+    "format_predictions",
     "heatmaps",
     "interpret",
     "load_config",
@@ -44,26 +51,73 @@ __all__ = [
 _LAZY_MODULES = ("backbones", "augment", "models", "schedule")
 
 
-def _build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
-    from tfft.training.assembly import build_dataset
+def build_data(config: Union[Config, dict, str, None] = None, split: str = "train", *, epoch: int = 0) -> Any:
+    """Batches of (images float32 0..255, labels int32) of one split, as training reads them.
 
-    return build_dataset(cfg, split, epoch=epoch)
+    With `augment.placement: pipeline` training batches are augmented; epoch `epoch`'s order and
+    augmentation depend only on `(seed, epoch)` (`tfft.training.assembly.build_dataset`).
 
-
-_build_dataset.__doc__ = """The contract's `tfft.data.build(cfg, split="train", epoch=0)`: batches of (images, labels).
-
-    With `augment.placement: pipeline` training batches are augmented; see
-    `tfft.training.assembly.build_dataset`.
+    Args:
+        config: a `Config`, dict, YAML path or text.
+        split: train | val | test.
+        epoch: which epoch's order and augmentation.
 
     Example:
     >>> import tfft
     >>> cfg = tfft.load_config({"data": {"image_size": [64, 64], "builtin_per_class": 20}})
-    >>> images, labels = next(iter(tfft.data.build(cfg, "val")))
+    >>> images, labels = next(iter(tfft.build_data(cfg, "val")))
     >>> images.dtype.name, labels.dtype.name
     ('float32', 'int32')
     """
-_build_dataset.__name__ = _build_dataset.__qualname__ = "build"
-data.build = _build_dataset  # above data and augment, so the package root provides it
+    from tfft.training.assembly import build_dataset
+
+    return build_dataset(config, split, epoch=epoch)
+
+
+def data_issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: int = 24,
+                out: Optional[str] = None, *, quick: bool = True, resume: bool = False, overwrite: bool = False,
+                embedding_threshold: Optional[float] = None) -> Any:
+    """Likely label errors and near-duplicate images in a config's data (`tfft data issues`).
+
+    Args:
+        config: a `Config`, dict or YAML path/text.
+        folds: K of the cross-validation that gives the out-of-fold probabilities (>= 2).
+        top: how many suspects label_issues.png shows; the CSV lists every image.
+        out: the output folder (default `runs/NAME-issues`).
+        quick: train only the head on frozen features, without augmentation (default).
+        resume: finish an interrupted run of the same command.
+        overwrite: write into an `out` that holds other files.
+        embedding_threshold: the largest cosine distance of two images' features that counts as
+            a near-duplicate (None: the default of `tfft.studies.duplicates`).
+
+    Returns:
+        An `IssuesResult` (`ranking`, `duplicates`, `out`).
+
+    Example:
+    >>> result = tfft.data_issues("configs/pets.yaml", folds=5)  # doctest: +SKIP
+    """
+    from tfft.studies.issues import issues
+
+    extra = {} if embedding_threshold is None else {"embedding_threshold": embedding_threshold}
+    return issues(config, folds=folds, top=top, out=out, quick=quick, resume=resume, overwrite=overwrite, **extra)
+
+
+def _deprecated_alias(function: Any, old: str) -> Any:
+    """`function` under its old name `old`, which warns (DeprecationWarning) when called."""
+
+    @functools.wraps(function)
+    def alias(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(f"{old} is deprecated; use tfft.{function.__name__}", DeprecationWarning, stacklevel=2)
+        return function(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old.rpartition(".")[2]
+    return alias
+
+
+# The contract's old names: the data layer sits below training and the studies, so it cannot
+# define them itself; they keep working, with a deprecation warning (issue 28).
+data.build = _deprecated_alias(build_data, "tfft.data.build")
+data.issues = _deprecated_alias(data_issues, "tfft.data.issues")
 
 
 def __getattr__(name: str) -> Any:
@@ -98,7 +152,8 @@ def build_model(config: Union[Config, dict, str, None] = None, num_classes: Opti
 
 
 def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] = None,
-          resume: bool = False, overwrite: bool = False, callbacks: Optional[list] = None) -> Any:
+          resume: bool = False, overwrite: bool = False, callbacks: Optional[list] = None, *,
+          feature_store: Optional[Any] = None) -> Any:
     """Train as the config says; returns a `TrainResult` (`run_dir`, `metrics`, `history`).
 
     Args:
@@ -108,6 +163,8 @@ def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] 
         overwrite: replace a finished run in `run_dir`.
         callbacks: extra `keras.callbacks.Callback`s added to every phase's `fit`; an exception
             one raises ends the run and propagates unchanged.
+        feature_store: a `tfft.training.feature_cache.FeatureStore` shared by several runs in one
+            process: a frozen-backbone phase whose features are in it reuses them.
 
     Example:
     >>> import tfft
@@ -116,13 +173,14 @@ def train(config: Union[Config, dict, str, None] = None, run_dir: Optional[str] 
     """
     from tfft.training.run import train as _train
 
-    return _train(config, run_dir=run_dir, resume=resume, overwrite=overwrite, callbacks=callbacks)
+    return _train(config, run_dir=run_dir, resume=resume, overwrite=overwrite, callbacks=callbacks,
+                  feature_store=feature_store)
 
 
 def tune(config: Union[Config, dict, str, None], space: Union[str, dict], trials: int,
          storage: Optional[str] = None, study: Optional[str] = None, run_dir: Optional[str] = None,
          metric: Optional[str] = None, keep: Optional[int] = None, pruner: Any = "median", sampler: Any = None,
-         verbose: bool = False) -> Any:
+         verbose: bool = False, heartbeat: Optional[int] = None) -> Any:
     """Hyperparameter search with Optuna until the study has `trials` finished trials (`tfft tune`).
 
     Args:
@@ -138,6 +196,7 @@ def tune(config: Union[Config, dict, str, None], space: Union[str, dict], trials
         pruner: `median`, `none` or an `optuna.pruners` object.
         sampler: None (TPE seeded by the config's seed) or an `optuna.samplers` object.
         verbose: show each trial's training output.
+        heartbeat: seconds between a running trial's heartbeats in the storage (None: the default).
 
     Returns:
         A `TuneResult` (`run_dir`, `best_trial`, `best_value`, `best_params`, `best_config`, `trials`).
@@ -149,34 +208,75 @@ def tune(config: Union[Config, dict, str, None], space: Union[str, dict], trials
     from tfft.studies.tune import tune as _tune
 
     return _tune(config, space, trials, storage=storage, study=study, run_dir=run_dir, metric=metric,
-                 keep=keep, pruner=pruner, sampler=sampler, verbose=verbose)
+                 keep=keep, pruner=pruner, sampler=sampler, verbose=verbose, heartbeat=heartbeat)
 
 
-def evaluate(run_dir: str, data: Optional[str] = None, split: str = "val") -> dict:
+def evaluate(run_dir: str, data: Optional[str] = None, split: str = "val", *, batch_size: Optional[int] = None,
+             top_k: Optional[int] = None) -> dict:
     """Evaluate a run's model.keras on a split; writes `RUN_DIR/eval/<split>/`.
 
     Args:
         run_dir: a run directory written by `tfft.train`.
         data: another data source to evaluate on (replaces `data.source`).
         split: `val`, `test` or `train`.
+        batch_size: default the run's `data.batch_size`.
+        top_k: k of top-k accuracy (default the run's `evaluate.top_k`).
 
     Example:
     >>> tfft.evaluate("runs/quickstart", split="val")["accuracy"]  # doctest: +SKIP
     """
     from tfft.evaluation import evaluate_run
 
-    return evaluate_run(run_dir, data=data, split=split)
+    return evaluate_run(run_dir, data=data, split=split, batch_size=batch_size, top_k=top_k)
 
 
-def predict(run_dir: str, paths: list, top_k: int = 3, tta: bool = False) -> list:
+def predict(run_dir: str, paths: list, top_k: int = 3, tta: bool = False, batch_size: int = 32) -> list:
     """Top-k labels and probabilities for image files, folders or globs.
+
+    Args:
+        run_dir: a run directory written by `tfft.train`.
+        paths: image files, folders (recursive) or globs.
+        top_k: labels per image.
+        tta: average with the horizontally flipped image.
+        batch_size: images per batch.
 
     Example:
     >>> tfft.predict("runs/quickstart", ["photo.jpg"], top_k=2)  # doctest: +SKIP
     """
     from tfft.evaluation.predict import predict as _predict
 
-    return _predict(run_dir, list(paths), top_k=top_k, tta=tta)
+    return _predict(run_dir, list(paths), top_k=top_k, tta=tta, batch_size=batch_size)
+
+
+def format_metrics(metrics: dict, title: Optional[str] = None) -> str:
+    """One split's metrics (from `evaluate`, an ensemble, metrics.json) as the terminal table
+    `tfft evaluate` prints: per class for a single-label run, per label for a multi-label one.
+
+    Args:
+        metrics: one split's entry (`metrics["task"] == "multi_label"` picks the per-label table).
+        title: the table's first line.
+
+    Example:
+    >>> print(tfft.format_metrics(tfft.evaluate("runs/quickstart")))  # doctest: +SKIP
+    """
+    if metrics.get("task") == "multi_label":
+        from tfft.reporting.multilabel import format_multilabel_table
+
+        return format_multilabel_table(metrics, title=title)
+    from tfft.reporting.metrics import format_table
+
+    return format_table(metrics, title=title)
+
+
+def format_predictions(rows: list, fmt: str = "csv") -> str:
+    """`predict`'s rows as CSV (`path,label_1,prob_1,...,error`) or a JSON list.
+
+    Example:
+    >>> print(tfft.format_predictions(tfft.predict("runs/quickstart", ["photo.jpg"])))  # doctest: +SKIP
+    """
+    from tfft.evaluation.predict import format_rows
+
+    return format_rows(rows, fmt)
 
 
 def ensemble(run_dirs: list, out: str, data: Optional[str] = None, split: str = "val",
@@ -230,6 +330,18 @@ def export_all(run_dir: str, out: Optional[str] = None, quantize: Optional[str] 
     return _export_all(run_dir, out=out, quantize=quantize, overwrite=overwrite, threads=threads)
 
 
+def export_formats() -> list[str]:
+    """The export formats `tfft.export` takes: the exporter registry's names, in order.
+
+    Example:
+    >>> tfft.export_formats()[:2]
+    ['savedmodel', 'tflite']
+    """
+    from tfft.evaluation.exporters import EXPORTERS
+
+    return EXPORTERS.names()
+
+
 def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: Optional[str] = None,
        resume: bool = False, ensemble: bool = False) -> Any:
     """Stratified, grouped K-fold cross-validation; returns a `CVResult` (`run_dir`, `summary`).
@@ -258,7 +370,8 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
 
 
 def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = None, *,
-          lr: Optional[float] = None, bn: str = "train", overwrite: bool = False) -> Any:
+          lr: Optional[float] = None, bn: str = "train", overwrite: bool = False, frequency: Optional[int] = None,
+          min_steps: Optional[int] = None) -> Any:
     """Gradual magnitude pruning of a finished run while fine-tuning (`tfft prune`); a `PruneResult`.
 
     Every Conv2D and Dense kernel (not depthwise kernels, biases or BatchNorm) reaches `sparsity`
@@ -273,6 +386,8 @@ def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = N
         lr: the fine-tuning rate (default: the smallest of the run's phases).
         bn: `train` (BatchNorm statistics follow the pruned kernels) or `frozen`.
         overwrite: replace `out` when it holds files.
+        frequency: recompute the masks every this many steps (None: about 16 updates over the ramp).
+        min_steps: the fewest optimizer steps of the schedule (None: `tfft.compression.prune.MIN_STEPS`).
 
     Example:
     >>> result = tfft.prune("runs/quickstart", sparsity=0.75)  # doctest: +SKIP
@@ -280,7 +395,9 @@ def prune(run_dir: str, sparsity: float, epochs: int = 2, out: Optional[str] = N
     """
     from tfft.compression import prune as _prune
 
-    return _prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, bn=bn, overwrite=overwrite)
+    extra = {} if min_steps is None else {"min_steps": min_steps}
+    return _prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, bn=bn, overwrite=overwrite, frequency=frequency,
+                  **extra)
 
 
 def heatmaps(model: Any, images: Any, class_index: Any = None, method: str = "gradcam",

@@ -177,7 +177,7 @@ class ScheduleConfig(_Section):
     @field_validator("finetune_unfreeze")
     @classmethod
     def _finetune_unfreeze(cls, value: str) -> str:
-        return PhaseConfig._unfreeze(value)
+        return PhaseConfig._unfreeze(value)  # noqa: SLF001 - the same check, this module's PhaseConfig
 
 
 class AugmentConfig(_Section):
@@ -227,7 +227,7 @@ class AugmentConfig(_Section):
         if value is not None:
             raise ValueError(
                 "preprocessing_function cannot be given in YAML (nothing in a config is "
-                "executed); use the Python API: tfft.data.build(...).map(your_function)"
+                "executed); use the Python API: tfft.build_data(...).map(your_function)"
             )
         return value
 
@@ -271,8 +271,19 @@ class DistributeConfig(_Section):
 
     strategy: Literal["auto", "none", "mirrored", "multi_worker", "tpu"] = "auto"
     virtual_cpus: int = Field(0, ge=0)
-    scale_lr: bool = False
     tpu_address: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_scale_lr(cls, values: Any) -> Any:
+        # `scale_lr` never changed a rate; configs that set it still load, with a warning.
+        if isinstance(values, dict) and "scale_lr" in values:
+            import warnings
+
+            values = {k: v for k, v in values.items() if k != "scale_lr"}
+            warnings.warn("distribute.scale_lr is deprecated and ignored (it never changed the learning rate); "
+                          "remove it from the config", FutureWarning, stacklevel=2)
+        return values
 
 
 class TrainingConfig(_Section):

@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tfft.errors import UserError
+from tfft.registry import Registry
 
 LOGITS_LAYER = "logits"
 PROBABILITIES_LAYER = "probabilities"
@@ -195,7 +195,10 @@ class MultiLabel(Task):
         return probabilities >= np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probabilities.shape[-1:])
 
 
-TASKS: dict[str, type[Task]] = {"single_label": SingleLabel, "multi_label": MultiLabel}
+# The kinds of problem, by the name a config's `task` gives (`auto` is resolved before this).
+TASKS: Registry[type[Task]] = Registry("task", where="task", hint="use one of: auto, single_label, multi_label")
+TASKS.register("single_label", SingleLabel)
+TASKS.register("multi_label", MultiLabel)
 
 
 def task_for(kind: str = "auto") -> Task:
@@ -205,6 +208,4 @@ def task_for(kind: str = "auto") -> Task:
         UserError: `task` names a kind tfft does not implement.
     """
     kind = "single_label" if kind in (None, "auto") else str(kind)
-    if kind not in TASKS:
-        raise UserError("task", f"{kind!r} is not implemented", f"use one of: auto, {', '.join(TASKS)}")
-    return TASKS[kind]()
+    return TASKS.get(kind)()

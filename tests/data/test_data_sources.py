@@ -219,15 +219,15 @@ def test_tfds_source_real_code_path(tfds_dir, monkeypatch):
 def test_a_tfds_val_carve_is_stratified_and_seeded_like_a_folders(tfds_dir, monkeypatch):
     """README: val_split carves val from a source without one "stratified, seeded" -- a TFDS split too."""
     from tfft.data import make_dataset
-    from tfft.data.sources import _stratified
+    from tfft.data.sources import stratified
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_dir))
     cfg = DataConfig(source="tfds:dummy_mnist", image_size=(16, 16), batch_size=8, val_split=0.5)
     splits = load_splits(cfg, seed=3)
     every = np.concatenate([splits["train"].labels, splits["val"].labels])
     per_class = {name: int((every == c).sum()) for c, name in enumerate(splits.class_names)}
-    # each class split as _stratified splits a folder's class (a contiguous slice ignores the classes)
-    expected = {name: len(v) for name, v in _stratified({n: list(range(k)) for n, k in per_class.items()},
+    # each class split as stratified splits a folder's class (a contiguous slice ignores the classes)
+    expected = {name: len(v) for name, v in stratified({n: list(range(k)) for n, k in per_class.items()},
                                                         0.5, 0.0, 3)["val"].items()}
     assert splits.counts("val") == expected
     assert len(splits["train"]) + len(splits["val"]) == 20

@@ -118,7 +118,7 @@ def test_one_decode_op_when_the_headers_allow(large_jpegs, tmp_path):
         cfg = DataConfig(source=str(folder), image_size=SIZE, batch_size=4, val_split=0.0)
         splits = load_splits(cfg, seed=0)
         part = splits.splits["train"]
-        op, may_be_large = pipeline._files_plan(part, SIZE, True)
+        op, may_be_large = pipeline.files_plan(part, SIZE, True)
         assert (op is not None) is one_op and may_be_large is large
         images = next(make_dataset(splits, "train", cfg, seed=0, training=False).as_numpy_iterator())[0]
         np.testing.assert_array_equal(images, np.stack([read_image(p, SIZE) for p in part.paths]))

@@ -20,11 +20,11 @@ RESIZES = [((180, 180), (224, 224)), ((375, 500), (224, 224)), ((12, 200), (32, 
 
 @pytest.mark.parametrize("source, target", RESIZES)
 def test_compiled_resize_is_decode_resize(source, target):
-    from tfft.data import _resize_kernels
+    from tfft.data import resize_kernels
 
     image = np.random.default_rng(sum(source)).integers(0, 256, (*source, 3), dtype=np.uint8)
     out = np.empty((*target, 3), np.float32)
-    _resize_kernels.resize(image, out)
+    resize_kernels.resize(image, out)
     assert_as_tf_resizes(out, decode.resize(tf.constant(image), target).numpy())
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tfft.evaluation import (compute_metrics, evaluate_model, evaluate_run, plot_curves, write_report)
 from tfft.data.files import read_image
-from tfft.training.rundir import load_model, open_run, split_files
+from tfft.runs.directory import load_model, open_run, split_files
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -122,7 +122,7 @@ def test_evaluation_lists_the_images_training_used(tmp_path):
     from PIL import Image
 
     from tfft.config import load_config
-    from tfft.training.rundir import Run
+    from tfft.runs.directory import Run
 
     root = tmp_path / "data"
     for split in ("train", "val"):

@@ -14,7 +14,7 @@ from tests.conftest import user_files
 from tfft.errors import UserError
 from tfft.evaluation.export import export
 from tfft.data.files import read_image
-from tfft.training.rundir import load_model, open_run
+from tfft.runs.directory import load_model, open_run
 
 SERVE = textwrap.dedent("""
     import json, sys

@@ -14,7 +14,7 @@ def test_serving_decodes_large_jpegs_as_training(run_copy, large_jpegs, fast_dec
     from tfft.config import load_config
     from tfft.data import decode, load_splits, make_dataset
     from tfft.evaluation.export import _serving_module
-    from tfft.training.rundir import load_model, open_run
+    from tfft.runs.directory import load_model, open_run
 
     cfg = load_config(run_copy / "config.yaml", overrides=[f"data.fast_decode={fast_decode}"])
     (run_copy / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")

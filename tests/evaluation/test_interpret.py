@@ -18,7 +18,7 @@ def interpreted(run_dir, tmp_path_factory):
 
 def test_top_losses_are_the_largest_losses_on_the_pixels_training_saw(interpreted, run_dir):
     from tfft.data.files import read_image
-    from tfft.training.rundir import load_model, open_run
+    from tfft.runs.directory import load_model, open_run
 
     result = interpreted
     assert result.heatmaps.shape == (4, 64, 64) and result.images.shape == (4, 64, 64, 3)
@@ -54,7 +54,7 @@ def test_heatmaps_differ_from_randomised_head(run_dir, interpreted):
     import keras
 
     from tfft.models.heatmaps import heatmaps
-    from tfft.training.rundir import load_model, open_run
+    from tfft.runs.directory import load_model, open_run
 
     model = load_model(open_run(run_dir))
     images = interpreted.images
@@ -96,7 +96,7 @@ def test_ensemble_run_is_explained_by_its_members(run_dir, tmp_path, cli_runner)
 
     from tfft.models.heatmaps import heatmaps
     from tfft.studies.ensemble import ensemble
-    from tfft.training.rundir import load_model, open_run
+    from tfft.runs.directory import load_model, open_run
 
     twin = shutil.copytree(run_dir, tmp_path / "twin")
     out = tmp_path / "ens"

@@ -14,7 +14,7 @@ import yaml
 from tests.conftest import REPO, tiny_config, write_image_folder
 from tfft.config import load_config
 from tfft.errors import UserError
-from tfft.training import rundir
+from tfft.runs import directory as rundir
 from tfft.training.preflight import check_config
 
 

@@ -231,7 +231,7 @@ def test_run_interrupted_before_its_last_epochs_history_row_is_written_resumes_w
 
     import tfft
     from tfft.errors import TrainingInterrupted
-    from tfft.training import run
+    from tfft.training import plan
 
     config = tiny_config(name="resume-history", data={"builtin_per_class": 4},
                          model={"backbone": f"keras:{tiny_backbone}", "weights": None},
@@ -245,7 +245,7 @@ def test_run_interrupted_before_its_last_epochs_history_row_is_written_resumes_w
 
     killed = tmp_path / "killed"
     with monkeypatch.context() as patch:
-        patch.setattr(run._Run, "_write_history", interrupted)
+        patch.setattr(plan.Progress, "write_history", interrupted)
         keras.backend.clear_session()
         with pytest.raises(TrainingInterrupted):
             tfft.train(config, run_dir=str(killed))

@@ -4,7 +4,7 @@
 pipeline `resize_and_warp_batch` instead takes a training batch as decoded (a
 `tfft.data.DecodedBatch`) and, in one call, resizes each image into one reused scratch image and
 warps that into the output batch. The resize is `decode.resize`'s, bitwise (TF's kernels'
-arithmetic in their order, `tfft.data._resize_kernels`). The warp's arithmetic is
+arithmetic in their order, `tfft.data.resize_kernels`). The warp's arithmetic is
 `geometry._gather_warp`'s, in two passes per output row: the sample coordinates, bilinear weights
 and clamped offsets of the row (a loop LLVM vectorises), then 12 loads and 12 fused multiply-adds
 a pixel; one compiled loop per fill mode. `fastmath={"contract"}` lets LLVM fuse multiply-adds as
@@ -29,8 +29,10 @@ _MODES = {"nearest": 0, "constant": 1, "reflect": 2, "wrap": 3}
 
 
 def _kernels():
-    """The compiled loops (`_cpu_kernels`), or None without numba."""
-    return pyfunc.compiled("tfft.augment._cpu_kernels")
+    """The compiled loops (`tfft.augment.cpu_kernels`), imported on first use (numba takes a moment)."""
+    from tfft.augment import cpu_kernels
+
+    return cpu_kernels
 
 
 def available() -> bool:
@@ -54,12 +56,6 @@ def _warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str, cval: float) -
     """The loop over images [..., H, W, 3] with matrices [..., 3, 3] (one image or a batch)."""
     _check(fill_mode, images.shape)
     kernels, mode, fill = _kernels(), _MODES[fill_mode], np.float32(cval)
-    if kernels is None:  # pragma: no cover - numba is a dependency
-        from tfft.augment import geometry
-
-        if images.shape.rank == 3:
-            return geometry.warp(images[None], matrices[None], fill_mode, cval)[0]
-        return geometry.warp(images, matrices, fill_mode, cval)
     kernel, matrices = kernels.warp, tf.cast(matrices, tf.float32)
 
     def run(src, mats):  # kept lean (TF hands over contiguous arrays)
@@ -112,7 +108,7 @@ def resize_and_warp_batch(decoded, matrices: tf.Tensor, image_size, fill_mode: s
     The input pipeline's geometric step: the batch as decoded goes into one compiled call that
     resizes each image exactly as `decode.resize` does (bitwise: TF's bilinear kernel when
     upscaling, its antialiased `ScaleAndTranslate` and the clip when a side shrinks; see
-    `tfft.data._resize_kernels`) into one reused scratch image, and warps that into the batch.
+    `tfft.data.resize_kernels`) into one reused scratch image, and warps that into the batch.
     Against `resize_decoded` then `warp_batch`, the resized batch is never written out whole and
     one Python call is saved (`benchmarks/bench_augment.py`).
 
@@ -138,10 +134,6 @@ def resize_and_warp_batch(decoded, matrices: tf.Tensor, image_size, fill_mode: s
     size = (int(image_size[0]), int(image_size[1]))
     _check(fill_mode, tf.TensorShape([*size, 3]))
     kernels = _kernels()
-    if kernels is None:  # pragma: no cover - numba is a dependency
-        from tfft.data import resize_decoded
-
-        return _warp(resize_decoded(decoded, size), matrices, fill_mode, cval)
     kernel, mode, fill = kernels.resize_warp_batch, _MODES[fill_mode], np.float32(cval)
     matrices = tf.cast(matrices, tf.float32)
 

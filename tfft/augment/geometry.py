@@ -28,7 +28,7 @@ import tensorflow as tf
 FILL_MODES = {"constant": "CONSTANT", "nearest": "NEAREST", "reflect": "REFLECT", "wrap": "WRAP"}
 
 
-def _mat(rows: list[list[tf.Tensor]]) -> tf.Tensor:
+def matrix(rows: list[list[tf.Tensor]]) -> tf.Tensor:
     """Stack a 3x3 nested list of [B] tensors into [B, 3, 3] (one stack: few ops per batch)."""
     return tf.reshape(tf.stack([v for row in rows for v in row], axis=-1), [-1, 3, 3])
 
@@ -66,10 +66,10 @@ def affine_matrix(theta, tx, ty, shear, zx, zy, height, width, idg_centre: bool 
     tx, ty, zx, zy = (tf.cast(v, tf.float32) for v in (tx, ty, zx, zy))
     zero, one = tf.zeros_like(theta), tf.ones_like(theta)
     c, s = tf.cos(theta), tf.sin(theta)
-    rotation = _mat([[c, -s, zero], [s, c, zero], [zero, zero, one]])
-    shift = _mat([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
-    shear_m = _mat([[one, -tf.sin(shear), zero], [zero, tf.cos(shear), zero], [zero, zero, one]])
-    zoom = _mat([[zx, zero, zero], [zero, zy, zero], [zero, zero, one]])
+    rotation = matrix([[c, -s, zero], [s, c, zero], [zero, zero, one]])
+    shift = matrix([[one, zero, tx], [zero, one, ty], [zero, zero, one]])
+    shear_m = matrix([[one, -tf.sin(shear), zero], [zero, tf.cos(shear), zero], [zero, zero, one]])
+    zoom = matrix([[zx, zero, zero], [zero, zy, zero], [zero, zero, one]])
     m = rotation @ shift @ shear_m @ zoom
     return about_centre(m, height, width, idg_centre)
 
@@ -82,8 +82,8 @@ def about_centre(m: tf.Tensor, height, width, idg_centre: bool = False) -> tf.Te
     cx, cy = cx / 2.0 - 0.5, cy / 2.0 - 0.5
     batch = tf.shape(m)[0]
     one, zero = tf.ones([batch]), tf.zeros([batch])
-    offset = _mat([[one, zero, zero + cx], [zero, one, zero + cy], [zero, zero, one]])
-    reset = _mat([[one, zero, zero - cx], [zero, one, zero - cy], [zero, zero, one]])
+    offset = matrix([[one, zero, zero + cx], [zero, one, zero + cy], [zero, zero, one]])
+    reset = matrix([[one, zero, zero - cx], [zero, one, zero - cy], [zero, zero, one]])
     return offset @ m @ reset
 
 
@@ -94,7 +94,7 @@ def flip_matrix(flip_h, flip_v, height, width) -> tf.Tensor:
     ox = tf.where(flip_h, tf.cast(width, tf.float32) - 1.0, 0.0)
     oy = tf.where(flip_v, tf.cast(height, tf.float32) - 1.0, 0.0)
     zero, one = tf.zeros_like(sx), tf.ones_like(sx)
-    return _mat([[sx, zero, ox], [zero, sy, oy], [zero, zero, one]])
+    return matrix([[sx, zero, ox], [zero, sy, oy], [zero, zero, one]])
 
 
 def warp(images: tf.Tensor, matrices: tf.Tensor, fill_mode: str = "nearest", cval: float = 0.0,

@@ -87,7 +87,7 @@ def random_resized_crop_matrix(batch, height, width, scale: tuple[float, float],
     y0 = uniform([batch], s_y) * (1.0 - fh) * h
     zero, one = tf.zeros([batch]), tf.ones([batch])
     # input = x0 + (out + 0.5) * fw - 0.5   (half-pixel centres, as tf.image.resize)
-    return geometry._mat([[fw, zero, x0 + 0.5 * fw - 0.5], [zero, fh, y0 + 0.5 * fh - 0.5],
+    return geometry.matrix([[fw, zero, x0 + 0.5 * fw - 0.5], [zero, fh, y0 + 0.5 * fh - 0.5],
                           [zero, zero, one]])
 
 
@@ -112,7 +112,7 @@ def color_jitter(images: tf.Tensor, strength: float, seed) -> tf.Tensor:
     to_rgb = tf.linalg.inv(to_yiq)
     c, s = tf.cos(angle), tf.sin(angle)
     zero, one = tf.zeros_like(c), tf.ones_like(c)
-    rot = geometry._mat([[one, zero, zero], [zero, c, -s], [zero, s, c]])
+    rot = geometry.matrix([[one, zero, zero], [zero, c, -s], [zero, s, c]])
     m = to_rgb[None] @ rot @ to_yiq[None]  # [B, 3, 3]; pixel' = m @ pixel
     x = tf.einsum("bhwc,bdc->bhwd", x, m)
     return tf.clip_by_value(x, 0.0, 255.0)
@@ -154,7 +154,7 @@ def rand_augment_matrix(plan, height, width) -> tf.Tensor:
         }
         m = tf.eye(3, batch_shape=[tf.shape(op)[0]])
         for name, rows in candidates.items():
-            cand = geometry._mat(rows + [[zero, zero, one]])
+            cand = geometry.matrix(rows + [[zero, zero, one]])
             chosen = tf.equal(op, RAND_OPS.index(name))[:, None, None]
             m = tf.where(chosen, cand, m)
         m = geometry.about_centre(m, height, width)

@@ -21,9 +21,9 @@ def train(config: str, overrides: tuple[str, ...], run_dir: str | None, resume: 
     """Train a classifier as CONFIG says; prints `run dir: PATH` last."""
     cfg = load_cli_config(config, overrides)
     click.echo(device_line())
-    from tfft.training.run import train as run_train
+    import tfft
 
-    result = run_train(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite)
+    result = tfft.train(cfg, run_dir=run_dir, resume=resume, overwrite=overwrite)
     click.echo(f"run dir: {result.run_dir}")
 
 

@@ -22,9 +22,9 @@ def cv(config: str, folds: int, overrides: tuple[str, ...], run_dir: str | None,
     images; prints `run dir: DIR` last."""
     cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
     click.echo(device_line())
-    from tfft.studies.cv import cv as run_cv
+    import tfft
 
-    result = run_cv(cfg, folds=folds, run_dir=run_dir, resume=resume, ensemble=ensemble)
+    result = tfft.cv(cfg, folds=folds, run_dir=run_dir, resume=resume, ensemble=ensemble)
     click.echo(f"run dir: {result.run_dir}")
 
 

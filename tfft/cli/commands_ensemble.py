@@ -14,10 +14,9 @@ import click
 @click.option("--overwrite", is_flag=True, help="Replace --out when it already holds files.")
 def ensemble(run_dirs: tuple[str, ...], out: str, data: str | None, split: str, overwrite: bool) -> None:
     """One model averaging the probabilities of RUN_DIRs (backbones and sizes may differ)."""
-    from tfft.reporting.metrics import format_table
-    from tfft.studies.ensemble import ensemble as run_ensemble
+    import tfft
 
-    result = run_ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
+    result = tfft.ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
     multi = result.thresholds is not None
     if result.metrics:
         width = max(len(m["run_dir"]) for m in result.members)
@@ -32,12 +31,7 @@ def ensemble(run_dirs: tuple[str, ...], out: str, data: str | None, split: str, 
             largest = f"{max(h for h, _ in sizes)}x{max(w for _, w in sizes)}"
             click.echo(f"  (each member on the images resized once to its own size, as its own metrics.json; "
                        f"the ensemble takes {largest} and resizes it inside the model to each member's size)")
-        if multi:
-            from tfft.reporting.multilabel import format_multilabel_table
-
-            click.echo(format_multilabel_table(result.metrics, title=f"ensemble of {len(result.members)}:"))
-        else:
-            click.echo(format_table(result.metrics, title=f"ensemble of {len(result.members)}:"))
+        click.echo(tfft.format_metrics(result.metrics, title=f"ensemble of {len(result.members)}:"))
     else:
         click.echo(f"not evaluated: {result.evaluated_on}; "
                    f"run `tfft evaluate {result.run_dir} --data SPEC`")

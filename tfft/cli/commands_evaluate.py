@@ -16,15 +16,12 @@ from tfft.cli.options import LazyChoice
 @click.option("--batch-size", type=int, default=None, help="Default: the run's data.batch_size.")
 def evaluate(run_dir: str, data: str | None, split: str, top_k: int | None, batch_size: int | None) -> None:
     """Metrics of RUN_DIR's model on a split; writes RUN_DIR/eval/<split>/ (--data: eval/<data name>-<split>/)."""
-    from tfft.evaluation.core import evaluate_run
-    from tfft.reporting.multilabel import format_multilabel_table
-    from tfft.reporting.metrics import format_table
+    import tfft
 
-    metrics = evaluate_run(run_dir, data=data, split=split, batch_size=batch_size, top_k=top_k)
+    metrics = tfft.evaluate(run_dir, data=data, split=split, batch_size=batch_size, top_k=top_k)
     skipped = len(metrics.get("skipped") or [])
     title = f"{split}: {metrics['num_examples']} images" + (f" ({skipped} unreadable skipped)" if skipped else "")
-    table = format_multilabel_table if metrics.get("task") == "multi_label" else format_table
-    click.echo(table(metrics, title=title))
+    click.echo(tfft.format_metrics(metrics, title=title))
     click.echo(f"wrote {metrics['out_dir']}")
 
 
@@ -39,11 +36,11 @@ def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: boo
     """Top-k labels for images: files, folders (recursive) or globs."""
     from tfft.errors import UserError
     from tfft.wording import plural
-    from tfft.evaluation.predict import failures, format_rows, predict as run_predict
+    import tfft
 
-    rows = run_predict(run_dir, list(paths), top_k=top_k, tta=tta, batch_size=batch_size)
-    click.echo(format_rows(rows, fmt))
-    failed = failures(rows)
+    rows = tfft.predict(run_dir, list(paths), top_k=top_k, tta=tta, batch_size=batch_size)
+    click.echo(tfft.format_predictions(rows, fmt))
+    failed = sum(1 for row in rows if row.get("error"))
     if rows and failed == len(rows):
         raise UserError(" ".join(paths), f"none of the {plural(len(rows), 'file')} could be read (the error "
                         "column above says why for each)", "run `tfft data check` on them")
@@ -52,10 +49,10 @@ def predict(run_dir: str, paths: tuple[str, ...], top_k: int, fmt: str, tta: boo
 
 
 def _export_formats() -> list[str]:
-    """The registered export formats and `all` (tfft.evaluation.exporters.EXPORTERS)."""
-    from tfft.evaluation.exporters import EXPORTERS
+    """The registered export formats and `all` (`tfft.export_formats()`)."""
+    from tfft import export_formats
 
-    return EXPORTERS.names() + ["all"]
+    return export_formats() + ["all"]
 
 
 @click.command()

@@ -20,9 +20,9 @@ def issues(config: str, folds: int, top: int, out: str | None, overrides: tuple[
            resume: bool, overwrite: bool) -> None:
     """Label errors (out-of-fold confident learning) and near-duplicates within and across splits."""
     cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
-    from tfft.studies.issues import issues as run_issues
+    import tfft
 
-    result = run_issues(cfg, folds=folds, top=top, out=out, quick=not full, resume=resume,
+    result = tfft.data_issues(cfg, folds=folds, top=top, out=out, quick=not full, resume=resume,
                         overwrite=overwrite)
     width = max([len(name) for name in result.class_names] + [5])
     click.echo(f"{'rank':>4}  {'score':>6}  {'given':<{width}}  {'suggested':<{width}}  flagged  path")

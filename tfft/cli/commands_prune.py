@@ -21,11 +21,10 @@ import click
 def prune(run_dir: str, sparsity: float, epochs: int, out: str | None, lr: float | None, min_steps: int | None,
           frequency: int | None, bn: str, overwrite: bool) -> None:
     """Prune RUN_DIR's model to SPARSITY while fine-tuning; writes a new run directory."""
-    from tfft.compression import prune as run_prune
-    from tfft.compression.prune import MIN_STEPS
+    import tfft
 
-    result = run_prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, bn=bn, overwrite=overwrite,
-                       frequency=frequency, min_steps=MIN_STEPS if min_steps is None else min_steps)
+    result = tfft.prune(run_dir, sparsity, epochs=epochs, out=out, lr=lr, bn=bn, overwrite=overwrite,
+                        frequency=frequency, min_steps=min_steps)
     sizes = result.gzip_bytes
     click.echo(f"sparsity {result.sparsity:.4f} (target {result.target_sparsity:g}) over "
                f"{len(result.layers)} Conv2D/Dense kernels; gzip {sizes['dense']:,} -> {sizes['pruned']:,} bytes")

@@ -35,9 +35,9 @@ def tune(config: str, space: str, trials: int, storage: str | None, study: str |
     """Search SPACE around CONFIG with Optuna until the study has N finished trials; prints `run dir: DIR` last."""
     cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
     click.echo(device_line())
-    from tfft.studies.tune import tune as run_tune
+    import tfft
 
-    result = run_tune(cfg, space, trials, storage=storage, study=study, run_dir=run_dir, metric=metric,
+    result = tfft.tune(cfg, space, trials, storage=storage, study=study, run_dir=run_dir, metric=metric,
                       keep=keep, pruner=pruner, verbose=verbose, heartbeat=heartbeat)
     if result.best_config is not None:
         click.echo(f"best config: {result.best_config}")

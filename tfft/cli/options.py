@@ -17,7 +17,7 @@ def load_cli_config(config: str, overrides: tuple[str, ...], check: bool = True)
     With `check`, its paths and sizes are checked too (`tfft.training.preflight.check_config`):
     a missing data folder is refused in a second, before TensorFlow is imported.
     """
-    from tfft.config import load_config
+    from tfft import load_config
     from tfft.training.preflight import check_config
 
     cfg = load_config(config, overrides=list(overrides))

@@ -406,7 +406,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     import keras
 
     from tfft.data import data_report, make_dataset, steps_per_epoch
-    from tfft.training.rundir import open_run
+    from tfft.runs.directory import open_run
     from tfft.reporting.evaluate import evaluate_model
     from tfft.schedule.freezing import apply_freezing
     from tfft.training.assembly import assemble, resolve

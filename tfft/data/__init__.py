@@ -1,9 +1,9 @@
 """tfft.data: image sources, robust decoding and deterministic tf.data pipelines.
 
 `load_splits` lists and scans a source (folder, CSV, TFDS, `builtin:shapes`) into `DataSplits`;
-`make_dataset` turns a split into batched `(images float32 0..255, labels int32)`; `build` (the
-contract's `tfft.data.build`, which augments and so sits above `tfft.augment`) is
-`tfft.training.assembly.build_dataset`, installed here by the package root;
+`make_dataset` turns a split into batched `(images float32 0..255, labels int32)` (the augmented
+training batches of a config are the public API's `tfft.build_data`, which sits above
+`tfft.augment`; `tfft.data.build` and `tfft.data.issues` are its deprecated old names);
 `decode_and_resize` is the single decode+resize rule shared with evaluate, predict and export;
 `check_folder` powers `tfft data check`; `iterative_stratification` / `iterative_kfold` split
 multi-label data per label.
@@ -29,7 +29,6 @@ _LAZY = {
     "resize_decoded": "tfft.data.pipeline",
     "decode_and_resize": "tfft.data.decode",
     "pack": "tfft.data.packing",  # `tfft.data.pack(source, out)`: TFRecord shards, read as tfrecord:DIR
-    "issues": "tfft.studies.issues",  # `tfft.data.issues(...)`: label errors and duplicates (a study)
 }
 
 
@@ -43,8 +42,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "DataSplits", "Split", "load_splits", "data_report", "make_dataset", "build", "steps_per_epoch",
+    "DataSplits", "Split", "load_splits", "data_report", "make_dataset", "steps_per_epoch",
     "epoch_permutation", "augment_seed", "DecodedBatch", "resize_decoded", "decode_and_resize", "check_folder",
-    "scan_files", "issues", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
+    "scan_files", "probe_header", "pil_decode", "is_image_file", "IMAGE_EXTENSIONS", "Probe",
     "iterative_stratification", "iterative_kfold", "SOURCES", "DataSource", "source_of", "pack",
 ]

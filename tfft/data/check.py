@@ -167,18 +167,25 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True,
         report["near_duplicate_groups"] = near_duplicate_groups([p for p in every if p in good])
     report["ignored_files"] = 0 if is_csv else _count_ignored(root)
     if split_dirs:
-        report["splits"] = {
-            split: {name: sum(1 for p in split_of[split].get(name, []) if p in good)
-                    for name in sorted(split_of[split])}
-            for split in split_dirs}
-        train_names = sorted(split_of.get("train", {}))
-        report["class_mismatch"] = {split: sorted(split_of[split]) for split in split_dirs
-                                    if sorted(split_of[split]) != train_names}
-        if not is_csv:
-            report["split_folders"] = {split: folder.name for split, folder in split_dirs.items()}
+        report.update(_split_counts(split_of, split_dirs, good, folders=not is_csv))
     report["errors"] = errors
     report["warnings"] = warnings
     return report
+
+
+def _split_counts(split_of: dict[str, dict[str, list[str]]], split_dirs: dict[str, Path], good: set[str],
+                  folders: bool) -> dict[str, Any]:
+    """`splits` (per-split class counts of readable images), `class_mismatch` and `split_folders`."""
+    counts: dict[str, Any] = {
+        "splits": {split: {name: sum(1 for p in split_of[split].get(name, []) if p in good)
+                           for name in sorted(split_of[split])}
+                   for split in split_dirs}}
+    train_names = sorted(split_of.get("train", {}))
+    counts["class_mismatch"] = {split: sorted(split_of[split]) for split in split_dirs
+                                if sorted(split_of[split]) != train_names}
+    if folders:
+        counts["split_folders"] = {split: folder.name for split, folder in split_dirs.items()}
+    return counts
 
 
 def _file_stats(good: list[str], probes: dict[str, Any], duplicates: bool) -> dict[str, Any]:

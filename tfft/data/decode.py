@@ -20,7 +20,7 @@ Conventions (the same for every route, and for evaluate/predict/export through
 - Resize: `tf.image.resize(method="bilinear", antialias=True)` to `image_size`, no aspect-ratio
   crop or pad. Antialiasing only matters when downscaling (upscaling is plain bilinear with
   half-pixel centres); without it a 4x downscale aliases badly. The `tf.data` pipelines compute
-  the same resize per batch with compiled loops (`tfft.data._resize_kernels`, TF's kernels'
+  the same resize per batch with compiled loops (`tfft.data.resize_kernels`, TF's kernels'
   arithmetic in their order: bitwise equal, tested), several times faster when downscaling.
 - JPEG downscale-on-decode (`data.fast_decode: auto`, the default): a JPEG is decoded with
   libjpeg's DCT scaling (`decode_jpeg(ratio=2|4|8)`, or PIL's `draft()` on the PIL route) at the

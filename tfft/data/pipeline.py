@@ -73,9 +73,8 @@ def _decoded_element(image, image_size: tuple[int, int], may_be_large: bool = Tr
 def resize_decoded(decoded: DecodedBatch, image_size) -> tf.Tensor:
     """The images of a `DecodedBatch` resized as `decode.resize` does: float32 [B, H, W, 3].
 
-    One compiled call for the batch (`_resize_kernels.resize_batch`: TF's kernels' arithmetic in
-    their order, bitwise `decode.resize`), written straight into the batch; TF's ops, image by
-    image, if numba cannot be imported.
+    One compiled call for the batch (`resize_kernels.resize_batch`: TF's kernels' arithmetic in
+    their order, bitwise `decode.resize`), written straight into the batch.
 
     Example:
     >>> image = tf.random.uniform([5, 7, 3], 0, 255, tf.int32)
@@ -85,9 +84,7 @@ def resize_decoded(decoded: DecodedBatch, image_size) -> tf.Tensor:
     TensorShape([1, 8, 8, 3])
     """
     size = (int(image_size[0]), int(image_size[1]))
-    kernels = _pyfunc.compiled("tfft.data._resize_kernels")
-    if kernels is None:  # pragma: no cover - numba is a dependency
-        return _resize_decoded_tf(decoded, size)
+    from tfft.data import resize_kernels as kernels  # on first use: importing numba takes a moment
 
     def run(raw, shapes, resized):
         out = _pyfunc.aligned_empty((shapes.shape[0], *size, 3))
@@ -100,7 +97,8 @@ def resize_decoded(decoded: DecodedBatch, image_size) -> tf.Tensor:
 
 
 def _resize_decoded_tf(decoded: DecodedBatch, size: tuple[int, int]) -> tf.Tensor:
-    """`resize_decoded` with TF's ops (`decode.resize`), image by image."""
+    """`resize_decoded` with TF's ops (`decode.resize`), image by image: the reference the compiled
+    resize is tested against (tests/data/test_resize_kernels.py)."""
 
     def one(i):
         shape = decoded.shapes[i]
@@ -141,7 +139,7 @@ def augment_seed(seed: int, epoch, batch_index):
     return tf.cast(tf.stack([tf.constant(int(seed) % _INT31, tf.int64), second]), tf.int32)
 
 
-def _files_plan(split: Split, image_size: tuple[int, int], fast_decode: bool) -> tuple[Optional[Callable], bool]:
+def files_plan(split: Split, image_size: tuple[int, int], fast_decode: bool) -> tuple[Optional[Callable], bool]:
     """What the scan's headers tell about decoding a file split, so its per-element graph needs no
     branch: (one decode op for every file, or None; whether an image may decode to more values than
     4x its resized float32 self).
@@ -172,7 +170,7 @@ def _files_plan(split: Split, image_size: tuple[int, int], fast_decode: bool) ->
     return None, may_be_large
 
 
-def _element_decoder(split: Split, image_size: tuple[int, int],
+def element_decoder(split: Split, image_size: tuple[int, int],
                      fast_decode: bool = True) -> tuple[Callable[[Any], Any], int, bool]:
     """A function index -> (image uint8 [h, w, 3] as decoded, not yet resized, label int32) for
     file/builtin splits, the number of elements, and whether an image may be too large to batch
@@ -186,7 +184,7 @@ def _element_decoder(split: Split, image_size: tuple[int, int],
         routes = tf.constant(split.routes.astype(np.int32), dtype=tf.int32)
 
         all_native = bool(len(split)) and not bool((split.routes == _decode.ROUTE_PIL).any())
-        one_op, may_be_large = _files_plan(split, size, fast_decode)
+        one_op, may_be_large = files_plan(split, size, fast_decode)
 
         def decode_file(index):
             path = tf.gather(paths, index)

@@ -1,7 +1,7 @@
 """`tf.numpy_function` for tf.data pipelines, made safe for the interpreter's exit, and its helpers.
 
 A tf.data iterator that is still alive when Python shuts down (a script that peeks at one batch
-of `tfft.data.build(...)` and ends, a notebook kernel stopped mid-epoch) is destroyed during
+of `tfft.build_data(...)` and ends, a notebook kernel stopped mid-epoch) is destroyed during
 interpreter finalization. Its destructor waits for the map calls in flight, and a call that
 reaches a Python function then can never finish: the thread that asks for the GIL after
 finalization has begun is ended on the spot (TensorFlow issue 21277). The process hangs for good.
@@ -14,15 +14,13 @@ once and releases the GIL until no call has come for 50 ms (3 s at most). The pi
 fill their buffers with errors nobody reads and go quiet, so finalization finds no call in flight.
 A normal exit (no live iterator) pays one 50 ms wait.
 
-The compiled loops these functions run are imported through `compiled` (None without numba),
-and return their images in `aligned_empty` arrays.
+The compiled loops these functions run (`tfft.data.resize_kernels`, `tfft.augment.cpu_kernels`,
+numba) are imported where they are first used, and return their images in `aligned_empty` arrays.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
-import importlib
 import time
 from typing import Callable
 
@@ -62,22 +60,6 @@ def numpy_function(func: Callable, inp: list, Tout, name: str | None = None):
     return tf.numpy_function(guarded, inp, Tout, stateful=False, name=name)
 
 
-@functools.lru_cache(maxsize=None)
-def compiled(module: str):
-    """The numba kernels module `module`, or None when numba cannot be imported.
-
-    Its loops compile on first use, then load from numba's on-disk cache.
-
-    Example:
-    >>> compiled("tfft.data._resize_kernels") is not None
-    True
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return None
-
-
 def aligned_empty(shape: tuple[int, ...]):
     """An uninitialised float32 NumPy array whose data is 64-byte aligned, to return from
     `numpy_function`: TF can then take its memory for the tensor without a copy.
@@ -105,4 +87,4 @@ def _quiesce() -> None:
             return
 
 
-__all__ = ["aligned_empty", "compiled", "numpy_function"]
+__all__ = ["aligned_empty", "numpy_function"]

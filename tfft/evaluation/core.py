@@ -18,7 +18,7 @@ from tfft.evaluation import multilabel_eval
 from tfft.errors import UserError
 from tfft.data.files import decoded_files
 from tfft.data.sources import source_of
-from tfft.training.rundir import generated_split, is_multi_label, load_model, open_run, split_files
+from tfft.runs.directory import generated_split, is_multi_label, load_model, open_run, split_files
 from tfft.reporting.evaluate import worst_examples, write_split
 from tfft.reporting.metrics import compute_metrics
 from tfft.reporting.plots import plot_confusion_matrix, plot_gallery

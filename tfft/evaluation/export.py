@@ -36,7 +36,7 @@ from tfft.evaluation.exporters.parity import (
 )
 from tfft.evaluation.exporters.savedmodel import serving_module
 from tfft.layout import EXPORT
-from tfft.training.rundir import Run, is_multi_label, load_model, open_run
+from tfft.runs.directory import Run, is_multi_label, load_model, open_run
 
 FORMATS = tuple(EXPORTERS.names())  # the built-in formats; EXPORTERS.names() also lists registered ones
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")

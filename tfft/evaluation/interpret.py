@@ -28,7 +28,7 @@ from tfft.models.heatmaps import heatmaps
 from tfft.reporting.metrics import confusion_matrix
 from tfft.reporting.plots import plot_gallery
 from tfft.reporting.top_losses import rank, single_label_losses
-from tfft.training.rundir import (generated_split, is_multi_label, load_model, open_run, split_examples,
+from tfft.runs.directory import (generated_split, is_multi_label, load_model, open_run, split_examples,
                                   split_files)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from tfft import atomic
 from tfft.evaluation.interpret_figures import (INTERPRET_JSON, MAX_CLASS_GALLERIES, TOP_LOSSES_PNG,
                                               InterpretResult, slug, tiles)
-from tfft.reporting.multilabel_eval import read_run_thresholds
+from tfft.runs.thresholds import read_run_thresholds
 from tfft.reporting.plots import plot_gallery
 from tfft.reporting.top_losses import multi_label_losses, pair_names, rank
 

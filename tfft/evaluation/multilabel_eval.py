@@ -13,8 +13,8 @@ import numpy as np
 from tfft import layout
 from tfft.data.sources import source_of
 from tfft.reporting.multilabel import thresholds_document
-from tfft.reporting.multilabel_eval import (THRESHOLDS_FILE, choose_thresholds, collect, evaluate_multilabel,
-                                            read_run_thresholds)
+from tfft.reporting.multilabel_eval import THRESHOLDS_FILE, choose_thresholds, collect, evaluate_multilabel
+from tfft.runs.thresholds import read_run_thresholds
 
 __all__ = ["THRESHOLDS_FILE", "choose_thresholds", "collect", "evaluate_multilabel", "read_run_thresholds",
            "thresholds_document"]
@@ -107,7 +107,7 @@ def evaluate_run_multilabel(run: Any, data: Optional[str], split: str, batch_siz
     """
     from tfft import data as tfft_data
     from tfft.errors import UserError
-    from tfft.training.rundir import generated_split, load_model, split_examples
+    from tfft.runs.directory import generated_split, load_model, split_examples
 
     thresholds = read_run_thresholds(run.run_dir, run.class_names)
     source = str(data if data is not None else run.config.data.source)

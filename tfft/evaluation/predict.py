@@ -13,7 +13,7 @@ import numpy as np
 from tfft.errors import UserError
 from tfft.evaluation import multilabel_eval
 from tfft.data.files import expand_paths, read_image
-from tfft.training.rundir import is_multi_label, load_model, open_run
+from tfft.runs.directory import is_multi_label, load_model, open_run
 
 
 def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tta: bool = False,

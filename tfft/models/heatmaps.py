@@ -21,6 +21,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from tfft import compat
 from tfft.errors import UserError
 from tfft.models import cam as cams
 from tfft.task import LOGITS_LAYER
@@ -49,7 +50,7 @@ class _Member:
 def _parents(layer: Any) -> list[list[str]]:
     # Keras 3 keeps a layer's call sites as nodes (`_inbound_nodes`, no public accessor); each
     # node's parent nodes name the layers whose outputs it was called on.
-    return [[p.operation.name for p in node.parent_nodes] for node in layer._inbound_nodes]
+    return [[p.operation.name for p in node.parent_nodes] for node in compat.inbound_nodes(layer)]
 
 
 def _token_grid(shape: Sequence[Any]) -> Optional[tuple[int, int]]:
@@ -136,11 +137,11 @@ def _members(model: Any, layer: Optional[str] = None) -> list[_Member]:
     for layer in model.layers:
         if not isinstance(layer, keras.Model) or (chain := _chain(layer, layer_name)) is None:
             continue
-        node = layer._inbound_nodes[-1]
+        node = compat.inbound_nodes(layer)[-1]
         source = node.arguments.keras_tensors[0]
         prefix = None if source is model.inputs[0] else keras.Model(model.inputs, source)
         class_map = None
-        consumers = [n.operation for n in layer._outbound_nodes]
+        consumers = [n.operation for n in compat.outbound_nodes(layer)]
         if len(consumers) == 1 and isinstance(consumers[0], keras.layers.Dense):
             # tfft ensemble's fixed 0/1 reorder: kernel[member class, model class]
             class_map = np.asarray(consumers[0].get_weights()[0]).argmax(axis=0)

@@ -95,19 +95,6 @@ def format_threshold_intervals(class_names: Sequence[str], thresholds: Any, deta
     return f"thresholds (90% bootstrap interval, val positives, F1-best cut): {text}{more}"
 
 
-def read_run_thresholds(run_dir: str | os.PathLike, class_names: Sequence[str]) -> np.ndarray:
-    """A run's thresholds.json in labels.txt order (0.5 for every label when the file is absent)."""
-    from tfft.errors import UserError
-
-    path = Path(run_dir) / THRESHOLDS_FILE
-    if not path.is_file():
-        return np.full(len(class_names), _metrics.DEFAULT_THRESHOLD)
-    try:
-        return _metrics.read_thresholds(path.read_text(encoding="utf-8"), class_names, str(path))
-    except ValueError as exc:
-        raise UserError(str(path), str(exc), "re-run `tfft train`, or write one threshold per label in [0, 1]") from None
-
-
 def evaluate_multilabel(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str], thresholds: Any,
                         out_dir: str | os.PathLike, split: str = "val", merge: bool = True,
                         suffix: str = "", extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:

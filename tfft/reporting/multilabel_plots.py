@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tfft.reporting import multilabel as _metrics
-from tfft.reporting.plots import _pyplot, _save
+from tfft.reporting.plots import pyplot, save_figure
 
 
 def plot_pr_curves(y_true: Any, probs: Any, class_names: Sequence[str], path: str | os.PathLike,
@@ -31,7 +31,7 @@ def plot_pr_curves(y_true: Any, probs: Any, class_names: Sequence[str], path: st
     Example:
     >>> plot_pr_curves([[1, 0], [0, 1]], [[0.9, 0.2], [0.3, 0.6]], ["cat", "dog"], "/tmp/pr.png")  # doctest: +SKIP
     """
-    plt = _pyplot()
+    plt = pyplot()
     y_true = np.asarray(y_true) > 0.5
     probs = np.asarray(probs, dtype=np.float64)
     c = len(class_names)
@@ -63,7 +63,7 @@ def plot_pr_curves(y_true: Any, probs: Any, class_names: Sequence[str], path: st
         ax.tick_params(labelsize=7)
     fig.suptitle(title or "precision-recall per label")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def cooccurrence(y_true: Any) -> np.ndarray:
@@ -87,7 +87,7 @@ def plot_label_cooccurrence(y_true: Any, class_names: Sequence[str], path: str |
     Example:
     >>> plot_label_cooccurrence([[1, 1], [1, 0]], ["cat", "dog"], "/tmp/co.png")  # doctest: +SKIP
     """
-    plt = _pyplot()
+    plt = pyplot()
     counts = cooccurrence(y_true)
     c = counts.shape[0]
     diagonal = np.diag(counts).astype(np.float64)[:, None]
@@ -107,7 +107,7 @@ def plot_label_cooccurrence(y_true: Any, class_names: Sequence[str], path: str |
             for j in range(c):
                 ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8 if c > 10 else 10,
                         color="white" if share[i, j] > 0.5 else "black")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_label_confusion(y_true: Any, probs: Any, class_names: Sequence[str], thresholds: Any,
@@ -116,7 +116,7 @@ def plot_label_confusion(y_true: Any, probs: Any, class_names: Sequence[str], th
 
     Rows are labels, columns true positives, false negatives, false positives, true negatives.
     """
-    plt = _pyplot()
+    plt = pyplot()
     y = np.asarray(y_true) > 0.5
     predicted = _metrics.decide(probs, thresholds)
     table = np.stack([(y & predicted).sum(0), (y & ~predicted).sum(0), (~y & predicted).sum(0),
@@ -134,4 +134,4 @@ def plot_label_confusion(y_true: Any, probs: Any, class_names: Sequence[str], th
             ax.text(j, i, str(int(table[i, j])), ha="center", va="center", fontsize=9,
                     color="white" if rates[i, j] > 0.5 else "black")
     ax.set_title(title or "per-label decisions at the tuned thresholds")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -17,7 +17,13 @@ import numpy as np
 from tfft.atomic import write_bytes
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed), imported on first use.
+
+    Example:
+    >>> pyplot().__name__
+    'matplotlib.pyplot'
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -26,8 +32,15 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    plt = _pyplot()
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write `fig` as a PNG at `path` atomically and close it.
+
+    Example:
+    >>> fig = pyplot().figure()
+    >>> save_figure(fig, "empty.png").name
+    'empty.png'
+    """
+    plt = pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -49,7 +62,7 @@ def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | os.Pa
     Example:
     >>> plot_confusion_matrix([[5, 1], [2, 7]], ["cat", "dog"], "/tmp/cm.png")  # doctest: +SKIP
     """
-    plt = _pyplot()
+    plt = pyplot()
     cm = np.asarray(cm, dtype=np.float64)
     c = cm.shape[0]
     if normalize:
@@ -74,7 +87,7 @@ def plot_confusion_matrix(cm: Any, class_names: Sequence[str], path: str | os.Pa
                 text = f"{cm[i, j]:.2f}" if normalize else f"{int(round(cm[i, j]))}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=8 if c > 10 else 10,
                         color="white" if cm[i, j] > threshold else "black")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _column(rows: list[dict], key: str) -> np.ndarray:
@@ -158,7 +171,7 @@ def curves_figure(history_rows: list[dict], phases: Optional[list[dict]] = None,
     Example:
     >>> fig = curves_figure([{"epoch": 1, "loss": 0.9, "val_loss": 0.8, "lr": 1e-3}])  # doctest: +SKIP
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     rows = list(history_rows)
@@ -235,7 +248,7 @@ def plot_curves(history_rows: list[dict], path: str | os.PathLike,
     >>> rows = [{"epoch": 1, "phase": "head", "loss": 0.9, "val_loss": 0.8, "lr": 1e-3}]
     >>> plot_curves(rows, "/tmp/curves.png")  # doctest: +SKIP
     """
-    return _save(curves_figure(history_rows, phases, best=best, saved=saved), path)
+    return save_figure(curves_figure(history_rows, phases, best=best, saved=saved), path)
 
 
 def _short_name(path: str, width: int = 28) -> str:
@@ -269,7 +282,7 @@ def gallery_figure(paths_or_images: Sequence[Any], true: Sequence[int], pred: Se
     Example:
     >>> fig = gallery_figure(["a.jpg"], [0], [1], [[0.2, 0.8]], ["cat", "dog"])  # doctest: +SKIP
     """
-    plt = _pyplot()
+    plt = pyplot()
     items = list(paths_or_images)[:max_images]
     probs = np.asarray(probs, dtype=np.float64)
     n = len(items)
@@ -314,7 +327,7 @@ def plot_gallery(paths_or_images: Sequence[Any], true: Sequence[int], pred: Sequ
     Example:
     >>> plot_gallery(["a.jpg"], [0], [1], [[0.2, 0.8]], ["cat", "dog"], "/tmp/worst.png")  # doctest: +SKIP
     """
-    return _save(gallery_figure(paths_or_images, true, pred, probs, class_names, max_images=max_images,
+    return save_figure(gallery_figure(paths_or_images, true, pred, probs, class_names, max_images=max_images,
                                 title=title, image_size=image_size, fast_decode=fast_decode), path, dpi=72)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import keras
 
+from tfft import compat
 from tfft.schedule.phases import Phase
 
 _OPTIMIZERS = {
@@ -200,7 +201,7 @@ def carry_state(old: keras.optimizers.Optimizer, new: keras.optimizers.Optimizer
     >>> # between phases, with schedule.carry_optimizer: true
     >>> carry_state(previous_optimizer, model.optimizer)  # doctest: +SKIP
     """
-    old_vars, new_vars = old._trainable_variables, new._trainable_variables
+    old_vars, new_vars = compat.optimizer_variables_of(old), compat.optimizer_variables_of(new)
     old_index = {v.path: i for i, v in enumerate(old_vars)}
     carried = set()
     for name, slots in vars(new).items():

@@ -174,7 +174,7 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     from tfft.data.sources import example_keys, pooled
     from tfft.data.stratify import iterative_kfold
 
-    _check_folds(folds)
+    check_folds(folds)
     splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
     multi = splits.multi_label
     pool = pooled(splits)
@@ -207,7 +207,8 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     return plan
 
 
-def _check_folds(folds: Any) -> None:
+def check_folds(folds: Any) -> None:
+    """Refuse a `--folds` that is not an integer of at least 2."""
     if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
         raise UserError("--folds", f"expected an integer of at least 2, got {folds!r}",
                         "cross-validation needs 2 or more folds; 5 is usual")
@@ -296,7 +297,7 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
 
     resolved = resolve(config)  # every config mistake surfaces here, before any image is read
     cfg = resolved.config
-    _check_folds(folds)
+    check_folds(folds)
     if cfg.data.fold_file is not None:
         raise UserError("data.fold_file", "is set: this config is already one fold of a cross-validation",
                         "run cv on the original config, without data.fold_file and data.fold")
@@ -308,9 +309,9 @@ def cv(config: Union[Config, dict, str, None] = None, folds: int = 5, run_dir: O
     folds_file = path / FOLDS_FILE
     command = f"tfft cv {path / layout.CONFIG} --folds {folds} --run-dir {path} --resume"
     if resume:
-        from tfft.training.run import _check_resumable
+        from tfft.runs.resume import check_resumable
 
-        _check_resumable(load_config(path / layout.CONFIG), cfg)
+        check_resumable(load_config(path / layout.CONFIG), cfg)
         saved = _read_plan(folds_file)
         if int(saved["folds"].max()) != folds:
             raise UserError("--folds", f"the cross-validation in {path} has {int(saved['folds'].max())} folds, "
@@ -393,7 +394,7 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
     labels = np.asarray(splits["val"].labels)
     thresholds = None
     if splits.multi_label:
-        from tfft.reporting.multilabel_eval import read_run_thresholds
+        from tfft.runs.thresholds import read_run_thresholds
 
         thresholds = read_run_thresholds(fold_dir, splits.class_names)
     _write_predictions(fold_dir / FOLD_PREDICTIONS, example_keys(splits["val"]), labels,
@@ -450,7 +451,7 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
     probs = np.concatenate([p["probs"] for p in parts])[rank]
     keys = [keys[i] for i in rank]
     if multi:  # each image decided at the thresholds of the fold that predicted it
-        from tfft.reporting.multilabel_eval import read_run_thresholds
+        from tfft.runs.thresholds import read_run_thresholds
         from tfft.reporting.multilabel import compute_multilabel_metrics
 
         fold_cuts = np.stack([read_run_thresholds(d, class_names) for d in fold_dirs])
@@ -517,10 +518,10 @@ def _plot(summary: dict[str, Any], out: Path) -> Any:
     """cv.png: each fold's validation scores as points over mean +- std bands, on axes from 0
     (accuracy-like scores 0 to 1), so small differences between folds look as small as they are.
     Returns the (saved, closed) figure."""
-    from tfft.reporting.plots import _pyplot, _save
+    from tfft.reporting.plots import pyplot, save_figure
     from tfft.wording import plural
 
-    plt = _pyplot()
+    plt = pyplot()
     k = summary["folds"]
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 0.6 * k + 6), 3.6))
     x = np.arange(1, k + 1)
@@ -550,7 +551,7 @@ def _plot(summary: dict[str, Any], out: Path) -> Any:
     fig.suptitle(f"{k}-fold cross-validation, {plural(summary['images'], 'image')}, "
                  f"{plural(summary['groups'], 'group')}: "
                  "points: folds; dashed line and band: mean ± std", y=1.03, fontsize=10)
-    _save(fig, out)
+    save_figure(fig, out)
     return fig
 
 

@@ -44,7 +44,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from tfft.errors import UserError
-from tfft.training.rundir import Run, is_multi_label, load_model, open_run, split_examples, split_files
+from tfft.runs.directory import Run, is_multi_label, load_model, open_run, split_examples, split_files
 from tfft import atomic, layout
 from tfft.reporting.html import write_html_report
 
@@ -427,7 +427,7 @@ def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[s
     thresholds, in-sample when some scored image is in a member's val split (it chose that
     member's thresholds)."""
     from tfft.reporting.multilabel import robust_thresholds
-    from tfft.reporting.multilabel_eval import read_run_thresholds
+    from tfft.runs.thresholds import read_run_thresholds
 
     scored = y is not None and probs is not None and len(y) > 0
     if scores_own_val and scored:
@@ -477,7 +477,8 @@ def _write_multilabel(out_dir: Path, runs: Sequence[Run], members: list[dict[str
     directory finished) with the figures; each member scored at its own thresholds on the same
     images (ensemble.json)."""
     from tfft.reporting.multilabel import compute_multilabel_metrics
-    from tfft.reporting.multilabel_eval import evaluate_multilabel, read_run_thresholds, write_thresholds
+    from tfft.reporting.multilabel_eval import evaluate_multilabel, write_thresholds
+    from tfft.runs.thresholds import read_run_thresholds
 
     thresholds, details = chosen
     write_thresholds(out_dir, class_names, thresholds, details)

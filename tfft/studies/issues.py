@@ -13,7 +13,7 @@
 
 Example:
 >>> import tfft
->>> result = tfft.data.issues("configs/pets.yaml", folds=5, top=24, out="runs/pets-issues")  # doctest: +SKIP
+>>> result = tfft.data_issues("configs/pets.yaml", folds=5, top=24, out="runs/pets-issues")  # doctest: +SKIP
 >>> result.ranking[0].index, len(result.duplicates)  # doctest: +SKIP
 """
 
@@ -190,9 +190,9 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
                         "pass --resume to finish it, or choose another --out")
     if not resume:
         out_dir = atomic.check_output(out_dir, overwrite=overwrite)
-    from tfft.studies.cv import _check_folds
+    from tfft.studies.cv import check_folds
 
-    _check_folds(folds)
+    check_folds(folds)
     print(f"issues: expected cost: a {folds}-fold cross-validation{' of the head on frozen features' if quick else ''} "
           "(its cost below), then one backbone pass over every image for near-duplicates (the features the "
           "folds stored are read, not recomputed)", flush=True)

@@ -430,13 +430,13 @@ def _trial_scope(log: Optional[Path]):
 
 def plot_study(trials: list[Any], params: list[Param], metric: str, direction: str, path: Path, optuna: Any) -> None:
     """Draw tune.png: the objective by trial (best so far as a line), and each parameter against it."""
-    from tfft.reporting.plots import _pyplot, _save
+    from tfft.reporting.plots import pyplot, save_figure
 
     TrialState = optuna.trial.TrialState
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.value is not None]
     if not done:
         return
-    plt = _pyplot()
+    plt = pyplot()
     panels = 1 + len(params)
     cols = min(3, panels)
     rows = math.ceil(panels / cols)
@@ -477,7 +477,7 @@ def plot_study(trials: list[Any], params: list[Param], metric: str, direction: s
     for ax in axes[panels:]:
         ax.axis("off")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def tune(
@@ -585,7 +585,7 @@ def tune(
         write_html_report(out)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    best = _best(runner._trials(), optuna, direction)
+    best = _best(runner._trials(), optuna, direction)  # noqa: SLF001 - this module's runner
     rows = runner.rows()
     print(f"tune: {runner.finished()}/{trials} trials finished, {runner.ran} trained by this process")
     if best is not None:

@@ -319,9 +319,9 @@ def assemble(run: ResolvedRun, strategy: Any = None, accelerator: Optional[bool]
     strategy = strategy if strategy is not None else tf.distribute.get_strategy()
     accelerator = distribute.has_accelerator() if accelerator is None else accelerator
     assembly = Assembly(run, strategy, accelerator, say)
-    assembly._data()
-    assembly._augmenter()
-    assembly._model()
+    assembly._data()  # noqa: SLF001 - this module's class, step by step
+    assembly._augmenter()  # noqa: SLF001 - this module's class, step by step
+    assembly._model()  # noqa: SLF001 - this module's class, step by step
     return assembly
 
 
@@ -336,13 +336,12 @@ def decoded_cache_policy(performance: Any) -> Any:
 
 
 def build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
-    """The public data API (`tfft.data.build`): a batched dataset of (images float32 0..255, labels int32).
+    """The public data API (`tfft.build_data`): a batched dataset of (images float32 0..255, labels int32).
 
     For `split == "train"` the order is epoch `epoch`'s stateless training order (the same
     batches `tfft train` uses); with `augment.placement: pipeline` the images are augmented.
     Other splits are in their fixed order, unaugmented. It is defined here, above both
-    `tfft.data` and `tfft.augment`, because it needs the two (the package root installs it as
-    `tfft.data.build`).
+    `tfft.data` and `tfft.augment`, because it needs the two.
 
     Args:
         cfg: a `tfft.config.Config` (or anything `tfft.load_config` accepts).
@@ -350,7 +349,7 @@ def build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
         epoch: which training epoch's order (and augmentation) to yield.
 
     Returns:
-        A `tf.data.Dataset`, one pass (`tfft.data.build`'s docstring has an example).
+        A `tf.data.Dataset`, one pass (`tfft.build_data`'s docstring has an example).
     """
     from tfft import data
     from tfft.augment import build_augmenter

@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from tfft import compat
+
 CUSTOM_LOOP_ENV = "TFFT_CUSTOM_LOOP"
 
 
@@ -66,8 +68,7 @@ def build_compiled_state(model: Any, strategy: Any, dataset: Any) -> None:
     """
     import keras
 
-    if getattr(model, "_compile_metrics", None) is not None and model._compile_metrics.built \
-            and getattr(model, "_compile_loss", None) is not None and model._compile_loss.built:
+    if compat.compiled_state_built(model):
         return
     spec = dataset.element_spec
 
@@ -76,7 +77,7 @@ def build_compiled_state(model: Any, strategy: Any, dataset: Any) -> None:
 
     batch = keras.tree.map_structure(symbolic, spec)
     with strategy.scope():
-        model._symbolic_build(data_batch=batch)
+        compat.symbolic_build(model, batch)
 
 
 def _logs(model: Any, prefix: str = "") -> dict[str, float]:

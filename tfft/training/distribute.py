@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from tfft import compat
 from tfft.config import DistributeConfig, PerformanceConfig
 from tfft.errors import UserError
 
@@ -138,16 +139,16 @@ def training_under(strategy: Any, *models_to_train: Any) -> Iterator[None]:
     if not replicated:  # the default strategy (and TPUs): Keras as it is
         yield
         return
-    models = [layer for model in models_to_train for layer in model._flatten_layers(include_self=True)
+    models = [layer for model in models_to_train for layer in compat.flatten_layers(model)
               if isinstance(layer, keras.Model)]
     for m in models:
-        m._distribute_strategy = strategy
+        compat.set_distribute_strategy(m, strategy)
     try:
         yield
     finally:
         local = tf.distribute.get_strategy()
         for m in models:
-            m._distribute_strategy = local
+            compat.set_distribute_strategy(m, local)
             m.predict_function = None
 
 

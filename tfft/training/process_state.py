@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+from tfft import compat
+
 
 @dataclasses.dataclass
 class ProcessState:
@@ -48,32 +50,25 @@ class ProcessState:
 
     def restore(self) -> None:
         import keras
-        from tensorflow.python.framework import config as tf_config  # the switch-off has no public name
 
-        if self.deterministic:
-            tf_config.enable_op_determinism()
-        else:
-            tf_config.disable_op_determinism()
+        compat.set_op_determinism(self.deterministic)
         keras.mixed_precision.set_global_policy(self.policy)
         warnings.filters[:] = self.warning_filters
-        warnings._filters_mutated()  # noqa: SLF001 - what warnings.filterwarnings itself calls
+        compat.warnings_changed()
         for holder, function in self.get_file.items():
             setattr(_holders()[holder], "get_file", function)
 
 
 def op_determinism() -> bool:
     """Whether TensorFlow's op determinism is on (TensorFlow exports only the switch-on)."""
-    from tensorflow.python.framework import config as tf_config
-
-    return bool(tf_config.is_op_determinism_enabled())
+    return compat.op_determinism()
 
 
 def _holders() -> dict[str, Any]:
     """The modules through which Keras reaches its downloader (the public one and its source)."""
     import keras
-    from keras.src.utils import file_utils
 
-    return {"keras.utils": keras.utils, "keras.src.utils.file_utils": file_utils}
+    return {"keras.utils": keras.utils, "keras.src.utils.file_utils": compat.keras_file_utils()}
 
 
 def _downloaders() -> dict[str, Any]:

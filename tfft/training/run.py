@@ -1,44 +1,36 @@
 """`tfft.train`: one run from a config to a complete run directory.
 
-The loop: resolve the run directory, record the config and the environment, read the data, build
-the model in the strategy's scope, then for each phase of the schedule apply its freezing,
-compile a fresh optimizer and `fit` over the phase's epochs with checkpoints after every epoch.
-At the end: the best (or last) weights into `model.keras`, evaluation, plots and a report.
+`train` resolves the config and the run directory, then runs the lifecycle, each part a module:
+set-up (`session.start_session`: folders, config.yaml, environment.json; `Session.assemble`: data
+and model), plan (`plan.plan_run`: where the run starts, steps, the feature cache's cut), execute
+(`execute.PhaseLoop`: per phase freezing, compile, `fit` with checkpoints after every epoch) and
+finish (`finish.finish_run`: the best or last weights into `model.keras`, evaluation, plots, the
+report). `train` turns a Ctrl-C, a full disk or an out-of-memory error into one line that says
+how to continue.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-import math
 import time
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from tfft import layout
-from tfft.atomic import atomic_path, write_csv, write_json, write_json_entry, write_text
 from tfft.config import Config, load_config
-from tfft.data.sources import lists_digest, split_lists
-from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
-from tfft.reporting import multilabel_eval
-from tfft.reporting.evaluate import evaluate_model
-from tfft.reporting.plots import plot_curves
-from tfft.reporting.report import write_report
-from tfft.reporting.html import write_html_report
-from tfft.reporting.top_losses import write_run_top_losses
+from tfft.errors import TrainingInterrupted, UserError
 from tfft.data.decoded_cache import release as release_decoded_cache
-from tfft.training import process_state, rundir
+from tfft.runs import directory as rundir
+from tfft.runs.resume import check_resumable
+from tfft.training import process_state
 from tfft.training.assembly import ResolvedRun, resolve
+from tfft.training.execute import PhaseLoop
+from tfft.training.finish import finish_run
+from tfft.training.plan import plan_run
 from tfft.training.preflight import check_config
-from tfft.wording import plural
-
-# Keys a resumed run may change; everything else must match the interrupted run's config.
-_RESUMABLE_CHANGES = ("training.verbose", "training.checkpoint_steps", "evaluate.", "performance.jit_compile",
-                      "performance.steps_per_execution",
-                      "performance.decoded_cache")  # issue 34: the decoded cache never changes a batch
-HISTORY_COLUMNS = ("epoch", "phase", "loss", "val_loss", "lr")
-
+from tfft.training.session import start_session
 
 @dataclasses.dataclass
 class TrainResult:
@@ -52,35 +44,6 @@ class TrainResult:
     def __repr__(self) -> str:
         val = self.metrics.get("val", {})
         return f"TrainResult(run_dir={str(self.run_dir)!r}, val_accuracy={val.get('accuracy')})"
-
-
-def _verbosity(setting: str) -> int:
-    if setting == "quiet":
-        return 0
-    if setting == "line":
-        return 2
-    if setting == "bar":
-        return 1
-    return 1 if process_state.interactive() else 2
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _check_resumable(saved: Config, new: Config) -> None:
-    old, cur = _flatten(saved.to_dict()), _flatten(new.to_dict())
-    changed = [k for k in sorted(set(old) | set(cur)) if old.get(k) != cur.get(k)
-               and not k.startswith(_RESUMABLE_CHANGES)]
-    if changed:
-        raise UserError(", ".join(changed[:5]), "cannot change when resuming a run",
-                        "resume with the run's own config.yaml, or start a new run")
 
 
 def train(
@@ -129,14 +92,14 @@ def train(
     cfg = resolved.config
     if distribute.is_chief_task() or resume:
         path = rundir.choose_run_dir(cfg.training.runs_dir, cfg.name, run_dir, resume, overwrite)
-    else:  # a multi-worker non-chief: it writes to a temporary folder (see _Run._setup), reads nothing
+    else:  # a multi-worker non-chief: it writes to a temporary folder (see session.start_session), reads nothing
         path = Path(run_dir) if run_dir else Path(cfg.training.runs_dir) / cfg.name
     if resume:
-        _check_resumable(load_config(path / layout.CONFIG), cfg)
+        check_resumable(load_config(path / layout.CONFIG), cfg)
     command = f"tfft train {path / layout.CONFIG} --run-dir {path} --resume"
     made = rundir.folders_to_make(path) if distribute.is_chief_task() and not resume else None
     try:
-        return _Run(resolved, strategy, path, resume, list(callbacks or []), feature_store).execute()
+        return _run(resolved, strategy, path, resume, list(callbacks or []), feature_store)
     except UserError:  # refused during set-up (no images in a class...): no half-made run directory
         rundir.discard_unstarted(path, made)
         raise
@@ -157,18 +120,6 @@ def train(
         raise
 
 
-def _portable(model: Any) -> Any:
-    """The model as model.keras holds it: compiled with a loss of tfft's own (the weighted binary
-    cross-entropy), it is saved as an uncompiled model of the same layers, so that it still loads
-    in a Python that never imports tfft (the compile state lives in the checkpoints)."""
-    import keras
-
-    loss = getattr(model, "loss", None)
-    if getattr(model, "compiled", False) and loss is not None and not type(loss).__module__.startswith("keras"):
-        return keras.Model(model.inputs, model.outputs, name=model.name)
-    return model
-
-
 def _caused_by_interrupt(exc: BaseException) -> bool:
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -179,423 +130,22 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
     return False
 
 
-class _Run:
-    """The state of one training run (an object only to keep `train` readable)."""
-
-    def __init__(self, resolved: ResolvedRun, strategy: Any, path: Path, resume: bool, callbacks: list[Any],
-                 feature_store: Optional[Any] = None):
-        self.resolved = resolved
-        self.strategy = strategy
-        self.cfg = resolved.config
-        self.user_callbacks = callbacks
-        self.feature_store = feature_store
-        self.val_features: Optional[Any] = None  # the FeatureCache whose val features the final model shares
-        self.shared_cut: Optional[str] = None  # feature_cache.lowest_cut of the run's cached phases
-        self.shared: Optional[Any] = None  # their feature_cache.SharedPass
-        self.path = path
-        self.resume = resume
-        self.history: list[dict[str, Any]] = []
-        self.phase_rows: list[dict[str, Any]] = []
-        self.state: dict[str, Any] = {}
-
-    # -- setup -------------------------------------------------------------------------------
-    def _setup(self) -> None:
-        from tfft.training import distribute
-
-        cfg = self.cfg
-        self.chief = distribute.is_chief(self.strategy)
-        self.source = self.path  # where a resumed run's checkpoint is read (shared by all workers)
-        if not self.chief:
-            import tempfile
-
-            self.path = Path(tempfile.mkdtemp(prefix="tfft-worker-"))
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.precision = distribute.resolve_precision(cfg.performance, self.strategy)
-        self.accelerator = distribute.has_accelerator()
-        if not self.resume:
-            write_text(self.path / layout.CONFIG, cfg.to_yaml())
-        write_json(self.path / layout.ENVIRONMENT, distribute.environment(self.strategy, self.precision))
-
-    def _assemble(self) -> None:
-        from tfft import data
-        from tfft.training import distribute
-        from tfft.training.assembly import assemble
-
-        self.asm = asm = assemble(self.resolved, self.strategy, self.accelerator)
-        self.splits, self.class_names = asm.splits, asm.class_names
-        self.num_train, self.has_val = asm.num_train, asm.has_val
-        self.model, self.train_model = asm.model, asm.train_model
-        self.fit_model = self.train_model  # what the current phase fits (see _feature_cache)
-        applied = distribute.applied_precision(self.model)  # what the layers compute in, not what was asked
-        if applied != self.precision:
-            print(f"precision: {self.precision} requested, the backbone's layers compute in {applied}")
-        write_json_entry(self.path / layout.ENVIRONMENT, "precision", applied)
-        write_text(self.path / layout.LABELS, "\n".join(self.class_names) + "\n")
-        write_json(self.path / layout.DATA_REPORT, data.data_report(self.splits))
-        counts = {name: len(split) for name, split in self.splits.splits.items()}
-        print("data: " + ", ".join(f"{n} {k}" for k, n in counts.items()) +
-              f" images, {len(self.class_names)} classes" +
-              (f", {plural(len(self.splits.skipped), 'unreadable file')} skipped (see {layout.DATA_REPORT})"
-               if self.splits.skipped else ""))
-        if asm.augmenter is not None:
-            print(f"augment ({asm.placement}): {asm.augmenter.describe()}")
-        if asm.teacher is not None:
-            settings = self.cfg.distill
-            print(f"distill: {asm.teacher.describe()}, temperature {settings.temperature:g}, alpha {settings.alpha:g}")
-
-    # -- phases ------------------------------------------------------------------------------
-    def _compile(self, phase: Any, steps_per_epoch: int, model: Any) -> None:
-        """Compile `model` (the classifier, its augmenting wrapper or the cached-feature head) for a phase."""
-        import keras
-
-        from tfft.schedule.optimizers import carry_state, layer_decay_multipliers, make_optimizer
-
-        multipliers = layer_decay_multipliers(self.model, self.resolved.spec, phase.layer_decay)
-        previous = getattr(self.fit_model, "optimizer", None)
-        carry = self.cfg.schedule.carry_optimizer and previous is not None and previous.built
-        offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
-        with self.strategy.scope():
-            optimizer = make_optimizer(phase, steps_per_epoch, multipliers, offset=offset)
-        self.asm.compile(model, optimizer)
-        if carry:
-            with self.strategy.scope():
-                count = carry_state(previous, optimizer)
-            print(f"optimizer state carried over for {count} variables (from iteration {offset})")
-        self.fit_model = model
-
-    def _feature_cache(self, phase: Any, start: int, first: int, end: int) -> Optional[Any]:
-        """For a frozen-backbone phase, compute the backbone's features once (`performance.cache_features`).
-
-        Returns the filled `FeatureCache` with its `head` model to fit, or None to fit the full model.
-        """
-        from tfft.training import feature_cache
-
-        perf = self.cfg.performance
-        augmenter = self.asm.augmenter
-        teacher = self.asm.teacher
-        if teacher is not None and perf.cache_features != "off" and feature_cache.backbone_frozen(self.model) and (
-                augmenter is not None or self.asm.class_weight() is not None):
-            why = ("the teacher must see each epoch's augmented images" if augmenter is not None
-                   else "training.class_weight reads the targets, which in a cached distilled phase carry the "
-                        "teacher's logits")
-            print(f"feature cache: off for this distilled phase ({why})")
-            return None
-        decision = feature_cache.decide_for_model(self.model, perf, augmenter, self.num_train)
-        print(f"feature cache: {decision.reason}")
-        if not decision.use:
-            return None
-        feature_cache.log.info("feature cache: caching %s", feature_cache.describe_point(self.model))
-        with self.strategy.scope():
-            feature_model, head = feature_cache.split_model(self.model, logits=teacher is not None)
-        from tfft.training.feature_store import open_store
-
-        if teacher is not None:
-            feature_cache.log.info("feature cache: the teacher's logits are cached beside the features (one pass)")
-
-        disk = open_store(perf.feature_store, perf.feature_store_max_gb)
-        cache = feature_cache.FeatureCache(feature_model, head, self.cfg.seed, self.cfg.data.batch_size, disk)
-        if self.shared_cut is not None and (decision.flips or augmenter is None):
-            # One pass to the lowest cut of the run's cached phases serves them all.
-            outcomes = augmenter.flip_outcomes if decision.flips else [(False, False)]
-            val = self._cache_data("val") if self.has_val else None
-            with self.strategy.scope():
-                self.shared = feature_cache.shared_pass(
-                    self.model, self.shared_cut, self.shared, self._cache_data("train"), self.num_train,
-                    outcomes, val, len(self.splits.splits["val"]) if self.has_val else 0)
-                cache.fill_derived(self.shared, feature_cache.bridge(self.model, self.shared_cut))
-            return cache
-        if decision.flips:  # every flip of every image, one pass; each epoch picks one per image
-            cache.fill_flips(self.asm.dataset("train", None), self.num_train, augmenter.flip_outcomes)
-            if self.has_val:
-                cache.fill_val(self.asm.dataset("val", None), len(self.splits.splits["val"]))
-            return cache
-        key = None
-        if self.feature_store is not None:
-            key = self.feature_store.key(feature_model, {
-                "data": self.cfg.data.model_dump(mode="json"), "seed": self.cfg.seed, "precision": self.precision,
-                "augment": self.cfg.augment.model_dump(mode="json") if self.asm.augmenter is not None else None,
-                "copies": decision.copies, "first_epoch": start if self.asm.augmenter is not None else 0,
-                "teacher": str(teacher.run_dir) if teacher is not None else None, "files": self.data_digest})
-            if self.feature_store.restore(key, cache):
-                print("feature cache: reused the features an earlier run in this process computed")
-                return cache
-        if self.asm.augmenter is None:
-            # One pass in file order; each epoch is gathered in its (seed, epoch) order.
-            passes = [self._cache_data("train")]
-        else:
-            passes = [self.asm.dataset("train", range(start + j, start + j + 1), in_pipeline=True)
-                      for j in range(decision.copies)]
-        cache.fill_train(passes, self.num_train, first_epoch=start, shuffled=self.asm.augmenter is not None)
-        if self.has_val:
-            cache.fill_val(self._cache_data("val"), len(self.splits.splits["val"]))
-        if key is not None:
-            self.feature_store.store(key, cache)
-        return cache
-
-    def _cache_data(self, split: str) -> Any:
-        """One unaugmented pass over `split` in file order for a feature cache; in a distilled run
-        its targets carry the teacher's logits (`Teacher.with_targets`)."""
-        dataset = self.asm.dataset(split, None)
-        return self.asm.teacher.with_targets(dataset) if self.asm.teacher is not None else dataset
-
-    def _write_history(self, rows: list[dict[str, Any]]) -> None:
-        columns = list(HISTORY_COLUMNS)
-        for row in rows:
-            columns += [k for k in row if k not in columns]
-        write_csv(self.path / layout.HISTORY, rows, columns)
-
-    def _run_phases(self) -> None:
-        import keras
-
-        from tfft.schedule.freezing import apply_freezing
-        from tfft.training import batchnorm, checkpoint
-        from tfft.training.callbacks import EpochRecorder
-
-        cfg = self.cfg
-        phases = self.resolved.phases
-        last = self.source / checkpoint.LAST
-        lists = split_lists(self.splits)
-        self.data_digest = lists_digest(lists)
-        if self.resume:
-            self.state = checkpoint.load_state(self.source)
-            checkpoint.check_same_data(self.source, self.state, lists, self.data_digest)
-            self.history = list(self.state.get("history", []))
-            self.phase_rows = list(self.state.get("phase_rows", []))
-            checkpoint.restore(last, self.model.variables)
-            if self.chief:  # the kill may have come between an epoch's commit and its history.csv
-                self._write_history(self.history)
-            step = self.state.get("step", 0)
-            print(f"resuming {self.source} at epoch {self.state['epoch'] + 1}" + (f", step {step + 1}" if step else "")
-                  + f", phase {self.state['phase'] + 1}")
-        else:
-            self.state = {"epoch": 0, "step": 0, "phase": 0, "phase_start": 0, "best": math.inf,
-                          "data_digest": self.data_digest}
-            if self.chief:  # what `checkpoint.check_same_data` compares a resumed run's data with
-                write_json(self.path / layout.SPLIT_LISTS, lists)
-        from tfft.data import steps_per_epoch
-
-        steps = cfg.training.steps_per_epoch or steps_per_epoch(self.splits, "train", cfg.data.batch_size)
-        val = self.asm.dataset("val", None) if self.has_val else None
-        monitor = "val_loss" if self.has_val else "loss"
-        verbose = _verbosity(cfg.training.verbose)
-        if cfg.performance.cache_features != "off":
-            from tfft.training import feature_cache
-
-            points = []
-            for phase in phases[self.state["phase"]:]:  # each phase's freezing is set again below
-                apply_freezing(self.model, self.resolved.spec, phase.unfreeze, cfg.schedule.bn)
-                points.append(feature_cache.cache_point(self.model))
-            self.shared_cut = feature_cache.lowest_cut(self.model, points)
-        for index, phase in enumerate(phases):
-            if index < self.state["phase"]:
-                continue
-            start = self.state["phase_start"]
-            end = start + phase.epochs
-            first = self.state["epoch"]
-            report = apply_freezing(self.model, self.resolved.spec, phase.unfreeze, cfg.schedule.bn)
-            row = {"name": phase.name, "epochs": phase.epochs, "unfreeze": phase.unfreeze, "lr": phase.lr,
-                   "optimizer": phase.optimizer, "lr_schedule": phase.lr_schedule,
-                   "layer_decay": phase.layer_decay, "first_epoch": start + 1,
-                   "trainable_params": report.trainable_params,
-                   "non_trainable_params": report.non_trainable_params}
-            self.phase_rows = [r for r in self.phase_rows if r["name"] != phase.name or r["first_epoch"] != start + 1]
-            self.phase_rows.append(row)
-            self.state["phase_rows"] = self.phase_rows
-            if self.chief:
-                write_json(self.path / layout.PHASES, self.phase_rows)
-            print(f"phase {index + 1}/{len(phases)} {phase.name}: epochs {start + 1}-{end}, "
-                  f"unfreeze {phase.unfreeze}, lr {phase.lr:g} ({phase.optimizer}, {phase.lr_schedule}), "
-                  f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
-            skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
-            if skip >= steps:
-                raise UserError(str(last), f"taken after all {steps} steps of epoch {first + 1} but before its end "
-                                "(a step checkpoint of an earlier tfft): it cannot be resumed exactly",
-                                "start the run again")
-            cache = self._feature_cache(phase, start, first, end) if first < end else None
-            # Checked at the end (a digest of the frozen part): restoring an earlier phase's best
-            # epoch may change what this phase's features were computed with.
-            self.val_features = (cache if cache is not None and cache.val is not None and self.asm.teacher is None
-                                 else None)
-            self._compile(phase, steps, self.asm.distilled(cache.head, cached=True) if cache is not None
-                          else self.asm.distilled(self.train_model))
-            if (first > start or skip) and first < end:
-                checkpoint.restore(last, self.fit_model.optimizer.variables, "optimizer", match_paths=False)
-            if first < end and not self.state.get("early_stopped"):
-                recorder = EpochRecorder(self.path if self.chief else None, phase.name, self.history,
-                                         self.state, self.model, monitor, phase.early_stopping,
-                                         self._write_history, cfg.training.checkpoint_steps,
-                                         resume_step=skip, resume_from=last if skip else None,
-                                         steps_per_epoch=steps)
-                callbacks: list[Any] = [recorder]
-                if self.chief:
-                    callbacks.append(keras.callbacks.TensorBoard(str(self.path / layout.TENSORBOARD),
-                                                                 write_graph=False, profile_batch=0))
-                if phase.lr_schedule == "plateau":
-                    callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=phase.step_factor,
-                                                                       patience=phase.step_every, verbose=1))
-                callbacks += self.user_callbacks  # after the recorder: they see the epoch already checkpointed
-                val_data = (cache.val_dataset() if val else None) if cache is not None else val
-                if skip:  # the rest of the interrupted epoch, from its next batch, as its own fit
-                    self._fit(cache, start, first, first + 1, skip, steps, val_data, callbacks, verbose)
-                    first += 1
-                if first < end and not (recorder.nan or self.state.get("early_stopped")):
-                    self._fit(cache, start, first, end, 0, steps, val_data, callbacks, verbose)
-                if recorder.nan:
-                    if (self.path / checkpoint.LAST).exists():
-                        checkpoint.restore(self.path / checkpoint.LAST, self.model.variables)
-                    raise TrainingDiverged(f"schedule.phases[{index}].lr",
-                                    f"the loss became NaN/Inf in phase {phase.name!r} at epoch {self.state['epoch'] + 1}",
-                                    f"lower the rate (now {phase.lr:g}); the last good checkpoint is kept in "
-                                    f"{self.path / 'checkpoints'}")
-            trained_bn = batchnorm.trained_batchnorms(self.model)
-            self._recompute_batchnorm(trained_bn)  # before the checkpoint: a resumed run does not redo it
-            self.state.update(phase=index + 1, phase_start=self.state["epoch"], step=0, phase_best=math.inf,
-                              phase_wait=0, early_stopped=False,
-                              bn_recomputed=sorted(set(self.state.get("bn_recomputed", [])) | set(trained_bn)))
-            if self.chief:
-                checkpoint.save(self.path, self.state, self.model.variables)
-
-    def _recompute_batchnorm(self, names: Sequence[str]) -> None:
-        """Set the moving statistics of the BatchNorm layers `names` (trained in a phase) to their
-        values over the training split (`tfft.training.batchnorm`): the momentum's slow average
-        leaves a model trained from scratch for a few epochs a constant in inference mode."""
-        from tfft.training import batchnorm
-
-        if not names:
-            return
-        count = batchnorm.recompute(self.model, names, self.asm.dataset("train", None))
-        print(f"batchnorm: moving statistics of {plural(len(names), 'layer')} recomputed over {count} training images")
-
-    def _fit(self, cache: Optional[Any], start: int, first: int, end: int, skip: int, steps: int, val_data: Any,
-             callbacks: list[Any], verbose: int) -> None:
-        """Fit epochs `first..end-1` of the phase that began at epoch `start`, the first one from its step
-        `skip`, with Keras' fit or the custom loop.
-
-        The phase reads one stream of data epochs `start, start+1, ...` (each a pass in its own
-        (seed, epoch) order); fit epoch `k` takes its `steps` batches from position
-        `(k - start) * steps`, so `training.steps_per_epoch` may be shorter or longer than a pass
-        and a resumed run still reads exactly the batches an uninterrupted one reads.
-        """
-        from tfft.training import custom_loop, distribute
-
-        from tfft.data import steps_per_epoch
-
-        per_pass = steps_per_epoch(self.splits, "train", self.cfg.data.batch_size)
-        position = (first - start) * steps + skip
-        needed = range(start + position // per_pass, start + math.ceil((end - start) * steps / per_pass))
-        if cache is not None:
-            train = cache.train_dataset(needed, skip_batches=position % per_pass)
-        else:
-            train = self.asm.dataset("train", needed, skip=position % per_pass)
-            if self.chief:  # issue 34: the pipeline's costs, said once when it is the slower side
-                from tfft.training import input_costs
-
-                report = input_costs.report_for(train, len(self.splits.splits["train"]), self.cfg.data.batch_size,
-                                                per_pass)
-                callbacks = callbacks + ([report] if report is not None else [])
-        steps -= skip
-        if skip:  # the metric variables must exist before the first step, to take the epoch's totals
-            custom_loop.build_compiled_state(self.fit_model, self.strategy, train)
-        # The classifier too: with the cache it is built in scope but never fit.
-        with distribute.training_under(self.strategy, self.fit_model, self.model):
-            try:
-                if custom_loop.wanted(self.strategy):  # MultiWorkerMirroredStrategy: Keras' fit cannot
-                    custom_loop.fit(self.fit_model, self.strategy, train, epochs=end, initial_epoch=first,
-                                    steps_per_epoch=steps, validation_data=val_data, callbacks=callbacks,
-                                    verbose=verbose, class_weight=self.asm.class_weight())
-                else:
-                    self.fit_model.fit(train, epochs=end, initial_epoch=first, steps_per_epoch=steps,
-                                       validation_data=val_data, callbacks=callbacks, verbose=verbose,
-                                       shuffle=False, class_weight=self.asm.class_weight())
-            except BaseException:
-                if verbose:
-                    print(flush=True)  # end a progress bar cut mid-line, so the error starts its own
-                raise
-
-    # -- the end -----------------------------------------------------------------------------
-    def _finish(self) -> dict[str, Any]:
-        from tfft.training import checkpoint
-
-        cfg = self.cfg
-        best = self.path / checkpoint.BEST
-        if cfg.training.save == "best" and best.exists():
-            checkpoint.restore(best, self.model.variables)
-            print(f"model.keras: best weights (epoch {self.state.get('best_epoch')}, "
-                  f"{'val_loss' if self.has_val else 'loss'} {self.state.get('best'):.4f})")
-            self._recompute_batchnorm(self.state.get("bn_recomputed", []))  # the epoch's weights, statistics to match
-        if not self.chief:
-            return {}
-        with atomic_path(self.path / layout.MODEL, suffix=".keras") as tmp:
-            _portable(self.model).save(tmp)
-        metrics = self._evaluate()
-        self._plots()
-        # -- report.html's val top losses with heatmaps (one batch; a note when there is no val) --
-        from tfft.data import make_dataset
-        val = make_dataset(self.splits, "val", self.cfg.data, seed=self.cfg.seed, training=False) if self.has_val else None
-        write_run_top_losses(self.model, val, self.class_names, self.path, self.asm.task.name == "multi_label")
-        # -- end of the top losses --
-        write_json(self.path / layout.METRICS, metrics)
-        write_report(self.path)
-        write_html_report(self.path)
-        return metrics
-
-    def _evaluate(self) -> dict[str, Any]:
-        if self.asm.task.name == "multi_label":
-            return self._evaluate_multilabel()
-        metrics = {}
-        for split in self.cfg.evaluate.splits:
-            if split in self.splits.splits and len(self.splits.splits[split]) > 0:
-                from tfft import data
-
-                out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
-                cached = self.val_features if split == "val" else None
-                if cached is not None and cached.val_still_valid():  # the frozen part is unchanged
-                    model, dataset = cached.head, cached.val
-                    print("val: scored on the cached backbone features")
-                else:
-                    model = self.model
-                    dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
-                metrics[split] = evaluate_model(model, dataset, self.class_names, out_dir,
-                                                top_k=self.cfg.evaluate.top_k)
-                print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}, "
-                      f"macro F1 {metrics[split]['macro_f1']:.4f}")
-        return metrics
-
-    def _evaluate_multilabel(self) -> dict[str, Any]:
-        """Thresholds chosen on val (thresholds.json), then every evaluated split scored at them."""
-        from tfft import data
-
-        wanted = [s for s in self.cfg.evaluate.splits if s in self.splits.splits and len(self.splits.splits[s])]
-        scored = {}
-        for split in sorted(set(wanted) | ({"val"} if self.has_val else set())):
-            dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=False)
-            scored[split] = multilabel_eval.collect(self.model, dataset)
-        thresholds = multilabel_eval.choose_thresholds(*scored.get("val", (None, None)), self.class_names, self.path)
-        metrics = {}
-        for split in wanted:
-            out_dir = self.path if split == "val" or "val" not in self.splits.splits else self.path / "eval" / split
-            metrics[split] = multilabel_eval.evaluate_multilabel(*scored[split], self.class_names, thresholds,
-                                                                 out_dir, split=split)
-            m = metrics[split]
-            print(f"{split}: mAP {m['mAP'] if m['mAP'] is None else round(m['mAP'], 4)}, micro F1 {m['micro_f1']:.4f}, "
-                  f"macro F1 {m['macro_f1']:.4f} at the tuned thresholds (at 0.5: {m['micro_f1_at_0.5']:.4f}, "
-                  f"{m['macro_f1_at_0.5']:.4f}), loss {m['loss']:.4f}")
-        return metrics
-
-    def _plots(self) -> None:
-        plot_curves(self.history, self.path / layout.CURVES, phases=self.phase_rows,
-                    best=self.state.get("best_epoch"), saved=self.cfg.training.save)
-
-    def execute(self) -> TrainResult:
-        started = time.time()
-        self._setup()
-        with process_state.run_log(self.path / layout.RUN_LOG), \
-                process_state.run_state(self.cfg.seed, self.cfg.training.deterministic, self.precision):
-            try:
-                self._assemble()
-                self._run_phases()
-                metrics = self._finish()
-            finally:  # the decoded images live for one run: a later run in this process decodes afresh
-                release_decoded_cache()
-        print(f"trained in {time.time() - started:.0f} s")
-        return TrainResult(self.path, metrics, self.history, self.phase_rows)
+def _run(resolved: ResolvedRun, strategy: Any, path: Path, resume: bool, callbacks: list[Any],
+         feature_store: Optional[Any] = None) -> TrainResult:
+    """The run's lifecycle: set-up, then under the run's log and process state: assemble, plan,
+    execute (the phase loop), finish (model.keras, evaluation, report)."""
+    started = time.time()
+    session = start_session(resolved, strategy, path, resume)
+    cfg = session.cfg
+    with process_state.run_log(session.path / layout.RUN_LOG), \
+            process_state.run_state(cfg.seed, cfg.training.deterministic, session.precision):
+        try:
+            session.assemble()
+            plan = plan_run(session)
+            loop = PhaseLoop(session, plan, callbacks, feature_store)
+            loop.run()
+            metrics = finish_run(session, plan.progress, loop.val_features)
+        finally:  # the decoded images live for one run: a later run in this process decodes afresh
+            release_decoded_cache()
+    print(f"trained in {time.time() - started:.0f} s")
+    return TrainResult(session.path, metrics, plan.progress.history, plan.progress.phase_rows)

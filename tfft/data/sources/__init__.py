@@ -23,7 +23,7 @@ from tfft.data.sources import tfrecord as _tfrecord  # noqa: F401  (registers tf
 from tfft.data.sources import folder as _folder  # noqa: F401  (registers the plain folder, the fallback)
 from tfft.data.sources.base import MAX_SKIPPED_PRINTED, SOURCES, DataSource, DataSplits, Split, data_report, source_of
 from tfft.data.sources.files import list_images
-from tfft.data.sources.split import (FOLD_COLUMNS, POOLED_SPLITS, _as_multi_label, _report_skipped, _stratified,  # noqa: F401
+from tfft.data.sources.split import (FOLD_COLUMNS, POOLED_SPLITS, as_multi_label, report_skipped, stratified,  # noqa: F401
                                      apply_folds, example_keys, lists_digest, pooled, read_fold_file, split_lists)
 from tfft.data.sources.tfds import tfds_data_dir, tfds_examples
 from tfft.errors import UserError
@@ -76,9 +76,9 @@ def load_splits(data_cfg: DataConfig, seed: int, task: str = "auto", *, echo: bo
         raise UserError("task", f"unknown task {task!r}", f"use one of {', '.join(_multilabel.TASKS)}")
     result = source_of(source).load(data_cfg, seed, task)
     if task == "multi_label" and not result.multi_label:
-        result = _as_multi_label(result)
+        result = as_multi_label(result)
     if echo:
-        _report_skipped(result.skipped, source)
+        report_skipped(result.skipped, source)
         for finding in result.findings:
             logging.getLogger(__name__).warning(f"warning: {finding['message']}")
     if data_cfg.fold_file is not None:

@@ -98,7 +98,7 @@ class DataSplits:
 
     def counts(self, split: str) -> dict[str, int]:
         """Images per class in `split` (every class listed, zeros included)."""
-        labels = _labels_of(self.splits[split])
+        labels = labels_of(self.splits[split])
         if labels.ndim == 2:  # multi-label: images that carry each label
             return {name: int(labels[:, i].sum()) for i, name in enumerate(self.class_names)}
         found = np.bincount(labels, minlength=len(self.class_names)) if len(labels) else \
@@ -106,7 +106,7 @@ class DataSplits:
         return {name: int(found[i]) for i, name in enumerate(self.class_names)}
 
 
-def _labels_of(split: Split) -> np.ndarray:
+def labels_of(split: Split) -> np.ndarray:
     if split.labels is None and split.kind == "tfds":
         from tfft.data.sources.tfds import tfds_labels
 
@@ -135,7 +135,7 @@ def data_report(splits: DataSplits) -> dict[str, Any]:
     if splits.multi_label:  # per_class counts images per label; add how many labels an image has
         report["task"] = splits.task
         for name, split in splits.splits.items():
-            report["splits"][name]["labels_per_image"] = _multilabel.labels_per_image(_labels_of(split))
+            report["splits"][name]["labels_per_image"] = _multilabel.labels_per_image(labels_of(split))
     return report
 
 
@@ -198,7 +198,7 @@ class DataSource:
         for `tfft.data.make_dataset`; by default the file or generated-image decoder of the split's kind."""
         from tfft.data import pipeline
 
-        return pipeline._element_decoder(split, image_size, fast_decode)
+        return pipeline.element_decoder(split, image_size, fast_decode)
 
     def ordered(self, split: Split, image_size: tuple[int, int],
                 fast_decode: bool = True) -> Optional[tuple[Any, Callable[..., Any], bool]]:

@@ -12,7 +12,7 @@ from tfft.data import shapes as _shapes
 from tfft.data import stratify as _stratify
 from tfft.data.rules import SPLIT_NAMES
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
-from tfft.data.sources.split import _stratified
+from tfft.data.sources.split import stratified
 from tfft.errors import UserError
 
 BUILTIN = ("shapes", "shapes-multi")
@@ -59,7 +59,7 @@ def _load_shapes(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
     if data_cfg.limit_per_class is not None:
         per_class = min(per_class, int(data_cfg.limit_per_class))
     ids = {c: list(range(i * per_class, (i + 1) * per_class)) for i, c in enumerate(_shapes.CLASSES)}
-    parts = _stratified(ids, data_cfg.val_split, data_cfg.test_split, seed)
+    parts = stratified(ids, data_cfg.val_split, data_cfg.test_split, seed)
     splits = {}
     for split_name in SPLIT_NAMES:
         if split_name == "val" and data_cfg.val_split <= 0 or split_name == "test" and data_cfg.test_split <= 0:

@@ -20,7 +20,7 @@ from tfft.data import decode as _decode
 from tfft.data.rules import SPLIT_NAMES
 from tfft.data.sources import fs as _fs
 from tfft.data.sources.base import DataSplits, Split
-from tfft.data.sources.split import _limit
+from tfft.data.sources.split import take_limit
 from tfft.errors import DataError
 
 REMOTE_NEEDS_PIL = ("needs PIL decoding (EXIF rotation, CMYK, 16-bit, ...), which reads local files only; "
@@ -56,13 +56,13 @@ def scan(paths: list[str]) -> list[_decode.Probe]:
     return [probes[p] for p in paths]
 
 
-def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict[str, list[str]]],
+def finish_files(source: str, class_names: list[str], per_split: dict[str, dict[str, list[str]]],
                   data_cfg: DataConfig, seed: int, skipped: list[dict[str, str]],
                   where_root: Optional[Path] = None, train_dir: Optional[Path] = None) -> DataSplits:
     """Apply the per-class limit, scan the chosen files, drop unreadable ones, build `Split`s."""
     for split_name, per_class in per_split.items():
         for c in class_names:
-            per_class[c] = _limit(per_class.get(c, []), data_cfg.limit_per_class, seed, c, split_name)
+            per_class[c] = take_limit(per_class.get(c, []), data_cfg.limit_per_class, seed, c, split_name)
     every = [p for per_class in per_split.values() for c in class_names for p in per_class[c]]
     probes = {p.path: p for p in scan(every)}
     bad = [probes[p] for p in every if not probes[p].ok]

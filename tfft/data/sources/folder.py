@@ -13,8 +13,8 @@ from tfft.data import rules as _rules
 from tfft.data.rules import list_class_folders, split_folders
 from tfft.data.sources import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits
-from tfft.data.sources.files import _finish_files, list_images
-from tfft.data.sources.split import _stratified, carve_missing
+from tfft.data.sources.files import finish_files, list_images
+from tfft.data.sources.split import stratified, carve_missing
 from tfft.errors import DataError, UserError
 
 
@@ -90,12 +90,12 @@ def _load_folder(folder: FolderSource, data_cfg: DataConfig, seed: int) -> DataS
                 raise DataError(str(root / c), "no images",
                                 f"add images ({', '.join(_decode.IMAGE_EXTENSIONS)}) or remove the folder")
         findings = _rules.same_file_findings({"train": per_class})
-        per_split = _stratified(per_class, data_cfg.val_split, data_cfg.test_split, seed)
+        per_split = stratified(per_class, data_cfg.val_split, data_cfg.test_split, seed)
         if data_cfg.test_split <= 0:
             per_split.pop("test")
         if data_cfg.val_split <= 0:
             per_split.pop("val")
-    result = _finish_files(source, class_names, per_split, data_cfg, seed, [], where_root=root,
+    result = finish_files(source, class_names, per_split, data_cfg, seed, [], where_root=root,
                            train_dir=folders.get("train"))
     result.findings = findings
     return result

@@ -17,7 +17,7 @@ from tfft.data import stratify as _stratify
 from tfft.data.rules import SPLIT_NAMES
 from tfft.data.sources import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
-from tfft.data.sources.files import _finish_files, scan
+from tfft.data.sources.files import finish_files, scan
 from tfft.data.sources.split import carve_missing
 from tfft.errors import DataError, UserError
 
@@ -116,7 +116,7 @@ def _load_csv(manifest: CsvSource, data_cfg: DataConfig, seed: int, task: str = 
         raise DataError(skipped[0]["path"], "file listed in the manifest was not found",
                         "fix the path (relative paths are resolved against the CSV's folder) or set "
                         "data.on_bad_image: skip")
-    result = _finish_files(source, class_names, per_split, data_cfg, seed, skipped)
+    result = finish_files(source, class_names, per_split, data_cfg, seed, skipped)
     result.findings = findings
     return result
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from tfft.data import multilabel as _multilabel
 from tfft.data.sources import fs as _fs
-from tfft.data.sources.base import MAX_SKIPPED_PRINTED, DataSplits, Split, _labels_of
+from tfft.data.sources.base import MAX_SKIPPED_PRINTED, DataSplits, Split, labels_of
 from tfft.errors import UserError
 from tfft.wording import plural
 
@@ -148,16 +148,16 @@ def apply_folds(splits: DataSplits, fold_file: str, fold: int) -> DataSplits:
                       source=splits.source, kind=splits.kind, task=splits.task, findings=list(splits.findings))
 
 
-def _as_multi_label(splits: DataSplits) -> DataSplits:
+def as_multi_label(splits: DataSplits) -> DataSplits:
     """A single-label source read as multi-label: each image's class as a one-hot label vector."""
     for split in splits.splits.values():
-        labels = _labels_of(split)
+        labels = labels_of(split)
         split.labels = _multilabel.one_hot(labels, splits.num_classes)
     splits.task = "multi_label"
     return splits
 
 
-def _report_skipped(skipped: list[dict[str, str]], source: str) -> None:
+def report_skipped(skipped: list[dict[str, str]], source: str) -> None:
     """Warn of the unreadable files (through the `tfft` logger: a command shows it once, however
     often its folds read the source; a run also lists them in its data_report.json)."""
     if not skipped:
@@ -174,7 +174,7 @@ def _class_seed(seed: int, name: str, salt: int = 0) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode("utf-8")), salt])
 
 
-def _stratified(per_class: dict[str, list[Any]], val_split: float, test_split: float,
+def stratified(per_class: dict[str, list[Any]], val_split: float, test_split: float,
                 seed: int) -> dict[str, dict[str, list[Any]]]:
     """Split each class's items by fractions, with a permutation seeded by (seed, class)."""
     out: dict[str, dict[str, list[Any]]] = {"train": {}, "val": {}, "test": {}}
@@ -196,12 +196,12 @@ def _stratified(per_class: dict[str, list[Any]], val_split: float, test_split: f
 
 def carve_missing(listed: dict[str, dict[str, list[Any]]], val_split: float, test_split: float,
                   seed: int) -> dict[str, dict[str, list[Any]]]:
-    """`{split: {class: items}}` with a val (test) split carved from train by `_stratified` when
+    """`{split: {class: items}}` with a val (test) split carved from train by `stratified` when
     there is none and `val_split` (`test_split`) asks for one."""
     carve_val = "val" not in listed and val_split > 0
     carve_test = "test" not in listed and test_split > 0
     if carve_val or carve_test:
-        carved = _stratified(listed["train"], val_split if carve_val else 0.0, test_split if carve_test else 0.0,
+        carved = stratified(listed["train"], val_split if carve_val else 0.0, test_split if carve_test else 0.0,
                              seed)
         listed["train"] = carved["train"]
         if carve_val:
@@ -211,7 +211,7 @@ def carve_missing(listed: dict[str, dict[str, list[Any]]], val_split: float, tes
     return listed
 
 
-def _limit(items: list[Any], limit: Optional[int], seed: int, name: str, split: str) -> list[Any]:
+def take_limit(items: list[Any], limit: Optional[int], seed: int, name: str, split: str) -> list[Any]:
     if limit is None or len(items) <= limit:
         return items
     salt = zlib.crc32(split.encode())

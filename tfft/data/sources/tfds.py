@@ -11,7 +11,7 @@ import numpy as np
 from tfft.config import DataConfig
 from tfft.data.rules import SPLIT_ALIASES, SPLIT_NAMES
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
-from tfft.data.sources.split import _stratified
+from tfft.data.sources.split import stratified
 from tfft.errors import UserError
 
 
@@ -126,11 +126,11 @@ def _load_tfds(source: str, data_cfg: DataConfig, seed: int) -> DataSplits:
 
 def _carve_tfds(whole: Split, class_names: list[str], val_split: float, seed: int) -> dict[str, Split]:
     """`whole` (a TFDS split) divided into train and val as a folder is: each class's examples
-    in a permutation seeded by (seed, class), `val_split` of them to val (`_stratified`).
+    in a permutation seeded by (seed, class), `val_split` of them to val (`stratified`).
     Reads the split's labels once (images left encoded)."""
     labels = tfds_labels(whole)
     per_class = {name: np.flatnonzero(labels == c).tolist() for c, name in enumerate(class_names)}
-    parts = _stratified(per_class, val_split, 0.0, seed)
+    parts = stratified(per_class, val_split, 0.0, seed)
     carved = {}
     for name in ("train", "val"):
         index = np.sort(np.asarray([i for items in parts[name].values() for i in items], dtype=np.int64))

@@ -27,7 +27,7 @@ from tfft.data import stratify as _stratify
 from tfft.data.rules import SPLIT_NAMES
 from tfft.data.sources import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
-from tfft.data.sources.split import _limit, carve_missing
+from tfft.data.sources.split import take_limit, carve_missing
 from tfft.errors import DataError, UserError
 
 INDEX = "index.json"
@@ -143,7 +143,7 @@ def _choose(split_of: np.ndarray, labels: list[Any], classes: list[str], multi: 
     for i, (name, label) in enumerate(zip(split_of, labels)):
         rows.setdefault(str(name), {c: [] for c in classes})[classes[int(label)]].append(i)
     rows = carve_missing(rows, data_cfg.val_split, 0.0, seed)  # a pack without val: carved as a folder is
-    return {name: np.asarray([i for c in classes for i in _limit(rows[name][c], data_cfg.limit_per_class,
+    return {name: np.asarray([i for c in classes for i in take_limit(rows[name][c], data_cfg.limit_per_class,
                                                                  seed, c, name)], dtype=np.int64)
             for name in SPLIT_NAMES if name in rows}
 
@@ -177,7 +177,7 @@ def parse(serialized: Any) -> dict[str, Any]:
 def record_decoder(split: Split, image_size: tuple[int, int],
                    fast_decode: bool = True) -> tuple[Callable[[Any], Any], int, bool]:
     """index -> (uint8 image as decoded, label) for a `records` split, reading each record by its
-    offset; the images decode as the same files would (`pipeline._files_plan`)."""
+    offset; the images decode as the same files would (`pipeline.files_plan`)."""
     import tensorflow as tf
 
     from tfft.data import decode as _decode
@@ -188,7 +188,7 @@ def record_decoder(split: Split, image_size: tuple[int, int],
     shards = tf.constant(np.asarray(split.shards or [""], dtype=str), dtype=tf.string)
     records = tf.constant(split.records if len(split) else np.zeros((0, 3), np.int64), dtype=tf.int64)
     labels = tf.constant(split.labels, dtype=tf.int32)
-    one_op, may_be_large = _pipeline._files_plan(split, size, fast_decode)
+    one_op, may_be_large = _pipeline.files_plan(split, size, fast_decode)
 
     def decode_record(index):
         where = tf.gather(records, index)
@@ -241,7 +241,7 @@ def ordered(split: Split, image_size: tuple[int, int], fast_decode: bool = True)
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
         tf.constant(keys or [""], tf.string), tf.range(max(1, len(keys)), dtype=tf.int64)), default_value=-1)
     labels = tf.constant(split.labels, dtype=tf.int32)
-    one_op, may_be_large = _pipeline._files_plan(split, size, fast_decode)
+    one_op, may_be_large = _pipeline.files_plan(split, size, fast_decode)
     elements = stream(split, cycle_length=1).map(lambda example: (example["image"], table.lookup(example["key"])))
     elements = elements.filter(lambda image, position: position >= 0)
 

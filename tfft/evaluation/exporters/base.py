@@ -42,7 +42,7 @@ class ExportJob:
     """What an exporter needs besides the model: the run, the quantization, a scratch folder
     (removed after) and the calibration images (read on first use; raw 0-255 RGB float32)."""
 
-    run: Any  # tfft.training.rundir.Run
+    run: Any  # tfft.runs.directory.Run
     quantize: str = "none"
     scratch: Path = Path(".")
     thresholds: Any | None = None

@@ -15,7 +15,7 @@ import numpy as np
 from tfft.data.files import read_images
 from tfft.data.sources import source_of
 from tfft.errors import UserError
-from tfft.training.rundir import Run, is_multi_label, split_examples, split_files
+from tfft.runs.directory import Run, is_multi_label, split_examples, split_files
 
 CALIBRATION_IMAGES = 100
 

@@ -19,7 +19,6 @@ from tfft import layout
 from tfft.data.rules import split_folders
 from tfft.errors import UserError
 from tfft.layout import CHECKPOINT, has_checkpoint, is_finished
-from tfft.reporting.multilabel_eval import THRESHOLDS_FILE
 
 
 def choose_run_dir(runs_dir: str, name: str, run_dir: str | None, resume: bool, overwrite: bool) -> Path:
@@ -176,7 +175,7 @@ def load_model(run: Run):
 
 def is_multi_label(run: Run) -> bool:
     """A run directory of a multi-label run: it has thresholds.json, or its config says multi_label."""
-    return (Path(run.run_dir) / THRESHOLDS_FILE).is_file() or getattr(run.config, "task", "auto") == "multi_label"
+    return (Path(run.run_dir) / layout.THRESHOLDS).is_file() or getattr(run.config, "task", "auto") == "multi_label"
 
 
 def generated_split(run: Run, source: str, split: str, batch_size: int, task: str = "auto"):

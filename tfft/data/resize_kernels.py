@@ -1,7 +1,7 @@
 """numba kernels of the pipeline's resize: `tfft.data.decode.resize`, bitwise, on the CPU.
 
 Imported lazily (importing numba takes a moment) by `tfft.data.pipeline.resize_decoded` and by the
-augmentation's fused resize-and-warp (`tfft.augment._cpu_kernels`).
+augmentation's fused resize-and-warp (`tfft.augment.cpu_kernels`).
 
 TensorFlow's x86-64 wheels are built without FMA, so its resize kernels round every multiply and
 add on their own: these loops are compiled without `contract` to do the same, in TF's order

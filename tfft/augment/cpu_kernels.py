@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from tfft.data._resize_kernels import EXACT, resize_into
+from tfft.data.resize_kernels import EXACT, resize_into
 
 f32, i32, u64 = np.float32, np.int32, np.uint64
 COORD_LIMIT = f32(1.0e7)  # keeps float -> int conversions defined for degenerate matrices
@@ -153,7 +153,7 @@ def warp(src, m, mode, cval, out):
 
 
 # --------------------------------------------------------------------------------------------
-# The warp fused with the pipeline's resize (`tfft.data._resize_kernels`, bitwise `decode.resize`).
+# The warp fused with the pipeline's resize (`tfft.data.resize_kernels`, bitwise `decode.resize`).
 
 
 @numba.njit(**EXACT)
