@@ -21,6 +21,7 @@ import numpy as np
 
 from tfft.config import Config, DataConfig
 from tfft.data import decode as _decode
+from tfft.data import probe as _probe
 from tfft.data import rules as _rules
 from tfft.errors import UserError
 from tfft.wording import plural
@@ -140,7 +141,7 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True) -> d
     else:
         files, split_of, split_dirs = _classes_of(root)
     every = list(dict.fromkeys(p for name in sorted(files) for p in files[name]))
-    probes = {p.path: p for p in _decode.scan_files(every)}
+    probes = {p.path: p for p in _probe.scan_files(every)}
     good = {p for p in every if probes[p].ok}
     classes = {name: sum(1 for p in files[name] if p in good) for name in sorted(files)}
     report: dict[str, Any] = {

@@ -43,9 +43,10 @@ def decoded_files(paths: list[str], image_size, *extra: np.ndarray, fast_decode:
     import tensorflow as tf
 
     from tfft.data import decode
+    from tfft.data.probe import scan_files
 
     size = (int(image_size[0]), int(image_size[1]))
-    probes = decode.scan_files(paths)
+    probes = scan_files(paths)
     ok = np.asarray([p.ok for p in probes], dtype=bool)
     routes = np.asarray([p.route if p.ok else 0 for p in probes], dtype=np.int32)
     index = np.arange(len(paths), dtype=np.int64)[ok]
