@@ -224,6 +224,12 @@ def _cache_key(path: str) -> Optional[tuple[str, int, int]]:
     return (os.path.abspath(path), st.st_mtime_ns, st.st_size)
 
 
+def remember(probe: Probe, stat: tuple[int, int, int]) -> None:
+    """Keep a verified `probe` found elsewhere (the persistent index, `tfft.data.index`) for this
+    process's later scans; `stat` is the file's (size, mtime_ns, inode) it was verified for."""
+    _CACHE[(os.path.abspath(probe.path), stat[1], stat[0])] = probe
+
+
 def scan_files(paths: Sequence[Union[str, os.PathLike]], *, verify: bool = True,
                workers: Optional[int] = None) -> list[Probe]:
     """Probe and (optionally) fully verify image files, in parallel, with an in-memory cache.
@@ -275,4 +281,4 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-__all__ = ["Probe", "probe_header", "scan_files", "clear_cache"]
+__all__ = ["Probe", "probe_header", "scan_files", "clear_cache", "remember"]

@@ -19,7 +19,7 @@ import numpy as np
 
 from tfft.config import DataConfig
 from tfft.data import decode as _decode
-from tfft.data import probe as _probe
+from tfft.data import index as _index
 from tfft.data import multilabel as _multilabel
 from tfft.data import rules as _rules
 from tfft.data import shapes as _shapes
@@ -501,7 +501,8 @@ def _finish_files(source: str, class_names: list[str], per_split: dict[str, dict
         for c in class_names:
             per_class[c] = _limit(per_class.get(c, []), data_cfg.limit_per_class, seed, c, split_name)
     every = [p for per_class in per_split.values() for c in class_names for p in per_class[c]]
-    probes = {p.path: p for p in _probe.scan_files(every)}
+    listed = {p: (c, split) for split, per_class in per_split.items() for c in class_names for p in per_class[c]}
+    probes = {p.path: p for p in _index.scan(source, every, listed)}
     bad = [probes[p] for p in every if not probes[p].ok]
     if bad and data_cfg.on_bad_image == "error":
         first = bad[0]
@@ -653,7 +654,8 @@ def _load_labels_manifest(source: str, path: Path, rows: list[_multilabel.Manife
             chosen[split_name] = members[_multilabel.limit_examples(labels[members], data_cfg.limit_per_class,
                                                                     seed ^ salt)]
     every = [rows[i].path for members in chosen.values() for i in members]
-    probes = {p.path: p for p in _probe.scan_files(every)}
+    listed = {rows[i].path: (" ".join(rows[i].labels), split) for split, members in chosen.items() for i in members}
+    probes = {p.path: p for p in _index.scan(source, every, listed)}
     bad = [probes[p] for p in every if not probes[p].ok]
     if bad and data_cfg.on_bad_image == "error":
         raise DataError(bad[0].path, f"unreadable image: {bad[0].reason}"
