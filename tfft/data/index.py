@@ -18,8 +18,8 @@ them, scanning by itself (and writing nothing) only if they never come.
 
 Safety: a file is created whole and renamed into place (`tfft.atomic`), and updated in SQLite
 transactions, so concurrent readers and writers (parallel trials, workers) see whole rows; an
-index that is not ours (another format, version or source) or cannot be read is rebuilt, with a
-log line, never trusted. A source that is not on the local disk (`gs://...`) or a cache folder
+index that is not ours (another format, another tfft version, whose probing rules may differ, or
+another source) or cannot be read is rebuilt, with a log line, never trusted. A source that is not on the local disk (`gs://...`) or a cache folder
 that cannot be written falls back to the in-process scan.
 """
 
@@ -36,6 +36,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from tfft import atomic, layout
 from tfft.data import probe as _probe
+from tfft.version import __version__
 
 FORMAT = "tfft-scan-index"
 VERSION = "1"
@@ -120,7 +121,7 @@ class _Index:
 
     def _why_foreign(self, conn: sqlite3.Connection) -> Optional[str]:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        expected = {"format": FORMAT, "version": VERSION, "source": self.source}
+        expected = {"format": FORMAT, "version": VERSION, "tfft": __version__, "source": self.source}
         for key, want in expected.items():
             if meta.get(key) != want:
                 return f"its {key} is {meta.get(key)!r}, expected {want!r}"
@@ -160,7 +161,8 @@ class _Index:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                                 [("format", FORMAT), ("version", VERSION), ("source", self.source)])
+                                 [("format", FORMAT), ("version", VERSION), ("tfft", __version__),
+                                  ("source", self.source)])
             conn.close()
         # A journal left by the file just replaced must not be replayed onto the new one.
         self.path.with_name(self.path.name + "-journal").unlink(missing_ok=True)
