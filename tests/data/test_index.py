@@ -143,3 +143,21 @@ def test_a_corrupt_or_foreign_index_is_rebuilt(tmp_path, cache, opened, caplog, 
     opened.clear()
     scan_index.scan(str(root), paths)
     assert opened == []
+
+
+def test_hashes_are_computed_once_per_file_version(tmp_path, cache):
+    root = _folder(tmp_path / "photos", per_class=2)
+    paths = sorted(str(p) for p in root.rglob("*.jpg") if p.name != "bad.jpg")
+    scan_index.scan(str(root), paths)
+    calls: list[list[str]] = []
+
+    def compute(todo):
+        calls.append(todo)
+        return [2**64 - 1 - i for i in range(len(todo))]  # pHashes use all 64 bits
+
+    first = scan_index.values(str(root), paths, "phash", compute)
+    assert scan_index.values(str(root), paths, "phash", compute) == first and len(calls) == 1
+    Image.new("RGB", (8, 8)).save(paths[0])
+    scan_index.scan(str(root), paths)
+    scan_index.values(str(root), paths, "phash", compute)
+    assert calls[1] == [paths[0]]

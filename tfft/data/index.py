@@ -204,6 +204,7 @@ def _wait_for_chief(index: _Index, keys: list[str], stats: list[Optional[tuple]]
     deadline = time.monotonic() + float(os.environ.get(WAIT_ENV, "600"))
     told = False
     while True:
+        started = time.monotonic()
         rows = index.read()
         if rows is not None and all(f for f, s in zip(_fresh(rows, keys, stats), stats) if s is not None):
             return rows
@@ -214,7 +215,7 @@ def _wait_for_chief(index: _Index, keys: list[str], stats: list[Optional[tuple]]
         if not told:
             log.info(f"waiting for the chief's scan index {index.path}")
             told = True
-        time.sleep(0.5)
+        time.sleep(min(10.0, 0.5 + 2 * (time.monotonic() - started)))  # a large index takes a while to read
 
 
 def scan(source: str, paths: Sequence[str], listed: Optional[dict[str, tuple[str, str]]] = None
@@ -254,7 +255,7 @@ def scan(source: str, paths: Sequence[str], listed: Optional[dict[str, tuple[str
         got = scanned.get(i)
         if got is None:
             got = _probe_of(path, rows[keys[i]])
-            _probe.remember(got, stats[i])
+            _probe.remember(got, keys[i], stats[i])
         out.append(got)
     if chief:
         _write(index, rows, keys, stats, fresh, out, listed or {})
@@ -292,7 +293,7 @@ def values(source: str, paths: Sequence[str], column: str,
         source: the data source (`data.source`).
         paths: the files.
         column: "sha256" or "phash".
-        compute: paths -> their values.
+        compute: paths -> their values (None for a file it cannot read: not stored).
 
     Example:
     >>> digests = values("photos/", paths, "sha256", sha256_files)  # doctest: +SKIP
@@ -320,7 +321,7 @@ def values(source: str, paths: Sequence[str], column: str,
         updates = []
         for i, value in zip(todo, computed):
             out[i] = value
-            if keys[i] in rows and stats[i] is not None and rows[keys[i]][1:4] == stats[i]:
+            if value is not None and keys[i] in rows and stats[i] is not None and rows[keys[i]][1:4] == stats[i]:
                 updates.append((f"{int(value):016x}" if column == "phash" else value, keys[i], *stats[i]))
         if updates and is_chief_task():
             index.commit([(f"UPDATE files SET {column} = ? WHERE path = ? AND size = ? AND mtime_ns = ? "

@@ -224,10 +224,11 @@ def _cache_key(path: str) -> Optional[tuple[str, int, int]]:
     return (os.path.abspath(path), st.st_mtime_ns, st.st_size)
 
 
-def remember(probe: Probe, stat: tuple[int, int, int]) -> None:
+def remember(probe: Probe, absolute: str, stat: tuple[int, int, int]) -> None:
     """Keep a verified `probe` found elsewhere (the persistent index, `tfft.data.index`) for this
-    process's later scans; `stat` is the file's (size, mtime_ns, inode) it was verified for."""
-    _CACHE[(os.path.abspath(probe.path), stat[1], stat[0])] = probe
+    process's later scans; `absolute` is its path made absolute, `stat` the file's (size,
+    mtime_ns, inode) it was verified for."""
+    _CACHE[(absolute, stat[1], stat[0])] = probe
 
 
 def scan_files(paths: Sequence[Union[str, os.PathLike]], *, verify: bool = True,
