@@ -127,11 +127,25 @@ def _stage_train(root: Path, out: Path) -> dict:
             scan_seconds[0] += time.perf_counter() - t
 
     scan_index.scan = timed
+    import tfft.data
+
+    listing_seconds = [0.0]
+    load_splits = tfft.data.load_splits
+
+    def timed_listing(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return load_splits(*args, **kwargs)
+        finally:
+            listing_seconds[0] += time.perf_counter() - t
+
+    tfft.data.load_splits = timed_listing
 
     class FirstStep(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             result = {"first_step_s": time.time() - float(os.environ["BENCH_T0"]), "opened": opened[0],
-                      "scan_s": round(scan_seconds[0], 2)}
+                      "scan_s": round(scan_seconds[0], 2),
+                      "listing_s": round(listing_seconds[0], 2)}
             print("BENCH " + json.dumps(result), flush=True)
             os._exit(0)  # the first step is what this stage measures
 
@@ -207,14 +221,15 @@ def _missing_command(m: dict) -> bool:
     return m.get("rc") == 2 and ("No such command" in m["text"] or "No such option" in m["text"])
 
 
-def bench_size(n: int, work: Path, timeout: float) -> dict:
+def bench_size(n: int, work: Path, timeout: float, only: tuple[str, ...] = ()) -> dict:
     root = work / f"n{n}"
     t = time.time()
     planted = generate(root, n)
     print(f"# N={n}: folder ready in {time.time() - t:.1f} s ({len(planted['exact'])} exact, "
           f"{len(planted['near'])} near duplicates planted)", flush=True)
     cache = work / f"cache-{n}"
-    shutil.rmtree(cache, ignore_errors=True)
+    if not only or "train cold" in only:
+        shutil.rmtree(cache, ignore_errors=True)
     env = dict(os.environ, TFFT_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
     py = [sys.executable]
     me = [*py, str(Path(__file__).resolve()), "--stage"]
@@ -231,6 +246,8 @@ def bench_size(n: int, work: Path, timeout: float) -> dict:
     }
     rows = {}
     for stage, cmd in cmds.items():
+        if only and stage not in only:
+            continue
         m = measure(cmd, env, timeout)
         if _missing_command(m):
             m = {"wall": None, "na": True}
@@ -256,7 +273,8 @@ def _note(m: dict) -> str:
     r = m.get("result") or {}
     bits = []
     if "opened" in r:
-        bits.append(f"images opened {r['opened']}, scan {r['scan_s']} s")
+        bits.append(f"images opened {r['opened']}, scan {r['scan_s']} s"
+                    + (f", load_splits {r['listing_s']} s" if "listing_s" in r else ""))
     if "recall" in r:
         bits.append(f"{r['pairs']} pairs, recall {r['recall']:.3f}")
     if "groups" in r:
@@ -266,12 +284,12 @@ def _note(m: dict) -> str:
     return "; ".join(bits)
 
 
-def report(sizes: list[int], table: dict[int, dict]) -> None:
+def report(sizes: list[int], table: dict[int, dict], stages=STAGES) -> None:
     head = ["stage"] + [f"N={n}" for n in sizes] + [f"exp {a}->{b}" for a, b in zip(sizes, sizes[1:])] + [
         "1M on paper (s)", "notes (largest N)"]
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
-    for stage in STAGES:
+    for stage in stages:
         cells = [stage] + [_cell(table[n][stage]) for n in sizes]
         times = [table[n][stage].get("wall") for n in sizes]
         for (a, ta), (b, tb) in zip(zip(sizes, times), zip(sizes[1:], times[1:])):
@@ -290,6 +308,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/tfft-scale"))
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a stage may take")
+    parser.add_argument("--only", nargs="+", default=(), choices=STAGES, metavar="STAGE",
+                        help="run these stages alone (without 'train cold' the cache folder is kept)")
     parser.add_argument("--stage", nargs=3, metavar=("NAME", "ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
@@ -298,8 +318,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     table = {}
     for n in args.sizes:  # the table so far after each size: a long run is useful before it ends
-        table[n] = bench_size(n, args.work, args.timeout)
-        report(list(table), table)
+        table[n] = bench_size(n, args.work, args.timeout, tuple(args.only))
+        report(list(table), table, [s for s in STAGES if not args.only or s in args.only])
 
 
 if __name__ == "__main__":
