@@ -102,6 +102,21 @@ def _train_config(root: Path) -> dict:
 # -- the stages (each runs as `bench_scale.py --stage NAME ROOT OUT` in its own process) -------------
 
 
+def _timed(module, name: str) -> list[float]:
+    """Wrap `module.name` to add up its seconds in the returned one-item list."""
+    total, fn = [0.0], getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - t
+
+    setattr(module, name, wrapper)
+    return total
+
+
 def _stage_train(root: Path, out: Path) -> dict:
     import keras
 
@@ -116,30 +131,10 @@ def _stage_train(root: Path, out: Path) -> dict:
         return header(path)
 
     probe.probe_header = counting
-    scan_seconds = [0.0]
-    scan = scan_index.scan
-
-    def timed(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return scan(*args, **kwargs)
-        finally:
-            scan_seconds[0] += time.perf_counter() - t
-
-    scan_index.scan = timed
     import tfft.data
 
-    listing_seconds = [0.0]
-    load_splits = tfft.data.load_splits
-
-    def timed_listing(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return load_splits(*args, **kwargs)
-        finally:
-            listing_seconds[0] += time.perf_counter() - t
-
-    tfft.data.load_splits = timed_listing
+    scan_seconds = _timed(scan_index, "scan")
+    listing_seconds = _timed(tfft.data, "load_splits")
 
     class FirstStep(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
