@@ -41,8 +41,28 @@ TOP_LOSSES = "top_losses.png"  # the val top losses with heatmaps that training 
 TOP_LOSSES_JSON = "top_losses.json"
 EXPORT = "export"  # `tfft export` writes here by default (tfft's own: replaced freely)
 
+# Beside the run directories: the per-user cache (`cache_root()`), shared by runs and processes.
+FEATURES_DIR = "features"  # the disk feature store (tfft.training.feature_store)
+INDEX_DIR = "index"  # the persistent scan index, one file per data source (tfft.data.index)
+
 FINISHED = (MODEL, METRICS)  # both present: the run finished (metrics.json is written last)
 REQUIRED = (MODEL, CONFIG, LABELS)  # what evaluate, predict and export need
+
+
+def cache_root() -> Path:
+    """tfft's cache folder: `$TFFT_CACHE_DIR`, else `$XDG_CACHE_HOME/tfft`, else `~/.cache/tfft`.
+
+    The feature store (`FEATURES_DIR`) and the scan index (`INDEX_DIR`) live side by side in it.
+
+    Example:
+    >>> cache_root().name in ("tfft",) or "TFFT_CACHE_DIR" in os.environ
+    True
+    """
+    base = os.environ.get("TFFT_CACHE_DIR")
+    if base:
+        return Path(base).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tfft"
 
 
 def is_finished(run_dir: Path) -> bool:

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tfft.data import decode
+from tfft.data import probe as probing
 
 GOOD = ["plain.png", "plain.jpg", "progressive.jpg", "gray.png", "cmyk.jpg", "deep16.png", "rgba.png",
         "palette.gif", "palette_t.gif", "palette.png", "lossless.webp", "plain.bmp", "palette.bmp",
@@ -22,7 +23,7 @@ def _pipeline_decode(path, route, size):
 
 
 def test_scan_routes_and_reasons(odd_images):
-    probes = {p.path.split("/")[-1]: p for p in decode.scan_files([v["path"] for v in odd_images.values()])}
+    probes = {p.path.split("/")[-1]: p for p in probing.scan_files([v["path"] for v in odd_images.values()])}
     for name in GOOD:
         assert probes[name].ok, (name, probes[name].reason)
     for name in BAD:
@@ -47,7 +48,7 @@ def test_scan_routes_and_reasons(odd_images):
 def test_decode_matches_expected_pixels(odd_images, name):
     item = odd_images[name]
     expected = item["expected"]
-    probe = decode.scan_files([item["path"]])[0]
+    probe = probing.scan_files([item["path"]])[0]
     height, width = expected.shape[:2]
     # The pipeline's decode at native size (resize is then the identity).
     got = _pipeline_decode(item["path"], probe.route, (height, width))
@@ -119,11 +120,11 @@ def test_huge_image_is_skipped_with_reason(tmp_path, monkeypatch):
     path = tmp_path / "wide.png"
     Image.new("RGB", (400, 300), (10, 20, 30)).save(path)
     monkeypatch.setattr(decode, "MAX_PIXELS", 100_000)
-    probe = decode.probe_header(path)
+    probe = probing.probe_header(path)
     assert not probe.ok and "too large" in probe.reason
     monkeypatch.setattr(decode, "MAX_PIXELS", 10**9)
     monkeypatch.setattr(decode, "LARGE_PIXELS", 100_000)
-    probe = decode.probe_header(path)
+    probe = probing.probe_header(path)
     assert probe.ok and probe.route == decode.ROUTE_PIL and "large" in probe.kinds
     # Large non-JPEGs are reduced on decode when the target is much smaller.
     small = decode.pil_decode(path, target=(30, 40))

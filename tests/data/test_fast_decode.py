@@ -8,6 +8,7 @@ import pytest
 
 from tfft.config import DataConfig
 from tfft.data import decode
+from tfft.data import probe as probing
 
 SIZE = (96, 128)  # 1600x1200 decodes at 1/8 for it (200x150 >= 1.5 * 128x96), at 1/4 for 200x260, 1/2 for 300x400
 
@@ -64,7 +65,7 @@ def test_pil_route_reduces_and_keeps_orientation_and_colour(large_jpegs):
 
     for name in ("rotated.jpg", "cmyk.jpg"):
         path = large_jpegs[name]
-        assert decode.probe_header(path).route == decode.ROUTE_PIL
+        assert probing.probe_header(path).route == decode.ROUTE_PIL
         reduced = decode.pil_decode(path, target=SIZE)
         full = decode.pil_decode(path, target=SIZE, fast_decode=False)
         assert reduced.shape == (150, 200, 3) and full.shape == (1200, 1600, 3), name

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from tfft.data.check import check_folder
-from tfft.data.decode import IMAGE_EXTENSIONS, Probe, is_image_file, pil_decode, probe_header, scan_files
+from tfft.data.decode import IMAGE_EXTENSIONS, is_image_file, pil_decode
+from tfft.data.probe import Probe, probe_header, scan_files
 from tfft.data.sources import SOURCES, DataSource, DataSplits, Split, data_report, load_splits, source_of
 from tfft.data.stratify import iterative_kfold, iterative_stratification
 

@@ -10,7 +10,6 @@ error here and what train warns about is a warning.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -21,17 +20,10 @@ import numpy as np
 
 from tfft.config import Config, DataConfig
 from tfft.data import decode as _decode
+from tfft.data import index as _index
 from tfft.data import rules as _rules
 from tfft.errors import UserError
 from tfft.wording import plural
-
-
-def _hash(path: str) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _classes_of(root: Path) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]], dict[str, Path]]:
@@ -137,7 +129,8 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True,
         raise UserError(source, "expected a folder of class subfolders, got a file" if not is_csv else
                         "expected a CSV file, got a folder",
                         "give the folder that holds one subfolder per class, or csv:manifest.csv")
-    splits, errors, warnings = judge(f"csv:{root}" if is_csv else str(root))
+    listed_as = f"csv:{root}" if is_csv else str(root)  # the source, as the scan index knows it
+    splits, errors, warnings = judge(listed_as)
     extra_bad: list[dict[str, str]] = []
     if is_csv:
         files, split_of = _classes_of_splits(splits) if splits is not None else ({}, {})
@@ -146,7 +139,7 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True,
     else:
         files, split_of, split_dirs = _classes_of(root)
     every = list(dict.fromkeys(p for name in sorted(files) for p in files[name]))
-    probes = {p.path: p for p in _decode.scan_files(every)}
+    probes = {p.path: p for p in _index.scan(listed_as, every)}
     good = {p for p in every if probes[p].ok}
     classes = {name: sum(1 for p in files[name] if p in good) for name in sorted(files)}
     report: dict[str, Any] = {
@@ -160,7 +153,7 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True,
     }
     nonzero = [c for c in classes.values() if c > 0]
     report["imbalance_ratio"] = round(max(nonzero) / min(nonzero), 3) if nonzero else None
-    report.update(_file_stats([p for p in every if p in good], probes, duplicates))
+    report.update(_file_stats([p for p in every if p in good], probes, duplicates, listed_as))
     if near_duplicates:
         from tfft.data.near_duplicates import near_duplicate_groups
 
@@ -188,7 +181,7 @@ def _split_counts(split_of: dict[str, dict[str, list[str]]], split_dirs: dict[st
     return counts
 
 
-def _file_stats(good: list[str], probes: dict[str, Any], duplicates: bool) -> dict[str, Any]:
+def _file_stats(good: list[str], probes: dict[str, Any], duplicates: bool, source: str) -> dict[str, Any]:
     """Imbalance, formats, decode routes, sizes and exact duplicates of the readable files."""
     odd = Counter(kind for p in good for kind in probes[p].kinds)
     formats = Counter(str(probes[p].format) for p in good)
@@ -208,7 +201,7 @@ def _file_stats(good: list[str], probes: dict[str, Any], duplicates: bool) -> di
     dup_groups: list[list[str]] = []
     if duplicates and good:
         with ThreadPoolExecutor(max_workers=min(16, 4 * (os.cpu_count() or 1))) as pool:
-            digests = list(pool.map(_hash, good))
+            digests = _index.values(source, good, "sha256", lambda paths: list(pool.map(_index.sha256_file, paths)))
         groups: dict[str, list[str]] = defaultdict(list)
         for p, digest in zip(good, digests):
             groups[digest].append(p)

@@ -37,18 +37,15 @@ Conventions (the same for every route, and for evaluate/predict/export through
   `data.fast_decode: off`) decodes every pixel; training, evaluate, predict, the feature cache
   and the SavedModel take the setting from the run's config, so they see the same pixels.
 - Unreadable files (empty, truncated, not an image, over `MAX_PIXELS`) are found when the folder
-  is scanned (`scan_files`), never mid-epoch.
+  is scanned (`tfft.data.probe.scan_files`), never mid-epoch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -86,30 +83,6 @@ def is_image_file(path: Union[str, os.PathLike]) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-@dataclass
-class Probe:
-    """What the header scan learned about one file.
-
-    `route` is `ROUTE_TF`, `ROUTE_PIL`, or None when the file is unreadable (`reason` says why).
-    `kinds` tags odd formats: cmyk, 16bit, palette, grayscale, alpha, exif_rotated, animated,
-    large, webp, gif, bmp, tiff, progressive.
-    """
-
-    path: str
-    route: Optional[int] = None
-    reason: Optional[str] = None
-    format: Optional[str] = None
-    mode: Optional[str] = None
-    width: int = 0
-    height: int = 0
-    orientation: int = 1
-    kinds: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.route is not None
-
-
 _QUIET = False
 
 
@@ -127,131 +100,12 @@ def _quiet_pil() -> None:
         _QUIET = True
 
 
-def _png_bit_depth(source: Union[str, bytes]) -> int:
-    try:
-        if isinstance(source, bytes):
-            head = source[:26]
-        else:
-            with open(source, "rb") as handle:
-                head = handle.read(26)
-        return head[24] if len(head) >= 26 and head[:8] == b"\x89PNG\r\n\x1a\n" else 8
-    except OSError:
-        return 8
-
-
 def _orientation(img: Any) -> int:
     try:
         value = img.getexif().get(0x0112, 1)
         return int(value) if value in range(1, 9) else 1
     except Exception:  # malformed EXIF is not a reason to drop a photo
         return 1
-
-
-def probe_header(path: Union[str, os.PathLike, bytes]) -> Probe:
-    """Read one file's header (no pixel decoding) and choose its decode route.
-
-    Args:
-        path: an image file, or its encoded bytes.
-
-    Returns:
-        A `Probe`; `probe.route is None` with a `reason` when the header cannot be read.
-
-    Example:
-    >>> probe_header("photos/cat/001.jpg").route  # doctest: +SKIP
-    0
-    """
-    from PIL import Image
-
-    data = bytes(path) if isinstance(path, (bytes, bytearray)) else None
-    path = "<bytes>" if data is not None else os.fspath(path)
-    probe = Probe(path=path)
-    try:
-        size = len(data) if data is not None else os.path.getsize(path)
-    except OSError as exc:
-        probe.reason = f"cannot read file ({exc.strerror or exc})"
-        return probe
-    if size == 0:
-        probe.reason = "empty file (0 bytes)"
-        return probe
-    _quiet_pil()
-    try:
-        img = Image.open(io.BytesIO(data) if data is not None else path)
-        try:
-            fmt, mode = img.format, img.mode
-            width, height = img.size
-            orientation = _orientation(img) if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "MPO") else 1
-            transparency = "transparency" in img.info
-            animated = bool(getattr(img, "is_animated", False)) if fmt in ("WEBP",) else False
-            progressive = bool(img.info.get("progressive") or img.info.get("progression"))
-        finally:
-            img.close()
-    except Image.DecompressionBombError:
-        probe.reason = "image too large (PIL decompression-bomb limit)"
-        return probe
-    except Exception as exc:  # PIL raises many types for garbage
-        probe.reason = f"not a readable image ({_short(exc)})"
-        return probe
-    probe.format, probe.mode, probe.width, probe.height, probe.orientation = (
-        fmt, mode, width, height, orientation)
-    kinds = probe.kinds
-    pixels = width * height
-    if pixels <= 0:
-        probe.reason = f"image has no pixels ({width}x{height})"
-        return probe
-    if pixels > MAX_PIXELS:
-        probe.reason = f"image too large ({width}x{height} = {pixels:,} pixels > {MAX_PIXELS:,})"
-        return probe
-    native = True
-    if fmt == "MPO":  # multi-picture JPEG from cameras: TF reads the first picture too
-        fmt = probe.format = "JPEG"
-    if fmt == "JPEG":
-        if mode in ("CMYK", "YCbCr"):
-            kinds.append("cmyk")
-            native = False
-        elif mode not in ("RGB", "L"):
-            native = False
-        if progressive:
-            kinds.append("progressive")
-    elif fmt == "PNG":
-        if _png_bit_depth(data if data is not None else path) == 16:
-            kinds.append("16bit")
-        if mode not in ("RGB", "RGBA", "L", "LA", "P", "I;16", "I;16B", "I;16L", "I", "1"):
-            native = False
-    elif fmt == "GIF":
-        kinds.append("gif")
-        if transparency:
-            native = False  # TF blanks transparent pixels; PIL keeps the palette colour
-    elif fmt == "BMP":
-        kinds.append("bmp")
-        if mode not in ("RGB", "RGBA"):
-            native = False  # TF misreads palette BMPs
-    elif fmt == "WEBP":
-        kinds.append("webp")
-        if animated:
-            kinds.append("animated")
-            native = False
-    else:
-        kinds.append(str(fmt).lower())
-        native = False
-    if mode == "P" or mode == "PA":
-        kinds.append("palette")
-    if mode in ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "F"):
-        kinds.append("grayscale")
-    if "A" in mode or transparency:
-        kinds.append("alpha")
-    if orientation != 1:
-        kinds.append("exif_rotated")
-        native = False
-    if pixels > LARGE_PIXELS:
-        kinds.append("large")
-        native = False
-    probe.route = ROUTE_TF if native else ROUTE_PIL
-    return probe
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
 
 
 def dct_ratio(height: int, width: int, target: Optional[Sequence[int]], fast_decode: bool = True) -> int:
@@ -353,116 +207,6 @@ def _to_rgb(img: Any) -> np.ndarray:
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
-
-
-def _verify_pil(probe: Probe) -> Probe:
-    """Fully decode a PIL-routed file (cheaply, at 1/8 scale for JPEG) to catch truncation."""
-    try:
-        arr = _pil_decode(probe.path, (8, 8), True, verify=True)
-        if arr.ndim != 3 or arr.shape[-1] != 3 or arr.size == 0:
-            raise ValueError(f"decoded to shape {arr.shape}")
-    except Exception as exc:
-        probe.route = None
-        probe.reason = f"cannot decode ({_short(exc)})"
-    return probe
-
-
-def _verify_tf(probes: list[Probe]) -> None:
-    """Decode TF-routed files with TF itself (exact); mark those that fail as unreadable.
-
-    Runs as one parallel tf.data pass with `ignore_errors`, so it costs about one decode of each
-    file (JPEGs at 1/8 scale: the entropy decoding, where truncation shows, is still complete).
-    """
-    if not probes:
-        return
-    import tensorflow as tf
-
-    paths = [p.path for p in probes]
-
-    def check(index, path):
-        data = tf.io.read_file(path)
-        image = tf.cond(
-            tf.io.is_jpeg(data),
-            lambda: tf.io.decode_jpeg(data, channels=3, ratio=8),
-            lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
-        return index, tf.shape(image)
-
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), paths))
-    ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    ds = ds.ignore_errors().batch(1024)
-    good = np.zeros(len(paths), dtype=bool)
-    for index, _ in ds.as_numpy_iterator():
-        good[index] = True
-    for probe, ok in zip(probes, good):
-        if not ok:
-            # Ask PIL for a reason, and use it when PIL reads what TF could not.
-            _verify_pil(probe)
-            if probe.ok:
-                probe.route = ROUTE_PIL
-            elif not probe.reason:
-                probe.reason = "cannot decode (TensorFlow rejected the image data)"
-
-
-_CACHE: dict[tuple[str, int, int], Probe] = {}
-
-
-def _cache_key(path: str) -> Optional[tuple[str, int, int]]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (os.path.abspath(path), st.st_mtime_ns, st.st_size)
-
-
-def scan_files(paths: Sequence[Union[str, os.PathLike]], *, verify: bool = True,
-               workers: Optional[int] = None) -> list[Probe]:
-    """Probe and (optionally) fully verify image files, in parallel, with an in-memory cache.
-
-    The header probe runs in a thread pool; verification decodes each file once: TF-routed files
-    with TF in one parallel tf.data pass (exactly what training will do), PIL-routed files with
-    PIL in the thread pool. Results are cached per (path, mtime, size) for the process.
-
-    Args:
-        paths: image files.
-        verify: also decode fully to catch truncated or corrupt data (default True).
-        workers: threads for the probe (default: 4 per CPU, at most 32).
-
-    Returns:
-        One `Probe` per path, in order.
-
-    Example:
-    >>> bad = [p for p in scan_files(["a.jpg", "b.png"]) if not p.ok]  # doctest: +SKIP
-    """
-    paths = [os.fspath(p) for p in paths]
-    results: list[Optional[Probe]] = [None] * len(paths)
-    todo: list[int] = []
-    keys = [_cache_key(p) for p in paths]
-    for i, key in enumerate(keys):
-        cached = _CACHE.get(key) if key is not None else None
-        if cached is not None:
-            results[i] = dataclasses.replace(cached, path=paths[i], kinds=list(cached.kinds))
-        else:
-            todo.append(i)
-    workers = workers or min(32, 4 * (os.cpu_count() or 1))
-    if todo:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            probes = list(pool.map(probe_header, [paths[i] for i in todo]))
-        if verify:
-            _verify_tf([p for p in probes if p.route == ROUTE_TF])
-            pil = [p for p in probes if p.route == ROUTE_PIL]
-            if pil:
-                with ThreadPoolExecutor(max_workers=workers) as pool:
-                    list(pool.map(_verify_pil, pil))
-        for i, probe in zip(todo, probes):
-            results[i] = probe
-            if verify and keys[i] is not None:
-                _CACHE[keys[i]] = probe
-    return [r for r in results if r is not None]
-
-
-def clear_cache() -> None:
-    """Forget every cached scan result."""
-    _CACHE.clear()
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,6 +349,8 @@ def decode_and_resize(data, image_size: Sequence[int], *, kind: str = "auto", fa
 
     size = (int(image_size[0]), int(image_size[1]))
     if isinstance(data, (str, os.PathLike)) and kind != "bytes":
+        from tfft.data.probe import scan_files
+
         probe = scan_files([data], verify=False)[0]
         if not probe.ok:
             from tfft.errors import DataError
@@ -635,12 +381,14 @@ def fast_decode_on(data_cfg: Any) -> bool:
 
 
 def _bytes_need_pil(data: bytes) -> bool:
+    from tfft.data.probe import probe_header
+
     return probe_header(data).route == ROUTE_PIL
 
 
 __all__ = [
     "IMAGE_EXTENSIONS", "LARGE_PIXELS", "MAX_PIXELS", "FAST_DECODE_MARGIN", "DCT_RATIOS", "ROUTE_TF", "ROUTE_PIL",
     "dct_ratio", "fast_decode_on",
-    "Probe", "is_image_file", "probe_header", "pil_decode", "scan_files", "clear_cache",
+    "is_image_file", "pil_decode",
     "decode_bytes_native", "decode_path", "decode_path_raw", "decode_path_pil", "decode_and_resize", "resize",
 ]

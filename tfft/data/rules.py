@@ -182,10 +182,15 @@ def same_file_findings(listed: dict[str, dict[str, list[str]]]) -> list[dict[str
     []
     """
     seen: dict[str, list[tuple[str, str, str]]] = {}
+    folders: dict[str, str] = {}  # realpath per folder: one lstat per file, not one per path component
     for split, per_class in listed.items():
         for name, files in per_class.items():
             for file in files:
-                seen.setdefault(os.path.realpath(file), []).append((split, name, file))
+                head, tail = os.path.split(file)
+                if head not in folders:
+                    folders[head] = os.path.realpath(head)
+                real = os.path.realpath(file) if os.path.islink(file) else os.path.join(folders[head], tail)
+                seen.setdefault(real, []).append((split, name, file))
     findings = []
     for kind, index, what in (("same_file_in_two_classes", 1, "class folders"),
                               ("same_file_in_two_splits", 0, "splits")):

@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from tfft import compat
 from tfft.config import DistributeConfig, PerformanceConfig
+from tfft.data.index import is_chief_task  # the one rule (TF_CONFIG alone); run.py asks it here
 from tfft.errors import UserError
 
 
@@ -103,23 +103,6 @@ def is_chief(strategy: Any) -> bool:
     if resolver is None or not os.environ.get("TF_CONFIG"):
         return True
     return is_chief_task()
-
-
-def is_chief_task() -> bool:
-    """What `is_chief` says, read from `TF_CONFIG` alone (before any strategy exists).
-
-    The chief is the `chief` task when the cluster has one, else worker 0; without `TF_CONFIG`
-    this process is the only one.
-    """
-    raw = os.environ.get("TF_CONFIG", "").strip()
-    if not raw:
-        return True
-    config = json.loads(raw)
-    task = config.get("task", {})
-    task_type, task_id = task.get("type"), int(task.get("index", 0))
-    if "chief" in config.get("cluster", {}):
-        return task_type == "chief"
-    return task_type in (None, "worker") and task_id == 0
 
 
 @contextlib.contextmanager

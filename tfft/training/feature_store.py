@@ -40,6 +40,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from tfft import layout
 from tfft.backbones import all_layers
 from tfft.wording import plural
 
@@ -50,11 +51,7 @@ log = logging.getLogger(__name__)
 
 def default_root() -> Path:
     """`$TFFT_CACHE_DIR/features`, else `$XDG_CACHE_HOME/tfft/features`, else `~/.cache/tfft/features`."""
-    base = os.environ.get("TFFT_CACHE_DIR")
-    if base:
-        return Path(base).expanduser() / "features"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tfft" / "features"
+    return layout.cache_root() / layout.FEATURES_DIR
 
 
 def open_store(setting: str, max_gb: float) -> Optional["DiskFeatureStore"]:

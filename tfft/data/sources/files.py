@@ -1,6 +1,6 @@
 """Sources whose examples are image files (a folder, a CSV manifest): listing, scanning, `Split`s.
 
-Local files are scanned by `tfft.data.decode.scan_files` (header probe, check decode, cached);
+Local files are scanned through the persistent index (`tfft.data.index`) (header probe, check decode, cached);
 files on another file system (`gs://`, `ram://`, ...) are read once through `tf.io.gfile` and
 their headers probed from the bytes. Such files must decode with TensorFlow's own decoders
 (JPEG, PNG, GIF, BMP, WebP): one that needs PIL (EXIF rotation, CMYK, 16-bit) is skipped with
@@ -17,6 +17,8 @@ import numpy as np
 
 from tfft.config import DataConfig
 from tfft.data import decode as _decode
+from tfft.data import index as _index
+from tfft.data import probe as _probe
 from tfft.data.rules import SPLIT_NAMES
 from tfft.data.sources import fs as _fs
 from tfft.data.sources.base import DataSplits, Split
@@ -39,17 +41,25 @@ def list_images(folder: Union[str, Path]) -> list[str]:
     return found
 
 
-def scan(paths: list[str]) -> list[_decode.Probe]:
-    """One `Probe` per path: local files through `scan_files`, others from their bytes (gfile)."""
+def scan(paths: list[str], source: Optional[str] = None,
+         listed: Optional[dict[str, tuple[str, str]]] = None) -> list[_probe.Probe]:
+    """One `Probe` per path: local files through `source`'s persistent index (`tfft.data.index`:
+    only new or changed files are opened; without `source`, `scan_files`), others from their
+    bytes (gfile). `listed`: `{path: (label, split)}` the index records with each file."""
     local = [p for p in paths if _fs.is_local(p)]
-    probes = {p.path: p for p in _decode.scan_files(local)} if local else {}
+    if not local:
+        probes = {}
+    elif source is None:
+        probes = {p.path: p for p in _probe.scan_files(local)}
+    else:
+        probes = {p.path: p for p in _index.scan(source, local, listed)}
     for p in paths:
         if p in probes:
             continue
         try:
-            probe = dataclasses.replace(_decode.probe_header(_fs.read_bytes(p)), path=p)
+            probe = dataclasses.replace(_probe.probe_header(_fs.read_bytes(p)), path=p)
         except Exception as exc:  # a file the file system cannot read
-            probe = _decode.Probe(path=p, reason=f"cannot read file ({type(exc).__name__})")
+            probe = _probe.Probe(path=p, reason=f"cannot read file ({type(exc).__name__})")
         if probe.route == _decode.ROUTE_PIL:
             probe.route, probe.reason = None, REMOTE_NEEDS_PIL
         probes[p] = probe
@@ -64,7 +74,8 @@ def finish_files(source: str, class_names: list[str], per_split: dict[str, dict[
         for c in class_names:
             per_class[c] = take_limit(per_class.get(c, []), data_cfg.limit_per_class, seed, c, split_name)
     every = [p for per_class in per_split.values() for c in class_names for p in per_class[c]]
-    probes = {p.path: p for p in scan(every)}
+    listed = {p: (c, split) for split, per_class in per_split.items() for c in class_names for p in per_class[c]}
+    probes = {p.path: p for p in scan(every, source, listed)}
     bad = [probes[p] for p in every if not probes[p].ok]
     if bad and data_cfg.on_bad_image == "error":
         first = bad[0]

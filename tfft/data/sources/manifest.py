@@ -160,7 +160,8 @@ def _load_labels_manifest(source: str, path: Path, rows: list[_multilabel.Manife
             chosen[split_name] = members[_multilabel.limit_examples(labels[members], data_cfg.limit_per_class,
                                                                     seed ^ salt)]
     every = [rows[i].path for members in chosen.values() for i in members]
-    probes = {p.path: p for p in scan(every)}
+    listed = {rows[i].path: (" ".join(rows[i].labels), split) for split, members in chosen.items() for i in members}
+    probes = {p.path: p for p in scan(every, source, listed)}
     bad = [probes[p] for p in every if not probes[p].ok]
     if bad and data_cfg.on_bad_image == "error":
         raise DataError(bad[0].path, f"unreadable image: {bad[0].reason}"
