@@ -109,7 +109,7 @@ class ModelConfig(_Section):
     def _known_backbone(cls, value: str) -> str:
         from tfft import backbones  # pure data, no TensorFlow
 
-        if value.startswith("keras:"):
+        if backbones.family_of(value) is not None:  # keras:PATH, hub:PRESET: checked in preflight
             return value
         if value not in backbones.names():
             hint = did_you_mean(value, backbones.names()) or "run `tfft models` for the list"
