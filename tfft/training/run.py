@@ -353,6 +353,11 @@ class _Run:
         last = self.source / checkpoint.LAST
         lists = split_lists(self.splits)
         self.data_digest = lists_digest(lists)
+        # -- LoRA (tfft.schedule.lora): adapters exist before a checkpoint is restored
+        from tfft.schedule import lora
+        with self.strategy.scope():
+            self.lora = lora.prepare_run(self.model, phases)
+        # -- end LoRA
         if self.resume:
             self.state = checkpoint.load_state(self.source)
             checkpoint.check_same_data(self.source, self.state, lists, self.data_digest)
@@ -390,6 +395,7 @@ class _Run:
             end = start + phase.epochs
             first = self.state["epoch"]
             report = apply_freezing(self.model, self.resolved.spec, phase.unfreeze, cfg.schedule.bn)
+            report, lora_line = lora.apply(self.model, phase, report, self.lora)  # LoRA: adapters only
             row = {"name": phase.name, "epochs": phase.epochs, "unfreeze": phase.unfreeze, "lr": phase.lr,
                    "optimizer": phase.optimizer, "lr_schedule": phase.lr_schedule,
                    "layer_decay": phase.layer_decay, "first_epoch": start + 1,
@@ -403,6 +409,8 @@ class _Run:
             print(f"phase {index + 1}/{len(phases)} {phase.name}: epochs {start + 1}-{end}, "
                   f"unfreeze {phase.unfreeze}, lr {phase.lr:g} ({phase.optimizer}, {phase.lr_schedule}), "
                   f"{report.trainable_params:,} trainable / {report.non_trainable_params:,} frozen params")
+            if lora_line:  # LoRA
+                print(lora_line)
             skip = int(self.state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
             if skip >= steps:
                 raise UserError(str(last), f"taken after all {steps} steps of epoch {first + 1} but before its end "
@@ -514,6 +522,9 @@ class _Run:
             print(f"model.keras: best weights (epoch {self.state.get('best_epoch')}, "
                   f"{'val_loss' if self.has_val else 'loss'} {self.state.get('best'):.4f})")
             self._recompute_batchnorm(self.state.get("bn_recomputed", []))  # the epoch's weights, statistics to match
+        if getattr(self, "lora", False):  # LoRA: adapters folded into the kernels, a plain model saved
+            from tfft.schedule import lora
+            print(f"lora: adapters of {lora.merge(self.model)} layers merged into their kernels")
         if not self.chief:
             return {}
         with atomic_path(self.path / layout.MODEL, suffix=".keras") as tmp:
