@@ -106,7 +106,8 @@ def test_vit_two_phase_resumes_bitwise_evaluates_and_exports(tiny_presets, tmp_p
     result = cli_runner("train", run / "config.yaml", "--run-dir", run, "--resume")
     assert result.exit_code == 0, result.output
     a, b = checkpoint_weights(whole), checkpoint_weights(run)
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # in saved order (a Dropout's seed generator is numbered per process, so names differ)
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a.values(), b.values()))
     phases = json.loads((run / "phases.json").read_text())
     assert phases[1]["unfreeze"] == "top:1" and phases[1]["trainable_params"] > phases[0]["trainable_params"]
     report = (run / "report.md").read_text()
