@@ -33,8 +33,4 @@ def test_no_module_but_compat_reaches_a_private_keras_or_tensorflow_name():
             elif isinstance(node, ast.Import):
                 found += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {a.name}" for a in node.names
                           if private_module.match(a.name)]
-    # Not yet moved (owned by the backbone-family split, issue 28's `hub` part): they import
-    # keras.src.backend.config / keras.src.utils.file_utils with a fallback; compat.keras_home()
-    # and compat.keras_file_utils() are their replacements.
-    pending = {"tfft/backbones.py", "tfft/pretrained/weights_cache.py"}
-    assert [f for f in found if f.split(":")[0] not in pending] == []
+    assert found == []

@@ -33,6 +33,12 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("keras.Layer()", "_inbound_nodes"),
     ("keras.Layer()", "_outbound_nodes"),
     ("keras.Optimizer()", "_trainable_variables"),
+    ("keras.Model", "_run_through_graph"),  # a KerasHub CNN preset re-run on a new input
+    ("keras.KerasTensor()", "_keras_history"),  # the layer that made a tensor (a preset's pyramid)
+    ("keras.Layer()", "_kernel"),  # LoRA: the Dense/EinsumDense kernel without its adapters
+    ("keras.Layer()", "_tracker"),
+    ("keras.Layer()", "_trainable_variables"),
+    ("keras.Layer()", "_non_trainable_variables"),
 )
 
 
@@ -117,10 +123,42 @@ def optimizer_variables_of(optimizer: Any) -> list[Any]:
     return list(optimizer._trainable_variables)  # noqa: SLF001
 
 
+def run_through_graph(model: Any, inputs: Any) -> Any:
+    """A functional model's graph applied to `inputs` with its layers shared (no new model)."""
+    return model._run_through_graph(inputs, operation_fn=lambda operation: operation)  # noqa: SLF001
+
+
+def producing_layer(tensor: Any) -> Any:
+    """The layer (operation) whose call produced a symbolic `keras.KerasTensor`."""
+    return tensor._keras_history.operation  # noqa: SLF001
+
+
+def own_variables(layer: Any) -> list[Any]:
+    """A layer's own variables (trainable, then not), without those of its sublayers."""
+    return list(layer._trainable_variables) + list(layer._non_trainable_variables)  # noqa: SLF001
+
+
+def base_kernel(layer: Any) -> Any:
+    """A LoRA-enabled Dense/EinsumDense layer's kernel variable, adapters not added."""
+    return layer._kernel  # noqa: SLF001
+
+
+def untrack_variables(layer: Any, variables: list[Any]) -> None:
+    """Remove `variables` from `layer`'s tracked variables (Keras has no `disable_lora`)."""
+    layer._tracker.unlock()  # noqa: SLF001
+    try:
+        for tracked in (layer._trainable_variables, layer._non_trainable_variables):  # noqa: SLF001
+            tracked[:] = [v for v in tracked if not any(v is gone for gone in variables)]
+    finally:
+        layer._tracker.lock()  # noqa: SLF001
+
+
 def _instance(where: str) -> Any:
     import keras
     import numpy as np
 
+    if where == "keras.KerasTensor()":
+        return keras.layers.Dense(1)(keras.Input((2,)))
     if where == "keras.Layer()":
         inputs = keras.Input((2,))
         layer = keras.layers.Dense(1)

@@ -109,12 +109,21 @@ class ModelConfig(_Section):
     def _known_backbone(cls, value: str) -> str:
         from tfft import backbones  # pure data, no TensorFlow
 
-        if value.startswith("keras:"):
+        if backbones.family_of(value) is not None:  # keras:PATH, hub:PRESET: checked in preflight
             return value
         if value not in backbones.names():
             hint = did_you_mean(value, backbones.names()) or "run `tfft models` for the list"
             raise ValueError(f"unknown backbone {value!r}; {hint}")
         return value
+
+
+class LoraConfig(_Section):
+    """Low-rank adapters (`schedule.lora`, or a phase's `lora`): the Dense / EinsumDense layers of
+    the blocks a phase unfreezes get adapters of this rank, scaled by `alpha / rank`, and the
+    backbone's own weights stay frozen; the adapters merge into the kernels when the run ends."""
+
+    rank: int = Field(ge=1, le=1024)
+    alpha: Optional[float] = Field(None, gt=0)  # None: alpha = rank (scale 1)
 
 
 class PhaseConfig(_Section):
@@ -130,6 +139,9 @@ class PhaseConfig(_Section):
     weight_decay: Optional[float] = Field(None, ge=0)
     layer_decay: Optional[float] = Field(None, gt=0, le=1)
     early_stopping: Optional[int] = Field(None, ge=1)
+    # LoRA in this phase: adapters in the blocks `unfreeze` names; `off` with `schedule.lora` set
+    # fine-tunes those blocks' own weights instead. None: `schedule.lora`.
+    lora: Optional[Union[LoraConfig, Literal["off"]]] = None
 
     @field_validator("unfreeze", mode="before")
     @classmethod
@@ -173,6 +185,22 @@ class ScheduleConfig(_Section):
     step_factor: float = Field(0.1, gt=0, le=1)
     early_stopping: Optional[int] = Field(None, ge=1)
     carry_optimizer: bool = False
+    # LoRA for every phase that unfreezes part of the backbone (see `LoraConfig`).
+    lora: Optional[LoraConfig] = None
+
+    @model_validator(mode="after")
+    def _one_lora_rank(self) -> "ScheduleConfig":
+        ranks = {self.lora.rank} if self.lora else set()
+        for index, phase in enumerate(self.phases or []):
+            if isinstance(phase.lora, LoraConfig):
+                if phase.unfreeze == "none":
+                    raise ValueError(f"phases[{index}] ({phase.name}) has lora but unfreeze: none; "
+                                     "LoRA adapts the blocks unfreeze names (e.g. unfreeze: all)")
+                ranks.add(phase.lora.rank)
+        if len(ranks) > 1:
+            raise ValueError(f"every phase's lora must have one rank (adapters are one set per "
+                             f"layer), got ranks {sorted(ranks)}; alpha may differ per phase")
+        return self
 
     @field_validator("finetune_unfreeze")
     @classmethod

@@ -14,7 +14,7 @@ import pytest
 
 from tfft import backbones
 from tfft.errors import UserError
-from tfft.pretrained import efficientnet_lite, torch_pickle, weights_cache
+from tfft.pretrained import efficientnet_lite, torch_pickle, weights
 
 LITE = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 #: ImageNet classes: 281-285 are domestic cats, 151-268 dog breeds.
@@ -85,7 +85,7 @@ def test_cache_written_once_then_reused(empty_keras_home, lite_file, monkeypatch
     spec = backbones.get("efficientnet_lite0")
     first = spec.build((64, 64, 3), weights="imagenet")
     files = sorted(empty_keras_home.iterdir())
-    expected = f"efficientnet_lite0-{weights_cache.sha256_of(source)[:16]}.weights.h5"
+    expected = f"efficientnet_lite0-{weights.sha256_of(source)[:16]}.weights.h5"
     assert [f.name for f in files] == [expected] and len(calls) == 1
     mode = stat.S_IMODE(files[0].stat().st_mode)
     assert mode & 0o044 == 0o044 or os.umask(0o022) & 0o044  # ordinary mode, not mkstemp's 0600

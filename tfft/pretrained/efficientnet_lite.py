@@ -321,12 +321,12 @@ def load_imagenet(name: str, model: "keras.Model") -> None:
     """Load the ImageNet weights of `name` into `model` (a `build(name, ...)`), offline.
 
     The first call converts the installed package's file and caches the result as
-    `.weights.h5` (see `tfft.pretrained.weights_cache`); later calls load the cache.
+    `.weights.h5` (see `tfft.pretrained.weights`); later calls load the cache.
     """
-    from tfft.pretrained import weights_cache
+    from tfft.pretrained import weights
 
-    cached = weights_cache.converted(name, weights_file(name), _convert_to_file)
-    weights_cache.load_into(model, cached)
+    cached = weights.converted(name, weights_file(name), _convert_to_file)
+    weights.load_into(model, cached)
 
 
 def _convert_to_file(name: str, source: Path, target: Path) -> None:

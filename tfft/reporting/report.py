@@ -103,6 +103,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         for name in ("confusion_matrix.png", "worst.png"):
             if (split_dir / name).is_file():
                 lines += [f"![{split_dir.name} {name[:-4]}](eval/{split_dir.name}/{name})", ""]
+    lines += _loading_lines(root / layout.MODEL)
     env = read_json(root / layout.ENVIRONMENT)
     if isinstance(env, dict):
         lines += ["## Environment", "", "| key | value |", "| --- | --- |"]
@@ -113,6 +114,23 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     path = root / layout.REPORT
     write_text(path, "\n".join(lines))
     return path
+
+
+def _loading_lines(model: Path) -> list[str]:
+    """How to load model.keras with plain Keras (and keras_hub first where it holds its layers)."""
+    if not model.is_file():
+        return []
+    from tfft.backbones.model_utils import needs_keras_hub
+
+    hub = needs_keras_hub(model)
+    lines = ["## Loading model.keras", ""]
+    if hub:
+        lines += ["model.keras holds KerasHub layers (a `hub:` backbone): loading it needs "
+                  "`keras_hub` installed (`pip install keras-hub`) and imported first.", ""]
+    lines += ["```python"] + (["import keras_hub  # registers the KerasHub layers model.keras holds"] if hub else [])
+    lines += ["import keras", "", "model = keras.models.load_model(\"model.keras\")  # raw 0-255 RGB in, "
+              "probabilities out", "```", ""]
+    return lines
 
 
 def _data_lines(report: Any) -> list[str]:

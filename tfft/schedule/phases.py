@@ -28,6 +28,10 @@ class Phase:
     nesterov: bool
     step_every: int
     step_factor: float
+    # LoRA: adapters of this rank (scaled alpha / rank) in the blocks `unfreeze` names, the
+    # backbone's own weights frozen (`tfft.schedule.lora`). None: no adapters in this phase.
+    lora_rank: Optional[int] = None
+    lora_alpha: Optional[float] = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -86,10 +90,14 @@ def resolve_phases(schedule: ScheduleConfig, num_blocks: int) -> list[Phase]:
         for key, value in values.items():
             if value is None:
                 values[key] = getattr(schedule, key)
+        lora = config.lora if config.lora is not None else schedule.lora
+        lora = lora if lora != "off" and config.unfreeze != "none" else None
         phases.append(Phase(
             name=config.name, epochs=config.epochs, unfreeze=config.unfreeze,
             lr=config.lr if config.lr is not None else schedule.lr,
             momentum=schedule.momentum, nesterov=schedule.nesterov,
-            step_every=schedule.step_every, step_factor=schedule.step_factor, **values,
+            step_every=schedule.step_every, step_factor=schedule.step_factor,
+            lora_rank=lora.rank if lora else None,
+            lora_alpha=(lora.alpha or float(lora.rank)) if lora else None, **values,
         ))
     return phases

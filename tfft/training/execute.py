@@ -53,6 +53,7 @@ class PhaseLoop:
 
     def run_phase(self, index: int, phase: Any) -> None:
         """One phase: freezing, phases.json, feature cache, compile, fit, BatchNorm, checkpoint."""
+        from tfft.schedule import lora
         from tfft.schedule.freezing import apply_freezing
         from tfft.training import batchnorm, checkpoint
 
@@ -61,7 +62,10 @@ class PhaseLoop:
         end = start + phase.epochs
         first = state["epoch"]
         report = apply_freezing(session.model, session.resolved.spec, phase.unfreeze, cfg.schedule.bn)
+        report, lora_line = lora.apply(session.model, phase, report, session.lora)  # LoRA: adapters only
         self.record_phase(index, phase, start, end, report)
+        if lora_line:
+            print(lora_line)
         steps = self.plan.steps
         skip = int(state.get("step", 0)) if first < end else 0  # steps of epoch `first` already done
         if skip >= steps:

@@ -51,6 +51,10 @@ def finish_run(session: Session, progress: Progress, val_features: Optional[Any]
     >>> metrics = finish_run(session, plan.progress)  # doctest: +SKIP
     """
     restore_best(session, progress)
+    if session.lora:  # LoRA: adapters folded into the kernels, a plain model saved
+        from tfft.schedule import lora
+
+        print(f"lora: adapters of {lora.merge(session.model)} layers merged into their kernels")
     if not session.chief:
         return {}
     save_model(session)

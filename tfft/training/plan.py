@@ -95,6 +95,10 @@ def start_progress(session: Any, lists: dict[str, Any], digest: str) -> Progress
     from tfft.training import checkpoint
 
     progress = Progress(session.path, {}, [], [], digest)
+    from tfft.schedule import lora  # LoRA: the adapters exist before a checkpoint is restored
+
+    with session.strategy.scope():
+        session.lora = lora.prepare_run(session.model, session.resolved.phases)
     if session.resume:
         last = session.source / checkpoint.LAST
         progress.state = state = checkpoint.load_state(session.source)

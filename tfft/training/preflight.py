@@ -42,10 +42,7 @@ def check_config(cfg: Any) -> None:
         UserError: naming the key, what was found and what to do.
     """
     check_source(cfg.data.source)
-    if cfg.model.backbone.startswith(backbones.KERAS_PREFIX):
-        backbones.keras_model_file(cfg.model.backbone)
-    else:
-        backbones.get(cfg.model.backbone).check_size(tuple(cfg.data.image_size))
+    backbones.check(cfg.model.backbone, tuple(cfg.data.image_size))
     backbones.weights_path(cfg.model.weights)
     check_teacher(cfg)
 

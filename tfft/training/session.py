@@ -42,6 +42,7 @@ class Session:
     precision: str
     accelerator: bool
     asm: Optional[Any] = None  # tfft.training.assembly.Assembly, from `assemble`
+    lora: Any = None  # the run's LoRA adapters (`tfft.schedule.lora.prepare_run`), from `plan_run`
 
     @property
     def cfg(self) -> Any:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import stat
 
-from tfft.pretrained import weights_cache
+from tfft.pretrained import weights
 
 
 def test_cached_file_has_the_ordinary_mode_and_the_umask_is_never_set(tmp_path, monkeypatch):
-    monkeypatch.setattr(weights_cache, "cache_folder", lambda: tmp_path / "models")  # Keras reads KERAS_HOME at import
+    monkeypatch.setattr(weights, "cache_folder", lambda *a, **k: tmp_path / "models")  # Keras reads KERAS_HOME at import
     source = tmp_path / "weights.pth"
     source.write_bytes(b"original weights")
     calls = []
@@ -22,7 +22,7 @@ def test_cached_file_has_the_ordinary_mode_and_the_umask_is_never_set(tmp_path, 
     previous = real_umask(0o027)
     try:
         monkeypatch.setattr(os, "umask", spy)
-        path = weights_cache.converted("tiny", source, lambda name, src, target: target.write_bytes(b"h5"))
+        path = weights.converted("tiny", source, lambda name, src, target: target.write_bytes(b"h5"))
     finally:
         real_umask(previous)
     assert calls == []

@@ -1,0 +1,184 @@
+"""`model.backbone: hub:PRESET`: tiny KerasHub presets saved locally train, resume, export.
+
+The presets (a 2-layer ViT and a 2-stage ResNet, 32 px) come from `conftest.py`; nothing is
+downloaded. The offline message is tested on a built-in preset name with the network refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import checkpoint_weights, tiny_config
+from tests.training.test_keras_backbone import _interrupt_second_phase
+from tfft import backbones
+from tfft.errors import TrainingInterrupted, UserError
+
+
+def _config(preset: Path, **sections):
+    return tiny_config(name="hub", model={"backbone": f"hub:{preset}", "weights": "imagenet"}, **sections)
+
+
+def test_vit_preset_spec_blocks_pooling_and_preprocessing(tiny_presets):
+    spec = backbones.get(f"hub:{tiny_presets['vit']}")
+    assert isinstance(spec, backbones.HubSpec)
+    assert spec.block_names == ["embed", "layer1", "layer2"]  # the encoder layers are the blocks
+    assert (spec.pooling, spec.default_size, spec.preprocess) == ("class_token", 32, "none")
+    model = spec.build((32, 32, 3))
+    assert model.output.shape == (None, 1, 1, 16)
+    assert [layer.name for layer in spec.layers_in_top(model, 1)][0] == "transformer_block_2"
+    # raw 0-255 in: the preset's converter (x / 127.5 - 1) is the first layer
+    pre = keras.Model(model.inputs, model.get_layer("hub_preprocess").output)
+    np.testing.assert_allclose(pre(np.full((1, 32, 32, 3), 255.0, "float32")).numpy(), 1.0, atol=1e-6)
+    with pytest.raises(UserError) as info:
+        spec.check_size((64, 64, 3))
+    assert info.value.where == "data.image_size" and "[32, 32]" in info.value.hint
+
+
+def test_cnn_preset_blocks_are_its_stages(tiny_presets):
+    spec = backbones.get(f"hub:{tiny_presets['cnn']}")
+    assert spec.block_names == ["P2", "P3"] and spec.pooling == "average"
+    model = spec.build((40, 40, 3), weights=None)  # any size; null re-initialises
+    assert len(model.output.shape) == 4
+    assert spec.layers_in_top(model, 1)[0].name.startswith("stack1_")
+
+
+def test_weights_are_the_presets_and_null_reinitialises(tiny_presets):
+    import keras_hub
+
+    reference = keras_hub.models.Backbone.from_preset(str(tiny_presets["vit"]))
+    want = reference.get_layer("vit_encoder").encoder_layers[1].get_weights()
+    spec = backbones.get(f"hub:{tiny_presets['vit']}")
+    got = spec.build((32, 32, 3)).get_layer("transformer_block_2").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    fresh = spec.build((32, 32, 3), weights=None).get_layer("transformer_block_2").get_weights()
+    assert not all(np.array_equal(a, b) for a, b in zip(want, fresh))
+
+
+def test_offline_message_names_handle_cache_and_how_to_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kaggle"))
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # refused at once: no network touched
+    monkeypatch.setenv("NO_PROXY", "")
+    with pytest.raises(UserError) as info:
+        backbones.get("hub:vit_base_patch16_224_imagenet")
+    error = info.value
+    assert error.where == "model.backbone" and "vit_base_patch16_224_imagenet" in str(error)
+    assert str(tmp_path / "kaggle") in error.hint and "save_to_preset" in error.hint
+    assert "hub:/path/to/" in error.hint
+
+
+def test_missing_folder_and_missing_extra_are_user_errors(tmp_path, cli_runner):
+    config = tmp_path / "c.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(_config(tmp_path / "nope")))
+    result = cli_runner("train", config, "--run-dir", tmp_path / "run")
+    assert result.exit_code == 2 and "KerasHub preset folder not found" in result.output
+
+
+def test_models_lists_kerashub_presets(cli_runner):
+    result = cli_runner("models", "--json", "--no-count-params", "--hub")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["hub:vit_base_patch16_224_imagenet"]["pooling"] == "class_token"
+    assert rows["resnet50"]["pooling"] == "average"
+    assert any(name.startswith("hub:resnet") for name in rows)
+
+
+@pytest.mark.slow  # about 60 s here: two runs of a two-phase ViT schedule, evaluate, TFLite export
+def test_vit_two_phase_resumes_bitwise_evaluates_and_exports(tiny_presets, tmp_path, cli_runner, monkeypatch):
+    import tfft
+
+    config = _config(tiny_presets["vit"], schedule={"preset": "two_phase", "head_epochs": 1,
+                                                      "finetune_epochs": 1, "lr": 1e-3})
+    whole = tmp_path / "whole"
+    tfft.train(config, run_dir=str(whole))
+    run = tmp_path / "resumed"
+    _interrupt_second_phase(monkeypatch, run)
+    with pytest.raises(TrainingInterrupted):
+        tfft.train(config, run_dir=str(run))
+    monkeypatch.undo()
+    result = cli_runner("train", run / "config.yaml", "--run-dir", run, "--resume")
+    assert result.exit_code == 0, result.output
+    a, b = checkpoint_weights(whole), checkpoint_weights(run)
+    # in saved order (a Dropout's seed generator is numbered per process, so names differ)
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a.values(), b.values()))
+    phases = json.loads((run / "phases.json").read_text())
+    assert phases[1]["unfreeze"] == "top:1" and phases[1]["trainable_params"] > phases[0]["trainable_params"]
+    report = (run / "report.md").read_text()
+    assert "model.keras holds KerasHub layers" in report and "import keras_hub" in report
+
+    result = cli_runner("evaluate", run, "--split", "val")
+    assert result.exit_code == 0, result.output
+    result = cli_runner("export", run, "--format", "tflite", "--out", tmp_path / "m.tflite")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("parity: top1 agreement 100.00%")
+
+
+def test_cnn_preset_trains_two_phase_with_feature_cache(tiny_presets, tmp_path):
+    import tfft
+
+    config = _config(tiny_presets["cnn"], schedule={"preset": "two_phase", "head_epochs": 1,
+                                                      "finetune_epochs": 1, "lr": 1e-3})
+    result = tfft.train(config, run_dir=str(tmp_path / "run"))
+    assert (tmp_path / "run" / "model.keras").is_file() and "val" in result.metrics
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")  # ResNet: built-in layers only
+    assert model.get_layer("backbone").get_layer("hub_preprocess") is not None
+
+
+def test_a_toy_family_registered_by_a_test_trains(tmp_path):
+    """`how to add a backbone family`: a module registers a Family; get() and train use it."""
+    import tfft
+    from tfft.backbones import FAMILIES, BackboneSpec, Block, Family
+
+    def build(shape):
+        inputs = keras.Input(shape)
+        x = keras.layers.Rescaling(1 / 255, name="toy_scale")(inputs)
+        x = keras.layers.Conv2D(4, 3, strides=2, name="toy_conv1")(x)
+        return keras.Model(inputs, keras.layers.Conv2D(8, 3, strides=2, name="toy_conv2")(x))
+
+    toy = BackboneSpec(name="toy:net", constructor="", module="", preprocess="none", default_size=32,
+                       min_size=16, blocks=(Block("c1", "^toy_conv1$"), Block("c2", "^toy_conv2$")),
+                       builder=build)
+    with FAMILIES.registered("toy", Family(prefix="toy:", resolve=lambda name: toy)):
+        assert backbones.get("toy:net") is toy
+        config = tiny_config(name="toy", model={"backbone": "toy:net", "weights": None},
+                             schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1})
+        tfft.train(config, run_dir=str(tmp_path / "run"))
+    assert "toy" not in FAMILIES
+    phases = json.loads((tmp_path / "run" / "phases.json").read_text())
+    assert phases[1]["unfreeze"] == "top:1"
+
+
+def test_saved_model_needs_keras_hub_and_says_so(tiny_presets, tmp_path):
+    from tfft.config import ModelConfig
+    from tfft.models.build import build_classifier
+
+    model = build_classifier(ModelConfig(backbone=f"hub:{tiny_presets['vit']}"), 2, (32, 32))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert backbones.needs_keras_hub(path)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    loaded = backbones.load_saved_model(path, "m", "")
+    np.testing.assert_array_equal(loaded(images).numpy(), model(images).numpy())
+
+
+@pytest.mark.slow  # about 60 s here: two folds and two trials of a tiny ViT preset
+def test_vit_preset_runs_in_cv_and_tune(tiny_presets, tmp_path, image_folder):
+    import tfft
+
+    config = _config(tiny_presets["vit"], data={"source": str(image_folder), "image_size": [32, 32],
+                                               "batch_size": 8, "val_split": 0.25},
+                     schedule={"preset": "feature_extraction", "epochs": 1, "lr": 1e-2},
+                     training={"steps_per_epoch": 2, "verbose": "quiet"})
+    result = tfft.cv(config, folds=2, run_dir=str(tmp_path / "cv"))
+    assert (result.run_dir / "cv_summary.json").is_file()
+    study = tfft.tune(config, {"schedule.lr": {"log_uniform": [1e-4, 1e-2]}}, trials=2,
+                      run_dir=str(tmp_path / "tune"), metric="val_loss")
+    assert (tmp_path / "tune" / "trials.csv").read_text().count("\n") >= 3
+    del study
