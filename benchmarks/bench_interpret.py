@@ -1,8 +1,17 @@
 """Do tfft's Grad-CAM heatmaps point at what decides the class? The pointing game on a patch dataset.
 
-Images: a random texture background, and at a random place a small patch whose stripes
-(horizontal or vertical, same colours) decide the class; the patch's box is known per image.
-A small CNN (a `keras:` backbone file) is trained with `tfft.train`; on the val split we measure:
+Images: a random texture background, and at a random place a small patch whose kind decides the
+class; the patch's box is known per image. Designs (`--design`):
+
+- `stripes+plain` (default): white stripes, horizontal or vertical, and a `plain` class with no
+  patch, so that each stripe class must be told from "no patch" by evidence inside its patch;
+- `kinds`: four patch kinds (red horizontal stripes, green vertical stripes, blue checkerboard,
+  yellow diagonal stripes) and `plain`;
+- `stripes`: the first design, two classes only; a model may learn one detector and decide the
+  other class by its absence (a documented negative result in RESULTS.md).
+
+A small CNN (a `keras:` backbone file) is trained with `tfft.train`; we measure (settings are chosen
+on the val split, figures reported on a held-out set generated with another seed):
 
 - mass: the share of the heatmap's total inside the patch (the patch covers `area` of the image),
   and inside the patch grown by 4 px (one cell of the backbone's 16x16 feature map),
@@ -12,7 +21,7 @@ for the trained model, the same model with its head re-initialised (Adebayo et a
 randomisation, first step) and with every weight re-initialised; and the time of `heatmaps` on
 100 images and of the whole `tfft.interpret` (100 val images, top 16, galleries).
 
-Run (about 3 minutes on 2 CPU cores):
+Run (a few minutes on 2 CPU cores):
     PYTHONPATH=. python benchmarks/bench_interpret.py [--out /tmp/bench-interpret]
 """
 
@@ -26,8 +35,28 @@ from pathlib import Path
 import numpy as np
 
 TEXTURE = "blocks"  # --texture smooth: the blocks blurred
-CLASSES = ("horizontal", "vertical")  # --plain adds a third class without a patch
+# class -> (patch colour, pattern); a None colour: no patch. The pattern is 1 on the coloured pixels,
+# 0 on the dark (30) ones.
+DESIGNS = {
+    "kinds": {"red_h": ((255, 30, 30), "horizontal"), "green_v": ((30, 230, 30), "vertical"),
+              "blue_check": ((40, 80, 255), "checker"), "yellow_diag": ((240, 230, 30), "diagonal"),
+              "plain": (None, None)},
+    "stripes": {"horizontal": ((230, 230, 230), "horizontal"), "vertical": ((230, 230, 230), "vertical")},
+    "stripes+plain": {"horizontal": ((230, 230, 230), "horizontal"), "vertical": ((230, 230, 230), "vertical"),
+                      "plain": (None, None)},
+}
+PATCHES = DESIGNS["stripes+plain"]
+CLASSES = tuple(PATCHES)
 SIZE, PATCH = 64, 14  # --size / --patch change them (the patch keeps its share of the image: 4.8%)
+
+
+def patch_pattern(kind: str) -> np.ndarray:
+    """[PATCH, PATCH] 0/1: stripes PATCH/7 px wide (horizontal, vertical, diagonal) or a checkerboard."""
+    band = np.arange(PATCH) // max(1, PATCH // 7)
+    rows, cols = np.meshgrid(band, band, indexing="ij")
+    index = {"horizontal": rows, "vertical": cols, "checker": rows + cols,
+             "diagonal": (np.add.outer(np.arange(PATCH), np.arange(PATCH)) // max(1, PATCH // 7))}[kind]
+    return (index % 2).astype(np.float64)
 
 
 def make_patch_dataset(root: Path, per_class: dict, seed: int = 0) -> dict:
@@ -38,7 +67,7 @@ def make_patch_dataset(root: Path, per_class: dict, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     boxes = {}
     for split, count in per_class.items():
-        for label, name in enumerate(CLASSES):
+        for name in CLASSES:
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
@@ -48,28 +77,30 @@ def make_patch_dataset(root: Path, per_class: dict, seed: int = 0) -> dict:
                 else:  # the same blocks blurred: no straight edges
                     image = zoom(coarse, (SIZE / 8, SIZE / 8, 1), order=3, mode="nearest")
                 image = image + rng.normal(0, 25, (SIZE, SIZE, 3))
-                if name == "plain":  # no patch: the third class of --plain
+                colour, kind = PATCHES[name]
+                if colour is None:  # no patch: the `plain` class
                     path = folder / f"{name}_{i:03d}.png"
                     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path)
                     continue
-                stripes = (np.arange(PATCH) // max(1, PATCH // 7) % 2).astype(np.float64)
-                pattern = np.tile(stripes[:, None], (1, PATCH)) if label == 0 else np.tile(stripes[None, :], (PATCH, 1))
+                pattern = patch_pattern(kind)
                 y0, x0 = rng.integers(0, SIZE - PATCH, 2)
-                image[y0:y0 + PATCH, x0:x0 + PATCH] = 30 + 200 * pattern[..., None]
+                image[y0:y0 + PATCH, x0:x0 + PATCH] = 30 + pattern[..., None] * (np.asarray(colour) - 30.0)
                 path = folder / f"{name}_{i:03d}.png"
                 Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path)
                 boxes[str(path)] = (int(y0), int(x0), int(y0 + PATCH), int(x0 + PATCH))
     return boxes
 
 
-def backbone_file(path: Path, strides: tuple = (2, 2, 1)) -> Path:
+def backbone_file(path: Path, strides: tuple = (2, 2, 1), linear_top: bool = False) -> Path:
+    """Three 3x3 convolutions; `linear_top`: the last one without its ReLU, so that a patch can lower
+    a feature below zero (with a ReLU, "less of feature k here" is evidence Grad-CAM cannot show)."""
     import keras
 
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)
     for i, filters in enumerate((16, 32, 64)):
-        x = keras.layers.Conv2D(filters, 3, strides=strides[i], padding="same", activation="relu",
-                                name=f"conv{i + 1}")(x)
+        x = keras.layers.Conv2D(filters, 3, strides=strides[i], padding="same", name=f"conv{i + 1}",
+                                activation=None if linear_top and i == 2 else "relu")(x)
     keras.Model(inputs, x, name="patchnet").save(path)
     return path
 
@@ -91,9 +122,9 @@ def scores(maps: np.ndarray, boxes: list, keep=None, margin: int = 4) -> dict:
             "pointing_game": round(float(np.mean(hits)), 3)}
 
 
-VARIANTS = [("gradcam", "bilinear", None), ("gradcam", "aligned", None), ("gradcam++", "bilinear", None),
-            ("gradcam++", "aligned", None), ("scorecam", "bilinear", None), ("scorecam", "aligned", None),
-            ("gradcam", "aligned", "conv1"), ("gradcam++", "aligned", "conv1")]
+VARIANTS = [("gradcam", "aligned", None), ("gradcam", "bilinear", None), ("gradcam++", "aligned", None),
+            ("gradcam", "aligned", "conv1"), ("gradcam++", "aligned", "conv1")]  # the first: tfft's default
+SCORECAM = [("scorecam", "aligned", None), ("scorecam", "bilinear", None)]  # --scorecam (64 passes per image)
 
 
 def randomised(model, what: str, seed: int = 1):
@@ -112,19 +143,21 @@ def randomised(model, what: str, seed: int = 1):
 
 
 def main() -> None:
-    global SIZE, PATCH, TEXTURE, CLASSES
+    global SIZE, PATCH, TEXTURE, CLASSES, PATCHES
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="/tmp/bench-interpret")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--size", type=int, default=SIZE, help="image side, px")
     parser.add_argument("--patch", type=int, default=PATCH, help="patch side, px")
     parser.add_argument("--texture", default=TEXTURE, choices=["blocks", "smooth"])
-    parser.add_argument("--plain", action="store_true", help="a third class, no patch: both stripe classes then "
-                        "need their own evidence (with two, one can be learned as the other's absence)")
+    parser.add_argument("--design", default="stripes+plain", choices=sorted(DESIGNS))
+    parser.add_argument("--scorecam", action="store_true", help="also Score-CAM (10-30x slower)")
+    parser.add_argument("--linear-top", action="store_true", help="the backbone's last convolution without ReLU")
     parser.add_argument("--strides", default="2,2,1", help="the three convolutions' strides (2,1,1: a finer last map)")
     args = parser.parse_args()
     SIZE, PATCH, TEXTURE = args.size, args.patch, args.texture
-    CLASSES = ("horizontal", "vertical", "plain") if args.plain else CLASSES
+    PATCHES = DESIGNS[args.design]
+    CLASSES = tuple(PATCHES)
 
     from tfft.data.files import read_image
     from tfft.evaluation.interpret import interpret
@@ -138,7 +171,7 @@ def main() -> None:
     config = {
         "name": "patch", "seed": 0,
         "data": {"source": str(out / "data"), "image_size": [SIZE, SIZE], "batch_size": 32},
-        "model": {"backbone": f"keras:{backbone_file(out / 'patchnet.keras', tuple(int(v) for v in args.strides.split(',')))}", "weights": None, "dropout": 0.0},
+        "model": {"backbone": f"keras:{backbone_file(out / 'patchnet.keras', tuple(int(v) for v in args.strides.split(',')), args.linear_top)}", "weights": None, "dropout": 0.0},
         "schedule": {"phases": [{"name": "all", "epochs": args.epochs, "unfreeze": "all", "lr": 3e-3}]},
         "augment": {"horizontal_flip": False},
         "performance": {"cache_features": "off"},
@@ -149,11 +182,13 @@ def main() -> None:
     train_s = time.perf_counter() - started
     run = open_run(run_dir)
     model = load_model(run)
+    names = list(run.class_names)  # the model's order (sorted folder names), not CLASSES's
+    patched = [c for c, name in enumerate(names) if PATCHES[name][0] is not None]
 
     def load(folder):  # every image (for the accuracy), and those with a patch (for the heatmaps)
         paths = sorted(str(p) for p in Path(folder).glob("*/*.png"))
         images = np.stack([read_image(p, run.image_size, fast_decode=run.fast_decode) for p in paths])
-        labels = np.asarray([CLASSES.index(Path(p).parent.name) for p in paths])
+        labels = np.asarray([names.index(Path(p).parent.name) for p in paths])
         accuracy = float((model.predict_on_batch(images).argmax(axis=1) == labels).mean())
         keep = [i for i, p in enumerate(paths) if p in boxes or p in held]
         return (images[keep], labels[keep], [boxes.get(paths[i]) or held[paths[i]] for i in keep]), accuracy
@@ -162,25 +197,27 @@ def main() -> None:
     heatmaps(model, val[0][:4])  # trace once
     random_head, random_all = randomised(model, "head"), randomised(model, "all")
     rows = []
-    for method, upsampling, layer in VARIANTS:
-        def maps(m, data):
+    for method, upsampling, layer in VARIANTS + (SCORECAM if args.scorecam else []):
+        def maps(m, data):  # heatmaps of the true class
             return heatmaps(m, data[0], class_index=data[1], method=method, upsampling=upsampling, layer=layer)
         started = time.perf_counter()
         chosen_on = scores(maps(model, val), val[2])
         seconds = time.perf_counter() - started
+        trained = maps(model, test)
         rows.append({"method": method, "upsampling": upsampling, "layer": layer or "last",
-                     "val (choice)": chosen_on, "heldout": scores(maps(model, test), test[2]),
-                     "heldout per class": [scores(maps(model, test), test[2], test[1] == c)["mass_in_patch"]
-                                           for c in range(2)],
+                     "val (choice)": chosen_on, "heldout": scores(trained, test[2]),
+                     "heldout per class": {names[c]: scores(trained, test[2], test[1] == c)["mass_in_patch"]
+                                           for c in patched},
                      "heldout, head randomised": scores(maps(random_head, test), test[2]),
                      "heldout, all randomised": scores(maps(random_all, test), test[2]),
-                     "seconds_100": round(seconds, 2)})
+                     "seconds_100": round(seconds * 100 / len(val[0]), 2)})
         print(json.dumps(rows[-1]), flush=True)
     started = time.perf_counter()
     interpret(run_dir, split="val", top=16)
-    print(json.dumps({"images": len(val[0]), "area": round(PATCH * PATCH / SIZE**2, 3),
+    print(json.dumps({"classes": names, "val images with a patch": len(val[0]),
+                      "heldout images with a patch": len(test[0]), "area": round(PATCH * PATCH / SIZE**2, 3),
                       "area_within_4px": round((PATCH + 8) ** 2 / SIZE**2, 3), "accuracy": accuracy,
-                      "train_s": round(train_s, 1), "interpret_100_s": round(time.perf_counter() - started, 2)},
+                      "train_s": round(train_s, 1), "interpret_val_s": round(time.perf_counter() - started, 2)},
                      indent=2))
 
 

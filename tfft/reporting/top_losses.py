@@ -104,7 +104,7 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
     from tfft.errors import UserError
     from tfft.models.heatmaps import heatmaps
     from tfft.reporting.multilabel_eval import read_run_thresholds
-    from tfft.reporting.plots import plot_gallery
+    from tfft.reporting.tile_grid import draw_tile_grid
 
     root = Path(run_dir)
     if dataset is None:
@@ -141,8 +141,11 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
                                                           "top_losses": rows})
         return None
     scope = f"the first {seen} val images" if more else f"all {seen} val images"
-    path = plot_gallery(tiles(images, maps), truth, guess, shown, captions, root / layout.TOP_LOSSES,
-                        max_images=len(kept), title=f"val: top {len(kept)} {what}, of {scope}")
+    lines = [[f"given {captions[t]}", f"predicted {captions[g]}",
+              f"p {float(p if np.ndim(p) == 0 else p[g]):.2f}  loss {v:.2f}"]
+             for t, g, p, v in zip(truth, guess, shown, losses)]
+    path = draw_tile_grid(tiles(images, maps), lines, [int(t) == int(g) for t, g in zip(truth, guess)],
+                          root / layout.TOP_LOSSES, title=f"val: top {len(kept)} {what}, of {scope}")
     atomic.write_json(root / layout.TOP_LOSSES_JSON, {"split": "val", "scanned": seen, "more": more,
                                                       "top_losses": rows})
     return path
