@@ -83,7 +83,8 @@ def _scan(model: Any, dataset: Any, multi: bool, top: int) -> tuple:
 
 
 def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequence[str],
-                         run_dir: str | os.PathLike, multi_label: bool = False, top: int = RUN_TOP) -> Optional[Path]:
+                         run_dir: str | os.PathLike, multi_label: bool = False, top: int = RUN_TOP,
+                         thresholds: Optional[Sequence[float]] = None) -> Optional[Path]:
     """The `top` val losses with heatmaps for report.html: RUN_DIR/top_losses.png and top_losses.json.
 
     Args:
@@ -92,8 +93,9 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
             val split (top_losses.json then only says so, and no figure is drawn).
         class_names: labels.txt order.
         run_dir: where to write.
-        multi_label: rank (image, label) pairs at the thresholds of RUN_DIR/thresholds.json.
+        multi_label: rank (image, label) pairs, each decided at its label's threshold.
         top: how many.
+        thresholds: a multi-label run's thresholds in labels.txt order (default 0.5 each).
 
     Returns:
         The PNG's path, or None when skipped.
@@ -103,7 +105,6 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
     """
     from tfft.errors import UserError
     from tfft.models.heatmaps import heatmaps
-    from tfft.reporting.multilabel_eval import read_run_thresholds
     from tfft.reporting.tile_grid import draw_tile_grid
 
     root = Path(run_dir)
@@ -121,7 +122,7 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
     if multi_label:
         label_of = np.asarray([k[4] for k in kept])
         given = np.asarray([int(k[3][c]) for k, c in zip(kept, label_of)])
-        thresholds = read_run_thresholds(root, names)
+        thresholds = np.full(len(names), 0.5) if thresholds is None else np.asarray(thresholds, np.float64)
         decided = (probs[np.arange(len(kept)), label_of] >= thresholds[label_of]).astype(np.int64)
         explained = label_of
         truth, guess, shown = 2 * label_of + given, 2 * label_of + decided, probs[np.arange(len(kept)), label_of]

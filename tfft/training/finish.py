@@ -18,6 +18,7 @@ from tfft.reporting.html import write_html_report
 from tfft.data.pipeline import make_dataset
 from tfft.reporting.plots import plot_curves
 from tfft.reporting.top_losses import write_run_top_losses
+from tfft.runs.thresholds import read_run_thresholds
 from tfft.reporting.report import write_report
 from tfft.training.plan import Progress
 from tfft.training.session import Session
@@ -64,8 +65,9 @@ def finish_run(session: Session, progress: Progress, val_features: Optional[Any]
     # report.html's val top losses with heatmaps (one batch; a note when there is no val)
     val = (make_dataset(session.splits, "val", session.cfg.data, seed=session.cfg.seed, training=False)
            if session.has_val else None)
-    write_run_top_losses(session.model, val, session.class_names, session.path,
-                         session.asm.task.name == "multi_label")
+    multi = session.asm.task.name == "multi_label"
+    write_run_top_losses(session.model, val, session.class_names, session.path, multi,
+                         thresholds=read_run_thresholds(session.path, session.class_names) if multi else None)
     write_json(session.path / layout.METRICS, metrics)
     write_report(session.path)
     write_html_report(session.path)
