@@ -4,19 +4,22 @@ The pHash of an image is 64 bits (the low 8x8 DCT frequencies of a 32x32 grey th
 bit each: above or below their median), packed into one uint64. Two images are near-duplicates
 when their hashes differ in at most `threshold` bits.
 
-The search is multi-index hashing, not all pairs: the 64 bits are cut into `m` bands; two hashes
-within `k` bits of each other differ in at most `r = k // m` bits in at least one band
-(pigeonhole), and two band keys within `r` bits both lie within `ceil(r / 2)` bits of a common
-key. So every hash writes, band by band, each key within `ceil(r / 2)` bits of its own (22 at the
-default: 3 bands of 21-22 bits, r = 2, radius 1) into one sorted uint64 array (key, mask, item
-packed: one `np.sort`, no Python object per hash), and every two entries with equal keys are a
-candidate. Their full Hamming distance is checked exactly, vectorised, first (random candidates
-are far), so the result is the all-pairs result: no pair is missed, none is added; a close pair
-is kept at its one canonical meeting entry, then once over the bands. `m` and the radius are
-chosen from N: per hash `m * V` entries and about `m * V**2 * N / 2**w` random candidates (V keys
-within the radius of a w-bit band), which at the default stays under the entries up to about 200k
-hashes and grows slowly after (measured: time about linear from 10k to 100k). Memory is the
-hashes and one band's sorted entries (about 180 bytes a hash).
+The search is multi-index hashing, not all pairs. The bits that vary among the hashes (a photo's
+DC bit is always set) are dealt out in turn into `m` bands, so each band mixes low and high
+frequencies (which correlate within a photo's hash). Two hashes within `k` bits of each other
+differ in at most `r = k // m` bits in at least one band (pigeonhole), and two band keys within
+`r` bits both lie within `ceil(r / 2)` bits of a common key. So every hash writes, band by band,
+each key within `ceil(r / 2)` bits of its own (22 at the default: 3 bands of 21 bits, r = 2,
+radius 1) into one sorted uint64 array (key, mask, item packed: one `np.sort`, no Python object
+per hash), and every two entries with equal keys are a candidate. Their full Hamming distance is
+checked exactly, vectorised, first (random candidates are far), so the result is the all-pairs
+result: no pair is missed, none is added; a close pair is kept at its one canonical meeting
+entry, then once over the bands. `m` and the radius are chosen from N: per hash `m * V` sorted
+entries and about `m * V**2 * N / 2**w` random candidates (V keys within the radius of a w-bit
+band); at the default the candidates reach the entries' count at about 100k hashes, but a
+candidate costs a few vectorised operations against an entry's share of a sort, so the time
+grows about linearly to 100k (benchmarks/RESULTS.md). Memory: about 600 bytes a hash (the bits
+and one band's sorted entries).
 
 `group_ids` turns pairs into connected components (vectorised union-find), so that `tfft data
 check --near-duplicates` (here, in the data layer) and `tfft.studies.duplicates` (cv folds, data
@@ -189,7 +192,7 @@ def phash_hashes(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int
 # --------------------------------------------------------------------------- the search
 
 
-def _band_plan(n: int, threshold: int) -> tuple[int, int]:
+def _band_plan(n: int, threshold: int, bits: int = PHASH_BITS) -> tuple[int, int]:
     """(bands, variant radius) that keep the sorted entries plus the expected candidates fewest.
 
     With `m` bands a pair within `threshold` bits is within `r = threshold // m` bits in some
@@ -198,8 +201,8 @@ def _band_plan(n: int, threshold: int) -> tuple[int, int]:
     random candidates. Only plans whose entries of one band fit `_ENTRY_BUDGET` are considered.
     """
     plans = []
-    for m in range(1, min(threshold + 1, 16) + 1):
-        narrow, wide = PHASH_BITS // m, -(-PHASH_BITS // m)  # linspace cuts bands of these widths
+    for m in range(1, min(threshold + 1, 16, bits) + 1):
+        narrow, wide = bits // m, -(-bits // m)  # bands of these widths
         radius = -(-(threshold // m) // 2)
         variants = sum(comb(wide, r) for r in range(radius + 1))
         cost = m * variants * (1.0 + variants * n / 2.0 ** narrow)
@@ -239,22 +242,30 @@ def _sorted_entries(keys: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, in
 
 
 def _run_pairs(entries: np.ndarray, payload_bits: int):
-    """(a, b) payloads of every two entries with equal keys (a sorted before b), offset by offset."""
+    """(a, b) of every two entries with equal keys (a sorted before b), offset by offset: the
+    packed entries themselves (their low bits are the payload), or the payloads (bits 0)."""
     if payload_bits:
-        keys, shift, low = entries, np.uint64(payload_bits), np.uint64((1 << payload_bits) - 1)
+        keys, shift = entries, np.uint64(payload_bits)
         same = lambda p, q: (keys[p] ^ keys[q]) >> shift == 0  # noqa: E731
-        payload = lambda p: keys[p] & low  # noqa: E731
+        values = keys
     else:
-        keys, payloads = entries
+        keys, values = entries
         same = lambda p, q: keys[p] == keys[q]  # noqa: E731
-        payload = payloads.__getitem__
     pos = np.flatnonzero(same(slice(1, None), slice(None, -1)))
     offset = 1
     while len(pos):
-        yield payload(pos), payload(pos + offset)
+        yield values[pos], values[pos + offset]
         offset += 1
         pos = pos[pos + offset < len(keys)]
         pos = pos[same(pos + offset, pos)]
+
+
+def _band_keys(bits: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """uint64 [N]: the bits at `columns` (at most 64) of bool [N, 64] hashes, packed in that order."""
+    packed = np.zeros((len(bits), 8), dtype=np.uint8)
+    chunk = np.packbits(bits[:, list(columns)], axis=1)
+    packed[:, :chunk.shape[1]] = chunk
+    return packed.view(">u8")[:, 0].astype(np.uint64) >> np.uint64(PHASH_BITS - len(columns))
 
 
 def phash_pairs(hashes: np.ndarray, threshold: int = PHASH_THRESHOLD,
@@ -283,22 +294,27 @@ def phash_pairs(hashes: np.ndarray, threshold: int = PHASH_THRESHOLD,
     empty = np.zeros(0, dtype=np.int64)
     if n < 2 or threshold < 0:
         return empty, empty.copy(), empty.copy()
-    bands, radius = _band_plan(n, threshold)
-    bounds = np.linspace(0, PHASH_BITS, bands + 1).astype(int)
+    # Bands over the bits that vary (a photo's DC bit is always set: it would halve one band's
+    # keys), dealt out in turn so each band mixes low and high frequencies (they correlate).
+    varying = int(np.bitwise_or.reduce(hashes) ^ np.bitwise_and.reduce(hashes))
+    columns = [b for b in range(PHASH_BITS) if varying >> (PHASH_BITS - 1 - b) & 1] or [0]
+    bands, radius = _band_plan(n, threshold, len(columns))
+    bits = unpack_bits(hashes)
     found_i, found_j, found_d = [], [], []
     for b in range(bands):
-        width = int(bounds[b + 1] - bounds[b])
-        shift = np.uint64(PHASH_BITS - int(bounds[b + 1]))
-        keys = (hashes >> shift) & np.uint64((1 << width) - 1)
+        width = len(columns[b::bands])
+        keys = _band_keys(bits, columns[b::bands])
         item_bits = max(1, (n - 1).bit_length())
         item_mask, fshift = np.uint64((1 << item_bits) - 1), np.uint64(item_bits)
-        for a, c in _run_pairs(*_sorted_entries(keys, _flip_masks(width, radius))):
+        entries, payload_bits = _sorted_entries(keys, _flip_masks(width, radius))
+        low = np.uint64((1 << payload_bits) - 1 if payload_bits else (1 << 64) - 1)
+        for a, c in _run_pairs(entries, payload_bits):
             d = np.bitwise_count(hashes[a & item_mask] ^ hashes[c & item_mask])
             close = np.flatnonzero(d <= threshold)  # random candidates are far: checked first
             a, c, d = a[close], c[close], d[close]
             i, j = (a & item_mask).astype(np.int64), (c & item_mask).astype(np.int64)
             if radius == 1:  # a pair meets in one canonical entry only: kept once (fewer to unique)
-                fa, fc = a >> fshift, c >> fshift  # which mask made each entry; fa <= fc (sorted)
+                fa, fc = (a & low) >> fshift, (c & low) >> fshift  # the masks that made them: fa <= fc
                 keep = np.where(fa == fc, fa == 0, i < j)
                 i, j, d = i[keep], j[keep], d[keep]
             found_i.append(np.minimum(i, j))
