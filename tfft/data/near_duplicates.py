@@ -58,7 +58,7 @@ unrelated photos by about 32, rarely under 16; on pets-mini the closest of 540k 
 
 _HASH_SIDE = 32  # the grey image the DCT runs on
 _HASH_LOW = 8  # low-frequency block kept: 8x8 = 64 bits
-_ENTRY_BUDGET = 1 << 25  # sorted band keys at once (256 MB of uint64); wider plans are skipped
+_ENTRY_BUDGET = 1 << 25  # sorted entries of one band (256 MB of uint64); plans over it come last
 _MEMO: dict[tuple[str, str], tuple] = {}  # (kind, path) -> (size, mtime_ns, value or None)
 _MEMO_MAX = 2_000_000  # entries (about 200 bytes each); the oldest half goes when full
 
@@ -198,7 +198,8 @@ def _band_plan(n: int, threshold: int, bits: int = PHASH_BITS) -> tuple[int, int
     With `m` bands a pair within `threshold` bits is within `r = threshold // m` bits in some
     band; two band keys within `r` bits share a key within `ceil(r / 2)` bits of both. Per hash:
     `m * V` entries (V keys within that radius of a band of w bits) and about `m * V**2 * n / 2**w`
-    random candidates. Only plans whose entries of one band fit `_ENTRY_BUDGET` are considered.
+    random candidates, over `bits` bits. Plans whose entries of one band fit `_ENTRY_BUDGET`
+    come first (the cheapest of them); past it, the cheapest of all.
     """
     plans = []
     for m in range(1, min(threshold + 1, 16, bits) + 1):
