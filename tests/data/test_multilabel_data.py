@@ -67,6 +67,53 @@ def test_iterative_kfold_folds_are_balanced_per_label_and_cover_every_example():
         iterative_kfold(y, 1, seed=0)
 
 
+def _dense_reference(counts: np.ndarray, sizes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Algorithm 1 on the dense rows x labels count matrix, as tfft did before it kept it sparse."""
+    shares = np.full(folds, 1.0 / folds)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(counts))
+    y, weight = counts[order], sizes[order]
+    demand, label_demand = shares * weight.sum(), np.outer(shares, y.sum(axis=0))
+    assigned, remaining = np.full(len(y), -1), y.copy()
+    while (remaining > 0).any():
+        per_label = (remaining > 0).sum(axis=0)
+        label = int(np.flatnonzero(per_label == per_label[per_label > 0].min())[0])
+        for example in np.flatnonzero(remaining[:, label]):
+            best = np.flatnonzero(label_demand[:, label] == label_demand[:, label].max())
+            best = best[demand[best] == demand[best].max()]
+            assigned[example] = int(best[0] if len(best) == 1 else rng.choice(best))
+            label_demand[assigned[example]] -= y[example]
+            demand[assigned[example]] -= weight[example]
+            remaining[example] = 0
+    for example in np.flatnonzero(assigned < 0):
+        best = np.flatnonzero(demand == demand.max())
+        assigned[example] = int(best[0] if len(best) == 1 else rng.choice(best))
+        demand[assigned[example]] -= weight[example]
+    out = np.empty(len(y), dtype=np.int64)
+    out[order] = assigned
+    return out
+
+
+def test_iterative_kfold_with_groups_keeps_counts_sparse_and_folds_identical():
+    rng = np.random.default_rng(5)
+    y = _random_multi_hot(300, [0.03, 0.1, 0.3, 0.5, 0.05], seed=2)
+    y[:10] = 0
+    groups = rng.integers(0, 120, len(y))  # near-duplicate clusters of 1-8 images
+    unique, index = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(unique), y.shape[1]), dtype=np.int64)
+    np.add.at(counts, index, y.astype(np.int64))
+    for seed in (0, 7):
+        folds = iterative_kfold(y, 4, seed=seed, groups=groups)
+        want = _dense_reference(counts, np.bincount(index), 4, seed)[index]
+        np.testing.assert_array_equal(folds, want)
+        assert all(len(set(folds[groups == g].tolist())) == 1 for g in unique)
+    labels = rng.integers(0, 6, 300)  # class indices (single-label cv) take the same path
+    folds = iterative_kfold(labels, 3, seed=1, groups=groups)
+    np.testing.assert_array_equal(folds, _dense_reference(
+        np.stack([np.bincount(labels[index == g], minlength=6) for g in range(len(unique))]),
+        np.bincount(index), 3, 1)[index])
+
+
 def test_split_fractions_keeps_every_label_in_train_and_zero_share_empty():
     y = np.zeros((20, 3), dtype=np.int32)
     y[:, 0] = 1

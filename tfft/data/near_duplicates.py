@@ -4,14 +4,22 @@ The pHash of an image is 64 bits (the low 8x8 DCT frequencies of a 32x32 grey th
 bit each: above or below their median), packed into one uint64. Two images are near-duplicates
 when their hashes differ in at most `threshold` bits.
 
-The search is multi-index hashing, not all pairs: the 64 bits are cut into `m` bands; two hashes
-within `k` bits of each other differ in at most `k // m` bits in at least one band (pigeonhole),
-so every such pair is a candidate when each hash probes, band by band, the keys within `k // m`
-bits of its own band (a sorted array and `searchsorted`, no Python object per hash). The
-candidates' full Hamming distance is then checked exactly, vectorised, so the result is the
-all-pairs result: no pair is missed, none is added. `m` is chosen from N to keep the candidates
-few (about 3 bands of 21 bits at 100k hashes). Time grows about linearly with N for hashes of
-distinct photos; memory is the hashes, their sorted bands and a bounded chunk of candidates.
+The search is multi-index hashing, not all pairs. The bits that vary among the hashes (a photo's
+DC bit is always set) are dealt out in turn into `m` bands, so each band mixes low and high
+frequencies (which correlate within a photo's hash). Two hashes within `k` bits of each other
+differ in at most `r = k // m` bits in at least one band (pigeonhole), and two band keys within
+`r` bits both lie within `ceil(r / 2)` bits of a common key. So every hash writes, band by band,
+each key within `ceil(r / 2)` bits of its own (22 at the default: 3 bands of 21 bits, r = 2,
+radius 1) into one sorted uint64 array (key, mask, item packed: one `np.sort`, no Python object
+per hash), and every two entries with equal keys are a candidate. Their full Hamming distance is
+checked exactly, vectorised, first (random candidates are far), so the result is the all-pairs
+result: no pair is missed, none is added; a close pair is kept at its one canonical meeting
+entry, then once over the bands. `m` and the radius are chosen from N: per hash `m * V` sorted
+entries and about `m * V**2 * N / 2**w` random candidates (V keys within the radius of a w-bit
+band); at the default the candidates reach the entries' count at about 100k hashes, but a
+candidate costs a few vectorised operations against an entry's share of a sort, so the time
+grows about linearly to 100k (benchmarks/RESULTS.md). Memory: about 600 bytes a hash (the bits
+and one band's sorted entries).
 
 `group_ids` turns pairs into connected components (vectorised union-find), so that `tfft data
 check --near-duplicates` (here, in the data layer) and `tfft.studies.duplicates` (cv folds, data
@@ -50,8 +58,7 @@ unrelated photos by about 32, rarely under 16; on pets-mini the closest of 540k 
 
 _HASH_SIDE = 32  # the grey image the DCT runs on
 _HASH_LOW = 8  # low-frequency block kept: 8x8 = 64 bits
-_CANDIDATE_CHUNK = 1 << 22  # candidate pairs checked at once (about 100 MB of index arrays)
-_TABLE_BITS = 22  # bands this narrow look keys up in a table of 2**22 + 1 int64 (32 MB)
+_ENTRY_BUDGET = 1 << 25  # sorted entries of one band (256 MB of uint64); plans over it come last
 _MEMO: dict[tuple[str, str], tuple] = {}  # (kind, path) -> (size, mtime_ns, value or None)
 _MEMO_MAX = 2_000_000  # entries (about 200 bytes each); the oldest half goes when full
 
@@ -185,44 +192,81 @@ def phash_hashes(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int
 # --------------------------------------------------------------------------- the search
 
 
-def _band_plan(n: int, threshold: int) -> int:
-    """The number of bands that keeps the probes plus the expected candidates fewest."""
-    best, best_cost = 1, float("inf")
-    for m in range(1, min(threshold + 1, 16) + 1):
-        narrow, wide = PHASH_BITS // m, -(-PHASH_BITS // m)  # linspace cuts bands of these widths
-        probes = sum(comb(wide, r) for r in range(threshold // m + 1))
-        cost = m * probes * (1.0 + n / 2.0 ** narrow)  # per hash: probes, then candidates per probe
-        if cost < best_cost:
-            best, best_cost = m, cost
-    return best
+def _band_plan(n: int, threshold: int, bits: int = PHASH_BITS) -> tuple[int, int]:
+    """(bands, variant radius) that keep the sorted entries plus the expected candidates fewest.
+
+    With `m` bands a pair within `threshold` bits is within `r = threshold // m` bits in some
+    band; two band keys within `r` bits share a key within `ceil(r / 2)` bits of both. Per hash:
+    `m * V` entries (V keys within that radius of a band of w bits) and about `m * V**2 * n / 2**w`
+    random candidates, over `bits` bits. Plans whose entries of one band fit `_ENTRY_BUDGET`
+    come first (the cheapest of them); past it, the cheapest of all.
+    """
+    plans = []
+    for m in range(1, min(threshold + 1, 16, bits) + 1):
+        narrow, wide = bits // m, -(-bits // m)  # bands of these widths
+        radius = -(-(threshold // m) // 2)
+        variants = sum(comb(wide, r) for r in range(radius + 1))
+        cost = m * variants * (1.0 + variants * n / 2.0 ** narrow)
+        plans.append((variants * n > _ENTRY_BUDGET, cost, m, radius))
+    _, _, m, radius = min(plans)  # within the budget first, then the cheapest
+    return m, radius
 
 
 def _flip_masks(width: int, radius: int) -> np.ndarray:
-    """Every uint64 of `width` bits with at most `radius` bits set (0 first)."""
+    """Every uint64 of `width` bits with at most `radius` bits set (0 first, then by bit)."""
     masks = [0]
     for r in range(1, radius + 1):
         masks.extend(sum(1 << b for b in bits) for bits in combinations(range(width), r))
     return np.asarray(masks, dtype=np.uint64)
 
 
-def _candidates(query: np.ndarray, order: np.ndarray, lo: np.ndarray, hi: np.ndarray):
-    """(i, j) for every i in `query` and j in `order[lo[i]:hi[i]]`, in chunks of bounded size."""
-    hit = np.flatnonzero(hi > lo)  # most probes of distinct photos find nothing
-    query, lo, hi = query[hit], lo[hit], hi[hit]
-    counts = hi - lo
-    ends = np.cumsum(counts)
-    start = 0
-    while start < len(query):
-        base = ends[start - 1] if start else 0
-        stop = int(np.searchsorted(ends, base + _CANDIDATE_CHUNK, side="right"))
-        stop = max(stop, start + 1)
-        c = counts[start:stop]
-        total = int(c.sum())
-        if total:
-            rows = np.repeat(np.arange(start, stop), c)
-            offsets = np.arange(total) - np.repeat(np.cumsum(c) - c, c)
-            yield query[rows], order[lo[rows] + offsets]
-        start = stop
+def _sorted_entries(keys: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, int]:
+    """Every `key ^ mask` with its payload `mask index << item bits | item`, sorted by key.
+
+    Returns (entries, payload bits): one sorted uint64 array of `key << payload bits | payload`
+    (a single packed sort, much faster than an argsort), or, where the key and the payload do
+    not fit 64 bits together, the payloads in key order (payload bits 0).
+    """
+    n = len(keys)
+    item_bits = max(1, (n - 1).bit_length())
+    payload = ((np.arange(len(masks), dtype=np.uint64)[:, None] << np.uint64(item_bits))
+               | np.arange(n, dtype=np.uint64)[None, :]).ravel()
+    variant = (keys[None, :] ^ masks[:, None]).ravel()  # mask-major, as the payloads
+    payload_bits = item_bits + max(1, (len(masks) - 1).bit_length())
+    if int(keys.max()).bit_length() + payload_bits <= 64:
+        variant <<= np.uint64(payload_bits)
+        variant |= payload
+        variant.sort()
+        return variant, payload_bits
+    order = np.argsort(variant, kind="stable")
+    return np.stack([variant[order], payload[order]]), 0
+
+
+def _run_pairs(entries: np.ndarray, payload_bits: int):
+    """(a, b) of every two entries with equal keys (a sorted before b), offset by offset: the
+    packed entries themselves (their low bits are the payload), or the payloads (bits 0)."""
+    if payload_bits:
+        keys, shift = entries, np.uint64(payload_bits)
+        same = lambda p, q: (keys[p] ^ keys[q]) >> shift == 0  # noqa: E731
+        values = keys
+    else:
+        keys, values = entries
+        same = lambda p, q: keys[p] == keys[q]  # noqa: E731
+    pos = np.flatnonzero(same(slice(1, None), slice(None, -1)))
+    offset = 1
+    while len(pos):
+        yield values[pos], values[pos + offset]
+        offset += 1
+        pos = pos[pos + offset < len(keys)]
+        pos = pos[same(pos + offset, pos)]
+
+
+def _band_keys(bits: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """uint64 [N]: the bits at `columns` (at most 64) of bool [N, 64] hashes, packed in that order."""
+    packed = np.zeros((len(bits), 8), dtype=np.uint8)
+    chunk = np.packbits(bits[:, list(columns)], axis=1)
+    packed[:, :chunk.shape[1]] = chunk
+    return packed.view(">u8")[:, 0].astype(np.uint64) >> np.uint64(PHASH_BITS - len(columns))
 
 
 def phash_pairs(hashes: np.ndarray, threshold: int = PHASH_THRESHOLD,
@@ -251,37 +295,34 @@ def phash_pairs(hashes: np.ndarray, threshold: int = PHASH_THRESHOLD,
     empty = np.zeros(0, dtype=np.int64)
     if n < 2 or threshold < 0:
         return empty, empty.copy(), empty.copy()
-    bands = _band_plan(n, threshold)
-    radius = threshold // bands
-    bounds = np.linspace(0, PHASH_BITS, bands + 1).astype(int)
+    # Bands over the bits that vary (a photo's DC bit is always set: it would halve one band's
+    # keys), dealt out in turn so each band mixes low and high frequencies (they correlate).
+    varying = int(np.bitwise_or.reduce(hashes) ^ np.bitwise_and.reduce(hashes))
+    columns = [b for b in range(PHASH_BITS) if varying >> (PHASH_BITS - 1 - b) & 1] or [0]
+    bands, radius = _band_plan(n, threshold, len(columns))
+    bits = unpack_bits(hashes)
     found_i, found_j, found_d = [], [], []
-    index = np.arange(n, dtype=np.int64)
     for b in range(bands):
-        width = int(bounds[b + 1] - bounds[b])
-        shift = np.uint64(PHASH_BITS - int(bounds[b + 1]))
-        keys = (hashes >> shift) & np.uint64((1 << width) - 1)
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        # Narrow bands: a table of where each key's run starts (a gather per probe, not a search).
-        starts = (np.searchsorted(ordered, np.arange((1 << width) + 1, dtype=np.uint64)).astype(np.int64)
-                  if width <= _TABLE_BITS else None)
-        for mask in _flip_masks(width, radius):
-            probe = keys ^ mask
-            if starts is not None:
-                lo, hi = starts[probe], starts[probe + np.uint64(1)]
-            else:
-                lo = np.searchsorted(ordered, probe, side="left")
-                hi = np.searchsorted(ordered, probe, side="right")
-            for i, j in _candidates(index, order, lo, hi):
-                keep = i < j  # each unordered pair once per probe (its mirror probe finds j < i)
-                i, j = i[keep], j[keep]
-                d = np.bitwise_count(hashes[i] ^ hashes[j])
-                close = d <= threshold
-                found_i.append(i[close])
-                found_j.append(j[close])
-                found_d.append(d[close].astype(np.int64))
+        width = len(columns[b::bands])
+        keys = _band_keys(bits, columns[b::bands])
+        item_bits = max(1, (n - 1).bit_length())
+        item_mask, fshift = np.uint64((1 << item_bits) - 1), np.uint64(item_bits)
+        entries, payload_bits = _sorted_entries(keys, _flip_masks(width, radius))
+        low = np.uint64((1 << payload_bits) - 1 if payload_bits else (1 << 64) - 1)
+        for a, c in _run_pairs(entries, payload_bits):
+            d = np.bitwise_count(hashes[a & item_mask] ^ hashes[c & item_mask])
+            close = np.flatnonzero(d <= threshold)  # random candidates are far: checked first
+            a, c, d = a[close], c[close], d[close]
+            i, j = (a & item_mask).astype(np.int64), (c & item_mask).astype(np.int64)
+            if radius == 1:  # a pair meets in one canonical entry only: kept once (fewer to unique)
+                fa, fc = (a & low) >> fshift, (c & low) >> fshift  # the masks that made them: fa <= fc
+                keep = np.where(fa == fc, fa == 0, i < j)
+                i, j, d = i[keep], j[keep], d[keep]
+            found_i.append(np.minimum(i, j))
+            found_j.append(np.maximum(i, j))
+            found_d.append(d.astype(np.int64))
     i, j, d = (np.concatenate(parts) if parts else empty for parts in (found_i, found_j, found_d))
-    # A pair close in several bands was found several times.
+    # A pair close in several bands was found in each.
     pair = i * n + j
     pair, first = np.unique(pair, return_index=True)
     return pair // n, pair % n, d[first]

@@ -48,14 +48,36 @@ def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], see
     [6, 2]
     """
     if sizes is None:
-        y = _as_multi_hot(labels).astype(np.int64)
-        weight = np.ones(len(y), dtype=np.int64)
+        rows, cols, _, num_labels = _nonzero(labels)
+        values = np.ones(len(rows), dtype=np.int64)  # multi-hot: any non-zero entry is one label
+        weight = np.ones(len(np.asarray(labels)), dtype=np.int64)
     else:
         y = np.asarray(labels, dtype=np.int64)
         weight = np.asarray(sizes, dtype=np.int64)
         if y.ndim != 2 or weight.shape != (len(y),):
             raise ValueError(f"expected counts [N, C] and sizes [N], got {y.shape} and {weight.shape}")
-    n, num_labels = y.shape
+        rows, cols, values, num_labels = _nonzero(y)
+    return _stratify(rows, cols, values, num_labels, weight, fractions, seed)
+
+
+def _nonzero(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(rows, cols, values, C) of the non-zero entries of [N, C] labels or of [N] class indices."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        rows = np.arange(len(labels), dtype=np.int64)
+        cols = labels.astype(np.int64)
+        return rows, cols, np.ones(len(rows), dtype=np.int64), int(cols.max()) + 1 if len(cols) else 0
+    if labels.ndim != 2:
+        raise ValueError(f"expected labels of shape [N, C] or [N], got {labels.shape}")
+    rows, cols = np.nonzero(labels)
+    return rows.astype(np.int64), cols.astype(np.int64), labels[rows, cols].astype(np.int64), labels.shape[1]
+
+
+def _stratify(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, num_labels: int, weight: np.ndarray,
+              fractions: Sequence[float], seed: int) -> np.ndarray:
+    """`iterative_stratification` on the positive entries (row, col, count) of an [N, C] matrix:
+    memory and time follow the entries, not N x C (the dense matrix is never built)."""
+    n = len(weight)
     shares = np.asarray(fractions, dtype=np.float64)
     if shares.ndim != 1 or len(shares) < 1 or (shares < 0).any() or shares.sum() <= 0:
         raise ValueError(f"expected non-negative fractions with a positive sum, got {list(fractions)}")
@@ -63,18 +85,24 @@ def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], see
     rng = np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
     # Visit examples in a seeded random order so that ties do not favour the file order.
     order = rng.permutation(n)
-    y, weight = y[order], weight[order]
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    rows, weight = position[rows], weight[order]
+    by_row = np.lexsort((cols, rows))  # each row's labels, rows in visiting order
+    row_cols, row_values = cols[by_row], values[by_row]
+    row_start = np.searchsorted(rows[by_row], np.arange(n + 1))
+    by_col = np.lexsort((rows, cols))  # each label's rows, in visiting order
+    col_rows = rows[by_col]
+    col_start = np.searchsorted(cols[by_col], np.arange(num_labels + 1))
     demand = shares * weight.sum()                        # c_j: examples subset j still wants
-    label_demand = np.outer(shares, y.sum(axis=0))        # c_j^l: examples of label l it still wants
+    label_demand = np.outer(shares, np.bincount(cols, weights=values, minlength=num_labels))  # c_j^l
     assigned = np.full(n, -1, dtype=np.int64)
-    remaining = y.copy()                                  # labels of the examples not yet assigned
+    counts = np.bincount(cols, minlength=num_labels)      # unassigned examples holding each label
     zero_share = shares <= 0
-    while True:
-        counts = (remaining > 0).sum(axis=0)
-        if not counts.any():
-            break
+    while counts.any():
         label = int(np.flatnonzero(counts == counts[counts > 0].min())[0])
-        for example in np.flatnonzero(remaining[:, label]):
+        holders = col_rows[col_start[label]:col_start[label + 1]]
+        for example in holders[assigned[holders] < 0]:
             wanted = np.where(zero_share, -np.inf, label_demand[:, label])
             best = np.flatnonzero(wanted == wanted.max())
             if len(best) > 1:
@@ -82,9 +110,10 @@ def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], see
                 best = best[overall == overall.max()]
             subset = int(best[0] if len(best) == 1 else rng.choice(best))
             assigned[example] = subset
-            label_demand[subset] -= y[example]
+            own = slice(row_start[example], row_start[example + 1])
+            label_demand[subset, row_cols[own]] -= row_values[own]
             demand[subset] -= weight[example]
-            remaining[example] = 0
+            counts[row_cols[own]] -= 1
     for example in np.flatnonzero(assigned < 0):  # examples with no label at all
         wanted = np.where(zero_share, -np.inf, demand)
         best = np.flatnonzero(wanted == wanted.max())
@@ -122,12 +151,12 @@ def iterative_kfold(labels: np.ndarray, folds: int, seed: int, groups: Optional[
     shares = [1.0] * int(folds)
     if groups is None or len(np.unique(groups)) == len(groups):
         return iterative_stratification(labels, shares, seed)
-    y = _as_multi_hot(labels).astype(np.int64)
+    rows, cols, _, num_labels = _nonzero(labels)
     unique, index = np.unique(np.asarray(groups), return_inverse=True)
-    counts = np.zeros((len(unique), y.shape[1]), dtype=np.int64)
-    np.add.at(counts, index, y)
+    # Each group's label counts, kept sparse: one entry per (group, label) present, never G x C.
+    cells, values = np.unique(index[rows] * num_labels + cols, return_counts=True)
     sizes = np.bincount(index, minlength=len(unique))
-    return iterative_stratification(counts, shares, seed, sizes=sizes)[index]
+    return _stratify(cells // num_labels, cells % num_labels, values, num_labels, sizes, shares, seed)[index]
 
 
 def split_fractions(labels: np.ndarray, val_split: float, test_split: float, seed: int) -> np.ndarray:
