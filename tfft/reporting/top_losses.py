@@ -103,7 +103,7 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
     """
     from tfft.errors import UserError
     from tfft.models.heatmaps import heatmaps
-    from tfft.reporting.multilabel_eval import read_run_thresholds
+    from tfft.reporting.multilabel import DEFAULT_THRESHOLD, read_thresholds
     from tfft.reporting.tile_grid import draw_tile_grid
 
     root = Path(run_dir)
@@ -121,7 +121,9 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
     if multi_label:
         label_of = np.asarray([k[4] for k in kept])
         given = np.asarray([int(k[3][c]) for k, c in zip(kept, label_of)])
-        thresholds = read_run_thresholds(root, names)
+        saved = root / layout.THRESHOLDS  # the run's thresholds.json (0.5 per label without one)
+        thresholds = (read_thresholds(saved.read_text(encoding="utf-8"), names, str(saved)) if saved.is_file()
+                      else np.full(len(names), DEFAULT_THRESHOLD))
         decided = (probs[np.arange(len(kept)), label_of] >= thresholds[label_of]).astype(np.int64)
         explained = label_of
         truth, guess, shown = 2 * label_of + given, 2 * label_of + decided, probs[np.arange(len(kept)), label_of]
