@@ -1,5 +1,6 @@
 """What a finished `hub:` run goes through: prune in a fresh process, gradual freezing, predict,
-SavedModel export, ensembles and distillation into a Lite0 student.
+SavedModel export, ensembles and distillation into a Lite0 student; a DINOv2 preset through the
+generic path.
 
 The runs use the tiny ViT preset of `conftest.py` (32 px, 2 encoder layers), builtin shapes, one
 short epoch; nothing is downloaded.
@@ -113,3 +114,24 @@ def test_a_lite0_student_distils_a_vit_teacher(vit_runs, tmp_path):
     task, kd = float(row["task_loss"]), float(row["distillation_loss"])
     assert float(row["loss"]) == pytest.approx(0.5 * task + 0.5 * kd, rel=1e-4)
     assert "val" in result.metrics
+
+
+def test_a_tiny_dinov2_preset_goes_through_the_generic_path(tmp_path):
+    """A preset class other than ViT/ResNet: DINOv2 (2 layers, 32 px) builds, pools its class token, saves and loads."""
+    import keras_hub
+
+    from tfft import backbones
+    from tfft.config import ModelConfig
+    from tfft.models.build import build_classifier
+
+    keras_hub.models.DINOV2Backbone(patch_size=8, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32,
+                                    use_mask_token=False, image_shape=(32, 32, 3)).save_to_preset(
+        str(tmp_path / "dino"))
+    spec = backbones.get(f"hub:{tmp_path / 'dino'}")
+    assert spec.block_names == ["stem", "stage1", "stage2"]
+    assert (spec.pooling, spec.default_size) == ("class_token", 32)
+    model = build_classifier(ModelConfig(backbone=f"hub:{tmp_path / 'dino'}"), 3, (32, 32))
+    model.save(tmp_path / "m.keras")
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    loaded = backbones.load_saved_model(tmp_path / "m.keras", "m", "")
+    np.testing.assert_array_equal(loaded(images).numpy(), model(images).numpy())
