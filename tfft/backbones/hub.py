@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from tfft import compat
 from tfft.backbones.catalog import FAMILIES
+from tfft.backbones.model_utils import loadable_hub_configs
 from tfft.backbones.spec import BackboneSpec, Block, Family, load_weights_file, safe_model_name, weights_path
 from tfft.errors import UserError
 
@@ -279,30 +280,6 @@ def _unrolled(hub: Any, x: Any) -> Any:
     return compat.run_through_graph(hub, x)
 
 
-def _loadable_configs(model: Any) -> None:
-    """Make the saved config of each KerasHub layer one its class accepts.
-
-    KerasHub 0.32's ViT layers write keys their `__init__` refuses (`num_patches`,
-    `num_positions`, `key_dim`), so a model holding them would not load. Each such instance's
-    `get_config` drops the keys neither its class nor `keras.layers.Layer` takes (the layers
-    rebuild them from the others)."""
-    import inspect
-
-    import keras
-
-    base = set(inspect.signature(keras.layers.Layer.__init__).parameters)
-    for layer in model.layers:
-        if not type(layer).__module__.startswith("keras_hub"):
-            continue
-        allowed = base | set(inspect.signature(type(layer).__init__).parameters)
-        real = layer.get_config
-
-        def get_config(real: Any = real, allowed: set[str] = allowed) -> dict[str, Any]:
-            return {key: value for key, value in real().items() if key in allowed}
-
-        object.__setattr__(layer, "get_config", get_config)
-
-
 def _pooled_map(hub: Any, tokens: Any) -> Any:
     """A token sequence as a 4-D map: the class token `(1, 1, dim)`, or the patch-token grid."""
     import keras
@@ -336,7 +313,7 @@ def wrap(preset: str, shape: Sequence[Optional[int]], load_weights: bool = True)
         x = _pooled_map(hub, x)
     name = Path(preset).name if _looks_local(preset) else preset
     model = keras.Model(inputs, x, name=safe_model_name(name))
-    _loadable_configs(model)
+    loadable_hub_configs(model)
     return model, hub
 
 

@@ -56,7 +56,7 @@ class KerasFileSpec(BackboneSpec):
             if not _in_distribution_scope():
                 return cut
             # variables must be created inside the strategy's scope: read the file again there
-        model = keras.models.load_model(self.path, safe_mode=True, compile=False)
+        model = load_saved_model(self.path, "model.backbone", "the file loaded before: is it still in place?")
         return keras.Model(_single(model.inputs), model.get_layer(self.layer).output,
                            name=self.model_name)
 

@@ -43,10 +43,13 @@ def load_saved_model(path: Union[str, os.PathLike], where: str, hint: str) -> "k
 
     _import_packages_named_in(path)
     try:
-        return keras.models.load_model(str(path), safe_mode=True, compile=False)
+        model = keras.models.load_model(str(path), safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's problem
         raise UserError(where, f"cannot load {path} as a Keras model in safe mode "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})", hint) from None
+    if needs_keras_hub(path):
+        loadable_hub_configs(model)  # so that it saves again
+    return model
 
 
 def needs_keras_hub(path: Union[str, os.PathLike]) -> bool:
@@ -75,6 +78,36 @@ def _import_packages_named_in(path: Union[str, os.PathLike]) -> None:
         raise UserError(str(path), "this model holds KerasHub layers and keras-hub is not installed",
                         "pip install 'tfft[hub]' (or keras-hub)")
     import keras_hub  # noqa: F401 - registers KerasHub's layer classes for deserialization
+
+
+def loadable_hub_configs(model: Any) -> None:
+    """Make the saved config of each KerasHub layer in `model` (nested ones too) one its class accepts.
+
+    KerasHub 0.32's ViT layers write keys their `__init__` refuses (`num_patches`,
+    `num_positions`, `key_dim`), so a model holding them would not load. Each such instance's
+    `get_config` drops the keys neither its class nor `keras.layers.Layer` takes (the layers
+    rebuild them from the others). Applied where a preset is wrapped and where a saved model is
+    loaded, so a loaded hub model saves again (`tfft ensemble`, `tfft prune`).
+
+    Example:
+    >>> import keras
+    >>> loadable_hub_configs(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    """
+    import inspect
+
+    import keras
+
+    base = set(inspect.signature(keras.layers.Layer.__init__).parameters)
+    for layer in all_layers(model):
+        if not type(layer).__module__.startswith("keras_hub"):
+            continue
+        allowed = base | set(inspect.signature(type(layer).__init__).parameters)
+        real = layer.get_config
+
+        def get_config(real: Any = real, allowed: set[str] = allowed) -> dict[str, Any]:
+            return {key: value for key, value in real().items() if key in allowed}
+
+        object.__setattr__(layer, "get_config", get_config)
 
 
 def all_layers(model: Any) -> list[Any]:
@@ -133,4 +166,4 @@ def with_dtype_policy(model: "keras.Model", policy: str, only: Optional[str] = N
     return cloned
 
 
-__all__ = ["all_layers", "load_saved_model", "needs_keras_hub", "with_dtype_policy"]
+__all__ = ["all_layers", "load_saved_model", "loadable_hub_configs", "needs_keras_hub", "with_dtype_policy"]

@@ -406,7 +406,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     import keras
 
     from tfft.data import data_report, make_dataset, steps_per_epoch
-    from tfft.runs.directory import open_run
+    from tfft.runs.directory import load_model, open_run
     from tfft.reporting.evaluate import evaluate_model
     from tfft.schedule.freezing import apply_freezing
     from tfft.training.assembly import assemble, resolve
@@ -436,7 +436,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     if asm.class_names != run.class_names:
         raise UserError(str(run.run_dir), f"its labels.txt lists {run.class_names}, its data now has "
                         f"{asm.class_names}", "prune where the run's data.source is as it was when training")
-    source = keras.models.load_model(run.model_path, compile=False)
+    source = load_model(run)  # imports keras_hub when the file names its layers
     asm.model.set_weights(source.get_weights())
     report = apply_freezing(asm.model, resolved.spec, "all", bn)
     norms = [layer for layer in _all_layers(asm.model) if isinstance(layer, keras.layers.BatchNormalization)]

@@ -95,7 +95,9 @@ def _chain(model: Any, layer: Optional[str] = None) -> Optional[_Chain]:
         return None
     previous = model.layers[0].name
     for item in layers:
-        if _parents(item)[-1:] != [[previous]]:
+        # any call site: a layer reused elsewhere after training (the feature cache's head model)
+        # has a later node whose parent is another input
+        if [previous] not in _parents(item):
             return None
         previous = item.name
     names = [item.name for item in layers]

@@ -375,14 +375,14 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
     When the backbone stayed frozen, the features of those images are in the feature store (the
     fold's training computed or read them), so only the head runs; the store is read, never written.
     """
-    import keras
-
     from tfft import data
+    from tfft.backbones import load_saved_model
     from tfft.data.sources import example_keys
     from tfft.training import feature_cache, feature_store
 
     splits = data.load_splits(fold_cfg.data, fold_cfg.seed, task=fold_cfg.task)
-    model = keras.models.load_model(fold_dir / layout.MODEL, compile=False)
+    model = load_saved_model(fold_dir / layout.MODEL, str(fold_dir / layout.MODEL),
+                             "re-run `tfft cv`; the fold's model.keras must hold only built-in Keras layers")
     dataset = data.make_dataset(splits, "val", fold_cfg.data, seed=fold_cfg.seed, training=False)
     store = feature_store.open_store(fold_cfg.performance.feature_store, fold_cfg.performance.feature_store_max_gb)
     predict = model.predict_on_batch
