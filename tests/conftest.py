@@ -84,6 +84,38 @@ def checkpoint_weights(run_dir: Path) -> dict[str, np.ndarray]:
         return {path: np.asarray(data[f"model/{i:05d}"]) for i, path in enumerate(paths)}
 
 
+def interrupt_second_phase(monkeypatch, run: Path) -> None:
+    """Make the next `tfft.train` into `run` stop like Ctrl-C at the start of its fine-tuning phase,
+    once phase 1 is checkpointed (undo with `monkeypatch.undo()`)."""
+    from tfft.schedule import freezing
+
+    real = freezing.apply_freezing
+
+    def interrupting(model, spec, unfreeze, *args, **kwargs):
+        if unfreeze != "none" and (run / "checkpoints" / "last.npz").exists():
+            raise KeyboardInterrupt
+        return real(model, spec, unfreeze, *args, **kwargs)
+
+    monkeypatch.setattr(freezing, "apply_freezing", interrupting)
+
+
+def train_whole_and_resumed(config: dict, root: Path, monkeypatch, cli_runner) -> tuple[dict, dict]:
+    """Train `config` uninterrupted into root/whole, and interrupted then resumed (`tfft train
+    --resume`) into root/resumed; their checkpoint variables, in saved order."""
+    import tfft
+    from tfft.errors import TrainingInterrupted
+
+    whole, run = root / "whole", root / "resumed"
+    tfft.train(config, run_dir=str(whole))
+    interrupt_second_phase(monkeypatch, run)
+    with pytest.raises(TrainingInterrupted):
+        tfft.train(config, run_dir=str(run))
+    monkeypatch.undo()
+    result = cli_runner("train", run / "config.yaml", "--run-dir", run, "--resume")
+    assert result.exit_code == 0, result.output
+    return checkpoint_weights(whole), checkpoint_weights(run)
+
+
 def tiny_config(**sections) -> dict:
     """A config dict that trains in seconds here: builtin data, tiny images, one short phase, the
     two-convolution `TINY_BACKBONE` (set `model.backbone` where the network itself is tested)."""

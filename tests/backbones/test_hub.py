@@ -13,10 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import checkpoint_weights, tiny_config
-from tests.training.test_keras_backbone import _interrupt_second_phase
+from tests.conftest import tiny_config, train_whole_and_resumed
 from tfft import backbones
-from tfft.errors import TrainingInterrupted, UserError
+from tfft.errors import UserError
 
 
 def _config(preset: Path, **sections):
@@ -92,20 +91,10 @@ def test_models_lists_kerashub_presets(cli_runner):
 
 @pytest.mark.slow  # about 60 s here: two runs of a two-phase ViT schedule, evaluate, TFLite export
 def test_vit_two_phase_resumes_bitwise_evaluates_and_exports(tiny_presets, tmp_path, cli_runner, monkeypatch):
-    import tfft
-
     config = _config(tiny_presets["vit"], schedule={"preset": "two_phase", "head_epochs": 1,
                                                       "finetune_epochs": 1, "lr": 1e-3})
-    whole = tmp_path / "whole"
-    tfft.train(config, run_dir=str(whole))
+    a, b = train_whole_and_resumed(config, tmp_path, monkeypatch, cli_runner)
     run = tmp_path / "resumed"
-    _interrupt_second_phase(monkeypatch, run)
-    with pytest.raises(TrainingInterrupted):
-        tfft.train(config, run_dir=str(run))
-    monkeypatch.undo()
-    result = cli_runner("train", run / "config.yaml", "--run-dir", run, "--resume")
-    assert result.exit_code == 0, result.output
-    a, b = checkpoint_weights(whole), checkpoint_weights(run)
     # in saved order (a Dropout's seed generator is numbered per process, so names differ)
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a.values(), b.values()))
     phases = json.loads((run / "phases.json").read_text())

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, train_whole_and_resumed
 from tfft.errors import UserError
 
 pytest.importorskip("keras_hub")
@@ -124,22 +124,9 @@ def test_lora_on_a_cnn_is_a_user_error(tmp_path):
 
 @pytest.mark.slow  # about 150 s on the loaded 2-core machine: two LoRA runs, one interrupted
 def test_lora_run_resumes_bitwise(tiny_vit, tmp_path, cli_runner, monkeypatch):
-    import tfft
-    from tests.conftest import checkpoint_weights
-    from tests.training.test_keras_backbone import _interrupt_second_phase
-    from tfft.errors import TrainingInterrupted
-
     config = tiny_config(name="lora", model={"backbone": f"hub:{tiny_vit}", "weights": "imagenet"},
                          schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1,
                                    "lr": 1e-2, "lora": {"rank": 2}})
-    tfft.train(config, run_dir=str(tmp_path / "whole"))
-    run = tmp_path / "resumed"
-    _interrupt_second_phase(monkeypatch, run)
-    with pytest.raises(TrainingInterrupted):
-        tfft.train(config, run_dir=str(run))
-    monkeypatch.undo()
-    result = cli_runner("train", run / "config.yaml", "--run-dir", run, "--resume")
-    assert result.exit_code == 0, result.output
-    a, b = checkpoint_weights(tmp_path / "whole"), checkpoint_weights(run)
+    a, b = train_whole_and_resumed(config, tmp_path, monkeypatch, cli_runner)
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a.values(), b.values()))
     assert any("lora_kernel_b" in key for key in a)  # the adapters are checkpointed and restored

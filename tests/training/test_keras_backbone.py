@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import tiny_config
+from tests.conftest import interrupt_second_phase, tiny_config
 from tfft.errors import TrainingInterrupted
 
 
@@ -36,20 +36,6 @@ def _tiny(path: Path) -> Path:
     return path
 
 
-def _interrupt_second_phase(monkeypatch, run: Path) -> None:
-    from tfft.schedule import freezing
-
-    real = freezing.apply_freezing
-
-    def interrupting(model, spec, unfreeze, *args, **kwargs):
-        # The start of the fine-tuning phase once phase 1 is checkpointed: like Ctrl-C there.
-        if unfreeze != "none" and (run / "checkpoints" / "last.npz").exists():
-            raise KeyboardInterrupt
-        return real(model, spec, unfreeze, *args, **kwargs)
-
-    monkeypatch.setattr(freezing, "apply_freezing", interrupting)
-
-
 def test_keras_file_backbone_trains_resumes_evaluates_exports(tmp_path, cli_runner, monkeypatch):
     import tfft
     from tfft.backbones import KerasFileSpec
@@ -66,7 +52,7 @@ def test_keras_file_backbone_trains_resumes_evaluates_exports(tmp_path, cli_runn
         schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1, "lr": 1e-3},
     )
     run = tmp_path / "runs" / "own run.1"
-    _interrupt_second_phase(monkeypatch, run)
+    interrupt_second_phase(monkeypatch, run)
     with pytest.raises(TrainingInterrupted):
         tfft.train(config, run_dir=str(run))
     assert loads.count(str(saved)) == 1  # resolved once, built from the same load
