@@ -96,3 +96,18 @@ def test_an_extra_that_is_missing_is_named(run_dir):
         export(run_dir, format="openvino", quantize="int8")
     with pytest.raises(UserError, match="--format onnx has quantizations none, dynamic, int8, got 'float16'"):
         export(run_dir, format="onnx", quantize="float16")
+
+
+def test_onnx_quantized_files_record_the_chosen_options(deployed):
+    """The int8 files were made with the options chosen in benchmarks/RESULTS.md (pre-processed,
+    static QDQ per channel), and say so in their metadata."""
+    onnx = pytest.importorskip("onnx")
+    from tfft.evaluation.exporters.onnx import QUANTIZE_OPTIONS
+
+    for quantize in ("dynamic", "int8"):
+        model = onnx.load(str(deployed[0] / f"model_{quantize}.onnx"))
+        props = {entry.key: entry.value for entry in model.metadata_props}
+        assert json.loads(props["tfft.quantization"]) == {quantize: QUANTIZE_OPTIONS[quantize]}
+        ops = {node.op_type for node in model.graph.node}
+        assert ("QuantizeLinear" in ops) if quantize == "int8" else ("DynamicQuantizeLinear" in ops), ops
+    assert not list(deployed[0].glob(".*.tmp"))
