@@ -109,6 +109,17 @@ def test_vit_two_phase_resumes_bitwise_evaluates_and_exports(tiny_presets, tmp_p
     assert result.output.strip().splitlines()[-1].startswith("parity: top1 agreement 100.00%")
 
 
+@pytest.mark.slow  # about 40 s here: a gradual schedule on the CNN preset, uninterrupted and resumed
+def test_cnn_preset_gradual_schedule_resumes_bitwise(tiny_presets, tmp_path, cli_runner, monkeypatch):
+    config = _config(tiny_presets["cnn"], schedule={"preset": "gradual", "gradual_every": 1, "gradual_blocks": 2,
+                                                      "lr": 1e-3})
+    a, b = train_whole_and_resumed(config, tmp_path, monkeypatch, cli_runner)
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a.values(), b.values()))
+    phases = json.loads((tmp_path / "resumed" / "phases.json").read_text())
+    assert [p["unfreeze"] for p in phases] == ["none", "top:1", "top:2"]
+    assert phases[0]["trainable_params"] < phases[1]["trainable_params"] < phases[2]["trainable_params"]
+
+
 def test_cnn_preset_trains_two_phase_with_feature_cache(tiny_presets, tmp_path):
     import tfft
 
@@ -157,11 +168,12 @@ def test_saved_model_needs_keras_hub_and_says_so(tiny_presets, tmp_path):
     np.testing.assert_array_equal(loaded(images).numpy(), model(images).numpy())
 
 
-@pytest.mark.slow  # about 60 s here: two folds and two trials of a tiny ViT preset
-def test_vit_preset_runs_in_cv_and_tune(tiny_presets, tmp_path, image_folder):
+@pytest.mark.slow  # about 60 s here a preset: two folds and two trials
+@pytest.mark.parametrize("kind", ["vit", "cnn"])
+def test_preset_runs_in_cv_and_tune(kind, tiny_presets, tmp_path, image_folder):
     import tfft
 
-    config = _config(tiny_presets["vit"], data={"source": str(image_folder), "image_size": [32, 32],
+    config = _config(tiny_presets[kind], data={"source": str(image_folder), "image_size": [32, 32],
                                                "batch_size": 8, "val_split": 0.25},
                      schedule={"preset": "feature_extraction", "epochs": 1, "lr": 1e-2},
                      training={"steps_per_epoch": 2, "verbose": "quiet"})
