@@ -33,7 +33,7 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("keras.Layer()", "_inbound_nodes"),
     ("keras.Layer()", "_outbound_nodes"),
     ("keras.Optimizer()", "_trainable_variables"),
-    ("keras.Model", "_run_through_graph"),  # a KerasHub CNN preset re-run on a new input
+    ("keras.Functional()", "_run_through_graph"),  # a KerasHub CNN preset re-run on a new input
     ("keras.KerasTensor()", "_keras_history"),  # the layer that made a tensor (a preset's pyramid)
     ("keras.Layer()", "_kernel"),  # LoRA: the Dense/EinsumDense kernel without its adapters
     ("keras.Layer()", "_tracker"),
@@ -157,6 +157,9 @@ def _instance(where: str) -> Any:
     import keras
     import numpy as np
 
+    if where == "keras.Functional()":
+        inputs = keras.Input((2,))
+        return keras.Model(inputs, keras.layers.Dense(1)(inputs))
     if where == "keras.KerasTensor()":
         return keras.layers.Dense(1)(keras.Input((2,)))
     if where == "keras.Layer()":

@@ -86,7 +86,7 @@ def is_image_file(path: Union[str, os.PathLike]) -> bool:
 _QUIET = False
 
 
-def _quiet_pil() -> None:
+def quiet_pil() -> None:
     """Silence PIL's decompression-bomb *warning* once (tfft enforces `MAX_PIXELS` itself).
 
     Done with a process-wide filter for that one category, because `warnings.catch_warnings` is
@@ -100,7 +100,7 @@ def _quiet_pil() -> None:
         _QUIET = True
 
 
-def _orientation(img: Any) -> int:
+def exif_orientation(img: Any) -> int:
     try:
         value = img.getexif().get(0x0112, 1)
         return int(value) if value in range(1, 9) else 1
@@ -155,20 +155,20 @@ def pil_decode(source: Union[str, os.PathLike, bytes], target: Optional[Sequence
     >>> pil_decode("scan_cmyk.jpg").shape  # doctest: +SKIP
     (480, 640, 3)
     """
-    return _pil_decode(source, target, fast_decode)
+    return pil_decode_checked(source, target, fast_decode)
 
 
-def _pil_decode(source: Union[str, os.PathLike, bytes], target: Optional[Sequence[int]], fast_decode: bool,
-                verify: bool = False) -> np.ndarray:
+def pil_decode_checked(source: Union[str, os.PathLike, bytes], target: Optional[Sequence[int]], fast_decode: bool,
+                       verify: bool = False) -> np.ndarray:
     """`pil_decode`; with `verify`, JPEGs at 1/8 scale whatever their size (the scan's check: the
     entropy decoding, where truncation shows, is complete at any scale)."""
     from PIL import Image, ImageOps
 
-    _quiet_pil()
+    quiet_pil()
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
     img = original = Image.open(handle)
     try:
-        orientation = _orientation(img)
+        orientation = exif_orientation(img)
         # The stored image is rotated after decoding: its sides meet the target's swapped sides.
         stored_target = None if target is None else (
             (int(target[1]), int(target[0])) if orientation in (5, 6, 7, 8) else (int(target[0]), int(target[1])))

@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from tfft.data import decode as _decode
-from tfft.data.decode import ROUTE_PIL, ROUTE_TF, _orientation, _pil_decode, _quiet_pil
+from tfft.data.decode import ROUTE_PIL, ROUTE_TF, exif_orientation, pil_decode_checked, quiet_pil
 
 
 @dataclass
@@ -84,13 +84,13 @@ def probe_header(path: Union[str, os.PathLike, bytes]) -> Probe:
     if size == 0:
         probe.reason = "empty file (0 bytes)"
         return probe
-    _quiet_pil()
+    quiet_pil()
     try:
         img = Image.open(io.BytesIO(data) if data is not None else path)
         try:
             fmt, mode = img.format, img.mode
             width, height = img.size
-            orientation = _orientation(img) if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "MPO") else 1
+            orientation = exif_orientation(img) if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "MPO") else 1
             transparency = "transparency" in img.info
             animated = bool(getattr(img, "is_animated", False)) if fmt in ("WEBP",) else False
             progressive = bool(img.info.get("progressive") or img.info.get("progression"))
@@ -168,7 +168,7 @@ def _short(exc: BaseException) -> str:
 def _verify_pil(probe: Probe) -> Probe:
     """Fully decode a PIL-routed file (cheaply, at 1/8 scale for JPEG) to catch truncation."""
     try:
-        arr = _pil_decode(probe.path, (8, 8), True, verify=True)
+        arr = pil_decode_checked(probe.path, (8, 8), True, verify=True)
         if arr.ndim != 3 or arr.shape[-1] != 3 or arr.size == 0:
             raise ValueError(f"decoded to shape {arr.shape}")
     except Exception as exc:
