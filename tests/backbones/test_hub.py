@@ -120,6 +120,20 @@ def test_cnn_preset_gradual_schedule_resumes_bitwise(tiny_presets, tmp_path, cli
     assert phases[0]["trainable_params"] < phases[1]["trainable_params"] < phases[2]["trainable_params"]
 
 
+@pytest.mark.parametrize("kind", ["vit", "cnn"])
+def test_full_schedule_trains_every_backbone_weight(kind, tiny_presets, tmp_path):
+    import tfft
+
+    config = _config(tiny_presets[kind], schedule={"preset": "full", "epochs": 1, "lr": 1e-2})
+    tfft.train(config, run_dir=str(tmp_path / "run"))
+    phases = json.loads((tmp_path / "run" / "phases.json").read_text())
+    model = backbones.load_saved_model(tmp_path / "run" / "model.keras", "model.keras", "")
+    batchnorm = sum(int(np.prod(w.shape)) for layer in backbones.all_layers(model)
+                    if isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights)
+    # every weight trains but BatchNorm's (schedule.bn: auto keeps a pretrained CNN's BatchNorm frozen)
+    assert [p["unfreeze"] for p in phases] == ["all"] and phases[0]["non_trainable_params"] == batchnorm
+
+
 def test_cnn_preset_trains_two_phase_with_feature_cache(tiny_presets, tmp_path):
     import tfft
 
