@@ -95,7 +95,9 @@ def test_resume_refuses_a_changed_config(tmp_path, cli_runner):
 @pytest.mark.slow
 def test_ctrl_c_saves_and_exits_130_with_the_resume_command(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(CONFIG))
+    # Long enough that the Ctrl-C lands inside training: the 5-epoch run can end before a loaded
+    # machine's poll sees its first checkpoint (then nothing is left to interrupt: exit 0).
+    config.write_text(yaml.safe_dump({**CONFIG, "schedule": {**CONFIG["schedule"], "finetune_epochs": 40}}))
     run = tmp_path / "run"
     process = subprocess.Popen(_train_cmd(config, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = run / "checkpoints" / "state.json"
