@@ -6,6 +6,10 @@ distribution. A folder with `train/` (and `val/`, `test/`, or their aliases) ins
 per split too. The verdict is `tfft train`'s: the source is listed by `load_splits` with the
 default data settings and judged by `tfft.data.rules.verdict`, so what train refuses is an
 error here and what train warns about is a warning.
+
+The folder or the manifest's files may be on any file system `tf.io.gfile` knows (`gs://`,
+`ram://`): everything is listed and read through `tfft.data.sources.fs`, scanned and hashed through
+the source's persistent index (`tfft.data.index`), as `tfft train` does.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from tfft.errors import UserError
 from tfft.wording import plural
 
 
-def _classes_of(root: Path) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]], dict[str, Path]]:
+def _classes_of(root: Any) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]], dict[str, Path]]:
     """Files per class (all splits merged), files per split and class, and the split folders."""
     from tfft.data.sources import list_class_folders, list_images
 
@@ -117,11 +121,12 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True,
     >>> report["classes"], report["bad_files"][:1]  # doctest: +SKIP
     ({'cat': 400, 'dog': 398}, [{'path': 'photos/dog/x.jpg', 'reason': 'empty file (0 bytes)'}])
     """
+    from tfft.data.sources import fs as _fs
     from tfft.data.sources import source_of
 
     source = os.fspath(path)
     is_csv = source_of(source).name == "csv"
-    root = Path(source_of(source).location).expanduser()
+    root = _fs.path(source_of(source).location)  # a Path, or a GPath (gs://, ram://, ...)
     if not root.exists():
         raise UserError(source, "manifest not found" if is_csv else "folder not found",
                         "give a folder of class subfolders, e.g. photos/ with photos/cat/*.jpg, or csv:manifest.csv")
@@ -216,9 +221,11 @@ def _file_stats(good: list[str], probes: dict[str, Any], duplicates: bool, sourc
     }
 
 
-def _count_ignored(root: Path) -> int:
+def _count_ignored(root: Any) -> int:
+    from tfft.data.sources import fs as _fs
+
     count = 0
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in _fs.walk(str(root)):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         count += sum(1 for name in filenames if not _decode.is_image_file(name))
     return count

@@ -19,8 +19,14 @@ them, scanning by itself (and writing nothing) only if they never come.
 Safety: a file is created whole and renamed into place (`tfft.atomic`), and updated in SQLite
 transactions, so concurrent readers and writers (parallel trials, workers) see whole rows; an
 index that is not ours (another format, another tfft version, whose probing rules may differ, or
-another source) or cannot be read is rebuilt, with a log line, never trusted. A source that is not on the local disk (`gs://...`) or a cache folder
-that cannot be written falls back to the in-process scan.
+another source) or cannot be read is rebuilt, with a log line, never trusted. A cache folder that
+cannot be written leaves the scan in-process (the next start scans again).
+
+Files on another file system (`gs://`, `ram://`: any scheme `tf.io.gfile` knows) are indexed the
+same way, the index file still local: their identity is `tf.io.gfile.stat`'s (length, mtime_nsec)
+(inode 0), one stat a file and no read; a new or changed one is read once and probed from its
+bytes (`tfft.data.probe.scan_remote`). A file system that gives no modification times (`ram://`
+gives 0) is judged by size alone there: a rewrite of the same length is not seen.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -52,6 +59,7 @@ _SCHEMA = (
     "width INTEGER, height INTEGER, orientation INTEGER, kinds TEXT, sha256 TEXT, phash TEXT)",
 )
 _HASH_COLUMNS = ("sha256", "phash")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +86,15 @@ def is_chief_task() -> bool:
 
 
 def source_key(source: str) -> str:
-    """The source as the index names it: scheme kept, a local path made absolute.
+    """The source as the index names it: scheme kept, a local path made absolute, a URL as it is.
 
     Example:
-    >>> source_key("csv:/data/m.csv"), source_key("/data/photos/")
-    ('csv:/data/m.csv', '/data/photos')
+    >>> source_key("csv:/data/m.csv"), source_key("/data/photos/"), source_key("gs://b/photos/")
+    ('csv:/data/m.csv', '/data/photos', 'gs://b/photos')
     """
     scheme, sep, rest = source.partition(":") if source.startswith("csv:") else ("", "", source)
+    if _remote(rest):
+        return f"{scheme}{sep}{rest.rstrip('/')}"
     return f"{scheme}{sep}{os.path.abspath(os.path.expanduser(rest))}"
 
 
@@ -99,16 +109,61 @@ def index_path(source: str) -> Path:
     return layout.cache_root() / layout.INDEX_DIR / f"{digest}.sqlite"
 
 
-def _local(source: str, paths: Sequence[str]) -> bool:
-    return "://" not in source and not any("://" in p for p in paths[:1])
+def _remote(path: str) -> bool:
+    """A path on another file system (`scheme://`, not `file://`): `tfft.data.sources.fs.is_local`'s rule."""
+    return bool(_URL.match(path)) and not path.startswith("file://")
 
 
 def _stat(path: str) -> Optional[tuple[int, int, int]]:
+    """(size, mtime_ns, inode) of a local file; (length, mtime_nsec, 0) of a remote one; None if missing."""
+    if _remote(path):
+        return _remote_stat(path)
     try:
         st = os.stat(path)
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def file_identity(path: str) -> Optional[tuple[int, int, int]]:
+    """What the index compares to see a file changed: (size, mtime_ns, inode) of a local file,
+    (length, mtime_nsec, 0) of a remote one (`tf.io.gfile.stat`); None when it is missing.
+
+    Example:
+    >>> file_identity("no/such/file.jpg") is None
+    True
+    """
+    return _stat(os.fspath(path))
+
+
+def _remote_stat(path: str) -> Optional[tuple[int, int, int]]:
+    import tensorflow as tf
+
+    try:
+        st = tf.io.gfile.stat(path)
+    except (tf.errors.NotFoundError, tf.errors.PermissionDeniedError, tf.errors.UnimplementedError):
+        return None
+    return (None if st.is_directory else (int(st.length), int(st.mtime_nsec), 0))
+
+
+def _exists(path: str) -> bool:
+    if _remote(path):
+        from tfft.data.sources import fs as _fs
+
+        return _fs.exists(path)
+    return os.path.exists(path)
+
+
+def _probe_files(paths: list[str]) -> list[_probe.Probe]:
+    """New or changed files probed: local ones by `scan_files` (header and check decode), remote ones
+    from their bytes (`scan_remote`)."""
+    remote = [p for p in paths if _remote(p)]
+    if not remote:
+        return _probe.scan_files(paths)
+    local = [p for p in paths if not _remote(p)]
+    found = dict(zip(remote, _probe.scan_remote(remote)))
+    found.update((p.path, p) for p in _probe.scan_files(local))
+    return [found[p] for p in paths]
 
 
 class _Index:
@@ -258,8 +313,6 @@ def scan(source: str, paths: Sequence[str], listed: Optional[dict[str, tuple[str
     [True, True]
     """
     paths = [os.fspath(p) for p in paths]
-    if not _local(source, paths):
-        return _probe.scan_files(paths)
     index = _Index(source)
     keys = _absolute(paths)
     stats = [_stat(p) for p in paths]
@@ -268,14 +321,15 @@ def scan(source: str, paths: Sequence[str], listed: Optional[dict[str, tuple[str
     rows = rows or {}
     fresh = _fresh(rows, keys, stats)
     todo = [i for i, ok in enumerate(fresh) if not ok]
-    scanned = dict(zip(todo, _probe.scan_files([paths[i] for i in todo]))) if todo else {}
+    scanned = dict(zip(todo, _probe_files([paths[i] for i in todo]))) if todo else {}
     out = []
     with _no_gc():
         for i, path in enumerate(paths):
             got = scanned.get(i)
             if got is None:
                 got = _probe_of(path, rows[keys[i]])
-                _probe.remember(got, keys[i], stats[i])
+                if not _remote(path):  # later scans in this process find it in scan_files' cache
+                    _probe.remember(got, keys[i], stats[i])
             out.append(got)
     if chief:
         _write(index, rows, keys, stats, fresh, out, listed or {})
@@ -283,9 +337,9 @@ def scan(source: str, paths: Sequence[str], listed: Optional[dict[str, tuple[str
 
 
 def _absolute(paths: list[str]) -> list[str]:
-    """`os.path.abspath` of each path; a path already absolute and normal is kept as it is (fast)."""
+    """`os.path.abspath` of each path; a path already absolute and normal, or a URL, is kept as it is (fast)."""
     def normal(p: str) -> bool:
-        return p[:1] == os.sep and "/." not in p and "//" not in p and not p.endswith("/")
+        return (p[:1] == os.sep and "/." not in p and "//" not in p and not p.endswith("/")) or _remote(p)
 
     return [p if normal(p) else os.path.abspath(p) for p in paths]
 
@@ -301,7 +355,7 @@ def _write(index: _Index, rows: dict[str, tuple], keys: list[str], stats: list[O
         elif ok and label is not None and rows[key][4:6] != (label, split):
             moved.append((label, split, key))
     listed_keys = set(keys)
-    gone = [(key,) for key in rows if key not in listed_keys and not os.path.exists(key)]
+    gone = [(key,) for key in rows if key not in listed_keys and not _exists(key)]
     if not (new or moved or gone) and rows:
         return
     index.commit([(f"INSERT OR REPLACE INTO files VALUES ({', '.join('?' * len(_COLUMNS))})", new),
@@ -329,8 +383,6 @@ def values(source: str, paths: Sequence[str], column: str,
     if column not in _HASH_COLUMNS:
         raise ValueError(f"column must be one of {_HASH_COLUMNS}, got {column!r}")
     paths = [os.fspath(p) for p in paths]
-    if not _local(source, paths):
-        return list(compute(paths))
     index = _Index(source)
     rows = index.read() or {}
     keys = _absolute(paths)
@@ -358,17 +410,19 @@ def values(source: str, paths: Sequence[str], column: str,
 
 
 def sha256_file(path: str) -> str:
-    """The hex sha256 of a file's bytes (read in 1 MiB chunks).
+    """The hex sha256 of a file's bytes (read in 1 MiB chunks; a remote file through `tf.io.gfile`).
 
     Example:
     >>> sha256_file(__file__) == sha256_file(__file__)
     True
     """
+    from tfft.data.sources import fs as _fs
+
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with _fs.open_file(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-__all__ = ["scan", "values", "sha256_file", "is_chief_task", "index_path", "source_key"]
+__all__ = ["scan", "values", "sha256_file", "file_identity", "is_chief_task", "index_path", "source_key"]

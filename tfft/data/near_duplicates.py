@@ -63,10 +63,18 @@ _MEMO: dict[tuple[str, str], tuple] = {}  # (kind, path) -> (size, mtime_ns, val
 _MEMO_MAX = 2_000_000  # entries (about 200 bytes each); the oldest half goes when full
 
 
+def _is_remote(path: str) -> bool:
+    from tfft.data.sources import fs as _fs
+
+    return not _fs.is_local(path)
+
+
 def file_sha256(path: Union[str, os.PathLike]) -> str:
-    """The SHA-256 hex digest of a file's bytes."""
+    """The SHA-256 hex digest of a file's bytes (local, or through `tf.io.gfile`: `gs://`, `ram://`)."""
+    from tfft.data.sources import fs as _fs
+
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with _fs.open_file(os.fspath(path), "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -137,12 +145,13 @@ def unpack_bits(hashes: np.ndarray) -> np.ndarray:
 
 def _memoised(kind: str, path: str, compute):
     """`compute(path)` (None when it raises), remembered for the process by (path, size, mtime)."""
-    try:
-        stat = os.stat(path)
-    except OSError:
+    from tfft.data import index as _index
+
+    stat = _index.file_identity(path)
+    if stat is None:
         return None
     known = _MEMO.get((kind, path))
-    if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
+    if known is not None and known[:2] == stat[:2]:
         return known[2]
     try:
         value = compute(path)
@@ -151,14 +160,19 @@ def _memoised(kind: str, path: str, compute):
     if len(_MEMO) >= _MEMO_MAX:
         for old in list(_MEMO)[: _MEMO_MAX // 2]:
             del _MEMO[old]
-    _MEMO[(kind, path)] = (stat.st_size, stat.st_mtime_ns, value)
+    _MEMO[(kind, path)] = (stat[0], stat[1], value)
     return value
 
 
 def _phash_of(path: str) -> int:
     # tfft.data's decoder: EXIF rotation applied, CMYK/16-bit/palette handled, and JPEGs
     # decoded at 1/2..1/8 scale when that still covers the 32x32 thumbnail.
-    rgb = _decode.pil_decode(path, target=(2 * _HASH_SIDE, 2 * _HASH_SIDE))
+    if _is_remote(path):  # PIL reads local files: a remote one's bytes, through tf.io.gfile
+        from tfft.data.sources import fs as _fs
+
+        rgb = _decode.pil_decode(_fs.read_bytes(path), target=(2 * _HASH_SIDE, 2 * _HASH_SIDE))
+    else:
+        rgb = _decode.pil_decode(path, target=(2 * _HASH_SIDE, 2 * _HASH_SIDE))
     return int(pack_bits(phash_image(rgb))[0])
 
 

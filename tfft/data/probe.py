@@ -277,9 +277,41 @@ def scan_files(paths: Sequence[Union[str, os.PathLike]], *, verify: bool = True,
     return [r for r in results if r is not None]
 
 
+REMOTE_NEEDS_PIL = ("needs PIL decoding (EXIF rotation, CMYK, 16-bit, ...), which reads local files only; "
+                    "copy the folder to a local disk or `tfft data pack` it")
+
+
+def _probe_remote(path: str) -> Probe:
+    from tfft.data.sources import fs as _fs
+
+    try:
+        probe = dataclasses.replace(probe_header(_fs.read_bytes(path)), path=path)
+    except Exception as exc:  # a file the file system cannot read
+        return Probe(path=path, reason=f"cannot read file ({type(exc).__name__})")
+    if probe.route == ROUTE_PIL:
+        probe.route, probe.reason = None, REMOTE_NEEDS_PIL
+    return probe
+
+
+def scan_remote(paths: Sequence[str], workers: Optional[int] = None) -> list[Probe]:
+    """Probe files on another file system (`gs://`, `ram://`, ...) from their bytes (read once
+    through `tf.io.gfile`, in a thread pool). Such files must decode with TensorFlow's own decoders:
+    one that needs PIL (EXIF rotation, CMYK, 16-bit) gets `route None` and `REMOTE_NEEDS_PIL`.
+
+    Example:
+    >>> [p.ok for p in scan_remote(["ram://photos/cat/1.jpg"])]  # doctest: +SKIP
+    [True]
+    """
+    paths = [os.fspath(p) for p in paths]
+    if len(paths) < 2:
+        return [_probe_remote(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=workers or min(32, 4 * (os.cpu_count() or 1))) as pool:
+        return list(pool.map(_probe_remote, paths))
+
+
 def clear_cache() -> None:
     """Forget every cached scan result."""
     _CACHE.clear()
 
 
-__all__ = ["Probe", "probe_header", "scan_files", "clear_cache", "remember"]
+__all__ = ["Probe", "probe_header", "scan_files", "scan_remote", "clear_cache", "remember", "REMOTE_NEEDS_PIL"]

@@ -1,15 +1,15 @@
 """Sources whose examples are image files (a folder, a CSV manifest): listing, scanning, `Split`s.
 
-Local files are scanned through the persistent index (`tfft.data.index`) (header probe, check decode, cached);
-files on another file system (`gs://`, `ram://`, ...) are read once through `tf.io.gfile` and
-their headers probed from the bytes. Such files must decode with TensorFlow's own decoders
-(JPEG, PNG, GIF, BMP, WebP): one that needs PIL (EXIF rotation, CMYK, 16-bit) is skipped with
-the reason, since PIL reads local files only (`tfft data pack` such a folder instead).
+Files are scanned through the source's persistent index (`tfft.data.index`): a local file by a
+header probe and a check decode, a file on another file system (`gs://`, `ram://`, ...) by reading
+it once through `tf.io.gfile` and probing its header from the bytes; either only when it is new
+or changed. Remote files must decode with TensorFlow's own decoders (JPEG, PNG, GIF, BMP, WebP):
+one that needs PIL (EXIF rotation, CMYK, 16-bit) is skipped with the reason, since PIL reads
+local files only (`tfft data pack` such a folder instead).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Optional, Union
 
@@ -25,8 +25,7 @@ from tfft.data.sources.base import DataSplits, Split
 from tfft.data.sources.split import take_limit
 from tfft.errors import DataError
 
-REMOTE_NEEDS_PIL = ("needs PIL decoding (EXIF rotation, CMYK, 16-bit, ...), which reads local files only; "
-                    "copy the folder to a local disk or `tfft data pack` it")
+REMOTE_NEEDS_PIL = _probe.REMOTE_NEEDS_PIL
 
 
 def list_images(folder: Union[str, Path]) -> list[str]:
@@ -43,26 +42,15 @@ def list_images(folder: Union[str, Path]) -> list[str]:
 
 def scan(paths: list[str], source: Optional[str] = None,
          listed: Optional[dict[str, tuple[str, str]]] = None) -> list[_probe.Probe]:
-    """One `Probe` per path: local files through `source`'s persistent index (`tfft.data.index`:
-    only new or changed files are opened; without `source`, `scan_files`), others from their
-    bytes (gfile). `listed`: `{path: (label, split)}` the index records with each file."""
+    """One `Probe` per path, through `source`'s persistent index (`tfft.data.index`: only new or
+    changed files are opened, local or remote); without `source`, local files by `scan_files` and
+    others from their bytes (gfile). `listed`: `{path: (label, split)}` the index records with each file."""
+    if source is not None:
+        return _index.scan(source, paths, listed)
     local = [p for p in paths if _fs.is_local(p)]
-    if not local:
-        probes = {}
-    elif source is None:
-        probes = {p.path: p for p in _probe.scan_files(local)}
-    else:
-        probes = {p.path: p for p in _index.scan(source, local, listed)}
-    for p in paths:
-        if p in probes:
-            continue
-        try:
-            probe = dataclasses.replace(_probe.probe_header(_fs.read_bytes(p)), path=p)
-        except Exception as exc:  # a file the file system cannot read
-            probe = _probe.Probe(path=p, reason=f"cannot read file ({type(exc).__name__})")
-        if probe.route == _decode.ROUTE_PIL:
-            probe.route, probe.reason = None, REMOTE_NEEDS_PIL
-        probes[p] = probe
+    probes = {p.path: p for p in _probe.scan_files(local)} if local else {}
+    remote = [p for p in paths if p not in probes]
+    probes.update(zip(remote, _probe.scan_remote(remote)))
     return [probes[p] for p in paths]
 
 

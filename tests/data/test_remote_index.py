@@ -1,0 +1,122 @@
+"""Remote folders (`ram://` here, `gs://` alike) go through the persistent scan index and `tfft data check`."""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import uuid
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfft.config import DataConfig
+from tfft.data import check_folder, load_splits
+from tfft.data import index as scan_index
+from tfft.data import probe as probing
+from tfft.data.sources import fs
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFFT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    probing.clear_cache()
+    yield tmp_path / "cache"
+    probing.clear_cache()
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """The remote files opened (a probe reads the bytes, a hash the file: both through `fs.open_file`)."""
+    seen: list[str] = []
+    open_file = fs.open_file
+
+    def counting_open(path, mode="rb"):
+        seen.append(os.path.basename(path))
+        return open_file(path, mode)
+
+    monkeypatch.setattr(fs, "open_file", counting_open)
+    return seen
+
+
+def _jpeg(rng, shape=(24, 32)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (*shape, 3), np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _write(path: str, data: bytes) -> None:
+    import tensorflow as tf
+
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)  # ram:// appends to an existing file
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(data)
+
+
+def _ram_folder(per_class=4) -> str:
+    import tensorflow as tf
+
+    root = f"ram://photos-{uuid.uuid4().hex[:8]}"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        tf.io.gfile.makedirs(f"{root}/{name}")
+        for i in range(per_class):
+            _write(f"{root}/{name}/{name}{i}.jpg", _jpeg(rng))
+    _write(f"{root}/a/bad.jpg", b"not an image")
+    return root
+
+
+def test_a_ram_folder_is_indexed_a_second_start_reads_no_file_a_changed_one_alone_is_reread(cache, reads):
+    root = _ram_folder()
+    cfg = DataConfig(source=root, val_split=0.25)
+    first = load_splits(cfg, seed=0, echo=False)
+    assert sorted(reads) == sorted(["bad.jpg"] + [f"{c}{i}.jpg" for c in "ab" for i in range(4)])
+    assert scan_index.index_path(root).is_file() and scan_index.source_key(root + "/") == root
+    with sqlite3.connect(scan_index.index_path(root)) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute("SELECT path, label, size, inode FROM files")}
+    assert rows[f"{root}/a/a0.jpg"][0] == "a" and rows[f"{root}/a/a0.jpg"][2] == 0 and len(rows) == 9
+    assert first.skipped == [{"path": f"{root}/a/bad.jpg", "reason": first.skipped[0]["reason"]}]
+
+    reads.clear()
+    probing.clear_cache()
+    second = load_splits(cfg, seed=0, echo=False)
+    assert reads == []  # one stat a file, no read
+    for name, split in first.splits.items():
+        assert list(second[name].paths) == list(split.paths)
+        np.testing.assert_array_equal(second[name].sizes, split.sizes)
+    assert second.skipped == first.skipped
+
+    _write(f"{root}/b/b1.jpg", _jpeg(np.random.default_rng(1), shape=(16, 40)))  # another length
+    import tensorflow as tf
+
+    tf.io.gfile.remove(f"{root}/a/a2.jpg")
+    reads.clear()
+    third = load_splits(cfg, seed=0, echo=False)
+    assert reads == ["b1.jpg"]
+    sizes = {os.path.basename(p): tuple(s) for sp in third.splits.values() for p, s in zip(sp.paths, sp.sizes)}
+    assert sizes["b1.jpg"] == (40, 16) and "a2.jpg" not in sizes
+    with sqlite3.connect(scan_index.index_path(root)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM files WHERE path = ?", (f"{root}/a/a2.jpg",)).fetchone()[0] == 0
+
+
+def test_data_check_reads_a_ram_folder_and_reuses_its_index(cache, reads):
+    root = _ram_folder(per_class=3)
+    copy = fs.read_bytes(f"{root}/a/a0.jpg")
+    _write(f"{root}/b/copy.jpg", copy)
+    _write(f"{root}/b/notes.txt", b"ignored")
+    reads.clear()
+    report = check_folder(root, near_duplicates=True)
+    assert report["classes"] == {"a": 3, "b": 4} and report["total_images"] == 7
+    assert report["bad_files"] == [{"path": f"{root}/a/bad.jpg", "reason": report["bad_files"][0]["reason"]}]
+    assert report["duplicates"] == [[f"{root}/a/a0.jpg", f"{root}/b/copy.jpg"]]
+    assert report["near_duplicate_groups"] == [[f"{root}/a/a0.jpg", f"{root}/b/copy.jpg"]]
+    assert report["ignored_files"] == 1 and report["errors"] == []
+
+    reads.clear()
+    probing.clear_cache()
+    again = check_folder(root)
+    assert reads == []  # probes and sha256s from the index
+    assert again["duplicates"] == report["duplicates"] and again["bad_files"] == report["bad_files"]
