@@ -84,3 +84,48 @@ def test_a_pass_in_order_streams_the_shards_as_the_folder_reads_its_files(jpeg_f
     train = packed["train"]  # 16 images in 6 shards: worker 0 of 2 reads shards 0, 2, 4
     keys = [k.decode() for k in stream(train, worker=(0, 2)).map(lambda e: e["key"]).as_numpy_iterator()]
     assert len(keys) == 3 + 3 + 3 and set(keys) < {p.split("#")[1] for p in train.paths}
+
+
+def test_multi_worker_training_streams_disjoint_shard_files_covering_the_split(jpeg_folder, tmp_path):
+    import tensorflow as tf
+
+    from tfft.data import make_dataset
+    from tfft.data.sources.tfrecord import worker_shards
+
+    pack(str(jpeg_folder), str(tmp_path / "packed"), per_shard=4, seed=1, echo=lambda line: None)
+    cfg = DataConfig(source=f"tfrecord:{tmp_path / 'packed'}", image_size=(24, 24), batch_size=4)
+    splits = load_splits(cfg, seed=1)
+    train = splits["train"]  # 16 images in 4 shards: worker 0 of 2 reads shards 0 and 2, worker 1 shards 1 and 3
+    in_order = np.concatenate([b[0] for b in make_dataset(splits, "train", cfg, seed=1, training=False)
+                               .as_numpy_iterator()])
+    example_of = {image.tobytes(): i for i, image in enumerate(in_order)}
+    assert len(example_of) == 16
+    shard_of = {i: train.shards[int(train.records[i, 0])] for i in range(16)}
+
+    def worker(index: int, epochs=range(0, 2), skip=0) -> list[list[int]]:
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index, num_replicas_in_sync=2)
+        ds = make_dataset(splits, "train", cfg, seed=1, training=True, epochs=epochs, skip_batches=skip,
+                          input_context=context)
+        batches = []
+        for images, labels in ds.as_numpy_iterator():
+            found = [example_of[image.tobytes()] for image in images]
+            assert labels.tolist() == train.labels[found].tolist()
+            batches.append(found)
+        return batches
+
+    got = {index: worker(index) for index in (0, 1)}
+    files = {index: {shard_of[i] for batch in got[index] for i in batch} for index in (0, 1)}
+    assert files[0] == set(worker_shards(train, (0, 2))) and files[1] == set(worker_shards(train, (1, 2)))
+    assert not files[0] & files[1] and files[0] | files[1] == set(train.shards[:4])  # disjoint, all the files
+    for index in (0, 1):  # per epoch: 16 / 4 = 4 global steps, a batch of 4 / 2 = 2 from each worker
+        assert [len(b) for b in got[index]] == [2] * 8
+        epochs = [sorted(i for b in got[index][e * 4:(e + 1) * 4] for i in b) for e in (0, 1)]
+        assert epochs[0] == epochs[1] and len(set(epochs[0])) == 8  # each epoch reads all its 8 examples
+        assert [i for b in got[index][:4] for i in b] != [i for b in got[index][4:] for i in b]  # reshuffled
+    assert worker(0, epochs=range(0, 1), skip=1) == got[0][1:4]  # resuming inside an epoch: the same batches
+
+    one = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=1)
+    single = [b for b in make_dataset(splits, "train", cfg, seed=1, training=True, input_context=one)
+              .as_numpy_iterator()]
+    plain = [b for b in make_dataset(splits, "train", cfg, seed=1, training=True).as_numpy_iterator()]
+    assert len(single) == len(plain) and all(np.array_equal(a[0], b[0]) for a, b in zip(single, plain))

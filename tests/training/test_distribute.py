@@ -179,6 +179,36 @@ def test_multi_worker_two_local_workers_killed_and_resumed(tmp_path):
     assert f"run dir: {run_dir}" not in logs[1] and "run dir: " in logs[1]  # the worker wrote to a temp folder
 
 
+@pytest.mark.slow
+def test_multi_worker_on_tfrecord_shards_each_worker_streams_its_own_files(tmp_path):
+    """Two local MultiWorkerMirroredStrategy workers train from `tfrecord:` shards, each streaming
+    its own shard files (`tests/data/test_pack.py` shows which examples each reads)."""
+    from tests.conftest import write_image_folder
+    from tfft.data import pack
+
+    folder = write_image_folder(tmp_path / "photos", {"a": 10, "b": 10}, size=32, fmt="jpg")
+    pack(str(folder), str(tmp_path / "packed"), per_shard=4, seed=1, echo=lambda line: None)
+    cfg = tiny_config(
+        name="mwms-records",
+        data={"source": f"tfrecord:{tmp_path / 'packed'}", "batch_size": 8},
+        model={"backbone": TINY_BACKBONE, "weights": None, "dropout": 0.0},
+        schedule={"preset": "feature_extraction", "epochs": 2, "bn": "frozen"},
+        performance={"cache_features": "off"},  # the stream itself, not a feature cache, feeds training
+        training={"steps_per_epoch": None, "verbose": "line"},
+        distribute={"strategy": "multi_worker"},
+    )
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(cfg))
+    procs = _launch_workers(tmp_path, config_path, [tmp_path / "run", tmp_path / "run"])
+    codes = _wait_all(procs, TIMEOUT)
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], "\n\n".join(log[-3000:] for log in logs)
+    for index, log in enumerate(logs):
+        assert f"input: worker {index} of 2 streams its own files" in log
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+
+
 @pytest.fixture
 def fake_tpu(monkeypatch):
     """TensorFlow's TPU entry points replaced by recorders (no TPU here): `calls` holds the

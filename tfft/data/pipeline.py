@@ -237,7 +237,8 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
                  augment_fn: Optional[Callable[[Any, Any, Any], Any]] = None,
                  skip_batches: int = 0,
                  on_decoded: Optional[Callable[[DecodedBatch, Any], Any]] = None,
-                 decoded_cache: Optional[_decoded_cache.DecodedCachePolicy] = None) -> tf.data.Dataset:
+                 decoded_cache: Optional[_decoded_cache.DecodedCachePolicy] = None,
+                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
     """A batched `tf.data.Dataset` of (images float32 [B, H, W, 3] in 0..255, labels int32 [B]).
 
     Multi-label splits give int32 [B, C] multi-hot label vectors instead.
@@ -262,6 +263,12 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
             seed. Used to fuse the resize with the augmentation's warp.
         decoded_cache: training on files or builtin splits: keep the images as decoded between
             epochs (`tfft.data.decoded_cache`; None: off). The batches are bitwise the same.
+        input_context: training, the worker's `tf.distribute.InputContext` when each worker makes
+            its own input (`distribute_datasets_from_function`): with more than one input pipeline
+            and a source that shards by file (`tfrecord:`), this worker streams only its own files
+            (`DataSource.worker_stream`) in batches of the per-replica size, the same number of
+            batches per epoch on every worker (a worker whose files run out starts them again).
+            Otherwise ignored.
 
     Returns:
         A prefetched `tf.data.Dataset`; with training, `ceil(n / batch_size)` batches per epoch.
@@ -318,10 +325,47 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
     epoch_list = np.asarray(list(epochs if epochs is not None else range(0, 1)), dtype=np.int64)
     if len(epoch_list) and (np.diff(epoch_list) != 1).any():
         raise ValueError(f"epochs must be consecutive, got {epoch_list.tolist()}")
+    if input_context is not None and input_context.num_input_pipelines > 1 and splits.origin.shards_by_file:
+        ds = _worker_batches(splits, part, data_cfg, input_context, int(seed), epoch_list, int(skip_batches),
+                             augment_fn, on_decoded)
+        return ds.prefetch(autotune).with_options(options)
     store = _decoded_cache.store_for(part, size, fast_decode, decoded_cache)
     ds = _phase_batches(part, decode, may_be_large, size, batch, int(seed),
                         int(epoch_list[0]) if len(epoch_list) else 0, len(epoch_list), int(skip_batches), store)
     return _augmented(ds, size, int(seed), augment_fn, on_decoded).prefetch(autotune).with_options(options)
+
+
+def _worker_batches(splits: DataSplits, part: Split, data_cfg: DataConfig, context: tf.distribute.InputContext,
+                    seed: int, epoch_list: np.ndarray, skip: int, augment_fn, on_decoded) -> tf.data.Dataset:
+    """This worker's training batches, streamed from its own files (`make_dataset`'s `input_context`).
+
+    A pass is `ceil(n / batch_size)` global steps as on one worker; each step takes one batch of
+    the per-replica size from each of this worker's replicas. The worker's examples come through
+    a shuffle buffer seeded by (seed, epoch), repeated to fill the pass; `skip` global steps of
+    the first epoch are left out (resuming inside it). Batch `i` of epoch `e` on worker `w` is
+    augmented with the seed of batch `i * workers + w`.
+    """
+    size = (int(data_cfg.image_size[0]), int(data_cfg.image_size[1]))
+    per_replica = context.get_per_replica_batch_size(int(data_cfg.batch_size))
+    workers, worker = int(context.num_input_pipelines), int(context.input_pipeline_id)
+    local = max(1, int(context.num_replicas_in_sync) // workers)  # this worker's replicas
+    per_pass = max(1, math.ceil(len(part) / int(data_cfg.batch_size))) * local
+    elements_of, decode, may_be_large = splits.origin.worker_stream(
+        part, size, _decode.fast_decode_on(data_cfg), (worker, workers), int(data_cfg.shuffle_buffer))
+    step = _batch_step(size, seed, augment_fn, on_decoded)
+    epochs = []
+    for k, epoch in enumerate(int(e) for e in epoch_list):
+        first = skip * local if k == 0 else 0
+        shuffle_seed = ((seed % _INT31) * 1000003 + epoch) % 2**62
+        elements = elements_of(shuffle_seed).repeat().skip(first * per_replica).take((per_pass - first) * per_replica)
+        batches = _decoded_batches(elements, decode, size, per_replica, may_be_large)
+        indexed = tf.data.Dataset.zip((tf.data.Dataset.range(first, per_pass), batches))
+        epochs.append(indexed.map(lambda index, pair, e=epoch: step(*pair, tf.constant(e, tf.int64),
+                                                                     index * workers + worker),
+                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    if not epochs:
+        raise ValueError("make_dataset: training with an input context needs at least one epoch")
+    return functools.reduce(lambda a, b: a.concatenate(b), epochs)
 
 
 def _decoded_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int],

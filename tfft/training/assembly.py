@@ -217,7 +217,8 @@ class Assembly:
                 selected_layers(backbone, self.run.spec, phase.unfreeze)
 
     # -- datasets ----------------------------------------------------------------------------
-    def dataset(self, split: str, epochs: Optional[range], in_pipeline: bool = False, skip: int = 0) -> Any:
+    def dataset(self, split: str, epochs: Optional[range], in_pipeline: bool = False, skip: int = 0,
+                input_context: Any = None) -> Any:
         """Batches of (images, encoded labels): training ones (`epochs` given) augmented.
 
         Args:
@@ -225,6 +226,8 @@ class Assembly:
             epochs: the data epochs to stream back to back (None: one pass in file order, no augmentation).
             in_pipeline: augment in the pipeline even when the model placement is chosen (feature cache).
             skip: leave out the first batches of the first epoch (resuming inside it).
+            input_context: a worker's `tf.distribute.InputContext` (`make_dataset`: its own files
+                of a source that shards by file).
         """
         import tensorflow as tf
 
@@ -249,7 +252,8 @@ class Assembly:
 
         dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=training,
                                     epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip,
-                                    on_decoded=on_decoded, decoded_cache=decoded_cache_policy(self.cfg.performance))
+                                    on_decoded=on_decoded, decoded_cache=decoded_cache_policy(self.cfg.performance),
+                                    input_context=input_context)
         if not training:
             dataset = dataset.map(lambda images, labels: (images, task.encode(labels, num_classes)))
         return dataset

@@ -14,12 +14,16 @@ with `loss`, `accuracy`, ..., `val_loss`, `val_accuracy`, as under `fit`.
 
 `model.fit` stays the default for `none` and `mirrored`; this loop runs for `multi_worker`, or for
 any strategy when the environment variable `TFFT_CUSTOM_LOOP=1` asks for it.
+
+A training input given as `PerWorker` is made by each worker for itself
+(`strategy.distribute_datasets_from_function`): a `tfrecord:` source then streams each worker's
+own shard files (file-level sharding) instead of every worker making every batch.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from tfft import compat
 
@@ -51,8 +55,30 @@ def _with_sample_weight(dataset: Any, class_weight: Optional[dict[int, float]]) 
     return dataset.map(add, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+class PerWorker:
+    """A training input each worker makes for itself: `make(input_context)` -> its dataset, in
+    batches of the per-replica size (`tf.distribute.Strategy.distribute_datasets_from_function`).
+
+    Example:
+    >>> train = PerWorker(lambda ctx: asm.dataset("train", epochs, input_context=ctx))  # doctest: +SKIP
+    """
+
+    def __init__(self, make: Callable[[Any], Any]):
+        self.make = make
+
+    @property
+    def element_spec(self) -> Any:
+        """The spec of one worker's batches (a one-pipeline context makes them as a single worker would)."""
+        import tensorflow as tf
+
+        return self.make(tf.distribute.InputContext()).element_spec
+
+
 def _distribute(strategy: Any, dataset: Any) -> Any:
     import tensorflow as tf
+
+    if isinstance(dataset, PerWorker):
+        return strategy.distribute_datasets_from_function(dataset.make)
 
     options = tf.data.Options()
     # The pipeline reads no files to shard by: every worker builds the same batches and keeps its part.
@@ -70,7 +96,7 @@ def build_compiled_state(model: Any, strategy: Any, dataset: Any) -> None:
 
     if compat.compiled_state_built(model):
         return
-    spec = dataset.element_spec
+    spec = dataset.element_spec  # a PerWorker's too
 
     def symbolic(s):
         return keras.KerasTensor(tuple(s.shape), s.dtype.name)
@@ -106,7 +132,10 @@ def fit(model: Any, strategy: Any, dataset: Any, *, epochs: int, initial_epoch: 
     import keras
     import tensorflow as tf
 
-    train = _with_sample_weight(dataset, class_weight)
+    if isinstance(dataset, PerWorker):
+        train: Any = PerWorker(lambda context: _with_sample_weight(dataset.make(context), class_weight))
+    else:
+        train = _with_sample_weight(dataset, class_weight)
     build_compiled_state(model, strategy, train)
     train_dist = _distribute(strategy, train)
     val_dist = _distribute(strategy, validation_data) if validation_data is not None else None

@@ -265,6 +265,15 @@ class PhaseLoop:
         needed = range(start + position // per_pass, start + math.ceil((end - start) * steps / per_pass))
         if cache is not None:
             train = cache.train_dataset(needed, skip_batches=position % per_pass)
+        elif custom_loop.is_multi_worker(session.strategy) and session.splits.origin.shards_by_file:
+            # each worker streams its own shard files (file-level sharding), not every batch
+            def worker_input(context: Any, skip: int = position % per_pass) -> Any:
+                if context.num_input_pipelines > 1:
+                    print(f"input: worker {context.input_pipeline_id} of {context.num_input_pipelines} streams "
+                          f"its own files of {session.splits.source}", flush=True)
+                return session.asm.dataset("train", needed, skip=skip, input_context=context)
+
+            train = custom_loop.PerWorker(worker_input)
         else:
             train = session.asm.dataset("train", needed, skip=position % per_pass)
             if session.chief:  # the pipeline's costs, said once when it is the slower side (issue 34)

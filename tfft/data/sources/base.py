@@ -208,6 +208,18 @@ class DataSource:
         (the default): `element_decoder` over the indices."""
         return None
 
+    shards_by_file = False
+    """True when `worker_stream` gives each worker of a multi-worker run its own files."""
+
+    def worker_stream(self, split: Split, image_size: tuple[int, int], fast_decode: bool,
+                      worker: tuple[int, int], shuffle_buffer: int = 10_000
+                      ) -> Optional[tuple[Callable[[int], Any], Callable[..., Any], bool]]:
+        """For training on worker `worker = (index, count)` of a multi-worker run, when the source
+        shards by file (`shards_by_file`): `(elements_of, decode, may_be_large)`, where
+        `elements_of(shuffle_seed)` is that worker's examples (from its files only) through a
+        `shuffle_buffer` seeded with `shuffle_seed`; None (the default): every worker makes the same batches and keeps its part."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
 

@@ -9,8 +9,11 @@ only when the pack holds no val split); `data.limit_per_class` is applied as for
 Training reads records by offset (`tf.io.gfile`, any file system), in the order the stateless
 epoch permutation gives: a packed folder trains on the same batches as the folder itself. A
 pass in stored order (`make_dataset(..., training=False)`: evaluation, features) streams the
-shards instead (`stream`: a `TFRecordDataset` per shard, interleaved, sharded by file across the
-workers of a multi-worker run), kept to the split's examples by key.
+shards instead (`stream`: a `TFRecordDataset` per shard, interleaved), kept to the split's
+examples by key. Training on a multi-worker run streams too, sharded by file (`worker_stream`):
+worker `i` of `n` reads only the shards `i::n` of those its split uses, through a shuffle buffer
+(`data.shuffle_buffer`, seeded by the run's seed and the epoch); a single worker keeps the
+offset reads above (bitwise the folder's batches).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class TFRecordSource(DataSource):
     name = "tfrecord"
     prefix = "tfrecord:"
     has_files = False
+    shards_by_file = True
 
     def index(self) -> dict[str, Any]:
         """The pack's `index.json`; a `UserError` when there is none (not packed, or not finished)."""
@@ -85,6 +89,10 @@ class TFRecordSource(DataSource):
 
     def ordered(self, split: Split, image_size: tuple[int, int], fast_decode: bool = True) -> Any:
         return ordered(split, image_size, fast_decode)
+
+    def worker_stream(self, split: Split, image_size: tuple[int, int], fast_decode: bool,
+                      worker: tuple[int, int], shuffle_buffer: int = 10_000) -> Any:
+        return worker_stream(split, image_size, fast_decode, worker, shuffle_buffer)
 
 
 def _load_records(source: TFRecordSource, data_cfg: DataConfig, seed: int, task: str) -> DataSplits:
@@ -223,27 +231,33 @@ def stream(split: Split, *, cycle_length: int = 4, worker: Optional[tuple[int, i
         ds = ds.shard(int(worker[1]), int(worker[0]))
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=max(1, int(cycle_length)),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).map(parse)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
+    options = tf.data.Options()  # sharded here already: tf.data must not shard it again
+    options.experimental_distribute.auto_shard_policy = (tf.data.experimental.AutoShardPolicy.AUTO if worker is None
+                                                         else tf.data.experimental.AutoShardPolicy.OFF)
     return ds.with_options(options)
 
 
-def ordered(split: Split, image_size: tuple[int, int], fast_decode: bool = True) -> tuple[Any, Callable, bool]:
-    """A `records` split in its order, streamed (`stream(cycle_length=1)`: the stored order, which
-    is the listed order) and kept to its members by key: `(elements, decode, may_be_large)`."""
+def _keyed(split: Split, examples: Any) -> Any:
+    """Parsed examples -> (encoded image, position in `split`), those not in `split` dropped."""
+    import tensorflow as tf
+
+    keys = [str(p).split("#", 1)[1] for p in split.paths]
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(keys or [""], tf.string), tf.range(max(1, len(keys)), dtype=tf.int64)), default_value=-1)
+    elements = examples.map(lambda example: (example["image"], table.lookup(example["key"])))
+    return elements.filter(lambda image, position: position >= 0)
+
+
+def _decoder(split: Split, image_size: tuple[int, int], fast_decode: bool) -> tuple[Callable, bool]:
+    """`decode(encoded, position) -> (image as decoded, label)` and whether an image may be large."""
     import tensorflow as tf
 
     from tfft.data import decode as _decode
     from tfft.data import pipeline as _pipeline
 
     size = (int(image_size[0]), int(image_size[1]))
-    keys = [str(p).split("#", 1)[1] for p in split.paths]
-    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(keys or [""], tf.string), tf.range(max(1, len(keys)), dtype=tf.int64)), default_value=-1)
     labels = tf.constant(split.labels, dtype=tf.int32)
     one_op, may_be_large = _pipeline.files_plan(split, size, fast_decode)
-    elements = stream(split, cycle_length=1).map(lambda example: (example["image"], table.lookup(example["key"])))
-    elements = elements.filter(lambda image, position: position >= 0)
 
     def decode(encoded, position):
         image = one_op(encoded) if one_op is not None else _decode.decode_bytes_native(
@@ -251,4 +265,45 @@ def ordered(split: Split, image_size: tuple[int, int], fast_decode: bool = True)
         image.set_shape([None, None, 3])
         return image, tf.gather(labels, position)
 
-    return elements, decode, may_be_large
+    return decode, may_be_large
+
+
+def ordered(split: Split, image_size: tuple[int, int], fast_decode: bool = True) -> tuple[Any, Callable, bool]:
+    """A `records` split in its order, streamed (`stream(cycle_length=1)`: the stored order, which
+    is the listed order) and kept to its members by key: `(elements, decode, may_be_large)`."""
+    decode, may_be_large = _decoder(split, image_size, fast_decode)
+    return _keyed(split, stream(split, cycle_length=1)), decode, may_be_large
+
+
+def worker_shards(split: Split, worker: tuple[int, int]) -> list[str]:
+    """The shard files worker `worker = (index, count)` reads: `index::count` of those `split` uses.
+
+    Example:
+    >>> worker_shards(splits["train"], (1, 2))  # doctest: +SKIP
+    ['/data/packed/train-00001.tfrecord', '/data/packed/train-00003.tfrecord']
+    """
+    used = sorted({int(i) for i in split.records[:, 0]}) if len(split) else []
+    return [split.shards[i] for i in used][int(worker[0])::int(worker[1])]
+
+
+def worker_stream(split: Split, image_size: tuple[int, int], fast_decode: bool,
+                  worker: tuple[int, int], shuffle_buffer: int = 10_000) -> tuple[Callable[[int], Any], Callable, bool]:
+    """Worker `worker = (index, count)`'s training examples, streamed from its own shards only
+    (`worker_shards`): `(elements_of, decode, may_be_large)`; `elements_of(shuffle_seed)` gives its
+    examples, (encoded image, position), through a `shuffle_buffer` seeded with `shuffle_seed`.
+
+    Raises:
+        UserError: the worker has no shard (fewer shards than workers).
+    """
+    if not worker_shards(split, worker):
+        used = len({int(i) for i in split.records[:, 0]}) if len(split) else 0
+        raise UserError("data.source", f"worker {worker[0]} of {worker[1]} has no shard to read: the {split.name} "
+                        f"split is in {used} shard(s), fewer than the workers",
+                        "pack with more shards (a smaller `tfft data pack --per-shard`) or run fewer workers")
+    decode, may_be_large = _decoder(split, image_size, fast_decode)
+    own = _keyed(split, stream(split, worker=worker))
+
+    def elements_of(shuffle_seed: int) -> Any:
+        return own.shuffle(max(1, int(shuffle_buffer)), seed=int(shuffle_seed), reshuffle_each_iteration=False)
+
+    return elements_of, decode, may_be_large
