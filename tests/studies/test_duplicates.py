@@ -105,3 +105,22 @@ def test_pets_mini_thousand_images_hash_quickly(pets_mini: Path):
     elapsed = time.perf_counter() - start
     print(f"{len(paths)} images: {len(pairs)} pairs in {elapsed:.2f} s")
     assert len(paths) > 1000 and pairs == []  # pets-mini holds no copies at the default threshold
+
+
+def test_embedding_search_holds_one_block_at_a_time_and_finds_the_single_block_pairs():
+    import tracemalloc
+
+    from tfft.studies.duplicates import embedding_pairs
+
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((3000, 32)).astype(np.float32)
+    emb[1::50] = emb[::50] + 0.01 * rng.standard_normal((60, 32)).astype(np.float32)  # 60 close pairs
+    whole = embedding_pairs(emb, block_bytes=len(emb) ** 2 * 4)  # one block: the all-pairs answer
+    block = 1 << 20  # 512 x 512 similarities
+    tracemalloc.start()
+    blocked = embedding_pairs(emb, block_bytes=block)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [a.tolist() for a in blocked] == [a.tolist() for a in whole] and len(blocked[0]) >= 60
+    # the unit-length copy, one block of distances and its boolean mask (plus the pairs and small change)
+    assert peak < emb.nbytes + 1.25 * block + 64 * 1024, f"peak {peak} bytes for {block}-byte blocks"

@@ -83,8 +83,10 @@ def embedding_pairs(embeddings: np.ndarray, threshold: float = EMBEDDING_THRESHO
                     block_bytes: int = EMBEDDING_BLOCK_BYTES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs (i < j) whose cosine distance is at most `threshold`; NaN or zero rows are skipped.
 
-    Blocked: square blocks of the upper triangle, each at most `block_bytes` of float32, so the
-    memory is the embeddings plus one block, whatever N.
+    Blocked: square blocks of the upper triangle, each at most `block_bytes` of float32, turned
+    into distances in place, so the memory is the embeddings (and one unit-length copy), one block
+    and its boolean mask (a quarter block), and the pairs found: linear in N, whatever N
+    (benchmarks/bench_embedding_memory.py measures it).
 
     Returns:
         (i int64, j int64, distance float32) arrays, sorted by (i, j).
@@ -105,13 +107,15 @@ def embedding_pairs(embeddings: np.ndarray, threshold: float = EMBEDDING_THRESHO
     for r0 in range(0, n, side):
         rows = unit[r0:r0 + side]
         for c0 in range(r0, n, side):
-            d = 1.0 - rows @ unit[c0:c0 + side].T
+            d = rows @ unit[c0:c0 + side].T
+            np.subtract(np.float32(1.0), d, out=d)  # the distances, in the block's own memory
             a, b = np.nonzero(d <= threshold)
             keep = b + c0 > a + r0
             a, b = a[keep], b[keep]
             found_i.append(a + r0)
             found_j.append(b + c0)
             found_d.append(d[a, b])
+            del d  # before the next block is made: one block alive at a time
     if not found_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     i, j, d = valid[np.concatenate(found_i)], valid[np.concatenate(found_j)], np.concatenate(found_d)
