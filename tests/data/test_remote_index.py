@@ -120,3 +120,18 @@ def test_data_check_reads_a_ram_folder_and_reuses_its_index(cache, reads):
     again = check_folder(root)
     assert reads == []  # probes and sha256s from the index
     assert again["duplicates"] == report["duplicates"] and again["bad_files"] == report["bad_files"]
+
+
+def test_a_local_manifest_of_ram_files_is_indexed_too(tmp_path, cache, reads):
+    root = _ram_folder(per_class=3)
+    manifest = tmp_path / "photos.csv"
+    manifest.write_text("path,label\n" + "".join(f"{root}/{c}/{c}{i}.jpg,{c}\n" for c in "ab" for i in range(3)))
+    cfg = DataConfig(source=f"csv:{manifest}", val_split=0.0)
+    reads.clear()
+    first = load_splits(cfg, seed=0, echo=False)
+    assert sorted(reads) == sorted(f"{c}{i}.jpg" for c in "ab" for i in range(3))
+    reads.clear()
+    probing.clear_cache()
+    second = load_splits(cfg, seed=0, echo=False)
+    assert reads == [] and list(second["train"].paths) == list(first["train"].paths)
+    assert list(first["train"].paths) == [f"{root}/{c}/{c}{i}.jpg" for c in "ab" for i in range(3)]
