@@ -17,7 +17,6 @@ PACKAGE = Path(tfft.__file__).parent
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 80
 
 PENDING = {
-    "tfft/config.py": "the config schema, a pydantic model per section; LoRA and the decoded cache added 45 lines: to split by section",
     "tfft/data/probe.py::probe_header": "one header probe per format family in order (JPEG, PNG, GIF, WebP, TIFF); to split by family",
     "tfft/compression/prune.py::prune": "one command's set-up, loop and report; to split like tfft.train",
     "tfft/data/pipeline.py::make_dataset": "the pipeline's stages in order; decoded-cache changes in flight",
