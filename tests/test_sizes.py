@@ -17,7 +17,6 @@ PACKAGE = Path(tfft.__file__).parent
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 80
 
 PENDING = {
-    "tfft/compression/prune.py::prune": "one command's set-up, loop and report; to split like tfft.train",
     "tfft/data/pipeline.py::make_dataset": "the pipeline's stages in order; decoded-cache changes in flight",
     "tfft/reporting/metrics.py::compute_metrics": "one metrics table; moves into Task (issue 28, Task part)",
     "tfft/reporting/report.py::write_report": "report sections; interpret/report changes in flight (issue 32)",
