@@ -21,8 +21,6 @@ PENDING = {
     "tfft/reporting/metrics.py::compute_metrics": "one metrics table; moves into Task (issue 28, Task part)",
     "tfft/reporting/report.py::write_report": "report sections; interpret/report changes in flight (issue 32)",
     "tfft/studies/ensemble.py::ensemble": "one command; multi-label branches move into Task (issue 28)",
-    "tfft/studies/issues.py::issues": "one command's steps in order",
-    "tfft/training/lr_find.py::find_lr": "one command's steps in order",
 }
 
 
