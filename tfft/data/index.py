@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from tfft import atomic, layout
+from tfft.digest import file_sha256 as sha256_file  # the index's name for it (check.py reads it from here)
 from tfft.data import probe as _probe
 from tfft.version import __version__
 
@@ -355,20 +356,6 @@ def values(source: str, paths: Sequence[str], column: str,
             index.commit([(f"UPDATE files SET {column} = ? WHERE path = ? AND size = ? AND mtime_ns = ? "
                            "AND inode = ?", updates)])
     return out
-
-
-def sha256_file(path: str) -> str:
-    """The hex sha256 of a file's bytes (read in 1 MiB chunks).
-
-    Example:
-    >>> sha256_file(__file__) == sha256_file(__file__)
-    True
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 __all__ = ["scan", "values", "sha256_file", "is_chief_task", "index_path", "source_key"]

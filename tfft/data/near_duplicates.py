@@ -40,7 +40,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
@@ -50,6 +49,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from tfft.data import decode as _decode
+from tfft.digest import file_sha256
 
 PHASH_BITS = 64
 PHASH_THRESHOLD = 8
@@ -61,15 +61,6 @@ _HASH_LOW = 8  # low-frequency block kept: 8x8 = 64 bits
 _ENTRY_BUDGET = 1 << 25  # sorted entries of one band (256 MB of uint64); plans over it come last
 _MEMO: dict[tuple[str, str], tuple] = {}  # (kind, path) -> (size, mtime_ns, value or None)
 _MEMO_MAX = 2_000_000  # entries (about 200 bytes each); the oldest half goes when full
-
-
-def file_sha256(path: Union[str, os.PathLike]) -> str:
-    """The SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _dct_matrix(n: int) -> np.ndarray:
