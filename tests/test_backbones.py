@@ -310,3 +310,44 @@ def test_keras_file_backbone_default_cut_and_errors(tmp_path):
         fixed_spec.build((64, 64, 3))
     assert info.value.where == "data.image_size" and "48" in str(info.value)
     keras.backend.clear_session()
+
+
+def test_a_toy_family_registered_by_a_test_trains_evaluates_predicts_and_exports(tmp_path):
+    """`How to add a backbone family`, followed once: a Family registered from the test; `get`,
+    config validation, `tfft.train` (`top:N` on its blocks), `evaluate`, `predict` and `export`
+    use it through the public API, and it is gone afterwards."""
+    import json
+
+    import tfft
+    from tests.conftest import tiny_config
+    from tfft.backbones import FAMILIES, BackboneSpec, Block, Family
+
+    def build(shape):
+        inputs = keras.Input(shape)
+        x = keras.layers.Rescaling(1 / 255, name="toy_scale")(inputs)
+        x = keras.layers.Conv2D(4, 3, strides=2, name="toy_conv1")(x)
+        return keras.Model(inputs, keras.layers.Conv2D(8, 3, strides=2, name="toy_conv2")(x))
+
+    toy = BackboneSpec(name="toy:net", constructor="", module="", preprocess="none", default_size=32,
+                       min_size=16, blocks=(Block("c1", "^toy_conv1$"), Block("c2", "^toy_conv2$")),
+                       builder=build)
+    with FAMILIES.registered("toy", Family(prefix="toy:", resolve=lambda name: toy)):
+        assert backbones.get("toy:net") is toy
+        config = tiny_config(name="toy", model={"backbone": "toy:net", "weights": None},
+                             schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1},
+                             training={"verbose": "quiet"})
+        result = tfft.train(config, run_dir=str(tmp_path / "run"))
+        assert tfft.evaluate(str(result.run_dir))["accuracy"] == result.metrics["val"]["accuracy"]
+        image = tmp_path / "one.png"
+        from PIL import Image
+
+        Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(image)
+        rows = tfft.predict(str(result.run_dir), [str(image)], top_k=1)
+        assert len(rows) == 1 and not rows[0].get("error")
+        exported = tfft.export(str(result.run_dir), format="savedmodel", out=str(tmp_path / "saved"))
+        assert exported.parity_top1 == 100.0
+    assert "toy" not in FAMILIES
+    with pytest.raises(UserError):
+        backbones.get("toy:net")
+    phases = json.loads((tmp_path / "run" / "phases.json").read_text())
+    assert phases[1]["unfreeze"] == "top:1"

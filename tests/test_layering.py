@@ -20,7 +20,7 @@ PACKAGE = Path(tfft.__file__).parent
 
 # Bottom first: a part may import the parts of every floor below its own, none of its own floor.
 FLOORS: list[tuple[str, ...]] = [
-    ("errors", "version", "wording", "layout", "compat", "losses"),  # leaves
+    ("errors", "version", "wording", "layout", "compat", "losses", "digest"),  # leaves
     ("atomic", "registry", "config_messages"),
     ("pretrained",),   # EfficientNet-Lite rows and their weights
     ("backbones",),    # BackboneSpec rows

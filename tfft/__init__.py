@@ -9,6 +9,9 @@ The public API (TensorFlow is imported only when a function needs it):
 >>> result = tfft.train(cfg)                 # doctest: +SKIP
 """
 
+# long file: the public API, one thin function per command (each a docstring with Args and an
+# Example, each calling its module): the one page a user reads as the API, and all the CLI calls.
+
 from __future__ import annotations
 
 import functools
@@ -29,6 +32,8 @@ __all__ = [
     "backbones",
     "build_data",
     "build_model",
+    "check_config",
+    "check_data",
     "cv",
     "data",
     "data_issues",
@@ -37,15 +42,19 @@ __all__ = [
     "export",
     "export_all",
     "export_formats",
+    "find_lr",
+    "format_data_check",
     "format_metrics",
     "format_predictions",
     "heatmaps",
     "interpret",
     "load_config",
     "predict",
+    "preview_augmentation",
     "prune",
     "train",
     "tune",
+    "write_html_report",
 ]
 
 _LAZY_MODULES = ("backbones", "augment", "models", "schedule")
@@ -432,7 +441,8 @@ def heatmaps(model: Any, images: Any, class_index: Any = None, method: str = "gr
 
 
 def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top: int = 16,
-              out: Optional[str] = None, member: Optional[int] = None, method: str = "gradcam") -> Any:
+              out: Optional[str] = None, member: Optional[int] = None, method: str = "gradcam", *,
+              batch_size: Optional[int] = None) -> Any:
     """Top losses, most confused classes and per-class galleries with Grad-CAM (`tfft interpret`).
 
     Args:
@@ -443,6 +453,7 @@ def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top:
         out: the output folder (default `RUN_DIR/interpret/<split>/`).
         member: an ensemble's member K (1-based) to explain; None: the members' mean.
         method: the heatmaps' `gradcam`, `gradcam++` or `scorecam` (see `tfft.heatmaps`).
+        batch_size: images per batch (default: the run's `data.batch_size`).
 
     Returns:
         An `InterpretResult` (`images`, `heatmaps`, `labels`, `predicted`, `losses`, `files`...).
@@ -454,4 +465,167 @@ def interpret(run_dir: str, split: str = "val", data: Optional[str] = None, top:
     """
     from tfft.evaluation.interpret import interpret as _interpret
 
-    return _interpret(run_dir, split=split, data=data, top=top, out=out, member=member, method=method)
+    return _interpret(run_dir, split=split, data=data, top=top, out=out, batch_size=batch_size, member=member,
+                      method=method)
+
+
+
+def write_html_report(run_dir: str) -> Any:
+    """Write (or rewrite) `DIR/report.html`: one self-contained page of a run, cv, tune or
+    ensemble folder (no network), with what the folder holds (metrics, plots, interpret/).
+
+    `tfft train`, `cv`, `tune` and `ensemble` write it themselves; call this after adding to a
+    folder (`tfft.interpret`, `tfft.evaluate`) to show the new files.
+
+    Args:
+        run_dir: a folder written by `tfft train`, `cv`, `tune`, `ensemble` or `data issues`.
+
+    Returns:
+        The path of report.html.
+
+    Example:
+    >>> tfft.write_html_report("runs/quickstart")  # doctest: +SKIP
+    PosixPath('runs/quickstart/report.html')
+    """
+    from tfft.reporting.html import write_html_report as _write_html_report
+
+    return _write_html_report(run_dir)
+
+
+def check_config(config: Union[Config, dict, str, None] = None) -> Config:
+    """Check what a config points at, in a second and without TensorFlow: the check `tfft train`
+    (and every command that takes a CONFIG) runs before anything starts.
+
+    `load_config` checks keys and values; this also checks that `data.source` exists (a folder
+    or a `csv:` manifest), that a `keras:` backbone file exists and the backbone takes
+    `data.image_size`, and that a `model.weights` file and a `distill.teacher` run exist.
+
+    Args:
+        config: a `Config` (checked as it is), dict, YAML path or text.
+
+    Returns:
+        The validated `Config`.
+
+    Raises:
+        UserError: naming the key, what was found and what to do.
+
+    Example:
+    >>> tfft.check_config({"data": {"source": "builtin:shapes"}}).data.source
+    'builtin:shapes'
+    >>> tfft.check_config({"data": {"source": "no/such/folder"}})
+    Traceback (most recent call last):
+    tfft.errors.UserError: ...
+    """
+    from tfft.training.preflight import check_config as _check_config
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    _check_config(cfg)
+    return cfg
+
+
+def check_data(path: str, *, duplicates: bool = True, near_duplicates: bool = False) -> dict:
+    """Inspect an image folder or `csv:` manifest as `tfft data check` does, and give train's verdict.
+
+    Args:
+        path: a folder of class subfolders (optionally under train/ val/ test/), or `csv:MANIFEST`.
+        duplicates: hash file contents to find exact duplicates.
+        near_duplicates: also group near-duplicate images by perceptual hash (no model): the
+            report adds `near_duplicate_groups`.
+
+    Returns:
+        The report (the contract's JSON of `tfft data check --json`): `classes` ({name: readable
+        images}), `empty_classes`, `bad_files`, `total_images`, `odd_formats`, `duplicates`,
+        `sizes`, ..., and train's verdict: `errors` (what `tfft train` refuses) and `warnings`
+        (see `tfft.data.check.check_folder`). `tfft.format_data_check` words it.
+
+    Example:
+    >>> import os
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> for name in ("cat", "dog"):
+    ...     os.makedirs(f"pets/{name}", exist_ok=True)
+    ...     Image.fromarray(np.full((16, 16, 3), 80, np.uint8)).save(f"pets/{name}/0.png")
+    >>> report = tfft.check_data("pets")
+    >>> report["classes"], report["bad_files"], report["errors"]
+    ({'cat': 1, 'dog': 1}, [], [])
+    """
+    from tfft.data.check import check_folder
+
+    return check_folder(path, duplicates=duplicates, near_duplicates=near_duplicates)
+
+
+def format_data_check(report: dict, max_listed: int = 20) -> str:
+    """A `check_data` report as the text `tfft data check` prints (counts per class and split,
+    unreadable files, odd formats, duplicates, sizes, warnings).
+
+    Args:
+        report: what `tfft.check_data` returned.
+        max_listed: the most files listed under each heading.
+
+    Example:
+    >>> print(tfft.format_data_check(tfft.check_data("pets")))  # doctest: +SKIP
+    pets: 2 readable images in 2 classes
+    ...
+    """
+    from tfft.data.check import format_report
+
+    return format_report(report, max_listed=max_listed)
+
+
+def preview_augmentation(config: Union[Config, dict, str, None] = None, out: Optional[str] = None, *,
+                         per_class: int = 8, seed: Optional[int] = None, overwrite: bool = False) -> Any:
+    """Write a PNG grid of training images augmented as `tfft train` would (`tfft augment preview`):
+    one row per class, its first training image, then `per_class` augmented copies.
+
+    Args:
+        config: a `Config`, dict, YAML path or text.
+        out: the PNG (default `augment_preview.png`); an existing folder gets
+            `augment_preview.png` inside; an existing file is refused without `overwrite`.
+        per_class: augmented copies per row.
+        seed: the augmentation seed (default: the config's seed).
+        overwrite: replace an existing `out`.
+
+    Returns:
+        `(path, description)`: the PNG written and the augmentation in one line.
+
+    Example:
+    >>> path, text = tfft.preview_augmentation({"data": {"image_size": [32, 32], "builtin_per_class": 4},
+    ...                                         "augment": {"rotation_range": 20}}, "grid.png", per_class=2)
+    >>> path.name, text
+    ('grid.png', 'augment: rotation +-20deg...')
+    """
+    from tfft.training.preview import preview_augmentation as _preview
+
+    return _preview(config, out, per_class=per_class, seed=seed, overwrite=overwrite)
+
+
+def find_lr(config: Union[Config, dict, str, None] = None, phase: Union[int, str, None] = None,
+            start_lr: float = 1e-7, end_lr: float = 10.0, steps: Optional[int] = None,
+            run_dir: Optional[str] = None) -> Any:
+    """The learning-rate range test of one phase (`tfft lr-find`): train a throwaway copy of the
+    run's model one batch per rate, the rate growing from `start_lr` to `end_lr`, and suggest one.
+
+    Everything but the rate is what `tfft train` would use for the phase; writes `lr_find.png` and
+    `lr_find.json` (see `tfft.training.lr_find`).
+
+    Args:
+        config: a `Config`, dict, YAML path or text.
+        phase: the phase's name or index (from 0, negative from the end); None: the first.
+        start_lr: the first rate.
+        end_lr: the last rate.
+        steps: batches, one rate each (None: 4 passes over the training data, within 30..100).
+        run_dir: where to write (default `runs/NAME-lr-find`); files there are replaced.
+
+    Returns:
+        An `LRFindResult` (`suggestion`, `rule`, `lrs`, `losses`, `smoothed`, `plot_path`).
+
+    Example:
+    >>> result = tfft.find_lr({"data": {"image_size": [32, 32], "builtin_per_class": 8},
+    ...                        "model": {"backbone": "mobilenet_v3_small", "weights": None}},
+    ...                       steps=30)  # doctest: +SKIP
+    >>> result.suggestion > 0, result.plot_path.name  # doctest: +SKIP
+    (True, 'lr_find.png')
+    """
+    from tfft.training.lr_find import find_lr as _find_lr
+
+    return _find_lr(config, phase=phase, start_lr=start_lr, end_lr=end_lr, steps=steps, run_dir=run_dir)

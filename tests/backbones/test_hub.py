@@ -145,30 +145,6 @@ def test_cnn_preset_trains_two_phase_with_feature_cache(tiny_presets, tmp_path):
     assert model.get_layer("backbone").get_layer("hub_preprocess") is not None
 
 
-def test_a_toy_family_registered_by_a_test_trains(tmp_path):
-    """`how to add a backbone family`: a module registers a Family; get() and train use it."""
-    import tfft
-    from tfft.backbones import FAMILIES, BackboneSpec, Block, Family
-
-    def build(shape):
-        inputs = keras.Input(shape)
-        x = keras.layers.Rescaling(1 / 255, name="toy_scale")(inputs)
-        x = keras.layers.Conv2D(4, 3, strides=2, name="toy_conv1")(x)
-        return keras.Model(inputs, keras.layers.Conv2D(8, 3, strides=2, name="toy_conv2")(x))
-
-    toy = BackboneSpec(name="toy:net", constructor="", module="", preprocess="none", default_size=32,
-                       min_size=16, blocks=(Block("c1", "^toy_conv1$"), Block("c2", "^toy_conv2$")),
-                       builder=build)
-    with FAMILIES.registered("toy", Family(prefix="toy:", resolve=lambda name: toy)):
-        assert backbones.get("toy:net") is toy
-        config = tiny_config(name="toy", model={"backbone": "toy:net", "weights": None},
-                             schedule={"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1})
-        tfft.train(config, run_dir=str(tmp_path / "run"))
-    assert "toy" not in FAMILIES
-    phases = json.loads((tmp_path / "run" / "phases.json").read_text())
-    assert phases[1]["unfreeze"] == "top:1"
-
-
 def test_saved_model_needs_keras_hub_and_says_so(tiny_presets, tmp_path):
     from tfft.config import ModelConfig
     from tfft.models.build import build_classifier

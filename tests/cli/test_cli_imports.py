@@ -11,15 +11,9 @@ CLI = Path(tfft.__file__).parent / "cli"
 # What a command may import besides the root API: the CLI's own helpers and the leaves that
 # word its errors and lines.
 ALLOWED_MODULES = ("tfft.cli", "tfft.errors", "tfft.wording", "tfft.version")
-# Not yet behind the public API, each with why (remove an entry when its command moves).
-PENDING = {
-    ("commands_augment.py", "tfft.training.preview"): "`tfft augment preview`: no public preview API yet",
-    ("commands_data.py", "tfft.data.check"): "`tfft data check`: no public check API yet",
-    ("commands_interpret.py", "tfft.evaluation.interpret"): "`tfft interpret` takes --batch-size; issue 32 owns it",
-    ("commands_interpret.py", "tfft.reporting.html"): "report.html after interpret; issue 32 owns it",
-    ("commands_schedule.py", "tfft.training.lr_find"): "`tfft lr-find`: no public lr-find API yet",
-    ("options.py", "tfft.training.preflight"): "the CLI's early config check (before TensorFlow starts)",
-}
+# Not yet behind the public API, each with why (remove an entry when its command moves): none
+# today; an entry here is a (cli file, module) pair, e.g. ("commands_x.py", "tfft.training.x").
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _imports() -> list[tuple[str, str, list[str]]]:

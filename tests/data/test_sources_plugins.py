@@ -49,6 +49,8 @@ def test_a_registered_toy_source_trains_and_leaves_no_trace(tmp_path):
                             run_dir=str(tmp_path / "toy"))
         assert result.metrics["val"]["accuracy"] >= 0.0 and (result.run_dir / "model.keras").is_file()
         assert tfft.evaluate(str(result.run_dir))["accuracy"] == result.metrics["val"]["accuracy"]
+        exported = tfft.export(str(result.run_dir), format="savedmodel", out=str(tmp_path / "saved"))
+        assert exported.parity_top1 == 100.0  # its check images came through the toy source
     assert "toy" not in SOURCES.names()
     with pytest.raises(UserError, match="unknown source scheme 'toy:'"):
         source_of("toy:24")

@@ -32,10 +32,14 @@ class KerasCopy(Exporter):
                             threads, True)
 
 
-def test_a_registered_toy_exporter_exports_through_the_public_api(run_dir, tmp_path):
+def test_a_registered_toy_exporter_exports_through_the_public_api(run_dir, tmp_path, cli_runner):
     with EXPORTERS.registered("keras-copy", KerasCopy):
+        assert "keras-copy" in tfft.export_formats()  # the list `tfft export --format` offers
         result = tfft.export(run_dir, format="keras-copy", out=str(tmp_path / "toy.keras"))
-    assert "keras-copy" not in EXPORTERS
+        cli = cli_runner("export", run_dir, "--format", "keras-copy", "--out", tmp_path / "cli.keras")
+        assert cli.exit_code == 0, cli.output
+        assert (tmp_path / "cli.keras").is_file()
+    assert "keras-copy" not in EXPORTERS and "keras-copy" not in tfft.export_formats()
     assert (tmp_path / "toy.keras").is_file() and result.size_bytes == (tmp_path / "toy.keras").stat().st_size
     assert result.format == "keras-copy" and result.runtime.startswith("keras ")
     assert result.parity_top1 == 100.0 and result.parity_max_abs_diff < 1e-6

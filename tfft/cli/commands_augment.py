@@ -25,7 +25,7 @@ def preview(config: str, overrides: tuple[str, ...], out_path: str | None, per_c
             overwrite: bool) -> None:
     """Write a grid of CONFIG's train images, one row per class: the original, then augmented copies."""
     cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
-    from tfft.training.preview import preview_augmentation
+    from tfft import preview_augmentation
 
     path, description = preview_augmentation(cfg, out_path, per_class=per_class, seed=seed, overwrite=overwrite)
     click.echo(description)

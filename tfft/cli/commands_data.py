@@ -28,14 +28,14 @@ def check(path: str, as_json: bool, strict: bool, no_duplicates: bool, near_dupl
     --strict what it warns about exits 1. --near-duplicates adds the groups of near-duplicate
     images (`near_duplicate_groups` in the JSON), found by perceptual hash without any model.
     """
-    from tfft.data.check import check_folder, format_report
+    from tfft import check_data, format_data_check
     from tfft.wording import plural
 
-    report = check_folder(path, duplicates=not no_duplicates, near_duplicates=near_duplicates)
+    report = check_data(path, duplicates=not no_duplicates, near_duplicates=near_duplicates)
     if as_json:
         click.echo(json.dumps(report))
     else:
-        click.echo(format_report(report))
+        click.echo(format_data_check(report))
     if report["errors"]:
         for error in report["errors"]:
             click.echo(f"error: {error['text']}", err=True)

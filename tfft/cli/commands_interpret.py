@@ -20,8 +20,8 @@ import click
 def interpret(run_dir: str, split: str, data: str | None, top: int, out: str | None, batch_size: int | None,
               member: int | None, method: str) -> None:
     """Where RUN_DIR's model looks (Grad-CAM) on its worst and most confused images."""
-    from tfft.evaluation.interpret import interpret as run_interpret
-    from tfft.reporting.html import write_html_report
+    from tfft import interpret as run_interpret
+    from tfft import write_html_report
 
     result = run_interpret(run_dir, split=split, data=data, top=top, out=out, batch_size=batch_size,
                            member=member, method=method)

@@ -29,7 +29,7 @@ def lr_find(config: str, overrides: tuple[str, ...], phase: str | None, steps: i
     """
     cfg = load_cli_config(config, overrides)  # checked before TensorFlow is imported
     click.echo(device_line())
-    from tfft.training.lr_find import find_lr
+    from tfft import find_lr
 
     find_lr(cfg, phase=phase, start_lr=start_lr, end_lr=end_lr, steps=steps, run_dir=run_dir)
 

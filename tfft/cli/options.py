@@ -14,11 +14,10 @@ overrides_option = click.option(
 def load_cli_config(config: str, overrides: tuple[str, ...], check: bool = True):
     """CONFIG with its `--set` overrides, validated (`tfft.config.load_config`).
 
-    With `check`, its paths and sizes are checked too (`tfft.training.preflight.check_config`):
-    a missing data folder is refused in a second, before TensorFlow is imported.
+    With `check`, its paths and sizes are checked too (`tfft.check_config`): a missing data
+    folder is refused in a second, before TensorFlow is imported.
     """
-    from tfft import load_config
-    from tfft.training.preflight import check_config
+    from tfft import check_config, load_config
 
     cfg = load_config(config, overrides=list(overrides))
     if check:

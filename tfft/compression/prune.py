@@ -401,16 +401,51 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     Traceback (most recent call last):
     tfft.errors.UserError: --sparsity: expected a fraction of weights in (0, 1), got 1.5 ...
     """
-    # Over 80 lines: one straight sequence (check, load, prune while fitting, write the run
-    # directory, metrics.json last), each step a few lines that read best in order.
-    import keras
+    sparsity = _checked_sparsity(sparsity, bn, epochs)
+    run = _finished_single_label_run(run_dir)
+    path = _output_dir(run.run_dir, sparsity, out, overwrite)
+    pruning = _set_up(run, path, sparsity, int(epochs), lr=lr, frequency=frequency, ramp=float(ramp),
+                      min_steps=min_steps, bn=bn)
+    fitted = _fit_while_pruning(pruning)
+    return _finish(pruning, fitted)
 
-    from tfft.data import data_report, make_dataset, steps_per_epoch
-    from tfft.runs.directory import load_model, open_run
-    from tfft.reporting.evaluate import evaluate_model
-    from tfft.schedule.freezing import apply_freezing
-    from tfft.training.assembly import assemble, resolve
 
+@dataclasses.dataclass
+class _Pruning:
+    """What `_set_up` assembled for the fine-tuning: the new run's model, data and schedule."""
+
+    run: Any  # the source run (`tfft.runs.directory.Run`)
+    path: Path  # the new run directory
+    build: Any  # the source run's config, as assembled here (weights from model.keras, no teacher)
+    asm: Any  # the assembled run (`tfft.training.assembly.Assembly`)
+    source: Any  # the dense model, as loaded
+    freezing: Any  # `apply_freezing`'s report: every layer trainable
+    layers: list[Any]  # the pruned Conv2D / Dense layers
+    norms: list[Any]  # BatchNormalization layers, their momenta restored after the fit
+    momenta: list[float]
+    sparsity: float
+    epochs: int
+    rate: float
+    ramp: float
+    min_steps: int
+    bn: str
+    schedule: PruningSchedule
+    callback: Any  # the `MagnitudePruning` callback
+
+
+@dataclasses.dataclass
+class _Fitted:
+    """What the fine-tuning did: Keras' history, the val accuracy dense and pruned, the sparsity reached."""
+
+    history: dict[str, list[float]]
+    before: Optional[float]
+    after: Optional[float]
+    reached: float
+    per_layer: dict[str, float]
+
+
+def _checked_sparsity(sparsity: float, bn: str, epochs: int) -> float:
+    """`sparsity` as a float, after checking the arguments a user typed."""
     if not 0.0 < float(sparsity) < 1.0:
         raise UserError("--sparsity", f"expected a fraction of weights in (0, 1), got {sparsity}",
                         "e.g. --sparsity 0.75 sets 75% of every Conv2D and Dense kernel to zero")
@@ -418,6 +453,12 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
         raise UserError("--bn", f"expected train or frozen, got {bn!r}")
     if int(epochs) < 1:
         raise UserError("--epochs", f"expected at least 1, got {epochs}")
+    return float(sparsity)
+
+
+def _finished_single_label_run(run_dir: Union[str, os.PathLike]) -> Any:
+    from tfft.runs.directory import open_run
+
     run = open_run(run_dir)
     if not layout.is_finished(run.run_dir):
         raise UserError(str(run.run_dir), f"not a finished run (no {layout.METRICS})",
@@ -425,9 +466,21 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     if run.config.task == "multi_label":
         raise UserError(str(run.run_dir), "pruning a multi-label run is not implemented",
                         "prune a single-label run")
-    path = _output_dir(run.run_dir, float(sparsity), out, overwrite)
-    source_cfg = run.config
-    build = source_cfg.model_copy(deep=True)
+    return run
+
+
+def _set_up(run: Any, path: Path, sparsity: float, epochs: int, *, lr: Optional[float], frequency: Optional[int],
+            ramp: float, min_steps: int, bn: str) -> _Pruning:
+    """Assemble the source run again with its trained weights, every layer trainable, the
+    schedule planned and the pruning callback made; compile it."""
+    import keras
+
+    from tfft.data import steps_per_epoch
+    from tfft.runs.directory import load_model
+    from tfft.schedule.freezing import apply_freezing
+    from tfft.training.assembly import assemble, resolve
+
+    build = run.config.model_copy(deep=True)
     build.model.weights = None  # the weights come from model.keras
     build.distill.teacher = None  # a distilled student is fine-tuned on its own task loss
     build.performance.cache_features = "off"  # every layer trains
@@ -438,7 +491,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
                         f"{asm.class_names}", "prune where the run's data.source is as it was when training")
     source = load_model(run)  # imports keras_hub when the file names its layers
     asm.model.set_weights(source.get_weights())
-    report = apply_freezing(asm.model, resolved.spec, "all", bn)
+    freezing = apply_freezing(asm.model, resolved.spec, "all", bn)
     norms = [layer for layer in _all_layers(asm.model) if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     if bn == "train":
@@ -447,64 +500,98 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     layers = prunable_layers(asm.model)
     rate = float(lr) if lr is not None else min(phase.lr for phase in resolved.phases)
     per_pass = steps_per_epoch(asm.splits, "train", build.data.batch_size)
-    schedule = plan_schedule(int(epochs), per_pass, min_steps, ramp, frequency)
-    pruning = _make_callback_class()(layers, float(sparsity), schedule)
+    schedule = plan_schedule(epochs, per_pass, min_steps, ramp, frequency)
+    callback = _make_callback_class()(layers, sparsity, schedule)
     asm.compile(asm.train_model, keras.optimizers.Adam(rate))
-    if schedule.steps > int(epochs) * per_pass:
-        print(f"prune: {epochs} epoch(s) of {per_pass} steps is {int(epochs) * per_pass} steps, fewer than "
+    if schedule.steps > epochs * per_pass:
+        print(f"prune: {epochs} epoch(s) of {per_pass} steps is {epochs * per_pass} steps, fewer than "
               f"{min_steps} (--min-steps): the training data repeats")
     print(f"prune: {len(layers)} Conv2D/Dense kernels ({sum(int(np.prod(l.kernel.shape)) for l in layers):,} "
-          f"weights) to sparsity {float(sparsity):g}, lr {rate:g}, BatchNorm {bn}; {schedule.describe()}")
+          f"weights) to sparsity {sparsity:g}, lr {rate:g}, BatchNorm {bn}; {schedule.describe()}")
+    return _Pruning(run, path, build, asm, source, freezing, layers, norms, momenta, sparsity, epochs, rate,
+                    ramp, min_steps, bn, schedule, callback)
+
+
+def _fit_while_pruning(p: _Pruning) -> _Fitted:
+    """Measure the dense model on val, fine-tune while the callback prunes, measure the pruned one."""
+    asm, schedule = p.asm, p.schedule
     val = asm.dataset("val", None) if asm.has_val else None
     before = val_accuracy(asm.model, val) if val is not None else None  # the dense model, as loaded
     history = asm.train_model.fit(asm.dataset("train", range(schedule.data_passes)), epochs=schedule.epochs,
                                   steps_per_epoch=schedule.steps_per_epoch, validation_data=val,
-                                  callbacks=[pruning], verbose=2, shuffle=False)
-    for layer, momentum in zip(norms, momenta):
+                                  callbacks=[p.callback], verbose=2, shuffle=False)
+    for layer, momentum in zip(p.norms, p.momenta):
         layer.momentum = momentum
-    reached, per_layer = sparsity_of(layers)
+    reached, per_layer = sparsity_of(p.layers)
     after = val_accuracy(asm.model, val) if val is not None else None  # the same images, the same way
-    at_ramp = "n/a" if pruning.ramp_sparsity is None else f"{pruning.ramp_sparsity:.4f}"
-    print(f"prune: sparsity {reached:.4f} over the pruned kernels (target {float(sparsity):g}; "
-          f"{at_ramp} at the end of the ramp, then {pruning.recovery_steps_run} recovery steps)")
-    _report_accuracy(before, after, float(sparsity), len(asm.splits.splits["val"]) if val is not None else 0)
+    at_ramp = "n/a" if p.callback.ramp_sparsity is None else f"{p.callback.ramp_sparsity:.4f}"
+    print(f"prune: sparsity {reached:.4f} over the pruned kernels (target {p.sparsity:g}; "
+          f"{at_ramp} at the end of the ramp, then {p.callback.recovery_steps_run} recovery steps)")
+    _report_accuracy(before, after, p.sparsity, len(asm.splits.splits["val"]) if val is not None else 0)
+    return _Fitted(history.history, before, after, reached, per_layer)
 
+
+def _finish(p: _Pruning, fitted: _Fitted) -> PruneResult:
+    """Write the new run directory (metrics.json last: it marks the run finished)."""
+    plain, sizes = _write_run_files(p, fitted)
+    metrics = _evaluate_splits(p, plain)
+    write_json(p.path / layout.METRICS, metrics)
+    print(f"gzip: {sizes['dense']:,} bytes dense, {sizes['pruned']:,} pruned")
+    return PruneResult(p.path, p.sparsity, fitted.reached, fitted.per_layer, sizes, metrics)
+
+
+def _write_run_files(p: _Pruning, fitted: _Fitted) -> tuple[Any, dict[str, int]]:
+    """config.yaml, labels.txt, data_report.json, history.csv, phases.json, model.keras and
+    pruning.json; returns the saved (plain, uncompiled) model and the gzip sizes."""
+    import keras
+
+    from tfft.data import data_report
+
+    path, asm, source_cfg = p.path, p.asm, p.run.config
     path.mkdir(parents=True, exist_ok=True)
     cfg = source_cfg.model_copy(deep=True)
-    cfg.name = f"{source_cfg.name}-pruned-{round(float(sparsity) * 100)}"
+    cfg.name = f"{source_cfg.name}-pruned-{round(p.sparsity * 100)}"
     write_text(path / layout.CONFIG, cfg.to_yaml())
     write_text(path / layout.LABELS, "\n".join(asm.class_names) + "\n")
     write_json(path / layout.DATA_REPORT, data_report(asm.splits))
     rows = []
-    for index in range(len(history.history.get("loss", []))):
-        row = {"epoch": index + 1, "phase": "prune", "lr": rate}
-        row.update({key: float(values[index]) for key, values in history.history.items()})
+    for index in range(len(fitted.history.get("loss", []))):
+        row = {"epoch": index + 1, "phase": "prune", "lr": p.rate}
+        row.update({key: float(values[index]) for key, values in fitted.history.items()})
         rows.append(row)
     columns = list(HISTORY_COLUMNS) + sorted({k for row in rows for k in row} - set(HISTORY_COLUMNS))
     write_csv(path / layout.HISTORY, rows, columns)
-    write_json(path / layout.PHASES, [{"name": "prune", "epochs": int(epochs), "unfreeze": "all", "lr": rate,
-                                       "trainable_params": report.trainable_params,
-                                       "non_trainable_params": report.non_trainable_params}])
+    write_json(path / layout.PHASES, [{"name": "prune", "epochs": p.epochs, "unfreeze": "all", "lr": p.rate,
+                                       "trainable_params": p.freezing.trainable_params,
+                                       "non_trainable_params": p.freezing.non_trainable_params}])
     plain = keras.Model(asm.model.inputs, asm.model.outputs, name=asm.model.name)  # uncompiled, plain layers
     with atomic_path(path / layout.MODEL, suffix=".keras") as tmp:
         plain.save(tmp)
-    sizes = {"dense": _plain_gzip_size(source), "pruned": gzip_size(path / layout.MODEL)}
-    write_json(path / PRUNING, {"target_sparsity": float(sparsity), "sparsity": reached, "layers": per_layer,
-                                "gzip_bytes": sizes, "source": str(run.run_dir), "epochs": int(epochs),
-                                "lr": rate, "frequency": schedule.frequency, "ramp": float(ramp), "bn": bn,
-                                "val_accuracy_before": before, "val_accuracy_after": after,
-                                "schedule": _schedule_record(schedule, pruning, min_steps)})
+    sizes = {"dense": _plain_gzip_size(p.source), "pruned": gzip_size(path / layout.MODEL)}
+    write_json(path / PRUNING, {"target_sparsity": p.sparsity, "sparsity": fitted.reached, "layers": fitted.per_layer,
+                                "gzip_bytes": sizes, "source": str(p.run.run_dir), "epochs": p.epochs,
+                                "lr": p.rate, "frequency": p.schedule.frequency, "ramp": p.ramp, "bn": p.bn,
+                                "val_accuracy_before": fitted.before, "val_accuracy_after": fitted.after,
+                                "schedule": _schedule_record(p.schedule, p.callback, p.min_steps)})
+    return plain, sizes
+
+
+def _evaluate_splits(p: _Pruning, plain: Any) -> dict[str, Any]:
+    """The pruned model's metrics on each of `evaluate.splits` the data has (files in the run
+    directory for val, in eval/SPLIT/ for the others)."""
+    from tfft.data import make_dataset
+    from tfft.reporting.evaluate import evaluate_model
+
+    build, splits = p.build, p.asm.splits.splits
     metrics = {}
-    for split in build.evaluate.splits:  # metrics.json last: it marks the run finished
-        if split in asm.splits.splits and len(asm.splits.splits[split]) > 0:
-            dataset = make_dataset(asm.splits, split, build.data, seed=build.seed, training=False)
-            out_dir = path if split == "val" or "val" not in asm.splits.splits else path / layout.EVAL / split
-            metrics[split] = evaluate_model(plain, dataset, asm.class_names, out_dir, top_k=build.evaluate.top_k,
-                                            split=split)
+    for split in build.evaluate.splits:
+        if split in splits and len(splits[split]) > 0:
+            dataset = make_dataset(p.asm.splits, split, build.data, seed=build.seed, training=False)
+            out_dir = p.path if split == "val" or "val" not in splits else p.path / layout.EVAL / split
+            metrics[split] = evaluate_model(plain, dataset, p.asm.class_names, out_dir,
+                                            top_k=build.evaluate.top_k, split=split)
             print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}")
-    write_json(path / layout.METRICS, metrics)
-    print(f"gzip: {sizes['dense']:,} bytes dense, {sizes['pruned']:,} pruned")
-    return PruneResult(path, float(sparsity), reached, per_layer, sizes, metrics)
+    return metrics
 
 
 __all__ = ["PruneResult", "PruningSchedule", "prune", "plan_schedule", "val_accuracy", "polynomial_sparsity",

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from tfft import atomic, layout
+from tfft.digest import file_sha256
 from tfft.data import probe as _probe
 from tfft.version import __version__
 
@@ -418,11 +419,7 @@ def sha256_file(path: str) -> str:
     """
     from tfft.data.sources import fs as _fs
 
-    digest = hashlib.sha256()
-    with _fs.open_file(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path, open_file=_fs.open_file)
 
 
 __all__ = ["scan", "values", "sha256_file", "file_identity", "is_chief_task", "index_path", "source_key"]

@@ -40,7 +40,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
@@ -50,6 +49,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from tfft.data import decode as _decode
+from tfft.data.index import sha256_file as file_sha256  # the one digest, remote files through gfile
 
 PHASH_BITS = 64
 PHASH_THRESHOLD = 8
@@ -67,17 +67,6 @@ def _is_remote(path: str) -> bool:
     from tfft.data.sources import fs as _fs
 
     return not _fs.is_local(path)
-
-
-def file_sha256(path: Union[str, os.PathLike]) -> str:
-    """The SHA-256 hex digest of a file's bytes (local, or through `tf.io.gfile`: `gs://`, `ram://`)."""
-    from tfft.data.sources import fs as _fs
-
-    digest = hashlib.sha256()
-    with _fs.open_file(os.fspath(path), "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _dct_matrix(n: int) -> np.ndarray:

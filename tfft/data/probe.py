@@ -58,8 +58,23 @@ def _png_bit_depth(source: Union[str, bytes]) -> int:
         return 8
 
 
+@dataclass
+class _Header:
+    """What the header says beyond `Probe`'s fields, for the format rules."""
+
+    transparency: bool
+    animated: bool
+    progressive: bool
+    source: Union[str, bytes]  # the file, or its bytes (PNG's bit depth is read from it)
+
+
 def probe_header(path: Union[str, os.PathLike, bytes]) -> Probe:
     """Read one file's header (no pixel decoding) and choose its decode route.
+
+    The header is read (`_read_header`), the size checked, then the rules of the file's format
+    family (`FORMAT_RULES`: JPEG, PNG, GIF, BMP, WebP; any other format goes to PIL) and the rules
+    every format shares (`_shared_rules`) tag its kinds and say whether TensorFlow decodes it
+    exactly as PIL would.
 
     Args:
         path: an image file, or its encoded bytes.
@@ -71,93 +86,128 @@ def probe_header(path: Union[str, os.PathLike, bytes]) -> Probe:
     >>> probe_header("photos/cat/001.jpg").route  # doctest: +SKIP
     0
     """
+    data = bytes(path) if isinstance(path, (bytes, bytearray)) else None
+    probe = Probe(path="<bytes>" if data is not None else os.fspath(path))
+    header = _read_header(probe, data)
+    if header is None:
+        return probe
+    pixels = probe.width * probe.height
+    if pixels <= 0:
+        probe.reason = f"image has no pixels ({probe.width}x{probe.height})"
+        return probe
+    if pixels > _decode.MAX_PIXELS:
+        probe.reason = (f"image too large ({probe.width}x{probe.height} = {pixels:,} pixels "
+                        f"> {_decode.MAX_PIXELS:,})")
+        return probe
+    if probe.format == "MPO":  # multi-picture JPEG from cameras: TF reads the first picture too
+        probe.format = "JPEG"
+    family_native = FORMAT_RULES.get(probe.format, _other_format)(probe, header)
+    native = _shared_rules(probe, header, pixels) and family_native
+    probe.route = ROUTE_TF if native else ROUTE_PIL
+    return probe
+
+
+def _read_header(probe: Probe, data: Optional[bytes]) -> Optional[_Header]:
+    """Open the file with PIL (header only) and fill `probe`'s format, mode, size and
+    orientation; None, with `probe.reason` set, when it cannot be read."""
     from PIL import Image
 
-    data = bytes(path) if isinstance(path, (bytes, bytearray)) else None
-    path = "<bytes>" if data is not None else os.fspath(path)
-    probe = Probe(path=path)
     try:
-        size = len(data) if data is not None else os.path.getsize(path)
+        size = len(data) if data is not None else os.path.getsize(probe.path)
     except OSError as exc:
         probe.reason = f"cannot read file ({exc.strerror or exc})"
-        return probe
+        return None
     if size == 0:
         probe.reason = "empty file (0 bytes)"
-        return probe
+        return None
     quiet_pil()
     try:
-        img = Image.open(io.BytesIO(data) if data is not None else path)
+        img = Image.open(io.BytesIO(data) if data is not None else probe.path)
         try:
             fmt, mode = img.format, img.mode
             width, height = img.size
             orientation = exif_orientation(img) if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "MPO") else 1
-            transparency = "transparency" in img.info
-            animated = bool(getattr(img, "is_animated", False)) if fmt in ("WEBP",) else False
-            progressive = bool(img.info.get("progressive") or img.info.get("progression"))
+            header = _Header(
+                transparency="transparency" in img.info,
+                animated=bool(getattr(img, "is_animated", False)) if fmt in ("WEBP",) else False,
+                progressive=bool(img.info.get("progressive") or img.info.get("progression")),
+                source=data if data is not None else probe.path)
         finally:
             img.close()
     except Image.DecompressionBombError:
         probe.reason = "image too large (PIL decompression-bomb limit)"
-        return probe
+        return None
     except Exception as exc:  # PIL raises many types for garbage
         probe.reason = f"not a readable image ({_short(exc)})"
-        return probe
+        return None
     probe.format, probe.mode, probe.width, probe.height, probe.orientation = (
         fmt, mode, width, height, orientation)
-    kinds = probe.kinds
-    pixels = width * height
-    if pixels <= 0:
-        probe.reason = f"image has no pixels ({width}x{height})"
-        return probe
-    if pixels > _decode.MAX_PIXELS:
-        probe.reason = f"image too large ({width}x{height} = {pixels:,} pixels > {_decode.MAX_PIXELS:,})"
-        return probe
+    return header
+
+
+# One rule per format family: tag the file's kinds, return whether TF decodes it natively.
+def _jpeg(probe: Probe, header: _Header) -> bool:
     native = True
-    if fmt == "MPO":  # multi-picture JPEG from cameras: TF reads the first picture too
-        fmt = probe.format = "JPEG"
-    if fmt == "JPEG":
-        if mode in ("CMYK", "YCbCr"):
-            kinds.append("cmyk")
-            native = False
-        elif mode not in ("RGB", "L"):
-            native = False
-        if progressive:
-            kinds.append("progressive")
-    elif fmt == "PNG":
-        if _png_bit_depth(data if data is not None else path) == 16:
-            kinds.append("16bit")
-        if mode not in ("RGB", "RGBA", "L", "LA", "P", "I;16", "I;16B", "I;16L", "I", "1"):
-            native = False
-    elif fmt == "GIF":
-        kinds.append("gif")
-        if transparency:
-            native = False  # TF blanks transparent pixels; PIL keeps the palette colour
-    elif fmt == "BMP":
-        kinds.append("bmp")
-        if mode not in ("RGB", "RGBA"):
-            native = False  # TF misreads palette BMPs
-    elif fmt == "WEBP":
-        kinds.append("webp")
-        if animated:
-            kinds.append("animated")
-            native = False
-    else:
-        kinds.append(str(fmt).lower())
+    if probe.mode in ("CMYK", "YCbCr"):
+        probe.kinds.append("cmyk")
         native = False
+    elif probe.mode not in ("RGB", "L"):
+        native = False
+    if header.progressive:
+        probe.kinds.append("progressive")
+    return native
+
+
+def _png(probe: Probe, header: _Header) -> bool:
+    if _png_bit_depth(header.source) == 16:
+        probe.kinds.append("16bit")
+    return probe.mode in ("RGB", "RGBA", "L", "LA", "P", "I;16", "I;16B", "I;16L", "I", "1")
+
+
+def _gif(probe: Probe, header: _Header) -> bool:
+    probe.kinds.append("gif")
+    return not header.transparency  # TF blanks transparent pixels; PIL keeps the palette colour
+
+
+def _bmp(probe: Probe, header: _Header) -> bool:
+    probe.kinds.append("bmp")
+    return probe.mode in ("RGB", "RGBA")  # TF misreads palette BMPs
+
+
+def _webp(probe: Probe, header: _Header) -> bool:
+    probe.kinds.append("webp")
+    if header.animated:
+        probe.kinds.append("animated")
+        return False
+    return True
+
+
+def _other_format(probe: Probe, header: _Header) -> bool:
+    probe.kinds.append(str(probe.format).lower())  # TIFF and the rest: PIL decodes them
+    return False
+
+
+FORMAT_RULES = {"JPEG": _jpeg, "PNG": _png, "GIF": _gif, "BMP": _bmp, "WEBP": _webp}
+
+
+def _shared_rules(probe: Probe, header: _Header, pixels: int) -> bool:
+    """The kinds any format can have (palette, grayscale, alpha, EXIF rotation, large); False
+    when one of them sends the file to PIL."""
+    mode, kinds = probe.mode, probe.kinds
     if mode == "P" or mode == "PA":
         kinds.append("palette")
     if mode in ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "F"):
         kinds.append("grayscale")
-    if "A" in mode or transparency:
+    if "A" in mode or header.transparency:
         kinds.append("alpha")
-    if orientation != 1:
+    native = True
+    if probe.orientation != 1:
         kinds.append("exif_rotated")
         native = False
     if pixels > _decode.LARGE_PIXELS:
         kinds.append("large")
         native = False
-    probe.route = ROUTE_TF if native else ROUTE_PIL
-    return probe
+    return native
 
 
 def _short(exc: BaseException) -> str:

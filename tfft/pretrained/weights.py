@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import os
 import tempfile
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from tfft import compat
 from tfft.atomic import file_mode
+from tfft.digest import file_sha256 as sha256_of  # the weights cache names files by it
 from tfft.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,15 +72,6 @@ def cache_folder(subdir: str = "models", cache_dir: Optional[str] = None, as_ker
     """
     base = Path(cache_dir).expanduser() if cache_dir else keras_home()
     return _writable(base, as_keras) / subdir
-
-
-def sha256_of(path: os.PathLike | str) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cache_path(name: str, source: os.PathLike | str) -> Path:

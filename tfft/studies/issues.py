@@ -169,8 +169,27 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
     >>> result = issues("configs/pets.yaml", folds=5, out="runs/pets-issues")  # doctest: +SKIP
     >>> [(r.index, r.given, r.suggested) for r in result.ranking[:3]]  # doctest: +SKIP
     """
-    from tfft.data.decode import fast_decode_on
-    from tfft.reporting.plots import plot_gallery
+    from tfft.studies.cv import check_folds
+
+    cfg = _checked_config(config, top, quick)
+    out_dir, cv_dir = _output_folders(cfg, out, resume, overwrite)
+    check_folds(folds)
+    print(f"issues: expected cost: a {folds}-fold cross-validation{' of the head on frozen features' if quick else ''} "
+          "(its cost below), then one backbone pass over every image for near-duplicates (the features the "
+          "folds stored are read, not recomputed)", flush=True)
+    oof = out_of_fold(cfg, folds, cv_dir, resume=resume)
+    paths, class_names = list(oof["keys"]), list(oof["class_names"])
+    ranking = _label_issues.rank(oof["labels"], oof["probs"])
+    _label_issues.write_csv(out_dir / LABEL_ISSUES_FILE, paths, class_names, ranking)
+    flagged = sum(r.is_issue for r in ranking)
+    print(f"issues: {flagged} of {len(paths)} labels flagged by confident learning; wrote {out_dir / LABEL_ISSUES_FILE}")
+    pairs, split_of = _near_duplicates(cfg, cv_dir / "fold-1" / layout.MODEL, out_dir, embedding_threshold)
+    _suspects_gallery(cfg, oof, ranking[:top], top, out_dir)
+    return IssuesResult(out_dir, paths, class_names, ranking, pairs, split_of, cv_dir)
+
+
+def _checked_config(config: Union[Config, dict, str, None], top: int, quick: bool) -> Config:
+    """The resolved config (its quick form with `quick`), after checking the task and `top`."""
     from tfft.training.assembly import resolve
 
     cfg = resolve(config).config
@@ -183,6 +202,12 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
         raise UserError("--top", f"expected an integer of at least 1, got {top!r}", "e.g. --top 24")
     if quick:
         cfg = resolve(quick_config(cfg)).config
+    return cfg
+
+
+def _output_folders(cfg: Config, out: Optional[Union[str, os.PathLike]], resume: bool,
+                    overwrite: bool) -> tuple[Path, Path]:
+    """OUT (checked, unless resuming) and OUT/cv, where the cross-validation runs."""
     out_dir = Path(out).expanduser() if out is not None else Path(cfg.training.runs_dir) / f"{cfg.name}-issues"
     cv_dir = out_dir / "cv"
     if not resume and cv_dir.exists() and any(cv_dir.iterdir()):
@@ -190,39 +215,39 @@ def issues(config: Union[Config, dict, str, None] = None, folds: int = 5, top: i
                         "pass --resume to finish it, or choose another --out")
     if not resume:
         out_dir = atomic.check_output(out_dir, overwrite=overwrite)
-    from tfft.studies.cv import check_folds
+    return out_dir, cv_dir
 
-    check_folds(folds)
-    print(f"issues: expected cost: a {folds}-fold cross-validation{' of the head on frozen features' if quick else ''} "
-          "(its cost below), then one backbone pass over every image for near-duplicates (the features the "
-          "folds stored are read, not recomputed)", flush=True)
-    oof = out_of_fold(cfg, folds, cv_dir, resume=resume)
-    paths, class_names = list(oof["keys"]), list(oof["class_names"])
-    ranking = _label_issues.rank(oof["labels"], oof["probs"])
-    _label_issues.write_csv(out_dir / LABEL_ISSUES_FILE, paths, class_names, ranking)
-    flagged = sum(r.is_issue for r in ranking)
-    print(f"issues: {flagged} of {len(paths)} labels flagged by confident learning; wrote {out_dir / LABEL_ISSUES_FILE}")
 
+def _near_duplicates(cfg: Config, model_path: Path, out_dir: Path,
+                     embedding_threshold: float) -> tuple[list[Any], dict[str, str]]:
+    """Near-duplicate pairs among every image of every split (by `model_path`'s backbone features),
+    written to duplicates.csv; returns them and each image's split."""
     files, split_names = _all_images(cfg)
     pairs: list[Any] = []
     split_of = dict(zip(files, split_names))
     if files:
         print(f"issues: looking for near-duplicates among {len(files)} images (bytes, perceptual hash, "
               "backbone features)")
-        emb = embeddings(cfg, cv_dir / "fold-1" / layout.MODEL, files)
+        emb = embeddings(cfg, model_path, files)
         pairs = _duplicates.find_duplicates(files, emb, embedding_threshold=embedding_threshold)
     write_duplicates_csv(out_dir / DUPLICATES_FILE, pairs, split_of)
     across = sum(split_of.get(p.path_a) != split_of.get(p.path_b) for p in pairs)
     print(f"issues: {len(pairs)} near-duplicate pairs ({across} across splits); wrote {out_dir / DUPLICATES_FILE}")
+    return pairs, split_of
 
-    shown = ranking[:top]
+
+def _suspects_gallery(cfg: Config, oof: dict[str, Any], shown: list[Any], top: int, out_dir: Path) -> None:
+    """label_issues.png: the `shown` suspects, given and suggested label (sources with files only)."""
+    from tfft.data.decode import fast_decode_on
+    from tfft.reporting.plots import plot_gallery
+
     if shown and source_of(cfg.data.source).has_files:
+        paths, class_names = list(oof["keys"]), list(oof["class_names"])
         probs = np.asarray(oof["probs"])
         plot_gallery([paths[r.index] for r in shown], [r.given for r in shown], [r.suggested for r in shown],
                      probs[[r.index for r in shown]], class_names, out_dir / GALLERY_FILE,
                      max_images=top, title=f"top {len(shown)} suspected label errors (given -> suggested)",
                      image_size=cfg.data.image_size, fast_decode=fast_decode_on(cfg.data))
-    return IssuesResult(out_dir, paths, class_names, ranking, pairs, split_of, cv_dir)
 
 
 __all__ = ["IssuesResult", "issues", "quick_config", "out_of_fold", "embeddings", "write_duplicates_csv",

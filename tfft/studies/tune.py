@@ -49,6 +49,7 @@ from tfft.errors import TrainingDiverged, TrainingInterrupted, UserError
 from tfft.wording import plural
 from tfft.studies.space import Param, apply_params, check_space, load_space
 from tfft.studies.storage import HEARTBEAT_S, masked, open_storage
+from tfft.studies.tune_plot import plot_study
 from tfft.atomic import check_output, write_csv, write_text
 from tfft.reporting.html import write_html_report
 
@@ -428,58 +429,6 @@ def _trial_scope(log: Optional[Path]):
         logger.setLevel(level)
 
 
-def plot_study(trials: list[Any], params: list[Param], metric: str, direction: str, path: Path, optuna: Any) -> None:
-    """Draw tune.png: the objective by trial (best so far as a line), and each parameter against it."""
-    from tfft.reporting.plots import pyplot, save_figure
-
-    TrialState = optuna.trial.TrialState
-    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.value is not None]
-    if not done:
-        return
-    plt = pyplot()
-    panels = 1 + len(params)
-    cols = min(3, panels)
-    rows = math.ceil(panels / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    axes = axes.ravel()
-    complete = sorted((t for t in done if t.state == TrialState.COMPLETE), key=lambda t: t.number)
-    pruned = [t for t in done if t.state == TrialState.PRUNED]
-    ax = axes[0]
-    ax.scatter([t.number for t in complete], [t.value for t in complete], s=18, label="complete")
-    if pruned:
-        ax.scatter([t.number for t in pruned], [t.value for t in pruned], s=18, marker="x", color="grey",
-                   label="pruned (last epoch)")
-    best, xs, ys = None, [], []
-    for t in complete:
-        if best is None or (t.value < best if direction == "minimize" else t.value > best):
-            best = t.value
-        xs.append(t.number)
-        ys.append(best)
-    if xs:
-        ax.step(xs, ys, where="post", color="C1", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"val {metric}")
-    ax.set_title("objective by trial")
-    ax.legend(fontsize=7)
-    for ax, param in zip(axes[1:], params):
-        points = [(t.params[param.key], t.value) for t in complete if param.key in t.params]
-        if param.kind == "choice":
-            labels = [str(c) for c in param.encoded_choices]
-            index = {c: i for i, c in enumerate(param.encoded_choices)}
-            ax.scatter([index[x] for x, _ in points], [y for _, y in points], s=18)
-            ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=7)
-        else:
-            ax.scatter([x for x, _ in points], [y for _, y in points], s=18)
-            if param.kind == "log_uniform" or param.log:
-                ax.set_xscale("log")
-        ax.set_xlabel(param.key)
-        ax.set_ylabel(f"val {metric}")
-    for ax in axes[panels:]:
-        ax.axis("off")
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def tune(
     config: Union[Config, dict, str, os.PathLike, None],
     space: Union[str, os.PathLike, dict],
@@ -535,14 +484,31 @@ def tune(
     ...                     "model.dropout": {"uniform": [0.0, 0.5]}}, trials=20)  # doctest: +SKIP
     >>> result.best_value, result.best_config  # doctest: +SKIP
     """
-    from tfft.studies.cost import study_cost
-
     optuna = _require_optuna()
     cfg = load_config(config)
     params = load_space(space)
     check_space(params, cfg)
     resolved = _check_resolvable(params, cfg)
-    task = resolved.task
+    heartbeat = _checked_counts(trials, keep, heartbeat)
+    metric_name, direction = objective_of(resolved.task.default_metric if metric is None else metric)
+    monitored = resolved.task.epoch_metric(metric_name)
+    out = _study_folder(cfg, run_dir)
+    url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    name = study or cfg.name
+    with _optuna_quiet(optuna):  # tfft prints one line per trial itself
+        opened = _open_study(optuna, open_storage(optuna, url, heartbeat), name, direction, metric_name, params,
+                             _pruner(optuna, pruner))
+        if sampler is not None:
+            opened.sampler = sampler
+        runner = _Study(optuna, opened, cfg, params, trials, out, metric_name, direction, keep, sampler,
+                        verbose, poll_seconds, monitored)
+        _announce(runner, resolved, name, url)
+        best_config = _run_to_the_end(runner)
+    return _summary(runner, name, url, best_config)
+
+
+def _checked_counts(trials: Any, keep: Any, heartbeat: Any) -> int:
+    """Check `tune`'s counts as a user typed them; returns the heartbeat in seconds."""
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise UserError("--trials", f"expected a positive number of trials, got {trials!r}", "e.g. --trials 20")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
@@ -551,47 +517,65 @@ def tune(
     if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or heartbeat < 1:
         raise UserError("--heartbeat", f"expected a whole number of seconds >= 1, got {heartbeat!r}",
                         f"e.g. --heartbeat {HEARTBEAT_S}")
-    metric_name, direction = objective_of(task.default_metric if metric is None else metric)
-    monitored = task.epoch_metric(metric_name)
+    return heartbeat
+
+
+def _study_folder(cfg: Config, run_dir: Optional[Union[str, os.PathLike]]) -> Path:
+    """DIR, made: new or empty, or an earlier study's folder (to continue it)."""
     out = Path(run_dir) if run_dir is not None else Path(cfg.training.runs_dir) / f"{cfg.name}-tune"
     if not any((out / name).exists() for name in STUDY_FILES):  # not an earlier study's folder, to continue
         out = check_output(out, option="--run-dir", hint="choose a new or empty --run-dir, or an earlier study's "
                            "folder to continue it")
     out.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    name = study or cfg.name
+    return out
+
+
+@contextlib.contextmanager
+def _optuna_quiet(optuna: Any):
+    """Optuna's own logging at ERROR inside, restored after."""
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # tfft prints one line per trial itself
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        storage_obj = open_storage(optuna, url, heartbeat)
-        opened = _open_study(optuna, storage_obj, name, direction, metric_name, params, _pruner(optuna, pruner))
-        if sampler is not None:
-            opened.sampler = sampler
-        runner = _Study(optuna, opened, cfg, params, trials, out, metric_name, direction, keep, sampler,
-                        verbose, poll_seconds, monitored)
-        print(f"tune: study {name!r} in {masked(url)}: {runner.finished()}/{trials} trials finished, "
-              f"val {metric_name} ({'minimised' if direction == 'minimize' else 'maximised'}; pruned on "
-              f"val_{monitored} per epoch); space: "
-              + "; ".join(p.describe() for p in params), flush=True)
-        cost = study_cost(resolved, max(0, trials - runner.finished()), "trial", [p.key for p in params])
-        print(f"tune: expected cost: {cost} (pruned trials stop early)", flush=True)
-        try:
-            runner.run()
-        except TrainingInterrupted:
-            runner.write_outputs()
-            raise TrainingInterrupted(str(out), "the same tfft tune command (the interrupted trial is "
-                                                "replaced by a new one)") from None
-        best_config = runner.write_outputs()
-        write_html_report(out)
+        yield
     finally:
         optuna.logging.set_verbosity(verbosity)
-    best = _best(runner._trials(), optuna, direction)  # noqa: SLF001 - this module's runner
+
+
+def _announce(runner: _Study, resolved: Any, name: str, url: str) -> None:
+    """The study's first lines: where it is, how far, what it optimises over which space, its cost."""
+    from tfft.studies.cost import study_cost
+
+    trials, params = runner.total, runner.params
+    print(f"tune: study {name!r} in {masked(url)}: {runner.finished()}/{trials} trials finished, "
+          f"val {runner.metric} ({'minimised' if runner.direction == 'minimize' else 'maximised'}; pruned on "
+          f"val_{runner.monitored} per epoch); space: "
+          + "; ".join(p.describe() for p in params), flush=True)
+    cost = study_cost(resolved, max(0, trials - runner.finished()), "trial", [p.key for p in params])
+    print(f"tune: expected cost: {cost} (pruned trials stop early)", flush=True)
+
+
+def _run_to_the_end(runner: _Study) -> Optional[Path]:
+    """Run trials until the study holds N; write the outputs (on Ctrl-C too) and report.html."""
+    try:
+        runner.run()
+    except TrainingInterrupted:
+        runner.write_outputs()
+        raise TrainingInterrupted(str(runner.out), "the same tfft tune command (the interrupted trial is "
+                                                   "replaced by a new one)") from None
+    best_config = runner.write_outputs()
+    write_html_report(runner.out)
+    return best_config
+
+
+def _summary(runner: _Study, name: str, url: str, best_config: Optional[Path]) -> TuneResult:
+    """Print the study's last lines and return its `TuneResult`."""
+    best = _best(runner._trials(), runner.optuna, runner.direction)  # noqa: SLF001 - this module's runner
     rows = runner.rows()
-    print(f"tune: {runner.finished()}/{trials} trials finished, {runner.ran} trained by this process")
+    print(f"tune: {runner.finished()}/{runner.total} trials finished, {runner.ran} trained by this process")
     if best is not None:
-        print(f"best: trial {best.number}, val {metric_name} {best.value:.4f}: "
+        print(f"best: trial {best.number}, val {runner.metric} {best.value:.4f}: "
               + " ".join(f"{k}={_format(v)}" for k, v in best.params.items()))
-    return TuneResult(out, name, url, metric_name, direction, None if best is None else best.number,
+    return TuneResult(runner.out, name, url, runner.metric, runner.direction, None if best is None else best.number,
                       None if best is None else float(best.value),
-                      {} if best is None else {p.key: p.to_config(best.params[p.key]) for p in params},
+                      {} if best is None else {p.key: p.to_config(best.params[p.key]) for p in runner.params},
                       best_config, rows)

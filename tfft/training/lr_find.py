@@ -148,14 +148,7 @@ def find_lr(
     path = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     path.mkdir(parents=True, exist_ok=True)
     write_text(path / layout.CONFIG, cfg.to_yaml())
-
-    import tensorflow as tf
-
-    from tfft.training import distribute
-
-    precision = distribute.resolve_precision(cfg.performance, tf.distribute.get_strategy())
-    with process_state.run_state(cfg.seed, cfg.training.deterministic, precision):
-        lrs, losses, stopped, steps, cached = _range_test(resolved, chosen, start_lr, end_lr, steps)
+    lrs, losses, stopped, steps, cached = _range_test_in_run_state(resolved, chosen, start_lr, end_lr, steps)
     if not lrs:
         raise UserError(f"schedule.phases[{index}]",
                         f"the loss was NaN/Inf from the first step at lr {start_lr:g}",
@@ -164,24 +157,43 @@ def find_lr(
     suggestion, rule = suggest_lr(lrs, smoothed)
     title = f"{cfg.name}: phase {chosen.name!r} (unfreeze {chosen.unfreeze}, {chosen.optimizer})"
     plot_path = plot_lr_find(lrs, losses, smoothed, suggestion, path / layout.LR_FIND_PLOT, title)
-    json_path = path / layout.LR_FIND_JSON
-    write_json(json_path, {
-        "phase": chosen.name, "phase_index": index, "unfreeze": chosen.unfreeze,
-        "optimizer": chosen.optimizer, "configured_lr": chosen.lr,
-        "start_lr": float(start_lr), "end_lr": float(end_lr), "steps": steps,
-        "recorded_steps": len(lrs), "stopped": stopped, "feature_cache": cached,
-        "suggestion": suggestion, "rule": rule,
-        "min_loss_lr": float(lrs[int(np.argmin(smoothed))]),
-        "lrs": [float(v) for v in lrs], "losses": [float(v) for v in losses],
-        "smoothed": [float(v) for v in smoothed],
-        "seconds": round(time.time() - started, 1),
-    })
+    result = LRFindResult([float(v) for v in lrs], [float(v) for v in losses], [float(v) for v in smoothed],
+                          suggestion, plot_path, path / layout.LR_FIND_JSON, chosen.name, rule, stopped, steps,
+                          cached)
+    write_json(result.json_path, _json_record(result, index, chosen, float(start_lr), float(end_lr), started))
     print(f"lr-find: {plural(len(lrs), 'step')}, {stopped}, in {time.time() - started:.0f} s; "
           f"phase {chosen.name!r} is configured with lr {chosen.lr:g}")
     print(f"suggested lr: {suggestion:.3g} ({rule})")
     print(f"plot: {plot_path}")
-    return LRFindResult([float(v) for v in lrs], [float(v) for v in losses], [float(v) for v in smoothed],
-                        suggestion, plot_path, json_path, chosen.name, rule, stopped, steps, cached)
+    return result
+
+
+def _range_test_in_run_state(run: ResolvedRun, phase: Phase, start_lr: float, end_lr: float,
+                             steps: Optional[int]) -> tuple[list[float], list[float], str, int, bool]:
+    """`_range_test` under the run's seed, determinism and precision, as `tfft train` sets them."""
+    import tensorflow as tf
+
+    from tfft.training import distribute
+
+    cfg = run.config
+    precision = distribute.resolve_precision(cfg.performance, tf.distribute.get_strategy())
+    with process_state.run_state(cfg.seed, cfg.training.deterministic, precision):
+        return _range_test(run, phase, start_lr, end_lr, steps)
+
+
+def _json_record(result: LRFindResult, index: int, phase: Phase, start_lr: float, end_lr: float,
+                 started: float) -> dict[str, Any]:
+    """lr_find.json: the phase tested, the range asked, every step's rate and loss, the suggestion."""
+    return {
+        "phase": phase.name, "phase_index": index, "unfreeze": phase.unfreeze,
+        "optimizer": phase.optimizer, "configured_lr": phase.lr,
+        "start_lr": start_lr, "end_lr": end_lr, "steps": result.steps,
+        "recorded_steps": len(result.lrs), "stopped": result.stopped, "feature_cache": result.cached,
+        "suggestion": result.suggestion, "rule": result.rule,
+        "min_loss_lr": float(result.lrs[int(np.argmin(result.smoothed))]),
+        "lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed,
+        "seconds": round(time.time() - started, 1),
+    }
 
 
 def _cached_head(asm: Any) -> Optional[Any]:

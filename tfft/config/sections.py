@@ -1,38 +1,30 @@
-"""The run configuration: typed, defaulted, validated once at the edge.
+"""The config's sections: one pydantic model per YAML section (`data`, `model`, `schedule`, ...).
 
-A config is YAML (or a dict) with the sections `data`, `model`, `schedule`, `augment`,
-`performance`, `distribute`, `training` and `evaluate`. Every field has a default, unknown keys
-are rejected with a "did you mean", and `--set KEY=VALUE` overrides take dotted keys with list
-indices (`schedule.phases[1].lr=1e-5`). Builders receive their own section; only the run and
-the CLI see the whole `Config`.
-
-This module imports neither TensorFlow nor Keras, so `tfft config show` answers at once.
+Each builder receives its own section; `tfft.config.root.Config` gathers them into a whole run.
+Pure data: no TensorFlow, no Keras.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tfft.config_messages import user_error
-from tfft.errors import UserError, did_you_mean
+from tfft.errors import did_you_mean
 
 UNFREEZE_PATTERN = re.compile(r"^(none|all|top:[1-9][0-9]*|from:.+)$")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine", "one_cycle", "step", "plateau")
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A config section: unknown keys are rejected, assignments validated."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     """Where the images come from and how they are batched."""
 
     source: str = "builtin:shapes"
@@ -85,7 +77,7 @@ class DataConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """The backbone and the classification head."""
 
     backbone: str = "resnet50"
@@ -117,7 +109,7 @@ class ModelConfig(_Section):
         return value
 
 
-class LoraConfig(_Section):
+class LoraConfig(Section):
     """Low-rank adapters (`schedule.lora`, or a phase's `lora`): the Dense / EinsumDense layers of
     the blocks a phase unfreezes get adapters of this rank, scaled by `alpha / rank`, and the
     backbone's own weights stay frozen; the adapters merge into the kernels when the run ends."""
@@ -126,7 +118,7 @@ class LoraConfig(_Section):
     alpha: Optional[float] = Field(None, gt=0)  # None: alpha = rank (scale 1)
 
 
-class PhaseConfig(_Section):
+class PhaseConfig(Section):
     """One phase of the freezing schedule; unset fields inherit from `schedule`."""
 
     name: str
@@ -156,7 +148,7 @@ class PhaseConfig(_Section):
         return value
 
 
-class ScheduleConfig(_Section):
+class ScheduleConfig(Section):
     """The freezing schedule: a preset, or explicit phases, plus defaults phases inherit."""
 
     preset: Literal["feature_extraction", "full", "two_phase", "gradual"] = "two_phase"
@@ -208,7 +200,7 @@ class ScheduleConfig(_Section):
         return PhaseConfig._unfreeze(value)  # noqa: SLF001 - the same check, this module's PhaseConfig
 
 
-class AugmentConfig(_Section):
+class AugmentConfig(Section):
     """ImageDataGenerator keywords (same names, same meanings) and modern policies."""
 
     rotation_range: float = Field(0.0, ge=0)
@@ -260,7 +252,7 @@ class AugmentConfig(_Section):
         return value
 
 
-class PerformanceConfig(_Section):
+class PerformanceConfig(Section):
     """Speed knobs that never change what is learned (beyond float rounding)."""
 
     # In a phase whose backbone is frozen, compute its features once and train the head on them
@@ -294,7 +286,7 @@ class PerformanceConfig(_Section):
         return value
 
 
-class DistributeConfig(_Section):
+class DistributeConfig(Section):
     """Which tf.distribute strategy runs the training."""
 
     strategy: Literal["auto", "none", "mirrored", "multi_worker", "tpu"] = "auto"
@@ -314,7 +306,7 @@ class DistributeConfig(_Section):
         return values
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     """The loop: determinism, what is saved, regularisation that is not augmentation."""
 
     deterministic: bool = False
@@ -328,14 +320,14 @@ class TrainingConfig(_Section):
     runs_dir: str = "runs"
 
 
-class EvaluateConfig(_Section):
+class EvaluateConfig(Section):
     """What is measured when training ends."""
 
     splits: list[str] = Field(default_factory=lambda: ["val", "test"])
     top_k: int = Field(5, ge=1)
 
 
-class DistillConfig(_Section):
+class DistillConfig(Section):
     """Knowledge distillation: the run trains its model as a student of a finished run's model.
 
     loss = alpha x the task loss + (1 - alpha) x T^2 x KL(softmax(teacher / T) || softmax(student / T)).
@@ -345,262 +337,3 @@ class DistillConfig(_Section):
     temperature: float = Field(3.0, gt=0)
     alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of the ground-truth loss
 
-
-class Config(_Section):
-    """A whole tfft run. Every field has a default; see `tfft config show`."""
-
-    name: str = "run"
-    seed: int = 42
-    # auto: multi_label when a `path,labels` manifest row has several labels (or none), or for
-    # builtin:shapes-multi; single_label for folders and `path,label` manifests.
-    task: Literal["auto", "single_label", "multi_label"] = "auto"
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
-    distribute: DistributeConfig = Field(default_factory=DistributeConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    distill: DistillConfig = Field(default_factory=DistillConfig)
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):
-            raise ValueError(
-                f"expected letters, digits, '.', '_' or '-' (a folder name under runs/), got {value!r}"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _resolve_pretrained_defaults(self) -> "Config":
-        pretrained = self.model.weights is not None or self.model.backbone.startswith("keras:")
-        if self.schedule.bn == "auto":
-            self.schedule.bn = "frozen" if pretrained else "train"
-        schedule = self.schedule
-        if (pretrained and schedule.preset == "full" and not schedule.phases
-                and "lr" not in schedule.model_fields_set):
-            # Every layer of a pretrained network at the head's 1e-3 wrecks its features (Lite0 on
-            # pets-mini: val 0.50, chance; at 1e-4: 0.98, benchmarks/RESULTS.md). Written into the
-            # resolved config, so `config show`, config.yaml and --resume all see the rate used.
-            schedule.lr = schedule.lr / schedule.finetune_factor
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved config as plain data (lists, not tuples), ready for YAML."""
-        return _plain(self.model_dump(mode="python"))
-
-    def to_yaml(self) -> str:
-        """The resolved config as block YAML, defaults included: one key a line, lists of scalars
-        (`image_size: [224, 224]`) on theirs."""
-        return yaml.dump(self.to_dict(), Dumper=_BlockDumper, sort_keys=False, default_flow_style=False)
-
-
-class _BlockDumper(yaml.SafeDumper):
-    """Mappings as blocks (a section of scalars would otherwise be one `{...}` blob), lists of
-    scalars in flow style."""
-
-
-def _represent_list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
-    flow = all(not isinstance(item, (dict, list)) for item in value)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
-
-
-_BlockDumper.add_representer(list, _represent_list)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-_KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[-?\d+\])*)")
-
-
-def _parse_key(key: str, label: Optional[str] = None) -> list[Union[str, int]]:
-    parts: list[Union[str, int]] = []
-    for piece in key.split("."):
-        match = _KEY_PART.fullmatch(piece.strip())
-        if not match:
-            raise UserError(
-                label or f"--set {key}", "expected a dotted key such as data.batch_size or "
-                "schedule.phases[1].lr", "write KEY=VALUE with no spaces around '='"
-            )
-        parts.append(match.group(1))
-        parts.extend(int(i) for i in re.findall(r"\[(-?\d+)\]", match.group(2)))
-    return parts
-
-
-def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Apply one `KEY=VALUE` override in place; VALUE is a YAML scalar or flow value.
-
-    Args:
-        raw: the config as plain data (from YAML).
-        override: e.g. `data.image_size=[96,96]` or `schedule.phases[1].lr=1e-5`.
-
-    Example:
-    >>> raw = {}
-    >>> apply_override(raw, "data.batch_size=16")
-    >>> raw
-    {'data': {'batch_size': 16}}
-    """
-    if "=" not in override:
-        raise UserError(f"--set {override}", "expected KEY=VALUE", "e.g. --set data.batch_size=16")
-    key, _, text = override.partition("=")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise UserError(f"--set {key}", f"cannot read {text!r} as a YAML value ({exc.problem})",
-                        "quote strings; lists look like [96,96]") from None
-    set_key(raw, key, value, label=f"--set {key}")
-
-
-def set_key(raw: dict[str, Any], key: str, value: Any, label: Optional[str] = None) -> None:
-    """Set the dotted `key` of a raw config to an already parsed `value`, in place (no validation).
-
-    `apply_override` parses its text and calls this; `tfft tune` sets each trial's parameters
-    with it. Validate the result with `load_config`.
-
-    Args:
-        raw: the config as plain data.
-        key: a dotted key with optional list indices, e.g. `schedule.phases[1].lr`.
-        value: the value to store.
-        label: how error messages name the key (default `--set KEY`).
-
-    Example:
-    >>> raw = {}
-    >>> set_key(raw, "model.dropout", 0.3)
-    >>> raw
-    {'model': {'dropout': 0.3}}
-    """
-    label = label or f"--set {key}"
-    parts = _parse_key(key, label)
-    node: Any = raw
-    for i, part in enumerate(parts[:-1]):
-        nxt = parts[i + 1]
-        if isinstance(part, int):
-            if not isinstance(node, list) or not -len(node) <= part < len(node):
-                raise UserError(label, f"index [{part}] is out of range",
-                                "the list has %d items" % (len(node) if isinstance(node, list) else 0))
-            node = node[part]
-            continue
-        if not isinstance(node, dict):
-            raise UserError(label, f"{part!r} is not inside a mapping")
-        if node.get(part) is None:
-            node[part] = [] if isinstance(nxt, int) else {}
-        node = node[part]
-    last = parts[-1]
-    if isinstance(last, int):
-        if not isinstance(node, list) or not -len(node) <= last < len(node):
-            raise UserError(label, f"index [{last}] is out of range")
-        node[last] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise UserError(label, f"{last!r} is not inside a mapping")
-
-
-def _load_raw(source: Union[str, os.PathLike, dict, None]) -> tuple[dict[str, Any], Optional[Path]]:
-    if source is None:
-        return {}, None
-    if isinstance(source, dict):
-        return _plain(dict(source)), None
-    text = str(source)
-    path = Path(text).expanduser()
-    is_path = isinstance(source, os.PathLike) or ("\n" not in text and (
-        path.suffix in (".yaml", ".yml") or path.exists()))
-    if is_path:
-        if not path.is_file():
-            raise UserError(str(path), "config file not found",
-                            "give the path of a YAML file, e.g. configs/quickstart.yaml")
-        text = path.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path if is_path else 'config'}" + (f":{mark.line + 1}" if mark else "")
-        raise UserError(where, f"YAML syntax error: {getattr(exc, 'problem', exc)}",
-                        "check indentation and colons on that line") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise UserError(str(path) if is_path else "config", f"expected a YAML mapping at the top, got {type(raw).__name__}")
-    return raw, (path if is_path else None)
-
-
-def load_config(
-    source: Union[str, os.PathLike, dict, Config, None] = None,
-    overrides: Optional[list[str]] = None,
-) -> Config:
-    """Read, override and validate a config.
-
-    Args:
-        source: a YAML file path, YAML text, a dict, a `Config` (copied), or None (all defaults).
-        overrides: `KEY=VALUE` strings applied in order, as `tfft train --set` does.
-
-    Returns:
-        A validated `Config` with every default filled in.
-
-    Raises:
-        UserError: naming the first bad key with what was expected.
-
-    Example:
-    >>> cfg = load_config({"data": {"source": "builtin:shapes"}}, overrides=["data.batch_size=16"])
-    >>> cfg.data.batch_size
-    16
-    """
-    if isinstance(source, Config):
-        raw, path = source.to_dict(), None
-    else:
-        raw, path = _load_raw(source)
-    for override in overrides or []:
-        apply_override(raw, override)
-    try:
-        config = Config.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        raise user_error(exc, Config) from None
-    return _resolve_relative_paths(config, path.parent if path is not None else None)
-
-
-def _absolute(text: str, base: Optional[Path]) -> str:
-    """`text` as an absolute path: from the current directory, or from `base` where only that has it."""
-    path = Path(text).expanduser()
-    if not path.is_absolute() and not path.exists() and base is not None and (base / path).exists():
-        path = base / path
-    return os.path.abspath(path)
-
-
-def _resolve_relative_paths(config: Config, base: Optional[Path]) -> Config:
-    """Make the config's file paths absolute, so a run's config.yaml works from any folder.
-
-    Paths are relative to the current directory first, then to the config file (`base`):
-    `data.source` (a folder or `csv:FILE`), `data.fold_file`, `model.backbone: keras:FILE[#LAYER]`,
-    `model.weights` (a file) and `distill.teacher`. Schemes (`builtin:`, `tfds:`, `gs://`) are kept.
-    """
-    source = config.data.source
-    for prefix in ("", "csv:", "tfrecord:"):  # the schemes whose location is a path (config imports no tfft.data)
-        if source.startswith(prefix) and ":" not in source[len(prefix):].split("/")[0]:
-            rel = source[len(prefix):].strip()
-            if rel:
-                config.data.source = prefix + _absolute(rel, base)
-            break
-    if config.data.fold_file:
-        config.data.fold_file = _absolute(config.data.fold_file, base)
-    if config.model.backbone.startswith("keras:"):
-        file, sep, layer = config.model.backbone[len("keras:"):].partition("#")
-        if file:
-            config.model.backbone = "keras:" + _absolute(file, base) + sep + layer
-    if config.model.weights is not None and config.model.weights != "imagenet":
-        config.model.weights = _absolute(config.model.weights, base)
-    if config.distill.teacher:
-        config.distill.teacher = _absolute(config.distill.teacher, base)
-    return config
-
-
-def schema() -> dict[str, Any]:
-    """The JSON schema of the config (for editors and docs)."""
-    return Config.model_json_schema()
