@@ -21,10 +21,6 @@ PENDING = {
     "tfft/data/probe.py::probe_header": "one header probe per format family in order (JPEG, PNG, GIF, WebP, TIFF); to split by family",
     "tfft/compression/prune.py::prune": "one command's set-up, loop and report; to split like tfft.train",
     "tfft/data/pipeline.py::make_dataset": "the pipeline's stages in order; decoded-cache changes in flight",
-    "tfft/reporting/metrics.py::compute_metrics": "one metrics table; moves into Task (issue 28, Task part)",
-    "tfft/reporting/report.py::write_report": "report sections; interpret/report changes in flight (issue 32)",
-    "tfft/studies/ensemble.py::ensemble": "one command; multi-label branches move into Task (issue 28)",
-    "tfft/studies/issues.py::issues": "one command's steps in order",
     "tfft/studies/tune.py::tune": "one command; study-memory changes in flight (issue 29a)",
     "tfft/training/lr_find.py::find_lr": "one command's steps in order",
 }

@@ -406,7 +406,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     import keras
 
     from tfft.data import data_report, make_dataset, steps_per_epoch
-    from tfft.runs.directory import load_model, open_run
+    from tfft.runs.directory import load_model, open_run, task_of
     from tfft.reporting.evaluate import evaluate_model
     from tfft.schedule.freezing import apply_freezing
     from tfft.training.assembly import assemble, resolve
@@ -422,9 +422,7 @@ def prune(run_dir: Union[str, os.PathLike], sparsity: float, epochs: int = 2,
     if not layout.is_finished(run.run_dir):
         raise UserError(str(run.run_dir), f"not a finished run (no {layout.METRICS})",
                         "finish it first (tfft train ... --resume)")
-    if run.config.task == "multi_label":
-        raise UserError(str(run.run_dir), "pruning a multi-label run is not implemented",
-                        "prune a single-label run")
+    task_of(run).refuse("prune", str(run.run_dir))
     path = _output_dir(run.run_dir, float(sparsity), out, overwrite)
     source_cfg = run.config
     build = source_cfg.model_copy(deep=True)

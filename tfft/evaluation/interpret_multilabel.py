@@ -17,7 +17,8 @@ from tfft.evaluation.interpret_figures import (INTERPRET_JSON, MAX_CLASS_GALLERI
                                               InterpretResult, slug, tiles)
 from tfft.runs.thresholds import read_run_thresholds
 from tfft.reporting.plots import plot_gallery
-from tfft.reporting.top_losses import multi_label_losses, pair_names, rank
+from tfft.reporting.top_losses import pair_names, rank
+from tfft.task import task_for
 
 
 def _draw(explain: Callable, fetch: Callable, images_of: np.ndarray, labels_of: np.ndarray, y: np.ndarray,
@@ -41,7 +42,7 @@ def interpret_multilabel(run: Any, explain: Callable, probs: np.ndarray, y: np.n
     y = np.asarray(y).astype(np.int64)
     thresholds = read_run_thresholds(run.run_dir, names)
     decided = (probs >= thresholds[None, :]).astype(np.int64)
-    losses = multi_label_losses(probs, y)
+    losses = task_for("multi_label").example_losses(probs, y)
     flat = rank(losses, top)
     rows_of, labels_of = np.unravel_index(flat, losses.shape)
     files = {"top_losses": out_dir / TOP_LOSSES_PNG}
