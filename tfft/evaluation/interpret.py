@@ -122,7 +122,8 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
     names = list(run.class_names)
     out_dir.mkdir(parents=True, exist_ok=True)
     if task.multi_hot:  # several labels an image: explained per (image, label) pair
-        return interpret_multilabel(run, explain, probs, y, fetch, paths, int(top), out_dir, split, method)
+        return interpret_multilabel(run, explain, probs, y, fetch, paths, int(top), out_dir, split, method,
+                                    task)
     y = y.astype(np.int64)
     losses = task.example_losses(probs, y)
     pred = probs.argmax(axis=1)
