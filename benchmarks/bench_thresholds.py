@@ -20,8 +20,9 @@ import numpy as np
 import tfft
 from tfft import data
 from tfft.data.mosaics import build_mosaics
-from tfft.reporting.multilabel import tune_thresholds, robust_thresholds, compute_multilabel_metrics
-from tfft.reporting.multilabel_eval import collect
+from tfft.reporting.evaluate import collect
+from tfft.task.multi_label import compute_multilabel_metrics
+from tfft.task.thresholds import robust_thresholds, tune_thresholds
 import keras
 
 PETS = next((up / "shared/datasets/pets-mini" for up in Path(__file__).resolve().parents[1:4]

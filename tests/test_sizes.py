@@ -18,9 +18,6 @@ MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 80
 
 PENDING = {
     "tfft/data/pipeline.py::make_dataset": "the pipeline's stages in order; decoded-cache changes in flight",
-    "tfft/reporting/metrics.py::compute_metrics": "one metrics table; moves into Task (issue 28, Task part)",
-    "tfft/reporting/report.py::write_report": "report sections; interpret/report changes in flight (issue 32)",
-    "tfft/studies/ensemble.py::ensemble": "one command; multi-label branches move into Task (issue 28)",
 }
 
 

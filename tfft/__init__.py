@@ -262,19 +262,16 @@ def format_metrics(metrics: dict, title: Optional[str] = None) -> str:
     `tfft evaluate` prints: per class for a single-label run, per label for a multi-label one.
 
     Args:
-        metrics: one split's entry (`metrics["task"] == "multi_label"` picks the per-label table).
+        metrics: one split's entry (its `task` key names the task whose table it is; none:
+            single-label).
         title: the table's first line.
 
     Example:
     >>> print(tfft.format_metrics(tfft.evaluate("runs/quickstart")))  # doctest: +SKIP
     """
-    if metrics.get("task") == "multi_label":
-        from tfft.reporting.multilabel import format_multilabel_table
+    from tfft.task import task_of_metrics
 
-        return format_multilabel_table(metrics, title=title)
-    from tfft.reporting.metrics import format_table
-
-    return format_table(metrics, title=title)
+    return task_of_metrics(metrics).format_table(metrics, title=title)
 
 
 def format_predictions(rows: list, fmt: str = "csv") -> str:

@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from tfft.reporting.multilabel import (average_precision, best_f1_threshold, compute_multilabel_metrics, decide,
-                                        format_multilabel_table, precision_recall_curve, read_thresholds,
-                                        thresholds_document, tune_thresholds)
-from tfft.reporting.multilabel_plots import (cooccurrence, plot_label_confusion, plot_label_cooccurrence,
-                                              plot_pr_curves)
+from tfft.reporting.label_plots import cooccurrence, plot_label_confusion, plot_label_cooccurrence, plot_pr_curves
+from tfft.task.multi_label import MultiLabel, compute_multilabel_metrics, format_multilabel_table
+from tfft.task.thresholds import (average_precision, best_f1_threshold, decide, precision_recall_curve,
+                                  read_thresholds, thresholds_document, tune_thresholds)
 
 
 def _f1(truth, predicted):
@@ -116,16 +115,15 @@ def test_plots_are_written(tmp_path):
 def test_savedmodel_label_strings_and_label_parity():
     import tensorflow as tf
 
-    from tfft.evaluation.multilabel_eval import joined_labels, label_parity, prediction_row
-
+    task = MultiLabel()
     probs = tf.constant([[0.9, 0.2, 0.6], [0.1, 0.1, 0.1], [0.5, 0.7, 0.0]])
     names = tf.constant(["cat", "dog", "sofa"])
-    out = joined_labels(probs, names, tf.constant([0.5, 0.5, 0.4]))
+    out = task.serving_label(probs, names, tf.constant([0.5, 0.5, 0.4]))
     assert [s.decode() for s in out.numpy()] == ["cat sofa", "", "cat dog"]
-    parity = label_parity(np.array([[0.6, 0.4], [0.2, 0.1]]), np.array([[0.6, 0.6], [0.2, 0.1]]),
-                          np.array([0.5, 0.5]), ["cat", "dog"])
+    parity = task.parity(np.array([[0.6, 0.4], [0.2, 0.1]]), np.array([[0.6, 0.6], [0.2, 0.1]]),
+                         thresholds=np.array([0.5, 0.5]), class_names=["cat", "dog"])["parity_labels"]
     assert parity == {"cat": 100.0, "dog": 50.0}
-    row = prediction_row("x.png", np.array([0.3, 0.8, 0.45]), ["cat", "dog", "sofa"], np.array([0.5, 0.5, 0.4]))
+    row = task.prediction_row("x.png", np.array([0.3, 0.8, 0.45]), ["cat", "dog", "sofa"], np.array([0.5, 0.5, 0.4]))
     assert row["labels"] == ["dog", "sofa"] and row["probabilities"] == [0.8, 0.45]
     assert row["all_probabilities"] == {"cat": 0.3, "dog": 0.8, "sofa": 0.45}
 
@@ -139,7 +137,7 @@ def _validation_draw(rng: np.random.Generator, n: int, positives: int) -> tuple[
 
 
 def test_robust_thresholds_with_few_positives_are_pulled_to_half_and_stable_under_resampling():
-    from tfft.reporting.multilabel import robust_thresholds
+    from tfft.task.thresholds import robust_thresholds
 
     rng = np.random.default_rng(0)
     robust, best, widths = [], [], []
@@ -157,7 +155,7 @@ def test_robust_thresholds_with_few_positives_are_pulled_to_half_and_stable_unde
 
 
 def test_robust_thresholds_with_many_positives_are_the_f1_best_cut():
-    from tfft.reporting.multilabel import robust_thresholds
+    from tfft.task.thresholds import robust_thresholds
 
     y, p = _validation_draw(np.random.default_rng(1), 6000, 3000)
     cuts, details = robust_thresholds(y, p)
@@ -168,12 +166,13 @@ def test_robust_thresholds_with_many_positives_are_the_f1_best_cut():
 
 
 def test_choose_thresholds_writes_intervals_beside_the_thresholds_and_the_report_shows_them(tmp_path, capsys):
-    from tfft.reporting.multilabel_eval import choose_thresholds
+    from tfft.reporting.evaluate import choose_thresholds
+    from tfft.task import task_for
     from tfft.reporting.report import write_report
 
     y0, p0 = _validation_draw(np.random.default_rng(2), 80, 6)
     y1, p1 = _validation_draw(np.random.default_rng(3), 80, 40)
-    cuts = choose_thresholds(np.c_[y0, y1], np.c_[p0, p1], ["cat", "dog"], tmp_path)
+    cuts = choose_thresholds(task_for("multi_label"), np.c_[y0, y1], np.c_[p0, p1], ["cat", "dog"], tmp_path)
     assert json.loads((tmp_path / "thresholds.json").read_text()) == {"cat": cuts[0], "dog": cuts[1]}
     intervals = json.loads((tmp_path / "threshold_intervals.json").read_text())
     assert "bootstrap" in intervals["method"] and list(intervals["labels"]) == ["cat", "dog"]

@@ -11,15 +11,16 @@ from tfft import layout
 from tfft.config import ModelConfig
 from tfft.models.build import build_classifier
 from tfft.reporting.html import write_html_report
-from tfft.reporting.top_losses import multi_label_losses, rank, single_label_losses, write_run_top_losses
+from tfft.reporting.top_losses import rank, write_run_top_losses
+from tfft.task import MultiLabel, SingleLabel
 
 
 def test_losses_and_rank():
     probs = np.asarray([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-    losses = single_label_losses(probs, [0, 0, 1])
+    losses = SingleLabel().example_losses(probs, [0, 0, 1])
     np.testing.assert_allclose(losses, -np.log([0.9, 0.2, 0.4]))
     assert rank(losses, 2).tolist() == [1, 2]
-    pairs = multi_label_losses(probs, [[1, 0], [1, 1], [0, 0]])
+    pairs = MultiLabel().example_losses(probs, [[1, 0], [1, 1], [0, 0]])
     assert pairs.shape == (3, 2) and np.isclose(pairs[1, 0], -np.log(0.2))
 
 
@@ -38,7 +39,7 @@ def test_writes_the_worst_val_images_with_heatmaps(model, tmp_path):
     path = write_run_top_losses(model, dataset, ["cat", "dog"], tmp_path, top=5)
     assert path == tmp_path / layout.TOP_LOSSES and path.stat().st_size > 1000
     summary = json.loads((tmp_path / layout.TOP_LOSSES_JSON).read_text())
-    expected = np.sort(single_label_losses(model.predict_on_batch(images), labels))[::-1][:5]
+    expected = np.sort(SingleLabel().example_losses(model.predict_on_batch(images), labels))[::-1][:5]
     np.testing.assert_allclose([r["loss"] for r in summary["top_losses"]], expected, rtol=1e-4, atol=1e-5)
     assert summary["scanned"] == 20 and not summary["more"]
     page = write_html_report(tmp_path).read_text()

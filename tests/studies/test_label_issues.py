@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfft.errors import UserError
-from tfft.studies import label_issues
+from tfft.task import label_issues
 
 
 def _noisy_problem(n_per_class=(120, 80, 60), flips=20, seed=0):

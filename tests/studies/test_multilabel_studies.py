@@ -106,7 +106,7 @@ def test_cv_oof_has_label_sets_predicted_at_each_folds_thresholds(ml_cv):
 
 def test_cv_summary_reports_map_and_f1_per_fold_and_out_of_fold(ml_cv):
     from tfft.data.multilabel import multi_hot
-    from tfft.reporting.multilabel import compute_multilabel_metrics
+    from tfft.task.multi_label import compute_multilabel_metrics
 
     root = ml_cv
     summary = json.loads((root / "cv_summary.json").read_text())
@@ -199,8 +199,8 @@ def test_ensemble_of_multilabel_runs_tunes_thresholds_on_common_val(ml_study):
 
     import tfft
     from tfft import data
-    from tfft.reporting.multilabel import robust_thresholds
-    from tfft.reporting.multilabel_eval import collect
+    from tfft.reporting.evaluate import collect
+    from tfft.task.thresholds import robust_thresholds
 
     result = ml_study["ensemble"]
     out = result.run_dir

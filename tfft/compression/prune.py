@@ -457,15 +457,13 @@ def _checked_sparsity(sparsity: float, bn: str, epochs: int) -> float:
 
 
 def _finished_single_label_run(run_dir: Union[str, os.PathLike]) -> Any:
-    from tfft.runs.directory import open_run
+    from tfft.runs.directory import open_run, task_of
 
     run = open_run(run_dir)
     if not layout.is_finished(run.run_dir):
         raise UserError(str(run.run_dir), f"not a finished run (no {layout.METRICS})",
                         "finish it first (tfft train ... --resume)")
-    if run.config.task == "multi_label":
-        raise UserError(str(run.run_dir), "pruning a multi-label run is not implemented",
-                        "prune a single-label run")
+    task_of(run).refuse("prune", str(run.run_dir))
     return run
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -28,8 +28,9 @@ class Config(Section):
     name: str = "run"
     seed: int = 42
     # auto: multi_label when a `path,labels` manifest row has several labels (or none), or for
-    # builtin:shapes-multi; single_label for folders and `path,label` manifests.
-    task: Literal["auto", "single_label", "multi_label"] = "auto"
+    # builtin:shapes-multi; single_label for folders and `path,label` manifests. Any name in
+    # tfft.task.TASKS is accepted (checked when the run is resolved, with a "did you mean").
+    task: str = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

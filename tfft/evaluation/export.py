@@ -23,7 +23,6 @@ import numpy as np
 
 from tfft.atomic import check_output
 from tfft.errors import UserError
-from tfft.evaluation import multilabel_eval
 from tfft.evaluation.exporters import EXPORTERS, Exporter, ExportJob
 from tfft.evaluation.exporters.contract import write_contract
 from tfft.evaluation.exporters.images import calibration_images, parity_images
@@ -36,7 +35,8 @@ from tfft.evaluation.exporters.parity import (
 )
 from tfft.evaluation.exporters.savedmodel import serving_module
 from tfft.layout import EXPORT
-from tfft.runs.directory import Run, is_multi_label, load_model, open_run
+from tfft.runs.directory import Run, load_model, open_run, task_of
+from tfft.runs.thresholds import run_thresholds
 
 FORMATS = tuple(EXPORTERS.names())  # the built-in formats; EXPORTERS.names() also lists registered ones
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
@@ -114,7 +114,7 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", quantize: str
     with _Checker(run, parity_images, threads) as checker:
         result = checker.export(exporter, quantize, path)
         if path.parent == own:
-            write_contract(own, run, [result], checker.thresholds)
+            write_contract(own, run, [result], checker.thresholds, checker.task)
     return result
 
 
@@ -159,7 +159,7 @@ def export_all(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     with _Checker(run, parity_images, threads) as checker:
         for exporter, variant in chosen:
             summary.results.append(checker.export(exporter, variant, folder / exporter.default_name(variant)))
-        write_contract(folder, run, summary.results, checker.thresholds)
+        write_contract(folder, run, summary.results, checker.thresholds, checker.task)
     return summary
 
 
@@ -171,8 +171,8 @@ class _Checker:
         self.run = run
         self.limit = limit
         self.threads = int(threads or os.cpu_count() or 1)
-        self.thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
-                           if is_multi_label(run) else None)
+        self.task = task_of(run)
+        self.thresholds = run_thresholds(run, self.task)
         self._calibration: list | None = None
 
     def __enter__(self) -> _Checker:
@@ -199,12 +199,13 @@ class _Checker:
     def export(self, exporter: Exporter, quantize: str, path: Path) -> ExportResult:
         """Write one export to `path`, run it in its runtime and compare it with model.keras."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        job = ExportJob(run=self.run, quantize=quantize, scratch=self.scratch, thresholds=self.thresholds,
+        job = ExportJob(run=self.run, quantize=quantize, scratch=self.scratch, thresholds=self.thresholds, task=self.task,
                         calibration=self.calibration)
         exporter.export(self.model, path, job)
         inputs = [Path(p).read_bytes() for p in self.paths] if exporter.inputs == "bytes" else self.images
         check = exporter.check(path, inputs, self.threads)
-        numbers = compare(self.reference, check.probabilities, self.labels, self.thresholds, self.run.class_names)
+        numbers = compare(self.reference, check.probabilities, self.labels, self.thresholds, self.run.class_names,
+                          self.task)
         size, gzipped = sizes(path)
         return ExportResult(path=str(path), size_bytes=size, gzip_bytes=gzipped, latency_ms=check.latency_ms,
                             format=exporter.name, quantize=quantize, runtime=check.runtime, threads=check.threads,

@@ -25,22 +25,20 @@ from tfft.evaluation.interpret_figures import (INTERPRET, INTERPRET_JSON, MAX_CL
 from tfft.evaluation.interpret_multilabel import interpret_multilabel
 from tfft.models.cam import DEFAULT_METHOD, METHODS
 from tfft.models.heatmaps import heatmaps
-from tfft.reporting.metrics import confusion_matrix
+from tfft.task.scores import confusion_matrix
 from tfft.reporting.plots import plot_gallery
-from tfft.reporting.top_losses import rank, single_label_losses
-from tfft.runs.directory import (generated_split, is_multi_label, load_model, open_run, split_examples,
-                                  split_files)
+from tfft.reporting.top_losses import rank
+from tfft.runs.directory import data_task, generated_split, labelled_files, load_model, open_run, task_of
 
 
-def _source(run: Any, split: str, data: Optional[str], multi: bool, batch_size: int):
+def _source(run: Any, split: str, data: Optional[str], batch_size: int):
     """(model, probs [M, C], labels [M] or [M, C], fetch(indices) -> images, paths [M] or None)."""
     source = str(data if data is not None else run.config.data.source)
     model = load_model(run)
     if not source_of(source).has_files:
         from tfft import data as tfft_data
 
-        splits, data_cfg = generated_split(run, source, split, batch_size,
-                                           task="multi_label" if multi else "auto")
+        splits, data_cfg = generated_split(run, source, split, batch_size, task=data_task(task_of(run)))
         dataset = tfft_data.make_dataset(splits, split, data_cfg, seed=run.config.seed, training=False)
         probs, ys = [], []
         for images, labels in dataset:
@@ -57,19 +55,12 @@ def _source(run: Any, split: str, data: Optional[str], multi: bool, batch_size: 
             return np.stack([found[int(i)] for i in indices]) if len(indices) else None
 
         return model, np.concatenate(probs), np.concatenate(ys), fetch, None
-    if multi:
-        paths, labels = split_examples(run, split, data)
-        index_labels = np.arange(len(paths))
-    else:
-        paths, labels = split_files(run, split, data)
-        index_labels = labels
-    probs, y, kept = predict_files(model, paths, index_labels, run.image_size, batch_size,
-                                   fast_decode=run.fast_decode)
+    paths, labels = labelled_files(run, split, data)
+    probs, y, kept = predict_files(model, paths, labels, run.image_size, batch_size, fast_decode=run.fast_decode)
     if len(kept) == 0:
         raise UserError(source, f"none of the {len(paths)} images of split {split!r} could be decoded",
                         "run `tfft data check` on it")
     kept_paths = [paths[int(i)] for i in kept]
-    y = np.asarray(labels)[kept] if multi else y
 
     def fetch(indices):
         from tfft.data.files import read_image
@@ -121,19 +112,20 @@ def interpret(run_dir: str | os.PathLike, split: str = "val", data: Optional[str
         raise UserError("--method", f"got {method!r}", f"one of {', '.join(METHODS)}")
     run = open_run(run_dir)
     out_dir = _out_dir(run, split, out, data)
-    multi = is_multi_label(run)
+    task = task_of(run)
     batch_size = int(batch_size or run.config.data.batch_size)
-    model, probs, y, fetch, paths = _source(run, split, data, multi, batch_size)
+    model, probs, y, fetch, paths = _source(run, split, data, batch_size)
 
     def explain(images: np.ndarray, classes: np.ndarray) -> np.ndarray:
         return heatmaps(model, images, class_index=classes, batch_size=batch_size, member=member, method=method)
 
     names = list(run.class_names)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if multi:
-        return interpret_multilabel(run, explain, probs, y, fetch, paths, int(top), out_dir, split, method)
+    if task.multi_hot:  # several labels an image: explained per (image, label) pair
+        return interpret_multilabel(run, explain, probs, y, fetch, paths, int(top), out_dir, split, method,
+                                    task)
     y = y.astype(np.int64)
-    losses = single_label_losses(probs, y)
+    losses = task.example_losses(probs, y)
     pred = probs.argmax(axis=1)
     order = rank(losses, top)
     images = fetch(order)

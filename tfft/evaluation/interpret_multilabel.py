@@ -17,7 +17,8 @@ from tfft.evaluation.interpret_figures import (INTERPRET_JSON, MAX_CLASS_GALLERI
                                               InterpretResult, slug, tiles)
 from tfft.runs.thresholds import read_run_thresholds
 from tfft.reporting.plots import plot_gallery
-from tfft.reporting.top_losses import multi_label_losses, pair_names, rank
+from tfft.reporting.top_losses import pair_names, rank
+from tfft.task import Task, task_for
 
 
 def _draw(explain: Callable, fetch: Callable, images_of: np.ndarray, labels_of: np.ndarray, y: np.ndarray,
@@ -34,14 +35,15 @@ def _draw(explain: Callable, fetch: Callable, images_of: np.ndarray, labels_of: 
 
 def interpret_multilabel(run: Any, explain: Callable, probs: np.ndarray, y: np.ndarray, fetch: Callable,
                          paths: Optional[list], top: int, out_dir: Path, split: str,
-                         method: str = "gradcam") -> InterpretResult:
+                         method: str = "gradcam", task: Optional[Task] = None) -> InterpretResult:
     """The multi-label half of `tfft.evaluation.interpret.interpret` (same outputs, per label);
-    `explain(images, classes)` gives the heatmaps."""
+    `explain(images, classes)` gives the heatmaps; `task` (default multi-label) the losses."""
+    task = task or task_for("multi_label")
     names = list(run.class_names)
     y = np.asarray(y).astype(np.int64)
     thresholds = read_run_thresholds(run.run_dir, names)
     decided = (probs >= thresholds[None, :]).astype(np.int64)
-    losses = multi_label_losses(probs, y)
+    losses = task.example_losses(probs, y)
     flat = rank(losses, top)
     rows_of, labels_of = np.unravel_index(flat, losses.shape)
     files = {"top_losses": out_dir / TOP_LOSSES_PNG}
@@ -69,7 +71,7 @@ def interpret_multilabel(run: Any, explain: Callable, probs: np.ndarray, y: np.n
             _draw(explain, fetch, chosen, np.full(len(chosen), c), y, decided, probs, names, files[f"class_{c}"],
                   f"predicted {names[c]}: {len(right)} most confident right, {len(wrong)} wrong")
     atomic.write_json(out_dir / INTERPRET_JSON, {
-        "split": split, "method": method, "task": "multi_label", "images": int(len(y)),
+        "split": split, "method": method, "task": task.name, "images": int(len(y)),
         "thresholds": {n: float(t) for n, t in zip(names, thresholds)}, "top_losses": rows, "most_confused": confused,
         "class_galleries_left_out": max(0, len(names) - MAX_CLASS_GALLERIES),
         "files": {k: v.name for k, v in files.items()}})

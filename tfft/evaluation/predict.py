@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from typing import Any, Optional, Sequence
@@ -11,9 +9,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tfft.errors import UserError
-from tfft.evaluation import multilabel_eval
 from tfft.data.files import expand_paths, read_image
-from tfft.runs.directory import is_multi_label, load_model, open_run
+from tfft.runs.directory import load_model, open_run, task_of
+from tfft.runs.thresholds import run_thresholds
+from tfft.task import task_of_rows
 
 
 def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tta: bool = False,
@@ -51,9 +50,8 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
         raise UserError(" ".join(map(str, paths)) or "PATH", "no image files found",
                         f"give files, folders or globs of {', '.join(('.jpg', '.png', '.gif', '.bmp', '.webp'))} images")
     model = load_model(run)
-    thresholds = (multilabel_eval.read_run_thresholds(run.run_dir, run.class_names)
-                  if is_multi_label(run) else None)
-    k = min(int(top_k), len(run.class_names))
+    task = task_of(run)
+    thresholds = run_thresholds(run, task)
     rows: list[Optional[dict[str, Any]]] = [None] * len(files)
     pending: list[tuple[int, np.ndarray]] = []
 
@@ -65,13 +63,8 @@ def predict(run_dir: str | os.PathLike, paths: Sequence[str], top_k: int = 3, tt
         if tta:
             probs = (probs + np.asarray(model.predict_on_batch(batch[:, :, ::-1, :]), np.float64)) / 2.0
         for (index, _), p in zip(pending, probs):
-            if thresholds is not None:
-                rows[index] = {**multilabel_eval.prediction_row(files[index], p, run.class_names, thresholds),
-                               "error": None}
-                continue
-            top = np.argsort(-p, kind="stable")[:k]
-            rows[index] = {"path": files[index], "labels": [run.class_names[i] for i in top],
-                           "probabilities": [round(float(p[i]), 6) for i in top], "error": None}
+            rows[index] = {**task.prediction_row(files[index], p, run.class_names, thresholds, top_k=int(top_k)),
+                           "error": None}
         pending.clear()
 
     for index, path in enumerate(files):
@@ -123,22 +116,4 @@ def format_rows(rows: list[dict[str, Any]], fmt: str = "csv", top_k: Optional[in
         return json.dumps(rows, indent=2)
     if fmt != "csv":
         raise UserError("--format", f"expected csv or json, got {fmt!r}")
-    names = next((list(r["all_probabilities"]) for r in rows if r.get("all_probabilities")), None)
-    if names is not None:  # a multi-label run: path,labels,p_<label>...
-        return multilabel_eval.format_prediction_rows(rows, names)
-    k = top_k if top_k is not None else max([len(r["labels"]) for r in rows] + [1])
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    header = ["path"]
-    for i in range(1, k + 1):
-        header += [f"label_{i}", f"prob_{i}"]
-    writer.writerow(header + ["error"])
-    for row in rows:
-        cells = [row["path"]]
-        for i in range(k):
-            if i < len(row["labels"]):
-                cells += [row["labels"][i], f"{row['probabilities'][i]:.6f}"]
-            else:
-                cells += ["", ""]
-        writer.writerow(cells + [row.get("error") or ""])
-    return buffer.getvalue().rstrip("\n")
+    return task_of_rows(rows).format_predictions(rows, top_k=top_k)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tfft.errors import UserError
-from tfft.reporting.metrics import format_table
+from tfft.task import task_of_metrics
 from tfft.reporting.plots import best_epoch
 from tfft.wording import plural
 from tfft import layout
@@ -52,20 +52,8 @@ def write_report(run_dir: str | os.PathLike) -> Path:
                         "give the folder that `tfft train` printed as `run dir: PATH`")
     lines = [f"# Run report: {root.resolve().name}", ""]
     config_text = (root / layout.CONFIG).read_text(encoding="utf-8") if (root / layout.CONFIG).is_file() else None
-    cfg: dict[str, Any] = {}
-    if config_text:
-        try:
-            import yaml
-
-            loaded = yaml.safe_load(config_text)
-            cfg = loaded if isinstance(loaded, dict) else {}
-            model = cfg.get("model", {})
-            data = cfg.get("data", {})
-            lines += [f"- backbone: `{model.get('backbone')}` (weights: `{model.get('weights')}`)",
-                      f"- data: `{data.get('source')}` at {data.get('image_size')}, batch {data.get('batch_size')}",
-                      ""]
-        except Exception:  # an unreadable config still gets printed below
-            pass
+    cfg, config_lines = _config_lines(config_text)
+    lines += config_lines
     labels = root / layout.LABELS
     if labels.is_file():
         names = [n for n in labels.read_text(encoding="utf-8").splitlines() if n.strip()]
@@ -86,16 +74,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     if (root / layout.CURVES).is_file():
         lines += ["![training curves](curves.png)", ""]
 
-    metrics = read_json(root / layout.METRICS) or {}
-    for eval_file in sorted((root / layout.EVAL).glob("*/metrics.json")) if (root / layout.EVAL).is_dir() else []:
-        for split, values in (read_json(eval_file) or {}).items():  # the folder: `val`, or `new_pets-val` (--data)
-            metrics.setdefault(f"{eval_file.parent.name} (tfft evaluate)", values)
-    if metrics:
-        lines += ["## Metrics", ""]
-        for split, values in metrics.items():
-            if isinstance(values, dict) and "per_class" in values:
-                lines += [f"### {split}", ""] + [f"**Warning:** {w}\n" for w in values.get("warnings", [])]
-                lines += ["```", format_table(values), "```", ""]
+    lines += _metrics_lines(root)
     lines += _threshold_lines(read_json(root / layout.THRESHOLD_INTERVALS))
     if (root / layout.CONFUSION_MATRIX).is_file():
         lines += ["![confusion matrix](confusion_matrix.png)", ""]
@@ -114,6 +93,37 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     path = root / layout.REPORT
     write_text(path, "\n".join(lines))
     return path
+
+
+def _config_lines(config_text: Optional[str]) -> tuple[dict[str, Any], list[str]]:
+    """(the config as a dict, its backbone and data lines); an unreadable config gives none."""
+    if not config_text:
+        return {}, []
+    try:
+        import yaml
+
+        loaded = yaml.safe_load(config_text)
+        cfg = loaded if isinstance(loaded, dict) else {}
+        model = cfg.get("model", {})
+        data = cfg.get("data", {})
+        return cfg, [f"- backbone: `{model.get('backbone')}` (weights: `{model.get('weights')}`)",
+                     f"- data: `{data.get('source')}` at {data.get('image_size')}, batch {data.get('batch_size')}", ""]
+    except Exception:  # an unreadable config still gets printed whole at the end
+        return {}, []
+
+
+def _metrics_lines(root: Path) -> list[str]:
+    """Each split's table (its task's `format_table`): metrics.json's, then `tfft evaluate`'s."""
+    metrics = read_json(root / layout.METRICS) or {}
+    for eval_file in sorted((root / layout.EVAL).glob("*/metrics.json")) if (root / layout.EVAL).is_dir() else []:
+        for split, values in (read_json(eval_file) or {}).items():  # the folder: `val`, or `new_pets-val` (--data)
+            metrics.setdefault(f"{eval_file.parent.name} (tfft evaluate)", values)
+    lines = ["## Metrics", ""] if metrics else []
+    for split, values in metrics.items():
+        if isinstance(values, dict) and "per_class" in values:
+            lines += [f"### {split}", ""] + [f"**Warning:** {w}\n" for w in values.get("warnings", [])]
+            lines += ["```", task_of_metrics(values).format_table(values), "```", ""]
+    return lines
 
 
 def _loading_lines(model: Path) -> list[str]:

@@ -1,9 +1,10 @@
 """Top losses with heatmaps: the losses and their ranking that `tfft interpret` uses, and the small
 figure every training run puts in its report.html (`write_run_top_losses`).
 
-Single-label: an image's loss is -log p(given class) and its heatmap the predicted class's.
-Multi-label: every (image, label) pair is ranked on its own binary cross-entropy, its heatmap the
-label's, its prediction the label's probability against the run's threshold (thresholds.json).
+The losses are the task's (`Task.example_losses`). One loss an image (single-label: -log p(given
+class)): its heatmap is the predicted class's. One loss an (image, label) pair (multi-label: its
+binary cross-entropy): each pair is ranked on its own, its heatmap the label's, its prediction the
+label's probability against the run's threshold (thresholds.json).
 """
 
 from __future__ import annotations
@@ -15,23 +16,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tfft import atomic, layout
+from tfft.task import Task, task_for
 
-EPS = 1e-7
 RUN_TOP = 8  # top losses drawn at the end of training (one batch of heatmaps)
 RUN_SCAN = 1024  # val images scanned for them at most (the caption says when val has more)
-
-
-def single_label_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """[M] cross-entropy of each image's given class."""
-    y = np.asarray(y).astype(np.int64)
-    return -np.log(np.clip(np.asarray(probs, np.float64)[np.arange(len(y)), y], EPS, 1.0))
-
-
-def multi_label_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """[M, C] binary cross-entropy of each (image, label) pair."""
-    p = np.clip(np.asarray(probs, np.float64), EPS, 1 - EPS)
-    y = np.asarray(y).astype(np.float64)
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
 def rank(losses: np.ndarray, top: int) -> np.ndarray:
@@ -56,7 +44,7 @@ def pair_names(names: Sequence[str]) -> list[str]:
     return [f"{name}: {value}" for name in names for value in ("no", "yes")]
 
 
-def _scan(model: Any, dataset: Any, multi: bool, top: int) -> tuple:
+def _scan(model: Any, dataset: Any, task: Task, top: int) -> tuple:
     """Stream val once keeping the `top` worst: (images, probs rows, labels rows, label index or None, losses,
     images scanned, whether val had more than RUN_SCAN)."""
     kept: list = []  # (loss, image, probs, labels, label index)
@@ -67,23 +55,23 @@ def _scan(model: Any, dataset: Any, multi: bool, top: int) -> tuple:
             break
         images, labels = np.asarray(batch[0], np.float32), np.asarray(batch[1])
         probs = np.asarray(model.predict_on_batch(images), np.float32)
-        if multi:
-            losses = multi_label_losses(probs, labels)
+        losses = task.example_losses(probs, labels)
+        pairs = losses.ndim == 2  # one loss an (image, label) pair
+        if pairs:
             rows, cols = np.unravel_index(rank(losses, top), losses.shape)
         else:
             ys = labels.argmax(axis=1) if labels.ndim == 2 else labels
-            losses = single_label_losses(probs, ys)
             rows, cols = rank(losses, top), np.full(top, -1)
         for r, c in zip(rows.tolist(), cols.tolist()):
-            label = labels[r] if multi else int(ys[r])
-            kept.append((float(losses[r, c] if multi else losses[r]), images[r], probs[r], label, c))
+            label = labels[r] if pairs else int(ys[r])
+            kept.append((float(losses[r, c] if pairs else losses[r]), images[r], probs[r], label, c))
         kept = sorted(kept, key=lambda item: -item[0])[:top]
         seen += len(images)
     return kept, seen, more
 
 
 def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequence[str],
-                         run_dir: str | os.PathLike, multi_label: bool = False, top: int = RUN_TOP,
+                         run_dir: str | os.PathLike, task: Optional[Task] = None, top: int = RUN_TOP,
                          thresholds: Optional[Sequence[float]] = None) -> Optional[Path]:
     """The `top` val losses with heatmaps for report.html: RUN_DIR/top_losses.png and top_losses.json.
 
@@ -93,9 +81,10 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
             val split (top_losses.json then only says so, and no figure is drawn).
         class_names: labels.txt order.
         run_dir: where to write.
-        multi_label: rank (image, label) pairs, each decided at its label's threshold.
+        task: the run's task (default single-label); a task with a loss per (image, label) pair
+            ranks the pairs, each decided at its label's threshold.
         top: how many.
-        thresholds: a multi-label run's thresholds in labels.txt order (default 0.5 each).
+        thresholds: the run's thresholds in labels.txt order (default: the task's).
 
     Returns:
         The PNG's path, or None when skipped.
@@ -112,17 +101,18 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
         atomic.write_json(root / layout.TOP_LOSSES_JSON, {"split": None, "note": "no val split: top losses skipped"})
         return None
     names = list(class_names)
-    kept, seen, more = _scan(model, dataset, multi_label, int(top))
+    task = task or task_for()
+    kept, seen, more = _scan(model, dataset, task, int(top))
     if not kept:
         atomic.write_json(root / layout.TOP_LOSSES_JSON, {"split": "val", "note": "val is empty: top losses skipped"})
         return None
     losses = np.asarray([k[0] for k in kept])
     images = np.stack([k[1] for k in kept])
     probs = np.stack([k[2] for k in kept])
-    if multi_label:
+    if kept[0][4] >= 0:  # (image, label) pairs
         label_of = np.asarray([k[4] for k in kept])
         given = np.asarray([int(k[3][c]) for k, c in zip(kept, label_of)])
-        thresholds = np.full(len(names), 0.5) if thresholds is None else np.asarray(thresholds, np.float64)
+        thresholds = np.asarray(task.default_thresholds(names) if thresholds is None else thresholds, np.float64)
         decided = (probs[np.arange(len(kept)), label_of] >= thresholds[label_of]).astype(np.int64)
         explained = label_of
         truth, guess, shown = 2 * label_of + given, 2 * label_of + decided, probs[np.arange(len(kept)), label_of]

@@ -19,6 +19,7 @@ from tfft import layout
 from tfft.data.rules import split_folders
 from tfft.errors import UserError
 from tfft.layout import CHECKPOINT, has_checkpoint, is_finished
+from tfft.task import AUTO, TASKS, Task, task_for
 
 
 def choose_run_dir(runs_dir: str, name: str, run_dir: str | None, resume: bool, overwrite: bool) -> Path:
@@ -173,9 +174,29 @@ def load_model(run: Run):
                             "re-run `tfft train`; model.keras must hold only built-in Keras layers")
 
 
-def is_multi_label(run: Run) -> bool:
-    """A run directory of a multi-label run: it has thresholds.json, or its config says multi_label."""
-    return (Path(run.run_dir) / layout.THRESHOLDS).is_file() or getattr(run.config, "task", "auto") == "multi_label"
+def task_of(run: Run) -> Task:
+    """The run's `Task`: its config's `task` (`auto`: a thresholded task when the run wrote
+    thresholds.json, else single-label).
+
+    Raises:
+        UserError: the config names a task no one registered.
+    """
+    kind = getattr(run.config, "task", AUTO)
+    if kind in (None, AUTO) and (Path(run.run_dir) / layout.THRESHOLDS).is_file():
+        found = TASKS.find(lambda name, entry: entry.thresholded)
+        kind = found[0] if found else AUTO
+    return task_for(kind)
+
+
+def data_task(task: Task) -> str:
+    """The `task=` the data layer reads `task`'s labels with (multi-hot vectors or class indices)."""
+    return task.data_labels if task.multi_hot else AUTO
+
+
+def labelled_files(run: Run, split: str, data: Optional[str] = None) -> tuple[list[str], np.ndarray]:
+    """File paths and labels of a run's split as its task reads them: `split_examples` (multi-hot
+    rows) or `split_files` (class indices)."""
+    return (split_examples if task_of(run).multi_hot else split_files)(run, split, data)
 
 
 def generated_split(run: Run, source: str, split: str, batch_size: int, task: str = "auto"):
@@ -260,7 +281,7 @@ def split_examples(run: Any, split: str, data: Optional[str] = None) -> tuple[li
     if data is not None:  # a folder: one label per image, from its class folder
         paths, labels = split_files(run, split, data)
         return paths, data_multilabel.one_hot(labels, len(run.class_names))
-    splits = load_splits(run.config.data, run.config.seed, task="multi_label")
+    splits = load_splits(run.config.data, run.config.seed, task=data_task(task_of(run)))
     if split not in splits.splits or len(splits.splits[split]) == 0:
         raise UserError(f"--split {split}", f"the data has no {split!r} split; it has {sorted(splits.splits)}",
                         "pick one of those")

@@ -16,10 +16,11 @@ their backbone features across folds through the persistent feature store
 `cv_summary.json`, `oof_predictions.csv` (every train+val image once, predicted by the fold that
 did not train on it; its arrays beside it in `oof_predictions.npz`, `tfft.studies.oof`), `label_issues.csv` (ranked from those predictions) and `cv.png`.
 
-Multi-label data: `label` and `predicted` cells hold label sets joined by spaces (`predicted` at
-the thresholds of the fold that made the prediction, its `thresholds.json`), the summary's
-metrics are `mAP`, `micro_f1`, `macro_f1` and `loss`, and `label_issues.csv` ranks per-label
-out-of-fold disagreement (`tfft.studies.label_issues.rank_multilabel`).
+What depends on the task is the task's (`tfft.task`): the summary's metrics (`Task.headline` and
+the loss), the pooled out-of-fold table (`Task.metrics_table`, each image decided at the
+thresholds of the fold that made it when the task has thresholds) and `label_issues.csv`
+(`Task.write_label_issues`: confident learning, or per-label out-of-fold disagreement). Multi-label
+data: `label` and `predicted` cells hold label sets joined by spaces.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tfft.reporting.html import write_html_report
 from tfft.studies.oof import label_cell as _label_cell
 from tfft.studies.oof import read_predictions
 from tfft.studies.oof import write_predictions as _write_predictions
+from tfft.task import AUTO, data_labels, task_for
 from tfft.wording import plural
 
 FOLDS_FILE = "folds.csv"
@@ -47,16 +49,14 @@ OOF_FILE = "oof_predictions.csv"
 LABEL_ISSUES_FILE = "label_issues.csv"
 PLOT_FILE = "cv.png"
 FOLD_PREDICTIONS = "val_predictions.csv"  # in each fold-k/: that fold's share of the OOF file
-SUMMARY_METRICS = ("accuracy", "macro_f1", "loss")
-MULTILABEL_SUMMARY_METRICS = ("mAP", "micro_f1", "macro_f1", "loss")
-# Also summarised for multi-label (not in the console table): F1 at 0.5, which no image chose. The
-# tuned F1s are decided at thresholds each fold chose on its own val images, so they are optimistic.
-MULTILABEL_AT_HALF = ("micro_f1_at_0.5", "macro_f1_at_0.5")
-
-
 def summary_metrics(task: str) -> tuple[str, ...]:
-    """The metrics.json keys a cv summary reports for `task` (single_label or multi_label)."""
-    return MULTILABEL_SUMMARY_METRICS if task == "multi_label" else SUMMARY_METRICS
+    """The metrics.json keys a cv summary reports for `task` (a registered task's name).
+
+    Example:
+    >>> summary_metrics("single_label")
+    ('accuracy', 'macro_f1', 'loss')
+    """
+    return task_for(task).summary_metrics()
 
 
 @dataclasses.dataclass
@@ -142,7 +142,7 @@ class FoldPlan:
     class_names: list[str]
     duplicate_pairs: dict[str, int]
     has_test: bool
-    task: str = "single_label"  # multi_label: `labels` is int [N, C] multi-hot
+    task: str = "single_label"  # a registered task; its `multi_hot`: `labels` is int [N, C]
 
     @property
     def num_groups(self) -> int:
@@ -175,8 +175,8 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     from tfft.data.stratify import iterative_kfold
 
     check_folds(folds)
-    splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
-    multi = splits.multi_label
+    splits = data.load_splits(cfg.data, cfg.seed, task=data_labels(cfg.task))
+    multi = splits.multi_label  # the data's label format: multi-hot rows are stratified per label
     pool = pooled(splits)
     keys = example_keys(pool)
     labels = np.asarray(pool.labels, dtype=np.int64)
@@ -194,7 +194,8 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
     else:
         fold_of = assign_folds(labels, groups, folds, cfg.seed)
     plan = FoldPlan(keys, labels, groups, fold_of, list(splits.class_names), kinds,
-                    "test" in splits.splits and len(splits.splits["test"]) > 0, splits.task)
+                    "test" in splits.splits and len(splits.splits["test"]) > 0,
+                    splits.task if cfg.task == AUTO else cfg.task)
     holders = (lambda c: labels[:, c] > 0) if multi else (lambda c: labels == c)
     short = [name for c, name in enumerate(plan.class_names)
              if len(set(fold_of[holders(c)].tolist())) < folds]
@@ -380,7 +381,7 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
     from tfft.data.sources import example_keys
     from tfft.training import feature_cache, feature_store
 
-    splits = data.load_splits(fold_cfg.data, fold_cfg.seed, task=fold_cfg.task)
+    splits = data.load_splits(fold_cfg.data, fold_cfg.seed, task=data_labels(fold_cfg.task))
     model = load_saved_model(fold_dir / layout.MODEL, str(fold_dir / layout.MODEL),
                              "re-run `tfft cv`; the fold's model.keras must hold only built-in Keras layers")
     dataset = data.make_dataset(splits, "val", fold_cfg.data, seed=fold_cfg.seed, training=False)
@@ -393,7 +394,7 @@ def _predict_fold(fold_cfg: Config, fold_dir: Path, k: int) -> None:
     probs = np.concatenate([np.asarray(predict(images), np.float64) for images, _ in dataset])
     labels = np.asarray(splits["val"].labels)
     thresholds = None
-    if splits.multi_label:
+    if task_for(fold_cfg.task).thresholded:
         from tfft.runs.thresholds import read_run_thresholds
 
         thresholds = read_run_thresholds(fold_dir, splits.class_names)
@@ -415,33 +416,29 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
                total: float) -> dict[str, Any]:
     import json
 
-    from tfft.reporting.metrics import compute_metrics
-
     plan = json.loads((path / "cv_plan.json").read_text(encoding="utf-8"))
-    task = plan.get("task", "single_label")
-    multi = task == "multi_label"
-    names = summary_metrics(task) + (MULTILABEL_AT_HALF if multi else ())
+    task = task_for(plan.get("task", "single_label"))
+    names = task.summary_metrics() + tuple(task.also_summarised)
     per_fold = [json.loads((d / layout.METRICS).read_text(encoding="utf-8")) for d in fold_dirs]
     class_names = (fold_dirs[0] / layout.LABELS).read_text(encoding="utf-8").splitlines()
     val = [m["val"] for m in per_fold]
     summary: dict[str, Any] = {
         "folds": len(fold_dirs),
         "seed": cfg.seed,
-        "task": task,
+        "task": task.name,
         "images": int(sum(m["num_examples"] for m in val)),
         "groups": plan["groups"],
         "duplicate_pairs": plan["duplicate_pairs"],
         "metrics": {name: _stats([m[name] for m in val]) for name in names},
-        "per_class_f1": {c: _stats([m["per_class"][c]["f1"] for m in val]) for c in class_names},
         "fold_images": [int(m["num_examples"]) for m in val],
     }
-    if multi:
-        summary["per_class_ap"] = {c: _stats([m["per_class"][c]["ap"] for m in val]) for c in class_names}
+    for key in task.per_class_summarised:
+        summary[f"per_class_{key}"] = {c: _stats([m["per_class"][c][key] for m in val]) for c in class_names}
     if all("test" in m for m in per_fold):
         summary["test"] = {name: _stats([m["test"][name] for m in per_fold]) for name in names}
     # The out-of-fold file, in folds.csv order: every train+val image once.
     order = {key: i for i, key in enumerate(_read_plan(path / FOLDS_FILE)["keys"])}
-    parts = [read_predictions(d / FOLD_PREDICTIONS, multi_label=multi) for d in fold_dirs]
+    parts = [read_predictions(d / FOLD_PREDICTIONS, multi_label=task.multi_hot) for d in fold_dirs]
     keys = [key for part in parts for key in part["keys"]]
     if sorted(order) != sorted(keys):
         raise AssertionError(f"the folds predicted {len(keys)} images, folds.csv lists {len(order)}")
@@ -450,40 +447,25 @@ def _summarize(cfg: Config, path: Path, fold_dirs: list[Path], seconds: list[Opt
     folds = np.concatenate([p["folds"] for p in parts])[rank]
     probs = np.concatenate([p["probs"] for p in parts])[rank]
     keys = [keys[i] for i in rank]
-    if multi:  # each image decided at the thresholds of the fold that predicted it
+    cuts = None
+    if task.thresholded:  # each image decided at the thresholds of the fold that predicted it
         from tfft.runs.thresholds import read_run_thresholds
-        from tfft.reporting.multilabel import compute_multilabel_metrics
 
         fold_cuts = np.stack([read_run_thresholds(d, class_names) for d in fold_dirs])
         cuts = fold_cuts[folds - 1]
-        _write_predictions(path / OOF_FILE, keys, labels, folds, probs, class_names, cuts)
-        oof = compute_multilabel_metrics(labels, probs, class_names, cuts)
         summary["thresholds"] = {d.name: dict(zip(class_names, map(float, t))) for d, t in zip(fold_dirs, fold_cuts)}
-    else:
-        _write_predictions(path / OOF_FILE, keys, labels, folds, probs, class_names)
-        oof = compute_metrics(labels, probs, class_names, top_k=min(cfg.evaluate.top_k, len(class_names)))
+    _write_predictions(path / OOF_FILE, keys, labels, folds, probs, class_names, cuts)
+    oof = task.metrics_table(labels, probs, class_names, thresholds=cuts,
+                             top_k=min(cfg.evaluate.top_k, len(class_names)))
     summary["oof"] = {name: oof[name] for name in names}
     summary["seconds"] = {"total": round(total, 2),
                           "per_fold": [None if s is None else round(s, 2) for s in seconds]}
     summary["fold_dirs"] = [d.name for d in fold_dirs]
-    _label_issues(path / LABEL_ISSUES_FILE, keys, labels, probs, class_names, cuts if multi else None)
+    task.write_label_issues(path / LABEL_ISSUES_FILE, keys, class_names, labels, probs, cuts)
     write_json(path / SUMMARY_FILE, summary)
     _plot(summary, path / PLOT_FILE)
     print(format_summary(summary))
     return summary
-
-
-def _label_issues(out: Path, keys: list[str], labels: np.ndarray, probs: np.ndarray,
-                  class_names: list[str], thresholds: Optional[np.ndarray] = None) -> None:
-    """label_issues.csv: confident learning (single-label) or, with `thresholds`, per-label
-    out-of-fold disagreement (multi-label)."""
-    from tfft.studies import label_issues
-
-    if thresholds is not None:
-        label_issues.write_multilabel_csv(out, keys, class_names,
-                                          label_issues.rank_multilabel(labels, probs, thresholds))
-        return
-    label_issues.write_csv(out, keys, class_names, label_issues.rank(labels, probs))
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -525,7 +507,8 @@ def _plot(summary: dict[str, Any], out: Path) -> Any:
     k = summary["folds"]
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 0.6 * k + 6), 3.6))
     x = np.arange(1, k + 1)
-    shown = ("mAP", "macro_f1") if summary.get("task") == "multi_label" else ("accuracy", "macro_f1")
+    headline = task_for(summary.get("task", "single_label")).headline
+    shown = (headline[0], headline[-1])
     panels = ((axes[0], shown, ("C0", "C1"), (-0.08, 0.08)), (axes[1], ("loss",), ("C2",), (0.0,)))
     for ax, names, colours, offsets in panels:
         for name, colour, offset in zip(names, colours, offsets):

@@ -44,8 +44,11 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from tfft.errors import UserError
-from tfft.runs.directory import Run, is_multi_label, load_model, open_run, split_examples, split_files
+from tfft.runs.directory import Run, data_task, labelled_files, load_model, open_run, task_of
+from tfft.runs.thresholds import read_run_thresholds
+from tfft.task import Task
 from tfft import atomic, layout
+from tfft.reporting.evaluate import evaluate_split, write_thresholds
 from tfft.reporting.html import write_html_report
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -105,10 +108,10 @@ def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
             raise UserError(str(run.run_dir), f"its labels {run.class_names} differ from "
                             f"{first.class_names} of {first.run_dir}",
                             "ensemble runs trained on the same classes")
-        if is_multi_label(run) != is_multi_label(first):
-            kinds = {True: "multi-label", False: "single-label"}
-            raise UserError(str(run.run_dir), f"is a {kinds[is_multi_label(run)]} run, {first.run_dir} a "
-                            f"{kinds[is_multi_label(first)]} one",
+        kind, first_kind = task_of(run).name, task_of(first).name
+        if kind != first_kind:
+            raise UserError(str(run.run_dir), f"is a {kind.replace('_', '-')} run, {first.run_dir} a "
+                            f"{first_kind.replace('_', '-')} one",
                             "ensemble runs of one task (softmax and sigmoid outputs do not average)")
     return runs
 
@@ -203,20 +206,19 @@ def _ensemble_config(runs: Sequence[Run], image_size: tuple[int, int], task: str
     return base.config.model_copy(update={"name": "ensemble", "data": data, "task": task})
 
 
-def _labelled_files(run: Run, split: str, multi: bool, data: Optional[str] = None) -> tuple[list[str], list[Any]]:
-    """A split's files and each one's label: a class name, or (multi-label) a frozenset of names."""
-    if multi:
-        paths, y = split_examples(run, split, data)
+def _labelled_files(run: Run, split: str, data: Optional[str] = None) -> tuple[list[str], list[Any]]:
+    """A split's files and each one's label: a class name, or (multi-hot labels) a frozenset of names."""
+    paths, y = labelled_files(run, split, data)
+    if np.ndim(y) == 2:
         return list(paths), [frozenset(run.class_names[c] for c in np.flatnonzero(row)) for row in y]
-    paths, y = split_files(run, split, data)
     return list(paths), [run.class_names[int(v)] for v in y]
 
 
-def _encode(labels: Sequence[Any], class_names: list[str], multi: bool) -> np.ndarray:
-    if multi:
-        from tfft.data.multilabel import multi_hot
+def _encode(labels: Sequence[Any], class_names: list[str], multi_hot: bool) -> np.ndarray:
+    if multi_hot:
+        from tfft.data.multilabel import multi_hot as encode
 
-        return multi_hot([sorted(names) for names in labels], class_names)
+        return encode([sorted(names) for names in labels], class_names)
     index = {name: i for i, name in enumerate(class_names)}
     return np.asarray([index[name] for name in labels], dtype=np.int64)
 
@@ -228,10 +230,10 @@ def _generated(source: str) -> bool:
 
 
 def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], data: Optional[str],
-                     split: str, multi: bool = False, exclude: Any = None, member: Optional[Run] = None
+                     split: str, task: Task, exclude: Any = None, member: Optional[Run] = None
                      ) -> tuple[Optional[Any], int, str, Any]:
     """A dataset of (images at the ensemble's size, or at `member`'s size decoded as it decodes,
-    labels in `class_names` order: indices, or multi-hot rows when `multi`) on the data every
+    labels in `class_names` order: indices, or multi-hot rows for such a task) on the data every
     member can be judged on, its size, a description and which images they are (a frozenset of
     real paths, or `(source, split)` for generated data); (None, 0, why, None) when there is none.
     `exclude` (such an identity) leaves those images out."""
@@ -251,7 +253,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
                    for r in runs):
                 return None, 0, f"the members' data sections differ ({source} is generated, no common files)", None
         data_cfg = config.data.model_copy(update={"source": source, "image_size": size})
-        splits = tfft_data.load_splits(data_cfg, config.seed, task="multi_label" if multi else "auto")
+        splits = tfft_data.load_splits(data_cfg, config.seed, task=data_task(task))
         if split not in splits.splits or len(splits.splits[split]) == 0:
             return None, 0, f"{source} has no {split!r} split", None
         if exclude == (source, split):
@@ -263,14 +265,14 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
         return dataset, len(splits.splits[split]), f"{source} [{split}]", (source, split)
     if data is not None:
         paths, named_labels = _labelled_files(Run(run_dir=runs[0].run_dir, config=config, class_names=class_names),
-                                              split, multi, data)
-        labels = _encode(named_labels, class_names, multi)
+                                              split, data)
+        labels = _encode(named_labels, class_names, task.multi_hot)
         description = f"{data} [{split}]"
     else:
         common: Optional[dict[str, Any]] = None
         first_paths: list[str] = []
         for run in runs:
-            member_paths, member_labels = _labelled_files(run, split, multi)
+            member_paths, member_labels = _labelled_files(run, split)
             named = {os.path.realpath(p): name for p, name in zip(member_paths, member_labels)}
             if common is None:
                 common, first_paths = named, list(member_paths)
@@ -282,7 +284,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
         if not paths:
             return None, 0, f"the members' {split!r} splits share no image" + (" outside the data scored"
                                                                                if left_out else ""), None
-        labels = _encode([common[os.path.realpath(p)] for p in paths], class_names, multi)
+        labels = _encode([common[os.path.realpath(p)] for p in paths], class_names, task.multi_hot)
         description = f"the {len(paths)} {split!r} images common to all {len(runs)} members" + (
             " outside the data scored" if left_out & set(common) else "")
     dataset = decoded_files(list(paths), size, np.asarray(labels), fast_decode=fast_decode).map(
@@ -330,9 +332,6 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     >>> result = tfft.ensemble(["runs/a", "runs/b"], out="runs/ab")  # doctest: +SKIP
     >>> tfft.predict(result.run_dir, ["cat.jpg"])  # doctest: +SKIP
     """
-    from tfft.reporting.metrics import compute_metrics
-    from tfft.reporting.plots import plot_confusion_matrix
-
     runs = _check_members(run_dirs)
     out_dir = Path(out).expanduser()
     member_dirs = {os.path.realpath(r.run_dir) for r in runs}
@@ -341,32 +340,25 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     out_dir = atomic.check_output(out_dir, overwrite=overwrite, runs=[r.run_dir for r in runs])
     class_names = list(runs[0].class_names)
     image_size = _input_size(runs)
-    multi = is_multi_label(runs[0])
-    config = _ensemble_config(runs, image_size, "multi_label" if multi else "single_label")
+    task = task_of(runs[0])
+    config = _ensemble_config(runs, image_size, task.name)
     models = [load_model(run) for run in runs]
     model, with_members = build_ensemble_model(models, [r.class_names for r in runs], image_size, class_names)
     members = [{"run_dir": str(r.run_dir), "backbone": r.config.model.backbone,
                 "image_size": list(r.image_size), "labels": list(r.class_names)} for r in runs]
-    metrics: dict[str, Any] = {}
     description, count = "not evaluated", 0
     y, probs, evaluated = None, None, None
     if evaluate:
-        dataset, count, description, evaluated = _evaluation_data(runs, config, class_names, data, split, multi)
+        dataset, count, description, evaluated = _evaluation_data(runs, config, class_names, data, split, task)
         if dataset is not None:
             y, probs = _predict(with_members, dataset)
             count = len(y)
-            _score_members_at_their_size(runs, models, probs, config, class_names, data, split, multi)
-            if not multi:
-                top_k = int(config.evaluate.top_k)
-                metrics = compute_metrics(y, probs[0], class_names, top_k=top_k)
-                metrics["split"] = split
-                for member, member_probs in zip(members, probs[1:]):
-                    m = compute_metrics(y, member_probs, class_names, top_k=top_k)
-                    member.update({key: m[key] for key in ("accuracy", "loss", "macro_f1")})
+            _score_members_at_their_size(runs, models, probs, config, class_names, data, split, task)
+            _score_members(task, runs, members, class_names, y, probs, int(config.evaluate.top_k))
     thresholds, thresholds_from, in_sample, details = None, "", None, {}
-    if multi:
-        thresholds, thresholds_from, in_sample, details = _multilabel_thresholds(
-            runs, config, class_names, with_members, y, probs, evaluated if y is not None else None,
+    if task.thresholded:
+        thresholds, thresholds_from, in_sample, details = _ensemble_thresholds(
+            task, runs, config, class_names, with_members, y, probs, evaluated if y is not None else None,
             scores_own_val=data is None and split == "val")
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(out_dir / layout.MODEL) as tmp:
@@ -375,20 +367,19 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     atomic.write_text(out_dir / layout.CONFIG, config.to_yaml())
     document = {"members": members, "input_size": list(image_size), "combine": "mean of probabilities",
                 "evaluated_on": description, "num_examples": count}
-    if multi:
+    extra = None
+    if task.thresholded:
         document["thresholds"] = thresholds_from
         document["thresholds_in_sample"] = in_sample
+        extra = {"thresholds_chosen_on": thresholds_from, "thresholds_in_sample": in_sample}
+        write_thresholds(out_dir, class_names, thresholds, details)
     atomic.write_json(out_dir / ENSEMBLE_FILE, document)
-    if multi:
-        metrics = _write_multilabel(out_dir, runs, members, class_names, (thresholds, details), y, probs, split,
-                                    document, {"thresholds_chosen_on": thresholds_from,
-                                               "thresholds_in_sample": in_sample})
+    metrics: dict[str, Any] = {}
+    if y is not None and probs is not None:  # metrics.json last: its presence marks the run directory finished
+        metrics = evaluate_split(task, y, probs[0], class_names, out_dir, split=split, thresholds=thresholds,
+                                 top_k=int(config.evaluate.top_k), merge=False, extra=extra)
     else:
-        if metrics:
-            plot_confusion_matrix(metrics["confusion_matrix"], class_names, out_dir / layout.CONFUSION_MATRIX,
-                                  title=f"ensemble of {len(runs)}: confusion matrix ({split}, {count} images)")
-        # metrics.json last: its presence marks the run directory finished.
-        atomic.write_json(out_dir / layout.METRICS, {split: metrics} if metrics else {})
+        atomic.write_json(out_dir / layout.METRICS, {})
     write_html_report(out_dir)
     return EnsembleResult(run_dir=out_dir, metrics=metrics, members=members, split=split, num_examples=count,
                           evaluated_on=description,
@@ -396,8 +387,20 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
                           thresholds_from=thresholds_from, thresholds_in_sample=in_sample)
 
 
+def _score_members(task: Task, runs: Sequence[Run], members: list[dict[str, Any]], class_names: list[str],
+                   y: np.ndarray, probs: list[np.ndarray], top_k: int) -> None:
+    """Each member's summary metrics on the ensemble's images, at its own thresholds (if any)."""
+    for run, member, member_probs in zip(runs, members, probs[1:]):
+        cuts = None
+        if task.thresholded:
+            own = dict(zip(run.class_names, read_run_thresholds(run.run_dir, run.class_names)))
+            cuts = [own[name] for name in class_names]
+        m = task.metrics_table(y, member_probs, class_names, thresholds=cuts, top_k=top_k)
+        member.update({key: m[key] for key in task.summary_metrics()})
+
+
 def _score_members_at_their_size(runs: Sequence[Run], models: Sequence[Any], probs: list[np.ndarray], config: Any,
-                                 class_names: list[str], data: Optional[str], split: str, multi: bool) -> None:
+                                 class_names: list[str], data: Optional[str], split: str, task: Task) -> None:
     """Replace `probs[i]` of each member whose size (or decoding) is not the ensemble's by its
     probabilities on the images decoded once at its own size, as its own evaluation decodes them:
     through the ensemble's input it would see them resized twice (decoded to the ensemble's size,
@@ -406,7 +409,7 @@ def _score_members_at_their_size(runs: Sequence[Run], models: Sequence[Any], pro
     for index, (run, model) in enumerate(zip(runs, models), start=1):
         if tuple(run.image_size) == tuple(reference.image_size) and run.fast_decode == reference.fast_decode:
             continue
-        dataset, _, _, _ = _evaluation_data(runs, config, class_names, data, split, multi, member=run)
+        dataset, _, _, _ = _evaluation_data(runs, config, class_names, data, split, task, member=run)
         if dataset is None:
             continue
         order = [list(run.class_names).index(name) for name in class_names]
@@ -415,33 +418,30 @@ def _score_members_at_their_size(runs: Sequence[Run], models: Sequence[Any], pro
             probs[index] = np.concatenate(own)[:, order]
 
 
-def _multilabel_thresholds(runs: Sequence[Run], config: Any, class_names: list[str], with_members: Any,
+def _ensemble_thresholds(task: Task, runs: Sequence[Run], config: Any, class_names: list[str], with_members: Any,
                            y: Optional[np.ndarray], probs: Optional[list[np.ndarray]], evaluated: Any,
                            scores_own_val: bool) -> tuple[np.ndarray, str, Optional[bool], dict[str, Any]]:
     """The ensemble's thresholds (labels.txt order), how they were chosen, whether that was on the
-    images scored (None when nothing is scored) and `robust_thresholds`' details.
+    images scored (None when nothing is scored) and `Task.choose_thresholds`' details.
 
-    Chosen (`robust_thresholds`) on the ensemble's probabilities of the members' common val
+    Chosen (`Task.choose_thresholds`) on the ensemble's probabilities of the members' common val
     images: those scored when they are what is scored (`scores_own_val`: in-sample, said so), else
     the ones outside the scored data (`evaluated`). With none, the mean of the members'
     thresholds, in-sample when some scored image is in a member's val split (it chose that
     member's thresholds)."""
-    from tfft.reporting.multilabel import robust_thresholds
-    from tfft.runs.thresholds import read_run_thresholds
-
     scored = y is not None and probs is not None and len(y) > 0
     if scores_own_val and scored:
-        cuts, details = robust_thresholds(y, probs[0])
+        cuts, details = task.choose_thresholds(y, probs[0])
         return (cuts, "tuned on the images scored, the members' common val images: the figures are in-sample "
                 "(optimistic)", True, details)
     why = "no validation images"
     if not scores_own_val:
-        dataset, _, description, _ = _evaluation_data(runs, config, class_names, None, "val", True,
+        dataset, _, description, _ = _evaluation_data(runs, config, class_names, None, "val", task,
                                                       exclude=evaluated)
         why = description
         if dataset is not None:
             y_val, p_val = _predict(with_members, dataset)
-            cuts, details = robust_thresholds(y_val, p_val[0])
+            cuts, details = task.choose_thresholds(y_val, p_val[0])
             return cuts, f"tuned on {description}", (False if scored else None), details
     member = []
     for run in runs:
@@ -461,37 +461,12 @@ def _overlaps_members_val(runs: Sequence[Run], evaluated: Any) -> bool:
                 return True
             continue
         try:
-            paths, _ = _labelled_files(run, "val", True)
+            paths, _ = _labelled_files(run, "val")
         except UserError:  # a member without a val split chose nothing on these images
             continue
         if evaluated & {os.path.realpath(p) for p in paths}:
             return True
     return False
-
-
-def _write_multilabel(out_dir: Path, runs: Sequence[Run], members: list[dict[str, Any]], class_names: list[str],
-                      chosen: tuple[np.ndarray, dict[str, Any]], y: Optional[np.ndarray],
-                      probs: Optional[list[np.ndarray]], split: str,
-                      document: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """thresholds.json (and threshold_intervals.json), then metrics.json (last: it marks the
-    directory finished) with the figures; each member scored at its own thresholds on the same
-    images (ensemble.json)."""
-    from tfft.reporting.multilabel import compute_multilabel_metrics
-    from tfft.reporting.multilabel_eval import evaluate_multilabel, write_thresholds
-    from tfft.runs.thresholds import read_run_thresholds
-
-    thresholds, details = chosen
-    write_thresholds(out_dir, class_names, thresholds, details)
-    if y is None or probs is None:
-        atomic.write_json(out_dir / layout.METRICS, {})
-        return {}
-    for run, member, member_probs in zip(runs, members, probs[1:]):
-        cuts = dict(zip(run.class_names, read_run_thresholds(run.run_dir, run.class_names)))
-        m = compute_multilabel_metrics(y, member_probs, class_names, [cuts[name] for name in class_names])
-        member.update({key: m[key] for key in ("mAP", "micro_f1", "macro_f1", "loss")})
-    atomic.write_json(out_dir / ENSEMBLE_FILE, document)
-    metrics = evaluate_multilabel(y, probs[0], class_names, thresholds, out_dir, split=split, merge=False, extra=extra)
-    return metrics
 
 
 __all__ = ["ENSEMBLE_FILE", "EnsembleResult", "build_ensemble_model", "ensemble"]

@@ -4,7 +4,7 @@
    and only the head trained, no augmentation (so every fold reads the frozen features from the
    persistent feature store: minutes, not hours), gives out-of-fold probabilities for every
    train+val image.
-2. `tfft.studies.label_issues.rank` ranks them for label errors (confident learning, then
+2. `tfft.task.label_issues.rank` ranks them for label errors (confident learning, then
    self-confidence): `label_issues.csv`, and `label_issues.png`, a gallery of the top suspects with
    their given and suggested labels, for a person to look at.
 3. `tfft.studies.duplicates.find_duplicates` over every split's images (exact bytes, perceptual
@@ -32,8 +32,9 @@ from tfft import atomic, layout
 from tfft.config import Config
 from tfft.data.sources import source_of
 from tfft.errors import UserError
+from tfft.task import task_for
 from tfft.studies import duplicates as _duplicates
-from tfft.studies import label_issues as _label_issues
+from tfft.task import label_issues as _label_issues
 
 LABEL_ISSUES_FILE = "label_issues.csv"
 DUPLICATES_FILE = "duplicates.csv"
@@ -193,11 +194,7 @@ def _checked_config(config: Union[Config, dict, str, None], top: int, quick: boo
     from tfft.training.assembly import resolve
 
     cfg = resolve(config).config
-    if cfg.task == "multi_label":
-        raise UserError("task", f"tfft data issues ranks single-label errors by confident learning; "
-                        f"{cfg.data.source} is multi-label",
-                        "run `tfft cv CONFIG`: its label_issues.csv ranks each image by per-label "
-                        "out-of-fold disagreement (missing and extra labels)")
+    task_for(cfg.task).refuse("issues", "task", subject=str(cfg.data.source))
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise UserError("--top", f"expected an integer of at least 1, got {top!r}", "e.g. --top 24")
     if quick:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Union
 from tfft.config import Config, load_config
 from tfft.errors import UserError
 from tfft.schedule.phases import Phase, resolve_phases
-from tfft.task import Task, task_for
+from tfft.task import AUTO, Task, check_task_name, data_labels, task_for
 
 Say = Callable[[str], None]
 
@@ -102,7 +102,9 @@ def resolve(config: Union[Config, dict, str, None]) -> ResolvedRun:
         raise UserError(f"{key} with augment.placement: model",
                         "MixUp/CutMix mix the labels too, which a layer inside the model cannot see",
                         "set augment.placement: pipeline (or auto), or drop the mixing")
-    task = task_of_source(cfg.data.source, cfg.task)  # before any image is scanned
+    named = check_task_name(cfg.task)  # a registered task or auto (a "did you mean" otherwise)
+    labels = task_of_source(cfg.data.source, data_labels(named))
+    task = labels if named == AUTO else named  # before any image is scanned: the data's labels decide auto
     cfg.task = task  # config.yaml records the resolved task, as it does `schedule.bn: auto`
     from tfft.training.preflight import check_config
 
@@ -140,7 +142,7 @@ class Assembly:
         cfg = self.cfg
         from tfft.data.rules import verdict
 
-        self.splits = data.load_splits(cfg.data, cfg.seed, task=self.run.task.name)
+        self.splits = data.load_splits(cfg.data, cfg.seed, task=self.run.task.data_labels)
         self.class_names = list(self.splits.class_names)
         found = verdict(self.splits)  # the rules `tfft data check` applies too
         found.raise_first()
@@ -359,7 +361,7 @@ def build_dataset(cfg: Any, split: str = "train", *, epoch: int = 0) -> Any:
     from tfft.augment import build_augmenter
 
     cfg = load_config(cfg)
-    splits = data.load_splits(cfg.data, cfg.seed, task=cfg.task)
+    splits = data.load_splits(cfg.data, cfg.seed, task=data_labels(cfg.task))
     training = split == "train"
     on_decoded = augment_fn = None
     if training and cfg.augment.placement == "pipeline":

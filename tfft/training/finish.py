@@ -1,8 +1,8 @@
 """The end of a run: the weights model.keras keeps, the evaluation, the figures and the report.
 
 `finish_run` restores the best epoch's weights (`training.save: best`), saves model.keras
-(`save_model`), scores every split of `evaluate.splits` (`evaluate_splits`; a multi-label run
-first chooses its thresholds on val), draws curves.png and writes metrics.json (last: it marks
+(`save_model`), scores every split of `evaluate.splits` (`evaluate_splits`; a task with
+thresholds first chooses them on val), draws curves.png and writes metrics.json (last: it marks
 the run finished), report.md and report.html.
 """
 
@@ -12,13 +12,11 @@ from typing import Any, Optional
 
 from tfft import layout
 from tfft.atomic import atomic_path, write_json
-from tfft.reporting import multilabel_eval
-from tfft.reporting.evaluate import evaluate_model
+from tfft.reporting.evaluate import choose_thresholds, collect, evaluate_split
 from tfft.reporting.html import write_html_report
 from tfft.data.pipeline import make_dataset
 from tfft.reporting.plots import plot_curves
 from tfft.reporting.top_losses import write_run_top_losses
-from tfft.runs.thresholds import read_run_thresholds
 from tfft.reporting.report import write_report
 from tfft.training.plan import Progress
 from tfft.training.session import Session
@@ -59,15 +57,14 @@ def finish_run(session: Session, progress: Progress, val_features: Optional[Any]
     if not session.chief:
         return {}
     save_model(session)
-    metrics = evaluate_splits(session, val_features)
+    metrics, thresholds = evaluate_splits(session, val_features)
     plot_curves(progress.history, session.path / layout.CURVES, phases=progress.phase_rows,
                 best=progress.state.get("best_epoch"), saved=session.cfg.training.save)
     # report.html's val top losses with heatmaps (one batch; a note when there is no val)
     val = (make_dataset(session.splits, "val", session.cfg.data, seed=session.cfg.seed, training=False)
            if session.has_val else None)
-    multi = session.asm.task.name == "multi_label"
-    write_run_top_losses(session.model, val, session.class_names, session.path, multi,
-                         thresholds=read_run_thresholds(session.path, session.class_names) if multi else None)
+    write_run_top_losses(session.model, val, session.class_names, session.path, session.asm.task,
+                         thresholds=thresholds)
     write_json(session.path / layout.METRICS, metrics)
     write_report(session.path)
     write_html_report(session.path)
@@ -98,48 +95,29 @@ def _out_dir(session: Session, split: str) -> Any:
     return session.path if split == "val" or "val" not in splits else session.path / layout.EVAL / split
 
 
-def evaluate_splits(session: Session, val_features: Optional[Any] = None) -> dict[str, Any]:
-    """The metrics of every split of `evaluate.splits` the data has (multi-label: at thresholds
-    chosen on val), with their figures in the run directory (val) or eval/<split>/."""
+def evaluate_splits(session: Session, val_features: Optional[Any] = None) -> tuple[dict[str, Any], Any]:
+    """The metrics of every split of `evaluate.splits` the data has, at the thresholds the task
+    chooses on val (thresholds.json; none for a task without them), with their figures in the run
+    directory (val) or eval/<split>/: (metrics by split, thresholds or None)."""
     from tfft import data
 
-    if session.asm.task.name == "multi_label":
-        return evaluate_multilabel_splits(session)
-    cfg, metrics = session.cfg, {}
-    for split in cfg.evaluate.splits:
-        if split in session.splits.splits and len(session.splits.splits[split]) > 0:
-            cached = val_features if split == "val" else None
-            if cached is not None and cached.val_still_valid():  # the frozen part is unchanged
-                model, dataset = cached.head, cached.val
-                print("val: scored on the cached backbone features")
-            else:
-                model = session.model
-                dataset = data.make_dataset(session.splits, split, cfg.data, seed=cfg.seed, training=False)
-            metrics[split] = evaluate_model(model, dataset, session.class_names, _out_dir(session, split),
-                                            top_k=cfg.evaluate.top_k)
-            print(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, loss {metrics[split]['loss']:.4f}, "
-                  f"macro F1 {metrics[split]['macro_f1']:.4f}")
-    return metrics
-
-
-def evaluate_multilabel_splits(session: Session) -> dict[str, Any]:
-    """Thresholds chosen on val (thresholds.json), then every evaluated split scored at them."""
-    from tfft import data
-
-    cfg, splits = session.cfg, session.splits
+    cfg, splits, task = session.cfg, session.splits, session.asm.task
     wanted = [s for s in cfg.evaluate.splits if s in splits.splits and len(splits.splits[s])]
     scored = {}
-    for split in sorted(set(wanted) | ({"val"} if session.has_val else set())):
-        dataset = data.make_dataset(splits, split, cfg.data, seed=cfg.seed, training=False)
-        scored[split] = multilabel_eval.collect(session.model, dataset)
-    thresholds = multilabel_eval.choose_thresholds(*scored.get("val", (None, None)), session.class_names,
-                                                   session.path)
+    for split in sorted(set(wanted) | ({"val"} if session.has_val and task.thresholded else set())):
+        cached = val_features if split == "val" else None
+        if cached is not None and cached.val_still_valid():  # the frozen part is unchanged
+            model, dataset = cached.head, cached.val
+            print("val: scored on the cached backbone features")
+        else:
+            model = session.model
+            dataset = data.make_dataset(splits, split, cfg.data, seed=cfg.seed, training=False)
+        scored[split] = collect(model, dataset, width=len(session.class_names))
+    thresholds = choose_thresholds(task, *scored.get("val", (None, None)), session.class_names, session.path)
     metrics = {}
     for split in wanted:
-        metrics[split] = multilabel_eval.evaluate_multilabel(*scored[split], session.class_names, thresholds,
-                                                             _out_dir(session, split), split=split)
-        m = metrics[split]
-        print(f"{split}: mAP {m['mAP'] if m['mAP'] is None else round(m['mAP'], 4)}, micro F1 {m['micro_f1']:.4f}, "
-              f"macro F1 {m['macro_f1']:.4f} at the tuned thresholds (at 0.5: {m['micro_f1_at_0.5']:.4f}, "
-              f"{m['macro_f1_at_0.5']:.4f}), loss {m['loss']:.4f}")
-    return metrics
+        metrics[split] = evaluate_split(task, *scored[split], session.class_names, _out_dir(session, split),
+                                        split=split, thresholds=thresholds, top_k=cfg.evaluate.top_k,
+                                        suffix="" if split == "val" else f"_{split}")
+        print(f"{split}: {task.summary(metrics[split])}")
+    return metrics, thresholds

@@ -24,6 +24,7 @@ from typing import Any, Optional
 from tfft import backbones, layout
 from tfft.data.sources import check_source
 from tfft.errors import UserError
+from tfft.task import task_for
 
 TEACHER_KEY = "distill.teacher"
 
@@ -65,7 +66,5 @@ def check_teacher(cfg: Any) -> Optional[Path]:
         raise UserError(TEACHER_KEY, f"{path} is not a finished run (it lacks {' or '.join(layout.FINISHED)})",
                         f"finish it first (tfft train {path / layout.CONFIG} --run-dir {path} --resume), "
                         "or point distill.teacher at a finished run")
-    if cfg.task == "multi_label":
-        raise UserError(TEACHER_KEY, "distillation of a multi-label run",
-                        "distillation here matches softmax distributions: use it with single-label data")
+    task_for(cfg.task).refuse("distill", TEACHER_KEY)
     return path

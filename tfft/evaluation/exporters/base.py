@@ -46,6 +46,7 @@ class ExportJob:
     quantize: str = "none"
     scratch: Path = Path(".")
     thresholds: Any | None = None
+    task: Any = None  # the run's tfft.task.Task (None: single-label)
     calibration: Callable[[], list] = field(default=list)
 
 

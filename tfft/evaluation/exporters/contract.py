@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tfft.atomic import write_json, write_text
-from tfft.evaluation import multilabel_eval
+from tfft.task import Task, task_for
+from tfft.task.thresholds import thresholds_document
 from tfft.evaluation.exporters.parity import ExportResult
 from tfft.layout import LABELS
 
@@ -22,7 +23,7 @@ METADATA = "export.json"
 README = "README.md"
 
 
-def contract(run: Any, thresholds: Any | None = None) -> dict[str, Any]:
+def contract(run: Any, thresholds: Any | None = None, task: Task | None = None) -> dict[str, Any]:
     """The input and output contract of a run's exports, as `export.json` states it."""
     height, width = (int(v) for v in run.image_size)
     document: dict[str, Any] = {
@@ -34,14 +35,15 @@ def contract(run: Any, thresholds: Any | None = None) -> dict[str, Any]:
         "output": {"name": "probabilities", "dtype": "float32", "shape": [None, len(run.class_names)],
                    "order": LABELS},
         "labels_file": LABELS,
-        "task": "multi_label" if thresholds is not None else "single_label",
+        "task": (task or task_for()).name,
     }
     if thresholds is not None:
-        document["thresholds"] = multilabel_eval.thresholds_document(run.class_names, thresholds)
+        document["thresholds"] = thresholds_document(run.class_names, thresholds)
     return document
 
 
-def write_contract(folder: Path, run: Any, results: Sequence[ExportResult], thresholds: Any | None = None) -> None:
+def write_contract(folder: Path, run: Any, results: Sequence[ExportResult], thresholds: Any | None = None,
+                   task: Task | None = None) -> None:
     """Write labels.txt, export.json (the contract and one entry per export file, merged with the
     entries already there) and README.md into `folder`."""
     metadata_path = folder / METADATA
@@ -54,7 +56,7 @@ def write_contract(folder: Path, run: Any, results: Sequence[ExportResult], thre
     for result in results:
         entry = {key: value for key, value in result.to_dict().items() if key != "path"}
         files[Path(result.path).name] = entry
-    document = dict(contract(run, thresholds), files=files)
+    document = dict(contract(run, thresholds, task), files=files)
     write_text(folder / LABELS, "\n".join(run.class_names) + "\n")
     write_json(metadata_path, document)
     write_text(folder / README, readme(document))
@@ -72,11 +74,7 @@ def readme(document: dict[str, Any]) -> str:
         "SavedModel (`savedmodel/`, TF Serving): signature `serving_default` takes `image_bytes`, a string "
         "batch of encoded image files, and returns `probabilities` and `label`.",
     ]
-    if document["task"] == "multi_label":
-        lines.append("Multi-label: a label applies when its probability is at or above its threshold "
-                     "(`thresholds` in export.json).")
-    else:
-        lines.append("Single-label: the label is the class of the highest probability.")
+    lines.append(task_for(document["task"]).export_note)
     lines += ["", "| file | format | quantize | size MB | latency ms (threads) | top-1 agreement % | max abs diff |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, entry in sorted(document["files"].items()):

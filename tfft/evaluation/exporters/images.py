@@ -15,7 +15,7 @@ import numpy as np
 from tfft.data.files import read_images
 from tfft.data.sources import source_of
 from tfft.errors import UserError
-from tfft.runs.directory import Run, is_multi_label, split_examples, split_files
+from tfft.runs.directory import Run, labelled_files, task_of
 
 CALIBRATION_IMAGES = 100
 
@@ -49,11 +49,9 @@ def _generated_files(run: Run, split: str, limit: int, scratch: Path) -> tuple[l
 def _split_paths(run: Run, split: str, limit: int, scratch: Path) -> tuple[list[str], list[int] | None]:
     if not source_of(run.config.data.source).has_files:
         paths, labels = _generated_files(run, split, limit, scratch)
-        return paths, (None if is_multi_label(run) else labels)
-    if is_multi_label(run):
-        return split_examples(run, split)[0], None
-    paths, labels = split_files(run, split)
-    return paths, [int(label) for label in labels]
+        return paths, (None if task_of(run).multi_hot else labels)
+    paths, labels = labelled_files(run, split)
+    return paths, (None if task_of(run).multi_hot else [int(label) for label in labels])
 
 
 def parity_images(run: Run, limit: int, scratch: Path) -> tuple[list[str], list[np.ndarray], list[int] | None]:

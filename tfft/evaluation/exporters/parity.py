@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tfft.evaluation import multilabel_eval
+from tfft.task import Task, task_for
 
 # An image is "clear" when model.keras' top-1 probability leads the second by at least this much.
 # Its decision can only flip if the export moves the two probabilities by half the margin each
@@ -91,10 +91,12 @@ def clear_agreement(reference: np.ndarray, exported: np.ndarray, margin: float =
 
 
 def compare(reference: np.ndarray, exported: np.ndarray, labels: Sequence[int] | None = None,
-            thresholds: Any | None = None, class_names: list[str] | None = None) -> dict[str, Any]:
+            thresholds: Any | None = None, class_names: list[str] | None = None,
+            task: Task | None = None) -> dict[str, Any]:
     """The parity numbers of `exported` probabilities against model.keras' `reference` (the
     `ExportResult` fields): top-1 agreement, max abs diff, clear-image agreement, per-label
-    agreement (multi-label, with `thresholds`), and accuracy on `labels` when given."""
+    agreement (multi-label, with `thresholds`), and accuracy on `labels` when given: what `task`
+    (default single-label) adds is `Task.parity`'s."""
     reference = np.asarray(reference, np.float64)
     exported = np.asarray(exported, np.float64)
     if exported.shape != reference.shape:
@@ -104,13 +106,10 @@ def compare(reference: np.ndarray, exported: np.ndarray, labels: Sequence[int] |
         "parity_top1": float((exported.argmax(axis=1) == reference.argmax(axis=1)).mean() * 100.0),
         "parity_max_abs_diff": float(np.abs(exported - reference).max()),
         "parity_images": len(reference), "parity_clear_top1": clear_top1, "parity_clear_images": clear,
-        "parity_labels": (multilabel_eval.label_parity(exported, reference, thresholds, class_names)
-                          if thresholds is not None else None),
+        "parity_labels": None,
     }
-    if labels is not None and thresholds is None:
-        truth = np.asarray(labels)
-        numbers["accuracy"] = float((exported.argmax(axis=1) == truth).mean() * 100.0)
-        numbers["reference_accuracy"] = float((reference.argmax(axis=1) == truth).mean() * 100.0)
+    numbers.update((task or task_for()).parity(exported, reference, labels=labels, thresholds=thresholds,
+                                               class_names=list(class_names or [])))
     return numbers
 
 

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from tfft.data.files import decode_bytes
-from tfft.evaluation import multilabel_eval
+from tfft import layout
+from tfft.task import Task, task_for
+from tfft.task.thresholds import thresholds_document
 from tfft.evaluation.exporters.base import (
     EXPORTERS,
     LATENCY_RUNS,
@@ -29,10 +31,13 @@ from tfft.evaluation.exporters.runtime_check import median_latency_ms
 
 
 def serving_module(model, class_names: list[str], image_size: tuple[int, int], thresholds: Any | None = None,
-                   fast_decode: bool = True):
-    """The serving module; with `thresholds` (a multi-label run) `label` joins every label at or
-    above its threshold with a space; JPEGs decode as `data.fast_decode` says (`Run.fast_decode`)."""
+                   task: Task | None = None, fast_decode: bool = True):
+    """The serving module; its `label` output is `task.serving_label` (single-label, the default:
+    the top-1 class; multi-label: every label at or above its threshold, joined with a space);
+    JPEGs decode as `data.fast_decode` says (`Run.fast_decode`)."""
     import tensorflow as tf
+
+    rule = task or task_for()
 
     height, width = int(image_size[0]), int(image_size[1])
 
@@ -53,10 +58,7 @@ def serving_module(model, class_names: list[str], image_size: tuple[int, int], t
             images = tf.map_fn(lambda data: decode_bytes(data, (height, width), fast_decode=fast_decode), image_bytes,
                                fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
             probabilities = tf.cast(self.model(images, training=False), tf.float32)
-            if self.thresholds is not None:
-                label = multilabel_eval.joined_labels(probabilities, self.labels, self.thresholds)
-            else:
-                label = tf.gather(self.labels, tf.argmax(probabilities, axis=-1))
+            label = rule.serving_label(probabilities, self.labels, self.thresholds)
             return {"probabilities": probabilities, "label": label}
 
     return Serving()
@@ -76,15 +78,16 @@ class SavedModelExporter(Exporter):
         import tensorflow as tf
 
         run = job.run
-        module = serving_module(model, run.class_names, run.image_size, job.thresholds, fast_decode=run.fast_decode)
+        module = serving_module(model, run.class_names, run.image_size, job.thresholds, job.task,
+                                fast_decode=run.fast_decode)
         tmp = temporary_folder(path)
         try:
             tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
             (tmp / "assets").mkdir(exist_ok=True)
             (tmp / "assets" / "labels.txt").write_text("\n".join(run.class_names) + "\n", encoding="utf-8")
             if job.thresholds is not None:
-                document = multilabel_eval.thresholds_document(run.class_names, job.thresholds)
-                (tmp / "assets" / multilabel_eval.THRESHOLDS_FILE).write_text(json.dumps(document, indent=2) + "\n",
+                document = thresholds_document(run.class_names, job.thresholds)
+                (tmp / "assets" / layout.THRESHOLDS).write_text(json.dumps(document, indent=2) + "\n",
                                                                                encoding="utf-8")
             replace(tmp, path)
         except BaseException:

@@ -1,4 +1,4 @@
-"""Figures for multi-label runs: per-label precision-recall curves and label co-occurrence.
+"""Per-label figures (a task with a threshold per label): precision-recall curves, co-occurrence, decisions.
 
 Written like `tfft.reporting.plots` (Agg backend, imported inside, atomic PNG writes).
 """
@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from tfft.reporting import multilabel as _metrics
+from tfft.task import thresholds as _metrics
 from tfft.reporting.plots import pyplot, save_figure
 
 

@@ -17,6 +17,9 @@ probability of the given label; lowest first). `score` is `1 - self-confidence`:
 suspect. The probabilities must be out-of-sample (from cross-validation), or a model that
 memorised its training labels hides every error.
 
+Multi-label: `rank_multilabel` ranks each (image, label) pair by its out-of-fold disagreement
+with the given label set (missing and extra labels). The tasks' `write_label_issues` call them.
+
 Example:
 >>> import numpy as np
 >>> labels = np.array([0, 0, 0, 1, 1, 1])

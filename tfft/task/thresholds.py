@@ -1,4 +1,4 @@
-"""Multi-label metrics and decisions in plain numpy: per-label AP, mAP, micro/macro F1, thresholds.
+"""Per-label decision thresholds in plain numpy: average precision, F1-best cuts, robust thresholds.
 
 Conventions follow scikit-learn (no dependency on it): average precision is the step-wise area
 `sum_n (R_n - R_{n-1}) P_n` over the distinct scores (`average_precision_score`), mAP is the mean
@@ -15,8 +15,6 @@ import json
 from typing import Any, Optional, Sequence
 
 import numpy as np
-
-from tfft.reporting.metrics import EPSILON, binary_roc_auc
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -112,7 +110,7 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
     >>> tune_thresholds(y, p).tolist()
     [0.4, 0.15000000000000002]
     """
-    y_true, probs = _matrix(y_true, probs)
+    y_true, probs = label_matrix(y_true, probs)
     return np.asarray([best_f1_threshold(y_true[:, c], probs[:, c])[0] for c in range(probs.shape[1])])
 
 
@@ -122,6 +120,15 @@ RESAMPLES = 200
 """Bootstrap resamples behind each label's threshold and its interval."""
 INTERVAL = (5.0, 95.0)
 """The percentiles of the bootstrap thresholds reported as a label's interval (a 90% interval)."""
+
+
+def label_matrix(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bool truth [N, C], float64 probabilities [N, C]) after checking their shapes agree."""
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or y_true.shape != probs.shape:
+        raise ValueError(f"expected y_true and probs of the same shape [N, C], got {y_true.shape} and {probs.shape}")
+    return y_true > 0.5, probs
 
 
 def _bootstrap_cuts(y_true: np.ndarray, scores: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
@@ -182,7 +189,7 @@ def robust_thresholds(y_true: np.ndarray, probs: np.ndarray, seed: int = 0, resa
     >>> round(float(cuts[0]), 3), details["f1_best"], details["positives"]
     (0.504, [0.55], [2])
     """
-    y_true, probs = _matrix(y_true, probs)
+    y_true, probs = label_matrix(y_true, probs)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x7E5])
     cuts, best, positives, weights, intervals = [], [], [], [], []
     for c in range(probs.shape[1]):
@@ -215,126 +222,6 @@ def decide(probs: np.ndarray, thresholds: Any) -> np.ndarray:
     """
     probs = np.asarray(probs, dtype=np.float64)
     return probs >= np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probs.shape)
-
-
-def _matrix(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.asarray(y_true)
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 2 or y_true.shape != probs.shape:
-        raise ValueError(f"expected y_true and probs of the same shape [N, C], got {y_true.shape} and {probs.shape}")
-    return y_true > 0.5, probs
-
-
-def _f1_scores(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
-    tp = (y_true & predicted).sum(axis=0).astype(np.float64)
-    fp = (~y_true & predicted).sum(axis=0).astype(np.float64)
-    fn = (y_true & ~predicted).sum(axis=0).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-    total = 2 * tp.sum() + fp.sum() + fn.sum()
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "micro_f1": float(2 * tp.sum() / total) if total > 0 else 0.0,
-            "micro_precision": float(tp.sum() / (tp.sum() + fp.sum())) if tp.sum() + fp.sum() > 0 else 0.0,
-            "micro_recall": float(tp.sum() / (tp.sum() + fn.sum())) if tp.sum() + fn.sum() > 0 else 0.0}
-
-
-def compute_multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str],
-                               thresholds: Optional[Any] = None) -> dict[str, Any]:
-    """Every metric tfft reports for one multi-label split, as JSON-ready plain data.
-
-    Args:
-        y_true: [N, C] multi-hot (0/1; soft targets are cut at 0.5).
-        probs: [N, C] sigmoid probabilities.
-        class_names: C names in output index order.
-        thresholds: the per-label decision thresholds (float [C]); None means 0.5 for every label.
-            Float [N, C] gives every example its own (out-of-fold predictions, each decided at
-            the thresholds of the fold that made it); `per_class` then reports their mean.
-
-    Returns:
-        A dict with `mAP` (mean AP over labels with a positive example; None if none has),
-        `micro_f1`, `macro_f1`, `micro_precision`, `micro_recall`, `macro_precision`,
-        `macro_recall` (at the thresholds), `micro_f1_at_0.5` and `macro_f1_at_0.5`,
-        `accuracy` (exact match: every label right), `hamming_accuracy` (the share of
-        image-label decisions that are right), `loss` (mean binary cross-entropy),
-        `per_class` ({name: ap, f1, precision, recall, threshold, support, roc_auc}),
-        `num_examples`, `class_names` and `task: "multi_label"`.
-
-    Example:
-    >>> y = np.array([[1, 0], [0, 1], [1, 1]])
-    >>> m = compute_multilabel_metrics(y, np.array([[0.9, 0.2], [0.3, 0.7], [0.6, 0.8]]), ["cat", "dog"])
-    >>> m["mAP"], m["micro_f1"], m["accuracy"]
-    (1.0, 1.0, 1.0)
-    """
-    y_true, probs = _matrix(y_true, probs)
-    n, c = probs.shape
-    names = [str(name) for name in class_names]
-    if len(names) != c:
-        raise ValueError(f"probs has {c} columns but there are {len(names)} class names")
-    cuts = np.full(c, DEFAULT_THRESHOLD) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-    if cuts.shape not in ((c,), (n, c)):
-        raise ValueError(f"expected {c} thresholds (or one row of them per example), got {cuts.shape}")
-    label_cuts = cuts if cuts.ndim == 1 else cuts.mean(axis=0)
-    predicted = decide(probs, cuts)
-    tuned = _f1_scores(y_true, predicted)
-    at_half = _f1_scores(y_true, probs >= DEFAULT_THRESHOLD)
-    aps = [average_precision(y_true[:, i], probs[:, i]) for i in range(c)]
-    defined = [ap for ap in aps if ap is not None]
-    clipped = np.clip(probs, EPSILON, 1.0 - EPSILON)
-    bce = -(y_true * np.log(clipped) + (~y_true) * np.log(1.0 - clipped))
-    support = y_true.sum(axis=0)
-    per_class = {
-        name: {"ap": aps[i], "f1": float(tuned["f1"][i]), "precision": float(tuned["precision"][i]),
-               "recall": float(tuned["recall"][i]), "threshold": float(label_cuts[i]), "support": int(support[i]),
-               "f1_at_0.5": float(at_half["f1"][i]), "roc_auc": binary_roc_auc(y_true[:, i], probs[:, i])}
-        for i, name in enumerate(names)
-    }
-    nan = float("nan")
-    return {
-        "task": "multi_label",
-        "num_examples": int(n),
-        "mAP": float(np.mean(defined)) if defined else None,
-        "micro_f1": tuned["micro_f1"],
-        "macro_f1": float(tuned["f1"].mean()) if c else 0.0,
-        "micro_precision": tuned["micro_precision"],
-        "micro_recall": tuned["micro_recall"],
-        "macro_precision": float(tuned["precision"].mean()) if c else 0.0,
-        "macro_recall": float(tuned["recall"].mean()) if c else 0.0,
-        "micro_f1_at_0.5": at_half["micro_f1"],
-        "macro_f1_at_0.5": float(at_half["f1"].mean()) if c else 0.0,
-        "accuracy": float((predicted == y_true).all(axis=1).mean()) if n else nan,
-        "hamming_accuracy": float((predicted == y_true).mean()) if n else nan,
-        "loss": float(bce.mean()) if n else nan,
-        "per_class": per_class,
-        "class_names": names,
-    }
-
-
-def format_multilabel_table(metrics: dict[str, Any], title: Optional[str] = None) -> str:
-    """A terminal table: a summary line, then AP / F1 / threshold / support per label.
-
-    Example:
-    >>> y = np.array([[1, 0], [0, 1]])
-    >>> m = compute_multilabel_metrics(y, np.array([[0.9, 0.2], [0.3, 0.7]]), ["cat", "dog"])
-    >>> print(format_multilabel_table(m).splitlines()[0])
-    mAP 1.0000  micro F1 1.0000  macro F1 1.0000  (at 0.5: micro 1.0000, macro 1.0000)  exact match 1.0000  loss 0.2605
-    """
-    def num(value: Any) -> str:
-        return "-" if value is None else f"{value:.4f}"
-
-    lines = [] if title is None else [title]
-    lines.append(f"mAP {num(metrics.get('mAP'))}  micro F1 {num(metrics.get('micro_f1'))}  "
-                 f"macro F1 {num(metrics.get('macro_f1'))}  (at 0.5: micro {num(metrics.get('micro_f1_at_0.5'))}, "
-                 f"macro {num(metrics.get('macro_f1_at_0.5'))})  exact match {num(metrics.get('accuracy'))}  "
-                 f"loss {num(metrics.get('loss'))}")
-    per_class = metrics.get("per_class", {})
-    width = max([len("label")] + [len(name) for name in per_class])
-    lines.append(f"{'label':<{width}}  {'AP':>7}  {'F1':>7}  {'prec':>7}  {'recall':>7}  {'thresh':>7}  {'support':>7}")
-    for name, row in per_class.items():
-        lines.append(f"{name:<{width}}  {num(row['ap']):>7.7}  {row['f1']:>7.4f}  {row['precision']:>7.4f}  "
-                     f"{row['recall']:>7.4f}  {row['threshold']:>7.4f}  {row['support']:>7d}")
-    return "\n".join(lines)
 
 
 def thresholds_document(class_names: Sequence[str], thresholds: Any) -> dict[str, float]:
