@@ -1,4 +1,4 @@
-"""Decode once: the decoded images of a training split, kept between epochs (`performance.decoded_cache`).
+"""Decode once: the decoded images of a training (and validation) split, kept between epochs (`performance.decoded_cache`).
 
 A training epoch decodes every file, then resizes and augments each batch. The decode is the
 same every epoch (the augmentation is not), so its output, the uint8 image as decoded (at the
@@ -8,16 +8,20 @@ it goes; later epochs gather their batches from it, so they pay only for the res
 augmentation and the batching. The batches are bitwise those of the uncached pipeline: a
 gathered batch is the `DecodedBatch` `padded_batch` would have made of the same images.
 
-The store is in memory up to `max_bytes` (`performance.decoded_cache_max_gb`); the images beyond
-it are appended to an unlinked file in `spill_dir` (the run's disk cache) and read back with
-`os.pread`. One store is kept per process (the last split asked for), so the phases of a run
-share it and a new split frees the old one.
+A store is one uint8 block in memory up to its share of `performance.decoded_cache_max_gb`;
+the images beyond it go to an unlinked file in `spill_dir` (the run's disk cache), mapped in
+memory. Images go in and come out through compiled copies that release the GIL
+(`tfft.data.decoded_kernels`), so a gathered epoch runs as many threads as a decoded one. One
+store is kept per process and split name (the training and the validation split: every epoch's
+validation pass reads its store), so the phases of a run share them; all draw on one budget.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
+import mmap
 import os
 import shutil
 import tempfile
@@ -28,6 +32,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from tfft.data import decode as _decode
+from tfft.data import pyfunc as _pyfunc
 from tfft.data import shapes as _shapes
 
 
@@ -84,13 +89,60 @@ def estimate_bytes(split, image_size, fast_decode: bool) -> Optional[int]:
     return total
 
 
+class MemoryBudget:
+    """The bytes the decoded stores of a process may keep in memory, shared by them (the training
+    and the validation split's stores draw on one `performance.decoded_cache_max_gb`).
+
+    Example:
+    >>> budget = MemoryBudget(100)
+    >>> budget.reserve(70), budget.reserve(70), budget.left
+    (70, 30, 0)
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.left = int(max_bytes), int(max_bytes)
+        self._lock = threading.Lock()
+
+    def reserve(self, nbytes: int) -> int:
+        """Take up to `nbytes` of what is left; returns what was taken."""
+        with self._lock:
+            taken = max(0, min(int(nbytes), self.left))
+            self.left -= taken
+            return taken
+
+    def free(self, nbytes: int) -> None:
+        with self._lock:
+            self.left = min(self.max_bytes, self.left + int(nbytes))
+
+
+def _anonymous(nbytes: int) -> np.ndarray:
+    """A uint8 block of `nbytes` whose pages are taken as they are first written (an anonymous map,
+    in huge pages where the kernel allows: a 2 MiB page faults once where 512 small ones would)."""
+    if nbytes <= 0:
+        return np.zeros(0, np.uint8)
+    block = mmap.mmap(-1, int(nbytes))
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            block.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # pragma: no cover - kernels without transparent huge pages
+            pass
+    return np.frombuffer(block, np.uint8)
+
+
 class DecodedStore:
     """Decoded images by example index: `put` as a batch is decoded, `gather` a batch back.
 
+    The images live in one uint8 block allocated once (sized from `expected`, at most
+    `max_bytes`; pages taken as they are written), beyond it in a spill file mapped in memory
+    (unlinked at once: nothing is left behind), each image at an offset with its shape. The copies
+    in and out are compiled loops that release the GIL (`tfft.data.decoded_kernels`).
+
     Args:
         n: the examples of the split.
-        max_bytes: kept in memory up to this; beyond it in an unlinked file in `spill_dir`.
+        max_bytes: kept in memory up to this; beyond it in the spill file in `spill_dir`.
         spill_dir: the folder of the spill file (None: the system's temporary folder).
+        expected: the bytes the split's images should take (`estimate_bytes`; None: unknown).
+        budget: a `MemoryBudget` shared with other stores (None: one of `max_bytes` for this one).
 
     Example:
     >>> store = DecodedStore(2, max_bytes=10)
@@ -102,14 +154,21 @@ class DecodedStore:
     [12, 13, 14, 15, 16, 17, 0, 0, 0, 0, 0, 0]
     """
 
-    def __init__(self, n: int, max_bytes: int, spill_dir: Optional[Path] = None):
+    def __init__(self, n: int, max_bytes: int, spill_dir: Optional[Path] = None, expected: Optional[int] = None,
+                 budget: Optional["MemoryBudget"] = None):
         self.n, self.max_bytes, self.spill_dir = int(n), int(max_bytes), spill_dir
+        self.budget = budget if budget is not None else MemoryBudget(self.max_bytes)
         self.shapes = np.zeros((self.n, 3), np.int32)
         self.have = np.zeros(self.n, bool)
-        self._raw: list = [None] * self.n  # an array in memory, or (offset, nbytes) in the spill file
-        self._resized: list = [None] * self.n
+        self.where = np.zeros(self.n, np.int8)  # 0: in memory, 1: in the spill file
+        self.offset = np.zeros(self.n, np.int64)
+        self.nbytes = np.zeros(self.n, np.int64)
+        self.resized_len = np.zeros(self.n, np.int64)  # float32 values of an image kept resized, else 0
         self.bytes_in_memory = self.bytes_on_disk = 0
-        self._fd: Optional[int] = None
+        room = self.budget.reserve(self.max_bytes if expected is None else int(expected))
+        self._mem = _anonymous(room)
+        self._spill = np.zeros(0, np.uint8)
+        self._spill_file = None
         self._lock = threading.Lock()
 
     @property
@@ -121,65 +180,92 @@ class DecodedStore:
         indices = np.asarray(indices)
         return (indices >= 0) & ~self.have[np.maximum(indices, 0)]
 
-    def _keep(self, values: np.ndarray):
-        if self.bytes_in_memory + values.nbytes <= self.max_bytes:
-            self.bytes_in_memory += values.nbytes
-            return values.copy()
-        if self._fd is None:
-            folder = self.spill_dir or Path(tempfile.gettempdir())
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="decoded-", suffix=".bin", dir=folder)
-            os.unlink(name)  # freed when the store is: nothing is left behind
-            self._fd = fd
-        offset = self.bytes_on_disk
-        os.pwrite(self._fd, values.tobytes(), offset)
-        self.bytes_on_disk += values.nbytes
-        return (offset, values.nbytes, values.dtype)
+    def _place(self, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where rows of these byte counts go, in order: (block 0/1, offset); what the memory block
+        has no room for goes to the spill file, grown as needed."""
+        where, offset = np.zeros(len(sizes), np.int8), np.zeros(len(sizes), np.int64)
+        for k, size in enumerate(sizes.tolist()):
+            if self.bytes_in_memory + size <= len(self._mem):
+                offset[k], self.bytes_in_memory = self.bytes_in_memory, self.bytes_in_memory + size
+            else:
+                where[k], offset[k], self.bytes_on_disk = 1, self.bytes_on_disk, self.bytes_on_disk + size
+        self._grow_spill(self.bytes_on_disk)
+        return where, offset
 
-    def _read(self, kept) -> np.ndarray:
-        if isinstance(kept, np.ndarray):
-            return kept
-        offset, nbytes, dtype = kept
-        return np.frombuffer(os.pread(self._fd, nbytes, offset), dtype=dtype)
+    def _grow_spill(self, size: int) -> None:
+        if size <= len(self._spill):
+            return
+        if self._spill_file is None:
+            folder = Path(self.spill_dir or tempfile.gettempdir())
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix="decoded-", suffix=".bin", dir=folder)
+            os.unlink(name)  # freed when the store is: nothing is left behind
+            self._spill_file = os.fdopen(handle, "r+b")
+        capacity = max(size, 2 * len(self._spill), 64 * 2**20)
+        try:  # the disk space taken now: no room is an error here, not a crash when a page is written
+            os.posix_fallocate(self._spill_file.fileno(), 0, capacity)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            os.ftruncate(self._spill_file.fileno(), capacity)
+        # The old mapping stays valid for gathers in flight (they hold it); both map the same pages.
+        self._spill = np.memmap(self._spill_file, np.uint8, "r+", shape=(capacity,))
 
     def put(self, indices, raw, shapes, resized) -> None:
         """Keep the rows of a batch as decoded (`DecodedBatch` fields) for `indices` (-1 rows skipped)."""
+        from tfft.data import decoded_kernels as kernels  # on first use: importing numba takes a moment
+
+        indices, shapes = np.asarray(indices, np.int64), np.asarray(shapes, np.int32)
+        resized = np.ascontiguousarray(resized, np.float32)
         with self._lock:
-            for row, index in enumerate(np.asarray(indices)):
-                if index < 0 or self.have[index]:
-                    continue
-                shape = np.asarray(shapes[row], np.int32)
-                length = int(np.prod(shape))
-                self._raw[index] = self._keep(np.ascontiguousarray(raw[row, :length]))
-                self._resized[index] = self._keep(np.ascontiguousarray(resized[row])) if shape[0] == 0 else None
-                self.shapes[index] = shape
-                self.have[index] = True
+            rows = np.flatnonzero(indices >= 0)
+            rows = rows[~self.have[indices[rows]]]
+            rows = rows[np.sort(np.unique(indices[rows], return_index=True)[1])]  # an index twice: once
+            if not len(rows):
+                return
+            is_resized = shapes[rows, 0] == 0
+            sizes = np.where(is_resized, resized.shape[1] * 4, np.prod(shapes[rows].astype(np.int64), axis=1))
+            where, offset = self._place(sizes)
+            mem, spill = self._mem, self._spill
+        kernels.put_rows(mem, spill, np.asarray(raw), resized.view(np.uint8), rows, where, offset, sizes, is_resized)
+        with self._lock:
+            index = indices[rows]
+            self.where[index], self.offset[index], self.nbytes[index] = where, offset, sizes
+            self.resized_len[index] = np.where(is_resized, resized.shape[1], 0)
+            self.shapes[index] = shapes[rows]
+            self.have[index] = True
 
     def gather(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(raw uint8 [B, L], shapes int32 [B, 3], resized float32 [B, R]) of `indices`, zero padded
         to the longest row as `padded_batch` pads them."""
+        from tfft.data import decoded_kernels as kernels
+
         indices = np.asarray(indices, np.int64)
-        raws = [self._read(self._raw[i]) for i in indices]
-        resized = [self._read(self._resized[i]) if self._resized[i] is not None else None for i in indices]
-        raw_out = np.zeros((len(indices), max((len(r) for r in raws), default=0)), np.uint8)
-        width = max((len(r) for r in resized if r is not None), default=0)
-        resized_out = np.zeros((len(indices), width), np.float32)
-        for row, (r, z) in enumerate(zip(raws, resized)):
-            raw_out[row, :len(r)] = r
-            if z is not None:
-                resized_out[row, :len(z)] = z
+        resized_len = self.resized_len[indices]
+        is_resized = resized_len > 0
+        nbytes = self.nbytes[indices]
+        raw_out = _pyfunc.aligned_empty((len(indices), int(nbytes[~is_resized].max(initial=0))), np.uint8)
+        resized_out = _pyfunc.aligned_empty((len(indices), int(resized_len.max(initial=0))))
+        kernels.gather_rows(self._mem, self._spill, self.where[indices], self.offset[indices], nbytes, is_resized,
+                            raw_out, resized_out.view(np.uint8))
         return raw_out, self.shapes[indices], resized_out
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Free the memory block (its budget) and the spill file."""
+        if self._spill_file is not None:
+            self._spill = np.zeros(0, np.uint8)
+            self._spill_file.close()
+            self._spill_file = None
+        if len(self._mem):
+            self.budget.free(len(self._mem))
+            self._mem = np.zeros(0, np.uint8)
 
     def __del__(self):  # pragma: no cover - garbage collection
         self.close()
 
 
-_CURRENT: dict = {}
+_CURRENT: dict = {}  # key -> store: one a split name ("train", "val", ...), sharing one memory budget
+_ROLES: dict = {}  # split name -> key
 
 
 def _key(split, image_size, fast_decode: bool) -> str:
@@ -195,7 +281,10 @@ def store_for(split, image_size, fast_decode: bool, policy: Optional[DecodedCach
               say: Callable[[str], None] = print) -> Optional[DecodedStore]:
     """The process's store for this split's decoded images, or None (off, or `auto` found no room).
 
-    A split asked for again (the next phase, a fresh dataset) gets the same store, already filled.
+    A split asked for again (the next phase, a fresh dataset, the next epoch's validation) gets
+    the same store, already filled. One store is kept per split name (the training split's and
+    the validation split's), all drawing on one memory budget, `policy.max_gb`; a new split of a
+    name frees the old one's.
 
     Example:
     >>> store_for(None, (32, 32), True, DecodedCachePolicy("off")) is None
@@ -206,23 +295,27 @@ def store_for(split, image_size, fast_decode: bool, policy: Optional[DecodedCach
     key = _key(split, image_size, fast_decode)
     if key in _CURRENT:
         return _CURRENT[key]
-    release()
+    role = str(getattr(split, "name", ""))
+    if role in _ROLES:
+        _CURRENT.pop(_ROLES.pop(role)).close()
+    budget = next(iter(_CURRENT.values())).budget if _CURRENT else MemoryBudget(policy.max_bytes)
     need = estimate_bytes(split, image_size, fast_decode)
-    spill = need is not None and need > policy.max_bytes
+    spill = need is not None and need > budget.left
     where = policy.spill_dir or Path(tempfile.gettempdir())
     if spill:
         free = shutil.disk_usage(_existing(where)).free
-        over = need - policy.max_bytes
+        over = need - budget.left
         if policy.mode == "auto" and over > free // 2:
             say(f"decoded cache: off: {len(split)} images decode to {_gib(need)}, over "
-                f"performance.decoded_cache_max_gb ({policy.max_gb:g}), and {where} has {_gib(free)} free "
-                f"for the rest; every epoch decodes again (performance.decoded_cache: on to spill anyway)")
+                f"performance.decoded_cache_max_gb ({policy.max_gb:g}, {_gib(budget.left)} of it left), and "
+                f"{where} has {_gib(free)} free for the rest; every epoch decodes again "
+                f"(performance.decoded_cache: on to spill anyway)")
             return None
         say(f"decoded cache: {len(split)} images decode to {_gib(need)}, over "
-            f"performance.decoded_cache_max_gb ({policy.max_gb:g}): {_gib(policy.max_bytes)} kept in "
+            f"performance.decoded_cache_max_gb ({policy.max_gb:g}): {_gib(budget.left)} kept in "
             f"memory, the rest ({_gib(over)}) on disk in {where}")
-    store = DecodedStore(len(split), policy.max_bytes, policy.spill_dir)
-    _CURRENT[key] = store
+    store = DecodedStore(len(split), policy.max_bytes, policy.spill_dir, expected=need, budget=budget)
+    _CURRENT[key], _ROLES[role] = store, key
     return store
 
 
@@ -238,7 +331,7 @@ def _existing(path: Path) -> Path:
 
 
 def release() -> None:
-    """Free the process's decoded store (its memory and its spill file).
+    """Free the process's decoded stores (their memory and their spill files).
 
     Example:
     >>> release()
@@ -246,3 +339,4 @@ def release() -> None:
     for store in _CURRENT.values():
         store.close()
     _CURRENT.clear()
+    _ROLES.clear()
