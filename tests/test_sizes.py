@@ -20,7 +20,6 @@ PENDING = {
     "tfft/config.py": "the config schema, a pydantic model per section; LoRA and the decoded cache added 45 lines: to split by section",
     "tfft/data/probe.py::probe_header": "one header probe per format family in order (JPEG, PNG, GIF, WebP, TIFF); to split by family",
     "tfft/compression/prune.py::prune": "one command's set-up, loop and report; to split like tfft.train",
-    "tfft/data/pipeline.py::make_dataset": "the pipeline's stages in order; decoded-cache changes in flight",
     "tfft/reporting/metrics.py::compute_metrics": "one metrics table; moves into Task (issue 28, Task part)",
     "tfft/reporting/report.py::write_report": "report sections; interpret/report changes in flight (issue 32)",
     "tfft/studies/ensemble.py::ensemble": "one command; multi-label branches move into Task (issue 28)",
