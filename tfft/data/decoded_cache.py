@@ -8,10 +8,11 @@ it goes; later epochs gather their batches from it, so they pay only for the res
 augmentation and the batching. The batches are bitwise those of the uncached pipeline: a
 gathered batch is the `DecodedBatch` `padded_batch` would have made of the same images.
 
-A store is one uint8 block in memory up to its share of `performance.decoded_cache_max_gb`;
-the images beyond it go to an unlinked file in `spill_dir` (the run's disk cache), mapped in
-memory. Images go in and come out through compiled copies that release the GIL
-(`tfft.data.decoded_kernels`), so a gathered epoch runs as many threads as a decoded one. One
+A store keeps the decoded batches themselves in memory (no copy: a copy, and the fresh pages it
+writes, cost as much as a quarter of the decode of a 500x375 JPEG on this project's machine), up
+to `performance.decoded_cache_max_gb`; the images beyond it go to an unlinked file in
+`spill_dir` (the run's disk cache), mapped in memory. A gather copies rows with NumPy, which
+releases the GIL for copies this size, so a gathered epoch runs as many threads as a decoded one. One
 store is kept per process and split name (the training and the validation split: every epoch's
 validation pass reads its store), so the phases of a run share them; all draw on one budget.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
-import mmap
 import os
 import shutil
 import tempfile
@@ -95,53 +95,44 @@ class MemoryBudget:
 
     Example:
     >>> budget = MemoryBudget(100)
-    >>> budget.reserve(70), budget.reserve(70), budget.left
-    (70, 30, 0)
+    >>> budget.take(70), budget.take(70), budget.left
+    (True, False, 30)
     """
 
     def __init__(self, max_bytes: int):
         self.max_bytes, self.left = int(max_bytes), int(max_bytes)
         self._lock = threading.Lock()
 
-    def reserve(self, nbytes: int) -> int:
-        """Take up to `nbytes` of what is left; returns what was taken."""
+    def take(self, nbytes: int) -> bool:
+        """Take `nbytes` if that much is left (True), else nothing (False)."""
         with self._lock:
-            taken = max(0, min(int(nbytes), self.left))
-            self.left -= taken
-            return taken
+            if int(nbytes) > self.left:
+                return False
+            self.left -= int(nbytes)
+            return True
 
     def free(self, nbytes: int) -> None:
         with self._lock:
             self.left = min(self.max_bytes, self.left + int(nbytes))
 
 
-def _anonymous(nbytes: int) -> np.ndarray:
-    """A uint8 block of `nbytes` whose pages are taken as they are first written (an anonymous map,
-    in huge pages where the kernel allows: a 2 MiB page faults once where 512 small ones would)."""
-    if nbytes <= 0:
-        return np.zeros(0, np.uint8)
-    block = mmap.mmap(-1, int(nbytes))
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        try:
-            block.madvise(mmap.MADV_HUGEPAGE)
-        except OSError:  # pragma: no cover - kernels without transparent huge pages
-            pass
-    return np.frombuffer(block, np.uint8)
+_OWN, _SPILLED = -2, -1  # `DecodedStore.chunk` of an image kept in a copy of its own, in the spill file
 
 
 class DecodedStore:
     """Decoded images by example index: `put` as a batch is decoded, `gather` a batch back.
 
-    The images live in one uint8 block allocated once (sized from `expected`, at most
-    `max_bytes`; pages taken as they are written), beyond it in a spill file mapped in memory
-    (unlinked at once: nothing is left behind), each image at an offset with its shape. The copies
-    in and out are compiled loops that release the GIL (`tfft.data.decoded_kernels`).
+    A batch put whole is kept as it is (its `DecodedBatch.raw`, which aliases the tensor the
+    decode made: no copy, and no fresh memory to fault in; its images kept resized, rare, are
+    copied); each image is then a row of a kept batch. When the budget has no room for a whole
+    batch, its images are copied one by one while there is room, the rest to a spill file mapped in memory
+    (unlinked at once: nothing is left behind). A gather copies rows (NumPy's copies, which
+    release the GIL) into one padded batch.
 
     Args:
         n: the examples of the split.
         max_bytes: kept in memory up to this; beyond it in the spill file in `spill_dir`.
         spill_dir: the folder of the spill file (None: the system's temporary folder).
-        expected: the bytes the split's images should take (`estimate_bytes`; None: unknown).
         budget: a `MemoryBudget` shared with other stores (None: one of `max_bytes` for this one).
 
     Example:
@@ -154,19 +145,19 @@ class DecodedStore:
     [12, 13, 14, 15, 16, 17, 0, 0, 0, 0, 0, 0]
     """
 
-    def __init__(self, n: int, max_bytes: int, spill_dir: Optional[Path] = None, expected: Optional[int] = None,
+    def __init__(self, n: int, max_bytes: int, spill_dir: Optional[Path] = None,
                  budget: Optional["MemoryBudget"] = None):
         self.n, self.max_bytes, self.spill_dir = int(n), int(max_bytes), spill_dir
         self.budget = budget if budget is not None else MemoryBudget(self.max_bytes)
         self.shapes = np.zeros((self.n, 3), np.int32)
         self.have = np.zeros(self.n, bool)
-        self.where = np.zeros(self.n, np.int8)  # 0: in memory, 1: in the spill file
-        self.offset = np.zeros(self.n, np.int64)
+        self.chunk = np.full(self.n, _SPILLED, np.int64)  # the kept batch holding the image, _OWN, or _SPILLED
+        self.row = np.zeros(self.n, np.int64)  # its row there, or its byte offset in the spill file
         self.nbytes = np.zeros(self.n, np.int64)
         self.resized_len = np.zeros(self.n, np.int64)  # float32 values of an image kept resized, else 0
         self.bytes_in_memory = self.bytes_on_disk = 0
-        room = self.budget.reserve(self.max_bytes if expected is None else int(expected))
-        self._mem = _anonymous(room)
+        self._chunks: list = []  # the raw uint8 [B, L] of the batches kept whole, as put
+        self._own: dict = {}  # index -> a copy of its values (a resized image, or a row kept alone)
         self._spill = np.zeros(0, np.uint8)
         self._spill_file = None
         self._lock = threading.Lock()
@@ -179,18 +170,6 @@ class DecodedStore:
         """Which of `indices` (-1: a filler) still need decoding."""
         indices = np.asarray(indices)
         return (indices >= 0) & ~self.have[np.maximum(indices, 0)]
-
-    def _place(self, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where rows of these byte counts go, in order: (block 0/1, offset); what the memory block
-        has no room for goes to the spill file, grown as needed."""
-        where, offset = np.zeros(len(sizes), np.int8), np.zeros(len(sizes), np.int64)
-        for k, size in enumerate(sizes.tolist()):
-            if self.bytes_in_memory + size <= len(self._mem):
-                offset[k], self.bytes_in_memory = self.bytes_in_memory, self.bytes_in_memory + size
-            else:
-                where[k], offset[k], self.bytes_on_disk = 1, self.bytes_on_disk, self.bytes_on_disk + size
-        self._grow_spill(self.bytes_on_disk)
-        return where, offset
 
     def _grow_spill(self, size: int) -> None:
         if size <= len(self._spill):
@@ -208,57 +187,90 @@ class DecodedStore:
             if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
             os.ftruncate(self._spill_file.fileno(), capacity)
-        # The old mapping stays valid for gathers in flight (they hold it); both map the same pages.
+        # A gather in flight keeps the old mapping (it holds it); both map the same pages.
         self._spill = np.memmap(self._spill_file, np.uint8, "r+", shape=(capacity,))
 
     def put(self, indices, raw, shapes, resized) -> None:
         """Keep the rows of a batch as decoded (`DecodedBatch` fields) for `indices` (-1 rows skipped)."""
-        from tfft.data import decoded_kernels as kernels  # on first use: importing numba takes a moment
-
         indices, shapes = np.asarray(indices, np.int64), np.asarray(shapes, np.int32)
-        resized = np.ascontiguousarray(resized, np.float32)
+        raw, resized = np.asarray(raw), np.asarray(resized, np.float32)
         with self._lock:
             rows = np.flatnonzero(indices >= 0)
             rows = rows[~self.have[indices[rows]]]
             rows = rows[np.sort(np.unique(indices[rows], return_index=True)[1])]  # an index twice: once
             if not len(rows):
                 return
+            index = indices[rows]
             is_resized = shapes[rows, 0] == 0
             sizes = np.where(is_resized, resized.shape[1] * 4, np.prod(shapes[rows].astype(np.int64), axis=1))
-            where, offset = self._place(sizes)
-            mem, spill = self._mem, self._spill
-        kernels.put_rows(mem, spill, np.asarray(raw), resized.view(np.uint8), rows, where, offset, sizes, is_resized)
-        with self._lock:
-            index = indices[rows]
-            self.where[index], self.offset[index], self.nbytes[index] = where, offset, sizes
+            whole = raw.nbytes + int(sizes[is_resized].sum())  # the batch's raw as it is, its resized rows copied
+            if len(rows) == int((indices >= 0).sum()) and self.budget.take(whole):
+                self.chunk[index], self.row[index] = len(self._chunks), rows
+                self._chunks.append(raw)
+                self.bytes_in_memory += whole
+                for k in rows[is_resized].tolist():
+                    self._own_copy(int(indices[k]), resized[k])
+            else:  # no room for it whole (or partly kept already): row by row, in memory while there is room
+                for k, size in zip(rows.tolist(), sizes.tolist()):
+                    values = resized[k] if shapes[k, 0] == 0 else raw[k, :size]
+                    if self.budget.take(size):
+                        self.bytes_in_memory += size
+                        self._own_copy(int(indices[k]), values)
+                    else:
+                        self._spill_copy(int(indices[k]), values)
+            self.nbytes[index] = sizes
             self.resized_len[index] = np.where(is_resized, resized.shape[1], 0)
             self.shapes[index] = shapes[rows]
             self.have[index] = True
 
+    def _own_copy(self, i: int, values: np.ndarray) -> None:
+        self.chunk[i] = _OWN
+        self._own[i] = np.array(values)
+
+    def _spill_copy(self, i: int, values: np.ndarray) -> None:
+        data = np.ascontiguousarray(values).view(np.uint8)
+        self._grow_spill(self.bytes_on_disk + len(data))
+        self._spill[self.bytes_on_disk:self.bytes_on_disk + len(data)] = data
+        self.chunk[i], self.row[i] = _SPILLED, self.bytes_on_disk
+        self.bytes_on_disk += len(data)
+
+    def _values(self, i: int) -> np.ndarray:
+        """Image i's values as kept: uint8 as decoded, or float32 resized."""
+        where, size = int(self.chunk[i]), int(self.nbytes[i])
+        if where == _OWN:
+            return self._own[i]
+        if where == _SPILLED:
+            values = self._spill[int(self.row[i]):int(self.row[i]) + size]
+            return values.view(np.float32) if self.resized_len[i] else values
+        return self._chunks[where][int(self.row[i]), :size]
+
     def gather(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(raw uint8 [B, L], shapes int32 [B, 3], resized float32 [B, R]) of `indices`, zero padded
         to the longest row as `padded_batch` pads them."""
-        from tfft.data import decoded_kernels as kernels
-
         indices = np.asarray(indices, np.int64)
         resized_len = self.resized_len[indices]
         is_resized = resized_len > 0
-        nbytes = self.nbytes[indices]
-        raw_out = _pyfunc.aligned_empty((len(indices), int(nbytes[~is_resized].max(initial=0))), np.uint8)
+        raw_out = _pyfunc.aligned_empty((len(indices), int(self.nbytes[indices][~is_resized].max(initial=0))),
+                                        np.uint8)
         resized_out = _pyfunc.aligned_empty((len(indices), int(resized_len.max(initial=0))))
-        kernels.gather_rows(self._mem, self._spill, self.where[indices], self.offset[indices], nbytes, is_resized,
-                            raw_out, resized_out.view(np.uint8))
+        for k, i in enumerate(indices.tolist()):
+            values = self._values(i)
+            row, other = (resized_out[k], raw_out[k]) if is_resized[k] else (raw_out[k], resized_out[k])
+            row[:len(values)] = values  # NumPy copies this size without the GIL
+            row[len(values):] = 0
+            other[:] = 0
         return raw_out, self.shapes[indices], resized_out
 
     def close(self) -> None:
-        """Free the memory block (its budget) and the spill file."""
+        """Free the kept batches (their budget) and the spill file."""
         if self._spill_file is not None:
             self._spill = np.zeros(0, np.uint8)
             self._spill_file.close()
             self._spill_file = None
-        if len(self._mem):
-            self.budget.free(len(self._mem))
-            self._mem = np.zeros(0, np.uint8)
+        if self.bytes_in_memory:
+            self._chunks, self._own = [], {}
+            self.budget.free(self.bytes_in_memory)
+            self.bytes_in_memory = 0
 
     def __del__(self):  # pragma: no cover - garbage collection
         self.close()
@@ -314,7 +326,7 @@ def store_for(split, image_size, fast_decode: bool, policy: Optional[DecodedCach
         say(f"decoded cache: {len(split)} images decode to {_gib(need)}, over "
             f"performance.decoded_cache_max_gb ({policy.max_gb:g}): {_gib(budget.left)} kept in "
             f"memory, the rest ({_gib(over)}) on disk in {where}")
-    store = DecodedStore(len(split), policy.max_bytes, policy.spill_dir, expected=need, budget=budget)
+    store = DecodedStore(len(split), policy.max_bytes, policy.spill_dir, budget=budget)
     _CURRENT[key], _ROLES[role] = store, key
     return store
 
