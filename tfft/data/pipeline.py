@@ -481,6 +481,8 @@ def _phase_batches(split: Split, decode: Callable, may_be_large: bool, image_siz
                        store)
     if skip:
         filled = filled.filter(lambda fields, labels, epoch, index: index >= skip)
+    if total <= plan.per_pass:  # one epoch: no gathered stream to build (each iterator instantiates it)
+        return filled
     return filled.concatenate(_gathered(plan, range(plan.per_pass, total), store, split))
 
 
