@@ -17,7 +17,6 @@ PACKAGE = Path(tfft.__file__).parent
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 80
 
 PENDING = {
-    "tfft/data/pipeline.py::make_dataset": "the pipeline's stages in order; decoded-cache changes in flight",
 }
 
 

@@ -75,13 +75,13 @@ def test_decoded_warp_draws_the_batch_matrices():
 @pytest.mark.parametrize("mode", ["nearest", "constant", "reflect", "wrap"])
 def test_resize_and_warp_batch_is_resize_then_warp(mode):
     """Padded raw images of three sizes and one that comes already resized, in one call."""
-    from tfft.data.pipeline import _resize_decoded_tf
+    from tfft.data.decoded_batch import resize_decoded_tf
 
     size = (40, 56)
     decoded, _, _ = mixed_decoded_batch(size)
     m = Augmenter(AugmentConfig(**STRONG), size, 2).sample_matrices(4, *size, tf.constant([3, 4]))
     fused = cpu_warp.resize_and_warp_batch(decoded, m, size, mode, 17.0).numpy()
-    resized_by_tf = _resize_decoded_tf(decoded, size)
+    resized_by_tf = resize_decoded_tf(decoded, size)
     assert_as_tf_resizes(fused, cpu_warp.warp_batch(resized_by_tf, m, mode, 17.0).numpy())
     assert np.abs(fused - resized_by_tf.numpy()).mean() > 10  # it did move the content
 

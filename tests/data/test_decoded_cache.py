@@ -122,3 +122,34 @@ def test_config_keys_are_validated_at_the_edge():
         load_config({"performance": {"decoded_cache": "sometimes"}})
     with pytest.raises(UserError, match="decoded_cache_max_gb"):
         load_config({"performance": {"decoded_cache_max_gb": 0}})
+
+
+def test_the_validation_split_is_cached_too_with_the_same_batches(folder, tmp_path):
+    """Each epoch's validation pass reads the store its first pass filled: the same batches (so the
+    same metrics), even with the files gone; it shares the training split's memory budget."""
+    import shutil
+
+    from tfft.data import decoded_cache, load_splits, make_dataset
+
+    copy = tmp_path / "photos"
+    shutil.copytree(folder, copy)
+    cfg = CFG.model_copy(update={"source": str(copy), "val_split": 0.4})
+    splits = load_splits(cfg, seed=1)
+    assert len(splits.splits["val"]) >= 4
+
+    def val(policy=None):
+        return [(x.numpy(), y.numpy()) for x, y in make_dataset(splits, "val", cfg, seed=7, training=False,
+                                                                 decoded_cache=policy)]
+
+    plain = val()
+    decoded_cache.release()
+    policy = decoded_cache.DecodedCachePolicy("auto")
+    train_store = decoded_cache.store_for(splits.splits["train"], SIZE, True, policy)
+    _assert_same(plain, val(policy))  # the first pass decodes and fills
+    store = decoded_cache.store_for(splits.splits["val"], SIZE, True, policy)
+    assert store.complete and store is not train_store and store.budget is train_store.budget
+    assert decoded_cache.store_for(splits.splits["train"], SIZE, True, policy) is train_store  # both kept
+    shutil.rmtree(copy)  # later passes read no file
+    _assert_same(plain, val(policy))
+    decoded_cache.release()
+    assert store.budget.left == policy.max_bytes  # released: the whole budget back

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfft.data import decode, resize_decoded
-from tfft.data.pipeline import _resize_decoded_tf
+from tfft.data.decoded_batch import resize_decoded_tf
 
 from tests.data.conftest import assert_as_tf_resizes, mixed_decoded_batch
 
@@ -33,7 +33,7 @@ def test_resize_decoded_is_decode_resize_per_image():
     decoded, images, large = mixed_decoded_batch(size)
     compiled = resize_decoded(decoded, size).numpy()
     assert compiled.shape == (4, 40, 56, 3)
-    assert_as_tf_resizes(compiled, _resize_decoded_tf(decoded, size).numpy())
+    assert_as_tf_resizes(compiled, resize_decoded_tf(decoded, size).numpy())
     for i, image in enumerate(images):
         assert_as_tf_resizes(compiled[i], decode.resize(tf.constant(image), size).numpy())
     np.testing.assert_array_equal(compiled[3], large)

@@ -35,6 +35,21 @@ def test_two_deterministic_runs_in_one_process_are_bitwise_equal(tmp_path):
     assert first.metrics["val"]["loss"] == second.metrics["val"]["loss"]
 
 
+def test_the_decoded_cache_changes_no_weight_and_no_validation_metric(tmp_path):
+    """Three epochs: the training and the validation split decoded once and read from the decoded
+    cache after (the default), against every epoch decoding: the same weights, the same history."""
+    def config(cache: str) -> dict:
+        return tiny_config(data={"builtin_per_class": 8}, model={"backbone": TINY_BACKBONE},
+                           schedule={"preset": "full", "epochs": 3}, performance={"decoded_cache": cache},
+                           training={"deterministic": True, "steps_per_epoch": 2, "save": "last"})
+
+    cached, plain = train(config("on"), run_dir=str(tmp_path / "a")), train(config("off"), run_dir=str(tmp_path / "b"))
+    assert [row["val_loss"] for row in cached.history] == [row["val_loss"] for row in plain.history]
+    assert len(cached.history) == 3 and cached.metrics["val"] == plain.metrics["val"]
+    for x, y in zip(checkpoint_weights(cached.run_dir).values(), checkpoint_weights(plain.run_dir).values()):
+        assert np.array_equal(x, y)
+
+
 class _Stop(Exception):
     pass
 

@@ -268,7 +268,7 @@ class PerformanceConfig(Section):
     # features/), `off`, or a folder; least recently used entries go beyond `feature_store_max_gb`.
     feature_store: str = "auto"
     feature_store_max_gb: float = Field(2.0, gt=0)
-    # Training keeps the images as decoded (before the resize and the augmentation) after the
+    # Training keeps the train and val images as decoded (before resize and augmentation) after the
     # first epoch, so later epochs skip the decode (tfft/data/decoded_cache.py; bitwise the same
     # batches): `auto` when they fit `decoded_cache_max_gb` in memory or the rest fits the disk
     # cache ($TFFT_CACHE_DIR or ~/.cache/tfft, then decoded/), `on` always, `off` never.

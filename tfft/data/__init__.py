@@ -26,8 +26,8 @@ _LAZY = {
     "steps_per_epoch": "tfft.data.pipeline",
     "epoch_permutation": "tfft.data.pipeline",
     "augment_seed": "tfft.data.pipeline",
-    "DecodedBatch": "tfft.data.pipeline",
-    "resize_decoded": "tfft.data.pipeline",
+    "DecodedBatch": "tfft.data.decoded_batch",
+    "resize_decoded": "tfft.data.decoded_batch",
     "decode_and_resize": "tfft.data.decode",
     "pack": "tfft.data.packing",  # `tfft.data.pack(source, out)`: TFRecord shards, read as tfrecord:DIR
 }

@@ -1,4 +1,4 @@
-"""Decode once: the decoded images of a training split, kept between epochs (`performance.decoded_cache`).
+"""Decode once: the decoded images of a training (and validation) split, kept between epochs (`performance.decoded_cache`).
 
 A training epoch decodes every file, then resizes and augments each batch. The decode is the
 same every epoch (the augmentation is not), so its output, the uint8 image as decoded (at the
@@ -8,15 +8,19 @@ it goes; later epochs gather their batches from it, so they pay only for the res
 augmentation and the batching. The batches are bitwise those of the uncached pipeline: a
 gathered batch is the `DecodedBatch` `padded_batch` would have made of the same images.
 
-The store is in memory up to `max_bytes` (`performance.decoded_cache_max_gb`); the images beyond
-it are appended to an unlinked file in `spill_dir` (the run's disk cache) and read back with
-`os.pread`. One store is kept per process (the last split asked for), so the phases of a run
-share it and a new split frees the old one.
+A store keeps the decoded batches themselves in memory (no copy: a copy, and the fresh pages it
+writes, cost as much as a quarter of the decode of a 500x375 JPEG on this project's machine), up
+to `performance.decoded_cache_max_gb`; the images beyond it go to an unlinked file in
+`spill_dir` (the run's disk cache), mapped in memory. A gather copies rows with NumPy, which
+releases the GIL for copies this size, so a gathered epoch runs as many threads as a decoded one. One
+store is kept per process and split name (the training and the validation split: every epoch's
+validation pass reads its store), so the phases of a run share them; all draw on one budget.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import shutil
@@ -28,6 +32,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from tfft.data import decode as _decode
+from tfft.data import pyfunc as _pyfunc
 from tfft.data import shapes as _shapes
 
 
@@ -84,13 +89,51 @@ def estimate_bytes(split, image_size, fast_decode: bool) -> Optional[int]:
     return total
 
 
+class MemoryBudget:
+    """The bytes the decoded stores of a process may keep in memory, shared by them (the training
+    and the validation split's stores draw on one `performance.decoded_cache_max_gb`).
+
+    Example:
+    >>> budget = MemoryBudget(100)
+    >>> budget.take(70), budget.take(70), budget.left
+    (True, False, 30)
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.left = int(max_bytes), int(max_bytes)
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> bool:
+        """Take `nbytes` if that much is left (True), else nothing (False)."""
+        with self._lock:
+            if int(nbytes) > self.left:
+                return False
+            self.left -= int(nbytes)
+            return True
+
+    def free(self, nbytes: int) -> None:
+        with self._lock:
+            self.left = min(self.max_bytes, self.left + int(nbytes))
+
+
+_OWN, _SPILLED = -2, -1  # `DecodedStore.chunk` of an image kept in a copy of its own, in the spill file
+
+
 class DecodedStore:
     """Decoded images by example index: `put` as a batch is decoded, `gather` a batch back.
 
+    A batch put whole is kept as it is (its `DecodedBatch.raw`, which aliases the tensor the
+    decode made: no copy, and no fresh memory to fault in; its images kept resized, rare, are
+    copied); each image is then a row of a kept batch. When the budget has no room for a whole
+    batch, its images are copied one by one while there is room, the rest to a spill file mapped in memory
+    (unlinked at once: nothing is left behind). A gather copies rows (NumPy's copies, which
+    release the GIL) into one padded batch.
+
     Args:
         n: the examples of the split.
-        max_bytes: kept in memory up to this; beyond it in an unlinked file in `spill_dir`.
+        max_bytes: kept in memory up to this; beyond it in the spill file in `spill_dir`.
         spill_dir: the folder of the spill file (None: the system's temporary folder).
+        budget: a `MemoryBudget` shared with other stores (None: one of `max_bytes` for this one).
 
     Example:
     >>> store = DecodedStore(2, max_bytes=10)
@@ -102,14 +145,21 @@ class DecodedStore:
     [12, 13, 14, 15, 16, 17, 0, 0, 0, 0, 0, 0]
     """
 
-    def __init__(self, n: int, max_bytes: int, spill_dir: Optional[Path] = None):
+    def __init__(self, n: int, max_bytes: int, spill_dir: Optional[Path] = None,
+                 budget: Optional["MemoryBudget"] = None):
         self.n, self.max_bytes, self.spill_dir = int(n), int(max_bytes), spill_dir
+        self.budget = budget if budget is not None else MemoryBudget(self.max_bytes)
         self.shapes = np.zeros((self.n, 3), np.int32)
         self.have = np.zeros(self.n, bool)
-        self._raw: list = [None] * self.n  # an array in memory, or (offset, nbytes) in the spill file
-        self._resized: list = [None] * self.n
+        self.chunk = np.full(self.n, _SPILLED, np.int64)  # the kept batch holding the image, _OWN, or _SPILLED
+        self.row = np.zeros(self.n, np.int64)  # its row there, or its byte offset in the spill file
+        self.nbytes = np.zeros(self.n, np.int64)
+        self.resized_len = np.zeros(self.n, np.int64)  # float32 values of an image kept resized, else 0
         self.bytes_in_memory = self.bytes_on_disk = 0
-        self._fd: Optional[int] = None
+        self._chunks: list = []  # the raw uint8 [B, L] of the batches kept whole, as put
+        self._own: dict = {}  # index -> a copy of its values (a resized image, or a row kept alone)
+        self._spill = np.zeros(0, np.uint8)
+        self._spill_file = None
         self._lock = threading.Lock()
 
     @property
@@ -121,65 +171,113 @@ class DecodedStore:
         indices = np.asarray(indices)
         return (indices >= 0) & ~self.have[np.maximum(indices, 0)]
 
-    def _keep(self, values: np.ndarray):
-        if self.bytes_in_memory + values.nbytes <= self.max_bytes:
-            self.bytes_in_memory += values.nbytes
-            return values.copy()
-        if self._fd is None:
-            folder = self.spill_dir or Path(tempfile.gettempdir())
+    def _grow_spill(self, size: int) -> None:
+        if size <= len(self._spill):
+            return
+        if self._spill_file is None:
+            folder = Path(self.spill_dir or tempfile.gettempdir())
             folder.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="decoded-", suffix=".bin", dir=folder)
+            handle, name = tempfile.mkstemp(prefix="decoded-", suffix=".bin", dir=folder)
             os.unlink(name)  # freed when the store is: nothing is left behind
-            self._fd = fd
-        offset = self.bytes_on_disk
-        os.pwrite(self._fd, values.tobytes(), offset)
-        self.bytes_on_disk += values.nbytes
-        return (offset, values.nbytes, values.dtype)
-
-    def _read(self, kept) -> np.ndarray:
-        if isinstance(kept, np.ndarray):
-            return kept
-        offset, nbytes, dtype = kept
-        return np.frombuffer(os.pread(self._fd, nbytes, offset), dtype=dtype)
+            self._spill_file = os.fdopen(handle, "r+b")
+        capacity = max(size, 2 * len(self._spill), 64 * 2**20)
+        try:  # the disk space taken now: no room is an error here, not a crash when a page is written
+            os.posix_fallocate(self._spill_file.fileno(), 0, capacity)
+        except OSError as error:
+            if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            os.ftruncate(self._spill_file.fileno(), capacity)
+        # A gather in flight keeps the old mapping (it holds it); both map the same pages.
+        self._spill = np.memmap(self._spill_file, np.uint8, "r+", shape=(capacity,))
 
     def put(self, indices, raw, shapes, resized) -> None:
         """Keep the rows of a batch as decoded (`DecodedBatch` fields) for `indices` (-1 rows skipped)."""
+        indices, shapes = np.asarray(indices, np.int64), np.asarray(shapes, np.int32)
+        raw, resized = np.asarray(raw), np.asarray(resized, np.float32)
         with self._lock:
-            for row, index in enumerate(np.asarray(indices)):
-                if index < 0 or self.have[index]:
-                    continue
-                shape = np.asarray(shapes[row], np.int32)
-                length = int(np.prod(shape))
-                self._raw[index] = self._keep(np.ascontiguousarray(raw[row, :length]))
-                self._resized[index] = self._keep(np.ascontiguousarray(resized[row])) if shape[0] == 0 else None
-                self.shapes[index] = shape
-                self.have[index] = True
+            rows = np.flatnonzero(indices >= 0)
+            rows = rows[~self.have[indices[rows]]]
+            rows = rows[np.sort(np.unique(indices[rows], return_index=True)[1])]  # an index twice: once
+            if not len(rows):
+                return
+            index = indices[rows]
+            is_resized = shapes[rows, 0] == 0
+            sizes = np.where(is_resized, resized.shape[1] * 4, np.prod(shapes[rows].astype(np.int64), axis=1))
+            whole = raw.nbytes + int(sizes[is_resized].sum())  # the batch's raw as it is, its resized rows copied
+            if len(rows) == int((indices >= 0).sum()) and self.budget.take(whole):
+                self.chunk[index], self.row[index] = len(self._chunks), rows
+                self._chunks.append(raw)
+                self.bytes_in_memory += whole
+                for k in rows[is_resized].tolist():
+                    self._own_copy(int(indices[k]), resized[k])
+            else:  # no room for it whole (or partly kept already): row by row, in memory while there is room
+                for k, size in zip(rows.tolist(), sizes.tolist()):
+                    values = resized[k] if shapes[k, 0] == 0 else raw[k, :size]
+                    if self.budget.take(size):
+                        self.bytes_in_memory += size
+                        self._own_copy(int(indices[k]), values)
+                    else:
+                        self._spill_copy(int(indices[k]), values)
+            self.nbytes[index] = sizes
+            self.resized_len[index] = np.where(is_resized, resized.shape[1], 0)
+            self.shapes[index] = shapes[rows]
+            self.have[index] = True
+
+    def _own_copy(self, i: int, values: np.ndarray) -> None:
+        self.chunk[i] = _OWN
+        self._own[i] = np.array(values)
+
+    def _spill_copy(self, i: int, values: np.ndarray) -> None:
+        data = np.ascontiguousarray(values).view(np.uint8)
+        self._grow_spill(self.bytes_on_disk + len(data))
+        self._spill[self.bytes_on_disk:self.bytes_on_disk + len(data)] = data
+        self.chunk[i], self.row[i] = _SPILLED, self.bytes_on_disk
+        self.bytes_on_disk += len(data)
+
+    def _values(self, i: int) -> np.ndarray:
+        """Image i's values as kept: uint8 as decoded, or float32 resized."""
+        where, size = int(self.chunk[i]), int(self.nbytes[i])
+        if where == _OWN:
+            return self._own[i]
+        if where == _SPILLED:
+            values = self._spill[int(self.row[i]):int(self.row[i]) + size]
+            return values.view(np.float32) if self.resized_len[i] else values
+        return self._chunks[where][int(self.row[i]), :size]
 
     def gather(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(raw uint8 [B, L], shapes int32 [B, 3], resized float32 [B, R]) of `indices`, zero padded
         to the longest row as `padded_batch` pads them."""
         indices = np.asarray(indices, np.int64)
-        raws = [self._read(self._raw[i]) for i in indices]
-        resized = [self._read(self._resized[i]) if self._resized[i] is not None else None for i in indices]
-        raw_out = np.zeros((len(indices), max((len(r) for r in raws), default=0)), np.uint8)
-        width = max((len(r) for r in resized if r is not None), default=0)
-        resized_out = np.zeros((len(indices), width), np.float32)
-        for row, (r, z) in enumerate(zip(raws, resized)):
-            raw_out[row, :len(r)] = r
-            if z is not None:
-                resized_out[row, :len(z)] = z
+        resized_len = self.resized_len[indices]
+        is_resized = resized_len > 0
+        raw_out = _pyfunc.aligned_empty((len(indices), int(self.nbytes[indices][~is_resized].max(initial=0))),
+                                        np.uint8)
+        resized_out = _pyfunc.aligned_empty((len(indices), int(resized_len.max(initial=0))))
+        for k, i in enumerate(indices.tolist()):
+            values = self._values(i)
+            row, other = (resized_out[k], raw_out[k]) if is_resized[k] else (raw_out[k], resized_out[k])
+            row[:len(values)] = values  # NumPy copies this size without the GIL
+            row[len(values):] = 0
+            other[:] = 0
         return raw_out, self.shapes[indices], resized_out
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Free the kept batches (their budget) and the spill file."""
+        if self._spill_file is not None:
+            self._spill = np.zeros(0, np.uint8)
+            self._spill_file.close()
+            self._spill_file = None
+        if self.bytes_in_memory:
+            self._chunks, self._own = [], {}
+            self.budget.free(self.bytes_in_memory)
+            self.bytes_in_memory = 0
 
     def __del__(self):  # pragma: no cover - garbage collection
         self.close()
 
 
-_CURRENT: dict = {}
+_CURRENT: dict = {}  # key -> store: one a split name ("train", "val", ...), sharing one memory budget
+_ROLES: dict = {}  # split name -> key
 
 
 def _key(split, image_size, fast_decode: bool) -> str:
@@ -195,7 +293,10 @@ def store_for(split, image_size, fast_decode: bool, policy: Optional[DecodedCach
               say: Callable[[str], None] = print) -> Optional[DecodedStore]:
     """The process's store for this split's decoded images, or None (off, or `auto` found no room).
 
-    A split asked for again (the next phase, a fresh dataset) gets the same store, already filled.
+    A split asked for again (the next phase, a fresh dataset, the next epoch's validation) gets
+    the same store, already filled. One store is kept per split name (the training split's and
+    the validation split's), all drawing on one memory budget, `policy.max_gb`; a new split of a
+    name frees the old one's.
 
     Example:
     >>> store_for(None, (32, 32), True, DecodedCachePolicy("off")) is None
@@ -206,23 +307,27 @@ def store_for(split, image_size, fast_decode: bool, policy: Optional[DecodedCach
     key = _key(split, image_size, fast_decode)
     if key in _CURRENT:
         return _CURRENT[key]
-    release()
+    role = str(getattr(split, "name", ""))
+    if role in _ROLES:
+        _CURRENT.pop(_ROLES.pop(role)).close()
+    budget = next(iter(_CURRENT.values())).budget if _CURRENT else MemoryBudget(policy.max_bytes)
     need = estimate_bytes(split, image_size, fast_decode)
-    spill = need is not None and need > policy.max_bytes
+    spill = need is not None and need > budget.left
     where = policy.spill_dir or Path(tempfile.gettempdir())
     if spill:
         free = shutil.disk_usage(_existing(where)).free
-        over = need - policy.max_bytes
+        over = need - budget.left
         if policy.mode == "auto" and over > free // 2:
             say(f"decoded cache: off: {len(split)} images decode to {_gib(need)}, over "
-                f"performance.decoded_cache_max_gb ({policy.max_gb:g}), and {where} has {_gib(free)} free "
-                f"for the rest; every epoch decodes again (performance.decoded_cache: on to spill anyway)")
+                f"performance.decoded_cache_max_gb ({policy.max_gb:g}, {_gib(budget.left)} of it left), and "
+                f"{where} has {_gib(free)} free for the rest; every epoch decodes again "
+                f"(performance.decoded_cache: on to spill anyway)")
             return None
         say(f"decoded cache: {len(split)} images decode to {_gib(need)}, over "
-            f"performance.decoded_cache_max_gb ({policy.max_gb:g}): {_gib(policy.max_bytes)} kept in "
+            f"performance.decoded_cache_max_gb ({policy.max_gb:g}): {_gib(budget.left)} kept in "
             f"memory, the rest ({_gib(over)}) on disk in {where}")
-    store = DecodedStore(len(split), policy.max_bytes, policy.spill_dir)
-    _CURRENT[key] = store
+    store = DecodedStore(len(split), policy.max_bytes, policy.spill_dir, budget=budget)
+    _CURRENT[key], _ROLES[role] = store, key
     return store
 
 
@@ -238,7 +343,7 @@ def _existing(path: Path) -> Path:
 
 
 def release() -> None:
-    """Free the process's decoded store (its memory and its spill file).
+    """Free the process's decoded stores (their memory and their spill files).
 
     Example:
     >>> release()
@@ -246,3 +351,4 @@ def release() -> None:
     for store in _CURRENT.values():
         store.close()
     _CURRENT.clear()
+    _ROLES.clear()

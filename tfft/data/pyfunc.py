@@ -60,9 +60,9 @@ def numpy_function(func: Callable, inp: list, Tout, name: str | None = None):
     return tf.numpy_function(guarded, inp, Tout, stateful=False, name=name)
 
 
-def aligned_empty(shape: tuple[int, ...]):
-    """An uninitialised float32 NumPy array whose data is 64-byte aligned, to return from
-    `numpy_function`: TF can then take its memory for the tensor without a copy.
+def aligned_empty(shape: tuple[int, ...], dtype=None):
+    """An uninitialised NumPy array (float32 unless `dtype` says) whose data is 64-byte aligned, to
+    return from `numpy_function`: TF can then take its memory for the tensor without a copy.
 
     Example:
     >>> aligned_empty((2, 3)).ctypes.data % 64
@@ -70,10 +70,11 @@ def aligned_empty(shape: tuple[int, ...]):
     """
     import numpy as np
 
-    size = int(np.prod(shape)) * 4
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
     buffer = np.empty(size + 64, np.uint8)
     start = -buffer.ctypes.data % 64
-    return buffer[start:start + size].view(np.float32).reshape(shape)
+    return buffer[start:start + size].view(dtype).reshape(shape)
 
 
 def _quiesce() -> None:
