@@ -26,7 +26,9 @@ check --near-duplicates` (here, in the data layer) and `tfft.studies.duplicates`
 issues) share one search.
 
 Hashes (pHash and SHA-256) are memoised for the process by (path, size, mtime): `tfft data issues`
-does not hash again the files its cross-validation hashed.
+does not hash again the files its cross-validation hashed. Given the data source they were listed
+from, they are also kept in its persistent scan index (`tfft.data.index`): a later `tfft cv`,
+`data issues` or `data check --near-duplicates` decodes only new or changed files.
 
 Example:
 >>> import numpy as np
@@ -166,26 +168,62 @@ def _phash_file(path: str) -> Optional[int]:
     return _memoised("phash", path, _phash_of)
 
 
-def sha256_files(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int] = None) -> list[Optional[str]]:
-    """`file_sha256` of many files in a thread pool (None for a file that cannot be read), memoised."""
-    with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
-        return list(pool.map(lambda p: _memoised("sha256", os.fspath(p), file_sha256), paths))
+def _through_index(source: Optional[str], paths: list[str], column: str, compute, workers: Optional[int]) -> list:
+    """`compute` of every path in a thread pool, through `source`'s persistent scan index when given:
+    a value the index holds for the same file version is read, not computed, and new ones are
+    stored (`tfft.data.index.values`), so a later process hashes nothing it hashed before."""
+    def pooled(todo: list[str]) -> list:
+        with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
+            return list(pool.map(compute, todo))
+
+    if source is None:
+        return pooled(paths)
+    from tfft.data import index as _index
+
+    return _index.values(source, paths, column, pooled)
+
+
+def sha256_files(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int] = None,
+                 source: Optional[str] = None) -> list[Optional[str]]:
+    """`file_sha256` of many files in a thread pool (None for a file that cannot be read), memoised.
+
+    Args:
+        paths: the files.
+        workers: threads.
+        source: the data source the files were listed from (`data.source`): the digests are read
+            from and written to its persistent scan index (`tfft.data.index`).
+
+    Example:
+    >>> sha256_files([__file__]) == [file_sha256(__file__)]
+    True
+    """
+    paths = [os.fspath(p) for p in paths]
+    return _through_index(source, paths, "sha256", lambda p: _memoised("sha256", p, file_sha256), workers)
 
 
 def phash_hashes(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int] = None,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 source: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
     """Packed perceptual hashes of many files, decoded in a thread pool (memoised per process).
+
+    Args:
+        paths: the image files.
+        workers: threads.
+        source: the data source the files were listed from (`data.source`): the hashes are read
+            from and written to its persistent scan index, so only files it holds no hash of (for
+            their current version) are decoded.
 
     Returns:
         (hashes uint64 [N], ok bool [N]); a file that does not decode has hash 0 and ok False.
+
+    Example:
+    >>> hashes, ok = phash_hashes(["photos/a.jpg"], source="photos/")  # doctest: +SKIP
     """
     paths = [os.fspath(p) for p in paths]
     hashes = np.zeros(len(paths), dtype=np.uint64)
     ok = np.zeros(len(paths), dtype=bool)
-    with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
-        for i, value in enumerate(pool.map(_phash_file, paths)):
-            if value is not None:
-                hashes[i], ok[i] = value, True
+    for i, value in enumerate(_through_index(source, paths, "phash", _phash_file, workers)):
+        if value is not None:
+            hashes[i], ok[i] = value, True
     return hashes, ok
 
 
@@ -244,21 +282,35 @@ def _sorted_entries(keys: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, in
 
 def _run_pairs(entries: np.ndarray, payload_bits: int):
     """(a, b) of every two entries with equal keys (a sorted before b), offset by offset: the
-    packed entries themselves (their low bits are the payload), or the payloads (bits 0)."""
-    if payload_bits:
-        keys, shift = entries, np.uint64(payload_bits)
-        same = lambda p, q: (keys[p] ^ keys[q]) >> shift == 0  # noqa: E731
-        values = keys
-    else:
+    packed entries themselves (their low bits are the payload), or the payloads (bits 0).
+
+    Packed, each offset costs two gathers and three passes over the pairs still in a run: the
+    left entries are carried along (not gathered again) and a sentinel whose key differs from
+    the last one ends every run (no bound check). The pairs are the random candidates, whose
+    number grows as N**2 (see the module's docstring), so their constant is what matters."""
+    if not payload_bits:
         keys, values = entries
-        same = lambda p, q: keys[p] == keys[q]  # noqa: E731
-    pos = np.flatnonzero(same(slice(1, None), slice(None, -1)))
-    offset = 1
+        pos = np.flatnonzero(keys[1:] == keys[:-1])
+        offset = 1
+        while len(pos):
+            yield values[pos], values[pos + offset]
+            offset += 1
+            pos = pos[pos + offset < len(keys)]
+            pos = pos[keys[pos + offset] == keys[pos]]
+        return
+    shift = np.uint64(payload_bits)
+    step = entries[1:] ^ entries[:-1]
+    step >>= shift
+    pos = np.flatnonzero(step == 0)
+    del step
+    sentinel = ((entries[-1] >> shift) ^ np.uint64(1)) << shift if len(entries) else np.uint64(0)
+    padded = np.append(entries, np.uint64(sentinel))
+    left, offset = padded[pos], 1
     while len(pos):
-        yield values[pos], values[pos + offset]
+        yield left, padded[pos + offset]
         offset += 1
-        pos = pos[pos + offset < len(keys)]
-        pos = pos[same(pos + offset, pos)]
+        same = np.flatnonzero((padded[pos + offset] ^ left) >> shift == 0)
+        pos, left = pos[same], left[same]
 
 
 def _band_keys(bits: np.ndarray, columns: Sequence[int]) -> np.ndarray:
@@ -361,18 +413,19 @@ def group_ids(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 
 def near_duplicate_groups(paths: Sequence[Union[str, os.PathLike]], threshold: int = PHASH_THRESHOLD,
-                          workers: Optional[int] = None) -> list[list[str]]:
+                          workers: Optional[int] = None, source: Optional[str] = None) -> list[list[str]]:
     """The groups of two or more files whose perceptual hashes are within `threshold` bits.
 
     Files that do not decode are left out. Groups are connected components (a chain of close
-    pairs is one group), listed in the order of their first path.
+    pairs is one group), listed in the order of their first path. With `source` (the data source
+    the paths were listed from) the hashes come from and go to its persistent scan index.
 
     Example:
     >>> near_duplicate_groups(["photos/a.jpg", "photos/a_small.jpg", "photos/b.jpg"])  # doctest: +SKIP
     [['photos/a.jpg', 'photos/a_small.jpg']]
     """
     paths = [os.fspath(p) for p in paths]
-    hashes, ok = phash_hashes(paths, workers=workers)
+    hashes, ok = phash_hashes(paths, workers=workers, source=source)
     index = np.flatnonzero(ok)
     i, j, _ = phash_pairs(hashes[index], threshold)
     ids = group_ids(len(index), i, j)
