@@ -9,7 +9,8 @@ pattern upscaled, so pHashes differ; 1% planted exact copies and 1% planted near
 re-encoded at another quality with a small brightness shift), then times each stage in its own
 process: wall seconds, the child's CPU seconds (user + system, `os.wait4`: the figure the machine's
 other load disturbs least) and its peak RSS; with --repeat R each quick stage runs R times (the
-train stages and `data pack`: --repeat-slow) and the best wall and best CPU are kept. The load average is recorded beside every figure.
+train stages and `data pack`: --repeat-slow) and the best wall and best CPU are kept. The load
+average is recorded beside every figure.
 
 - `train cold` / `train warm`: `tfft.train` (mobilenet_v3_small, weights null, 32 px, `full`)
   until its first training step ends, with an empty cache folder (each repeat empties it), then
@@ -28,7 +29,8 @@ train stages and `data pack`: --repeat-slow) and the best wall and best CPU are 
 
 Then the growth exponent of each stage between sizes (log(t2/t1) / log(n2/n1)), from wall and from
 CPU seconds, and 1M on paper: the largest size's time plus the marginal per-item cost between the
-last two sizes (clamped at 0) times the remaining items. --json FILE keeps every figure (merged
+last two sizes (clamped at 0) times the remaining items. `--search-only ROUNDS` times the pHash
+search alone on synthetic hashes (sizes alternated in one process). --json FILE keeps every figure (merged
 with the file's earlier sizes and stages, so sizes can be run separately and reported together:
 `--report-only`).
 """
@@ -405,6 +407,34 @@ def report(table: dict) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
+def search_exponent(sizes: list[int], rounds: int) -> None:
+    """The pHash search alone (`phash_pairs`) on N random hashes with N/100 planted near copies
+    (`bench_duplicates.planted_hashes`), the sizes alternated `rounds` times in one process so that
+    each meets the same load; the best CPU and wall seconds of each, and the exponents."""
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_duplicates import planted_hashes
+
+    from tfft.data.near_duplicates import phash_pairs
+
+    data = {n: planted_hashes(n) for n in sizes}
+    best = {n: [math.inf, math.inf] for n in sizes}
+    for _ in range(rounds):
+        for n in sizes:
+            wall, cpu = time.perf_counter(), time.process_time()
+            i, j, _ = phash_pairs(data[n][0])
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            best[n] = [min(best[n][0], wall), min(best[n][1], cpu)]
+            found = set(zip(i.tolist(), j.tolist()))
+            assert data[n][1] <= found, "a planted pair was missed"
+    print(f"load average {os.getloadavg()[0]:.1f}; best of {rounds}, every planted pair found")
+    for n in sizes:
+        print(f"N={n:,}: {best[n][0]:.4f} s wall, {best[n][1]:.4f} s CPU")
+    for a, b in list(zip(sizes, sizes[1:])) + [(sizes[0], sizes[-1])]:
+        print(f"exponent {a:,}->{b:,}: wall {_exponent(a, best[a][0], b, best[b][0])}, "
+              f"CPU {_exponent(a, best[a][1], b, best[b][1])}")
+
+
 def _merge(path: Optional[Path], table: dict) -> dict:
     """The figures already in `path` (JSON), updated with `table`'s sizes and stages, written back."""
     if path is None:
@@ -428,10 +458,15 @@ def main() -> None:
                              "unless 'train cold' runs)")
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file (and report them all)")
     parser.add_argument("--report-only", action="store_true", help="print the report of --json and stop")
+    parser.add_argument("--search-only", type=int, metavar="ROUNDS",
+                        help="time the pHash search alone on synthetic hashes of --sizes, alternated ROUNDS times")
     parser.add_argument("--stage", nargs=3, metavar=("NAME", "ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
         run_stage(args.stage[0], Path(args.stage[1]), Path(args.stage[2]))
+        return
+    if args.search_only:
+        search_exponent(args.sizes, args.search_only)
         return
     if args.report_only:
         report(_merge(args.json, {}))

@@ -18,8 +18,9 @@ entry, then once over the bands. `m` and the radius are chosen from N: per hash 
 entries and about `m * V**2 * N / 2**w` random candidates (V keys within the radius of a w-bit
 band); at the default the candidates reach the entries' count at about 100k hashes, but a
 candidate costs a few vectorised operations against an entry's share of a sort, so the time
-grows about linearly to 100k (benchmarks/RESULTS.md). Memory: about 600 bytes a hash (the bits
-and one band's sorted entries).
+grows about linearly to 100k (benchmarks/RESULTS.md). Past about 12k hashes a band's entries are
+built and sorted bucket by bucket (by the keys' top bits, about 2 MiB each), so the sort and the
+run passes stay in cache. Memory: about 200 bytes a hash (the bits, the keys, one bucket).
 
 `group_ids` turns pairs into connected components (vectorised union-find), so that `tfft data
 check --near-duplicates` (here, in the data layer) and `tfft.studies.duplicates` (cv folds, data
@@ -43,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
@@ -61,6 +63,7 @@ unrelated photos by about 32, rarely under 16; on pets-mini the closest of 540k 
 _HASH_SIDE = 32  # the grey image the DCT runs on
 _HASH_LOW = 8  # low-frequency block kept: 8x8 = 64 bits
 _ENTRY_BUDGET = 1 << 25  # sorted entries of one band (256 MB of uint64); plans over it come last
+_BUCKET_ENTRIES = 1 << 18  # entries sorted at once (2 MiB of uint64: within a core's cache)
 _MEMO: dict[tuple[str, str], tuple] = {}  # (kind, path) -> (size, mtime_ns, value or None)
 _MEMO_MAX = 2_000_000  # entries (about 200 bytes each); the oldest half goes when full
 
@@ -280,6 +283,47 @@ def _sorted_entries(keys: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, in
     return np.stack([variant[order], payload[order]]), 0
 
 
+def _bucketed_entries(keys: np.ndarray, masks: np.ndarray, width: int):
+    """`_sorted_entries(keys, masks)` split by the top bits of the key: (entries, payload bits) per
+    bucket of about `_BUCKET_ENTRIES`, each sorted on its own.
+
+    Equal keys share their top bits, so every run of equal keys lies within one bucket and the
+    runs (the candidates) are those of one sorted array. Each bucket's sort and run passes stay
+    in the processor's cache, and the sort is of a bounded size: its cost per entry does not grow
+    with N (it did by about 1.4x from 10k to 100k hashes as the one array left the cache). A
+    bucket's entries are built directly: the items whose key's top bits are `bucket ^ top(mask)`,
+    a slice of the items ordered by those bits, give the bucket's entries of that mask.
+    """
+    n = len(keys)
+    item_bits = max(1, (n - 1).bit_length())
+    payload_bits = item_bits + max(1, (len(masks) - 1).bit_length())
+    top = min(width, max(0, math.ceil(math.log2(max(1, len(masks) * n) / _BUCKET_ENTRIES))))
+    if top == 0 or int(keys.max()).bit_length() + payload_bits > 64:
+        yield _sorted_entries(keys, masks)
+        return
+    low = np.uint64(width - top)
+    groups = keys >> low
+    order = np.argsort(groups, kind="stable")
+    starts = np.searchsorted(groups[order], np.arange((1 << top) + 1, dtype=np.uint64))
+    mask_top = masks >> low
+    numbered = np.arange(len(masks), dtype=np.uint64)
+    by_top = [(int(u), masks[mask_top == u], numbered[mask_top == u] << np.uint64(item_bits))
+              for u in np.unique(mask_top)]
+    shift = np.uint64(payload_bits)
+    for bucket in range(1 << top):
+        parts = []
+        for u, flips, payloads in by_top:
+            items = order[starts[bucket ^ u]:starts[(bucket ^ u) + 1]]
+            if len(items):
+                variant = (keys[items][None, :] ^ flips[:, None]) << shift
+                variant |= payloads[:, None] | items.astype(np.uint64)[None, :]
+                parts.append(variant.ravel())
+        if parts:
+            entries = np.concatenate(parts)
+            entries.sort()
+            yield entries, payload_bits
+
+
 def _run_pairs(entries: np.ndarray, payload_bits: int):
     """(a, b) of every two entries with equal keys (a sorted before b), offset by offset: the
     packed entries themselves (their low bits are the payload), or the payloads (bits 0).
@@ -359,20 +403,20 @@ def phash_pairs(hashes: np.ndarray, threshold: int = PHASH_THRESHOLD,
         keys = _band_keys(bits, columns[b::bands])
         item_bits = max(1, (n - 1).bit_length())
         item_mask, fshift = np.uint64((1 << item_bits) - 1), np.uint64(item_bits)
-        entries, payload_bits = _sorted_entries(keys, _flip_masks(width, radius))
-        low = np.uint64((1 << payload_bits) - 1 if payload_bits else (1 << 64) - 1)
-        for a, c in _run_pairs(entries, payload_bits):
-            d = np.bitwise_count(hashes[a & item_mask] ^ hashes[c & item_mask])
-            close = np.flatnonzero(d <= threshold)  # random candidates are far: checked first
-            a, c, d = a[close], c[close], d[close]
-            i, j = (a & item_mask).astype(np.int64), (c & item_mask).astype(np.int64)
-            if radius == 1:  # a pair meets in one canonical entry only: kept once (fewer to unique)
-                fa, fc = (a & low) >> fshift, (c & low) >> fshift  # the masks that made them: fa <= fc
-                keep = np.where(fa == fc, fa == 0, i < j)
-                i, j, d = i[keep], j[keep], d[keep]
-            found_i.append(np.minimum(i, j))
-            found_j.append(np.maximum(i, j))
-            found_d.append(d.astype(np.int64))
+        for entries, payload_bits in _bucketed_entries(keys, _flip_masks(width, radius), width):
+            low = np.uint64((1 << payload_bits) - 1 if payload_bits else (1 << 64) - 1)
+            for a, c in _run_pairs(entries, payload_bits):
+                d = np.bitwise_count(hashes[a & item_mask] ^ hashes[c & item_mask])
+                close = np.flatnonzero(d <= threshold)  # random candidates are far: checked first
+                a, c, d = a[close], c[close], d[close]
+                i, j = (a & item_mask).astype(np.int64), (c & item_mask).astype(np.int64)
+                if radius == 1:  # a pair meets in one canonical entry only: kept once (fewer to unique)
+                    fa, fc = (a & low) >> fshift, (c & low) >> fshift  # the masks that made them: fa <= fc
+                    keep = np.where(fa == fc, fa == 0, i < j)
+                    i, j, d = i[keep], j[keep], d[keep]
+                found_i.append(np.minimum(i, j))
+                found_j.append(np.maximum(i, j))
+                found_d.append(d.astype(np.int64))
     i, j, d = (np.concatenate(parts) if parts else empty for parts in (found_i, found_j, found_d))
     # A pair close in several bands was found in each.
     pair = i * n + j
