@@ -120,3 +120,29 @@ def test_hashes_are_reused_until_the_file_changes(tmp_path):
     assert phash_hashes([path])[0] == first  # not decoded again
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
     assert phash_hashes([path])[0] != first  # changed: hashed again
+
+
+@pytest.mark.parametrize("threshold", [0, 8])
+def test_runs_that_end_the_sorted_entries_give_every_pair(threshold):
+    """Equal hashes share every band key, so their run is the last in the sorted entries (the
+    largest key): all of its pairs are found, as the brute force finds them."""
+    hashes = np.array([5, 2**64 - 1, 2**64 - 1, 2**64 - 1, 7, 2**64 - 2], dtype=np.uint64)
+    found = phash_pairs(hashes, threshold)
+    for got, want in zip(found, _all_pairs(hashes, threshold)):
+        np.testing.assert_array_equal(got, want)
+    assert {(1, 2), (1, 3), (2, 3)} <= set(zip(found[0].tolist(), found[1].tolist()))
+
+
+@pytest.mark.parametrize("threshold", [3, 8, 12])
+def test_search_in_buckets_equals_all_pairs(monkeypatch, threshold):
+    """Large searches sort their entries bucket by bucket (by the keys' top bits): small buckets
+    here, so 3000 hashes take that path; the pairs are still exactly the brute force's."""
+    import tfft.data.near_duplicates as near_duplicates
+
+    monkeypatch.setattr(near_duplicates, "_BUCKET_ENTRIES", 1 << 12)
+    hashes, planted = _planted(3000, 150, seed=40 + threshold)
+    found = phash_pairs(hashes, threshold)
+    for got, want in zip(found, _all_pairs(hashes, threshold)):
+        np.testing.assert_array_equal(got, want)
+    if threshold >= 8:
+        assert set(planted) <= set(zip(found[0].tolist(), found[1].tolist()))

@@ -162,7 +162,7 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True,
     if near_duplicates:
         from tfft.data.near_duplicates import near_duplicate_groups
 
-        report["near_duplicate_groups"] = near_duplicate_groups([p for p in every if p in good])
+        report["near_duplicate_groups"] = near_duplicate_groups([p for p in every if p in good], source=listed_as)
     report["ignored_files"] = 0 if is_csv else _count_ignored(root)
     if split_dirs:
         report.update(_split_counts(split_of, split_dirs, good, folders=not is_csv))

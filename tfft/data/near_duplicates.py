@@ -18,15 +18,18 @@ entry, then once over the bands. `m` and the radius are chosen from N: per hash 
 entries and about `m * V**2 * N / 2**w` random candidates (V keys within the radius of a w-bit
 band); at the default the candidates reach the entries' count at about 100k hashes, but a
 candidate costs a few vectorised operations against an entry's share of a sort, so the time
-grows about linearly to 100k (benchmarks/RESULTS.md). Memory: about 600 bytes a hash (the bits
-and one band's sorted entries).
+grows about linearly to 100k (benchmarks/RESULTS.md). Past about 12k hashes a band's entries are
+built and sorted bucket by bucket (by the keys' top bits, about 2 MiB each), so the sort and the
+run passes stay in cache. Memory: about 200 bytes a hash (the bits, the keys, one bucket).
 
 `group_ids` turns pairs into connected components (vectorised union-find), so that `tfft data
 check --near-duplicates` (here, in the data layer) and `tfft.studies.duplicates` (cv folds, data
 issues) share one search.
 
 Hashes (pHash and SHA-256) are memoised for the process by (path, size, mtime): `tfft data issues`
-does not hash again the files its cross-validation hashed.
+does not hash again the files its cross-validation hashed. Given the data source they were listed
+from, they are also kept in its persistent scan index (`tfft.data.index`): a later `tfft cv`,
+`data issues` or `data check --near-duplicates` decodes only new or changed files.
 
 Example:
 >>> import numpy as np
@@ -40,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
@@ -59,6 +63,7 @@ unrelated photos by about 32, rarely under 16; on pets-mini the closest of 540k 
 _HASH_SIDE = 32  # the grey image the DCT runs on
 _HASH_LOW = 8  # low-frequency block kept: 8x8 = 64 bits
 _ENTRY_BUDGET = 1 << 25  # sorted entries of one band (256 MB of uint64); plans over it come last
+_BUCKET_ENTRIES = 1 << 18  # entries sorted at once (2 MiB of uint64: within a core's cache)
 _MEMO: dict[tuple[str, str], tuple] = {}  # (kind, path) -> (size, mtime_ns, value or None)
 _MEMO_MAX = 2_000_000  # entries (about 200 bytes each); the oldest half goes when full
 
@@ -169,26 +174,62 @@ def _phash_file(path: str) -> Optional[int]:
     return _memoised("phash", path, _phash_of)
 
 
-def sha256_files(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int] = None) -> list[Optional[str]]:
-    """`file_sha256` of many files in a thread pool (None for a file that cannot be read), memoised."""
-    with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
-        return list(pool.map(lambda p: _memoised("sha256", os.fspath(p), file_sha256), paths))
+def _through_index(source: Optional[str], paths: list[str], column: str, compute, workers: Optional[int]) -> list:
+    """`compute` of every path in a thread pool, through `source`'s persistent scan index when given:
+    a value the index holds for the same file version is read, not computed, and new ones are
+    stored (`tfft.data.index.values`), so a later process hashes nothing it hashed before."""
+    def pooled(todo: list[str]) -> list:
+        with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
+            return list(pool.map(compute, todo))
+
+    if source is None:
+        return pooled(paths)
+    from tfft.data import index as _index
+
+    return _index.values(source, paths, column, pooled)
+
+
+def sha256_files(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int] = None,
+                 source: Optional[str] = None) -> list[Optional[str]]:
+    """`file_sha256` of many files in a thread pool (None for a file that cannot be read), memoised.
+
+    Args:
+        paths: the files.
+        workers: threads.
+        source: the data source the files were listed from (`data.source`): the digests are read
+            from and written to its persistent scan index (`tfft.data.index`).
+
+    Example:
+    >>> sha256_files([__file__]) == [file_sha256(__file__)]
+    True
+    """
+    paths = [os.fspath(p) for p in paths]
+    return _through_index(source, paths, "sha256", lambda p: _memoised("sha256", p, file_sha256), workers)
 
 
 def phash_hashes(paths: Sequence[Union[str, os.PathLike]], workers: Optional[int] = None,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 source: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
     """Packed perceptual hashes of many files, decoded in a thread pool (memoised per process).
+
+    Args:
+        paths: the image files.
+        workers: threads.
+        source: the data source the files were listed from (`data.source`): the hashes are read
+            from and written to its persistent scan index, so only files it holds no hash of (for
+            their current version) are decoded.
 
     Returns:
         (hashes uint64 [N], ok bool [N]); a file that does not decode has hash 0 and ok False.
+
+    Example:
+    >>> hashes, ok = phash_hashes(["photos/a.jpg"], source="photos/")  # doctest: +SKIP
     """
     paths = [os.fspath(p) for p in paths]
     hashes = np.zeros(len(paths), dtype=np.uint64)
     ok = np.zeros(len(paths), dtype=bool)
-    with ThreadPoolExecutor(max_workers=workers or min(16, 4 * (os.cpu_count() or 1))) as pool:
-        for i, value in enumerate(pool.map(_phash_file, paths)):
-            if value is not None:
-                hashes[i], ok[i] = value, True
+    for i, value in enumerate(_through_index(source, paths, "phash", _phash_file, workers)):
+        if value is not None:
+            hashes[i], ok[i] = value, True
     return hashes, ok
 
 
@@ -245,23 +286,78 @@ def _sorted_entries(keys: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, in
     return np.stack([variant[order], payload[order]]), 0
 
 
+def _bucketed_entries(keys: np.ndarray, masks: np.ndarray, width: int):
+    """`_sorted_entries(keys, masks)` split by the top bits of the key: (entries, payload bits) per
+    bucket of about `_BUCKET_ENTRIES`, each sorted on its own.
+
+    Equal keys share their top bits, so every run of equal keys lies within one bucket and the
+    runs (the candidates) are those of one sorted array. Each bucket's sort and run passes stay
+    in the processor's cache, and the sort is of a bounded size: its cost per entry does not grow
+    with N (it did by about 1.4x from 10k to 100k hashes as the one array left the cache). A
+    bucket's entries are built directly: the items whose key's top bits are `bucket ^ top(mask)`,
+    a slice of the items ordered by those bits, give the bucket's entries of that mask.
+    """
+    n = len(keys)
+    item_bits = max(1, (n - 1).bit_length())
+    payload_bits = item_bits + max(1, (len(masks) - 1).bit_length())
+    top = min(width, max(0, math.ceil(math.log2(max(1, len(masks) * n) / _BUCKET_ENTRIES))))
+    if top == 0 or int(keys.max()).bit_length() + payload_bits > 64:
+        yield _sorted_entries(keys, masks)
+        return
+    low = np.uint64(width - top)
+    groups = keys >> low
+    order = np.argsort(groups, kind="stable")
+    starts = np.searchsorted(groups[order], np.arange((1 << top) + 1, dtype=np.uint64))
+    mask_top = masks >> low
+    numbered = np.arange(len(masks), dtype=np.uint64)
+    by_top = [(int(u), masks[mask_top == u], numbered[mask_top == u] << np.uint64(item_bits))
+              for u in np.unique(mask_top)]
+    shift = np.uint64(payload_bits)
+    for bucket in range(1 << top):
+        parts = []
+        for u, flips, payloads in by_top:
+            items = order[starts[bucket ^ u]:starts[(bucket ^ u) + 1]]
+            if len(items):
+                variant = (keys[items][None, :] ^ flips[:, None]) << shift
+                variant |= payloads[:, None] | items.astype(np.uint64)[None, :]
+                parts.append(variant.ravel())
+        if parts:
+            entries = np.concatenate(parts)
+            entries.sort()
+            yield entries, payload_bits
+
+
 def _run_pairs(entries: np.ndarray, payload_bits: int):
     """(a, b) of every two entries with equal keys (a sorted before b), offset by offset: the
-    packed entries themselves (their low bits are the payload), or the payloads (bits 0)."""
-    if payload_bits:
-        keys, shift = entries, np.uint64(payload_bits)
-        same = lambda p, q: (keys[p] ^ keys[q]) >> shift == 0  # noqa: E731
-        values = keys
-    else:
+    packed entries themselves (their low bits are the payload), or the payloads (bits 0).
+
+    Packed, each offset costs two gathers and three passes over the pairs still in a run: the
+    left entries are carried along (not gathered again) and a sentinel whose key differs from
+    the last one ends every run (no bound check). The pairs are the random candidates, whose
+    number grows as N**2 (see the module's docstring), so their constant is what matters."""
+    if not payload_bits:
         keys, values = entries
-        same = lambda p, q: keys[p] == keys[q]  # noqa: E731
-    pos = np.flatnonzero(same(slice(1, None), slice(None, -1)))
-    offset = 1
+        pos = np.flatnonzero(keys[1:] == keys[:-1])
+        offset = 1
+        while len(pos):
+            yield values[pos], values[pos + offset]
+            offset += 1
+            pos = pos[pos + offset < len(keys)]
+            pos = pos[keys[pos + offset] == keys[pos]]
+        return
+    shift = np.uint64(payload_bits)
+    step = entries[1:] ^ entries[:-1]
+    step >>= shift
+    pos = np.flatnonzero(step == 0)
+    del step
+    sentinel = ((entries[-1] >> shift) ^ np.uint64(1)) << shift if len(entries) else np.uint64(0)
+    padded = np.append(entries, np.uint64(sentinel))
+    left, offset = padded[pos], 1
     while len(pos):
-        yield values[pos], values[pos + offset]
+        yield left, padded[pos + offset]
         offset += 1
-        pos = pos[pos + offset < len(keys)]
-        pos = pos[same(pos + offset, pos)]
+        same = np.flatnonzero((padded[pos + offset] ^ left) >> shift == 0)
+        pos, left = pos[same], left[same]
 
 
 def _band_keys(bits: np.ndarray, columns: Sequence[int]) -> np.ndarray:
@@ -310,20 +406,20 @@ def phash_pairs(hashes: np.ndarray, threshold: int = PHASH_THRESHOLD,
         keys = _band_keys(bits, columns[b::bands])
         item_bits = max(1, (n - 1).bit_length())
         item_mask, fshift = np.uint64((1 << item_bits) - 1), np.uint64(item_bits)
-        entries, payload_bits = _sorted_entries(keys, _flip_masks(width, radius))
-        low = np.uint64((1 << payload_bits) - 1 if payload_bits else (1 << 64) - 1)
-        for a, c in _run_pairs(entries, payload_bits):
-            d = np.bitwise_count(hashes[a & item_mask] ^ hashes[c & item_mask])
-            close = np.flatnonzero(d <= threshold)  # random candidates are far: checked first
-            a, c, d = a[close], c[close], d[close]
-            i, j = (a & item_mask).astype(np.int64), (c & item_mask).astype(np.int64)
-            if radius == 1:  # a pair meets in one canonical entry only: kept once (fewer to unique)
-                fa, fc = (a & low) >> fshift, (c & low) >> fshift  # the masks that made them: fa <= fc
-                keep = np.where(fa == fc, fa == 0, i < j)
-                i, j, d = i[keep], j[keep], d[keep]
-            found_i.append(np.minimum(i, j))
-            found_j.append(np.maximum(i, j))
-            found_d.append(d.astype(np.int64))
+        for entries, payload_bits in _bucketed_entries(keys, _flip_masks(width, radius), width):
+            low = np.uint64((1 << payload_bits) - 1 if payload_bits else (1 << 64) - 1)
+            for a, c in _run_pairs(entries, payload_bits):
+                d = np.bitwise_count(hashes[a & item_mask] ^ hashes[c & item_mask])
+                close = np.flatnonzero(d <= threshold)  # random candidates are far: checked first
+                a, c, d = a[close], c[close], d[close]
+                i, j = (a & item_mask).astype(np.int64), (c & item_mask).astype(np.int64)
+                if radius == 1:  # a pair meets in one canonical entry only: kept once (fewer to unique)
+                    fa, fc = (a & low) >> fshift, (c & low) >> fshift  # the masks that made them: fa <= fc
+                    keep = np.where(fa == fc, fa == 0, i < j)
+                    i, j, d = i[keep], j[keep], d[keep]
+                found_i.append(np.minimum(i, j))
+                found_j.append(np.maximum(i, j))
+                found_d.append(d.astype(np.int64))
     i, j, d = (np.concatenate(parts) if parts else empty for parts in (found_i, found_j, found_d))
     # A pair close in several bands was found in each.
     pair = i * n + j
@@ -364,18 +460,19 @@ def group_ids(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 
 def near_duplicate_groups(paths: Sequence[Union[str, os.PathLike]], threshold: int = PHASH_THRESHOLD,
-                          workers: Optional[int] = None) -> list[list[str]]:
+                          workers: Optional[int] = None, source: Optional[str] = None) -> list[list[str]]:
     """The groups of two or more files whose perceptual hashes are within `threshold` bits.
 
     Files that do not decode are left out. Groups are connected components (a chain of close
-    pairs is one group), listed in the order of their first path.
+    pairs is one group), listed in the order of their first path. With `source` (the data source
+    the paths were listed from) the hashes come from and go to its persistent scan index.
 
     Example:
     >>> near_duplicate_groups(["photos/a.jpg", "photos/a_small.jpg", "photos/b.jpg"])  # doctest: +SKIP
     [['photos/a.jpg', 'photos/a_small.jpg']]
     """
     paths = [os.fspath(p) for p in paths]
-    hashes, ok = phash_hashes(paths, workers=workers)
+    hashes, ok = phash_hashes(paths, workers=workers, source=source)
     index = np.flatnonzero(ok)
     i, j, _ = phash_pairs(hashes[index], threshold)
     ids = group_ids(len(index), i, j)

@@ -149,12 +149,12 @@ class FoldPlan:
         return int(len(np.unique(self.groups)))
 
 
-def _duplicate_groups(pool: Any, keys: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+def _duplicate_groups(pool: Any, keys: list[str], source: Optional[str] = None) -> tuple[np.ndarray, dict[str, int]]:
     if pool.kind != "files":  # generated images: no files to compare
         return np.arange(len(keys)), {}
     from tfft.studies import duplicates
 
-    pairs = duplicates.find_duplicates(keys)
+    pairs = duplicates.find_duplicates(keys, source=source)  # hashes kept in the source's scan index
     kinds: dict[str, int] = {}
     for pair in pairs:
         kinds[pair.kind] = kinds.get(pair.kind, 0) + 1
@@ -188,7 +188,7 @@ def plan_folds(cfg: Config, folds: int) -> FoldPlan:
                             f"use --folds {max(2, int(n))} or fewer, or add images to {name!r}")
     print(f"cv: {plural(len(keys), 'train+val image')}, {plural(len(splits.class_names), what)}; "
           "looking for near-duplicates")
-    groups, kinds = _duplicate_groups(pool, keys)
+    groups, kinds = _duplicate_groups(pool, keys, cfg.data.source)
     if multi:
         fold_of = iterative_kfold(labels, folds, cfg.seed, groups=groups) + 1
     else:

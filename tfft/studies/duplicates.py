@@ -127,7 +127,7 @@ def find_duplicates(paths: Sequence[Union[str, os.PathLike]], embeddings: Option
                     exact: bool = True, phash: bool = True,
                     phash_threshold: int = PHASH_THRESHOLD,
                     embedding_threshold: float = EMBEDDING_THRESHOLD,
-                    workers: Optional[int] = None) -> list[DuplicatePair]:
+                    workers: Optional[int] = None, source: Optional[str] = None) -> list[DuplicatePair]:
     """Pairs of images that hold the same or nearly the same picture.
 
     Files that cannot be read or decoded are left out of the detectors they fail (no error).
@@ -141,6 +141,10 @@ def find_duplicates(paths: Sequence[Union[str, os.PathLike]], embeddings: Option
         phash_threshold: most differing bits (of 64) for a `phash` pair.
         embedding_threshold: largest cosine distance for an `embedding` pair.
         workers: threads for hashing and decoding.
+        source: the data source the paths were listed from (`data.source`): the SHA-256 and
+            pHash of each file are read from its persistent scan index where it holds them (for
+            the file's current version) and stored there otherwise, so that a later search (the
+            next `tfft cv`, `data issues`) opens only new or changed files.
 
     Returns:
         `DuplicatePair`s sorted by kind (exact, phash, embedding) then distance; each unordered
@@ -175,7 +179,7 @@ def find_duplicates(paths: Sequence[Union[str, os.PathLike]], embeddings: Option
 
     if exact and n:
         by_digest: dict[str, list[int]] = defaultdict(list)
-        for i, d in enumerate(sha256_files(paths, workers=workers)):
+        for i, d in enumerate(sha256_files(paths, workers=workers, source=source)):
             if d is not None:
                 by_digest[d].append(i)
         for members in by_digest.values():
@@ -183,7 +187,7 @@ def find_duplicates(paths: Sequence[Union[str, os.PathLike]], embeddings: Option
                 for b in range(a + 1, len(members)):
                     add(members[a], members[b], 0, 0.0)
     if phash and n:
-        hashes, ok = phash_hashes(paths, workers=workers)
+        hashes, ok = phash_hashes(paths, workers=workers, source=source)
         index = np.flatnonzero(ok)
         for i, j, d in zip(*phash_pairs(hashes[index], phash_threshold)):
             add(int(index[i]), int(index[j]), 1, int(d) / PHASH_BITS)
