@@ -17,10 +17,9 @@ def ensemble(run_dirs: tuple[str, ...], out: str, data: str | None, split: str, 
     import tfft
 
     result = tfft.ensemble(list(run_dirs), out, data=data, split=split, overwrite=overwrite)
-    multi = result.thresholds is not None
     if result.metrics:
         width = max(len(m["run_dir"]) for m in result.members)
-        score = "mAP" if multi else "accuracy"
+        score = result.score
         click.echo(f"{split}: {result.num_examples} images")
         click.echo(f"  {'member':<{width}}  {'size':>9}  {score:>8}  {'loss':>7}")
         for member in result.members:
@@ -35,7 +34,7 @@ def ensemble(run_dirs: tuple[str, ...], out: str, data: str | None, split: str, 
     else:
         click.echo(f"not evaluated: {result.evaluated_on}; "
                    f"run `tfft evaluate {result.run_dir} --data SPEC`")
-    if multi:
+    if result.thresholds is not None:
         click.echo(f"thresholds: {result.thresholds_from}")
     click.echo(f"run dir: {result.run_dir}")
 

@@ -70,6 +70,8 @@ class EnsembleResult:
         thresholds_from: how they were chosen (`tuned on ...` or `mean of the members'`).
         thresholds_in_sample: the thresholds were chosen on (some of) the images the metrics are
             for, so the metrics are optimistic (None when not multi-label or not evaluated).
+        score: the member metric a table of members shows first (the task's first headline key:
+            `accuracy`, or `mAP` for multi-label).
     """
 
     run_dir: Path
@@ -81,6 +83,7 @@ class EnsembleResult:
     thresholds: Optional[dict[str, float]] = None
     thresholds_from: str = ""
     thresholds_in_sample: Optional[bool] = None
+    score: str = "accuracy"
 
 
 def _check_members(run_dirs: Sequence[Union[str, os.PathLike]]) -> list[Run]:
@@ -384,7 +387,8 @@ def ensemble(run_dirs: Sequence[Union[str, os.PathLike]], out: Union[str, os.Pat
     return EnsembleResult(run_dir=out_dir, metrics=metrics, members=members, split=split, num_examples=count,
                           evaluated_on=description,
                           thresholds=None if thresholds is None else dict(zip(class_names, map(float, thresholds))),
-                          thresholds_from=thresholds_from, thresholds_in_sample=in_sample)
+                          thresholds_from=thresholds_from, thresholds_in_sample=in_sample,
+                          score=task.summary_metrics()[0])
 
 
 def _score_members(task: Task, runs: Sequence[Run], members: list[dict[str, Any]], class_names: list[str],
