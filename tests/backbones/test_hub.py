@@ -182,7 +182,7 @@ def test_saved_model_needs_keras_hub_and_says_so(tiny_presets, tmp_path):
     np.testing.assert_array_equal(loaded(images).numpy(), model(images).numpy())
 
 
-@pytest.mark.slow  # about 30 s here: two folds, or two trials, of a preset
+@pytest.mark.slow  # two folds, or two trials, of a preset: 11-18 s at load 3
 @pytest.mark.parametrize("kind, command", [("vit", "cv"), ("cnn", "tune")])
 def test_preset_runs_in_cv_or_tune(kind, command, tiny_presets, tmp_path, image_folder):
     """A preset of each kind through a study: the ViT through cv, the CNN through tune (each kind

@@ -61,7 +61,7 @@ def lora_run(tiny_vit, tmp_path_factory) -> tuple:
     return run, printed.getvalue()
 
 
-@pytest.mark.slow  # about 50 s on the loaded 2-core machine: a two-phase ViT run (shared with the resume test)
+@pytest.mark.slow  # a two-phase ViT run, shared with the resume test: 14 s at load 3.5
 def test_lora_run_keeps_backbone_bitwise_and_merges_into_a_plain_model(lora_run, tiny_vit):
     from tfft.config import ModelConfig
     from tfft.models.build import build_classifier
@@ -146,7 +146,7 @@ def test_lora_on_a_cnn_is_a_user_error(tmp_path):
     assert info.value.where == "schedule.lora"
 
 
-@pytest.mark.slow  # about 60 s on the loaded 2-core machine: the shared run's twin, interrupted then resumed
+@pytest.mark.slow  # the shared run's twin, interrupted then resumed: 9 s at load 3.5
 def test_lora_run_resumes_bitwise(lora_run, tiny_vit, tmp_path, cli_runner, monkeypatch):
     import tfft
     from tfft.errors import TrainingInterrupted
