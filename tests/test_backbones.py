@@ -14,15 +14,21 @@ import pytest
 from tfft import backbones
 from tfft.errors import UserError
 
-# One backbone per block table runs by default (about 40 s on 2 CPU cores); the other sizes of
-# the same families differ only in depth and run with the slow tests (about 100 s more).
+# One backbone per block table is built: each family's default row, plus the two rows whose table
+# is their own (EfficientNetV2-M's 7 stages, also V2-L's; NASNet-Large's 6 cells), slow. The other
+# sizes of a family share its table and differ only in depth; building them too took about 100 s
+# more here (ConvNeXt-XLarge's 348M weights among them) for one more check each, their parameter
+# count in the table, so they run the checks that need no model (`test_other_rows_refuse_...`).
 DEFAULT = {
     "resnet50", "resnet50_v2", "vgg16", "densenet121", "efficientnet_b0", "efficientnet_v2_b0",
     "inception_v3", "inception_resnet_v2", "xception", "mobilenet", "mobilenet_v2",
     "mobilenet_v3_small", "mobilenet_v3_large", "nasnet_mobile", "convnext_tiny",
     "efficientnet_lite0",
 }
-ALL = [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in backbones.names()]
+OWN_TABLE = {"efficientnet_v2_m", "nasnet_large"}
+BUILT = [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow)
+         for n in backbones.names() if n in DEFAULT | OWN_TABLE]
+OTHERS = [n for n in backbones.names() if n not in DEFAULT | OWN_TABLE]
 
 _BUILT: dict[str, keras.Model] = {}
 
@@ -120,20 +126,41 @@ def test_count_parameters_builds_and_caches():
 # ---------------------------------------------------------------- every backbone builds
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_builds_at_min_size_with_blocks(name):
-    spec = backbones.get(name)
+def _refuses_below_min_size(spec) -> None:
     small = spec.min_size - 1
     with pytest.raises(UserError) as info:
         spec.build((small, spec.min_size, 3), weights=None)
     assert info.value.where == "data.image_size"
-    assert name in info.value.message and str(spec.min_size) in info.value.message
+    assert spec.name in info.value.message and str(spec.min_size) in info.value.message
     if spec.builder is None:
         # min_size is Keras' own limit, not ours: one pixel less is refused by the constructor.
         constructor = getattr(keras.applications, spec.constructor)
         with pytest.raises(ValueError):
             constructor(include_top=False, weights=None, input_shape=(small, small, 3),
                         **dict(spec.kwargs))
+
+
+def _table(name: str) -> tuple:
+    """A row's Keras module family (vgg16 and vgg19 are one) and its block table."""
+    spec = backbones.get(name)
+    return spec.module.rstrip("0123456789"), tuple((b.name, b.pattern) for b in spec.blocks)
+
+
+def test_every_row_not_built_shares_its_family_and_block_table_with_a_built_row():
+    built = {_table(name) for name in DEFAULT | OWN_TABLE}
+    for name in OTHERS:
+        assert _table(name) in built, f"{name}: no built row of its family has its blocks; add it to OWN_TABLE"
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_other_rows_refuse_below_min_size(name):
+    _refuses_below_min_size(backbones.get(name))
+
+
+@pytest.mark.parametrize("name", BUILT)
+def test_builds_at_min_size_with_blocks(name):
+    spec = backbones.get(name)
+    _refuses_below_min_size(spec)
 
     model = spec.build((spec.min_size, spec.min_size, 3), weights=None)
     try:

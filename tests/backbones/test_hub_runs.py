@@ -1,5 +1,5 @@
 """What a finished `hub:` run goes through: prune in a fresh process, gradual freezing, predict,
-SavedModel export, ensembles and distillation into a Lite0 student; a DINOv2 preset through the
+SavedModel export, ensembles and distillation into a CNN student; a DINOv2 preset through the
 generic path.
 
 The runs use the tiny ViT preset of `conftest.py` (32 px, 2 encoder layers), builtin shapes, one
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config, write_image_folder
+from tests.conftest import TINY_BACKBONE, tiny_config, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,11 +102,12 @@ def test_an_ensemble_of_two_hub_runs(vit_runs, tmp_path):
     np.testing.assert_allclose(ensemble, np.mean(members, axis=0), atol=1e-5)
 
 
-@pytest.mark.slow  # about 70 s here: building and training EfficientNet-Lite0 dominates
-def test_a_lite0_student_distils_a_vit_teacher(vit_runs, tmp_path):
+def test_a_cnn_student_distils_a_vit_teacher(vit_runs, tmp_path):
+    """A convolutional student (the suite's two-convolution backbone, re-initialised) of the ViT run.
+    (It was EfficientNet-Lite0: about 70 s here, most of it building and tracing Lite0.)"""
     import tfft
 
-    config = tiny_config(name="student", model={"backbone": "efficientnet_lite0", "weights": None},
+    config = tiny_config(name="student", model={"backbone": TINY_BACKBONE, "weights": None},
                          distill={"teacher": str(vit_runs[0]), "temperature": 2.0, "alpha": 0.5})
     result = tfft.train(config, run_dir=str(tmp_path / "student"))
     with open(tmp_path / "student" / "history.csv", newline="") as handle:

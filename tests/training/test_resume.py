@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -92,26 +93,54 @@ def test_resume_refuses_a_changed_config(tmp_path, cli_runner):
     assert result.exit_code == 2 and "data.batch_size" in result.output
 
 
+# The real `tfft train`, paused after its first checkpoint until the Ctrl-C comes: the interrupt lands
+# inside training on any machine, however loaded. (Racing a short run, the interrupt once came after
+# a 5-epoch run had ended: exit 0; racing a 42-epoch run cost a minute of training to resume.)
+# Ctrl-C as in a terminal: Python's own handler. A suite started in the background (`make test &`,
+# nohup) hands its processes SIGINT ignored, and Python then installs none: the 42-epoch run
+# trained to its end and exited 0 under `setsid nohup ... &` here.
+PAUSED_TRAIN = textwrap.dedent("""
+    import signal
+    import time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from tfft.cli.main import main
+    from tfft.training import checkpoint
+    real_save = checkpoint.save
+    def save_then_pause(*args, **kwargs):
+        real_save(*args, **kwargs)
+        checkpoint.save = real_save
+        time.sleep(600)  # a Ctrl-C ends it
+    checkpoint.save = save_then_pause
+    main()
+""")
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_and_exits_130_with_the_resume_command(tmp_path):
     config = tmp_path / "c.yaml"
-    # Long enough that the Ctrl-C lands inside training: the 5-epoch run can end before a loaded
-    # machine's poll sees its first checkpoint (then nothing is left to interrupt: exit 0).
-    config.write_text(yaml.safe_dump({**CONFIG, "schedule": {**CONFIG["schedule"], "finetune_epochs": 40}}))
+    config.write_text(yaml.safe_dump(CONFIG))
     run = tmp_path / "run"
-    process = subprocess.Popen(_train_cmd(config, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state = run / "checkpoints" / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if state.exists():
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    cmd = [sys.executable, "-c", PAUSED_TRAIN, *_train_cmd(config, run)[3:]]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        state = run / "checkpoints" / "state.json"
+        deadline = time.time() + 240
+        while time.time() < deadline and process.poll() is None:
+            if state.exists():
+                break
+            time.sleep(0.05)
+        assert state.exists() and process.poll() is None, "training ended or never checkpointed"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # never left paused behind a failed assertion
+            process.kill()
+            process.wait()
     assert process.returncode == 130, stderr[-2000:]
     assert "--resume" in stderr and str(run) in stderr
     out = subprocess.run(_train_cmd(config, run, resume=True), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "resuming" in out.stdout
     assert (run / "model.keras").exists()
 
 
