@@ -24,8 +24,8 @@ FLOORS: list[tuple[str, ...]] = [
     ("atomic", "registry", "config_messages"),
     ("pretrained",),   # EfficientNet-Lite rows and their weights
     ("backbones",),    # BackboneSpec rows
+    ("task",),         # the kind of problem: below config, which checks `task:` against TASKS
     ("config",),
-    ("task",),
     ("data",),
     ("augment",),
     ("models",),

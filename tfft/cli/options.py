@@ -36,8 +36,10 @@ class LazyChoice(click.Choice):
 
     @property
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        # Asked each time, not kept: an entry registered after the CLI was first used (a plug-in,
+        # or a test's `registered` block) is offered too.
         if self._choices is None:
-            self._choices = tuple(self._names())
+            return tuple(self._names())
         return self._choices
 
     @choices.setter

@@ -14,6 +14,7 @@ import yaml
 from tfft.config.root import Config, plain
 from tfft.config_messages import user_error
 from tfft.errors import UserError
+from tfft.task import check_task_name
 
 _KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[-?\d+\])*)")
 
@@ -160,6 +161,7 @@ def load_config(
         config = Config.model_validate(raw)
     except pydantic.ValidationError as exc:
         raise user_error(exc, Config) from None
+    check_task_name(config.task)  # `auto` or a name in tfft.task.TASKS, with a "did you mean"
     return _resolve_relative_paths(config, path.parent if path is not None else None)
 
 

@@ -29,7 +29,7 @@ class Config(Section):
     seed: int = 42
     # auto: multi_label when a `path,labels` manifest row has several labels (or none), or for
     # builtin:shapes-multi; single_label for folders and `path,label` manifests. Any name in
-    # tfft.task.TASKS is accepted (checked when the run is resolved, with a "did you mean").
+    # tfft.task.TASKS is accepted (checked by `load_config`, with a "did you mean").
     task: str = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
