@@ -143,6 +143,17 @@ def base_kernel(layer: Any) -> Any:
     return layer._kernel  # noqa: SLF001
 
 
+def delete_variable_attributes(layer: Any, names: list[str]) -> None:
+    """Delete `layer`'s attributes `names` (variables already untracked by `untrack_variables`)
+    without `keras.layers.Layer.__delattr__`, which runs a full `gc.collect()` after each variable:
+    a tiny ViT's 24 adapters took 20 s of a 55 s LoRA run in those collections. The deletion goes
+    on to the backend layer's `__delattr__` (TensorFlow's tracking); the caller collects once."""
+    import keras
+
+    for name in names:
+        super(keras.layers.Layer, layer).__delattr__(name)
+
+
 def untrack_variables(layer: Any, variables: list[Any]) -> None:
     """Remove `variables` from `layer`'s tracked variables (Keras has no `disable_lora`)."""
     layer._tracker.unlock()  # noqa: SLF001

@@ -17,19 +17,6 @@ from tfft.errors import UserError
 pytest.importorskip("keras_hub")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_full_collection_per_adapter():
-    """`lora.merge` deletes the tiny ViT's 24 adapter variables, and Keras' `Layer.__delattr__`
-    runs a full `gc.collect()` after each: 24 collections took 20 s of a 55 s LoRA run under load
-    (cProfile, 2 cores, load 7), more in the test process's larger heap. They release memory,
-    which these tests do not check; tfft's merge itself is unchanged (a user's process pays them)."""
-    import gc
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(gc, "collect", lambda generation=2: 0)
-        yield
-
-
 @pytest.fixture(scope="module")
 def tiny_vit(tmp_path_factory):
     from tests.backbones.conftest import save_tiny_presets
@@ -84,7 +71,7 @@ def test_lora_run_keeps_backbone_bitwise_and_merges_into_a_plain_model(lora_run,
     assert phases[1]["trainable_params"] < phases[0]["trainable_params"] + 2000  # adapters, not the ViT
 
 
-def test_lora_phase_freezes_everything_but_adapters_exactly(tiny_vit):
+def test_lora_phase_freezes_everything_but_adapters_exactly(tiny_vit, monkeypatch):
     from tfft.config import ModelConfig, ScheduleConfig
     from tfft.models.build import build_classifier, resolve_backbone
     from tfft.schedule import lora
@@ -120,7 +107,12 @@ def test_lora_phase_freezes_everything_but_adapters_exactly(tiny_vit):
         np.testing.assert_array_equal(after[path], value, err_msg=path)
     assert any(not np.array_equal(after[p], before[p]) for p in before if p.endswith("lora_kernel_b"))
     logits = model.predict(images, verbose=0)
+    import gc
+
+    collections, collect = [], gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or collect(*args))
     assert lora.merge(model) == 12
+    assert len(collections) == 1  # once for the merge, not once per adapter (Keras' Layer.__delattr__)
     np.testing.assert_allclose(model.predict(images, verbose=0), logits, atol=1e-5)
     assert not any(v.path.endswith(lora.ADAPTERS) for v in model.weights)
 

@@ -26,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import gc
+
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -175,7 +177,7 @@ def merge(model: Any) -> int:
         # Keras has no `disable_lora`: untrack the adapters and clear the flags, so the layer's
         # variables, config and saved file are those of a layer that never had them.
         compat.untrack_variables(layer, adapters)
-        del layer.lora_kernel_a, layer.lora_kernel_b
+        compat.delete_variable_attributes(layer, list(ADAPTERS))
         layer.lora_enabled = False
         layer.lora_rank = None
         layer.lora_alpha = None
@@ -185,6 +187,7 @@ def merge(model: Any) -> int:
         for name in ("predict_function", "test_function", "train_function"):
             if hasattr(model, name):
                 setattr(model, name, None)
+        gc.collect()  # the adapters' memory, released once (Keras collects once per variable)
     return merged
 
 
