@@ -53,6 +53,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from tfft.data import decode as _decode
+from tfft.data import index as _index
 from tfft.data.index import sha256_file as file_sha256  # the one digest, remote files through gfile
 
 PHASH_BITS = 64
@@ -139,7 +140,6 @@ def unpack_bits(hashes: np.ndarray) -> np.ndarray:
 
 def _memoised(kind: str, path: str, compute):
     """`compute(path)` (None when it raises), remembered for the process by (path, size, mtime)."""
-    from tfft.data import index as _index
 
     stat = _index.file_identity(path)
     if stat is None:
@@ -184,7 +184,6 @@ def _through_index(source: Optional[str], paths: list[str], column: str, compute
 
     if source is None:
         return pooled(paths)
-    from tfft.data import index as _index
 
     return _index.values(source, paths, column, pooled)
 

@@ -217,7 +217,7 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
             ds = _tfds_training(stage, splits, epoch_list, int(data_cfg.shuffle_buffer), int(skip_batches),
                                 augment_fn, on_decoded)
         elif input_context is not None and input_context.num_input_pipelines > 1 and splits.origin.shards_by_file:
-            ds = _worker_batches(splits, stage.part, data_cfg, input_context, stage.seed, epoch_list,
+            ds = _worker_batches(stage, splits, input_context, int(data_cfg.shuffle_buffer), epoch_list,
                                  int(skip_batches), augment_fn, on_decoded)
         else:
             ds = _files_training(stage, splits, epoch_list, int(skip_batches), augment_fn, on_decoded,
@@ -304,8 +304,8 @@ def _files_training(stage: _Stage, splits: DataSplits, epoch_list: np.ndarray, s
     return _augmented(ds, size, stage.seed, augment_fn, on_decoded)
 
 
-def _worker_batches(splits: DataSplits, part: Split, data_cfg: DataConfig, context: tf.distribute.InputContext,
-                    seed: int, epoch_list: np.ndarray, skip: int, augment_fn, on_decoded) -> tf.data.Dataset:
+def _worker_batches(stage: _Stage, splits: DataSplits, context: tf.distribute.InputContext, buffer: int,
+                    epoch_list: np.ndarray, skip: int, augment_fn, on_decoded) -> tf.data.Dataset:
     """This worker's training batches, streamed from its own files (`make_dataset`'s `input_context`).
 
     A pass is `ceil(n / batch_size)` global steps as on one worker; each step takes one batch of
@@ -314,13 +314,13 @@ def _worker_batches(splits: DataSplits, part: Split, data_cfg: DataConfig, conte
     the first epoch are left out (resuming inside it). Batch `i` of epoch `e` on worker `w` is
     augmented with the seed of batch `i * workers + w`.
     """
-    size = (int(data_cfg.image_size[0]), int(data_cfg.image_size[1]))
-    per_replica = context.get_per_replica_batch_size(int(data_cfg.batch_size))
+    part, size, seed = stage.part, stage.size, stage.seed
+    per_replica = context.get_per_replica_batch_size(stage.batch)
     workers, worker = int(context.num_input_pipelines), int(context.input_pipeline_id)
     local = max(1, int(context.num_replicas_in_sync) // workers)  # this worker's replicas
-    per_pass = max(1, math.ceil(len(part) / int(data_cfg.batch_size))) * local
+    per_pass = max(1, math.ceil(len(part) / stage.batch)) * local
     elements_of, decode, may_be_large = splits.origin.worker_stream(
-        part, size, _decode.fast_decode_on(data_cfg), (worker, workers), int(data_cfg.shuffle_buffer))
+        part, size, stage.fast_decode, (worker, workers), buffer)
     step = _batch_step(size, seed, augment_fn, on_decoded)
     epochs = []
     for k, epoch in enumerate(int(e) for e in epoch_list):
