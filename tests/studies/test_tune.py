@@ -121,6 +121,41 @@ def test_two_processes_on_one_sqlite_storage_finish_exactly_n_trials(tmp_path, t
     assert len(counted) == 3
 
 
+def test_processes_opening_a_new_study_at_once_all_read_its_whole_terms(tmp_path):
+    """Six openers race to create and claim one study: each sees the metric and the space together
+    (CI once saw a second process read the metric before the first had written the space), and a
+    seventh with another space is refused."""
+    import threading
+
+    from tfft.errors import UserError
+    from tfft.studies.space import load_space
+    from tfft.studies.storage import open_storage
+    from tfft.studies.tune import _open_study
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    params = load_space(SPACE)
+    outcomes, start = [], threading.Barrier(6)
+
+    def open_one():
+        storage = open_storage(optuna, url, heartbeat=60)  # one storage per opener, as per process
+        start.wait()
+        try:
+            outcomes.append(_open_study(optuna, storage, "race", "minimize", "loss", params, None).user_attrs)
+        except Exception as error:  # noqa: BLE001 - the test reports whatever an opener raised
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 6 and all(isinstance(o, dict) for o in outcomes), outcomes
+    assert {o["tfft.study"]["metric"] for o in outcomes} == {"loss"}
+    other = load_space({"schedule.lr": {"log_uniform": [1e-4, 1e-2]}})
+    with pytest.raises(UserError, match="differs from the space study 'race' was started with"):
+        _open_study(optuna, open_storage(optuna, url, heartbeat=60), "race", "minimize", "loss", other, None)
+
+
 class _PruneTrial(optuna.pruners.BasePruner):
     """Prunes one trial at its first report (so the test does not hang on a median's luck)."""
 

@@ -135,23 +135,41 @@ def _running(trial: Any, optuna: Any) -> bool:
     return trial.state == optuna.trial.TrialState.RUNNING and SURPLUS not in trial.user_attrs
 
 
+def _study_terms(attrs: dict) -> dict | None:
+    """The metric and space a study was started with, or None for a study no one has claimed yet
+    (studies started by earlier versions kept them as two attributes)."""
+    if "tfft.study" in attrs:
+        return attrs["tfft.study"]
+    if "tfft.metric" in attrs and "tfft.space" in attrs:
+        return {"metric": attrs["tfft.metric"], "space": attrs["tfft.space"]}
+    return None
+
+
 def _open_study(optuna: Any, storage: Any, name: str, direction: str, metric: str, params: list[Param],
                 pruner: Any) -> Any:
+    """Open (or create) study `name`, refusing to continue it with another metric or space.
+
+    The terms are one user attribute written in one transaction, so a process that opens the study
+    while another is creating it reads both terms or neither. Two processes that both find it
+    unclaimed may race to write it: the loser's insert fails on the attribute's unique key, and it
+    reads the winner's terms instead."""
     study = optuna.create_study(storage=storage, study_name=name, direction=direction, pruner=pruner,
                                 load_if_exists=True)
-    attrs = study.user_attrs
     space = {p.key: p.to_dict() for p in params}
-    if "tfft.metric" not in attrs:
-        study.set_user_attr("tfft.metric", metric)
-        study.set_user_attr("tfft.space", space)
-        attrs = study.user_attrs
-    if study.direction.name.lower() != direction or attrs.get("tfft.metric") != metric:
-        raise UserError("--metric", f"study {name!r} optimises {attrs.get('tfft.metric')!r} "
+    terms = _study_terms(study.user_attrs)
+    if terms is None:
+        try:
+            study.set_user_attr("tfft.study", {"metric": metric, "space": space})
+        except optuna.exceptions.StorageInternalError:
+            pass  # another process claimed it between our read and our write
+        terms = _study_terms(study.user_attrs)
+    if study.direction.name.lower() != direction or terms["metric"] != metric:
+        raise UserError("--metric", f"study {name!r} optimises {terms['metric']!r} "
                         f"({study.direction.name.lower()}), not {metric!r}",
-                        f"continue it with --metric {attrs.get('tfft.metric')}, or start a new one with --study NAME")
-    if yaml.safe_dump(attrs.get("tfft.space")) != yaml.safe_dump(space):
+                        f"continue it with --metric {terms['metric']}, or start a new one with --study NAME")
+    if yaml.safe_dump(terms["space"]) != yaml.safe_dump(space):
         raise UserError("--space", f"differs from the space study {name!r} was started with: "
-                        f"{attrs.get('tfft.space')}",
+                        f"{terms['space']}",
                         "continue it with that space, or start a new study with --study NAME")
     return study
 
