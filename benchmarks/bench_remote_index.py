@@ -4,7 +4,7 @@ Writes N small JPEGs into a `ram://` folder (10 classes), then lists it with `lo
 times in one process (each after `tfft.data.probe.clear_cache()`, as a new start would be): cold
 (an empty `TFFT_CACHE_DIR`: every file read and probed), warm (the index: one `tf.io.gfile.stat`
 a file, no read), and warm after one file was rewritten (that file alone read). Prints wall and
-CPU seconds and the files opened through `tfft.data.sources.fs.open_file`.
+CPU seconds and the files opened through `tfft.data.fs.open_file`.
 
 Usage:
     python benchmarks/bench_remote_index.py [--sizes 1000 4000]
@@ -32,7 +32,7 @@ def main() -> None:
     from tfft.config import DataConfig
     from tfft.data import load_splits
     from tfft.data import probe as probing
-    from tfft.data.sources import fs
+    from tfft.data import fs
 
     opened: list[str] = []
     open_file = fs.open_file

@@ -15,7 +15,7 @@ from tfft.config import DataConfig
 from tfft.data import check_folder, load_splits
 from tfft.data import index as scan_index
 from tfft.data import probe as probing
-from tfft.data.sources import fs
+from tfft.data import fs
 
 
 @pytest.fixture
@@ -29,12 +29,14 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def reads(monkeypatch):
-    """The remote files opened (a probe reads the bytes, a hash the file: both through `fs.open_file`)."""
+    """The images opened (a probe reads the bytes, a hash the file: both through `fs.open_file`);
+    manifests, read through it too, are not counted."""
     seen: list[str] = []
     open_file = fs.open_file
 
     def counting_open(path, mode="rb"):
-        seen.append(os.path.basename(path))
+        if not path.endswith(".csv"):
+            seen.append(os.path.basename(path))
         return open_file(path, mode)
 
     monkeypatch.setattr(fs, "open_file", counting_open)
@@ -135,3 +137,39 @@ def test_a_local_manifest_of_ram_files_is_indexed_too(tmp_path, cache, reads):
     second = load_splits(cfg, seed=0, echo=False)
     assert reads == [] and list(second["train"].paths) == list(first["train"].paths)
     assert list(first["train"].paths) == [f"{root}/{c}/{c}{i}.jpg" for c in "ab" for i in range(3)]
+
+
+def test_a_manifest_kept_on_a_remote_file_system_is_read_with_its_relative_rows(cache, reads):
+    """`csv:ram://set/photos.csv` (`gs://` alike): rows relative to the CSV's folder, `..` resolved,
+    a spreadsheet's byte-order mark dropped; one and several labels alike."""
+    from tfft.data.multilabel import manifest_examples
+
+    root = _ram_folder(per_class=3)
+    rows = "".join(f"{c}/{c}{i}.jpg,{c}\n" for c in "ab" for i in range(3))
+    relative = "".join(f"../{row}\n" for row in rows.splitlines())
+    _write(f"{root}/lists/one.csv", ("\ufeffpath,label\n" + relative).encode("utf-8"))
+    single = load_splits(DataConfig(source=f"csv:{root}/lists/one.csv", val_split=0.0), seed=0, echo=False)
+    assert list(single["train"].paths) == [f"{root}/{c}/{c}{i}.jpg" for c in "ab" for i in range(3)]
+    assert single.class_names == ["a", "b"]
+
+    _write(f"{root}/many.csv", b"path,labels\n" + "".join(
+        f"{c}/{c}{i}.jpg,{'a b' if i == 0 else c}\n" for c in "ab" for i in range(3)).encode("utf-8"))
+    many = load_splits(DataConfig(source=f"csv:{root}/many.csv", val_split=0.0), seed=0, echo=False)
+    assert sorted(many["train"].paths) == sorted(single["train"].paths)
+    paths, y = manifest_examples(f"csv:{root}/many.csv", ["a", "b"])
+    assert paths[0] == f"{root}/a/a0.jpg" and y.tolist()[:2] == [[1, 1], [1, 0]]
+
+
+def test_a_local_multi_label_manifest_of_remote_files_keeps_their_urls(tmp_path, cache, reads):
+    root = _ram_folder(per_class=2)
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("path,labels\n" + "".join(f"{root}/{c}/{c}{i}.jpg,{c}\n" for c in "ab" for i in range(2)))
+    splits = load_splits(DataConfig(source=f"csv:{manifest}", val_split=0.0), seed=0, echo=False)
+    assert sorted(splits["train"].paths) == sorted(f"{root}/{c}/{c}{i}.jpg" for c in "ab" for i in range(2))
+
+
+def test_a_missing_remote_manifest_is_a_user_error_naming_it(cache):
+    from tfft.errors import UserError
+
+    with pytest.raises(UserError, match="CSV manifest not found: 'ram://nowhere/photos.csv'"):
+        load_splits(DataConfig(source="csv:ram://nowhere/photos.csv"), seed=0, echo=False)

@@ -8,7 +8,7 @@ default data settings and judged by `tfft.data.rules.verdict`, so what train ref
 error here and what train warns about is a warning.
 
 The folder or the manifest's files may be on any file system `tf.io.gfile` knows (`gs://`,
-`ram://`): everything is listed and read through `tfft.data.sources.fs`, scanned and hashed through
+`ram://`): everything is listed and read through `tfft.data.fs`, scanned and hashed through
 the source's persistent index (`tfft.data.index`), as `tfft train` does.
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from tfft.config import Config, DataConfig
 from tfft.data import decode as _decode
+from tfft.data import fs as _fs
 from tfft.data import index as _index
 from tfft.data import rules as _rules
 from tfft.errors import UserError
@@ -121,7 +122,6 @@ def check_folder(path: Union[str, os.PathLike], *, duplicates: bool = True,
     >>> report["classes"], report["bad_files"][:1]  # doctest: +SKIP
     ({'cat': 400, 'dog': 398}, [{'path': 'photos/dog/x.jpg', 'reason': 'empty file (0 bytes)'}])
     """
-    from tfft.data.sources import fs as _fs
     from tfft.data.sources import source_of
 
     source = os.fspath(path)
@@ -222,8 +222,6 @@ def _file_stats(good: list[str], probes: dict[str, Any], duplicates: bool, sourc
 
 
 def _count_ignored(root: Any) -> int:
-    from tfft.data.sources import fs as _fs
-
     count = 0
     for dirpath, dirnames, filenames in _fs.walk(str(root)):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]

@@ -74,7 +74,8 @@ def expand_paths(inputs: list[str]) -> list[str]:
     A path that does not exist and is no glob is kept, so that it gets an error row.
     """
     from tfft.data.decode import is_image_file
-    from tfft.data.sources import fs, list_images
+    from tfft.data import fs
+    from tfft.data.sources import list_images
 
     out: list[str] = []
     for item in inputs:

@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import time
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 from tfft import atomic, layout
 from tfft.digest import file_sha256
 from tfft.data import probe as _probe
+from tfft.data import fs as _fs
 from tfft.version import __version__
 
 FORMAT = "tfft-scan-index"
@@ -60,7 +60,6 @@ _SCHEMA = (
     "width INTEGER, height INTEGER, orientation INTEGER, kinds TEXT, sha256 TEXT, phash TEXT)",
 )
 _HASH_COLUMNS = ("sha256", "phash")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +110,8 @@ def index_path(source: str) -> Path:
 
 
 def _remote(path: str) -> bool:
-    """A path on another file system (`scheme://`, not `file://`): `tfft.data.sources.fs.is_local`'s rule."""
-    return bool(_URL.match(path)) and not path.startswith("file://")
+    """A path on another file system (`scheme://`, not `file://`)."""
+    return not _fs.is_local(path)
 
 
 def _stat(path: str) -> Optional[tuple[int, int, int]]:
@@ -149,8 +148,6 @@ def _remote_stat(path: str) -> Optional[tuple[int, int, int]]:
 
 def _exists(path: str) -> bool:
     if _remote(path):
-        from tfft.data.sources import fs as _fs
-
         return _fs.exists(path)
     return os.path.exists(path)
 
@@ -417,7 +414,6 @@ def sha256_file(path: str) -> str:
     >>> sha256_file(__file__) == sha256_file(__file__)
     True
     """
-    from tfft.data.sources import fs as _fs
 
     return file_sha256(path, open_file=_fs.open_file)
 

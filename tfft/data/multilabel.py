@@ -8,13 +8,17 @@ in `tfft.data.sources` turns the parsed rows into `Split`s.
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from tfft.data import fs as _fs
 from tfft.data.rules import aliases_text, split_of_name
 from tfft.errors import UserError
 
@@ -55,10 +59,16 @@ def parse_labels_cell(cell: str, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cell.split()))
 
 
+def manifest_reader(path: Union[str, os.PathLike]) -> csv.DictReader:
+    """A manifest CSV's rows, read whole through `tfft.data.fs` (local or remote alike)."""
+    return csv.DictReader(io.StringIO(_fs.read_text(os.fspath(path)), newline=""))
+
+
 def read_rows(path: Path, header: Sequence[str], rows: Iterable[dict]) -> list[ManifestRow]:
     """Validate the rows of a `path,labels[,split]` manifest (as `csv.DictReader` reads them).
 
-    Paths are resolved against the manifest's folder; the file's existence is not checked here.
+    Paths are resolved against the manifest's folder (`tfft.data.fs.resolve`: local or remote) and
+    normalised; the file's existence is not checked here.
     A `split` cell may hold any name of `tfft.data.rules.SPLIT_ALIASES` (`validation`, `dev`, ...).
 
     Raises:
@@ -89,10 +99,8 @@ def read_rows(path: Path, header: Sequence[str], rows: Iterable[dict]) -> list[M
         split = split_of_name(str(row.get("split") or "train")) if has_split else "train"
         if split is None:
             raise UserError(where, f"unknown split {row.get('split')!r}", f"use {aliases_text()}")
-        file_path = Path(file_cell).expanduser()
-        if not file_path.is_absolute():
-            file_path = path.parent / file_path
-        out.append(ManifestRow(where=where, split=split, path=str(file_path), labels=labels))
+        out.append(ManifestRow(where=where, split=split, path=_fs.resolve(str(path.parent), file_cell),
+                               labels=labels))
     return out
 
 
@@ -102,7 +110,7 @@ def check_files_exist(rows: Sequence[ManifestRow]) -> None:
     Raises:
         UserError: naming the row and how many other rows are missing their file.
     """
-    missing = [row for row in rows if not Path(row.path).is_file()]
+    missing = [row for row in rows if not _fs.isfile(row.path)]
     if missing:
         first = missing[0]
         more = f" ({len(missing) - 1} more rows name missing files)" if len(missing) > 1 else ""
@@ -229,22 +237,19 @@ def manifest_examples(source: str, class_names: Sequence[str]) -> tuple[list[str
     Example:
     >>> paths, y = manifest_examples("csv:other.csv", ["cat", "dog"])  # doctest: +SKIP
     """
-    import csv
-
     from tfft.data.sources import source_of
 
-    path = Path(source_of(source).location if source_of(source).name == "csv" else source).expanduser()
+    path = _fs.path(source_of(source).location if source_of(source).name == "csv" else source)
     if not path.is_file():
         raise UserError(source, f"CSV manifest not found: {str(path)!r}",
                         "give csv:path/to/manifest.csv with a header line `path,labels[,split]`")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if "path" not in header or LABELS_COLUMN not in header:
-            raise UserError(str(path), f"expected a header with columns path,labels[,split], got {header}",
-                            "a multi-label run is evaluated on a manifest whose labels column lists each "
-                            "image's labels separated by spaces")
-        rows = read_rows(path, header, reader)
+    reader = manifest_reader(path)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if "path" not in header or LABELS_COLUMN not in header:
+        raise UserError(str(path), f"expected a header with columns path,labels[,split], got {header}",
+                        "a multi-label run is evaluated on a manifest whose labels column lists each "
+                        "image's labels separated by spaces")
+    rows = read_rows(path, header, reader)
     check_files_exist(rows)
     known = set(class_names)
     for row in rows:

@@ -53,6 +53,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from tfft.data import decode as _decode
+from tfft.data import fs as _fs
 from tfft.data import index as _index
 from tfft.data.index import sha256_file as file_sha256  # the one digest, remote files through gfile
 
@@ -70,8 +71,6 @@ _MEMO_MAX = 2_000_000  # entries (about 200 bytes each); the oldest half goes wh
 
 
 def _is_remote(path: str) -> bool:
-    from tfft.data.sources import fs as _fs
-
     return not _fs.is_local(path)
 
 
@@ -162,7 +161,6 @@ def _phash_of(path: str) -> int:
     # tfft.data's decoder: EXIF rotation applied, CMYK/16-bit/palette handled, and JPEGs
     # decoded at 1/2..1/8 scale when that still covers the 32x32 thumbnail.
     if _is_remote(path):  # PIL reads local files: a remote one's bytes, through tf.io.gfile
-        from tfft.data.sources import fs as _fs
 
         rgb = _decode.pil_decode(_fs.read_bytes(path), target=(2 * _HASH_SIDE, 2 * _HASH_SIDE))
     else:

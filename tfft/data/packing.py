@@ -28,7 +28,7 @@ import numpy as np
 from tfft import atomic
 from tfft.config import DataConfig
 from tfft.data import decode as _decode
-from tfft.data.sources import fs as _fs
+from tfft.data import fs as _fs
 from tfft.data.sources import load_splits, source_of
 from tfft.data.sources.split import lists_digest, split_lists
 from tfft.data.sources.tfrecord import FORMAT, INDEX, sidecar

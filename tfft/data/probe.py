@@ -19,6 +19,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from tfft.data import decode as _decode
+from tfft.data import fs as _fs
 from tfft.data.decode import ROUTE_PIL, ROUTE_TF, exif_orientation, pil_decode_checked, quiet_pil
 
 
@@ -332,8 +333,6 @@ REMOTE_NEEDS_PIL = ("needs PIL decoding (EXIF rotation, CMYK, 16-bit, ...), whic
 
 
 def _probe_remote(path: str) -> Probe:
-    from tfft.data.sources import fs as _fs
-
     try:
         probe = dataclasses.replace(probe_header(_fs.read_bytes(path)), path=path)
     except Exception as exc:  # a file the file system cannot read

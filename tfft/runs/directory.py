@@ -236,7 +236,8 @@ def split_files(run: Run, split: str = "val", data: Optional[str] = None,
         (paths, labels) with labels indexing `run.class_names`.
     """
     from tfft.data import load_splits
-    from tfft.data.sources import fs, source_of
+    from tfft.data import fs
+    from tfft.data.sources import source_of
 
     config = run.config
     source = str(data if data is not None else config.data.source)

@@ -20,7 +20,7 @@ from tfft.data import decode as _decode
 from tfft.data import index as _index
 from tfft.data import probe as _probe
 from tfft.data.rules import SPLIT_NAMES
-from tfft.data.sources import fs as _fs
+from tfft.data import fs as _fs
 from tfft.data.sources.base import DataSplits, Split
 from tfft.data.sources.split import take_limit
 from tfft.errors import DataError
@@ -30,7 +30,7 @@ REMOTE_NEEDS_PIL = _probe.REMOTE_NEEDS_PIL
 
 def list_images(folder: Union[str, Path]) -> list[str]:
     """Image files under `folder` (recursively, sorted; hidden files/folders and other extensions
-    ignored); `folder` may be on any file system `tfft.data.sources.fs` knows."""
+    ignored); `folder` may be on any file system `tfft.data.fs` knows."""
     found = []
     for dirpath, dirnames, filenames in _fs.walk(str(folder)):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))

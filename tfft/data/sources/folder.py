@@ -11,7 +11,7 @@ from tfft.config import DataConfig
 from tfft.data import decode as _decode
 from tfft.data import rules as _rules
 from tfft.data.rules import list_class_folders, split_folders
-from tfft.data.sources import fs as _fs
+from tfft.data import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits
 from tfft.data.sources.files import finish_files, list_images
 from tfft.data.sources.split import stratified, carve_missing

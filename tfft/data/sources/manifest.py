@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import csv
-import os
 import zlib
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from tfft.data import multilabel as _multilabel
 from tfft.data import rules as _rules
 from tfft.data import stratify as _stratify
 from tfft.data.rules import SPLIT_NAMES
-from tfft.data.sources import fs as _fs
+from tfft.data import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
 from tfft.data.sources.files import finish_files, scan
 from tfft.data.sources.split import carve_missing
@@ -35,8 +34,9 @@ class CsvSource(DataSource):
     prefix = "csv:"
 
     @property
-    def path(self) -> Path:
-        return Path(self.location).expanduser()
+    def path(self) -> Union[Path, _fs.GPath]:
+        """The manifest's path: local, or on any file system `tfft.data.fs` knows (`gs://`, `ram://`)."""
+        return _fs.path(self.location)
 
     def check(self) -> None:
         if not self.path.is_file():
@@ -47,39 +47,29 @@ class CsvSource(DataSource):
         """Multi-label when a `path,labels` manifest has a row of several labels or none (reads the text only)."""
         task = super().task(task) if task != "auto" else task
         if self.path.is_file():
-            with open(self.path, newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                header = [h.strip() for h in (reader.fieldnames or [])]
-                if "path" in header and _multilabel.LABELS_COLUMN in header:
-                    return _multilabel.resolve_task(task, _multilabel.read_rows(self.path, header, reader))
+            reader = _multilabel.manifest_reader(self.path)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if "path" in header and _multilabel.LABELS_COLUMN in header:
+                return _multilabel.resolve_task(task, _multilabel.read_rows(self.path, header, reader))
         return "single_label" if task == "auto" else task
 
     def load(self, data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSplits:
         return _load_csv(self, data_cfg, seed, task)
 
 
-def _row_path(base: Path, text: str) -> str:
-    """A manifest row's file: relative to the CSV's folder; a URL (`gs://...`) as it is."""
-    if not _fs.is_local(text):
-        return text
-    file_path = Path(text).expanduser()
-    return os.path.normpath(str(file_path if file_path.is_absolute() else base / file_path))
-
-
 def _load_csv(manifest: CsvSource, data_cfg: DataConfig, seed: int, task: str = "auto") -> DataSplits:
     manifest.check()
     source, path = manifest.spec, manifest.path
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if "path" in header and _multilabel.LABELS_COLUMN in header:
-            rows_ml = _multilabel.read_rows(path, header, reader)
-            return _load_labels_manifest(source, path, rows_ml, data_cfg, seed, task)
-        if "path" not in header or "label" not in header:
-            raise UserError(str(path), f"expected a header with columns path,label[,split] or "
-                            f"path,labels[,split], got {header}",
-                            "the first line of the CSV must name the columns")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    reader = _multilabel.manifest_reader(path)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if "path" in header and _multilabel.LABELS_COLUMN in header:
+        rows_ml = _multilabel.read_rows(path, header, reader)
+        return _load_labels_manifest(source, path, rows_ml, data_cfg, seed, task)
+    if "path" not in header or "label" not in header:
+        raise UserError(str(path), f"expected a header with columns path,label[,split] or "
+                        f"path,labels[,split], got {header}",
+                        "the first line of the CSV must name the columns")
+    rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
     base = path.parent
     has_split = "split" in header
     skipped: list[dict[str, str]] = []
@@ -96,7 +86,7 @@ def _load_csv(manifest: CsvSource, data_cfg: DataConfig, seed: int, task: str = 
         if split_name is None:
             raise UserError(f"{path}:{line}", f"unknown split {row.get('split')!r}", f"use {_rules.aliases_text()}")
         labels_seen.add(label)
-        listed.append((f"{path}:{line}", split_name, _row_path(base, row["path"]), (label,)))
+        listed.append((f"{path}:{line}", split_name, _fs.resolve(str(base), row["path"]), (label,)))
     keep, findings = _rules.check_manifest_rows(path, listed)
     entries: list[tuple[str, str, str]] = []
     for _, split_name, file_path, (label,) in (listed[i] for i in keep):
@@ -182,7 +172,7 @@ def _load_labels_manifest(source: str, path: Path, rows: list[_multilabel.Manife
             part = part.argmax(axis=1).astype(np.int32)
         splits[split_name] = Split(
             name=split_name, kind="files",
-            paths=np.asarray([os.path.normpath(rows[i].path) for i in members], dtype=object),
+            paths=np.asarray([rows[i].path for i in members], dtype=object),
             labels=part,
             routes=np.asarray([probes[rows[i].path].route for i in members], dtype=np.int8),
             sizes=np.asarray([(probes[rows[i].path].width, probes[rows[i].path].height) for i in members],

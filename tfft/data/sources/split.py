@@ -13,7 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tfft.data import multilabel as _multilabel
-from tfft.data.sources import fs as _fs
+from tfft.data import fs as _fs
 from tfft.data.sources.base import MAX_SKIPPED_PRINTED, DataSplits, Split, labels_of
 from tfft.errors import UserError
 from tfft.wording import plural

@@ -28,7 +28,7 @@ from tfft.config import DataConfig
 from tfft.data import multilabel as _multilabel
 from tfft.data import stratify as _stratify
 from tfft.data.rules import SPLIT_NAMES
-from tfft.data.sources import fs as _fs
+from tfft.data import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
 from tfft.data.sources.split import take_limit, carve_missing
 from tfft.errors import DataError, UserError

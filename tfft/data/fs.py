@@ -1,4 +1,4 @@
-"""One filesystem layer for the sources: local paths through `os`, any other scheme through `tf.io.gfile`.
+"""One filesystem layer for the data: local paths through `os`, any other scheme through `tf.io.gfile`.
 
 A path with a scheme (`gs://bucket/photos`, `ram://photos`, `s3://...`: whatever TensorFlow's file
 systems know) is listed, tested and read through `tf.io.gfile`; a local path through `os` and
@@ -18,6 +18,7 @@ PosixPath('photos/cat')
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from pathlib import Path
 from typing import Iterator, Union
@@ -159,6 +160,32 @@ def open_file(p: str, mode: str = "rb"):
 def read_bytes(p: str) -> bytes:
     with open_file(p, "rb") as handle:
         return handle.read()
+
+
+def read_text(p: str) -> str:
+    """A text file's content as UTF-8, a leading byte-order mark dropped (spreadsheets write one)."""
+    text = read_bytes(p).decode("utf-8")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def resolve(folder: str, cell: str) -> str:
+    """The file a manifest row names: `cell` relative to the manifest's `folder`, normalised; a URL
+    (`gs://b/x.jpg`) as it is, an absolute local path (normalised) on this machine's disk.
+
+    Example:
+    >>> resolve("/data", "cats/../dogs/a.jpg"), resolve("ram://set", "./cat/1.jpg")
+    ('/data/dogs/a.jpg', 'ram://set/cat/1.jpg')
+    >>> resolve("ram://set", "gs://b/x.jpg")
+    'gs://b/x.jpg'
+    """
+    if not is_local(cell):
+        return cell
+    local = _local(cell)
+    if is_local(folder) or os.path.isabs(local):
+        return os.path.normpath(os.path.join(_local(folder), local) if is_local(folder) else local)
+    scheme, rest = folder.split("://", 1)
+    joined = posixpath.normpath(posixpath.join(rest, cell)) if rest else posixpath.normpath(cell)
+    return f"{scheme}://{joined}"
 
 
 def size(p: str) -> int:
