@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
+import mmap
 import os
 import shutil
 import tempfile
@@ -119,6 +120,15 @@ class MemoryBudget:
 _SPILLED = -1  # `DecodedStore.chunk` of an image in the spill file (else the number of its block)
 _BLOCK = 64 * 2**20  # the bytes of one block of a store's memory (a row larger than that gets a block of its own)
 _ALIGN = 64  # each row starts at a multiple of this in its block (float32 rows are read in place)
+
+
+def _block(nbytes: int) -> np.ndarray:
+    """`nbytes` of fresh memory in pages of the system's size: an anonymous mapping, not an array
+    from NumPy, which asks for transparent huge pages for arrays this large (on this project's VM,
+    429 MB of decoded 500x375 photos took 1.5 s of kernel CPU in huge pages, 0.6 s in 4 KiB ones)."""
+    if not hasattr(mmap, "MAP_PRIVATE"):  # Windows: Python's mmap makes no private anonymous mapping
+        return np.empty(int(nbytes), np.uint8)
+    return np.frombuffer(mmap.mmap(-1, int(nbytes), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS), np.uint8)
 
 
 class DecodedStore:
@@ -231,7 +241,7 @@ class DecodedStore:
         """Where image i's `size` bytes go in memory: the next aligned place in the last block, or a new one."""
         start = -(-self._used // _ALIGN) * _ALIGN
         if not self._blocks or start + size > len(self._blocks[-1]):
-            self._blocks.append(_pyfunc.aligned_empty((max(_BLOCK, size),), np.uint8))
+            self._blocks.append(_block(max(_BLOCK, size)))
             start = 0
         self._used = start + size
         self.chunk[i], self.row[i] = len(self._blocks) - 1, start
