@@ -111,29 +111,6 @@ def test_the_budget_spills_to_disk_or_turns_auto_off(setup, plain, tmp_path, cap
     decoded_cache.release()
 
 
-def test_the_store_keeps_its_own_copy_of_each_image_unpadded():
-    """The pipeline's batch buffers are not held by the store (so `padded_batch` reuses them, and
-    the store's fresh memory is first touched in the parallel `put`): a batch overwritten after
-    its `put` still gathers as it was, and the store keeps each image without its padding."""
-    from tfft.data import decoded_cache
-
-    store = decoded_cache.DecodedStore(3, max_bytes=2**20)
-    raw = np.zeros((3, 12), np.uint8)
-    raw[0, :6], raw[1, :12], raw[2, :3] = 1, 2, 3  # images of 6, 12 and 3 values, zero padded to 12
-    shapes = np.array([[1, 2, 3], [2, 2, 3], [1, 1, 3]], np.int32)
-    resized = np.zeros((3, 0), np.float32)
-    store.put(np.array([2, 0, 1]), raw, shapes, resized)
-    expected = store.gather(np.array([2, 0, 1]))
-    raw[:] = 255  # the pipeline reuses the batch's memory for the next batch
-    again = store.gather(np.array([2, 0, 1]))
-    for got, want in zip(again, expected):
-        np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(again[0][0], [1] * 6 + [0] * 6)
-    assert store.bytes_in_memory == 6 + 12 + 3  # the rows, not the padded batch (36)
-    store.close()
-    assert store.budget.left == 2**20
-
-
 def test_config_keys_are_validated_at_the_edge():
     from tfft.config import load_config
     from tfft.errors import UserError

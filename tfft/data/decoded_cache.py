@@ -8,10 +8,10 @@ it goes; later epochs gather their batches from it, so they pay only for the res
 augmentation and the batching. The batches are bitwise those of the uncached pipeline: a
 gathered batch is the `DecodedBatch` `padded_batch` would have made of the same images.
 
-A store copies each decoded image into blocks of its own memory, in the pipeline's parallel map
-(so `padded_batch`, the decode's one serial stage, reuses the memory of the batches before it
-and never first-touches fresh pages), up to `performance.decoded_cache_max_gb`; the images
-beyond it go to an unlinked file in `spill_dir` (the run's disk cache), mapped in memory. A gather copies rows with NumPy, which
+A store keeps the decoded batches themselves in memory (no copy: a copy, and the fresh pages it
+writes, cost as much as a quarter of the decode of a 500x375 JPEG on this project's machine), up
+to `performance.decoded_cache_max_gb`; the images beyond it go to an unlinked file in
+`spill_dir` (the run's disk cache), mapped in memory. A gather copies rows with NumPy, which
 releases the GIL for copies this size, so a gathered epoch runs as many threads as a decoded one. One
 store is kept per process and split name (the training and the validation split: every epoch's
 validation pass reads its store), so the phases of a run share them; all draw on one budget.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
-import mmap
 import os
 import shutil
 import tempfile
@@ -117,33 +116,18 @@ class MemoryBudget:
             self.left = min(self.max_bytes, self.left + int(nbytes))
 
 
-_SPILLED = -1  # `DecodedStore.chunk` of an image in the spill file (else the number of its block)
-_BLOCK = 64 * 2**20  # the bytes of one block of a store's memory (a row larger than that gets a block of its own)
-_ALIGN = 64  # each row starts at a multiple of this in its block (float32 rows are read in place)
-
-
-def _block(nbytes: int) -> np.ndarray:
-    """`nbytes` of fresh memory in pages of the system's size: an anonymous mapping, not an array
-    from NumPy, which asks for transparent huge pages for arrays this large (on this project's VM,
-    429 MB of decoded 500x375 photos took 1.5 s of kernel CPU in huge pages, 0.6 s in 4 KiB ones)."""
-    if not hasattr(mmap, "MAP_PRIVATE"):  # Windows: Python's mmap makes no private anonymous mapping
-        return np.empty(int(nbytes), np.uint8)
-    return np.frombuffer(mmap.mmap(-1, int(nbytes), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS), np.uint8)
+_OWN, _SPILLED = -2, -1  # `DecodedStore.chunk` of an image kept in a copy of its own, in the spill file
 
 
 class DecodedStore:
     """Decoded images by example index: `put` as a batch is decoded, `gather` a batch back.
 
-    `put` copies each image's values (its row of the batch's `DecodedBatch.raw`, unpadded, or its
-    float32 `resized` row, rare) into the store's own blocks of memory while the budget has room,
-    the rest into a spill file mapped in memory (unlinked at once: nothing is left behind). The
-    copy runs in the pipeline's parallel map, without the store's lock and without the GIL
-    (NumPy's copies this size release it), so the first touch of the store's fresh pages is paid
-    there, in parallel. Keeping the batch itself instead (no copy) made `padded_batch`, the one
-    serial stage of the decode, write every next batch into fresh pages: on this project's VM a
-    fresh page costs 3-6x its copy, much of it wall time the process is not charged as CPU, so
-    the first epoch ran less in parallel than an uncached one (benchmarks/RESULTS.md, issue 34).
-    A gather copies rows (NumPy's copies, which release the GIL) into one padded batch.
+    A batch put whole is kept as it is (its `DecodedBatch.raw`, which aliases the tensor the
+    decode made: no copy, and no fresh memory to fault in; its images kept resized, rare, are
+    copied); each image is then a row of a kept batch. When the budget has no room for a whole
+    batch, its images are copied one by one while there is room, the rest to a spill file mapped in memory
+    (unlinked at once: nothing is left behind). A gather copies rows (NumPy's copies, which
+    release the GIL) into one padded batch.
 
     Args:
         n: the examples of the split.
@@ -166,15 +150,14 @@ class DecodedStore:
         self.n, self.max_bytes, self.spill_dir = int(n), int(max_bytes), spill_dir
         self.budget = budget if budget is not None else MemoryBudget(self.max_bytes)
         self.shapes = np.zeros((self.n, 3), np.int32)
-        self.have = np.zeros(self.n, bool)  # copied in: a gather may read it
-        self._taken = np.zeros(self.n, bool)  # a place given to it (a put in flight may still be copying)
-        self.chunk = np.full(self.n, _SPILLED, np.int64)  # the block holding the image, or _SPILLED
-        self.row = np.zeros(self.n, np.int64)  # its byte offset there (in its block, or in the spill file)
+        self.have = np.zeros(self.n, bool)
+        self.chunk = np.full(self.n, _SPILLED, np.int64)  # the kept batch holding the image, _OWN, or _SPILLED
+        self.row = np.zeros(self.n, np.int64)  # its row there, or its byte offset in the spill file
         self.nbytes = np.zeros(self.n, np.int64)
         self.resized_len = np.zeros(self.n, np.int64)  # float32 values of an image kept resized, else 0
         self.bytes_in_memory = self.bytes_on_disk = 0
-        self._blocks: list = []  # uint8 arrays the images kept in memory are copied into
-        self._used = 0  # bytes given out of the last block
+        self._chunks: list = []  # the raw uint8 [B, L] of the batches kept whole, as put
+        self._own: dict = {}  # index -> a copy of its values (a resized image, or a row kept alone)
         self._spill = np.zeros(0, np.uint8)
         self._spill_file = None
         self._lock = threading.Lock()
@@ -211,41 +194,38 @@ class DecodedStore:
         """Keep the rows of a batch as decoded (`DecodedBatch` fields) for `indices` (-1 rows skipped)."""
         indices, shapes = np.asarray(indices, np.int64), np.asarray(shapes, np.int32)
         raw, resized = np.asarray(raw), np.asarray(resized, np.float32)
-        copies = []
-        with self._lock:  # places given out (and the rare spilled image copied) under the lock
+        with self._lock:
             rows = np.flatnonzero(indices >= 0)
-            rows = rows[~self._taken[indices[rows]]]
+            rows = rows[~self.have[indices[rows]]]
             rows = rows[np.sort(np.unique(indices[rows], return_index=True)[1])]  # an index twice: once
             if not len(rows):
                 return
             index = indices[rows]
             is_resized = shapes[rows, 0] == 0
             sizes = np.where(is_resized, resized.shape[1] * 4, np.prod(shapes[rows].astype(np.int64), axis=1))
-            for k, i, size in zip(rows.tolist(), index.tolist(), sizes.tolist()):
-                values = resized[k].view(np.uint8) if shapes[k, 0] == 0 else raw[k, :size]
-                if self.budget.take(size):
-                    self.bytes_in_memory += size
-                    copies.append((self._place(i, size), values))
-                else:
-                    self._spill_copy(i, values)
+            whole = raw.nbytes + int(sizes[is_resized].sum())  # the batch's raw as it is, its resized rows copied
+            if len(rows) == int((indices >= 0).sum()) and self.budget.take(whole):
+                self.chunk[index], self.row[index] = len(self._chunks), rows
+                self._chunks.append(raw)
+                self.bytes_in_memory += whole
+                for k in rows[is_resized].tolist():
+                    self._own_copy(int(indices[k]), resized[k])
+            else:  # no room for it whole (or partly kept already): row by row, in memory while there is room
+                for k, size in zip(rows.tolist(), sizes.tolist()):
+                    values = resized[k] if shapes[k, 0] == 0 else raw[k, :size]
+                    if self.budget.take(size):
+                        self.bytes_in_memory += size
+                        self._own_copy(int(indices[k]), values)
+                    else:
+                        self._spill_copy(int(indices[k]), values)
             self.nbytes[index] = sizes
             self.resized_len[index] = np.where(is_resized, resized.shape[1], 0)
             self.shapes[index] = shapes[rows]
-            self._taken[index] = True
-        for target, values in copies:  # the fresh pages first touched here, in parallel, without the GIL
-            target[:] = values
-        with self._lock:
             self.have[index] = True
 
-    def _place(self, i: int, size: int) -> np.ndarray:
-        """Where image i's `size` bytes go in memory: the next aligned place in the last block, or a new one."""
-        start = -(-self._used // _ALIGN) * _ALIGN
-        if not self._blocks or start + size > len(self._blocks[-1]):
-            self._blocks.append(_block(max(_BLOCK, size)))
-            start = 0
-        self._used = start + size
-        self.chunk[i], self.row[i] = len(self._blocks) - 1, start
-        return self._blocks[-1][start:start + size]
+    def _own_copy(self, i: int, values: np.ndarray) -> None:
+        self.chunk[i] = _OWN
+        self._own[i] = np.array(values)
 
     def _spill_copy(self, i: int, values: np.ndarray) -> None:
         data = np.ascontiguousarray(values).view(np.uint8)
@@ -256,9 +236,13 @@ class DecodedStore:
 
     def _values(self, i: int) -> np.ndarray:
         """Image i's values as kept: uint8 as decoded, or float32 resized."""
-        where, start, size = int(self.chunk[i]), int(self.row[i]), int(self.nbytes[i])
-        values = (self._spill if where == _SPILLED else self._blocks[where])[start:start + size]
-        return values.view(np.float32) if self.resized_len[i] else values
+        where, size = int(self.chunk[i]), int(self.nbytes[i])
+        if where == _OWN:
+            return self._own[i]
+        if where == _SPILLED:
+            values = self._spill[int(self.row[i]):int(self.row[i]) + size]
+            return values.view(np.float32) if self.resized_len[i] else values
+        return self._chunks[where][int(self.row[i]), :size]
 
     def gather(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(raw uint8 [B, L], shapes int32 [B, 3], resized float32 [B, R]) of `indices`, zero padded
@@ -278,13 +262,13 @@ class DecodedStore:
         return raw_out, self.shapes[indices], resized_out
 
     def close(self) -> None:
-        """Free the blocks (their budget) and the spill file."""
+        """Free the kept batches (their budget) and the spill file."""
         if self._spill_file is not None:
             self._spill = np.zeros(0, np.uint8)
             self._spill_file.close()
             self._spill_file = None
         if self.bytes_in_memory:
-            self._blocks, self._used = [], 0
+            self._chunks, self._own = [], {}
             self.budget.free(self.bytes_in_memory)
             self.bytes_in_memory = 0
 
