@@ -302,7 +302,7 @@ def cache_table(data: Path, repeats: int, label: str) -> dict:
               f"(c) vs (n) {rate['c'] / rate['n']:.2f}x, vs (a) {rate['c'] / rate['a']:.1f}x")
     paired = {pair: sorted(walls[pair[1]][i] / walls[pair[0]][i] for i in range(repeats))
               for pair in (("c2", "n"), ("c1", "c"), ("c2", "a"))}
-    print("per-round wall ratios (paired in a round): " + "; ".join(
+    print("per-round speed ratios (paired in a round; a/b is b's wall time over a's: below 1, a is slower): " + "; ".join(
         f"{a}/{b} " + " ".join(f"{r:.2f}" for r in ratios) for (a, b), ratios in paired.items()))
     return best
 
