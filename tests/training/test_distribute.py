@@ -1,7 +1,8 @@
 """tf.distribute: MirroredStrategy over virtual CPUs, MultiWorkerMirroredStrategy over loopback.
 
 Virtual CPUs must be configured before TensorFlow initialises its devices and a MWMS worker owns
-its process, so every run here is a subprocess of its own.
+its process, so every such run here is a subprocess of its own (the single-device reference runs
+in the test's process where that is the CPU).
 """
 
 from __future__ import annotations
@@ -76,11 +77,29 @@ def _assert_same_weights(a: Path, b: Path, tolerance: float = 1e-3) -> float:
 
 
 @pytest.fixture(scope="module")
-def single_device_run(tmp_path_factory) -> Path:
-    """The reference: the same deterministic run on the default strategy."""
+def single_device_run(tmp_path_factory, monkeypatch_module) -> Path:
+    """The reference: the same deterministic run on the default strategy, in this process where it
+    runs on the CPU as the subprocesses do (it needs no virtual CPUs), else a subprocess of its own."""
+    import keras
+    import tensorflow as tf
+
+    from tfft.training.run import train
+
     root = tmp_path_factory.mktemp("single")
-    _run([TRAIN, json.dumps(_deterministic_config("none")), str(root / "run")], _env(), root / "log.txt")
+    if tf.config.list_physical_devices("GPU"):  # the subprocesses train on the CPU: so does the reference
+        _run([TRAIN, json.dumps(_deterministic_config("none")), str(root / "run")], _env(), root / "log.txt")
+        return root / "run"
+    for name in ("TF_CONFIG", "TFFT_CUSTOM_LOOP"):
+        monkeypatch_module.delenv(name, raising=False)
+    keras.backend.clear_session()
+    train(_deterministic_config("none"), run_dir=str(root / "run"))
     return root / "run"
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
 @pytest.mark.slow

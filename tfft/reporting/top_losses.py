@@ -44,9 +44,24 @@ def pair_names(names: Sequence[str]) -> list[str]:
     return [f"{name}: {value}" for name in names for value in ("no", "yes")]
 
 
-def _scan(model: Any, dataset: Any, task: Task, top: int) -> tuple:
+def _batch_probs(model: Any, images: np.ndarray, labels: np.ndarray, scored: Optional[tuple], seen: int) -> np.ndarray:
+    """The probabilities of one val batch: the evaluation's rows for it when they are given and
+    their labels are this batch's (the same val, in the same order), else the model's."""
+    if scored is not None:
+        y, probs = scored
+        rows = slice(seen, seen + len(images))
+        given = np.asarray(y[rows])
+        if given.ndim == 2 and labels.ndim == 1:  # one-hot rows (cached features) against class indices
+            given = given.argmax(axis=1)
+        if len(y) >= rows.stop and np.array_equal(given, labels):
+            return np.asarray(probs[rows], np.float32)
+    return np.asarray(model.predict_on_batch(images), np.float32)
+
+
+def _scan(model: Any, dataset: Any, task: Task, top: int, scored: Optional[tuple] = None) -> tuple:
     """Stream val once keeping the `top` worst: (images, probs rows, labels rows, label index or None, losses,
-    images scanned, whether val had more than RUN_SCAN)."""
+    images scanned, whether val had more than RUN_SCAN). `scored`: the evaluation's (labels,
+    probabilities) of this val, whose rows spare running the model over it again."""
     kept: list = []  # (loss, image, probs, labels, label index)
     seen, more = 0, False
     for batch in dataset:
@@ -54,7 +69,7 @@ def _scan(model: Any, dataset: Any, task: Task, top: int) -> tuple:
             more = True
             break
         images, labels = np.asarray(batch[0], np.float32), np.asarray(batch[1])
-        probs = np.asarray(model.predict_on_batch(images), np.float32)
+        probs = _batch_probs(model, images, labels, scored, seen)
         losses = task.example_losses(probs, labels)
         pairs = losses.ndim == 2  # one loss an (image, label) pair
         if pairs:
@@ -72,7 +87,8 @@ def _scan(model: Any, dataset: Any, task: Task, top: int) -> tuple:
 
 def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequence[str],
                          run_dir: str | os.PathLike, task: Optional[Task] = None, top: int = RUN_TOP,
-                         thresholds: Optional[Sequence[float]] = None) -> Optional[Path]:
+                         thresholds: Optional[Sequence[float]] = None,
+                         scored: Optional[tuple] = None) -> Optional[Path]:
     """The `top` val losses with heatmaps for report.html: RUN_DIR/top_losses.png and top_losses.json.
 
     Args:
@@ -85,6 +101,9 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
             ranks the pairs, each decided at its label's threshold.
         top: how many.
         thresholds: the run's thresholds in labels.txt order (default: the task's).
+        scored: `(labels, probabilities)` the run's evaluation already computed over this val, in
+            its order (`tfft.reporting.evaluate.collect`): the scan then only reads the images
+            (a batch whose labels are not the rows' is scored by the model).
 
     Returns:
         The PNG's path, or None when skipped.
@@ -102,7 +121,7 @@ def write_run_top_losses(model: Any, dataset: Optional[Any], class_names: Sequen
         return None
     names = list(class_names)
     task = task or task_for()
-    kept, seen, more = _scan(model, dataset, task, int(top))
+    kept, seen, more = _scan(model, dataset, task, int(top), scored)
     if not kept:
         atomic.write_json(root / layout.TOP_LOSSES_JSON, {"split": "val", "note": "val is empty: top losses skipped"})
         return None

@@ -57,14 +57,15 @@ def finish_run(session: Session, progress: Progress, val_features: Optional[Any]
     if not session.chief:
         return {}
     save_model(session)
-    metrics, thresholds = evaluate_splits(session, val_features)
+    metrics, thresholds, val_scored = evaluate_splits(session, val_features)
     plot_curves(progress.history, session.path / layout.CURVES, phases=progress.phase_rows,
                 best=progress.state.get("best_epoch"), saved=session.cfg.training.save)
-    # report.html's val top losses with heatmaps (one batch; a note when there is no val)
+    # report.html's val top losses with heatmaps (one batch; a note when there is no val), from the
+    # evaluation's val probabilities when it scored val (no second pass of the model over it)
     val = (make_dataset(session.splits, "val", session.cfg.data, seed=session.cfg.seed, training=False)
            if session.has_val else None)
     write_run_top_losses(session.model, val, session.class_names, session.path, session.asm.task,
-                         thresholds=thresholds)
+                         thresholds=thresholds, scored=val_scored)
     write_json(session.path / layout.METRICS, metrics)
     write_report(session.path)
     write_html_report(session.path)
@@ -95,10 +96,11 @@ def _out_dir(session: Session, split: str) -> Any:
     return session.path if split == "val" or "val" not in splits else session.path / layout.EVAL / split
 
 
-def evaluate_splits(session: Session, val_features: Optional[Any] = None) -> tuple[dict[str, Any], Any]:
+def evaluate_splits(session: Session, val_features: Optional[Any] = None) -> tuple[dict[str, Any], Any, Any]:
     """The metrics of every split of `evaluate.splits` the data has, at the thresholds the task
     chooses on val (thresholds.json; none for a task without them), with their figures in the run
-    directory (val) or eval/<split>/: (metrics by split, thresholds or None)."""
+    directory (val) or eval/<split>/: (metrics by split, thresholds or None, val's (labels,
+    probabilities) in its order or None when val was not scored)."""
     from tfft import data
 
     cfg, splits, task = session.cfg, session.splits, session.asm.task
@@ -120,4 +122,4 @@ def evaluate_splits(session: Session, val_features: Optional[Any] = None) -> tup
                                         split=split, thresholds=thresholds, top_k=cfg.evaluate.top_k,
                                         suffix="" if split == "val" else f"_{split}")
         print(f"{split}: {task.summary(metrics[split])}")
-    return metrics, thresholds
+    return metrics, thresholds, scored.get("val")
