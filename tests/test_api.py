@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tfft
+from tests.conftest import TINY_BACKBONE
 
 SIZE = 32
 
@@ -23,7 +24,7 @@ def _cfg_dict(**augment) -> dict:
         "seed": 3,
         "data": {"source": "builtin:shapes", "image_size": [SIZE, SIZE], "batch_size": 8,
                  "builtin_per_class": 8},
-        "model": {"backbone": "mobilenet", "weights": None},
+        "model": {"backbone": TINY_BACKBONE, "weights": None},  # the run is tested, not the network
         "augment": {"horizontal_flip": False, **augment},
     }
 
