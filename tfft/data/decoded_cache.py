@@ -116,19 +116,18 @@ class MemoryBudget:
             self.left = min(self.max_bytes, self.left + int(nbytes))
 
 
+_OWN, _SPILLED = -2, -1  # `DecodedStore.chunk` of an image kept in a copy of its own, in the spill file
 
 
 class DecodedStore:
-    """Decoded images by example index: `put` as each image is decoded, `gather` a batch back.
+    """Decoded images by example index: `put` as a batch is decoded, `gather` a batch back.
 
-    An image is kept as the decode made it (its `decoded_element` array: no copy), put from the
-    parallel decode map, so the fresh memory each kept image takes is first touched there, in
-    parallel, and the serial `padded_batch` after it reuses the batches it frees, as it does
-    without the cache. (Keeping whole padded batches instead made `padded_batch` write every batch
-    into fresh pages, on the one serial stage: a slower first epoch, benchmarks/RESULTS.md.)
-    Beyond the memory budget an image is copied to a spill file mapped in memory (unlinked at
-    once: nothing is left behind). A gather copies rows (NumPy's copies, which release the GIL)
-    into one padded batch.
+    A batch put whole is kept as it is (its `DecodedBatch.raw`, which aliases the tensor the
+    decode made: no copy, and no fresh memory to fault in; its images kept resized, rare, are
+    copied); each image is then a row of a kept batch. When the budget has no room for a whole
+    batch, its images are copied one by one while there is room, the rest to a spill file mapped in memory
+    (unlinked at once: nothing is left behind). A gather copies rows (NumPy's copies, which
+    release the GIL) into one padded batch.
 
     Args:
         n: the examples of the split.
@@ -138,12 +137,12 @@ class DecodedStore:
 
     Example:
     >>> store = DecodedStore(2, max_bytes=10)
-    >>> store.put(1, np.arange(12, dtype=np.uint8), np.array([2, 2, 3], np.int32), np.zeros(0, np.float32))
-    >>> store.put(0, np.arange(6, dtype=np.uint8), np.array([1, 2, 3], np.int32), np.zeros(0, np.float32))
+    >>> raw = np.arange(24, dtype=np.uint8).reshape(2, 12)
+    >>> store.put(np.array([1, 0]), raw, np.array([[2, 2, 3], [1, 2, 3]], np.int32), np.zeros((2, 0), np.float32))
     >>> store.complete, store.bytes_in_memory, store.bytes_on_disk
     (True, 6, 12)
     >>> store.gather(np.array([0, 1]))[0].tolist()[0]
-    [0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0]
+    [12, 13, 14, 15, 16, 17, 0, 0, 0, 0, 0, 0]
     """
 
     def __init__(self, n: int, max_bytes: int, spill_dir: Optional[Path] = None,
@@ -152,11 +151,13 @@ class DecodedStore:
         self.budget = budget if budget is not None else MemoryBudget(self.max_bytes)
         self.shapes = np.zeros((self.n, 3), np.int32)
         self.have = np.zeros(self.n, bool)
-        self.row = np.zeros(self.n, np.int64)  # an image's byte offset in the spill file
+        self.chunk = np.full(self.n, _SPILLED, np.int64)  # the kept batch holding the image, _OWN, or _SPILLED
+        self.row = np.zeros(self.n, np.int64)  # its row there, or its byte offset in the spill file
         self.nbytes = np.zeros(self.n, np.int64)
         self.resized_len = np.zeros(self.n, np.int64)  # float32 values of an image kept resized, else 0
         self.bytes_in_memory = self.bytes_on_disk = 0
-        self._own: dict = {}  # index -> its values as decoded (uint8 raw, or float32 kept resized)
+        self._chunks: list = []  # the raw uint8 [B, L] of the batches kept whole, as put
+        self._own: dict = {}  # index -> a copy of its values (a resized image, or a row kept alone)
         self._spill = np.zeros(0, np.uint8)
         self._spill_file = None
         self._lock = threading.Lock()
@@ -189,40 +190,59 @@ class DecodedStore:
         # A gather in flight keeps the old mapping (it holds it); both map the same pages.
         self._spill = np.memmap(self._spill_file, np.uint8, "r+", shape=(capacity,))
 
-    def put(self, index, raw, shape, resized) -> None:
-        """Keep image `index` as decoded (a `decoded_element`: raw uint8 [n], shape [3], resized
-        float32 [r], the image kept resized when shape[0] is 0): the array itself while the budget
-        has room, else a copy in the spill file. An image kept already is left as it is."""
-        i, shape = int(index), np.asarray(shape, np.int32)
-        is_resized = int(shape[0]) == 0
-        values = np.asarray(resized, np.float32) if is_resized else np.asarray(raw, np.uint8)
+    def put(self, indices, raw, shapes, resized) -> None:
+        """Keep the rows of a batch as decoded (`DecodedBatch` fields) for `indices` (-1 rows skipped)."""
+        indices, shapes = np.asarray(indices, np.int64), np.asarray(shapes, np.int32)
+        raw, resized = np.asarray(raw), np.asarray(resized, np.float32)
         with self._lock:
-            if self.have[i]:
+            rows = np.flatnonzero(indices >= 0)
+            rows = rows[~self.have[indices[rows]]]
+            rows = rows[np.sort(np.unique(indices[rows], return_index=True)[1])]  # an index twice: once
+            if not len(rows):
                 return
-            if self.budget.take(values.nbytes):
-                self._own[i] = values
-                self.bytes_in_memory += values.nbytes
-            else:
-                self._spill_copy(i, values)
-            self.nbytes[i] = values.nbytes
-            self.resized_len[i] = len(values) if is_resized else 0
-            self.shapes[i] = shape
-            self.have[i] = True
+            index = indices[rows]
+            is_resized = shapes[rows, 0] == 0
+            sizes = np.where(is_resized, resized.shape[1] * 4, np.prod(shapes[rows].astype(np.int64), axis=1))
+            whole = raw.nbytes + int(sizes[is_resized].sum())  # the batch's raw as it is, its resized rows copied
+            if len(rows) == int((indices >= 0).sum()) and self.budget.take(whole):
+                self.chunk[index], self.row[index] = len(self._chunks), rows
+                self._chunks.append(raw)
+                self.bytes_in_memory += whole
+                for k in rows[is_resized].tolist():
+                    self._own_copy(int(indices[k]), resized[k])
+            else:  # no room for it whole (or partly kept already): row by row, in memory while there is room
+                for k, size in zip(rows.tolist(), sizes.tolist()):
+                    values = resized[k] if shapes[k, 0] == 0 else raw[k, :size]
+                    if self.budget.take(size):
+                        self.bytes_in_memory += size
+                        self._own_copy(int(indices[k]), values)
+                    else:
+                        self._spill_copy(int(indices[k]), values)
+            self.nbytes[index] = sizes
+            self.resized_len[index] = np.where(is_resized, resized.shape[1], 0)
+            self.shapes[index] = shapes[rows]
+            self.have[index] = True
+
+    def _own_copy(self, i: int, values: np.ndarray) -> None:
+        self.chunk[i] = _OWN
+        self._own[i] = np.array(values)
 
     def _spill_copy(self, i: int, values: np.ndarray) -> None:
         data = np.ascontiguousarray(values).view(np.uint8)
         self._grow_spill(self.bytes_on_disk + len(data))
         self._spill[self.bytes_on_disk:self.bytes_on_disk + len(data)] = data
-        self.row[i] = self.bytes_on_disk
+        self.chunk[i], self.row[i] = _SPILLED, self.bytes_on_disk
         self.bytes_on_disk += len(data)
 
     def _values(self, i: int) -> np.ndarray:
         """Image i's values as kept: uint8 as decoded, or float32 resized."""
-        values = self._own.get(i)
-        if values is not None:
-            return values
-        values = self._spill[int(self.row[i]):int(self.row[i]) + int(self.nbytes[i])]
-        return values.view(np.float32) if self.resized_len[i] else values
+        where, size = int(self.chunk[i]), int(self.nbytes[i])
+        if where == _OWN:
+            return self._own[i]
+        if where == _SPILLED:
+            values = self._spill[int(self.row[i]):int(self.row[i]) + size]
+            return values.view(np.float32) if self.resized_len[i] else values
+        return self._chunks[where][int(self.row[i]), :size]
 
     def gather(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(raw uint8 [B, L], shapes int32 [B, 3], resized float32 [B, R]) of `indices`, zero padded
@@ -248,7 +268,7 @@ class DecodedStore:
             self._spill_file.close()
             self._spill_file = None
         if self.bytes_in_memory:
-            self._own = {}
+            self._chunks, self._own = [], {}
             self.budget.free(self.bytes_in_memory)
             self.bytes_in_memory = 0
 

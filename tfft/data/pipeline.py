@@ -461,8 +461,7 @@ def _labels(split: Split) -> np.ndarray:
 def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: bool, image_size: tuple[int, int],
               batch: int, split: Split, store: Optional[_decoded_cache.DecodedStore]) -> tf.data.Dataset:
     """The batches at `positions`, decoded (in parallel, element by element) and batched as decoded;
-    with `store`, only what it lacks is decoded, each image is put in as it is decoded (in the
-    parallel map), and a batch with images from the store is gathered back from it."""
+    with `store`, only what it lacks is decoded, and the batch is put in and gathered back."""
     labels_np = _labels(split)
 
     def planned(position):
@@ -477,21 +476,10 @@ def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: boo
         need.set_shape([batch])
         return indices, need, tf.fill([batch], epoch), tf.fill([batch], index)
 
-    def kept(index, fields):
-        """`fields` once image `index` is in the store (its own arrays: no copy)."""
-        def put(index, raw, shape, resized):
-            store.put(index, raw, shape, resized)
-            return np.bool_(True)
-
-        done = _pyfunc.numpy_function(put, [index, *fields], tf.bool, stateful=True)
-        with tf.control_dependencies([done]):
-            return tuple(tf.identity(field) for field in fields)
-
     def element(index, need, epoch, batch_index):
         def decoded():
             image, _ = decode(index)
-            fields = decoded_element(image, image_size, may_be_large)
-            return fields if store is None else kept(index, fields)
+            return decoded_element(image, image_size, may_be_large)
 
         def empty():
             return tf.zeros([0], tf.uint8), tf.constant([0, 0, 3]), tf.zeros([0], tf.float32)
@@ -502,19 +490,27 @@ def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: boo
     batches = elements.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).padded_batch(batch)
 
     def finish(fields, indices, need, epoch, index):
-        count = tf.reduce_sum(tf.cast(indices >= 0, tf.int32))  # the fillers (-1) come last
-        labels = tf.gather(labels_np, indices[:count])
         if store is None:
-            return tuple(field[:count] for field in fields), labels, epoch[0], index[0]
+            count = tf.reduce_sum(tf.cast(indices >= 0, tf.int32))
+            kept = tuple(field[:count] for field in fields)
+            return kept, tf.gather(labels_np, indices[:count]), epoch[0], index[0]
+
+        def put(indices, need, raw, shapes, resized):
+            store.put(indices, raw, shapes, resized)
+            return np.bool_(need[indices >= 0].all())
+
+        count = tf.reduce_sum(tf.cast(indices >= 0, tf.int32))  # the fillers (-1) come last
+        all_decoded = _pyfunc.numpy_function(put, [indices, need, *fields], tf.bool)
+        all_decoded.set_shape([])
 
         def gathered():
             return tuple(_pyfunc.numpy_function(lambda valid: store.gather(valid), [indices[:count]],
                                                 [tf.uint8, tf.int32, tf.float32]))
 
         # All decoded here: the batch is already what a gather would give (and needs no copy).
-        all_decoded = tf.reduce_all(need | (indices < 0))
-        kept_fields = tf.cond(all_decoded, lambda: tuple(field[:count] for field in fields), gathered)
-        return _shaped(*kept_fields, labels, labels_np), labels, epoch[0], index[0]
+        kept = tf.cond(all_decoded, lambda: tuple(field[:count] for field in fields), gathered)
+        labels = tf.gather(labels_np, indices[:count])
+        return _shaped(*kept, labels, labels_np), labels, epoch[0], index[0]
 
     return batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

@@ -28,16 +28,14 @@ _QUIET_S, _LIMIT_S = 0.05, 3.0
 _state = {"closing": False, "calls": 0, "registered": False}
 
 
-def numpy_function(func: Callable, inp: list, Tout, name: str | None = None, stateful: bool = False):
-    """`tf.numpy_function(func, inp, Tout, stateful=stateful)` that refuses to run once Python exits.
+def numpy_function(func: Callable, inp: list, Tout, name: str | None = None):
+    """`tf.numpy_function(func, inp, Tout, stateful=False)` that refuses to run once Python exits.
 
     Args:
         func: the NumPy function, as for `tf.numpy_function`.
         inp: its input tensors.
         Tout: the output dtype (or list of dtypes).
         name: an optional op name.
-        stateful: True for a function run for its side effect (TensorFlow may prune a stateless
-            op whose output only a control dependency reads).
 
     Returns:
         What `tf.numpy_function` returns (shapes unknown: set them after).
@@ -59,7 +57,7 @@ def numpy_function(func: Callable, inp: list, Tout, name: str | None = None, sta
             raise RuntimeError("tfft: the Python interpreter is exiting; this pipeline is being shut down")
         return func(*args)
 
-    return tf.numpy_function(guarded, inp, Tout, stateful=stateful, name=name)
+    return tf.numpy_function(guarded, inp, Tout, stateful=False, name=name)
 
 
 def aligned_empty(shape: tuple[int, ...], dtype=None):
