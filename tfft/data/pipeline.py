@@ -154,7 +154,7 @@ def _tfds_base(split: Split, image_size: tuple[int, int], fast_decode: bool = Tr
     def decode(data, label):
         return _decode.decode_bytes_native(data, size, fast_decode=fast_decode), label
 
-    return ds.map(to_pair), decode
+    return ds.map(_pyfunc.traced(to_pair)), decode
 
 
 def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: int, training: bool,
@@ -270,7 +270,7 @@ def _evaluation(stage: _Stage, splits: DataSplits,
         return _resized_batches(_decoded_batches(tf.data.Dataset.range(n), decode, size, batch, may_be_large), size)
     plan = _Plan(n, batch, stage.seed, 0, ordered=True)
     batches = _decoding(plan, range(0, plan.per_pass if n else 0), decode, may_be_large, size, batch, part, store)
-    return _resized_batches(batches.map(lambda fields, labels, epoch, index: (fields, labels)), size)
+    return _resized_batches(batches.map(_pyfunc.traced(lambda fields, labels, epoch, index: (fields, labels))), size)
 
 
 def _tfds_training(stage: _Stage, splits: DataSplits, epoch_list: np.ndarray, buffer: int, skip_batches: int,
@@ -329,8 +329,8 @@ def _worker_batches(stage: _Stage, splits: DataSplits, context: tf.distribute.In
         elements = elements_of(shuffle_seed).repeat().skip(first * per_replica).take((per_pass - first) * per_replica)
         batches = _decoded_batches(elements, decode, size, per_replica, may_be_large)
         indexed = tf.data.Dataset.zip((tf.data.Dataset.range(first, per_pass), batches))
-        epochs.append(indexed.map(lambda index, pair, e=epoch: step(*pair, tf.constant(e, tf.int64),
-                                                                     index * workers + worker),
+        epochs.append(indexed.map(_pyfunc.traced(lambda index, pair, e=epoch: step(*pair, tf.constant(e, tf.int64),
+                                                                             index * workers + worker)),
                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
     if not epochs:
         raise ValueError("make_dataset: training with an input context needs at least one epoch")
@@ -346,7 +346,7 @@ def _decoded_batches(elements: tf.data.Dataset, decode: Callable, image_size: tu
         image, label = decode(*element)
         return decoded_element(image, image_size, may_be_large), label
 
-    decoded = elements.map(as_decoded, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decoded = elements.map(_pyfunc.traced(as_decoded), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return decoded.padded_batch(batch)
 
 
@@ -356,7 +356,7 @@ def _resized_batches(batches: tf.data.Dataset, image_size: tuple[int, int]) -> t
     def resized(decoded, labels):
         return resize_decoded(DecodedBatch(*decoded), image_size), labels
 
-    return batches.map(resized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(_pyfunc.traced(resized), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _batch_step(image_size: tuple[int, int], seed: int, augment_fn, on_decoded) -> Callable:
@@ -384,7 +384,7 @@ def _augmented(batches: tf.data.Dataset, image_size: tuple[int, int], seed: int,
                on_decoded) -> tf.data.Dataset:
     """(fields, labels, epoch, index) batches -> (images, labels), as `_batch_step` makes them."""
     step = _batch_step(image_size, seed, augment_fn, on_decoded)
-    return batches.map(step, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(_pyfunc.traced(step), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _epoch_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int], batch: int, epoch,
@@ -392,7 +392,7 @@ def _epoch_batches(elements: tf.data.Dataset, decode: Callable, image_size: tupl
     """Decode, batch, resize and augment an epoch's elements (TFDS); its first batch has index `first_index`."""
     batches = _decoded_batches(elements, decode, image_size, batch, may_be_large)
     indexed = tf.data.Dataset.zip((tf.data.Dataset.range(first_index, 2**62), batches))
-    return _augmented(indexed.map(lambda index, pair: (*pair, epoch, index)), image_size, seed, augment_fn,
+    return _augmented(indexed.map(_pyfunc.traced(lambda index, pair: (*pair, epoch, index))), image_size, seed, augment_fn,
                       on_decoded)
 
 
@@ -448,7 +448,7 @@ def _phase_batches(split: Split, decode: Callable, may_be_large: bool, image_siz
     filled = _decoding(plan, range(0, min(plan.per_pass, total)), decode, may_be_large, image_size, batch, split,
                        store)
     if skip:
-        filled = filled.filter(lambda fields, labels, epoch, index: index >= skip)
+        filled = filled.filter(_pyfunc.traced(lambda fields, labels, epoch, index: index >= skip))
     if total <= plan.per_pass:  # one epoch: no gathered stream to build (each iterator instantiates it)
         return filled
     return filled.concatenate(_gathered(plan, range(plan.per_pass, total), store, split))
@@ -486,8 +486,9 @@ def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: boo
 
         return tf.cond(need, decoded, empty), index, need, epoch, batch_index
 
-    elements = tf.data.Dataset.range(positions.start, positions.stop).map(plan_tensors).unbatch()
-    batches = elements.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).padded_batch(batch)
+    elements = tf.data.Dataset.range(positions.start, positions.stop).map(_pyfunc.traced(plan_tensors)).unbatch()
+    batches = elements.map(_pyfunc.traced(element), num_parallel_calls=tf.data.AUTOTUNE,
+                           deterministic=True).padded_batch(batch)
 
     def finish(fields, indices, need, epoch, index):
         if store is None:
@@ -512,7 +513,7 @@ def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: boo
         labels = tf.gather(labels_np, indices[:count])
         return _shaped(*kept, labels, labels_np), labels, epoch[0], index[0]
 
-    return batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(_pyfunc.traced(finish), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _shaped(raw, shapes, resized, labels, labels_np: np.ndarray) -> tuple:
@@ -538,7 +539,7 @@ def _gathered(plan: _Plan, positions: range, store: _decoded_cache.DecodedStore,
         return _shaped(raw, shapes, resized, labels, labels_np), labels, epoch, index
 
     positions_ds = tf.data.Dataset.range(positions.start, positions.stop)
-    return positions_ds.map(batch_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return positions_ds.map(_pyfunc.traced(batch_of), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _skip_for(epoch, epoch_list: np.ndarray, skip_batches: int):
