@@ -6,20 +6,42 @@ Run from the repository root, once per checkout to compare, each in a fresh proc
 
     PYTHONPATH=$PWD python benchmarks/bench_pipeline_startup.py LABEL
 """
-import resource, time, sys
-t0=time.perf_counter(); r0=resource.getrusage(resource.RUSAGE_SELF)
-import tensorflow as tf
-from tfft.config import DataConfig, AugmentConfig
-from tfft.data import load_splits, make_dataset
-from tfft.augment import build_augmenter
-r1=resource.getrusage(resource.RUSAGE_SELF)
-cfg = DataConfig(source="builtin:shapes", image_size=(32, 32), batch_size=16, builtin_per_class=12)
-splits = load_splits(cfg, seed=1, echo=False)
-aug = build_augmenter(AugmentConfig(horizontal_flip=True, rotation_range=15), (32, 32), splits.num_classes)
-on_decoded, augment_fn = aug.pipeline_steps()
-ds = make_dataset(splits, "train", cfg, seed=1, training=True, epochs=range(0, 3), augment_fn=augment_fn, on_decoded=on_decoded)
-v = make_dataset(splits, "val", cfg, seed=1, training=False)
-next(iter(ds)); next(iter(v))
-r2=resource.getrusage(resource.RUSAGE_SELF)
-cpu=lambda a,b: (b.ru_utime-a.ru_utime)+(b.ru_stime-a.ru_stime)
-print(f"{sys.argv[1]} import {cpu(r0,r1):.2f} build+first batch {cpu(r1,r2):.2f} CPU s")
+
+from __future__ import annotations
+
+import argparse
+import resource
+
+
+def _cpu(before, after) -> float:
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("label", help="a name for this checkout in the printed line")
+    args = parser.parse_args()
+
+    start = resource.getrusage(resource.RUSAGE_SELF)
+    import tensorflow  # noqa: F401  (the import timed apart)
+
+    from tfft.augment import build_augmenter
+    from tfft.config import AugmentConfig, DataConfig
+    from tfft.data import load_splits, make_dataset
+
+    imported = resource.getrusage(resource.RUSAGE_SELF)
+    cfg = DataConfig(source="builtin:shapes", image_size=(32, 32), batch_size=16, builtin_per_class=12)
+    splits = load_splits(cfg, seed=1, echo=False)
+    augmenter = build_augmenter(AugmentConfig(horizontal_flip=True, rotation_range=15), (32, 32), splits.num_classes)
+    on_decoded, augment_fn = augmenter.pipeline_steps()
+    train = make_dataset(splits, "train", cfg, seed=1, training=True, epochs=range(0, 3), augment_fn=augment_fn,
+                         on_decoded=on_decoded)
+    val = make_dataset(splits, "val", cfg, seed=1, training=False)
+    next(iter(train))
+    next(iter(val))
+    done = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"{args.label}: import {_cpu(start, imported):.2f} CPU s; build + first batches {_cpu(imported, done):.2f} CPU s")
+
+
+if __name__ == "__main__":
+    main()
