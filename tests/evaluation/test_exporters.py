@@ -86,6 +86,14 @@ def test_format_all_refuses_a_folder_of_user_files(cli_runner, run_dir, user_fol
     assert user_files(user_folder) == ["notes.txt", "photos/a.jpg"]
 
 
+def test_a_quantization_a_format_lacks_is_named_with_the_ones_it_has(run_dir):
+    from tfft.errors import UserError
+    from tfft.evaluation.export import export
+
+    with pytest.raises(UserError, match="--format onnx has quantizations none, dynamic, int8, got 'float16'"):
+        export(run_dir, format="onnx", quantize="float16")
+
+
 def test_an_extra_that_is_missing_is_named(run_dir):
     from tfft.errors import UserError
     from tfft.evaluation.export import export
@@ -94,8 +102,6 @@ def test_an_extra_that_is_missing_is_named(run_dir):
         pytest.skip("nncf is installed here")
     with pytest.raises(UserError, match=r"--format openvino --quantize int8: needs nncf.*pip install 'tfft\[openvino\]'"):
         export(run_dir, format="openvino", quantize="int8")
-    with pytest.raises(UserError, match="--format onnx has quantizations none, dynamic, int8, got 'float16'"):
-        export(run_dir, format="onnx", quantize="float16")
 
 
 def test_onnx_quantized_files_record_the_chosen_options(deployed):
