@@ -42,7 +42,7 @@ def decoded_files(paths: list[str], image_size, *extra: np.ndarray, fast_decode:
     `fast_decode` is False); unreadable files dropped."""
     import tensorflow as tf
 
-    from tfft.data import decode, pyfunc
+    from tfft.data import decode, pyfunc, streams
     from tfft.data.sources.files import scan
 
     size = (int(image_size[0]), int(image_size[1]))
@@ -53,8 +53,8 @@ def decoded_files(paths: list[str], image_size, *extra: np.ndarray, fast_decode:
     columns = ([paths[i] for i in index], routes[ok], index) + tuple(np.asarray(e)[ok] for e in extra)
     ds = tf.data.Dataset.from_tensor_slices(columns)
     ds = ds.map(pyfunc.traced(lambda p, r, i, *rest: (decode.decode_path(p, r, size, fast_decode=fast_decode),
-                                                     i, *rest)), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.ignore_errors()
+                                                     i, *rest)), num_parallel_calls=streams.PARALLEL)
+    return ds.ignore_errors().with_options(streams.options())
 
 
 def read_images(paths: list[str], image_size, *, fast_decode: bool = True) -> tuple[list[str], list[np.ndarray]]:

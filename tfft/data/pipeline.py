@@ -9,7 +9,7 @@ Determinism: the order of training epoch `e` is `numpy.random.default_rng([seed,
 .permutation(n)`, batches are formed within the epoch (the last partial batch kept, so
 `steps_per_epoch = ceil(n / batch_size)`), and the augmenter gets the stateless seed
 `[seed, e * 100003 + batch_index]` (int32). A run resumed at epoch k therefore sees exactly the
-batches an uninterrupted run would. Decoding is parallel (`AUTOTUNE`) but ordered
+batches an uninterrupted run would. Decoding is parallel (`streams.PARALLEL`) but ordered
 (`deterministic=True`); memory is bounded by the prefetch buffers, never by the dataset size.
 """
 
@@ -26,6 +26,7 @@ import tensorflow as tf
 from tfft.config import DataConfig
 from tfft.data import decode as _decode
 from tfft.data import decoded_cache as _decoded_cache
+from tfft.data import streams as _streams
 from tfft.data.decoded_batch import DecodedBatch, decoded_element, resize_decoded
 from tfft.data import pyfunc as _pyfunc
 from tfft.data import shapes as _shapes
@@ -224,7 +225,7 @@ def make_dataset(splits: DataSplits, split: str, data_cfg: DataConfig, *, seed: 
                                  decoded_cache)
     else:
         ds = _evaluation(stage, splits, decoded_cache if split in CACHED_EVALUATION else None)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+    return ds.prefetch(_streams.PREFETCH).with_options(_streams.options())
 
 
 CACHED_EVALUATION = ("val",)  # read every epoch; the test split is read once, so never cached
@@ -239,17 +240,6 @@ class _Stage(NamedTuple):
     batch: int
     fast_decode: bool
     seed: int
-
-
-def _options() -> tf.data.Options:
-    """Ordered (deterministic) maps for every pipeline, without tf.data's default graph rewrites: the
-    maps are parallel and the stream prefetched already, and rewriting the graph (its functions,
-    the augmentation's hundreds of ops among them) cost every fresh iterator about 0.06 s of CPU,
-    a third of an augmented iterator's start-up (measured on 200 photos: 0.145 s against 0.083 s)."""
-    options = tf.data.Options()
-    options.deterministic = True
-    options.experimental_optimization.apply_default_optimizations = False
-    return options
 
 
 def _evaluation(stage: _Stage, splits: DataSplits,
@@ -331,7 +321,7 @@ def _worker_batches(stage: _Stage, splits: DataSplits, context: tf.distribute.In
         indexed = tf.data.Dataset.zip((tf.data.Dataset.range(first, per_pass), batches))
         epochs.append(indexed.map(_pyfunc.traced(lambda index, pair, e=epoch: step(*pair, tf.constant(e, tf.int64),
                                                                              index * workers + worker)),
-                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+                                  num_parallel_calls=_streams.BATCH_PARALLEL, deterministic=True))
     if not epochs:
         raise ValueError("make_dataset: training with an input context needs at least one epoch")
     return functools.reduce(lambda a, b: a.concatenate(b), epochs)
@@ -346,7 +336,7 @@ def _decoded_batches(elements: tf.data.Dataset, decode: Callable, image_size: tu
         image, label = decode(*element)
         return decoded_element(image, image_size, may_be_large), label
 
-    decoded = elements.map(_pyfunc.traced(as_decoded), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decoded = elements.map(_pyfunc.traced(as_decoded), num_parallel_calls=_streams.PARALLEL, deterministic=True)
     return decoded.padded_batch(batch)
 
 
@@ -356,7 +346,7 @@ def _resized_batches(batches: tf.data.Dataset, image_size: tuple[int, int]) -> t
     def resized(decoded, labels):
         return resize_decoded(DecodedBatch(*decoded), image_size), labels
 
-    return batches.map(_pyfunc.traced(resized), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(_pyfunc.traced(resized), num_parallel_calls=_streams.BATCH_PARALLEL, deterministic=True)
 
 
 def _batch_step(image_size: tuple[int, int], seed: int, augment_fn, on_decoded) -> Callable:
@@ -384,7 +374,7 @@ def _augmented(batches: tf.data.Dataset, image_size: tuple[int, int], seed: int,
                on_decoded) -> tf.data.Dataset:
     """(fields, labels, epoch, index) batches -> (images, labels), as `_batch_step` makes them."""
     step = _batch_step(image_size, seed, augment_fn, on_decoded)
-    return batches.map(_pyfunc.traced(step), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(_pyfunc.traced(step), num_parallel_calls=_streams.BATCH_PARALLEL, deterministic=True)
 
 
 def _epoch_batches(elements: tf.data.Dataset, decode: Callable, image_size: tuple[int, int], batch: int, epoch,
@@ -487,7 +477,7 @@ def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: boo
         return tf.cond(need, decoded, empty), index, need, epoch, batch_index
 
     elements = tf.data.Dataset.range(positions.start, positions.stop).map(_pyfunc.traced(plan_tensors)).unbatch()
-    batches = elements.map(_pyfunc.traced(element), num_parallel_calls=tf.data.AUTOTUNE,
+    batches = elements.map(_pyfunc.traced(element), num_parallel_calls=_streams.PARALLEL,
                            deterministic=True).padded_batch(batch)
 
     def finish(fields, indices, need, epoch, index):
@@ -513,7 +503,7 @@ def _decoding(plan: _Plan, positions: range, decode: Callable, may_be_large: boo
         labels = tf.gather(labels_np, indices[:count])
         return _shaped(*kept, labels, labels_np), labels, epoch[0], index[0]
 
-    return batches.map(_pyfunc.traced(finish), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.map(_pyfunc.traced(finish), num_parallel_calls=_streams.BATCH_PARALLEL, deterministic=True)
 
 
 def _shaped(raw, shapes, resized, labels, labels_np: np.ndarray) -> tuple:
@@ -539,7 +529,7 @@ def _gathered(plan: _Plan, positions: range, store: _decoded_cache.DecodedStore,
         return _shaped(raw, shapes, resized, labels, labels_np), labels, epoch, index
 
     positions_ds = tf.data.Dataset.range(positions.start, positions.stop)
-    return positions_ds.map(_pyfunc.traced(batch_of), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return positions_ds.map(_pyfunc.traced(batch_of), num_parallel_calls=_streams.BATCH_PARALLEL, deterministic=True)
 
 
 def _skip_for(epoch, epoch_list: np.ndarray, skip_batches: int):

@@ -20,6 +20,7 @@ import numpy as np
 
 from tfft.data import decode as _decode
 from tfft.data import fs as _fs
+from tfft.data import streams
 from tfft.data.decode import ROUTE_PIL, ROUTE_TF, exif_orientation, pil_decode_checked, quiet_pil
 
 
@@ -249,8 +250,8 @@ def _verify_tf(probes: list[Probe]) -> None:
         return index, tf.shape(image)
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), paths))
-    ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    ds = ds.ignore_errors().batch(1024)
+    ds = ds.map(check, num_parallel_calls=streams.PARALLEL, deterministic=False)
+    ds = ds.ignore_errors().batch(1024).with_options(streams.options())
     good = np.zeros(len(paths), dtype=bool)
     for index, _ in ds.as_numpy_iterator():
         good[index] = True

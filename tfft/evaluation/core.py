@@ -18,6 +18,7 @@ import numpy as np
 
 from tfft import layout
 from tfft.errors import UserError
+from tfft.data import streams
 from tfft.data.files import decoded_files
 from tfft.data.sources import source_of
 from tfft.reporting.evaluate import collect, evaluate_split
@@ -36,11 +37,10 @@ def predict_files(model, paths: Sequence[str], labels: Any, image_size,
     Returns:
         (probs [M, C] float32, labels [M] (or [M, C]), kept [M] indices into `paths`).
     """
-    import tensorflow as tf
 
     paths = [str(p) for p in paths]
     labels = np.asarray(labels)
-    ds = decoded_files(paths, image_size, fast_decode=fast_decode).batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    ds = decoded_files(paths, image_size, fast_decode=fast_decode).batch(int(batch_size)).prefetch(streams.PREFETCH)
     probs, kept = [], []
     for images, index in ds:
         probs.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))

@@ -43,6 +43,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from tfft.data import streams
 from tfft.errors import UserError
 from tfft.runs.directory import Run, data_task, labelled_files, load_model, open_run, task_of
 from tfft.runs.thresholds import read_run_thresholds
@@ -240,7 +241,6 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
     member can be judged on, its size, a description and which images they are (a frozenset of
     real paths, or `(source, split)` for generated data); (None, 0, why, None) when there is none.
     `exclude` (such an identity) leaves those images out."""
-    import tensorflow as tf
 
     from tfft import data as tfft_data
     from tfft.data.files import decoded_files
@@ -293,7 +293,7 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
     dataset = decoded_files(list(paths), size, np.asarray(labels), fast_decode=fast_decode).map(
         lambda image, i, y: (image, y))
     identity = frozenset(os.path.realpath(p) for p in paths)
-    return dataset.batch(batch).prefetch(tf.data.AUTOTUNE), len(paths), description, identity
+    return dataset.batch(batch).prefetch(streams.PREFETCH), len(paths), description, identity
 
 
 def _predict(with_members: Any, dataset: Any) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -26,6 +26,7 @@ import os
 from typing import Any, Callable, Optional
 
 from tfft import compat
+from tfft.data import streams
 
 CUSTOM_LOOP_ENV = "TFFT_CUSTOM_LOOP"
 
@@ -52,7 +53,7 @@ def _with_sample_weight(dataset: Any, class_weight: Optional[dict[int, float]]) 
     def add(x, y):
         return x, y, tf.gather(table, tf.argmax(y, axis=-1))
 
-    return dataset.map(add, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.map(add, num_parallel_calls=streams.BATCH_PARALLEL, deterministic=True)
 
 
 class PerWorker:

@@ -40,6 +40,7 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+from tfft.data import streams
 from tfft.training.feature_pass import Progress, compute_features  # noqa: F401 - importable here too
 from tfft.training.feature_store import FeatureStore, model_digest  # noqa: F401 - FeatureStore: importable here too
 from tfft.wording import plural
@@ -523,7 +524,7 @@ class FeatureCache:
 
         ds = tf.data.Dataset.from_generator(
             batches, output_signature=(tf.TensorSpec((None,) + feature_dim, tf.float32), label_spec))
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return ds.prefetch(streams.PREFETCH).with_options(streams.options())
 
     def val_dataset(self) -> Any:
         """Batches of (features, one-hot labels) of the validation split, in its fixed order
@@ -539,4 +540,5 @@ class FeatureCache:
         ds = tf.data.Dataset.from_generator(batches, output_signature=(
             tf.TensorSpec((None,) + features.shape[1:], tf.float32),
             tf.TensorSpec((None,) + labels.shape[1:], tf.as_dtype(labels.dtype))))
-        return ds.apply(tf.data.experimental.assert_cardinality(-(-len(labels) // self.batch_size)))
+        return ds.apply(tf.data.experimental.assert_cardinality(-(-len(labels) // self.batch_size))).with_options(
+            streams.options())

@@ -27,6 +27,7 @@ import numpy as np
 from tfft.config import DataConfig
 from tfft.data import multilabel as _multilabel
 from tfft.data import stratify as _stratify
+from tfft.data import streams
 from tfft.data.rules import SPLIT_NAMES
 from tfft.data import fs as _fs
 from tfft.data.sources.base import SOURCES, DataSource, DataSplits, Split
@@ -230,11 +231,12 @@ def stream(split: Split, *, cycle_length: int = 4, worker: Optional[tuple[int, i
     if worker is not None:
         ds = ds.shard(int(worker[1]), int(worker[0]))
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=max(1, int(cycle_length)),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).map(parse)
+                       num_parallel_calls=min(streams.PARALLEL, max(1, int(cycle_length))),
+                       deterministic=True).map(parse)
     options = tf.data.Options()  # sharded here already: tf.data must not shard it again
     options.experimental_distribute.auto_shard_policy = (tf.data.experimental.AutoShardPolicy.AUTO if worker is None
                                                          else tf.data.experimental.AutoShardPolicy.OFF)
-    return ds.with_options(options)
+    return ds.with_options(streams.options()).with_options(options)
 
 
 def _keyed(split: Split, examples: Any) -> Any:
