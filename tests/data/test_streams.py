@@ -10,16 +10,19 @@ import pytest
 from tfft.config import DataConfig
 
 CFG = DataConfig(source="builtin:shapes", image_size=(16, 16), batch_size=4, builtin_per_class=4)
+KINDS = ["training", "evaluation", "files (evaluate, predict)"]
 
 
-def _streams(tmp_path):
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory) -> dict:
+    """One stream of each kind tfft builds: make_dataset's training and evaluation, decoded_files."""
     from PIL import Image
 
     from tfft.data import load_splits, make_dataset
     from tfft.data.files import decoded_files
 
     splits = load_splits(CFG, seed=1)
-    path = tmp_path / "a.png"
+    path = tmp_path_factory.mktemp("streams") / "a.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
     return {
         "training": make_dataset(splits, "train", CFG, seed=1, training=True, epochs=range(0, 2)),
@@ -28,9 +31,9 @@ def _streams(tmp_path):
     }
 
 
-@pytest.mark.parametrize("name", ["training", "evaluation", "files (evaluate, predict)"])
-def test_streams_run_without_the_autotuner_and_in_order(name, tmp_path):
-    stream = _streams(tmp_path)[name]
+@pytest.mark.parametrize("kind", KINDS)
+def test_streams_run_without_the_autotuner_and_in_order(streams, kind):
+    stream = streams[kind]
     assert stream.options().autotune.enabled is False
     assert stream.options().deterministic is True
     assert len(list(stream)) >= 1  # and it still reads
