@@ -37,7 +37,6 @@ def predict_files(model, paths: Sequence[str], labels: Any, image_size,
     Returns:
         (probs [M, C] float32, labels [M] (or [M, C]), kept [M] indices into `paths`).
     """
-
     paths = [str(p) for p in paths]
     labels = np.asarray(labels)
     ds = decoded_files(paths, image_size, fast_decode=fast_decode).batch(int(batch_size)).prefetch(streams.PREFETCH)

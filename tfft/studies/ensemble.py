@@ -241,7 +241,6 @@ def _evaluation_data(runs: Sequence[Run], config: Any, class_names: list[str], d
     member can be judged on, its size, a description and which images they are (a frozenset of
     real paths, or `(source, split)` for generated data); (None, 0, why, None) when there is none.
     `exclude` (such an identity) leaves those images out."""
-
     from tfft import data as tfft_data
     from tfft.data.files import decoded_files
 

@@ -233,10 +233,10 @@ def stream(split: Split, *, cycle_length: int = 4, worker: Optional[tuple[int, i
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=max(1, int(cycle_length)),
                        num_parallel_calls=min(streams.PARALLEL, max(1, int(cycle_length))),
                        deterministic=True).map(parse)
-    options = tf.data.Options()  # sharded here already: tf.data must not shard it again
+    options = streams.options()  # and sharded here already: tf.data must not shard it again
     options.experimental_distribute.auto_shard_policy = (tf.data.experimental.AutoShardPolicy.AUTO if worker is None
                                                          else tf.data.experimental.AutoShardPolicy.OFF)
-    return ds.with_options(streams.options()).with_options(options)
+    return ds.with_options(options)
 
 
 def _keyed(split: Split, examples: Any) -> Any:
