@@ -3,7 +3,7 @@
 Run from the repo root:
 
     .venv/bin/python benchmarks/bench_first_epoch.py [--data /work/shared/datasets/pets-mini]
-        [--stage full | decode] [--repeats 6] [--baseline main] [--fresh [--today REV]]
+        [--stage full | decode] [--repeats 6] [--baseline main] [--fresh [--today REV]] [--rows c c1]
 
 Rows, each a fresh iterator over one training epoch of the train/ photos (224x224, batch 32,
 the seed recipe of `bench_augment`), built untimed, interleaved round by round:
@@ -126,7 +126,8 @@ def one_pass(ds) -> dict:
 
 def in_process(args) -> dict:
     """{row: [pass, ...]}: the rows' passes interleaved in this process, after one warm-up pass each."""
-    rows = make_rows(Path(args.data), args.stage, args.baseline)
+    rows = {row: make for row, make in make_rows(Path(args.data), args.stage, args.baseline).items()
+            if row in args.rows}
     for make in rows.values():  # warm-up (compilation), untimed
         one_pass(make())
     passes: dict = {row: [] for row in rows}
@@ -151,7 +152,7 @@ def checkout(revision: str) -> str:
 
 def fresh_processes(args) -> dict:
     """{row: [pass, ...]}: each pass in a process of its own, as a run's first epoch is."""
-    rows = ROWS + (("c-today",) if args.today else ())
+    rows = tuple(row for row in ROWS if row in args.rows) + (("c-today",) if args.today else ())
     today = checkout(args.today) if args.today else None
     passes: dict = {row: [] for row in rows}
     for _ in range(args.repeats):
@@ -201,6 +202,8 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="every pass in a fresh process (a run's first epoch), after one uncached warm-up pass")
     parser.add_argument("--today", help="with --fresh: add (c-today), the uncached pipeline at this git revision")
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS),
+                        help="the rows to time ((c-today) comes with --today)")
     parser.add_argument("--one", choices=ROWS + ("c-today",), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -225,7 +228,8 @@ def main() -> None:
                 continue
             for key in ("wall", "to_end", "cpu"):
                 ratios = sorted(p[key] / q[key] for p, q in zip(got, passes[base]))
-                print(f"    {key} / ({base}) per round: " + " ".join(f"{r:.2f}" for r in ratios))
+                print(f"    {key} / ({base}) per round: " + " ".join(f"{r:.2f}" for r in ratios)
+                      + f" | median {median(ratios):.3f}, slower in {sum(r > 1 for r in ratios)} of {len(ratios)}")
 
 
 if __name__ == "__main__":

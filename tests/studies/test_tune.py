@@ -398,9 +398,14 @@ def test_an_unreachable_or_driverless_storage_is_exit_2_without_its_password(tmp
     config = _write(tmp_path / "config.yaml", {"name": "nodb"})
     space = _write(tmp_path / "space.yaml", SPACE)
     url = "postgresql://tfft:hunter2-pw@127.0.0.1:1/studies"  # port 1: nothing listens
+    from tfft.studies import storage
+
+    waits = []
+    monkeypatch.setattr(storage.time, "sleep", waits.append)
     run = cli_runner("tune", config, "--space", space, "--trials", 1, "--storage", url, "--run-dir", tmp_path / "a")
     assert run.exit_code == 2 and "--storage: cannot open postgresql://tfft:***@127.0.0.1:1/studies" in run.output
     assert "hunter2" not in run.output and "Traceback" not in run.output
+    assert waits == []  # refused at once: the retries are for two processes creating one database, not for this
 
     monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` raises ImportError, as without it
     run = cli_runner("tune", config, "--space", space, "--trials", 1, "--storage", url, "--run-dir", tmp_path / "b")

@@ -71,6 +71,12 @@ def open_storage(optuna: Any, url: str, heartbeat: int) -> Any:
             the database cannot be opened; the URL is shown with its password masked.
     """
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:  # a database that cannot be reached (or a driver that is missing) fails at once, not after the retries
+        _connect_once(url, engine_kwargs)
+    except ImportError as exc:
+        raise _driver_error(exc, url) from None
+    except Exception as exc:
+        raise _unopened(exc, url) from None
     last: Optional[Exception] = None
     for attempt in range(5):  # two processes creating the same new database race on its tables
         try:
@@ -79,19 +85,40 @@ def open_storage(optuna: Any, url: str, heartbeat: int) -> Any:
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                     heartbeat_stale_trial_callback=_report_stale)
-        except ImportError as exc:  # a driver (psycopg, PyMySQL) is missing
-            scheme = url.split("://", 1)[0]
-            module = _missing_module(exc)
-            if module is None:
-                raise UserError("--storage", f"cannot open {masked(url)}: {_scrub(exc, url)}",
-                                "install the database driver SQLAlchemy names") from None
-            raise UserError("--storage", f"{scheme}:// needs the {module} module, which is not installed "
-                            f"(opening {masked(url)})", f"pip install {_DRIVERS.get(module, module)}") from None
+        except ImportError as exc:
+            raise _driver_error(exc, url) from None
         except Exception as exc:  # sqlalchemy's OperationalError and friends
             last = exc
             time.sleep(0.5 + attempt)
-    raise UserError("--storage", f"cannot open {masked(url)}: {_scrub(last, url)}",
-                    "check the URL (e.g. sqlite:///study.db, postgresql://user:pass@host/db)")
+    raise _unopened(last, url)
+
+
+def _connect_once(url: str, engine_kwargs: dict) -> None:
+    """Open and close one connection to `url` (SQLAlchemy's error if it cannot be opened)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def _driver_error(exc: ImportError, url: str) -> UserError:
+    """The `--storage` error for a URL whose database driver (psycopg, PyMySQL) is not installed."""
+    scheme = url.split("://", 1)[0]
+    module = _missing_module(exc)
+    if module is None:
+        return UserError("--storage", f"cannot open {masked(url)}: {_scrub(exc, url)}",
+                         "install the database driver SQLAlchemy names")
+    return UserError("--storage", f"{scheme}:// needs the {module} module, which is not installed "
+                     f"(opening {masked(url)})", f"pip install {_DRIVERS.get(module, module)}")
+
+
+def _unopened(exc: Optional[Exception], url: str) -> UserError:
+    return UserError("--storage", f"cannot open {masked(url)}: {_scrub(exc, url)}",
+                     "check the URL (e.g. sqlite:///study.db, postgresql://user:pass@host/db)")
 
 
 def _report_stale(study: Any, trial: Any) -> None:
