@@ -50,6 +50,32 @@ def test_the_decoded_cache_changes_no_weight_and_no_validation_metric(tmp_path):
         assert np.array_equal(x, y)
 
 
+@pytest.mark.parametrize("schedule, started, reread", [
+    ({"preset": "full", "epochs": 1}, False, False),  # one pass over train: a store would only be filled
+    ({"preset": "full", "epochs": 2}, True, False),  # one stream of two epochs: the second gathers
+    ({"preset": "two_phase", "head_epochs": 1, "finetune_epochs": 1}, True, True),  # phase 2 reads phase 1's
+])
+def test_auto_starts_no_decoded_store_for_the_runs_last_single_pass(schedule, started, reread, tmp_path,
+                                                                    monkeypatch):
+    from tfft.data import decoded_cache
+
+    opened, read = [], []
+    real = decoded_cache.store_for
+
+    def recording(split, *args, **kwargs):
+        store = real(split, *args, **kwargs)
+        if store is not None:
+            (read if store.have.any() else opened).append(split.name)
+        return store
+
+    monkeypatch.setattr(decoded_cache, "store_for", recording)
+    cfg = tiny_config(data={"builtin_per_class": 8}, schedule=schedule, performance={"cache_features": "off"},
+                      training={"steps_per_epoch": None})
+    train(cfg, run_dir=str(tmp_path / "run"))
+    assert ("train" in opened, "train" in read) == (started, reread)
+    assert "val" in opened  # read by every epoch's validation: kept whatever the run's length
+
+
 class _Stop(Exception):
     pass
 

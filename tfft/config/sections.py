@@ -271,7 +271,9 @@ class PerformanceConfig(Section):
     # Training keeps the train and val images as decoded (before resize and augmentation) after the
     # first epoch, so later epochs skip the decode (tfft/data/decoded_cache.py; bitwise the same
     # batches): `auto` when they fit `decoded_cache_max_gb` in memory or the rest fits the disk
-    # cache ($TFFT_CACHE_DIR or ~/.cache/tfft, then decoded/), `on` always, `off` never.
+    # cache ($TFFT_CACHE_DIR or ~/.cache/tfft, then decoded/), and not for the run's last pass over
+    # train when no store holds it yet (filling one costs the first touch of its memory and nothing
+    # would read it); `on` always, `off` never.
     decoded_cache: Literal["auto", "on", "off"] = "auto"
     decoded_cache_max_gb: float = Field(2.0, gt=0)
 

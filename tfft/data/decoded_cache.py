@@ -45,6 +45,9 @@ class DecodedCachePolicy:
             on disk; `on` keeps them whatever the disk says; `off` decodes every epoch.
         max_gb: the memory budget, in GiB; images beyond it go to `spill_dir`.
         spill_dir: where the images beyond the budget go (None: the system's temporary folder).
+        start: False when the split is read for the last time: a store an earlier dataset of it
+            filled is still read, but none is started (filling one costs the first touch of its
+            memory, 5-11% of a first epoch on this project's machine, and nothing would read it).
 
     Example:
     >>> DecodedCachePolicy("off").enabled
@@ -54,6 +57,7 @@ class DecodedCachePolicy:
     mode: str = "auto"
     max_gb: float = 2.0
     spill_dir: Optional[Path] = None
+    start: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -294,7 +298,7 @@ def store_for(split, image_size, fast_decode: bool, policy: Optional[DecodedCach
     """The process's store for this split's decoded images, or None (off, or `auto` found no room).
 
     A split asked for again (the next phase, a fresh dataset, the next epoch's validation) gets
-    the same store, already filled. One store is kept per split name (the training split's and
+    the same store, already filled; with `policy.start` False only that (no new store). One store is kept per split name (the training split's and
     the validation split's), all drawing on one memory budget, `policy.max_gb`; a new split of a
     name frees the old one's.
 
@@ -307,6 +311,8 @@ def store_for(split, image_size, fast_decode: bool, policy: Optional[DecodedCach
     key = _key(split, image_size, fast_decode)
     if key in _CURRENT:
         return _CURRENT[key]
+    if not policy.start:
+        return None
     role = str(getattr(split, "name", ""))
     if role in _ROLES:
         _CURRENT.pop(_ROLES.pop(role)).close()

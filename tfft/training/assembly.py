@@ -220,7 +220,7 @@ class Assembly:
 
     # -- datasets ----------------------------------------------------------------------------
     def dataset(self, split: str, epochs: Optional[range], in_pipeline: bool = False, skip: int = 0,
-                input_context: Any = None) -> Any:
+                input_context: Any = None, last_read: bool = False) -> Any:
         """Batches of (images, encoded labels): training ones (`epochs` given) augmented.
 
         Args:
@@ -230,6 +230,8 @@ class Assembly:
             skip: leave out the first batches of the first epoch (resuming inside it).
             input_context: a worker's `tf.distribute.InputContext` (`make_dataset`: its own files
                 of a source that shards by file).
+            last_read: the run reads no training batch after these: `performance.decoded_cache:
+                auto` starts no store for them (one filled by an earlier phase is still read).
         """
         import tensorflow as tf
 
@@ -252,10 +254,12 @@ class Assembly:
                 return (images, seeds), labels
             return images, labels
 
+        cache = decoded_cache_policy(self.cfg.performance)
+        if last_read and cache.mode == "auto":
+            cache = dataclasses.replace(cache, start=False)
         dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=training,
                                     epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip,
-                                    on_decoded=on_decoded, decoded_cache=decoded_cache_policy(self.cfg.performance),
-                                    input_context=input_context)
+                                    on_decoded=on_decoded, decoded_cache=cache, input_context=input_context)
         if not training:
             dataset = dataset.map(lambda images, labels: (images, task.encode(labels, num_classes)))
         return dataset

@@ -133,11 +133,13 @@ class PhaseLoop:
                                                                patience=phase.step_every, verbose=1))
         callbacks += self.user_callbacks  # after the recorder: they see the epoch already checkpointed
         val_data = (cache.val_dataset() if plan.val else None) if cache is not None else plan.val
+        last_phase = index == len(plan.phases) - 1
         if skip:  # the rest of the interrupted epoch, from its next batch, as its own fit
-            self.fit(cache, start, first, first + 1, skip, plan.steps, val_data, callbacks, plan.verbose)
+            self.fit(cache, start, first, first + 1, skip, plan.steps, val_data, callbacks, plan.verbose,
+                     last_fit=last_phase and first + 1 >= end)
             first += 1
         if first < end and not (recorder.nan or state.get("early_stopped")):
-            self.fit(cache, start, first, end, 0, plan.steps, val_data, callbacks, plan.verbose)
+            self.fit(cache, start, first, end, 0, plan.steps, val_data, callbacks, plan.verbose, last_fit=last_phase)
         if recorder.nan:
             if (session.path / checkpoint.LAST).exists():
                 checkpoint.restore(session.path / checkpoint.LAST, session.model.variables)
@@ -247,14 +249,15 @@ class PhaseLoop:
         return asm.teacher.with_targets(dataset) if asm.teacher is not None else dataset
 
     def fit(self, cache: Optional[Any], start: int, first: int, end: int, skip: int, steps: int, val_data: Any,
-            callbacks: list[Any], verbose: int) -> None:
+            callbacks: list[Any], verbose: int, last_fit: bool = False) -> None:
         """Fit epochs `first..end-1` of the phase that began at epoch `start`, the first one from its step
         `skip`, with Keras' fit or the custom loop.
 
         The phase reads one stream of data epochs `start, start+1, ...` (each a pass in its own
         (seed, epoch) order); fit epoch `k` takes its `steps` batches from position
         `(k - start) * steps`, so `training.steps_per_epoch` may be shorter or longer than a pass
-        and a resumed run still reads exactly the batches an uninterrupted one reads.
+        and a resumed run still reads exactly the batches an uninterrupted one reads. `last_fit`:
+        no fit of the run follows this one (then a single pass starts no decoded store).
         """
         from tfft.data import steps_per_epoch
         from tfft.training import custom_loop, distribute
@@ -275,7 +278,9 @@ class PhaseLoop:
 
             train = custom_loop.PerWorker(worker_input)
         else:
-            train = session.asm.dataset("train", needed, skip=position % per_pass)
+            # The run's last pass over train: a decoded store started now would be filled, never read.
+            train = session.asm.dataset("train", needed, skip=position % per_pass,
+                                        last_read=last_fit and len(needed) <= 1)
             if session.chief:  # the pipeline's costs, said once when it is the slower side (issue 34)
                 from tfft.training import input_costs
 
