@@ -298,9 +298,9 @@ def store_for(split, image_size, fast_decode: bool, policy: Optional[DecodedCach
     """The process's store for this split's decoded images, or None (off, or `auto` found no room).
 
     A split asked for again (the next phase, a fresh dataset, the next epoch's validation) gets
-    the same store, already filled; with `policy.start` False only that (no new store). One store is kept per split name (the training split's and
-    the validation split's), all drawing on one memory budget, `policy.max_gb`; a new split of a
-    name frees the old one's.
+    the same store, already filled (with `policy.start` False, only that: no new store). One
+    store is kept per split name (the training split's and the validation split's), all drawing
+    on one memory budget, `policy.max_gb`; a new split of a name frees the old one's.
 
     Example:
     >>> store_for(None, (32, 32), True, DecodedCachePolicy("off")) is None

@@ -254,12 +254,12 @@ class Assembly:
                 return (images, seeds), labels
             return images, labels
 
-        cache = decoded_cache_policy(self.cfg.performance)
-        if last_read and cache.mode == "auto":
-            cache = dataclasses.replace(cache, start=False)
+        decoded = decoded_cache_policy(self.cfg.performance)
+        if last_read and decoded.mode == "auto":
+            decoded = dataclasses.replace(decoded, start=False)
         dataset = data.make_dataset(self.splits, split, self.cfg.data, seed=self.cfg.seed, training=training,
                                     epochs=epochs, augment_fn=prepare if training else None, skip_batches=skip,
-                                    on_decoded=on_decoded, decoded_cache=cache, input_context=input_context)
+                                    on_decoded=on_decoded, decoded_cache=decoded, input_context=input_context)
         if not training:
             dataset = dataset.map(lambda images, labels: (images, task.encode(labels, num_classes)))
         return dataset

@@ -278,7 +278,7 @@ class PhaseLoop:
 
             train = custom_loop.PerWorker(worker_input)
         else:
-            # The run's last pass over train: a decoded store started now would be filled, never read.
+            # A single pass that is the run's last: a decoded store started for it would never be read.
             train = session.asm.dataset("train", needed, skip=position % per_pass,
                                         last_read=last_fit and len(needed) <= 1)
             if session.chief:  # the pipeline's costs, said once when it is the slower side (issue 34)
